@@ -1,0 +1,48 @@
+"""`orm-pack build`: argument parsing and printing over zipbuild."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from rich.console import Console
+
+from . import zipbuild
+
+DEFAULT_OUTPUT = Path("dist") / "oci-mlflow-stack.zip"
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "build",
+        help="build the Resource Manager stack zip",
+        description="Validate schema.yaml against the Terraform variables and build a deterministic stack zip "
+        "(stack/*.tf, schema.yaml, userdata/, docker/ at the zip root).",
+    )
+    parser.add_argument(
+        "source", nargs="?", metavar="SOURCE",
+        help="directory holding stack/ and schema.yaml (default: the current checkout, else the stack bundled "
+        "with orm-pack)",
+    )
+    parser.add_argument("-o", "--output", type=Path, default=DEFAULT_OUTPUT,
+                        help=f"zip to write (default: {DEFAULT_OUTPUT})")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("-q", "--quiet", action="store_true", help="do not list the files")
+    parser.set_defaults(func=run_build)
+
+
+def run_build(args: argparse.Namespace) -> int:
+    source = zipbuild.find_source(args.source)
+    built = zipbuild.build_zip(source, args.output)
+    if args.json:
+        print(json.dumps({"path": str(built.path), "sha256": built.sha256, "size": built.size,
+                          "files": list(built.files), "source": str(source)}, indent=2))
+        return 0
+    console = Console(highlight=False)
+    if not args.quiet:
+        for name in built.files:
+            console.print(f"  {name}")
+    console.print(f"source  {source}")
+    console.print(f"zip     {built.path}  ({len(built.files)} files, {built.size:,} bytes)")
+    console.print(f"sha256  {built.sha256}")
+    return 0
