@@ -1,0 +1,68 @@
+"""Fixtures shared by every test: Terraform with the oci provider double, plan summaries, inventories.
+
+A test module chooses the configuration it plans by overriding `tf_config_dir` (default: stack/).
+"""
+import shutil
+from pathlib import Path
+
+import pytest
+
+from harness.terraform import Terraform
+from harness.tools import terraform_binaries
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_generate_tests(metafunc):
+    # Terraform tests run on 1.0.3 and, when present, on the newer terraform on PATH.
+    if "terraform_binary" in metafunc.fixturenames:
+        binaries = terraform_binaries()
+        metafunc.parametrize("terraform_binary", [path for _, path in binaries],
+                             ids=[f"tf{label}" for label, _ in binaries], scope="module")
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="module")
+def tf_config_dir() -> Path:
+    return REPO_ROOT / "stack"
+
+
+def copy_config(source: Path, target: Path) -> Path:
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns(".terraform*", "*.tfstate*", "plan.bin"))
+    return target
+
+
+@pytest.fixture(scope="module")
+def planned_config(tf_config_dir, terraform_binary, tmp_path_factory) -> Terraform:
+    """An initialised working copy of the module's configuration, shared by its plan-only tests."""
+    workdir = copy_config(tf_config_dir, tmp_path_factory.mktemp("plan") / "config")
+    tf = Terraform(workdir, binary=terraform_binary)
+    tf.init()
+    return tf
+
+
+@pytest.fixture(scope="module")
+def plan_summary(planned_config):
+    """plan_summary(tfvars) -> (values by address, counts by type, outputs), from a real plan."""
+
+    def _plan(tfvars: dict | None = None):
+        summary = planned_config.plan_summary(tfvars)
+        return summary.values, summary.counts, summary.outputs
+
+    return _plan
+
+
+@pytest.fixture
+def fresh_config(tf_config_dir, terraform_binary, tmp_path):
+    """fresh_config(fixtures=None) -> an initialised private working copy (for apply/destroy tests)."""
+
+    def _make(fixtures: dict | None = None) -> Terraform:
+        tf = Terraform(copy_config(tf_config_dir, tmp_path / "config"), binary=terraform_binary, fixtures=fixtures)
+        tf.init()
+        return tf
+
+    return _make

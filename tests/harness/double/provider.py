@@ -1,0 +1,145 @@
+"""The tfplugin6 Provider service of the double, and its entry point.
+
+Terraform runs the launcher in the filesystem mirror (see ../mirror.py), which calls `main()`.
+The PyPI package `tf` does the go-plugin handshake, TLS and the gRPC server.
+"""
+import json
+import os
+import sys
+
+from tf.gen import tfplugin_pb2 as pb
+from tf.gen import tfplugin_pb2_grpc as rpc
+from tf.utils import read_dynamic_value, to_dynamic_value
+
+from . import planning
+from .fakes import Faker, answer_data_source, config_digest, load_fixtures
+from .schema import PROVIDER_ADDR, load_provider_schema, schema_to_pb
+
+
+def _attribute_path(name: str) -> pb.AttributePath:
+    return pb.AttributePath(steps=[pb.AttributePath.Step(attribute_name=name)])
+
+
+class OciDouble(rpc.ProviderServicer):
+    def __init__(self, schema: dict | None = None, fixtures: dict | None = None):
+        self.schema = schema or load_provider_schema()
+        self.fixtures = fixtures if fixtures is not None else load_fixtures()
+        self._schema_response = None
+        trace = os.environ.get("OCI_DOUBLE_TRACE")
+        self._trace_file = open(trace, "a") if trace else None
+
+    def _trace(self, call: str, **fields):
+        if self._trace_file:
+            self._trace_file.write(json.dumps({"call": call, **fields}, default=str) + "\n")
+            self._trace_file.flush()
+
+    def _resource(self, type_name: str) -> dict:
+        return self.schema["resource_schemas"][type_name]["block"]
+
+    def _data_source(self, type_name: str) -> dict:
+        return self.schema["data_source_schemas"][type_name]["block"]
+
+    # --- schema and configuration: Terraform core validates config against the schema itself
+    def GetMetadata(self, request, context):
+        return pb.GetMetadata.Response(
+            server_capabilities=pb.ServerCapabilities(plan_destroy=True),
+            resources=[pb.GetMetadata.ResourceMetadata(type_name=t) for t in self.schema["resource_schemas"]],
+            data_sources=[pb.GetMetadata.DataSourceMetadata(type_name=t) for t in self.schema["data_source_schemas"]],
+        )
+
+    def GetProviderSchema(self, request, context):
+        if self._schema_response is None:
+            self._schema_response = pb.GetProviderSchema.Response(
+                provider=schema_to_pb(self.schema["provider"]),
+                resource_schemas={t: schema_to_pb(s) for t, s in self.schema["resource_schemas"].items()},
+                data_source_schemas={t: schema_to_pb(s) for t, s in self.schema["data_source_schemas"].items()},
+                server_capabilities=pb.ServerCapabilities(plan_destroy=True),
+            )
+        return self._schema_response
+
+    def ValidateProviderConfig(self, request, context):
+        return pb.ValidateProviderConfig.Response()
+
+    def ValidateResourceConfig(self, request, context):
+        return pb.ValidateResourceConfig.Response()
+
+    def ValidateDataResourceConfig(self, request, context):
+        return pb.ValidateDataResourceConfig.Response()
+
+    def ConfigureProvider(self, request, context):
+        return pb.ConfigureProvider.Response()
+
+    def UpgradeResourceState(self, request, context):
+        state = json.loads(request.raw_state.json) if request.raw_state.json else None
+        if state is not None:  # state written by an older schema may lack keys
+            state = Faker(request.type_name, "").fill(self._resource(request.type_name), state)
+        return pb.UpgradeResourceState.Response(upgraded_state=to_dynamic_value(state))
+
+    # --- managed resources
+    def ReadResource(self, request, context):
+        return pb.ReadResource.Response(new_state=request.current_state, private=request.private)
+
+    def PlanResourceChange(self, request, context):
+        block = self._resource(request.type_name)
+        prior = read_dynamic_value(request.prior_state)
+        proposed = read_dynamic_value(request.proposed_new_state)
+        self._trace("plan", type=request.type_name, create=prior is None, destroy=proposed is None)
+        if proposed is None:
+            return pb.PlanResourceChange.Response(planned_state=to_dynamic_value(None))
+        replace = []
+        if prior is None:
+            planned = planning.mark_computed_unknown(block, proposed)
+        else:
+            planned = planning.mark_computed_unknown(block, planning.keep_prior_computed(block, proposed, prior))
+            replace = planning.replace_reasons(block, prior, planned)
+            if replace:
+                planned = planning.mark_computed_unknown(block, planning.forget_computed(block, proposed))
+        return pb.PlanResourceChange.Response(
+            planned_state=to_dynamic_value(planned),
+            requires_replace=[_attribute_path(name) for name in replace],
+        )
+
+    def ApplyResourceChange(self, request, context):
+        planned = read_dynamic_value(request.planned_state)
+        if planned is None:
+            self._trace("delete", type=request.type_name)
+            return pb.ApplyResourceChange.Response(new_state=to_dynamic_value(None))
+        config = read_dynamic_value(request.config) or {}
+        new_state = Faker(request.type_name, config_digest(config)).fill(self._resource(request.type_name), planned)
+        self._trace("apply", type=request.type_name, id=new_state.get("id"))
+        return pb.ApplyResourceChange.Response(new_state=to_dynamic_value(new_state))
+
+    def ImportResourceState(self, request, context):
+        error = pb.Diagnostic(severity=pb.Diagnostic.ERROR, summary="the oci provider double cannot import")
+        return pb.ImportResourceState.Response(diagnostics=[error])
+
+    # --- data sources
+    def ReadDataSource(self, request, context):
+        block = self._data_source(request.type_name)
+        config = read_dynamic_value(request.config)
+        state = answer_data_source(request.type_name, block, config, self.fixtures.get(request.type_name, {}))
+        self._trace("read", type=request.type_name)
+        return pb.ReadDataSource.Response(state=to_dynamic_value(state))
+
+    def StopProvider(self, request, context):
+        return pb.StopProvider.Response()
+
+    def GetFunctions(self, request, context):
+        return pb.GetFunctions.Response()
+
+
+class _ProviderName:
+    """What `tf.runner.run_provider` asks of a provider object: its full name."""
+
+    def full_name(self):
+        return PROVIDER_ADDR
+
+
+def main(argv=None):
+    import tf.provider
+    from tf.runner import run_provider
+
+    servicer = OciDouble()
+    # run_provider wraps a `tf` framework provider in tf.provider.ProviderServicer; we serve our own.
+    tf.provider.ProviderServicer = lambda _provider: servicer
+    run_provider(_ProviderName(), argv or sys.argv)

@@ -1,0 +1,85 @@
+"""Install the oci provider double for Terraform as a filesystem mirror, and the environment to use it.
+
+The mirror holds a launcher script named like a provider binary; its shebang is this interpreter,
+which has the PyPI package `tf`. Nothing is downloaded: the CLI config allows no other installation.
+"""
+import hashlib
+import json
+import os
+import platform
+import sys
+import tempfile
+from pathlib import Path
+
+from .double.schema import PROVIDER_VERSION
+
+TESTS_DIR = Path(__file__).resolve().parents[1]
+
+_LAUNCHER = """#!{python}
+import sys
+sys.path.insert(0, {tests_dir!r})
+from harness.double.provider import main
+main()
+"""
+
+_CLI_CONFIG = """provider_installation {{
+  filesystem_mirror {{
+    path    = "{mirror}"
+    include = ["registry.terraform.io/oracle/oci"]
+  }}
+}}
+disable_checkpoint = true
+"""
+
+
+def _platform() -> str:
+    arch = {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(platform.machine(), platform.machine())
+    return f"{sys.platform}_{arch}"
+
+
+def mirror_dir() -> Path:
+    """One mirror per interpreter and checkout, built on first use and reused afterwards."""
+    key = hashlib.sha256(f"{sys.executable}\0{TESTS_DIR}".encode()).hexdigest()[:12]
+    root = Path(tempfile.gettempdir()) / f"oci-double-{os.getuid()}-{key}"
+    cli_config = root / "terraformrc"
+    if not cli_config.exists():
+        _build(root)
+    return root
+
+
+def _build(root: Path) -> None:
+    staging = Path(tempfile.mkdtemp(prefix=root.name + ".", dir=root.parent))
+    plugin_dir = staging / "mirror" / "registry.terraform.io" / "oracle" / "oci" / PROVIDER_VERSION / _platform()
+    plugin_dir.mkdir(parents=True)
+    launcher = plugin_dir / f"terraform-provider-oci_v{PROVIDER_VERSION}"
+    launcher.write_text(_LAUNCHER.format(python=sys.executable, tests_dir=str(TESTS_DIR)))
+    launcher.chmod(0o755)
+    (staging / "home").mkdir()
+    (staging / "terraformrc").write_text(_CLI_CONFIG.format(mirror=root / "mirror"))
+    try:
+        staging.rename(root)
+    except OSError:  # another process built it first
+        if not (root / "terraformrc").exists():
+            raise
+
+
+def terraform_env(workdir: Path, fixtures: dict | None = None, base: dict | None = None) -> dict:
+    """Environment for running Terraform offline with the double; `fixtures` override data sources."""
+    root = mirror_dir()
+    env = dict(base if base is not None else os.environ)
+    for name in ("TF_LOG", "TF_LOG_PATH", "TF_PLUGIN_CACHE_DIR", "TF_CLI_ARGS"):
+        env.pop(name, None)
+    env.update(
+        TF_CLI_CONFIG_FILE=str(root / "terraformrc"),
+        CHECKPOINT_DISABLE="1",
+        TF_IN_AUTOMATION="1",
+        TF_INPUT="0",
+        HOME=str(root / "home"),  # the `tf` package keeps its plugin TLS certificate under ~/.cache
+    )
+    if fixtures:
+        path = Path(workdir) / ".oci-double-fixtures.json"
+        path.write_text(json.dumps(fixtures))
+        env["OCI_DOUBLE_FIXTURES"] = str(path)
+    else:
+        env.pop("OCI_DOUBLE_FIXTURES", None)
+    return env
