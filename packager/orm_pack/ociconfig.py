@@ -1,0 +1,224 @@
+"""OCI authentication and the Resource Manager client, the way oci-cli does it.
+
+Options and their environment variables (option wins, then environment, then default):
+
+    --config-file   OCI_CLI_CONFIG_FILE   ~/.oci/config
+    --profile       OCI_CLI_PROFILE       DEFAULT
+    --region        OCI_CLI_REGION        the profile's region (or the instance's, for principals)
+    --endpoint      OCI_CLI_ENDPOINT      the region's Resource Manager endpoint
+    --auth          OCI_CLI_AUTH          api_key | instance_principal | resource_principal | security_token
+
+    >>> context = load(AuthOptions(profile="DEFAULT"))
+    >>> client = resource_manager_client(context, retry_strategy(8))
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import oci
+
+from .errors import ExitCode, UserError
+
+AUTH_TYPES = ("api_key", "instance_principal", "resource_principal", "security_token")
+DEFAULT_CONFIG_FILE = "~/.oci/config"
+DEFAULT_PROFILE = "DEFAULT"
+DEFAULT_MAX_ATTEMPTS = 8  # as oci.retry.DEFAULT_RETRY_STRATEGY
+
+
+@dataclass(frozen=True)
+class AuthOptions:
+    """What the user asked for (None = not given on the command line)."""
+
+    config_file: str | None = None
+    profile: str | None = None
+    region: str | None = None
+    endpoint: str | None = None
+    auth: str | None = None
+
+
+@dataclass(frozen=True)
+class OciContext:
+    """Resolved authentication: the SDK config dict, the signer, and who we are."""
+
+    auth: str
+    config: dict = field(repr=False)
+    signer: Any = field(repr=False)
+    region: str | None
+    endpoint: str | None
+    config_file: str | None
+    profile: str | None
+    tenancy_id: str | None
+    user_id: str | None
+
+    def describe(self) -> str:
+        """Where the credentials come from, for error messages: what the user should fix."""
+        if self.auth in ("api_key", "security_token"):
+            return f"profile [{self.profile}] of {self.config_file}"
+        return f"{self.auth} authentication"
+
+    def follow_flags(self) -> list[str]:
+        """The command-line flags that select these credentials again (for printed follow-up commands)."""
+        flags = []
+        if self.auth != "api_key":
+            flags += ["--auth", self.auth]
+        if self.config_file and self.config_file != str(Path(DEFAULT_CONFIG_FILE).expanduser()):
+            flags += ["--config-file", self.config_file]
+        if self.profile and self.profile != DEFAULT_PROFILE:
+            flags += ["--profile", self.profile]
+        if self.endpoint:
+            flags += ["--endpoint", self.endpoint]
+        return flags
+
+
+def resolve(options: AuthOptions, environ: Mapping[str, str] | None = None) -> AuthOptions:
+    """Fill what the command line left out from OCI_CLI_* environment variables and defaults."""
+    env = os.environ if environ is None else environ
+    auth = options.auth or env.get("OCI_CLI_AUTH") or "api_key"
+    if auth not in AUTH_TYPES:
+        raise UserError(f"unknown --auth {auth!r}: use one of {', '.join(AUTH_TYPES)}", ExitCode.USAGE)
+    return AuthOptions(
+        config_file=str(Path(options.config_file or env.get("OCI_CLI_CONFIG_FILE") or DEFAULT_CONFIG_FILE).expanduser()),
+        profile=options.profile or env.get("OCI_CLI_PROFILE") or DEFAULT_PROFILE,
+        region=options.region or env.get("OCI_CLI_REGION") or None,
+        endpoint=options.endpoint or env.get("OCI_CLI_ENDPOINT") or None,
+        auth=auth,
+    )
+
+
+def _read_profile(options: AuthOptions) -> dict:
+    path = options.config_file
+    if not Path(path).is_file():
+        raise UserError(
+            f"OCI config file {path} not found: create it with `oci setup config`, pass --config-file "
+            "(or OCI_CLI_CONFIG_FILE), or use --auth instance_principal / resource_principal",
+            ExitCode.CONFIG,
+        )
+    try:
+        return oci.config.from_file(file_location=path, profile_name=options.profile)
+    except oci.exceptions.ProfileNotFound:
+        raise UserError(
+            f"profile [{options.profile}] is not in {path}: pass --profile (or OCI_CLI_PROFILE) with one of "
+            f"{', '.join(_profiles(path)) or 'the profiles in that file'}",
+            ExitCode.CONFIG,
+        ) from None
+    except oci.exceptions.InvalidConfig as exc:
+        problems = exc.args[0] if exc.args and isinstance(exc.args[0], dict) else {"config": str(exc)}
+        detail = ", ".join(f"{key} is {value}" for key, value in sorted(problems.items()))
+        raise UserError(f"profile [{options.profile}] of {path} is invalid: {detail}; fix that profile",
+                        ExitCode.CONFIG) from None
+    except (oci.exceptions.ConfigFileNotFound, OSError) as exc:
+        raise UserError(f"cannot read OCI config {path}: {exc}", ExitCode.CONFIG) from None
+    except Exception as exc:  # configparser errors
+        raise UserError(f"cannot parse OCI config {path}: {str(exc).splitlines()[0]}", ExitCode.CONFIG) from None
+
+
+def _profiles(path: str) -> list[str]:
+    import configparser
+
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read(path)
+    except configparser.Error:
+        return []
+    return [DEFAULT_PROFILE, *parser.sections()] if parser.defaults() else parser.sections()
+
+
+def _load_key(config: dict, options: AuthOptions):
+    key_file = config.get("key_file")
+    where = f"key_file of profile [{options.profile}] in {options.config_file}"
+    if not key_file:
+        raise UserError(f"{where} is not set", ExitCode.CONFIG)
+    key_path = Path(key_file).expanduser()
+    if not key_path.is_file():
+        raise UserError(f"{where} points to {key_path}, which does not exist", ExitCode.CONFIG)
+    try:
+        return oci.signer.load_private_key_from_file(str(key_path), config.get("pass_phrase"))
+    except oci.exceptions.MissingPrivateKeyPassphrase:
+        raise UserError(f"{key_path} is encrypted: add pass_phrase to profile [{options.profile}] in "
+                        f"{options.config_file}", ExitCode.CONFIG) from None
+    except Exception:
+        raise UserError(f"{key_path} ({where}) is not a readable PEM private key (or pass_phrase is wrong)",
+                        ExitCode.CONFIG) from None
+
+
+def load(options: AuthOptions, environ: Mapping[str, str] | None = None) -> OciContext:
+    """Resolve options, read the config / obtain the principal, and build the signer.
+    Raises UserError(ExitCode.CONFIG) with what to fix."""
+    options = resolve(options, environ)
+    if options.auth == "api_key":
+        config = _read_profile(options)
+        _load_key(config, options)  # a clear message for a missing or unreadable key
+        signer = oci.signer.Signer(
+            tenancy=config["tenancy"], user=config["user"], fingerprint=config["fingerprint"],
+            private_key_file_location=str(Path(config["key_file"]).expanduser()),
+            pass_phrase=config.get("pass_phrase"),
+        )
+        region = options.region or config.get("region")
+        tenancy, user = config.get("tenancy"), config.get("user")
+    elif options.auth == "security_token":
+        config = _read_profile(options)
+        token_file = config.get("security_token_file")
+        if not token_file or not Path(token_file).expanduser().is_file():
+            raise UserError(
+                f"profile [{options.profile}] of {options.config_file} has no readable security_token_file: "
+                "run `oci session authenticate` or `oci session refresh`", ExitCode.CONFIG)
+        token = Path(token_file).expanduser().read_text().strip()
+        signer = oci.auth.signers.SecurityTokenSigner(token, _load_key(config, options))
+        region = options.region or config.get("region")
+        tenancy, user = config.get("tenancy"), None
+    else:
+        try:
+            if options.auth == "instance_principal":
+                signer = oci.auth.signers.InstancePrincipalsSecurityTokenSigner()
+            else:
+                signer = oci.auth.signers.get_resource_principals_signer()
+        except Exception as exc:
+            raise UserError(
+                f"{options.auth} authentication failed ({type(exc).__name__}): it works only on an OCI instance "
+                "(or function/job) with a dynamic group and policies; elsewhere use --auth api_key",
+                ExitCode.CONFIG,
+            ) from None
+        config = {}
+        region = options.region or getattr(signer, "region", None)
+        tenancy, user = getattr(signer, "tenancy_id", None), None
+    if not region and not options.endpoint:
+        raise UserError(f"no region: set region in profile [{options.profile}] of {options.config_file}, "
+                        "or pass --region (or OCI_CLI_REGION)", ExitCode.CONFIG)
+    if region:
+        config = {**config, "region": region}
+    return OciContext(
+        auth=options.auth, config=config, signer=signer, region=region, endpoint=options.endpoint,
+        config_file=options.config_file if options.auth in ("api_key", "security_token") else None,
+        profile=options.profile if options.auth in ("api_key", "security_token") else None,
+        tenancy_id=tenancy, user_id=user,
+    )
+
+
+def retry_strategy(max_attempts: int = DEFAULT_MAX_ATTEMPTS):
+    """The SDK's retry strategy for transient errors (429, 5xx, 409 IncorrectState, timeouts);
+    max_attempts <= 1 turns retries off."""
+    if max_attempts <= 1:
+        return oci.retry.NoneRetryStrategy()
+    return oci.retry.RetryStrategyBuilder(
+        max_attempts_check=True, max_attempts=max_attempts,
+        total_elapsed_time_check=True, total_elapsed_time_seconds=600,
+        retry_max_wait_between_calls_seconds=30, retry_base_sleep_time_seconds=1,
+        service_error_check=True, backoff_type=oci.retry.BACKOFF_DECORRELATED_JITTER_VALUE,
+    ).get_retry_strategy()
+
+
+def resource_manager_client(context: OciContext, strategy=None, timeout=(10, 120)):
+    """A ResourceManagerClient for `context` (endpoint override honoured)."""
+    kwargs: dict[str, Any] = {"signer": context.signer, "timeout": timeout,
+                              "retry_strategy": strategy if strategy is not None else retry_strategy()}
+    if context.endpoint:
+        kwargs["service_endpoint"] = context.endpoint
+    config = dict(context.config)
+    config.setdefault("region", context.region or "us-ashburn-1")
+    try:
+        return oci.resource_manager.ResourceManagerClient(config, **kwargs)
+    except oci.exceptions.InvalidConfig as exc:
+        raise UserError(f"{context.describe()} is invalid: {exc}", ExitCode.CONFIG) from None

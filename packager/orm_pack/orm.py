@@ -1,0 +1,407 @@
+"""Drive Resource Manager through the `oci` SDK: stacks, jobs, logs, plans, outputs.
+
+The SDK client is passed in (tests hand one pointed at the local fake):
+
+    rm = ResourceManager(client)
+    result = rm.ensure_stack(compartment, "mlflow", zip_bytes, sha256, variables)
+    plan = rm.start_job(result.stack.id, "PLAN")
+    plan = rm.follow_job(plan.id, on_log=print)
+    summary = rm.plan_summary(plan.id)
+    apply = rm.follow_job(rm.start_job(result.stack.id, "APPLY", plan_job_id=plan.id).id, on_log=print)
+    rm.outputs(apply.id)
+
+Nothing here prints or exits: errors the user can act on are UserError (see translate_service_error).
+"""
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Callable
+
+import oci
+from oci.resource_manager import models
+
+from .errors import ExitCode, UserError
+
+TAG_MANAGED_BY = "managed-by"
+MANAGED_BY = "orm-pack"
+TAG_ZIP_SHA256 = "orm-pack-zip-sha256"
+TERMINAL_STATES = ("SUCCEEDED", "FAILED", "CANCELED")
+GONE_STACK_STATES = ("DELETING", "DELETED")
+
+
+@dataclass(frozen=True)
+class Stack:
+    id: str
+    name: str
+    compartment_id: str
+    state: str
+    terraform_version: str | None = None
+    variables: dict = field(default_factory=dict)
+    freeform_tags: dict = field(default_factory=dict)
+    time_created: datetime | None = None
+
+    @property
+    def managed(self) -> bool:
+        return self.freeform_tags.get(TAG_MANAGED_BY) == MANAGED_BY
+
+    @property
+    def zip_sha256(self) -> str | None:
+        return self.freeform_tags.get(TAG_ZIP_SHA256)
+
+    @classmethod
+    def from_sdk(cls, data) -> "Stack":
+        return cls(
+            id=data.id, name=data.display_name, compartment_id=data.compartment_id, state=data.lifecycle_state,
+            terraform_version=data.terraform_version, variables=dict(getattr(data, "variables", None) or {}),
+            freeform_tags=dict(data.freeform_tags or {}), time_created=data.time_created,
+        )
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    stack_id: str
+    operation: str
+    state: str
+    time_created: datetime | None = None
+    time_finished: datetime | None = None
+    failure: str | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.state in TERMINAL_STATES
+
+    @classmethod
+    def from_sdk(cls, data) -> "Job":
+        failure = getattr(data, "failure_details", None)
+        return cls(
+            id=data.id, stack_id=data.stack_id, operation=data.operation, state=data.lifecycle_state,
+            time_created=data.time_created, time_finished=data.time_finished,
+            failure=(f"{failure.code}: {failure.message}" if failure and (failure.code or failure.message) else None),
+        )
+
+
+@dataclass(frozen=True)
+class LogLine:
+    timestamp: datetime | None
+    level: str
+    message: str
+
+
+@dataclass
+class LogCursor:
+    """Where a log stream stands: the newest timestamp seen and how many lines carried it, so a
+    page re-read from that timestamp yields no duplicates."""
+
+    timestamp: datetime | None = None
+    seen_at_timestamp: int = 0
+
+
+@dataclass(frozen=True)
+class PlanSummary:
+    add: int
+    change: int
+    destroy: int
+    by_type: dict            # resource type -> {"add": n, "change": n, "destroy": n}
+    output_changes: tuple    # names of outputs the plan changes
+
+    @property
+    def no_changes(self) -> bool:
+        return not (self.add or self.change or self.destroy or self.output_changes)
+
+    @classmethod
+    def from_plan(cls, plan: dict) -> "PlanSummary":
+        """Count Terraform JSON plan actions: a replace counts as one add and one destroy."""
+        add = change = destroy = 0
+        by_type: dict[str, dict[str, int]] = {}
+        for rc in plan.get("resource_changes") or []:
+            if rc.get("mode", "managed") != "managed":
+                continue
+            actions = set(rc.get("change", {}).get("actions") or [])
+            counts = by_type.setdefault(rc.get("type", "?"), {"add": 0, "change": 0, "destroy": 0})
+            if "create" in actions:
+                add += 1
+                counts["add"] += 1
+            if "delete" in actions:
+                destroy += 1
+                counts["destroy"] += 1
+            if "update" in actions:
+                change += 1
+                counts["change"] += 1
+        by_type = {t: c for t, c in sorted(by_type.items()) if any(c.values())}
+        outputs = tuple(sorted(name for name, oc in (plan.get("output_changes") or {}).items()
+                               if set(oc.get("actions") or []) - {"no-op"}))
+        return cls(add=add, change=change, destroy=destroy, by_type=by_type, output_changes=outputs)
+
+
+@dataclass(frozen=True)
+class Output:
+    name: str
+    type: str
+    value: Any
+    sensitive: bool = False
+    description: str = ""
+
+    @classmethod
+    def from_sdk(cls, data) -> "Output":
+        value: Any = data.output_value
+        if isinstance(value, str) and (data.output_type or "string").lower() not in ("string", "str"):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                pass
+        return cls(name=data.output_name, type=data.output_type or "string", value=value,
+                   sensitive=bool(data.is_sensitive), description=data.description or "")
+
+
+@dataclass(frozen=True)
+class StackResult:
+    stack: Stack
+    action: str            # "created", "updated" or "unchanged"
+    changes: tuple = ()    # what an update changed: "configuration", "variables", "terraform version"
+
+
+def translate_service_error(error: oci.exceptions.ServiceError, credentials: str) -> UserError:
+    """A ServiceError the SDK gave up on -> one actionable line with a distinct exit code.
+    `credentials` says where the key comes from (OciContext.describe())."""
+    status, code = error.status, error.code
+    message = (error.message or "").strip().rstrip(".")
+    op = getattr(error, "operation_name", None) or "request"
+    if status == 401:
+        return UserError(
+            f"Resource Manager rejected the request signature (401 {code}): check user, fingerprint, key_file "
+            f"and tenancy in {credentials}; the key must be the API key uploaded for that user", ExitCode.CONFIG)
+    if status == 404:
+        return UserError(f"{op}: not found or not authorized (404 {code}): {message}; check the OCID and your "
+                         "IAM policies", ExitCode.NOT_FOUND)
+    if status == 409:
+        return UserError(f"{op}: Resource Manager refused because of the resource's state (409 {code}): "
+                         f"{message}; another job may be running: see `orm-pack status`", ExitCode.CONFLICT)
+    if status == 429:
+        return UserError(f"{op}: throttled by Resource Manager (429 {code}) after retries; try again in a minute",
+                         ExitCode.SERVICE)
+    if status >= 500:
+        return UserError(f"{op}: Resource Manager failed ({status} {code}): {message}; try again later",
+                         ExitCode.SERVICE)
+    return UserError(f"{op}: Resource Manager rejected the request ({status} {code}): {message}", ExitCode.USAGE)
+
+
+class ResourceManager:
+    """Stacks and jobs of Resource Manager, over a ResourceManagerClient."""
+
+    def __init__(self, client, poll_seconds: float = 5.0, max_wait_seconds: float = 6 * 3600, page_size: int = 100):
+        self.client = client
+        self.poll_seconds = poll_seconds
+        self.max_wait_seconds = max_wait_seconds
+        self.page_size = page_size
+
+    # ---------------------------------------------------------------- stacks
+    def find_stack(self, compartment_id: str, name: str) -> Stack | None:
+        """The orm-pack stack called `name` in the compartment, or None. list_stacks cannot filter by
+        tag, so the freeform tag is checked here."""
+        try:
+            summaries = oci.pagination.list_call_get_all_results(
+                self.client.list_stacks, compartment_id=compartment_id, display_name=name, limit=self.page_size,
+            ).data
+        except oci.exceptions.ServiceError as exc:
+            if exc.status == 404:
+                raise UserError(f"compartment {compartment_id} not found, or you may not use it (404 {exc.code}): "
+                                "check --compartment and your IAM policies", ExitCode.NOT_FOUND) from None
+            raise
+        matches = [Stack.from_sdk(s) for s in summaries
+                   if s.display_name == name and s.lifecycle_state not in GONE_STACK_STATES]
+        ours = [s for s in matches if s.managed]
+        if len(ours) > 1:
+            raise UserError(f"{len(ours)} orm-pack stacks are named {name!r} in {compartment_id} "
+                            f"({', '.join(s.id for s in ours)}): delete the extra ones", ExitCode.CONFLICT)
+        if not ours and matches:
+            raise UserError(f"stack {name!r} ({matches[0].id}) exists in the compartment but was not created by "
+                            "orm-pack; pass another --stack-name", ExitCode.CONFLICT)
+        return self.get_stack(ours[0].id) if ours else None
+
+    def get_stack(self, stack_id: str) -> Stack:
+        return Stack.from_sdk(self.client.get_stack(stack_id).data)
+
+    def ensure_stack(self, compartment_id: str, name: str, zip_data: bytes, zip_sha256: str,
+                     variables: dict[str, str], terraform_version: str | None = None,
+                     description: str = "MLflow on OCI, managed by orm-pack") -> StackResult:
+        """Find the stack by name or create it; upload the zip only when its sha256 changed."""
+        existing = self.find_stack(compartment_id, name)
+        encoded = base64.b64encode(zip_data).decode("ascii")
+        tags = {TAG_MANAGED_BY: MANAGED_BY, TAG_ZIP_SHA256: zip_sha256}
+        if existing is None:
+            details = models.CreateStackDetails(
+                compartment_id=compartment_id, display_name=name, description=description,
+                config_source=models.CreateZipUploadConfigSourceDetails(zip_file_base64_encoded=encoded),
+                variables=variables, terraform_version=terraform_version, freeform_tags=tags,
+            )
+            stack = Stack.from_sdk(self.client.create_stack(details).data)
+            return StackResult(self._wait_stack_active(stack), "created")
+        changes = []
+        update: dict[str, Any] = {}
+        if existing.zip_sha256 != zip_sha256:
+            update["config_source"] = models.UpdateZipUploadConfigSourceDetails(zip_file_base64_encoded=encoded)
+            changes.append("configuration")
+        if existing.variables != variables:
+            update["variables"] = variables
+            changes.append("variables")
+        if terraform_version and existing.terraform_version != terraform_version:
+            update["terraform_version"] = terraform_version
+            changes.append("terraform version")
+        if not update:
+            return StackResult(existing, "unchanged")
+        update["freeform_tags"] = {**existing.freeform_tags, **tags}
+        stack = Stack.from_sdk(self.client.update_stack(existing.id, models.UpdateStackDetails(**update)).data)
+        return StackResult(self._wait_stack_active(stack), "updated", tuple(changes))
+
+    def _wait_stack_active(self, stack: Stack) -> Stack:
+        if stack.state == "ACTIVE":
+            return stack
+        response = oci.wait_until(
+            self.client, self.client.get_stack(stack.id), evaluate_response=lambda r: r.data.lifecycle_state != "CREATING",
+            max_interval_seconds=max(self.poll_seconds, 0.1), max_wait_seconds=600,
+            fetch_func=lambda response=None: self.client.get_stack(stack.id),
+        )
+        stack = Stack.from_sdk(response.data)
+        if stack.state != "ACTIVE":
+            raise UserError(f"stack {stack.id} is {stack.state}, not ACTIVE; see it in the console", ExitCode.FAILURE)
+        return stack
+
+    def delete_stack(self, stack_id: str) -> None:
+        self.client.delete_stack(stack_id)
+        oci.wait_until(
+            self.client, self.client.get_stack(stack_id), evaluate_response=lambda r: r.data.lifecycle_state == "DELETED",
+            max_interval_seconds=max(self.poll_seconds, 0.1), max_wait_seconds=600, succeed_on_not_found=True,
+            fetch_func=lambda response=None: self.client.get_stack(stack_id),
+        )
+
+    def state_resources(self, stack_id: str) -> list[str]:
+        """Addresses of the managed resources in the stack's Terraform state."""
+        raw = self.client.get_stack_tf_state(stack_id).data
+        content = raw.content if hasattr(raw, "content") else raw
+        if not content:
+            return []
+        state = json.loads(content)
+        addresses = []
+        for resource in state.get("resources") or []:
+            if resource.get("mode") != "managed":
+                continue
+            base = ".".join(filter(None, [resource.get("module"), f"{resource['type']}.{resource['name']}"]))
+            for instance in resource.get("instances") or []:
+                key = instance.get("index_key")
+                addresses.append(base + ("" if key is None else f"[{json.dumps(key)}]"))
+        return addresses
+
+    # ---------------------------------------------------------------- jobs
+    def start_job(self, stack_id: str, operation: str, plan_job_id: str | None = None,
+                  display_name: str | None = None) -> Job:
+        """PLAN; APPLY from a plan job (FROM_PLAN_JOB_ID) or AUTO_APPROVED; DESTROY (AUTO_APPROVED)."""
+        if operation == "PLAN":
+            details = models.CreatePlanJobOperationDetails()
+        elif operation == "APPLY":
+            details = (models.CreateApplyJobOperationDetails(execution_plan_strategy="FROM_PLAN_JOB_ID",
+                                                             execution_plan_job_id=plan_job_id)
+                       if plan_job_id else models.CreateApplyJobOperationDetails(execution_plan_strategy="AUTO_APPROVED"))
+        elif operation == "DESTROY":
+            details = models.CreateDestroyJobOperationDetails(execution_plan_strategy="AUTO_APPROVED")
+        else:
+            raise ValueError(operation)
+        job = self.client.create_job(models.CreateJobDetails(
+            stack_id=stack_id, operation=operation, job_operation_details=details,
+            display_name=display_name or f"orm-pack-{operation.lower()}",
+        )).data
+        return Job.from_sdk(job)
+
+    def get_job(self, job_id: str) -> Job:
+        return Job.from_sdk(self.client.get_job(job_id).data)
+
+    def list_jobs(self, stack_id: str, limit: int | None = None) -> list[Job]:
+        """Jobs of the stack, newest first."""
+        kwargs = dict(stack_id=stack_id, sort_by="TIMECREATED", sort_order="DESC")
+        if limit:
+            data = oci.pagination.list_call_get_up_to_limit(self.client.list_jobs, limit, min(limit, self.page_size),
+                                                            **kwargs).data
+        else:
+            data = oci.pagination.list_call_get_all_results(self.client.list_jobs, limit=self.page_size, **kwargs).data
+        return [Job.from_sdk(j) for j in data]
+
+    def latest_job(self, stack_id: str, operation: str, state: str = "SUCCEEDED") -> Job | None:
+        for job in self.list_jobs(stack_id):
+            if job.operation == operation and job.state == state:
+                return job
+        return None
+
+    def new_logs(self, job_id: str, cursor: LogCursor) -> list[LogLine]:
+        """Log lines after `cursor` (paged, oldest first); advances the cursor."""
+        kwargs: dict[str, Any] = {"sort_order": "ASC", "limit": self.page_size}
+        if cursor.timestamp is not None:
+            kwargs["timestamp_greater_than_or_equal_to"] = cursor.timestamp
+        entries = oci.pagination.list_call_get_all_results(self.client.get_job_logs, job_id, **kwargs).data
+        skip = cursor.seen_at_timestamp if cursor.timestamp is not None else 0
+        lines = []
+        for entry in entries:
+            if cursor.timestamp is not None and entry.timestamp == cursor.timestamp and skip > 0:
+                skip -= 1
+                continue
+            lines.append(LogLine(entry.timestamp, entry.level or "INFO", entry.message or ""))
+        if entries:
+            # the page started at the cursor's timestamp (inclusive), so it holds every line of the last one
+            cursor.timestamp = entries[-1].timestamp
+            cursor.seen_at_timestamp = sum(1 for e in entries if e.timestamp == cursor.timestamp)
+        return lines
+
+    def follow_job(self, job_id: str, on_log: Callable[[LogLine], None] | None = None,
+                   on_state: Callable[[Job], None] | None = None, cursor: LogCursor | None = None) -> Job:
+        """Wait (SDK waiter) until the job ends, passing new log lines and each polled state on."""
+        cursor = cursor or LogCursor()
+
+        def drain():
+            for line in self.new_logs(job_id, cursor):
+                if on_log:
+                    on_log(line)
+
+        def tick(_times, response):
+            if on_state:
+                on_state(Job.from_sdk(response.data))
+            drain()
+
+        first = self.client.get_job(job_id)
+        if on_state:
+            on_state(Job.from_sdk(first.data))
+        drain()
+        final = oci.wait_until(
+            self.client, first, evaluate_response=lambda r: r.data.lifecycle_state in TERMINAL_STATES,
+            max_interval_seconds=self.poll_seconds, max_wait_seconds=self.max_wait_seconds, wait_callback=tick,
+            fetch_func=lambda response=None: self.client.get_job(job_id),
+        )
+        drain()
+        job = Job.from_sdk(final.data)
+        if on_state:
+            on_state(job)
+        return job
+
+    def log_tail(self, job_id: str, lines: int = 30) -> list[str]:
+        content = self.client.get_job_logs_content(job_id).data or ""
+        return content.splitlines()[-lines:]
+
+    def all_logs(self, job_id: str) -> list[LogLine]:
+        return self.new_logs(job_id, LogCursor())
+
+    def cancel_job(self, job_id: str) -> None:
+        self.client.cancel_job(job_id)
+
+    def plan_json(self, job_id: str) -> dict:
+        raw = self.client.get_job_tf_plan(job_id, tf_plan_format="JSON").data
+        content = raw.content if hasattr(raw, "content") else raw
+        return json.loads(content)
+
+    def plan_summary(self, job_id: str) -> PlanSummary:
+        return PlanSummary.from_plan(self.plan_json(job_id))
+
+    def outputs(self, job_id: str) -> list[Output]:
+        data = oci.pagination.list_call_get_all_results(self.client.list_job_outputs, job_id,
+                                                        limit=self.page_size).data
+        return [Output.from_sdk(item) for item in data]
