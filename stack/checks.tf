@@ -1,0 +1,48 @@
+# Rules that involve more than one input. Terraform 1.0 has no preconditions and a validation
+# block sees only its own variable, so each rule is a condition in a map keyed by the message a
+# user sees. Any rule that holds stops the plan: tobool() of a non-boolean string fails with
+# that string in the error ("cannot convert \"<message>\" to bool").
+
+locals {
+  # First address and size of each CIDR the stack creates, to compare ranges as numbers.
+  new_network_cidrs = {
+    vcn     = var.vcn_cidr
+    public  = var.public_subnet_cidr
+    private = var.private_subnet_cidr
+  }
+  cidr_ranges = {
+    for name, cidr in local.new_network_cidrs : name => try({
+      first = sum([for i, octet in split(".", split("/", cidr)[0]) : tonumber(octet) * pow(256, 3 - i)])
+      size  = pow(2, 32 - tonumber(split("/", cidr)[1]))
+    }, { first = 0, size = 0 })
+  }
+  subnets_overlap = (
+    local.cidr_ranges.public.first < local.cidr_ranges.private.first + local.cidr_ranges.private.size &&
+    local.cidr_ranges.private.first < local.cidr_ranges.public.first + local.cidr_ranges.public.size
+  )
+  subnet_outside_vcn = {
+    for name in ["public", "private"] : name => (
+      local.cidr_ranges[name].first < local.cidr_ranges.vcn.first ||
+      local.cidr_ranges[name].first + local.cidr_ranges[name].size > local.cidr_ranges.vcn.first + local.cidr_ranges.vcn.size
+    )
+  }
+
+  input_errors = [for message, failed in {
+    "public_subnet_cidr (${var.public_subnet_cidr}) and private_subnet_cidr (${var.private_subnet_cidr}) overlap: give the two subnets separate ranges, e.g. 10.0.1.0/24 and 10.0.2.0/24"                   = !var.use_existing_vcn && local.subnets_overlap
+    "public_subnet_cidr (${var.public_subnet_cidr}) is not inside vcn_cidr (${var.vcn_cidr})"                                                                                                               = !var.use_existing_vcn && local.subnet_outside_vcn.public
+    "private_subnet_cidr (${var.private_subnet_cidr}) is not inside vcn_cidr (${var.vcn_cidr})"                                                                                                             = !var.use_existing_vcn && local.subnet_outside_vcn.private
+    "use_existing_vcn is true: set existing_vcn_id, existing_public_subnet_id and existing_private_subnet_id"                                                                                               = var.use_existing_vcn && (var.existing_vcn_id == "" || var.existing_public_subnet_id == "" || var.existing_private_subnet_id == "")
+    "existing_public_subnet_id is a private subnet (it prohibits public IPs): the VMs need a public subnet"                                                                                                 = var.use_existing_vcn && try(data.oci_core_subnet.existing_public[0].prohibit_public_ip_on_vnic, false) == true
+    "existing_public_subnet_id and existing_private_subnet_id belong to another VCN than existing_vcn_id"                                                                                                   = var.use_existing_vcn && try(data.oci_core_subnet.existing_public[0].vcn_id != var.existing_vcn_id || data.oci_core_subnet.existing_private[0].vcn_id != var.existing_vcn_id, false)
+    "serving_enabled is true but no model is named: set serving_model_name (and serving_model_alias) or serving_model_uri, or disable serving"                                                              = var.serving_enabled && var.serving_model_name == "" && var.serving_model_uri == ""
+    "s3_credentials_source is \"supply\": set s3_access_key and s3_secret_key (a customer secret key of a user who may write the bucket)"                                                                   = var.s3_credentials_source == "supply" && (var.s3_access_key == "" || var.s3_secret_key == "")
+    "s3_credentials_source is \"create\" but current_user_ocid is empty: Resource Manager fills it; with the Terraform CLI set it to your user OCID, or supply keys"                                        = var.s3_credentials_source == "create" && var.current_user_ocid == ""
+    "tracking_image_id (${var.tracking_image_id}) is not an Oracle Linux image compatible with tracking_shape ${var.tracking_shape}: Arm shapes (A1, A2) need an aarch64 image, the others an x86_64 image" = contains(keys(local.chosen_image_ids), "tracking") && length(try(data.oci_core_images.chosen["tracking"].images, [])) == 0
+    "serving_image_id (${var.serving_image_id}) is not an Oracle Linux image compatible with serving_shape ${var.serving_shape}: Arm shapes (A1, A2) need an aarch64 image, the others an x86_64 image"     = contains(keys(local.chosen_image_ids), "serving") && length(try(data.oci_core_images.chosen["serving"].images, [])) == 0
+    "no Oracle Linux ${var.oracle_linux_version} platform image is available for tracking_shape ${var.tracking_shape} in ${var.region}: choose another shape or Oracle Linux version"                       = !contains(keys(local.chosen_image_ids), "tracking") && local.image_ids.tracking == ""
+    "no Oracle Linux ${var.oracle_linux_version} platform image is available for serving_shape ${var.serving_shape} in ${var.region}: choose another shape or Oracle Linux version"                         = var.serving_enabled && !contains(keys(local.chosen_image_ids), "serving") && try(local.image_ids.serving, "") == ""
+  } : message if failed]
+
+  # Terraform evaluates every local during plan, used or not, so a failed rule stops the plan.
+  inputs_ok = length(local.input_errors) == 0 ? true : tobool("Invalid input: ${join(" | ", local.input_errors)}")
+}

@@ -1,0 +1,194 @@
+# cloud-init user_data of the VMs: the docker/ runtime files, the settings as env files, the
+# systemd unit, the bootstrap script and commands.txt, rendered from userdata/ and sent
+# gzip+base64 (OCI's metadata limit is 32 KB; tests check the size).
+#
+# The VMs do not know their public address at boot (see public_ips.tf), so:
+#   * MLflow accepts any Host header (MLFLOW_ALLOWED_HOSTS=*). MLflow listens on 127.0.0.1 only
+#     and nginx in front demands the password on every path but /health; the Host check guards
+#     unauthenticated servers against DNS rebinding, which basic auth already stops here.
+#   * the self-signed certificate names localhost (clients set MLFLOW_TRACKING_INSECURE_TLS).
+#   * the copy of commands.txt on each VM points at the stack outputs for its URL; the outputs
+#     commands_tracking / commands_serving carry the same text with the URL filled in.
+
+locals {
+  tracking_url = "https://${oci_core_public_ip.tracking.ip_address}"
+  serving_url  = var.serving_enabled ? "https://${oci_core_public_ip.serving[0].ip_address}:${local.serving_port}" : ""
+
+  # The serving VM reaches the tracking server inside the VCN.
+  tracking_internal_uri = "https://${oci_core_instance.tracking.private_ip}"
+
+  serving_model = var.serving_model_uri != "" ? var.serving_model_uri : "models:/${var.serving_model_name}@${var.serving_model_alias}"
+
+  proxy_settings = {
+    tracking = {
+      PROXY_LISTEN_PORT   = tostring(local.tracking_port)
+      PROXY_UPSTREAM      = "127.0.0.1:5000"
+      PROXY_HTPASSWD_FILE = "/etc/nginx/mlflow/htpasswd"
+      PROXY_TLS_CERT      = "/etc/pki/nginx/mlflow-tracking.crt"
+      PROXY_TLS_KEY       = "/etc/pki/nginx/private/mlflow-tracking.key"
+      PROXY_SERVER_NAME   = "_"
+      MLFLOW_UI_USER      = var.mlflow_username
+    }
+    serving = {
+      PROXY_LISTEN_PORT   = tostring(local.serving_port)
+      PROXY_UPSTREAM      = "127.0.0.1:8080"
+      PROXY_HTPASSWD_FILE = "/etc/nginx/mlflow/htpasswd"
+      PROXY_TLS_CERT      = "/etc/pki/nginx/mlflow-serving.crt"
+      PROXY_TLS_KEY       = "/etc/pki/nginx/private/mlflow-serving.key"
+      PROXY_SERVER_NAME   = "_"
+      MLFLOW_UI_USER      = var.mlflow_username
+    }
+  }
+
+  # docker/ files each VM needs, at the same relative paths as in the repository (the
+  # Dockerfiles' build context is the repository root: /opt/mlflow/src on the VM).
+  docker_files = {
+    tracking = [
+      "docker/Dockerfile-tracking",
+      "docker/requirements-tracking.txt",
+      "docker/tracking/entrypoint.sh",
+      "docker/tracking/init_db.py",
+      "docker/nginx/mlflow-proxy.conf.template",
+      "docker/nginx/render.sh",
+    ]
+    serving = [
+      "docker/Dockerfile-serving",
+      "docker/requirements-serving.txt",
+      "docker/serving/supervisor.py",
+      "docker/serving/legacy_adapter.py",
+      "docker/nginx/mlflow-proxy.conf.template",
+      "docker/nginx/render.sh",
+    ]
+  }
+
+  tracking_settings = {
+    MLFLOW_DB_HOST               = oci_mysql_mysql_db_system.mlflow.ip_address
+    MLFLOW_DB_PORT               = "3306"
+    MLFLOW_DB_NAME               = var.mlflow_db_name
+    MLFLOW_DB_USER               = var.mlflow_db_user
+    MLFLOW_DB_PASSWORD           = local.mlflow_db_password
+    MYSQL_ADMIN_USER             = var.mysql_admin_username
+    MYSQL_ADMIN_PASSWORD         = var.mysql_admin_password
+    MLFLOW_ARTIFACTS_DESTINATION = "s3://${local.bucket_name}/artifacts"
+    MLFLOW_S3_ENDPOINT_URL       = local.s3_endpoint
+    AWS_ACCESS_KEY_ID            = local.s3_access_key
+    AWS_SECRET_ACCESS_KEY        = local.s3_secret_key
+    AWS_DEFAULT_REGION           = var.region
+    MLFLOW_HOST                  = "127.0.0.1"
+    MLFLOW_PORT                  = "5000"
+    MLFLOW_WORKERS               = tostring(local.mlflow_workers)
+    MLFLOW_ALLOWED_HOSTS         = "*"
+  }
+  serving_settings = {
+    MLFLOW_TRACKING_URI          = local.tracking_internal_uri
+    MLFLOW_TRACKING_USERNAME     = var.mlflow_username
+    MLFLOW_TRACKING_PASSWORD     = var.mlflow_password
+    MLFLOW_TRACKING_INSECURE_TLS = "true"
+    SERVING_MODEL_NAME           = var.serving_model_name
+    SERVING_MODEL_ALIAS          = var.serving_model_alias
+    SERVING_MODEL_URI            = var.serving_model_uri
+    SERVING_HOST                 = "127.0.0.1"
+    SERVING_PORT                 = "8080"
+    SERVING_POLL_SECONDS         = "30"
+  }
+
+
+  commands_tracking = {
+    name_prefix = var.name_prefix
+    username    = var.mlflow_username
+    db_host     = oci_mysql_mysql_db_system.mlflow.ip_address
+    db_name     = var.mlflow_db_name
+    db_user     = var.mlflow_db_user
+    bucket      = local.bucket_name
+    s3_endpoint = local.s3_endpoint
+  }
+  commands_serving = {
+    name_prefix  = var.name_prefix
+    username     = var.mlflow_username
+    model        = local.serving_model
+    model_name   = var.serving_model_name
+    alias        = var.serving_model_alias
+    tracking_uri = local.tracking_internal_uri
+  }
+  commands_text = {
+    tracking = templatefile("${local.userdata_dir}/commands-tracking.txt.tftpl", merge(local.commands_tracking, { mlflow_url = local.tracking_url }))
+    serving  = var.serving_enabled ? templatefile("${local.userdata_dir}/commands-serving.txt.tftpl", merge(local.commands_serving, { serving_url = local.serving_url })) : ""
+  }
+
+  # Files that depend on the inputs only (the same for every boot of a role).
+  static_files = {
+    for role in keys(local.vm_shapes) : role => concat(
+      [for f in local.docker_files[role] : {
+        path    = "/opt/mlflow/src/${f}"
+        mode    = "0644"
+        content = file("${local.assets_dir}/${f}")
+      }],
+      [
+        {
+          path    = "/usr/local/sbin/mlflow-bootstrap.sh"
+          mode    = "0755"
+          content = file("${local.userdata_dir}/mlflow-bootstrap.sh")
+        },
+        {
+          path = "/etc/systemd/system/mlflow-${role}.service"
+          mode = "0644"
+          content = templatefile("${local.userdata_dir}/container.service.tftpl", {
+            description = "MLflow ${role} (podman container)"
+            name        = "mlflow-${role}"
+            image       = "localhost/mlflow-${role}:latest"
+            env_file    = "/etc/mlflow/${role}.env"
+          })
+        },
+        {
+          path    = "/etc/mlflow/proxy.env"
+          mode    = "0644"
+          content = join("", [for k, v in local.proxy_settings[role] : "${k}=${v}\n"])
+        },
+        {
+          path    = "/etc/mlflow/ui-password"
+          mode    = "0600"
+          content = "${var.mlflow_password}\n"
+        },
+        {
+          # Podman on Oracle Linux refuses ambiguous short image names without a terminal.
+          path    = "/etc/containers/registries.conf.d/50-mlflow-short-names.conf"
+          mode    = "0644"
+          content = "[aliases]\n\"python\" = \"docker.io/library/python\"\n"
+        },
+      ],
+    )
+  }
+
+  # Tracking and serving are separate chains: the serving VM's settings need the tracking VM.
+  tracking_user_data = base64gzip(templatefile("${local.userdata_dir}/cloud-init.yaml.tftpl", {
+    role = "tracking"
+    files = concat(local.static_files.tracking, [
+      {
+        path    = "/etc/mlflow/tracking.env"
+        mode    = "0600"
+        content = join("", [for k, v in local.tracking_settings : "${k}=${v}\n"])
+      },
+      {
+        path    = "/etc/mlflow/commands.txt"
+        mode    = "0644"
+        content = templatefile("${local.userdata_dir}/commands-tracking.txt.tftpl", merge(local.commands_tracking, { mlflow_url = "https://<public IP: stack output mlflow_url>" }))
+      },
+    ])
+  }))
+
+  serving_user_data = var.serving_enabled ? base64gzip(templatefile("${local.userdata_dir}/cloud-init.yaml.tftpl", {
+    role = "serving"
+    files = concat(local.static_files.serving, [
+      {
+        path    = "/etc/mlflow/serving.env"
+        mode    = "0600"
+        content = join("", [for k, v in local.serving_settings : "${k}=${v}\n"])
+      },
+      {
+        path    = "/etc/mlflow/commands.txt"
+        mode    = "0644"
+        content = templatefile("${local.userdata_dir}/commands-serving.txt.tftpl", merge(local.commands_serving, { serving_url = "https://<public IP: stack output serving_url>:${local.serving_port}" }))
+      },
+    ])
+  })) : ""
+}

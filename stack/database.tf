@@ -1,0 +1,38 @@
+# MySQL HeatWave DB system for the MLflow backend store, in the private subnet, reachable only
+# from the tracking VM's NSG. The MLflow database and its user are created at the tracking VM's
+# first boot (docker/tracking/init_db.py), with the admin credentials below.
+# Standalone configuration: sql_require_primary_key is off there; the runtime also sets it off
+# for its own session so MLflow's migrations pass on HA configurations.
+
+resource "oci_mysql_mysql_db_system" "mlflow" {
+  compartment_id          = var.compartment_ocid
+  availability_domain     = local.availability_domain
+  display_name            = "${var.name_prefix}-mysql"
+  description             = "MLflow backend store (${var.name_prefix})"
+  subnet_id               = local.private_subnet_id
+  nsg_ids                 = [oci_core_network_security_group.mysql.id]
+  shape_name              = var.mysql_shape
+  configuration_id        = local.mysql_configuration
+  admin_username          = var.mysql_admin_username
+  admin_password          = var.mysql_admin_password
+  data_storage_size_in_gb = local.mysql_storage_gb
+  is_highly_available     = false
+  freeform_tags           = local.freeform_tags
+
+  backup_policy {
+    is_enabled        = true
+    retention_in_days = var.mysql_backup_retention_days
+  }
+
+  deletion_policy {
+    is_delete_protected        = var.mysql_deletion_protection
+    automatic_backup_retention = var.mysql_deletion_protection ? "RETAIN" : "DELETE"
+    final_backup               = var.mysql_deletion_protection ? "REQUIRE_FINAL_BACKUP" : "SKIP_FINAL_BACKUP"
+  }
+
+  lifecycle {
+    # admin_password forces a new DB system in the provider: a retyped form value must never
+    # wipe the MLflow database. Rotate the admin password in the console (commands.txt says how).
+    ignore_changes = [admin_password]
+  }
+}

@@ -1,0 +1,82 @@
+locals {
+  # -------------------------------------------------------------------------------------------
+  # Where the non-Terraform assets are. In the repository the root module is stack/ and the
+  # assets sit one level up; in the Resource Manager zip every *.tf file is flattened next to
+  # schema.yaml, userdata/ and docker/. This is the only place that knows the difference.
+  # -------------------------------------------------------------------------------------------
+  assets_dir   = fileexists("${path.module}/userdata/mlflow-bootstrap.sh") ? path.module : "${path.module}/.."
+  userdata_dir = "${local.assets_dir}/userdata"
+  docker_dir   = "${local.assets_dir}/docker"
+
+  # Empty API-key settings become null, so the provider falls back to its own configuration.
+  api_key = {
+    user_ocid            = var.user_ocid == "" ? null : var.user_ocid
+    fingerprint          = var.fingerprint == "" ? null : var.fingerprint
+    private_key_path     = var.private_key_path == "" ? null : var.private_key_path
+    private_key_password = var.private_key_password == "" ? null : var.private_key_password
+  }
+
+  freeform_tags = {
+    "app"        = "mlflow"
+    "stack-name" = var.name_prefix
+  }
+
+  availability_domain = var.availability_domain != "" ? var.availability_domain : data.oci_identity_availability_domains.this.availability_domains[0].name
+
+  # -------------------------------------------------------------------------------------------
+  # Compute
+  # -------------------------------------------------------------------------------------------
+  vm_shapes = merge(
+    { tracking = var.tracking_shape },
+    var.serving_enabled ? { serving = var.serving_shape } : {},
+  )
+  vm_sizes = {
+    tracking = { ocpus = var.tracking_ocpus, memory_in_gbs = var.tracking_memory_gb }
+    serving  = { ocpus = var.serving_ocpus, memory_in_gbs = var.serving_memory_gb }
+  }
+  requested_image_ids = { tracking = var.tracking_image_id, serving = var.serving_image_id }
+  chosen_image_ids    = { for vm, id in local.requested_image_ids : vm => id if id != "" && contains(keys(local.vm_shapes), vm) }
+  image_ids = {
+    for vm, shape in local.vm_shapes : vm => (
+      contains(keys(local.chosen_image_ids), vm)
+      ? local.chosen_image_ids[vm]
+      : try(data.oci_core_images.oracle_linux[vm].images[0].id, "")
+    )
+  }
+
+  # MLflow's default worker count uses ~3.4 GiB; size it to the VM (about 1 worker per 2 GB, 1-4).
+  mlflow_workers = max(1, min(4, floor(var.tracking_memory_gb / 2), var.tracking_ocpus * 2))
+
+  # -------------------------------------------------------------------------------------------
+  # Network
+  # -------------------------------------------------------------------------------------------
+  vcn_id              = var.use_existing_vcn ? var.existing_vcn_id : oci_core_vcn.mlflow[0].id
+  public_subnet_id    = var.use_existing_vcn ? var.existing_public_subnet_id : oci_core_subnet.public[0].id
+  private_subnet_id   = var.use_existing_vcn ? var.existing_private_subnet_id : oci_core_subnet.private[0].id
+  public_subnet_cidr  = var.use_existing_vcn ? data.oci_core_subnet.existing_public[0].cidr_block : var.public_subnet_cidr
+  private_subnet_cidr = var.use_existing_vcn ? data.oci_core_subnet.existing_private[0].cidr_block : var.private_subnet_cidr
+
+  tracking_port = 443
+  serving_port  = 1234
+  mysql_ports   = [3306, 33060]
+
+  # -------------------------------------------------------------------------------------------
+  # Database
+  # -------------------------------------------------------------------------------------------
+  is_free_mysql       = var.mysql_shape == "MySQL.Free"
+  mysql_storage_gb    = local.is_free_mysql ? 50 : var.mysql_data_storage_gb
+  mysql_configuration = try(data.oci_mysql_mysql_configurations.standalone.configurations[0].id, null)
+  # The MLflow database user's password never has to be typed by a person: derive it from the
+  # admin password (whoever knows that one owns the database anyway). The fixed head satisfies
+  # MySQL's password policy (upper, lower, digit, special character).
+  mlflow_db_password = "Ml1-${substr(sha256("${var.mysql_admin_password}/${var.name_prefix}/mlflow-db"), 0, 28)}"
+
+  # -------------------------------------------------------------------------------------------
+  # Object Storage
+  # -------------------------------------------------------------------------------------------
+  namespace     = data.oci_objectstorage_namespace.this.namespace
+  bucket_name   = "${var.name_prefix}-artifacts-${substr(sha256(var.compartment_ocid), 0, 8)}"
+  s3_endpoint   = "https://${local.namespace}.compat.objectstorage.${var.region}.oraclecloud.com"
+  s3_access_key = var.s3_credentials_source == "create" ? oci_identity_customer_secret_key.mlflow[0].id : var.s3_access_key
+  s3_secret_key = var.s3_credentials_source == "create" ? oci_identity_customer_secret_key.mlflow[0].key : var.s3_secret_key
+}

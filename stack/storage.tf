@@ -1,0 +1,37 @@
+# Artifact store: a private, versioned Object Storage bucket that MLflow reaches through the
+# S3-compatible endpoint (proxied artifacts: clients never get these credentials).
+
+resource "oci_objectstorage_bucket" "artifacts" {
+  compartment_id        = var.compartment_ocid
+  namespace             = local.namespace
+  name                  = local.bucket_name
+  access_type           = "NoPublicAccess"
+  versioning            = "Enabled"
+  object_events_enabled = true
+  kms_key_id            = var.bucket_kms_key_id == "" ? null : var.bucket_kms_key_id
+  freeform_tags         = local.freeform_tags
+
+  depends_on = [oci_identity_policy.bucket_kms]
+}
+
+# Object Storage encrypts with a customer-managed key only when the service may use that key.
+resource "oci_identity_policy" "bucket_kms" {
+  count = var.bucket_kms_key_id == "" ? 0 : 1
+
+  compartment_id = var.compartment_ocid
+  name           = "${var.name_prefix}-bucket-kms"
+  description    = "Lets Object Storage in ${var.region} use the key that encrypts the ${local.bucket_name} bucket"
+  statements = [
+    "Allow service objectstorage-${var.region} to use keys in compartment id ${var.compartment_ocid} where target.key.id = '${var.bucket_kms_key_id}'",
+  ]
+  freeform_tags = local.freeform_tags
+}
+
+# S3-compatible credentials for the tracking VM. OCI allows 2 customer secret keys per user:
+# with 2 already, choose s3_credentials_source = "supply" and give an existing key instead.
+resource "oci_identity_customer_secret_key" "mlflow" {
+  count = var.s3_credentials_source == "create" ? 1 : 0
+
+  user_id      = var.current_user_ocid
+  display_name = "${var.name_prefix}-mlflow-artifacts"
+}

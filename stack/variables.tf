@@ -1,0 +1,576 @@
+# Inputs of the stack. Every variable has a description, a type and, where it can be wrong, a
+# validation whose message says what to change. Cross-variable rules (overlapping CIDRs, shape vs
+# image, serving without a model) live in checks.tf because Terraform 1.0 validations see one
+# variable only. schema.yaml shows these variables as the Resource Manager form.
+
+# ---------------------------------------------------------------------------------------------
+# Filled by Resource Manager (and by provider.auto.tfvars for the Terraform CLI)
+# ---------------------------------------------------------------------------------------------
+
+variable "tenancy_ocid" {
+  description = "OCID of the tenancy. Resource Manager fills it in."
+  type        = string
+
+  validation {
+    condition     = can(regex("^ocid1\\.tenancy\\.", var.tenancy_ocid))
+    error_message = "The tenancy_ocid must be a tenancy OCID (it starts with \"ocid1.tenancy.\")."
+  }
+}
+
+variable "compartment_ocid" {
+  description = "OCID of the compartment that receives every resource of this stack. Resource Manager fills it with the stack's compartment."
+  type        = string
+
+  validation {
+    condition     = can(regex("^ocid1\\.(compartment|tenancy)\\.", var.compartment_ocid))
+    error_message = "The compartment_ocid must be a compartment OCID (\"ocid1.compartment....\") or the tenancy OCID for the root compartment."
+  }
+}
+
+variable "region" {
+  description = "OCI region identifier, e.g. us-ashburn-1. Resource Manager fills it in."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z]+-[a-z]+-[0-9]+$", var.region))
+    error_message = "The region must be a region identifier such as us-ashburn-1 or eu-frankfurt-1 (not a region key like IAD)."
+  }
+}
+
+variable "current_user_ocid" {
+  description = "OCID of the user running the stack. Resource Manager fills it in; the stack creates the Object Storage access key for this user when s3_credentials_source is \"create\"."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.current_user_ocid == "" || can(regex("^ocid1\\.user\\.", var.current_user_ocid))
+    error_message = "The current_user_ocid must be a user OCID (it starts with \"ocid1.user.\") or empty."
+  }
+}
+
+# API-key authentication for Terraform CLI users. Resource Manager ignores these; leave them empty
+# to use the provider's own configuration (~/.oci/config or OCI_* environment variables).
+
+variable "user_ocid" {
+  description = "Terraform CLI only: OCID of the user whose API key signs the requests. Empty in Resource Manager."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.user_ocid == "" || can(regex("^ocid1\\.user\\.", var.user_ocid))
+    error_message = "The user_ocid must be a user OCID (it starts with \"ocid1.user.\") or empty."
+  }
+}
+
+variable "fingerprint" {
+  description = "Terraform CLI only: fingerprint of the API signing key (aa:bb:...:ff). Empty in Resource Manager."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.fingerprint == "" || can(regex("^([0-9a-f]{2}:){15}[0-9a-f]{2}$", var.fingerprint))
+    error_message = "The fingerprint must look like 12:34:56:78:9a:bc:de:f0:12:34:56:78:9a:bc:de:f0 (16 lowercase hex pairs) or be empty."
+  }
+}
+
+variable "private_key_path" {
+  description = "Terraform CLI only: path of the PEM private key of the API signing key. Empty in Resource Manager."
+  type        = string
+  default     = ""
+}
+
+variable "private_key_password" {
+  description = "Terraform CLI only: passphrase of the API private key, when it has one."
+  type        = string
+  default     = ""
+  sensitive   = true
+}
+
+# ---------------------------------------------------------------------------------------------
+# General
+# ---------------------------------------------------------------------------------------------
+
+variable "name_prefix" {
+  description = "Prefix of every display name and of the bucket name: 2-16 lowercase letters, digits or dashes, starting with a letter."
+  type        = string
+  default     = "mlflow"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,15}$", var.name_prefix)) && !can(regex("-$", var.name_prefix))
+    error_message = "The name_prefix must be 2-16 characters: lowercase letters, digits or dashes, starting with a letter and not ending with a dash (e.g. \"mlflow\" or \"team-a\")."
+  }
+}
+
+variable "availability_domain" {
+  description = "Availability domain for the VMs and the MySQL DB system. Empty: the first one of the region."
+  type        = string
+  default     = ""
+}
+
+# ---------------------------------------------------------------------------------------------
+# Network
+# ---------------------------------------------------------------------------------------------
+
+variable "use_existing_vcn" {
+  description = "true: put the stack into an existing VCN and subnets (existing_* variables). false: create a new VCN with a public and a private subnet."
+  type        = bool
+  default     = false
+}
+
+variable "vcn_cidr" {
+  description = "CIDR block of the new VCN (ignored with an existing VCN)."
+  type        = string
+  default     = "10.0.0.0/16"
+
+  validation {
+    condition     = can(regex("^\\d{1,3}(\\.\\d{1,3}){3}/\\d{1,2}$", var.vcn_cidr)) && can(cidrnetmask(var.vcn_cidr)) && try(cidrsubnet(var.vcn_cidr, 0, 0) == var.vcn_cidr, false)
+    error_message = "The vcn_cidr must be an IPv4 network in CIDR notation whose address is the network's first address, e.g. 10.0.0.0/16 (not 10.0.0.1/16 or 10.0.0.0/33)."
+  }
+
+  validation {
+    condition     = !can(cidrnetmask(var.vcn_cidr)) || try(tonumber(split("/", var.vcn_cidr)[1]) >= 16 && tonumber(split("/", var.vcn_cidr)[1]) <= 28, false)
+    error_message = "The vcn_cidr prefix length must be between /16 and /28 (an OCI VCN limit)."
+  }
+}
+
+variable "public_subnet_cidr" {
+  description = "CIDR block of the public subnet of the VMs, inside vcn_cidr (ignored with an existing VCN)."
+  type        = string
+  default     = "10.0.1.0/24"
+
+  validation {
+    condition     = can(regex("^\\d{1,3}(\\.\\d{1,3}){3}/\\d{1,2}$", var.public_subnet_cidr)) && can(cidrnetmask(var.public_subnet_cidr)) && try(cidrsubnet(var.public_subnet_cidr, 0, 0) == var.public_subnet_cidr, false)
+    error_message = "The public_subnet_cidr must be an IPv4 network in CIDR notation whose address is the network's first address, e.g. 10.0.1.0/24."
+  }
+
+  validation {
+    condition     = !can(cidrnetmask(var.public_subnet_cidr)) || try(tonumber(split("/", var.public_subnet_cidr)[1]) <= 29, false)
+    error_message = "The public_subnet_cidr is too small: use /29 or larger (e.g. /24)."
+  }
+}
+
+variable "private_subnet_cidr" {
+  description = "CIDR block of the private subnet of the MySQL DB system, inside vcn_cidr and apart from public_subnet_cidr (ignored with an existing VCN)."
+  type        = string
+  default     = "10.0.2.0/24"
+
+  validation {
+    condition     = can(regex("^\\d{1,3}(\\.\\d{1,3}){3}/\\d{1,2}$", var.private_subnet_cidr)) && can(cidrnetmask(var.private_subnet_cidr)) && try(cidrsubnet(var.private_subnet_cidr, 0, 0) == var.private_subnet_cidr, false)
+    error_message = "The private_subnet_cidr must be an IPv4 network in CIDR notation whose address is the network's first address, e.g. 10.0.2.0/24."
+  }
+
+  validation {
+    condition     = !can(cidrnetmask(var.private_subnet_cidr)) || try(tonumber(split("/", var.private_subnet_cidr)[1]) <= 29, false)
+    error_message = "The private_subnet_cidr is too small: use /29 or larger (e.g. /24)."
+  }
+}
+
+variable "existing_vcn_id" {
+  description = "OCID of the existing VCN (only with use_existing_vcn)."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.existing_vcn_id == "" || can(regex("^ocid1\\.vcn\\.", var.existing_vcn_id))
+    error_message = "The existing_vcn_id must be a VCN OCID (it starts with \"ocid1.vcn.\") or empty."
+  }
+}
+
+variable "existing_public_subnet_id" {
+  description = "OCID of an existing subnet of that VCN that allows public IPs, for the VMs (only with use_existing_vcn)."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.existing_public_subnet_id == "" || can(regex("^ocid1\\.subnet\\.", var.existing_public_subnet_id))
+    error_message = "The existing_public_subnet_id must be a subnet OCID (it starts with \"ocid1.subnet.\") or empty."
+  }
+}
+
+variable "existing_private_subnet_id" {
+  description = "OCID of an existing subnet of that VCN for the MySQL DB system, preferably private (only with use_existing_vcn)."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.existing_private_subnet_id == "" || can(regex("^ocid1\\.subnet\\.", var.existing_private_subnet_id))
+    error_message = "The existing_private_subnet_id must be a subnet OCID (it starts with \"ocid1.subnet.\") or empty."
+  }
+}
+
+variable "allowed_ingress_cidr" {
+  description = "Who may reach the MLflow UI/API (443) and the serving endpoint (1234): an IPv4 CIDR, e.g. your public IP as 203.0.113.7/32. 0.0.0.0/0 opens them to the internet (the password still protects them)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^\\d{1,3}(\\.\\d{1,3}){3}/\\d{1,2}$", var.allowed_ingress_cidr)) && can(cidrnetmask(var.allowed_ingress_cidr))
+    error_message = "The allowed_ingress_cidr must be an IPv4 CIDR such as 203.0.113.7/32 (one address) or 0.0.0.0/0 (anyone)."
+  }
+}
+
+variable "ssh_source_cidr" {
+  description = "IPv4 CIDR allowed to SSH (22) into the VMs. Empty (the default) keeps SSH closed."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.ssh_source_cidr == "" || (can(regex("^\\d{1,3}(\\.\\d{1,3}){3}/\\d{1,2}$", var.ssh_source_cidr)) && can(cidrnetmask(var.ssh_source_cidr)))
+    error_message = "The ssh_source_cidr must be empty (SSH closed) or an IPv4 CIDR such as 203.0.113.7/32."
+  }
+}
+
+variable "ssh_public_key" {
+  description = "OpenSSH public key for the opc user of the VMs. Optional: without it nobody can log in over SSH."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.ssh_public_key == "" || can(regex("^(ssh-(rsa|ed25519)|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]+", var.ssh_public_key))
+    error_message = "The ssh_public_key must be an OpenSSH public key line (ssh-ed25519 AAAA..., ssh-rsa AAAA... or ecdsa-sha2-nistp256 AAAA...) or empty."
+  }
+}
+
+# ---------------------------------------------------------------------------------------------
+# MySQL HeatWave
+# ---------------------------------------------------------------------------------------------
+
+variable "mysql_shape" {
+  description = "MySQL HeatWave shape. MySQL.Free is the Always Free shape (one per tenancy, 50 GB storage)."
+  type        = string
+  default     = "MySQL.2"
+
+  validation {
+    condition     = contains(["MySQL.Free", "MySQL.2", "MySQL.4", "MySQL.8", "MySQL.16", "MySQL.32", "MySQL.48", "MySQL.64"], var.mysql_shape)
+    error_message = "The mysql_shape must be one of MySQL.Free (Always Free), MySQL.2, MySQL.4, MySQL.8, MySQL.16, MySQL.32, MySQL.48 or MySQL.64."
+  }
+}
+
+variable "mysql_data_storage_gb" {
+  description = "Initial data storage of the MySQL DB system in GB (50-65536). The Always Free shape always uses 50."
+  type        = number
+  default     = 50
+
+  validation {
+    condition     = var.mysql_data_storage_gb >= 50 && var.mysql_data_storage_gb <= 65536 && floor(var.mysql_data_storage_gb) == var.mysql_data_storage_gb
+    error_message = "The mysql_data_storage_gb must be a whole number of GB between 50 and 65536."
+  }
+}
+
+variable "mysql_backup_retention_days" {
+  description = "How many days automatic MySQL backups are kept (1-35)."
+  type        = number
+  default     = 7
+
+  validation {
+    condition     = var.mysql_backup_retention_days >= 1 && var.mysql_backup_retention_days <= 35 && floor(var.mysql_backup_retention_days) == var.mysql_backup_retention_days
+    error_message = "The mysql_backup_retention_days must be a whole number between 1 and 35."
+  }
+}
+
+variable "mysql_deletion_protection" {
+  description = "Protect the MySQL DB system against deletion. When true, destroying the stack fails until you turn it off again."
+  type        = bool
+  default     = false
+}
+
+variable "mysql_admin_username" {
+  description = "Administrator user of the MySQL DB system: 1-32 letters, digits or underscores, starting with a letter; not a reserved MySQL/OCI name."
+  type        = string
+  default     = "mlflowadmin"
+
+  validation {
+    condition     = can(regex("^[A-Za-z][A-Za-z0-9_]{0,31}$", var.mysql_admin_username))
+    error_message = "The mysql_admin_username must be 1-32 characters: letters, digits or underscores, starting with a letter."
+  }
+
+  validation {
+    condition     = !contains(["administrator", "ociadmin", "ocirpl", "ocidbm", "ocimonitor", "mysql.sys", "mysql.session", "mysql.infoschema", "mysql.rpl", "root", "mysql"], lower(var.mysql_admin_username))
+    error_message = "The mysql_admin_username is a name MySQL HeatWave reserves (administrator, ociadmin, ocirpl, ocidbm, ocimonitor, root, mysql, mysql.*): choose another, e.g. mlflowadmin."
+  }
+}
+
+variable "mysql_admin_password" {
+  description = "Password of the MySQL administrator: 8-32 characters with an uppercase letter, a lowercase letter, a digit and a special character; no spaces or quotes."
+  type        = string
+  sensitive   = true
+
+  validation {
+    condition     = length(var.mysql_admin_password) >= 8 && length(var.mysql_admin_password) <= 32
+    error_message = "The mysql_admin_password must be 8 to 32 characters long."
+  }
+
+  validation {
+    condition     = can(regex("[A-Z]", var.mysql_admin_password)) && can(regex("[a-z]", var.mysql_admin_password))
+    error_message = "The mysql_admin_password needs at least one uppercase and one lowercase letter."
+  }
+
+  validation {
+    condition     = can(regex("[0-9]", var.mysql_admin_password))
+    error_message = "The mysql_admin_password needs at least one digit."
+  }
+
+  validation {
+    condition     = can(regex("[^A-Za-z0-9]", var.mysql_admin_password))
+    error_message = "The mysql_admin_password needs at least one special character (not a letter or digit), e.g. - _ ! @ # %."
+  }
+
+  validation {
+    condition     = !can(regex("[[:space:]\"'\\\\]", var.mysql_admin_password))
+    error_message = "The mysql_admin_password must not contain spaces, quotes or backslashes."
+  }
+}
+
+variable "mlflow_db_name" {
+  description = "Name of the MLflow database that the tracking VM creates at first boot."
+  type        = string
+  default     = "mlflow"
+
+  validation {
+    condition     = can(regex("^[A-Za-z][A-Za-z0-9_]{0,31}$", var.mlflow_db_name))
+    error_message = "The mlflow_db_name must be 1-32 letters, digits or underscores, starting with a letter."
+  }
+}
+
+variable "mlflow_db_user" {
+  description = "MySQL user that MLflow connects with; the tracking VM creates it at first boot and grants it the MLflow database only. Its password is derived from the admin password, nobody needs to type it."
+  type        = string
+  default     = "mlflow"
+
+  validation {
+    condition     = can(regex("^[A-Za-z][A-Za-z0-9_]{0,31}$", var.mlflow_db_user))
+    error_message = "The mlflow_db_user must be 1-32 letters, digits or underscores, starting with a letter."
+  }
+}
+
+# ---------------------------------------------------------------------------------------------
+# Object Storage
+# ---------------------------------------------------------------------------------------------
+
+variable "bucket_kms_key_id" {
+  description = "Optional OCID of a Vault key to encrypt the artifact bucket with (customer-managed key). Empty: Oracle-managed keys."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.bucket_kms_key_id == "" || can(regex("^ocid1\\.key\\.", var.bucket_kms_key_id))
+    error_message = "The bucket_kms_key_id must be a Vault key OCID (it starts with \"ocid1.key.\") or empty."
+  }
+}
+
+variable "bucket_kms_vault_id" {
+  description = "Vault of bucket_kms_key_id. Used only by the form to list the vault's keys."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.bucket_kms_vault_id == "" || can(regex("^ocid1\\.vault\\.", var.bucket_kms_vault_id))
+    error_message = "The bucket_kms_vault_id must be a vault OCID (it starts with \"ocid1.vault.\") or empty."
+  }
+}
+
+variable "s3_credentials_source" {
+  description = "How the tracking VM gets its Object Storage (S3-compatible) credentials: \"create\" makes a customer secret key for the current user (a user can hold 2), \"supply\" uses s3_access_key/s3_secret_key."
+  type        = string
+  default     = "create"
+
+  validation {
+    condition     = contains(["create", "supply"], var.s3_credentials_source)
+    error_message = "The s3_credentials_source must be \"create\" (the stack creates a customer secret key) or \"supply\" (you give s3_access_key and s3_secret_key)."
+  }
+}
+
+variable "s3_access_key" {
+  description = "Access key of an existing customer secret key (only with s3_credentials_source = \"supply\")."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.s3_access_key == "" || can(regex("^[0-9a-f]{40}$", var.s3_access_key))
+    error_message = "The s3_access_key must be the 40-character lowercase hex access key of a customer secret key (User settings > Customer secret keys), or empty."
+  }
+}
+
+variable "s3_secret_key" {
+  description = "Secret key of that customer secret key (only with s3_credentials_source = \"supply\"). Shown once by OCI when the key is created."
+  type        = string
+  default     = ""
+  sensitive   = true
+
+  validation {
+    condition     = var.s3_secret_key == "" || can(regex("^[A-Za-z0-9+/=]{20,64}$", var.s3_secret_key))
+    error_message = "The s3_secret_key must be the secret of a customer secret key (20-64 letters, digits, +, / or =), or empty."
+  }
+}
+
+# ---------------------------------------------------------------------------------------------
+# Compute
+# ---------------------------------------------------------------------------------------------
+
+variable "oracle_linux_version" {
+  description = "Oracle Linux major version of the VMs' platform image (the newest image of that version compatible with the shape is used)."
+  type        = string
+  default     = "9"
+
+  validation {
+    condition     = contains(["8", "9"], var.oracle_linux_version)
+    error_message = "The oracle_linux_version must be \"8\" or \"9\"."
+  }
+}
+
+variable "tracking_shape" {
+  description = "Flexible shape of the tracking VM. VM.Standard.A1.Flex (Arm) is in the Always Free tier."
+  type        = string
+  default     = "VM.Standard.E5.Flex"
+
+  validation {
+    condition     = contains(["VM.Standard.E3.Flex", "VM.Standard.E4.Flex", "VM.Standard.E5.Flex", "VM.Standard.E6.Flex", "VM.Standard.A1.Flex", "VM.Standard.A2.Flex", "VM.Standard3.Flex", "VM.Optimized3.Flex"], var.tracking_shape)
+    error_message = "The tracking_shape must be a flexible VM shape: VM.Standard.E3.Flex, VM.Standard.E4.Flex, VM.Standard.E5.Flex, VM.Standard.E6.Flex, VM.Standard.A1.Flex, VM.Standard.A2.Flex, VM.Standard3.Flex or VM.Optimized3.Flex."
+  }
+}
+
+variable "tracking_ocpus" {
+  description = "OCPUs of the tracking VM (1-16)."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.tracking_ocpus >= 1 && var.tracking_ocpus <= 16 && floor(var.tracking_ocpus) == var.tracking_ocpus
+    error_message = "The tracking_ocpus must be a whole number between 1 and 16."
+  }
+}
+
+variable "tracking_memory_gb" {
+  description = "Memory of the tracking VM in GB (4-256). MLflow with 2 workers needs about 2 GB."
+  type        = number
+  default     = 8
+
+  validation {
+    condition     = var.tracking_memory_gb >= 4 && var.tracking_memory_gb <= 256 && floor(var.tracking_memory_gb) == var.tracking_memory_gb
+    error_message = "The tracking_memory_gb must be a whole number of GB between 4 and 256."
+  }
+}
+
+variable "tracking_image_id" {
+  description = "Optional Oracle Linux image OCID for the tracking VM. Empty: the newest Oracle Linux platform image for the shape."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.tracking_image_id == "" || can(regex("^ocid1\\.image\\.", var.tracking_image_id))
+    error_message = "The tracking_image_id must be an image OCID (it starts with \"ocid1.image.\") or empty."
+  }
+}
+
+variable "serving_enabled" {
+  description = "Create the serving VM, which serves a registered model over HTTPS on port 1234."
+  type        = bool
+  default     = true
+}
+
+variable "serving_shape" {
+  description = "Flexible shape of the serving VM. VM.Standard.A1.Flex (Arm) is in the Always Free tier."
+  type        = string
+  default     = "VM.Standard.E5.Flex"
+
+  validation {
+    condition     = contains(["VM.Standard.E3.Flex", "VM.Standard.E4.Flex", "VM.Standard.E5.Flex", "VM.Standard.E6.Flex", "VM.Standard.A1.Flex", "VM.Standard.A2.Flex", "VM.Standard3.Flex", "VM.Optimized3.Flex"], var.serving_shape)
+    error_message = "The serving_shape must be a flexible VM shape: VM.Standard.E3.Flex, VM.Standard.E4.Flex, VM.Standard.E5.Flex, VM.Standard.E6.Flex, VM.Standard.A1.Flex, VM.Standard.A2.Flex, VM.Standard3.Flex or VM.Optimized3.Flex."
+  }
+}
+
+variable "serving_ocpus" {
+  description = "OCPUs of the serving VM (1-16)."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.serving_ocpus >= 1 && var.serving_ocpus <= 16 && floor(var.serving_ocpus) == var.serving_ocpus
+    error_message = "The serving_ocpus must be a whole number between 1 and 16."
+  }
+}
+
+variable "serving_memory_gb" {
+  description = "Memory of the serving VM in GB (4-256)."
+  type        = number
+  default     = 8
+
+  validation {
+    condition     = var.serving_memory_gb >= 4 && var.serving_memory_gb <= 256 && floor(var.serving_memory_gb) == var.serving_memory_gb
+    error_message = "The serving_memory_gb must be a whole number of GB between 4 and 256."
+  }
+}
+
+variable "serving_image_id" {
+  description = "Optional Oracle Linux image OCID for the serving VM. Empty: the newest Oracle Linux platform image for the shape."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.serving_image_id == "" || can(regex("^ocid1\\.image\\.", var.serving_image_id))
+    error_message = "The serving_image_id must be an image OCID (it starts with \"ocid1.image.\") or empty."
+  }
+}
+
+variable "serving_model_name" {
+  description = "Registered model the serving VM serves (it waits until the model and alias exist). Ignored when serving_model_uri is set."
+  type        = string
+  default     = "wine-quality"
+
+  validation {
+    condition     = var.serving_model_name == "" || can(regex("^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$", var.serving_model_name))
+    error_message = "The serving_model_name must be 1-128 letters, digits, dots, dashes or underscores, starting with a letter or digit."
+  }
+}
+
+variable "serving_model_alias" {
+  description = "Alias of the registered model to serve; moving the alias in MLflow redeploys the model without touching the stack."
+  type        = string
+  default     = "champion"
+
+  validation {
+    condition     = can(regex("^[A-Za-z][A-Za-z0-9_-]{0,63}$", var.serving_model_alias)) && !can(regex("^(?i)(latest|v[0-9]+)$", var.serving_model_alias))
+    error_message = "The serving_model_alias must be 1-64 letters, digits, dashes or underscores starting with a letter, and not \"latest\" or v<number> (MLflow reserves those)."
+  }
+}
+
+variable "serving_model_uri" {
+  description = "Optional fixed model URI to serve instead of name and alias, e.g. models:/wine-quality/3 or runs:/<run_id>/model."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.serving_model_uri == "" || can(regex("^(models|runs|mlflow-artifacts):/[^[:space:]]+$", var.serving_model_uri))
+    error_message = "The serving_model_uri must be empty or an MLflow model URI such as models:/<name>/<version>, models:/<name>@<alias> or runs:/<run_id>/<path>."
+  }
+}
+
+# ---------------------------------------------------------------------------------------------
+# MLflow access
+# ---------------------------------------------------------------------------------------------
+
+variable "mlflow_username" {
+  description = "User name for the MLflow UI/API and the serving endpoint (HTTP basic auth)."
+  type        = string
+  default     = "mlflow"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$", var.mlflow_username))
+    error_message = "The mlflow_username must be 1-32 letters, digits, dots, dashes or underscores, starting with a letter or digit."
+  }
+}
+
+variable "mlflow_password" {
+  description = "Password for the MLflow UI/API and the serving endpoint: 12-64 characters without spaces or quotes."
+  type        = string
+  sensitive   = true
+
+  validation {
+    condition     = length(var.mlflow_password) >= 12 && length(var.mlflow_password) <= 64
+    error_message = "The mlflow_password must be 12 to 64 characters long."
+  }
+
+  validation {
+    condition     = !can(regex("[[:space:]\"'\\\\]", var.mlflow_password)) && can(regex("^[[:print:]]+$", var.mlflow_password))
+    error_message = "The mlflow_password must be printable characters without spaces, quotes or backslashes."
+  }
+}

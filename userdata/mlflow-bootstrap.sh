@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Boot-time setup of an MLflow VM on Oracle Linux 8/9, run by cloud-init (runcmd):
+#   mlflow-bootstrap.sh tracking|serving
+# It installs podman and nginx from the OS repositories, builds the container image from the
+# docker/ files cloud-init wrote to /opt/mlflow/src, opens the host firewall and SELinux for the
+# proxy, renders the nginx auth proxy and starts the systemd units. Idempotent: running it again
+# (e.g. `sudo /usr/local/sbin/mlflow-bootstrap.sh tracking`) repairs a half-finished boot.
+# Every step is logged with a UTC timestamp to /var/log/mlflow-bootstrap.log.
+set -euo pipefail
+
+ROLE=${1:-}
+LOG=/var/log/mlflow-bootstrap.log
+SRC=/opt/mlflow/src
+CONF=/etc/mlflow
+
+log() { printf '%s [%s] %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "${ROLE:-bootstrap}" "$*" | tee -a "$LOG" >&2; }
+die() {
+  log "ERROR: $*"
+  exit 1
+}
+# retry TRIES DELAY_SECONDS COMMAND...: the reserved public IP is attached a little after the VM
+# starts, so the first package downloads can fail for a minute.
+retry() {
+  local tries=$1 delay=$2 attempt=1
+  shift 2
+  until "$@" >>"$LOG" 2>&1; do
+    ((attempt < tries)) || return 1
+    log "attempt $attempt/$tries failed, retrying in ${delay}s: $*"
+    sleep "$delay"
+    attempt=$((attempt + 1))
+  done
+}
+step() { log "step: $*"; }
+
+case $ROLE in
+  tracking)
+    SERVICE=mlflow-tracking
+    DOCKERFILE=docker/Dockerfile-tracking
+    PORT=443
+    ;;
+  serving)
+    SERVICE=mlflow-serving
+    DOCKERFILE=docker/Dockerfile-serving
+    PORT=1234
+    ;;
+  *) die "usage: $0 tracking|serving" ;;
+esac
+IMAGE=localhost/$SERVICE:latest
+[[ $EUID -eq 0 ]] || die "run as root (sudo $0 $ROLE)"
+for f in "$CONF/proxy.env" "$CONF/ui-password" "$CONF/$ROLE.env" "$SRC/$DOCKERFILE"; do
+  [[ -f $f ]] || die "$f is missing: cloud-init did not write it (see /var/log/cloud-init-output.log)"
+done
+
+step "install podman, nginx, httpd-tools, openssl and the SELinux tools from the OS repositories"
+retry 30 20 dnf -y install podman nginx httpd-tools openssl policycoreutils-python-utils firewalld ||
+  die "dnf could not install the packages (network or repository problem; see $LOG)"
+
+step "allow nginx to proxy to localhost and to listen on port $PORT (SELinux)"
+if command -v selinuxenabled >/dev/null && selinuxenabled; then
+  setsebool -P httpd_can_network_connect 1
+  if ! semanage port -l | grep -E '^http_port_t ' | grep -qw "$PORT"; then
+    semanage port -a -t http_port_t -p tcp "$PORT" 2>>"$LOG" || semanage port -m -t http_port_t -p tcp "$PORT"
+  fi
+fi
+
+step "open port $PORT/tcp in the host firewall"
+if systemctl is-active --quiet firewalld; then
+  firewall-cmd --quiet --permanent --add-port="$PORT/tcp"
+  firewall-cmd --quiet --reload
+else
+  firewall-offline-cmd --quiet --add-port="$PORT/tcp"
+fi
+
+step "build the $IMAGE container image from $SRC/$DOCKERFILE"
+retry 5 30 podman build --pull=missing --tag "$IMAGE" --file "$SRC/$DOCKERFILE" "$SRC" ||
+  die "podman build failed (see $LOG)"
+
+step "write the proxy's password file and TLS settings"
+set -a
+# shellcheck source=/dev/null
+. "$CONF/proxy.env"
+set +a
+install -d -m 0750 -o root -g nginx "$(dirname "$PROXY_HTPASSWD_FILE")"
+htpasswd -iBc "$PROXY_HTPASSWD_FILE" "$MLFLOW_UI_USER" <"$CONF/ui-password" 2>>"$LOG"
+chown root:nginx "$PROXY_HTPASSWD_FILE"
+chmod 0640 "$PROXY_HTPASSWD_FILE"
+install -d -m 0755 "$(dirname "$PROXY_TLS_CERT")"
+install -d -m 0700 "$(dirname "$PROXY_TLS_KEY")"
+
+step "render the nginx auth proxy (port $PORT -> $PROXY_UPSTREAM)"
+bash "$SRC/docker/nginx/render.sh" "/etc/nginx/conf.d/$SERVICE.conf" 2>>"$LOG"
+restorecon -R "$(dirname "$PROXY_HTPASSWD_FILE")" "$(dirname "$PROXY_TLS_CERT")" "$(dirname "$PROXY_TLS_KEY")" /etc/nginx/conf.d 2>/dev/null || true
+nginx -t 2>>"$LOG" || die "nginx -t rejected the rendered configuration (see $LOG)"
+
+step "start $SERVICE and nginx (systemd, restart on failure)"
+systemctl daemon-reload
+systemctl enable --now "$SERVICE.service"
+systemctl enable nginx.service
+systemctl restart nginx.service
+
+step "write /home/opc/commands.txt"
+install -m 0644 "$CONF/commands.txt" /home/opc/commands.txt
+chown opc:opc /home/opc/commands.txt 2>/dev/null || true
+
+log "done: $SERVICE is starting (journalctl -u $SERVICE -f); proxy on https://<public IP>:$PORT"
