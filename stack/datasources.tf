@@ -61,14 +61,17 @@ data "oci_mysql_mysql_configurations" "standalone" {
   }
 }
 
-# Primary private IP of each VM, read once the VM exists, for its reserved public IP.
-data "oci_core_private_ips" "tracking" {
-  subnet_id  = local.public_subnet_id
-  ip_address = oci_core_instance.tracking.private_ip
+# Primary private IP of each VM (VM -> primary VNIC -> its private IPs), read once the VM exists,
+# for the VM's reserved public IP.
+data "oci_core_vnic_attachments" "vm" {
+  for_each = local.vm_shapes
+
+  compartment_id = var.compartment_ocid
+  instance_id    = each.key == "tracking" ? oci_core_instance.tracking.id : oci_core_instance.serving[0].id
 }
 
-data "oci_core_private_ips" "serving" {
-  count      = var.serving_enabled ? 1 : 0
-  subnet_id  = local.public_subnet_id
-  ip_address = oci_core_instance.serving[0].private_ip
+data "oci_core_private_ips" "vm" {
+  for_each = local.vm_shapes
+
+  vnic_id = data.oci_core_vnic_attachments.vm[each.key].vnic_attachments[0].vnic_id
 }

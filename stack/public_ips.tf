@@ -11,7 +11,7 @@ resource "oci_core_public_ip" "tracking" {
   compartment_id = var.compartment_ocid
   lifetime       = "RESERVED"
   display_name   = "${var.name_prefix}-tracking-ip"
-  private_ip_id  = data.oci_core_private_ips.tracking.private_ips[0].id
+  private_ip_id  = local.primary_private_ip_ids.tracking
   freeform_tags  = local.freeform_tags
 }
 
@@ -21,6 +21,12 @@ resource "oci_core_public_ip" "serving" {
   compartment_id = var.compartment_ocid
   lifetime       = "RESERVED"
   display_name   = "${var.name_prefix}-serving-ip"
-  private_ip_id  = data.oci_core_private_ips.serving[0].private_ips[0].id
+  private_ip_id  = local.primary_private_ip_ids.serving
   freeform_tags  = local.freeform_tags
+}
+
+locals {
+  primary_private_ip_ids = {
+    for vm, ips in data.oci_core_private_ips.vm : vm => [for ip in ips.private_ips : ip.id if ip.is_primary][0]
+  }
 }
