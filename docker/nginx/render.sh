@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Renders mlflow-proxy.conf.template (next to this script) from environment variables.
+#   usage: render.sh OUTPUT_FILE        (OUTPUT_FILE "-" writes to stdout)
+#   PROXY_LISTEN_PORT    port or address:port nginx listens on (TLS), e.g. 443 or 127.0.0.1:8443
+#   PROXY_UPSTREAM       host:port of mlflow server or the serving supervisor, e.g. 127.0.0.1:5000
+#   PROXY_HTPASSWD_FILE  existing htpasswd file with bcrypt entries (htpasswd -B)
+#   PROXY_TLS_CERT       PEM certificate; with PROXY_TLS_KEY, a self-signed pair is created
+#   PROXY_TLS_KEY        PEM private key  when neither file exists
+#   PROXY_SERVER_NAME    nginx server_name list (default "_"); also the self-signed cert's names
+# Needs only bash, sed and openssl: it runs on Oracle Linux 8/9 hosts and on Debian.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+TEMPLATE=$HERE/mlflow-proxy.conf.template
+
+log() { printf '%s render.sh: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 2; }
+
+[[ $# -eq 1 ]] || die "usage: render.sh OUTPUT_FILE (or - for stdout)"
+OUTPUT=$1
+
+# Values end up inside nginx directives: refuse anything that could end or open a directive.
+safe_value() {  # name value
+  [[ -n $2 ]] || die "$1 is not set"
+  [[ $2 != *[[:space:]\;\{\}\"\'\$\#\\]* ]] || die "$1 contains whitespace or one of ; { } \" ' \$ # \\ (got '$2')"
+}
+port_ok() { [[ $1 =~ ^[0-9]+$ ]] && (($1 >= 1 && $1 <= 65535)); }
+
+PROXY_SERVER_NAME=${PROXY_SERVER_NAME:-_}
+for name in PROXY_LISTEN_PORT PROXY_UPSTREAM PROXY_HTPASSWD_FILE PROXY_TLS_CERT PROXY_TLS_KEY; do
+  safe_value "$name" "${!name:-}"
+done
+for server_name in $PROXY_SERVER_NAME; do safe_value PROXY_SERVER_NAME "$server_name"; done
+
+port_ok "${PROXY_LISTEN_PORT##*:}" ||
+  die "PROXY_LISTEN_PORT must be a port or address:port (got '$PROXY_LISTEN_PORT')"
+if [[ $PROXY_UPSTREAM != ?*:* ]] || ! port_ok "${PROXY_UPSTREAM##*:}"; then
+  die "PROXY_UPSTREAM must be host:port, e.g. 127.0.0.1:5000 (got '$PROXY_UPSTREAM')"
+fi
+[[ -f $PROXY_HTPASSWD_FILE ]] ||
+  die "PROXY_HTPASSWD_FILE $PROXY_HTPASSWD_FILE does not exist; create it with: htpasswd -cB $PROXY_HTPASSWD_FILE <user>"
+
+make_self_signed() {
+  local names=() san="DNS:localhost,IP:127.0.0.1" cn=localhost
+  for server_name in $PROXY_SERVER_NAME; do
+    [[ $server_name == _ ]] && continue
+    names+=("$server_name")
+    if [[ $server_name =~ ^[0-9.]+$ || $server_name == *:* ]]; then
+      san+=",IP:$server_name"
+    else
+      san+=",DNS:$server_name"
+    fi
+  done
+  ((${#names[@]} == 0)) || cn=${names[0]}
+  mkdir -p "$(dirname "$PROXY_TLS_CERT")" "$(dirname "$PROXY_TLS_KEY")"
+  (umask 077 && openssl req -x509 -newkey rsa:2048 -sha256 -nodes -days 825 \
+    -subj "/CN=$cn" -addext "subjectAltName=$san" \
+    -keyout "$PROXY_TLS_KEY" -out "$PROXY_TLS_CERT" 2>/dev/null) ||
+    die "openssl could not create a self-signed certificate at $PROXY_TLS_CERT"
+  chmod 644 "$PROXY_TLS_CERT"
+  log "created a self-signed certificate for $san at $PROXY_TLS_CERT"
+}
+
+if [[ ! -e $PROXY_TLS_CERT && ! -e $PROXY_TLS_KEY ]]; then
+  make_self_signed
+elif [[ ! -f $PROXY_TLS_CERT || ! -f $PROXY_TLS_KEY ]]; then
+  die "only one of PROXY_TLS_CERT ($PROXY_TLS_CERT) and PROXY_TLS_KEY ($PROXY_TLS_KEY) exists: give both, or neither for a self-signed pair"
+fi
+
+# One upstream name per listener, so the tracking and serving blocks can share an nginx.
+# shellcheck disable=SC2034  # read through ${!name} below
+PROXY_UPSTREAM_NAME=mlflow_upstream_$(tr -c 'A-Za-z0-9\n' '_' <<<"$PROXY_LISTEN_PORT")
+
+sed_escape() { sed -e 's/[\/&|]/\\&/g' <<<"$1"; }
+sed_args=()
+for name in PROXY_UPSTREAM_NAME PROXY_LISTEN_PORT PROXY_UPSTREAM PROXY_HTPASSWD_FILE \
+  PROXY_TLS_CERT PROXY_TLS_KEY PROXY_SERVER_NAME; do
+  sed_args+=(-e "s|\${$name}|$(sed_escape "${!name}")|g")
+done
+
+rendered=$(sed "${sed_args[@]}" "$TEMPLATE")
+placeholder='[$][{]PROXY_[A-Z_]*[}]'
+if grep -q "$placeholder" <<<"$rendered"; then
+  die "template placeholders left unrendered: $(grep -o "$placeholder" <<<"$rendered" | sort -u | tr '\n' ' ')"
+fi
+
+if [[ $OUTPUT == - ]]; then
+  printf '%s\n' "$rendered"
+else
+  mkdir -p "$(dirname "$OUTPUT")"
+  printf '%s\n' "$rendered" >"$OUTPUT.tmp"
+  mv "$OUTPUT.tmp" "$OUTPUT"
+  log "wrote $OUTPUT (listen $PROXY_LISTEN_PORT -> $PROXY_UPSTREAM)"
+fi

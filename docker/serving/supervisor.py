@@ -1,0 +1,244 @@
+"""Serving supervisor: serves a registered model followed by alias, reloading when the alias moves.
+
+Runs the HTTP front (legacy_adapter.AdapterServer) on SERVING_HOST:SERVING_PORT and, behind it, one
+`mlflow models serve` on an internal loopback port. It waits until `models:/<name>@<alias>`
+resolves, then polls the registry every SERVING_POLL_SECONDS; when the alias points at another
+version it starts a second model server, switches new requests to it once it answers /ping, and
+stops the old one after its in-flight requests finished: no request is dropped during a reload.
+
+Environment (see docker/README.md): MLFLOW_TRACKING_URI MLFLOW_TRACKING_USERNAME
+MLFLOW_TRACKING_PASSWORD MLFLOW_TRACKING_INSECURE_TLS SERVING_MODEL_NAME SERVING_MODEL_ALIAS
+(champion) SERVING_MODEL_URI (a fixed URI instead of name/alias) SERVING_HOST (127.0.0.1)
+SERVING_PORT (8080) SERVING_POLL_SECONDS (30) SERVING_START_TIMEOUT (600)
+"""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from legacy_adapter import AdapterServer, Backend, BackendSwitch  # noqa: E402
+
+# A registry that is briefly unreachable must not stall polling for minutes in client retries.
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+
+DRAIN_SECONDS = 60
+
+
+class SettingsError(Exception):
+    pass
+
+
+def log(message: str) -> None:
+    print(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} serving-supervisor: {message}",
+          file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class Settings:
+    model_name: str
+    alias: str
+    fixed_uri: str
+    host: str
+    port: int
+    poll_seconds: float
+    start_timeout: float
+
+    @property
+    def target(self) -> str:
+        return self.fixed_uri or f"models:/{self.model_name}@{self.alias}"
+
+
+def _number(env, name: str, default: str, minimum: float) -> float:
+    raw = env.get(name) or default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number (got {raw!r})") from None
+    if value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum:g} (got {raw!r})")
+    return value
+
+
+def read_settings(env) -> Settings:
+    fixed_uri = env.get("SERVING_MODEL_URI", "")
+    name = env.get("SERVING_MODEL_NAME", "")
+    if not fixed_uri and not name:
+        raise SettingsError("set SERVING_MODEL_NAME (served at alias SERVING_MODEL_ALIAS, default champion) "
+                            "or SERVING_MODEL_URI (e.g. models:/wine-quality/3 or runs:/<run id>/model)")
+    if not env.get("MLFLOW_TRACKING_URI") and not fixed_uri.startswith(("/", "file:")):
+        raise SettingsError("set MLFLOW_TRACKING_URI (the tracking server URL the registry lives on)")
+    port = _number(env, "SERVING_PORT", "8080", 1)
+    if port > 65535 or port != int(port):
+        raise SettingsError(f"SERVING_PORT must be a port number (got {env.get('SERVING_PORT')!r})")
+    return Settings(model_name=name, alias=env.get("SERVING_MODEL_ALIAS") or "champion", fixed_uri=fixed_uri,
+                    host=env.get("SERVING_HOST") or "127.0.0.1", port=int(port),
+                    poll_seconds=_number(env, "SERVING_POLL_SECONDS", "30", 0.2),
+                    start_timeout=_number(env, "SERVING_START_TIMEOUT", "600", 1))
+
+
+def free_loopback_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ModelServer:
+    """One `mlflow models serve` child in its own process group (it starts uvicorn workers)."""
+
+    def __init__(self, model_uri: str):
+        self.model_uri = model_uri
+        self.port = free_loopback_port()
+        env = dict(os.environ)
+        # `mlflow models serve` looks uvicorn up on PATH: put this interpreter's bin directory first.
+        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri, "-h", "127.0.0.1",
+             "-p", str(self.port), "--env-manager", "local"],
+            env=env, stdin=subprocess.DEVNULL, start_new_session=True)
+        log(f"starting model server for {model_uri} on 127.0.0.1:{self.port} (pid {self.process.pid})")
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def wait_ready(self, timeout: float, stop: threading.Event) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not stop.is_set():
+            if not self.alive():
+                log(f"model server for {self.model_uri} exited with code {self.process.returncode}")
+                return False
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/ping", timeout=2) as response:
+                    if response.status == 200:
+                        return True
+            except OSError:
+                pass
+            time.sleep(0.3)
+        return False
+
+    def stop(self, timeout: float = 20) -> None:
+        if self.alive():
+            try:
+                os.killpg(self.process.pid, signal.SIGTERM)
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+            except ProcessLookupError:
+                pass
+        # uvicorn workers left in the group after the parent exited
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+class RegistryWatcher:
+    """Resolves the alias to a concrete `models:/<name>/<version>` URI (None while it does not exist)."""
+
+    def __init__(self, settings: Settings):
+        from mlflow import MlflowClient
+
+        self.settings = settings
+        self.client = MlflowClient()
+        self._last_problem = None
+
+    def resolve(self) -> str | None:
+        if self.settings.fixed_uri:
+            return self.settings.fixed_uri
+        from mlflow.exceptions import MlflowException
+
+        try:
+            version = self.client.get_model_version_by_alias(self.settings.model_name, self.settings.alias)
+        except MlflowException as exc:
+            self._report(f"waiting for {self.settings.target}: {exc.message.splitlines()[0]}")
+            return None
+        except Exception as exc:  # network trouble: keep serving what we have
+            self._report(f"cannot reach the registry: {exc}")
+            return None
+        self._last_problem = None
+        return f"models:/{version.name}/{version.version}"
+
+    def _report(self, problem: str) -> None:
+        if problem != self._last_problem:
+            log(problem)
+            self._last_problem = problem
+
+
+class Supervisor:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.switch = BackendSwitch()
+        self.stop_event = threading.Event()
+        self.servers: dict[int, ModelServer] = {}
+        self.adapter = AdapterServer((settings.host, settings.port), self.switch,
+                                     waiting_message=lambda: f"no model loaded yet: waiting for {settings.target}")
+
+    def run(self) -> int:
+        threading.Thread(target=self.adapter.serve_forever, name="adapter", daemon=True).start()
+        log(f"listening on {self.settings.host}:{self.settings.port}, serving {self.settings.target}")
+        watcher = RegistryWatcher(self.settings)
+        try:
+            while not self.stop_event.is_set():
+                target = watcher.resolve()
+                current = self.switch.current
+                if target and (current is None or target != current.model_uri):
+                    self._load(target)
+                elif current is not None and not self.servers[current.port].alive():
+                    log(f"model server for {current.model_uri} died: restarting it")
+                    self._load(current.model_uri)
+                self.stop_event.wait(self.settings.poll_seconds)
+        finally:
+            self.adapter.shutdown()
+            for server in list(self.servers.values()):
+                server.stop()
+            log("stopped")
+        return 0
+
+    def _load(self, model_uri: str) -> None:
+        server = ModelServer(model_uri)
+        self.servers[server.port] = server
+        if not server.wait_ready(self.settings.start_timeout, self.stop_event):
+            log(f"model server for {model_uri} did not become ready; keeping the current one")
+            server.stop()
+            del self.servers[server.port]
+            return
+        previous = self.switch.switch_to(Backend(port=server.port, model_uri=model_uri))
+        log(f"now serving {model_uri}")
+        if previous is not None:
+            if not BackendSwitch.wait_idle(previous, DRAIN_SECONDS):
+                log(f"{previous.in_flight} request(s) still running on {previous.model_uri} after {DRAIN_SECONDS}s")
+            self.servers.pop(previous.port).stop()
+            log(f"stopped model server for {previous.model_uri}")
+
+
+def main() -> int:
+    try:
+        settings = read_settings(os.environ)
+    except SettingsError as exc:
+        log(f"ERROR: {exc}")
+        return 2
+    try:
+        supervisor = Supervisor(settings)
+    except OSError as exc:
+        log(f"ERROR: cannot listen on {settings.host}:{settings.port}: {exc.strerror}")
+        return 2
+
+    def stop(signum, _frame):
+        log(f"received signal {signum}, stopping")
+        supervisor.stop_event.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    return supervisor.run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

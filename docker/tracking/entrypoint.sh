@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Runs the MLflow tracking server from environment variables (see docker/README.md).
+# Order: check settings -> wait for the database -> first-boot SQL (when admin credentials are
+# given) -> exec `mlflow server` with proxied artifacts. Secrets never reach the log or argv:
+# the backend URI is passed to mlflow through MLFLOW_BACKEND_STORE_URI.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+log() { printf '%s tracking-entrypoint: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 2; }
+
+# Prints a URI with any password replaced by ***.
+mask_uri() { sed -E 's#(://[^:/@]+):[^@/]*@#\1:***@#' <<<"$1"; }
+
+require_int() {  # name value min max
+  if ! [[ $2 =~ ^[0-9]+$ ]] || (($2 < $3 || $2 > $4)); then
+    die "$1 must be an integer between $3 and $4 (got '$2')"
+  fi
+}
+
+MLFLOW_HOST=${MLFLOW_HOST:-127.0.0.1}
+MLFLOW_PORT=${MLFLOW_PORT:-5000}
+MLFLOW_WORKERS=${MLFLOW_WORKERS:-2}
+MLFLOW_DB_PORT=${MLFLOW_DB_PORT:-3306}
+MLFLOW_DB_NAME=${MLFLOW_DB_NAME:-mlflow}
+MLFLOW_DB_WAIT_SECONDS=${MLFLOW_DB_WAIT_SECONDS:-300}
+require_int MLFLOW_PORT "$MLFLOW_PORT" 1 65535
+require_int MLFLOW_WORKERS "$MLFLOW_WORKERS" 1 64
+require_int MLFLOW_DB_PORT "$MLFLOW_DB_PORT" 1 65535
+require_int MLFLOW_DB_WAIT_SECONDS "$MLFLOW_DB_WAIT_SECONDS" 0 86400
+export MLFLOW_DB_PORT MLFLOW_DB_NAME MLFLOW_DB_WAIT_SECONDS  # read by init_db.py
+
+# --- backend store -------------------------------------------------------------------------
+wait_for_tcp() {  # host port seconds
+  local deadline=$((SECONDS + $3))
+  until (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; do
+    ((SECONDS < deadline)) || die "database $1:$2 is not reachable after $3 s (check MLFLOW_DB_HOST/MLFLOW_DB_PORT and the network security rules)"
+    sleep 2
+  done
+}
+
+if [[ -n ${MLFLOW_BACKEND_STORE_URI:-} ]]; then
+  log "backend store: $(mask_uri "$MLFLOW_BACKEND_STORE_URI") (from MLFLOW_BACKEND_STORE_URI)"
+else
+  missing=()
+  for name in MLFLOW_DB_HOST MLFLOW_DB_USER MLFLOW_DB_PASSWORD; do
+    [[ -n ${!name:-} ]] || missing+=("$name")
+  done
+  ((${#missing[@]} == 0)) || die "set ${missing[*]} (the MySQL connection) or MLFLOW_BACKEND_STORE_URI (e.g. sqlite:////data/mlflow.db)"
+  db_host=${MLFLOW_DB_HOST:?}
+  log "waiting up to ${MLFLOW_DB_WAIT_SECONDS}s for database ${db_host}:${MLFLOW_DB_PORT}"
+  wait_for_tcp "$db_host" "$MLFLOW_DB_PORT" "$MLFLOW_DB_WAIT_SECONDS"
+  # Percent-encode user and password; read from the environment so they never appear in argv.
+  MLFLOW_BACKEND_STORE_URI=$(python3 -c '
+import os
+from urllib.parse import quote
+e = os.environ
+print("mysql+pymysql://{}:{}@{}:{}/{}?charset=utf8mb4".format(
+    quote(e["MLFLOW_DB_USER"], safe=""), quote(e["MLFLOW_DB_PASSWORD"], safe=""),
+    e["MLFLOW_DB_HOST"], e["MLFLOW_DB_PORT"], e["MLFLOW_DB_NAME"]))')
+  log "backend store: $(mask_uri "$MLFLOW_BACKEND_STORE_URI")"
+  [[ -n ${MYSQL_ADMIN_USER:-} && -n ${MYSQL_ADMIN_PASSWORD:-} ]] ||
+    log "MYSQL_ADMIN_USER/MYSQL_ADMIN_PASSWORD not set: database ${MLFLOW_DB_NAME} and its user must exist"
+fi
+export MLFLOW_BACKEND_STORE_URI  # mlflow server reads it from here, not from argv
+if [[ $MLFLOW_BACKEND_STORE_URI == mysql* ]]; then
+  python3 "$HERE/init_db.py" || die "the MySQL backend could not be prepared (see init_db above)"
+fi
+
+# --- artifacts -----------------------------------------------------------------------------
+[[ -n ${MLFLOW_ARTIFACTS_DESTINATION:-} ]] ||
+  die "set MLFLOW_ARTIFACTS_DESTINATION to s3://<bucket>/<prefix> (Object Storage) or a local directory"
+case $MLFLOW_ARTIFACTS_DESTINATION in
+  s3://*)
+    [[ -n ${AWS_ACCESS_KEY_ID:-} && -n ${AWS_SECRET_ACCESS_KEY:-} ]] ||
+      die "MLFLOW_ARTIFACTS_DESTINATION is s3:// but AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY are not set (an OCI customer secret key)"
+    [[ -n ${MLFLOW_S3_ENDPOINT_URL:-} ]] ||
+      log "MLFLOW_S3_ENDPOINT_URL is not set: boto3 will use AWS S3 (for OCI set https://<namespace>.compat.objectstorage.<region>.oraclecloud.com)"
+    # OCI's S3 compatibility API rejects the checksum headers newer boto3 sends by default.
+    export AWS_REQUEST_CHECKSUM_CALCULATION=${AWS_REQUEST_CHECKSUM_CALCULATION:-when_required}
+    export AWS_RESPONSE_CHECKSUM_VALIDATION=${AWS_RESPONSE_CHECKSUM_VALIDATION:-when_required}
+    log "artifacts: ${MLFLOW_ARTIFACTS_DESTINATION} via ${MLFLOW_S3_ENDPOINT_URL:-AWS}"
+    ;;
+  *://*)
+    die "MLFLOW_ARTIFACTS_DESTINATION must be s3://… or a local directory (got ${MLFLOW_ARTIFACTS_DESTINATION%%://*}://…)"
+    ;;
+  *)
+    mkdir -p "$MLFLOW_ARTIFACTS_DESTINATION" ||
+      die "cannot create artifact directory $MLFLOW_ARTIFACTS_DESTINATION"
+    log "artifacts: local directory $MLFLOW_ARTIFACTS_DESTINATION"
+    ;;
+esac
+
+# --- server --------------------------------------------------------------------------------
+# The job runner starts extra worker processes (and memory) that this deployment does not use.
+export MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false
+
+args=(server --host "$MLFLOW_HOST" --port "$MLFLOW_PORT" --workers "$MLFLOW_WORKERS"
+  --serve-artifacts --artifacts-destination "$MLFLOW_ARTIFACTS_DESTINATION")
+if [[ -n ${MLFLOW_ALLOWED_HOSTS:-} ]]; then
+  # MLflow 3 answers 403 to a Host header it does not know; the proxy forwards the client's Host
+  # (the public address). The list replaces MLflow's defaults, so loopback (SSH tunnels) is re-added.
+  args+=(--allowed-hosts "$MLFLOW_ALLOWED_HOSTS,localhost,localhost:*,127.0.0.1,127.0.0.1:*")
+fi
+log "starting: mlflow ${args[*]}"
+exec mlflow "${args[@]}"
