@@ -227,9 +227,11 @@ class ResourceManager:
 
     def ensure_stack(self, compartment_id: str, name: str, zip_data: bytes, zip_sha256: str,
                      variables: dict[str, str], terraform_version: str | None = None,
-                     description: str = "MLflow on OCI, managed by orm-pack") -> StackResult:
-        """Find the stack by name or create it; upload the zip only when its sha256 changed."""
-        existing = self.find_stack(compartment_id, name)
+                     description: str = "MLflow on OCI, managed by orm-pack", existing: Any = ...) -> StackResult:
+        """Find the stack by name or create it; upload the zip only when its sha256 changed.
+        `existing`: the result of find_stack when the caller already has it."""
+        if existing is ...:
+            existing = self.find_stack(compartment_id, name)
         encoded = base64.b64encode(zip_data).decode("ascii")
         tags = {TAG_MANAGED_BY: MANAGED_BY, TAG_ZIP_SHA256: zip_sha256}
         if existing is None:

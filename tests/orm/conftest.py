@@ -1,0 +1,48 @@
+"""Fixtures for orm-pack tests: a test API key and OCI config made in the session, the Resource Manager
+fake on a free loopback port, and a runner for the real `orm-pack` command."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ormfake import ApiKey, ResourceManagerFake, write_oci_config
+from ormfake.testing import COMPARTMENT, REGION, CliResult, cli_env
+
+@pytest.fixture(scope="session")
+def api_key() -> ApiKey:
+    return ApiKey.generate()
+
+
+@pytest.fixture
+def oci_config(tmp_path, api_key) -> Path:
+    return write_oci_config(tmp_path / "oci", api_key, region=REGION)
+
+
+@pytest.fixture
+def fake(tmp_path, api_key):
+    """A running Resource Manager fake that knows the test key and COMPARTMENT; small pages force paging."""
+    server = ResourceManagerFake(tmp_path / "fake", {api_key.key_id: api_key.public_key},
+                                 compartments={COMPARTMENT, api_key.tenancy}, page_size=5).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def orm_pack(tmp_path, oci_config, fake):
+    """orm_pack(*args, env=None, timeout=...) runs the real CLI against the fake with the test config.
+    Retries are off (--max-attempts 1) unless the test passes its own --max-attempts."""
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+
+    def run(*args, env=None, timeout=600, retries=False, auth=True) -> CliResult:
+        command = [sys.executable, "-m", "orm_pack.cli", *args]
+        if auth and args and args[0] != "build":
+            command += ["--config-file", str(oci_config), "--endpoint", fake.url, "--poll-interval", "0.2"]
+            if not retries:
+                command += ["--max-attempts", "1"]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=tmp_path,
+                                env=cli_env(home, env), stdin=subprocess.DEVNULL)
+        return CliResult(result.returncode, result.stdout, result.stderr)
+
+    return run
