@@ -4,6 +4,7 @@ Each command group lives in its own module with a `register(subparsers)` functio
 its parsers and sets `func(args) -> int` on them; this module holds no cloud or zip logic.
 """
 import argparse
+import importlib
 import sys
 
 from . import __version__
@@ -23,16 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"orm-pack {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    import importlib
-
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
-        module.register(subparsers)
+        importlib.import_module(name).register(subparsers)
     return parser
 
 

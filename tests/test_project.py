@@ -1,0 +1,26 @@
+"""The project's own wiring: CI runs the README's test command, the CLI answers --version/--help."""
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from orm_pack import __version__
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_ci_runs_the_test_command_written_in_the_readme():
+    readme = (REPO_ROOT / "README.md").read_text()
+    blocks = re.findall(r"```bash\n(.*?)```", readme, re.S)
+    test_command = next(b.strip() for b in blocks if "pytest" in b)
+    ci_lines = [line.strip() for line in (REPO_ROOT / ".ci" / "run").read_text().splitlines()]
+    assert test_command in ci_lines
+
+
+def test_cli_reports_its_version_and_help():
+    version = subprocess.run([sys.executable, "-m", "orm_pack.cli", "--version"], capture_output=True, text=True)
+    assert version.returncode == 0 and version.stdout.strip() == f"orm-pack {__version__}"
+    usage = subprocess.run([sys.executable, "-m", "orm_pack.cli", "--help"], capture_output=True, text=True)
+    assert usage.returncode == 0
+    for command in ("build", "plan", "apply", "destroy", "outputs", "logs", "status", "local"):
+        assert re.search(rf"^\s+{command}\s", usage.stdout, re.M), f"{command} missing from --help"
