@@ -1,0 +1,101 @@
+"""Fixtures for the stack tests: a copy of the stack in both layouts, planned/applied once per profile.
+
+Each deployment profile is a YAML inventory in inventories/ (tfvars in; counts, values, outputs out).
+Terraform runs in copies under tmp_path so no .terraform/ or state lands in the repository.
+"""
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from harness.inventory import load_inventory
+from harness.terraform import PlanSummary, Terraform
+
+REPO = Path(__file__).resolve().parents[2]
+INVENTORIES = Path(__file__).parent / "inventories"
+PROFILES = sorted(p.stem for p in INVENTORIES.glob("*.yaml"))
+
+# What Resource Manager or a Terraform CLI user always provides (each profile adds its own).
+BASE_TFVARS = {
+    "tenancy_ocid": "ocid1.tenancy.oc1..test",
+    "compartment_ocid": "ocid1.compartment.oc1..test",
+    "region": "us-ashburn-1",
+    "current_user_ocid": "ocid1.user.oc1..test",
+    "allowed_ingress_cidr": "203.0.113.7/32",
+    "mysql_admin_password": "Sup3r-Secret-pw",
+    "mlflow_password": "correct-horse-battery",
+}
+SECRETS = ("Sup3r-Secret-pw", "correct-horse-battery")
+
+
+def repo_layout(dest: Path) -> Path:
+    """The repository layout: stack/ next to schema.yaml, userdata/ and docker/. Returns the root module."""
+    for name in ("stack", "userdata", "docker"):
+        shutil.copytree(REPO / name, dest / name, ignore=shutil.ignore_patterns(".terraform*", "*.tfstate*"))
+    shutil.copy(REPO / "schema.yaml", dest / "schema.yaml")
+    return dest / "stack"
+
+
+def flat_layout(dest: Path) -> Path:
+    """The Resource Manager zip layout: stack/*.tf flattened next to schema.yaml, userdata/, docker/."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for tf in (REPO / "stack").glob("*.tf"):
+        shutil.copy(tf, dest / tf.name)
+    for name in ("userdata", "docker"):
+        shutil.copytree(REPO / name, dest / name)
+    shutil.copy(REPO / "schema.yaml", dest / "schema.yaml")
+    return dest
+
+
+def tfvars_of(inventory: dict) -> dict:
+    return {**BASE_TFVARS, **(inventory.get("tfvars") or {})}
+
+
+@dataclass
+class Deployed:
+    """A profile after plan, apply and a second plan."""
+    name: str
+    inventory: dict
+    tf: Terraform
+    first_plan: PlanSummary
+    outputs: dict          # after apply
+    replan: dict           # plan JSON of the second plan (every value known)
+    replan_exit_code: int  # `plan -detailed-exitcode` after apply: 0 = no changes
+
+
+@pytest.fixture(scope="session")
+def deployed(tmp_path_factory):
+    """Plan, apply and re-plan each profile once per session (the slow part, shared by tests)."""
+    cache = {}
+
+    def get(profile: str) -> Deployed:
+        if profile not in cache:
+            inventory = load_inventory(INVENTORIES / f"{profile}.yaml")
+            workdir = repo_layout(tmp_path_factory.mktemp(f"stack-{profile}"))
+            tf = Terraform(workdir, fixtures=inventory.get("fixtures"))
+            tf.init()
+            tfvars = tfvars_of(inventory)
+            first = tf.plan_summary(tfvars)
+            tf.apply(tfvars, plan_file="plan.bin")
+            outputs = tf.output()
+            exit_code = tf.plan_exit_code(tfvars).returncode
+            replan = tf.plan(tfvars, "replan.bin")
+            cache[profile] = Deployed(profile, inventory, tf, first, outputs, replan, exit_code)
+        return cache[profile]
+
+    return get
+
+
+def instance_user_data(plan: dict) -> dict:
+    """address -> base64 user_data of every oci_core_instance in a plan (all known after apply)."""
+    return {
+        r["address"]: r["change"]["after"]["metadata"]["user_data"]
+        for r in plan["resource_changes"]
+        if r["type"] == "oci_core_instance" and r["change"]["after"]
+    }
+
+
+def load_yaml(path: Path):
+    return yaml.safe_load(path.read_text())

@@ -1,0 +1,96 @@
+"""Each deployment profile, as its user would meet it: the plan holds what the inventory says,
+apply works, a second plan changes nothing, and the outputs carry the URLs but no secret."""
+import re
+
+import pytest
+
+from harness.inventory import check_inventory
+
+from .conftest import PROFILES, SECRETS
+
+pytestmark = pytest.mark.terraform
+
+
+def test_every_documented_profile_has_an_inventory():
+    assert PROFILES == ["always-free", "default", "existing-vcn", "no-serving"]
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_plan_matches_inventory(deployed, profile):
+    d = deployed(profile)
+    check_inventory(d.inventory, d.first_plan.values, d.first_plan.counts, d.first_plan.outputs)
+    assert set(a for acts in d.first_plan.actions.values() for a in acts) == {"create"}
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_apply_then_replan_shows_no_drift(deployed, profile):
+    d = deployed(profile)
+    assert d.replan_exit_code == 0, "the second plan after apply wants changes"
+    changes = {r["address"]: r["change"]["actions"] for r in d.replan["resource_changes"]
+               if r["change"]["actions"] not in (["no-op"], ["read"])}
+    assert changes == {}
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_outputs_after_apply(deployed, profile):
+    d = deployed(profile)
+    out = d.outputs
+    assert re.fullmatch(r"https://\d+\.\d+\.\d+\.\d+", out["mlflow_url"])
+    assert out["mlflow_url"] == f"https://{out['tracking_public_ip']}"
+    assert out["mlflow_url"] in out["commands_tracking"]
+    assert f"MLFLOW_TRACKING_URI={out['mlflow_url']}" in out["notebook_setup"]
+    assert re.fullmatch(r"\d+\.\d+\.\d+\.\d+", out["mysql_private_ip"])
+    assert out["mysql_private_ip"] in out["commands_tracking"]
+    if d.inventory["tfvars"].get("serving_enabled", True):
+        assert out["serving_url"] == f"https://{out['serving_public_ip']}:1234"
+        assert f"{out['serving_url']}/invocations" in out["commands_serving"]
+        assert "champion" in out["commands_serving"] and "wine-quality" in out["commands_serving"]
+    for name, value in (d.inventory.get("outputs") or {}).items():
+        if value != "__known_after_apply__":
+            assert out[name] == value, name
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_no_secret_in_any_output(deployed, profile):
+    d = deployed(profile)
+    secrets = list(SECRETS) + [v for k, v in d.inventory["tfvars"].items() if k == "s3_secret_key"]
+    for name, value in d.outputs.items():
+        for secret in secrets:
+            assert secret not in str(value), f"output {name} leaks a secret"
+    # and the one secret Terraform creates itself (the customer secret key) is never an output
+    keys = [r["change"]["after"]["key"] for r in d.replan["resource_changes"]
+            if r["type"] == "oci_identity_customer_secret_key"]
+    for key in keys:
+        assert all(key not in str(v) for v in d.outputs.values())
+
+
+def test_user_data_is_sensitive_in_the_plan(deployed):
+    """Terraform treats the VMs' metadata as sensitive (derived from passwords): not printed in logs."""
+    d = deployed("default")
+    for r in d.replan["resource_changes"]:
+        if r["type"] == "oci_core_instance":
+            sensitive = r["change"]["after_sensitive"]["metadata"]
+            assert sensitive is True or sensitive.get("user_data") is True, r["address"]
+
+
+def test_always_free_costs_nothing(deployed):
+    """Always Free: A1 Flex within 4 OCPUs / 24 GB in total, MySQL.Free, no paid extras."""
+    values = deployed("always-free").first_plan.values
+    vms = [v for a, v in values.items() if a.startswith("oci_core_instance.")]
+    assert all(v["shape"] == "VM.Standard.A1.Flex" for v in vms)
+    assert sum(v["shape_config"][0]["ocpus"] for v in vms) <= 4
+    assert sum(v["shape_config"][0]["memory_in_gbs"] for v in vms) <= 24
+    assert values["oci_mysql_mysql_db_system.mlflow"]["shape_name"] == "MySQL.Free"
+    assert values["oci_mysql_mysql_db_system.mlflow"]["data_storage_size_in_gb"] == 50
+
+
+def test_nothing_is_open_to_the_world_by_default(deployed):
+    values = deployed("default").first_plan.values
+    ingress = [v for a, v in values.items()
+               if a.startswith("oci_core_network_security_group_security_rule.") and v["direction"] == "INGRESS"]
+    assert ingress and all(v["source"] != "0.0.0.0/0" for v in ingress)
+    ports = sorted(v["tcp_options"][0]["destination_port_range"][0]["min"] for v in ingress)
+    assert ports == [443, 443, 1234, 3306, 33060]  # no SSH unless ssh_source_cidr is set
+    security_list = values["oci_core_security_list.baseline[0]"]
+    assert [r["source"] for r in security_list["ingress_security_rules"]] == ["10.0.0.0/16"]
+    assert values["oci_objectstorage_bucket.artifacts"]["access_type"] == "NoPublicAccess"
