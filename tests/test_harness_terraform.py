@@ -65,6 +65,7 @@ def test_plan_marks_computed_attributes_unknown_and_reads_data_sources(planned_c
     assert {a: c["actions"] for a, c in changes.items()} == {
         "oci_core_instance.app": ["create"],
         "oci_core_network_security_group.app": ["create"],
+        "oci_core_security_list.app": ["create"],
         "oci_core_subnet.app": ["create"],
         "oci_core_vcn.main": ["create"],
         "oci_mysql_mysql_db_system.db": ["create"],
@@ -91,7 +92,7 @@ def test_apply_then_replan_shows_no_changes_and_destroy_succeeds(fresh_config):
     outputs = apply_and_replan(tf)
     assert re.fullmatch(r"10\.\d+\.\d+\.\d+", outputs["db_ip"]), outputs
     assert re.fullmatch(r"10\.\d+\.\d+\.\d+", outputs["instance_private_ip"]), outputs
-    assert len(tf.state_resources()) == 9  # 6 resources + 3 data sources
+    assert len(tf.state_resources()) == 10  # 7 resources + 3 data sources
     tf.destroy()
     assert tf.state_resources() == []
 
