@@ -1,0 +1,175 @@
+"""`orm-pack local up|down|status`: tracking server, auth proxy and serving supervisor on this machine,
+started from the docker/ entrypoints with embedded defaults (SQLite, local artifact directory)."""
+import importlib.util
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import ExitCode, UserError
+from . import credentials as creds
+from . import nginx, processes
+from .ports import free_port, port_is_free
+from .runtime_files import find_runtime_files
+from .services import ServingConfig, TrackingConfig, serving_argv, serving_env, tracking_argv, tracking_env
+from .state import ServiceRecord, StateDir
+
+TRACKING_START_SECONDS = 300   # first start runs MLflow's schema migrations
+PROXY_START_SECONDS = 30
+SERVING_START_SECONDS = 120
+
+
+@dataclass
+class LocalOptions:
+    state_dir: Path
+    listen_address: str = "127.0.0.1"
+    tracking_port: int = 8443
+    serving_port: int = 8444
+    backend_store_uri: str | None = None       # default: SQLite in the state directory
+    artifacts_destination: str | None = None   # default: a directory in the state directory
+    s3_endpoint: str | None = None
+    serving: bool = True
+    model_name: str = "wine-quality"
+    model_alias: str = "champion"
+    poll_seconds: float = 10
+    workers: int = 1
+
+
+@dataclass
+class LocalEndpoints:
+    tracking_url: str
+    serving_url: str | None
+    credentials: creds.Credentials
+    state: StateDir
+    services: list[ServiceRecord] = field(default_factory=list)
+
+
+def validate(options: LocalOptions, env=os.environ) -> None:
+    uri = options.backend_store_uri
+    if uri is not None:
+        if uri.startswith("mysql://"):
+            raise UserError("--backend-store-uri: use the PyMySQL driver, mysql+pymysql://user:password@host:3306/mlflow")
+        if "://" not in uri:
+            raise UserError(f"--backend-store-uri must be a database URI such as "
+                            f"mysql+pymysql://user:password@host:3306/mlflow (got {uri!r})")
+    destination = options.artifacts_destination or ""
+    if options.s3_endpoint:
+        if not options.s3_endpoint.startswith(("http://", "https://")):
+            raise UserError(f"--s3-endpoint must be an http(s):// URL (got {options.s3_endpoint!r})")
+        if not destination.startswith("s3://"):
+            raise UserError("--s3-endpoint needs --artifacts-destination s3://<bucket>/<prefix>")
+    if destination.startswith("s3://") and not (env.get("AWS_ACCESS_KEY_ID") and env.get("AWS_SECRET_ACCESS_KEY")):
+        raise UserError("an s3:// artifacts destination needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the "
+                        "environment (for OCI Object Storage: a customer secret key)")
+    for label, port in (("--port", options.tracking_port), ("--serving-port", options.serving_port)):
+        if not 1 <= port <= 65535:
+            raise UserError(f"{label} must be between 1 and 65535 (got {port})")
+    if options.serving and options.tracking_port == options.serving_port:
+        raise UserError("--port and --serving-port must differ")
+    if options.workers < 1:
+        raise UserError("--workers must be at least 1")
+    if importlib.util.find_spec("mlflow") is None:
+        raise UserError("MLflow is not installed in this environment: pip install 'oci-mlflow-stack[local]'")
+
+
+def running_services(state: StateDir) -> list[ServiceRecord]:
+    return [record for record in state.load_services() if _is_ours(record)]
+
+
+def _is_ours(record: ServiceRecord) -> bool:
+    return processes.is_alive(record.pid) and processes.start_time(record.pid) == record.start_time
+
+
+def _record(service: processes.Service, url: str = "") -> ServiceRecord:
+    return ServiceRecord(service.name, service.pid, processes.start_time(service.pid) or 0, str(service.log), url)
+
+
+def up(options: LocalOptions) -> LocalEndpoints:
+    validate(options)
+    state = StateDir(options.state_dir)
+    if running_services(state):
+        raise UserError(f"orm-pack local is already running from {state.root}: run `orm-pack local down` first",
+                        ExitCode.CONFLICT)
+    runtime = find_runtime_files()
+    nginx_binary = nginx.require_nginx()
+    host = options.listen_address
+    for label, port in (("--port", options.tracking_port),) + (
+            (("--serving-port", options.serving_port),) if options.serving else ()):
+        if not port_is_free(port, host):
+            raise UserError(f"port {port} on {host} is in use: pick another one with {label}")
+
+    state.create()
+    login = creds.load(state.credentials_file) or creds.generate()
+    creds.save(login, state.credentials_file)
+    creds.write_htpasswd(login, state.htpasswd_file)
+
+    started: list[ServiceRecord] = []
+    try:
+        tracking_port = free_port()
+        tracking = processes.start("tracking", tracking_argv(runtime), tracking_env(TrackingConfig(
+            port=tracking_port,
+            backend_store_uri=options.backend_store_uri or f"sqlite:///{state.data / 'mlflow.db'}",
+            artifacts_destination=options.artifacts_destination or str(state.data / "artifacts"),
+            s3_endpoint=options.s3_endpoint, workers=options.workers)), state.logs / "tracking.log")
+        started.append(_record(tracking, f"http://127.0.0.1:{tracking_port}"))
+        processes.wait_ready(tracking, f"http://127.0.0.1:{tracking_port}/health", TRACKING_START_SECONDS)
+
+        tracking_url = f"https://{_url_host(host)}:{options.tracking_port}"
+        serving_url = f"https://{_url_host(host)}:{options.serving_port}" if options.serving else None
+        blocks = [nginx.render_proxy(runtime, state.nginx / "tracking.conf", listen=f"{host}:{options.tracking_port}",
+                                     upstream=f"127.0.0.1:{tracking_port}", htpasswd=state.htpasswd_file,
+                                     tls_cert=state.tls / "proxy.crt", tls_key=state.tls / "proxy.key")]
+        supervisor_port = free_port()
+        if options.serving:
+            blocks.append(nginx.render_proxy(runtime, state.nginx / "serving.conf",
+                                             listen=f"{host}:{options.serving_port}",
+                                             upstream=f"127.0.0.1:{supervisor_port}", htpasswd=state.htpasswd_file,
+                                             tls_cert=state.tls / "proxy.crt", tls_key=state.tls / "proxy.key"))
+        conf = nginx.write_main_conf(state.nginx, blocks)
+        nginx.check_config(nginx_binary, conf)
+        proxy = processes.start("proxy", nginx.nginx_argv(nginx_binary, conf), os.environ.copy(),
+                                state.logs / "proxy.log")
+        started.append(_record(proxy, tracking_url))
+        processes.wait_ready(proxy, f"{tracking_url}/health", PROXY_START_SECONDS)
+
+        if options.serving:
+            serving = processes.start("serving", serving_argv(runtime), serving_env(ServingConfig(
+                port=supervisor_port, tracking_uri=tracking_url, credentials=login, model_name=options.model_name,
+                model_alias=options.model_alias, poll_seconds=options.poll_seconds)), state.logs / "serving.log")
+            started.append(_record(serving, serving_url))
+            # 503 until the alias exists: the supervisor is up and waiting for a model.
+            processes.wait_ready(serving, f"http://127.0.0.1:{supervisor_port}/health", SERVING_START_SECONDS,
+                                 accept=(200, 503))
+    except processes.ServiceFailed as exc:
+        _stop_all(started)
+        raise UserError(f"orm-pack local up failed: {exc}", ExitCode.FAILURE) from None
+    except BaseException:
+        _stop_all(started)
+        raise
+    state.save_services(started)
+    return LocalEndpoints(tracking_url, serving_url, login, state, started)
+
+
+def _url_host(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "") else host
+
+
+def _stop_all(records: list[ServiceRecord]) -> set[int]:
+    stopped: set[int] = set()
+    for record in reversed(records):
+        if _is_ours(record):
+            stopped |= processes.stop(record.pid)
+    return stopped
+
+
+def down(state_dir: Path) -> list[ServiceRecord]:
+    """Stops the services `up` started (and every process below them); returns those that were running."""
+    state = StateDir(state_dir)
+    running = running_services(state)
+    _stop_all(running)
+    state.clear_services()
+    return running
+
+
+def status(state_dir: Path) -> list[tuple[ServiceRecord, bool]]:
+    state = StateDir(state_dir)
+    return [(record, _is_ours(record)) for record in state.load_services()]

@@ -1,0 +1,42 @@
+"""The state directory of `orm-pack local`: data, logs, proxy files and the record of what runs."""
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ServiceRecord:
+    name: str
+    pid: int
+    start_time: int          # /proc/<pid>/stat start time: tells our process from a reused pid
+    log: str
+    url: str = ""
+
+
+class StateDir:
+    def __init__(self, root: Path):
+        self.root = Path(root).resolve()
+
+    data = property(lambda self: self.root / "data")
+    logs = property(lambda self: self.root / "logs")
+    nginx = property(lambda self: self.root / "nginx")
+    tls = property(lambda self: self.root / "tls")
+    credentials_file = property(lambda self: self.root / "credentials.json")
+    htpasswd_file = property(lambda self: self.root / "nginx" / "htpasswd")
+    services_file = property(lambda self: self.root / "services.json")
+
+    def create(self) -> None:
+        for directory in (self.root, self.data, self.logs, self.nginx, self.tls):
+            directory.mkdir(parents=True, exist_ok=True)
+        self.root.chmod(0o700)  # holds the generated password
+
+    def save_services(self, records: list[ServiceRecord]) -> None:
+        self.services_file.write_text(json.dumps([asdict(record) for record in records], indent=2))
+
+    def load_services(self) -> list[ServiceRecord]:
+        if not self.services_file.is_file():
+            return []
+        return [ServiceRecord(**item) for item in json.loads(self.services_file.read_text())]
+
+    def clear_services(self) -> None:
+        self.services_file.unlink(missing_ok=True)
