@@ -36,6 +36,13 @@ def test_every_oci_type_the_stack_uses_is_served_by_the_double():
         assert used_data - served_data == set(), f"add data.<type> to tests/harness/schema/types.txt and regenerate"
 
 
+def test_the_stack_needs_no_provider_but_oracle_oci():
+    # The double serves oracle/oci only; another provider would need its own double.
+    any_declaration = re.compile(r'^\s*(?:resource|data)\s+"([a-z0-9]+)_', re.M)
+    prefixes = {m for f in (REPO_ROOT / "stack").glob("*.tf") for m in any_declaration.findall(f.read_text())}
+    assert prefixes == {"oci"}
+
+
 def test_the_stack_declares_oci_types_at_all():
     resources, data_sources = _used_types(REPO_ROOT / "stack")
     assert {"oci_core_instance", "oci_mysql_mysql_db_system", "oci_objectstorage_bucket"} <= resources
