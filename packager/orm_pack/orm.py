@@ -189,6 +189,21 @@ def translate_service_error(error: oci.exceptions.ServiceError, credentials: str
     return UserError(f"{op}: Resource Manager rejected the request ({status} {code}): {message}", ExitCode.USAGE)
 
 
+def all_pages(list_call, *args, max_items: int | None = None, **kwargs) -> list:
+    """Every item of a paged list call, following opc-next-page. (oci.pagination's helpers wrap each
+    call in DEFAULT_RETRY_STRATEGY whatever the client's strategy is, so they are not used here.)
+    `max_items` stops after that many items."""
+    items: list = []
+    page = None
+    while True:
+        response = list_call(*args, page=page, **kwargs) if page else list_call(*args, **kwargs)
+        data = response.data
+        items.extend(data if isinstance(data, list) else (data.items or []))
+        page = response.next_page
+        if not page or (max_items is not None and len(items) >= max_items):
+            return items[:max_items] if max_items is not None else items
+
+
 class ResourceManager:
     """Stacks and jobs of Resource Manager, over a ResourceManagerClient."""
 
@@ -203,9 +218,8 @@ class ResourceManager:
         """The orm-pack stack called `name` in the compartment, or None. list_stacks cannot filter by
         tag, so the freeform tag is checked here."""
         try:
-            summaries = oci.pagination.list_call_get_all_results(
-                self.client.list_stacks, compartment_id=compartment_id, display_name=name, limit=self.page_size,
-            ).data
+            summaries = all_pages(self.client.list_stacks, compartment_id=compartment_id, display_name=name,
+                                  limit=self.page_size)
         except oci.exceptions.ServiceError as exc:
             if exc.status == 404:
                 raise UserError(f"compartment {compartment_id} not found, or you may not use it (404 {exc.code}): "
@@ -322,12 +336,8 @@ class ResourceManager:
 
     def list_jobs(self, stack_id: str, limit: int | None = None) -> list[Job]:
         """Jobs of the stack, newest first."""
-        kwargs = dict(stack_id=stack_id, sort_by="TIMECREATED", sort_order="DESC")
-        if limit:
-            data = oci.pagination.list_call_get_up_to_limit(self.client.list_jobs, limit, min(limit, self.page_size),
-                                                            **kwargs).data
-        else:
-            data = oci.pagination.list_call_get_all_results(self.client.list_jobs, limit=self.page_size, **kwargs).data
+        data = all_pages(self.client.list_jobs, stack_id=stack_id, sort_by="TIMECREATED", sort_order="DESC",
+                         limit=min(limit or self.page_size, self.page_size), max_items=limit)
         return [Job.from_sdk(j) for j in data]
 
     def latest_job(self, stack_id: str, operation: str, state: str = "SUCCEEDED") -> Job | None:
@@ -341,7 +351,7 @@ class ResourceManager:
         kwargs: dict[str, Any] = {"sort_order": "ASC", "limit": self.page_size}
         if cursor.timestamp is not None:
             kwargs["timestamp_greater_than_or_equal_to"] = cursor.timestamp
-        entries = oci.pagination.list_call_get_all_results(self.client.get_job_logs, job_id, **kwargs).data
+        entries = all_pages(self.client.get_job_logs, job_id, **kwargs)
         skip = cursor.seen_at_timestamp if cursor.timestamp is not None else 0
         lines = []
         for entry in entries:
@@ -404,6 +414,5 @@ class ResourceManager:
         return PlanSummary.from_plan(self.plan_json(job_id))
 
     def outputs(self, job_id: str) -> list[Output]:
-        data = oci.pagination.list_call_get_all_results(self.client.list_job_outputs, job_id,
-                                                        limit=self.page_size).data
-        return [Output.from_sdk(item) for item in data]
+        return [Output.from_sdk(item) for item in all_pages(self.client.list_job_outputs, job_id,
+                                                            limit=self.page_size)]

@@ -38,9 +38,12 @@ def orm_pack(tmp_path, oci_config, fake):
     def run(*args, env=None, timeout=600, retries=False, auth=True) -> CliResult:
         command = [sys.executable, "-m", "orm_pack.cli", *args]
         if auth and args and args[0] != "build":
-            command += ["--config-file", str(oci_config), "--endpoint", fake.url, "--poll-interval", "0.2"]
+            defaults = {"--config-file": str(oci_config), "--endpoint": fake.url, "--poll-interval": "0.2"}
             if not retries:
-                command += ["--max-attempts", "1"]
+                defaults["--max-attempts"] = "1"
+            for flag, value in defaults.items():
+                if flag not in args:
+                    command += [flag, value]
         result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=tmp_path,
                                 env=cli_env(home, env), stdin=subprocess.DEVNULL)
         return CliResult(result.returncode, result.stdout, result.stderr)
