@@ -29,6 +29,10 @@ resource "oci_core_instance" "tracking" {
 
   is_pv_encryption_in_transit_enabled = true
 
+  launch_options {
+    is_pv_encryption_in_transit_enabled = true
+  }
+
   instance_options {
     are_legacy_imds_endpoints_disabled = true
   }
@@ -74,6 +78,10 @@ resource "oci_core_instance" "serving" {
   }
 
   is_pv_encryption_in_transit_enabled = true
+
+  launch_options {
+    is_pv_encryption_in_transit_enabled = true
+  }
 
   instance_options {
     are_legacy_imds_endpoints_disabled = true

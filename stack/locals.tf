@@ -10,10 +10,9 @@ locals {
 
   # Empty API-key settings become null, so the provider falls back to its own configuration.
   api_key = {
-    user_ocid            = var.user_ocid == "" ? null : var.user_ocid
-    fingerprint          = var.fingerprint == "" ? null : var.fingerprint
-    private_key_path     = var.private_key_path == "" ? null : var.private_key_path
-    private_key_password = var.private_key_password == "" ? null : var.private_key_password
+    user_ocid        = var.user_ocid == "" ? null : var.user_ocid
+    fingerprint      = var.fingerprint == "" ? null : var.fingerprint
+    private_key_path = var.private_key_path == "" ? null : var.private_key_path
   }
 
   freeform_tags = {

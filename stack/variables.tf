@@ -79,13 +79,6 @@ variable "private_key_path" {
   default     = ""
 }
 
-variable "private_key_password" {
-  description = "Terraform CLI only: passphrase of the API private key, when it has one."
-  type        = string
-  default     = ""
-  sensitive   = true
-}
-
 # ---------------------------------------------------------------------------------------------
 # General
 # ---------------------------------------------------------------------------------------------
