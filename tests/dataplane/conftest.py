@@ -1,0 +1,175 @@
+"""The data plane, run for real on loopback: MariaDB (with primary keys enforced), a moto S3 server,
+the tracking entrypoint, the nginx auth proxy from our template, the wine example and the serving
+supervisor. The expensive servers are started once per session; teardown proves no process is left.
+"""
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from dataplane.servers import MariaDB, ProcessTracker, S3Server, start_mariadb, start_moto
+from harness.static import nginx_binary
+from harness.tools import require_binary
+from orm_pack.local import credentials, nginx, processes
+from orm_pack.local.ports import free_port
+from orm_pack.local.runtime_files import RuntimeFiles
+from orm_pack.local.services import (ServingConfig, TrackingConfig, python_env, serving_argv, serving_env,
+                                     tracking_argv, tracking_env)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+RUNTIME = RuntimeFiles(REPO_ROOT)
+MODEL_NAME = "wine-quality"
+DB_PASSWORD = "Mlflow-db#pw/with%odd:chars"
+# Clients fail fast instead of retrying for minutes on a misconfiguration.
+CLIENT_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+              "MLFLOW_TRACKING_INSECURE_TLS": "true"}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def fail_fast_clients():
+    saved = {name: os.environ.get(name) for name in CLIENT_ENV}
+    os.environ.update(CLIENT_ENV)
+    yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+@pytest.fixture(scope="session")
+def tracker():
+    """Every process the fixtures start; at the end all of them and their children must be gone."""
+    tracker = ProcessTracker()
+    yield tracker
+    tracker.stop_all()
+    leftovers = tracker.leftovers()
+    assert not leftovers, f"processes left running after teardown: {leftovers}"
+
+
+@pytest.fixture(scope="session")
+def mariadb(tracker, tmp_path_factory) -> MariaDB:
+    binaries = {name: require_binary(name, how="apt-get install mariadb-server")
+                for name in ("mariadbd", "mariadb-install-db")}
+    # innodb_force_primary_key=ON stands in for HeatWave's sql_require_primary_key=ON.
+    server = start_mariadb(tracker, binaries, tmp_path_factory.mktemp("mariadb"),
+                           extra_args=["--innodb-force-primary-key=ON"])
+    yield server
+    tracker.stop(server.service)
+
+
+@pytest.fixture(scope="session")
+def s3(tracker, tmp_path_factory) -> S3Server:
+    moto_server = require_binary("moto_server", how="pip install 'moto[server]'")
+    server = start_moto(tracker, moto_server, tmp_path_factory.mktemp("moto"))
+    yield server
+    tracker.stop(server.service)
+
+
+def start_proxy(tracker: ProcessTracker, workdir: Path, upstream_port: int, login: credentials.Credentials):
+    """nginx with our template in front of 127.0.0.1:upstream_port; returns (service, https URL)."""
+    binary = nginx_binary()
+    port = free_port()
+    htpasswd = workdir / "htpasswd"
+    credentials.write_htpasswd(login, htpasswd)
+    block = nginx.render_proxy(RUNTIME, workdir / "proxy.conf", listen=f"127.0.0.1:{port}",
+                               upstream=f"127.0.0.1:{upstream_port}", htpasswd=htpasswd,
+                               tls_cert=workdir / "tls" / "proxy.crt", tls_key=workdir / "tls" / "proxy.key")
+    conf = nginx.write_main_conf(workdir, [block])
+    nginx.check_config(binary, conf)
+    service = tracker.start("nginx", nginx.nginx_argv(binary, conf), dict(os.environ), workdir / "nginx.log")
+    url = f"https://127.0.0.1:{port}"
+    processes.wait_ready(service, f"{url}/health", 30, accept=(200, 502, 503))
+    return service, url
+
+
+@dataclass(frozen=True)
+class TrackingStack:
+    url: str                      # through the auth proxy
+    direct_url: str               # mlflow server itself
+    login: credentials.Credentials
+    log: Path
+    databases_before: frozenset   # what MariaDB held before the entrypoint's first boot
+    mariadb: MariaDB
+    s3: S3Server
+    tracking: processes.Service
+    proxy: processes.Service
+
+    def client_env(self) -> dict:
+        return dict(python_env(), **CLIENT_ENV, MLFLOW_TRACKING_URI=self.url,
+                    MLFLOW_TRACKING_USERNAME=self.login.username, MLFLOW_TRACKING_PASSWORD=self.login.password)
+
+
+@pytest.fixture(scope="session")
+def tracking_stack(tracker, tmp_path_factory, mariadb, s3) -> TrackingStack:
+    workdir = tmp_path_factory.mktemp("tracking")
+    with mariadb.admin() as connection, connection.cursor() as cursor:
+        cursor.execute("SHOW DATABASES")
+        databases_before = frozenset(row[0] for row in cursor.fetchall())
+    port = free_port()
+    config = TrackingConfig(
+        port=port, artifacts_destination=f"s3://{s3.bucket}/mlflow", s3_endpoint=s3.endpoint, workers=1,
+        allowed_hosts="mlflow.example.test",
+        extra_env=(("MLFLOW_DB_HOST", mariadb.host), ("MLFLOW_DB_PORT", str(mariadb.port)),
+                   ("MLFLOW_DB_NAME", "mlflow"), ("MLFLOW_DB_USER", "mlflow"), ("MLFLOW_DB_PASSWORD", DB_PASSWORD),
+                   ("MYSQL_ADMIN_USER", mariadb.admin_user), ("MYSQL_ADMIN_PASSWORD", mariadb.admin_password),
+                   ("AWS_ACCESS_KEY_ID", s3.access_key), ("AWS_SECRET_ACCESS_KEY", s3.secret_key),
+                   ("AWS_DEFAULT_REGION", "us-east-1")))
+    env = tracking_env(config)
+    env.pop("MLFLOW_BACKEND_STORE_URI", None)
+    log = workdir / "tracking.log"
+    tracking = tracker.start("tracking", tracking_argv(RUNTIME), env, log)
+    processes.wait_ready(tracking, f"http://127.0.0.1:{port}/health", 300)
+    tracker.remember_tree(tracking)
+    login = credentials.generate("mlflow-user")
+    proxy, url = start_proxy(tracker, workdir / "proxy", port, login)
+    yield TrackingStack(url, f"http://127.0.0.1:{port}", login, log, databases_before, mariadb, s3, tracking, proxy)
+    tracker.stop(proxy)
+    tracker.stop(tracking)
+
+
+def train_wine(stack: TrackingStack, *args: str) -> dict:
+    """Runs examples/wine/train.py as a user would; returns its key=value output."""
+    result = subprocess.run([sys.executable, str(RUNTIME.wine_example), "--model-name", MODEL_NAME, *args],
+                            env=stack.client_env(), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, f"train.py failed:\n{result.stdout}\n{result.stderr[-3000:]}"
+    values = {}
+    for line in result.stdout.splitlines():
+        for pair in line.split():
+            key, sep, value = pair.partition("=")
+            if sep:
+                values[key] = value
+    return values
+
+
+@pytest.fixture(scope="session")
+def wine_v1(tracking_stack) -> dict:
+    return train_wine(tracking_stack, "--alpha", "0.5", "--l1-ratio", "0.5")
+
+
+@dataclass(frozen=True)
+class ServingStack:
+    url: str
+    login: credentials.Credentials
+    supervisor: processes.Service
+    log: Path
+
+
+@pytest.fixture(scope="session")
+def serving_stack(tracker, tmp_path_factory, tracking_stack) -> ServingStack:
+    workdir = tmp_path_factory.mktemp("serving")
+    port = free_port()
+    env = serving_env(ServingConfig(port=port, tracking_uri=tracking_stack.url, credentials=tracking_stack.login,
+                                    model_name=MODEL_NAME, poll_seconds=1))
+    env.update(CLIENT_ENV)
+    log = workdir / "supervisor.log"
+    supervisor = tracker.start("serving", serving_argv(RUNTIME), env, log)
+    processes.wait_ready(supervisor, f"http://127.0.0.1:{port}/health", 120, accept=(200, 503))
+    proxy, url = start_proxy(tracker, workdir / "proxy", port, tracking_stack.login)
+    yield ServingStack(url, tracking_stack.login, supervisor, log)
+    tracker.remember_tree(supervisor)
+    tracker.stop(proxy)
+    tracker.stop(supervisor)

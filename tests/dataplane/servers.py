@@ -1,0 +1,113 @@
+"""Throwaway servers for the data-plane tests: MariaDB (MySQL stand-in) and the moto S3 server,
+plus a tracker that stops every process the tests started and proves none is left behind."""
+import os
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pymysql
+
+from orm_pack.local import processes
+from orm_pack.local.ports import free_port
+
+
+class ProcessTracker:
+    """Starts services, stops them, and knows every pid that was part of their process trees."""
+
+    def __init__(self):
+        self.services: list[processes.Service] = []
+        self.seen: dict[int, str] = {}
+
+    def start(self, name: str, argv: list[str], env: dict, log: Path) -> processes.Service:
+        service = processes.start(name, argv, env, log)
+        self.services.append(service)
+        self.seen[service.pid] = name
+        return service
+
+    def remember_tree(self, service: processes.Service) -> None:
+        for pid in processes.descendants(service.pid):
+            self.seen.setdefault(pid, service.name)
+
+    def stop(self, service: processes.Service) -> None:
+        for pid in processes.stop(service.pid):
+            self.seen.setdefault(pid, service.name)
+        if service in self.services:
+            self.services.remove(service)
+
+    def stop_all(self) -> None:
+        for service in reversed(list(self.services)):
+            self.stop(service)
+
+    def leftovers(self) -> dict[int, str]:
+        return {pid: name for pid, name in self.seen.items() if processes.is_alive(pid)}
+
+
+@dataclass(frozen=True)
+class MariaDB:
+    host: str
+    port: int
+    socket: Path
+    admin_user: str
+    admin_password: str
+    service: processes.Service
+
+    def admin(self, database: str | None = None):
+        return pymysql.connect(host=self.host, port=self.port, user=self.admin_user, password=self.admin_password,
+                               database=database, autocommit=True)
+
+
+def start_mariadb(tracker: ProcessTracker, binaries: dict, workdir: Path, extra_args=()) -> MariaDB:
+    """MariaDB on a loopback port with its own datadir; --no-defaults ignores /etc/mysql."""
+    datadir, socket = workdir / "data", workdir / "mysqld.sock"
+    user = "root" if os.geteuid() == 0 else os.environ.get("USER", "nobody")
+    subprocess.run([binaries["mariadb-install-db"], "--no-defaults", f"--user={user}", f"--datadir={datadir}",
+                    "--auth-root-authentication-method=normal", "--skip-test-db"],
+                   check=True, capture_output=True, timeout=120)
+    port = free_port()
+    service = tracker.start("mariadb", [
+        binaries["mariadbd"], "--no-defaults", f"--user={user}", f"--datadir={datadir}", f"--port={port}",
+        "--bind-address=127.0.0.1", f"--socket={socket}", f"--pid-file={workdir / 'mysqld.pid'}",
+        "--skip-log-bin", "--innodb-buffer-pool-size=64M", "--character-set-server=utf8mb4",
+        "--collation-server=utf8mb4_bin", *extra_args], dict(os.environ), workdir / "mariadb.log")
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            root = pymysql.connect(unix_socket=str(socket), user="root", autocommit=True)
+            break
+        except pymysql.err.OperationalError:
+            if not service.alive() or time.monotonic() > deadline:
+                raise processes.ServiceFailed(f"mariadb did not start:\n{processes.log_tail(service.log)}")
+            time.sleep(0.2)
+    # The DB system's administrator, as HeatWave creates it: the first-boot SQL logs in with it.
+    admin_password = "Adm1n-#pw:with/odd%chars"
+    with root, root.cursor() as cursor:
+        cursor.execute("CREATE USER 'admin'@'%%' IDENTIFIED BY %s", (admin_password,))
+        cursor.execute("GRANT ALL PRIVILEGES ON *.* TO 'admin'@'%' WITH GRANT OPTION")
+    return MariaDB("127.0.0.1", port, socket, "admin", admin_password, service)
+
+
+@dataclass(frozen=True)
+class S3Server:
+    endpoint: str
+    bucket: str
+    access_key: str
+    secret_key: str
+    service: processes.Service
+
+    def client(self):
+        import boto3
+
+        return boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1",
+                            aws_access_key_id=self.access_key, aws_secret_access_key=self.secret_key)
+
+
+def start_moto(tracker: ProcessTracker, moto_server: str, workdir: Path) -> S3Server:
+    port = free_port()
+    service = tracker.start("moto", [moto_server, "-H", "127.0.0.1", "-p", str(port)], dict(os.environ),
+                            workdir / "moto.log")
+    endpoint = f"http://127.0.0.1:{port}"
+    processes.wait_ready(service, f"{endpoint}/moto-api/", 60)
+    s3 = S3Server(endpoint, "mlflow-artifacts", "test-access-key", "test-secret-key-do-not-log", service)
+    s3.client().create_bucket(Bucket=s3.bucket)
+    return s3

@@ -1,0 +1,111 @@
+"""A user reaches the tracking server through the auth proxy: MariaDB backend prepared by our
+first-boot SQL (primary keys enforced), artifacts proxied into an S3 bucket."""
+import hashlib
+import os
+
+import pytest
+import requests
+
+from mlflow import MlflowClient
+
+pytestmark = [pytest.mark.dataplane,
+              pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")]
+
+SEARCH = "/api/2.0/mlflow/experiments/search?max_results=1"
+
+
+def get(url, **kwargs):
+    return requests.get(url, verify=False, timeout=30, **kwargs)
+
+
+def test_anonymous_request_is_refused(tracking_stack):
+    assert get(tracking_stack.url + SEARCH).status_code == 401
+
+
+def test_wrong_password_is_refused(tracking_stack):
+    response = get(tracking_stack.url + SEARCH, auth=(tracking_stack.login.username, "not-the-password"))
+    assert response.status_code == 401
+
+
+def test_right_password_reaches_mlflow(tracking_stack):
+    response = get(tracking_stack.url + SEARCH, auth=(tracking_stack.login.username, tracking_stack.login.password))
+    assert response.status_code == 200, response.text
+    assert "experiments" in response.json()
+
+
+def test_health_is_open_without_password(tracking_stack):
+    response = get(tracking_stack.url + "/health")
+    assert (response.status_code, response.text) == (200, "OK")
+
+
+def test_host_header_reaches_mlflow_allowed_hosts(tracking_stack):
+    """The proxy forwards the client's Host; MLflow accepts MLFLOW_ALLOWED_HOSTS and refuses others."""
+    auth = (tracking_stack.login.username, tracking_stack.login.password)
+    allowed = get(tracking_stack.url + SEARCH, auth=auth, headers={"Host": "mlflow.example.test"})
+    foreign = get(tracking_stack.url + SEARCH, auth=auth, headers={"Host": "attacker.example.test"})
+    assert (allowed.status_code, foreign.status_code) == (200, 403)
+
+
+def test_5mb_artifact_goes_through_the_proxy_into_the_bucket(tracking_stack, tmp_path, monkeypatch):
+    for name, value in tracking_stack.client_env().items():
+        if name.startswith("MLFLOW_"):
+            monkeypatch.setenv(name, value)
+    payload = tmp_path / "weights.bin"
+    payload.write_bytes(os.urandom(5 * 1024 * 1024))
+    client = MlflowClient(tracking_uri=tracking_stack.url)
+    experiment_id = client.create_experiment("artifact-upload")
+    run = client.create_run(experiment_id)
+    client.log_artifact(run.info.run_id, str(payload))
+    client.set_terminated(run.info.run_id)
+
+    objects = tracking_stack.s3.client().list_objects_v2(Bucket=tracking_stack.s3.bucket)["Contents"]
+    stored = [obj for obj in objects if obj["Key"].endswith(f"{run.info.run_id}/artifacts/weights.bin")]
+    assert [obj["Size"] for obj in stored] == [5 * 1024 * 1024], [obj["Key"] for obj in objects]
+
+    downloaded = client.download_artifacts(run.info.run_id, "weights.bin", str(tmp_path / "back"))
+    assert hashlib.sha256(open(downloaded, "rb").read()).digest() == hashlib.sha256(payload.read_bytes()).digest()
+
+
+def test_first_boot_sql_created_the_database_and_its_user(tracking_stack):
+    assert "mlflow" not in tracking_stack.databases_before
+    with tracking_stack.mariadb.admin() as connection, connection.cursor() as cursor:
+        cursor.execute("SHOW DATABASES")
+        assert "mlflow" in {row[0] for row in cursor.fetchall()}
+        cursor.execute("SHOW GRANTS FOR 'mlflow'@'%'")
+        grants = " ".join(row[0] for row in cursor.fetchall())
+    assert "GRANT ALL PRIVILEGES ON `mlflow`.* TO `mlflow`@`%`" in grants
+
+
+def test_migrations_succeed_with_primary_keys_enforced(tracking_stack):
+    from mlflow.store.db.utils import _get_latest_schema_revision
+
+    with tracking_stack.mariadb.admin("mlflow") as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT @@GLOBAL.innodb_force_primary_key")
+        assert cursor.fetchone()[0] == 1
+        with pytest.raises(Exception, match="requires a primary key"):
+            cursor.execute("CREATE TABLE probe_without_pk (x INT) ENGINE=InnoDB")
+        cursor.execute("SELECT version_num FROM alembic_version")
+        assert cursor.fetchone()[0] == _get_latest_schema_revision()
+        cursor.execute("SELECT COUNT(*) FROM information_schema.tables t WHERE t.table_schema = 'mlflow' AND NOT "
+                       "EXISTS (SELECT 1 FROM information_schema.table_constraints c WHERE c.table_schema = "
+                       "t.table_schema AND c.table_name = t.table_name AND c.constraint_type = 'PRIMARY KEY')")
+        assert cursor.fetchone()[0] == 0
+
+
+def test_tracking_log_holds_no_secret(tracking_stack):
+    log = tracking_stack.log.read_text()
+    assert "backend store: mysql+pymysql://mlflow:***@" in log
+    for secret in (tracking_stack.mariadb.admin_password, "Mlflow-db#pw", "with%odd", tracking_stack.s3.secret_key):
+        assert secret not in log
+
+
+def test_secrets_are_not_in_the_server_command_line(tracking_stack):
+    from orm_pack.local import processes
+
+    pids = {tracking_stack.tracking.pid} | processes.descendants(tracking_stack.tracking.pid)
+    for pid in pids:
+        try:
+            cmdline = open(f"/proc/{pid}/cmdline", "rb").read().decode(errors="replace")
+        except OSError:
+            continue
+        assert "Mlflow-db#pw" not in cmdline and "Mlflow-db%23pw" not in cmdline
