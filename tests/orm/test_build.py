@@ -1,0 +1,170 @@
+"""`orm-pack build`: a deterministic, validated stack zip that Terraform can plan from its root."""
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from harness.terraform import Terraform
+from ormfake.testing import FIXTURE_SOURCE, REPO_ROOT, cli_env
+from orm_pack import zipbuild
+from orm_pack.errors import ExitCode, UserError
+
+AUTO_VARS = {"tenancy_ocid": "ocid1.tenancy.oc1..aaaatest", "compartment_ocid": "ocid1.compartment.oc1..aaaatest",
+             "region": "us-phoenix-1", "current_user_ocid": "ocid1.user.oc1..aaaatest"}
+
+
+def _sources():
+    """The fixture stack always; the project's own stack once it exists in the checkout."""
+    sources = [pytest.param(FIXTURE_SOURCE, id="fixture")]
+    if zipbuild.is_source(REPO_ROOT) and list((REPO_ROOT / "stack").glob("*.tf")):
+        sources.append(pytest.param(REPO_ROOT, id="project"))
+    return sources
+
+
+def build(*args, cwd: Path, home: Path):
+    return subprocess.run([sys.executable, "-m", "orm_pack.cli", "build", *args], capture_output=True, text=True,
+                          cwd=cwd, env=cli_env(home), timeout=120)
+
+
+@pytest.mark.parametrize("source", _sources())
+def test_two_builds_are_byte_identical(source, tmp_path):
+    copy = tmp_path / "src"
+    for part in ("stack", "userdata", "docker"):
+        if (source / part).is_dir():
+            shutil.copytree(source / part, copy / part)
+    shutil.copy(source / "schema.yaml", copy / "schema.yaml")
+    source = copy
+    first = build(str(source), "-o", str(tmp_path / "a.zip"), "--json", cwd=tmp_path, home=tmp_path)
+    assert first.returncode == 0, first.stderr
+    os.utime(next(Path(source, "stack").glob("*.tf")), (1e9, 1e9))  # another mtime must not change the zip
+    second = build(str(source), "-o", str(tmp_path / "b.zip"), "--json", cwd=tmp_path, home=tmp_path)
+    assert second.returncode == 0, second.stderr
+    a, b = json.loads(first.stdout), json.loads(second.stdout)
+    assert a["sha256"] == b["sha256"] == hashlib.sha256((tmp_path / "b.zip").read_bytes()).hexdigest()
+    assert (tmp_path / "a.zip").read_bytes() == (tmp_path / "b.zip").read_bytes()
+    assert a["size"] <= zipbuild.MAX_ZIP_BYTES
+
+
+def test_zip_root_layout_modes_and_dates(tmp_path):
+    built = zipbuild.build_zip(FIXTURE_SOURCE, tmp_path / "stack.zip")
+    with zipfile.ZipFile(built.path) as archive:
+        infos = archive.infolist()
+    names = [i.filename for i in infos]
+    assert names == sorted(names) == list(built.files)
+    assert {"main.tf", "outputs.tf", "variables.tf", "versions.tf", "schema.yaml"} <= set(names)  # zip root
+    assert "userdata/cloud-init.tftpl" in names and "docker/Dockerfile-tracking" in names
+    assert not any(n.startswith("stack/") for n in names)
+    assert {i.date_time for i in infos} == {(1980, 1, 1, 0, 0, 0)}
+    modes = {i.filename: (i.external_attr >> 16) & 0o777 for i in infos}
+    assert modes["docker/entrypoint.sh"] == 0o755 and modes["main.tf"] == 0o644
+
+
+def test_cli_prints_files_size_and_sha256(tmp_path):
+    result = build(str(FIXTURE_SOURCE), "-o", str(tmp_path / "out" / "s.zip"), cwd=tmp_path, home=tmp_path)
+    assert result.returncode == 0, result.stderr
+    digest = hashlib.sha256((tmp_path / "out" / "s.zip").read_bytes()).hexdigest()
+    assert f"sha256  {digest}" in result.stdout
+    assert "  main.tf" in result.stdout and "(9 files," in result.stdout
+
+
+def test_state_terraform_dirs_lock_files_secrets_and_junk_are_left_out(tmp_path):
+    source = tmp_path / "src"
+    shutil.copytree(FIXTURE_SOURCE, source)
+    junk = ["stack/.terraform/providers/x", "stack/terraform.tfstate", "stack/terraform.tfstate.backup",
+            "stack/.terraform.lock.hcl", "stack/main.tf~", "stack/.main.tf.swp", "stack/terraform.tfvars",
+            "stack/prod.auto.tfvars", "stack/plan.tfplan", "stack/crash.log", "userdata/.DS_Store",
+            "docker/__pycache__/x.pyc", "docker/.#lock", "stack/.git/config", "stack/oci_api_key.pem"]
+    for name in junk:
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        (source / name).write_text("junk")
+    clean = zipbuild.build_zip(FIXTURE_SOURCE, tmp_path / "clean.zip")
+    dirty = zipbuild.build_zip(source, tmp_path / "dirty.zip")
+    assert dirty.files == clean.files
+    assert dirty.sha256 == clean.sha256
+
+
+@pytest.mark.terraform
+@pytest.mark.parametrize("source", _sources())
+def test_the_zip_plans_from_its_root(source, tmp_path, terraform_binary):
+    built = zipbuild.build_zip(source, tmp_path / "stack.zip")
+    root = tmp_path / "root"
+    with zipfile.ZipFile(built.path) as archive:
+        archive.extractall(root)
+    from orm_pack.tfvariables import read_variables
+
+    declared = read_variables(root)
+    tfvars = {k: v for k, v in AUTO_VARS.items() if k in declared}
+    for name, variable in declared.items():  # what a user must type in the form
+        if variable.required and name not in tfvars:
+            tfvars[name] = ("Zip-Test-Passw0rd#2024" if "password" in name else
+                            "203.0.113.0/24" if "cidr" in name else "zip-test")
+    tf = Terraform(root, binary=terraform_binary)
+    tf.init()
+    summary = tf.plan_summary(tfvars)
+    assert summary.counts, "the plan from the zip root creates nothing"
+    assert all(actions == ["create"] for actions in summary.actions.values())
+
+
+def test_zip_over_the_limit_is_refused_and_nothing_is_written(tmp_path):
+    output = tmp_path / "big.zip"
+    with pytest.raises(UserError) as error:
+        zipbuild.build_zip(FIXTURE_SOURCE, output, max_bytes=1000)
+    assert error.value.exit_code == ExitCode.TOO_LARGE
+    assert "over Resource Manager's" in str(error.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_refuses_a_12_mb_stack(tmp_path):
+    source = tmp_path / "src"
+    shutil.copytree(FIXTURE_SOURCE, source)
+    (source / "docker" / "blob.bin").write_bytes(os.urandom(12 * 1024 * 1024))  # incompressible
+    result = build(str(source), "-o", str(tmp_path / "out.zip"), cwd=tmp_path, home=tmp_path)
+    assert result.returncode == ExitCode.TOO_LARGE, result.stderr
+    assert "11 MB limit" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out.zip").exists()
+    assert not list(tmp_path.glob(".*partial"))
+
+
+@pytest.mark.parametrize("edit, expected", [
+    (lambda s: s.replace("type: boolean", "type: bool"), "variables.enable_serving.type: unknown type 'bool'"),
+    (lambda s: s.replace("        - ${enable_serving}\n", "        - ${enable_serving_vm}\n"),
+     "variables.mlflow_password.visible names 'enable_serving_vm', which is not a variable"),
+    (lambda s: s.replace("  mlflow_url:\n    type: link", "  mlflow_url:\n    type: string"),
+     "primaryOutputButton names 'mlflow_url', whose type is 'string'"),
+    (lambda s: s.replace("      - extra_tags\n", "").replace("  extra_tags:\n    type: string\n    title: Extra tags "
+                                                                 "(JSON map)\n    visible: false\n", ""),
+     "Terraform variable 'extra_tags' (variables.tf) is not in schema.yaml"),
+    (lambda s: s.replace("      - mlflow_password\n", "      - mlflow_password\n      - db_shape\n"),
+     "'db_shape' is not a Terraform variable"),
+])
+def test_schema_problems_stop_the_build(tmp_path, edit, expected):
+    source = tmp_path / "src"
+    shutil.copytree(FIXTURE_SOURCE, source)
+    schema = source / "schema.yaml"
+    schema.write_text(edit(schema.read_text()))
+    result = build(str(source), "-o", str(tmp_path / "out.zip"), cwd=tmp_path, home=tmp_path)
+    assert result.returncode == ExitCode.USAGE, result.stderr
+    assert expected in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out.zip").exists()
+
+
+def test_source_that_is_not_a_stack_is_a_clear_error(tmp_path):
+    result = build(str(tmp_path), cwd=tmp_path, home=tmp_path)
+    assert result.returncode == ExitCode.USAGE
+    assert "has no stack/ directory and schema.yaml" in result.stderr
+
+
+def test_default_source_is_the_current_checkout(tmp_path, monkeypatch):
+    assert zipbuild.find_source(None, cwd=FIXTURE_SOURCE) == FIXTURE_SOURCE
+    inside = FIXTURE_SOURCE / "stack"
+    # not a source itself: falls back to the checkout this package runs from, or the bundle
+    found = zipbuild.find_source(None, cwd=inside) if (zipbuild.is_source(REPO_ROOT) or
+                                                       zipbuild.is_source(zipbuild.bundled_source())) else None
+    assert found in (None, REPO_ROOT, zipbuild.bundled_source())
