@@ -1,0 +1,78 @@
+"""A user who types something wrong learns it at plan time, from a message that says what to fix."""
+import pytest
+
+from harness.terraform import Terraform, TerraformError
+
+from .conftest import BASE_TFVARS, repo_layout
+
+pytestmark = pytest.mark.terraform
+
+X86_IMAGE = "ocid1.image.oc1..ol9x86new"
+
+CASES = {
+    "malformed allowed CIDR": ({"allowed_ingress_cidr": "203.0.113.7"},
+                               ["allowed_ingress_cidr must be an IPv4 CIDR such as 203.0.113.7/32"]),
+    "CIDR with host bits": ({"vcn_cidr": "10.0.0.1/16"}, ["vcn_cidr must be an IPv4 network", "first address"]),
+    "CIDR prefix out of range": ({"public_subnet_cidr": "10.0.1.0/33"}, ["public_subnet_cidr must be an IPv4 network"]),
+    "overlapping subnets": ({"public_subnet_cidr": "10.0.1.0/24", "private_subnet_cidr": "10.0.1.128/25"},
+                            ["public_subnet_cidr (10.0.1.0/24) and private_subnet_cidr (10.0.1.128/25) overlap"]),
+    "subnet outside the VCN": ({"private_subnet_cidr": "10.1.2.0/24"},
+                               ["private_subnet_cidr (10.1.2.0/24) is not inside vcn_cidr (10.0.0.0/16)"]),
+    "short MySQL password": ({"mysql_admin_password": "Ab1-"}, ["mysql_admin_password must be 8 to 32 characters long"]),
+    "MySQL password without digit and special": (
+        {"mysql_admin_password": "Passwordonly"},
+        ["mysql_admin_password needs at least one digit", "mysql_admin_password needs at least one special character"]),
+    "MySQL password all lowercase": ({"mysql_admin_password": "secret-pw-1"},
+                                     ["mysql_admin_password needs at least one uppercase and one lowercase letter"]),
+    "MySQL password with a quote": ({"mysql_admin_password": "Sup3r'Secret"},
+                                    ["mysql_admin_password must not contain spaces, quotes or backslashes"]),
+    "reserved MySQL user": ({"mysql_admin_username": "root"}, ["mysql_admin_username is a name MySQL HeatWave reserves"]),
+    "unknown VM shape": ({"tracking_shape": "VM.Standard.E9.Flex"}, ["tracking_shape must be a flexible VM shape"]),
+    "unknown MySQL shape": ({"mysql_shape": "MySQL.3"}, ["mysql_shape must be one of MySQL.Free (Always Free)"]),
+    "A1 shape with an x86 image": (
+        {"tracking_shape": "VM.Standard.A1.Flex", "tracking_image_id": X86_IMAGE},
+        [f"tracking_image_id ({X86_IMAGE}) is not an Oracle Linux image compatible with tracking_shape "
+         "VM.Standard.A1.Flex: Arm shapes (A1, A2) need an aarch64 image"]),
+    "serving enabled with no model": ({"serving_model_name": ""}, ["serving_enabled is true but no model is named"]),
+    "supplied S3 keys missing": ({"s3_credentials_source": "supply"},
+                                 ["s3_credentials_source is supply: set s3_access_key and s3_secret_key"]),
+    "existing VCN without subnets": ({"use_existing_vcn": True, "existing_vcn_id": "ocid1.vcn.oc1..existing"},
+                                     ["use_existing_vcn is true: set existing_vcn_id, existing_public_subnet_id"]),
+    "short MLflow password": ({"mlflow_password": "short"}, ["mlflow_password must be 12 to 64 characters long"]),
+    "bad name prefix": ({"name_prefix": "MLflow_"}, ["name_prefix must be 2-16 characters"]),
+}
+
+
+@pytest.fixture(scope="module")
+def tf(tmp_path_factory):
+    tf = Terraform(repo_layout(tmp_path_factory.mktemp("bad-inputs")))
+    tf.init()
+    return tf
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_input_fails_at_plan_with_a_clear_message(tf, case):
+    tfvars, messages = CASES[case]
+    with pytest.raises(TerraformError) as failure:
+        tf.plan({**BASE_TFVARS, **tfvars}, f"bad-{abs(hash(case))}.bin")
+    for message in messages:
+        assert message in failure.value.message
+    assert "Sup3r-Secret-pw" not in failure.value.message  # secrets never echoed
+
+
+def test_existing_private_subnet_given_as_public_is_refused(tmp_path):
+    fixtures = {"oci_core_subnet": {"cidr_block": "10.20.2.0/24", "vcn_id": "ocid1.vcn.oc1..existing",
+                                    "prohibit_public_ip_on_vnic": True, "state": "AVAILABLE"}}
+    tf = Terraform(repo_layout(tmp_path), fixtures=fixtures)
+    tf.init()
+    tfvars = {**BASE_TFVARS, "use_existing_vcn": True, "existing_vcn_id": "ocid1.vcn.oc1..existing",
+              "existing_public_subnet_id": "ocid1.subnet.oc1..a", "existing_private_subnet_id": "ocid1.subnet.oc1..b"}
+    with pytest.raises(TerraformError) as failure:
+        tf.plan(tfvars)
+    assert "existing_public_subnet_id is a private subnet (it prohibits public IPs)" in failure.value.message
+
+
+def test_a_compatible_custom_image_is_accepted(tf):
+    """The control for the image check: an x86 image on an x86 shape plans and is used."""
+    plan = tf.plan_summary({**BASE_TFVARS, "tracking_image_id": "ocid1.image.oc1..ol8x86"})
+    assert plan.values["oci_core_instance.tracking"]["source_details"][0]["source_id"] == "ocid1.image.oc1..ol8x86"
