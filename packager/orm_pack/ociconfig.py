@@ -97,7 +97,10 @@ def _read_profile(options: AuthOptions) -> dict:
             ExitCode.CONFIG,
         )
     try:
-        return oci.config.from_file(file_location=path, profile_name=options.profile)
+        config = oci.config.from_file(file_location=path, profile_name=options.profile)
+        if options.auth == "api_key":
+            oci.config.validate_config(config)
+        return config
     except oci.exceptions.ProfileNotFound:
         raise UserError(
             f"profile [{options.profile}] is not in {path}: pass --profile (or OCI_CLI_PROFILE) with one of "
