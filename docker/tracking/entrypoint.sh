@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the MLflow tracking server from environment variables (see docker/README.md).
 # Order: check settings -> wait for the database -> first-boot SQL (when admin credentials are
-# given) -> exec `mlflow server` with proxied artifacts. Secrets never reach the log or argv:
+# given) and schema migrations -> exec `mlflow server` with proxied artifacts. Secrets never reach the log or argv:
 # the backend URI is passed to mlflow through MLFLOW_BACKEND_STORE_URI.
 set -euo pipefail
 
@@ -48,9 +48,6 @@ else
     [[ -n ${!name:-} ]] || missing+=("$name")
   done
   ((${#missing[@]} == 0)) || die "set ${missing[*]} (the MySQL connection) or MLFLOW_BACKEND_STORE_URI (e.g. sqlite:////data/mlflow.db)"
-  db_host=${MLFLOW_DB_HOST:?}
-  log "waiting up to ${MLFLOW_DB_WAIT_SECONDS}s for database ${db_host}:${MLFLOW_DB_PORT}"
-  wait_for_tcp "$db_host" "$MLFLOW_DB_PORT" "$MLFLOW_DB_WAIT_SECONDS"
   # Percent-encode user and password; read from the environment so they never appear in argv.
   MLFLOW_BACKEND_STORE_URI=$(python3 -c '
 import os
@@ -64,9 +61,6 @@ print("mysql+pymysql://{}:{}@{}:{}/{}?charset=utf8mb4".format(
     log "MYSQL_ADMIN_USER/MYSQL_ADMIN_PASSWORD not set: database ${MLFLOW_DB_NAME} and its user must exist"
 fi
 export MLFLOW_BACKEND_STORE_URI  # mlflow server reads it from here, not from argv
-if [[ $MLFLOW_BACKEND_STORE_URI == mysql* ]]; then
-  python3 "$HERE/init_db.py" || die "the MySQL backend could not be prepared (see init_db above)"
-fi
 
 # --- artifacts -----------------------------------------------------------------------------
 [[ -n ${MLFLOW_ARTIFACTS_DESTINATION:-} ]] ||
@@ -91,6 +85,15 @@ case $MLFLOW_ARTIFACTS_DESTINATION in
     log "artifacts: local directory $MLFLOW_ARTIFACTS_DESTINATION"
     ;;
 esac
+
+# --- database ------------------------------------------------------------------------------
+if [[ -n ${MLFLOW_DB_HOST:-} && $MLFLOW_BACKEND_STORE_URI == mysql* ]]; then
+  log "waiting up to ${MLFLOW_DB_WAIT_SECONDS}s for database ${MLFLOW_DB_HOST}:${MLFLOW_DB_PORT}"
+  wait_for_tcp "$MLFLOW_DB_HOST" "$MLFLOW_DB_PORT" "$MLFLOW_DB_WAIT_SECONDS"
+fi
+if [[ $MLFLOW_BACKEND_STORE_URI == mysql* ]]; then
+  python3 "$HERE/init_db.py" || die "the MySQL backend could not be prepared (see init_db above)"
+fi
 
 # --- server --------------------------------------------------------------------------------
 # The job runner starts extra worker processes (and memory) that this deployment does not use.

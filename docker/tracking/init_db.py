@@ -89,26 +89,34 @@ ALTER_TABLE = re.compile(r"^\s*ALTER\s+TABLE\s+(`?[\w.]+`?)\s+(.*)$", re.IGNOREC
 DROP_PRIMARY_KEY = re.compile(r"^DROP\s+PRIMARY\s+KEY\s*$", re.IGNORECASE)
 
 
-def merge_primary_key_swaps(engine) -> None:
+class PrimaryKeySwapMerger:
     """Holds back `ALTER TABLE t DROP PRIMARY KEY` and sends it with the next ALTER TABLE of t."""
+
+    def __init__(self):
+        self.pending_table = None
+
+    def rewrite(self, statement: str) -> str:
+        match = ALTER_TABLE.match(statement)
+        if match and DROP_PRIMARY_KEY.match(match.group(2)):
+            self.pending_table = match.group(1)
+            return "DO 0"  # a no-op statement; the drop travels with the next ALTER
+        if self.pending_table is None:
+            return statement
+        table, self.pending_table = self.pending_table, None
+        if not (match and match.group(1) == table):
+            raise RuntimeError(f"migration dropped the primary key of {table} without re-adding it "
+                               f"in the next statement: {statement[:120]}")
+        return f"ALTER TABLE {table} DROP PRIMARY KEY, {match.group(2)}"
+
+
+def merge_primary_key_swaps(engine) -> None:
     from sqlalchemy import event
 
-    pending = {}
+    merger = PrimaryKeySwapMerger()
 
     @event.listens_for(engine, "before_cursor_execute", retval=True)
     def _merge(conn, cursor, statement, parameters, context, executemany):
-        match = ALTER_TABLE.match(statement)
-        if match and DROP_PRIMARY_KEY.match(match.group(2)):
-            pending[match.group(1)] = True
-            return "DO 0", parameters  # a no-op statement; the drop travels with the next ALTER
-        if pending:
-            table = next(iter(pending))
-            if not (match and match.group(1) == table):
-                raise RuntimeError(f"migration dropped the primary key of {table} without re-adding it "
-                                   f"in the next statement: {statement[:120]}")
-            pending.clear()
-            return f"ALTER TABLE {table} DROP PRIMARY KEY, {match.group(2)}", parameters
-        return statement, parameters
+        return merger.rewrite(statement), parameters
 
 
 def bring_schema_to_head(uri: str) -> str:

@@ -1,0 +1,156 @@
+"""docker/ as the VMs get it: lint-clean Dockerfiles and scripts, a proxy config nginx accepts, pinned
+requirements, and entrypoints that refuse bad settings with a message saying what to set."""
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from harness.static import hadolint_errors, nginx_test_errors, shellcheck_errors
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DOCKER = REPO_ROOT / "docker"
+DOCKERFILES = sorted(DOCKER.glob("Dockerfile-*"))
+RENDER = DOCKER / "nginx" / "render.sh"
+ENTRYPOINT = DOCKER / "tracking" / "entrypoint.sh"
+
+
+def test_the_three_images_exist():
+    assert [path.name for path in DOCKERFILES] == ["Dockerfile-serving", "Dockerfile-tracking", "Dockerfile-training"]
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda path: path.name)
+def test_dockerfile_is_hadolint_clean(dockerfile):
+    assert hadolint_errors(dockerfile) == []
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda path: path.name)
+def test_dockerfile_runs_as_non_root_with_a_healthcheck_and_no_secret(dockerfile):
+    text = dockerfile.read_text()
+    users = re.findall(r"^USER\s+(\S+)", text, re.MULTILINE)
+    assert users and users[-1] not in ("root", "0")
+    assert re.search(r"^HEALTHCHECK\s", text, re.MULTILINE)
+    env_lines = re.findall(r"^(?:ENV|ARG)\s.*(?:\n\s+.*)*", text, re.MULTILINE)
+    assert not [line for line in env_lines if re.search(r"PASSWORD|SECRET|AWS_", line)]
+    base = re.search(r"^FROM\s+(\S+)", text, re.MULTILINE).group(1)
+    assert ":" in base and not base.endswith(":latest")
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda path: path.name)
+def test_dockerfile_copies_files_that_exist(dockerfile):
+    """Build context: the repository (or stack zip) root, where docker/ and examples/ sit."""
+    for line in re.findall(r"^COPY\s+(.+)$", dockerfile.read_text(), re.MULTILINE):
+        sources = [part for part in line.split()[:-1] if not part.startswith("--")]
+        for source in sources:
+            assert (REPO_ROOT / source).is_file(), f"{dockerfile.name}: COPY {source} does not exist"
+
+
+@pytest.mark.parametrize("requirements", sorted(DOCKER.glob("requirements-*.txt")), ids=lambda path: path.name)
+def test_requirements_are_pinned(requirements):
+    lines = [line.strip() for line in requirements.read_text().splitlines()
+             if line.strip() and not line.startswith("#")]
+    assert lines and all(re.fullmatch(r"[A-Za-z0-9_.-]+==[0-9][A-Za-z0-9.]*", line) for line in lines), lines
+    assert "mlflow==3.17.2" in lines
+
+
+@pytest.mark.parametrize("script", [ENTRYPOINT, RENDER], ids=lambda path: path.name)
+def test_shell_script_is_strict_and_shellcheck_clean(script):
+    text = script.read_text()
+    assert "set -euo pipefail" in text
+    assert shellcheck_errors(text, script.name) == []
+
+
+def render(tmp_path, **overrides) -> subprocess.CompletedProcess:
+    htpasswd = tmp_path / "htpasswd"
+    htpasswd.write_text("mlflow:$2b$05$abcdefghijklmnopqrstuuJ0m2xHzGQ5U8zXg9QdGmE0i3d6wVWm2\n")
+    env = dict(os.environ, PROXY_LISTEN_PORT="443", PROXY_UPSTREAM="127.0.0.1:5000",
+               PROXY_HTPASSWD_FILE=str(htpasswd), PROXY_TLS_CERT=str(tmp_path / "tls" / "proxy.crt"),
+               PROXY_TLS_KEY=str(tmp_path / "tls" / "proxy.key"), PROXY_SERVER_NAME="mlflow.example.test 10.0.0.5")
+    env.update(overrides)
+    return subprocess.run(["bash", str(RENDER), str(tmp_path / "out.conf")], env=env, capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_rendered_proxy_config_has_the_settings_uploads_and_mlflow_need(tmp_path):
+    result = render(tmp_path)
+    assert result.returncode == 0, result.stderr
+    conf = (tmp_path / "out.conf").read_text()
+    for directive in ("listen 443 ssl;", "server 127.0.0.1:5000;", "keepalive 16;", "client_max_body_size    0;",
+                      "proxy_request_buffering off;", "proxy_set_header   Host $http_host;",
+                      "server_name mlflow.example.test 10.0.0.5;", "auth_basic off;",
+                      f"auth_basic_user_file {tmp_path / 'htpasswd'};"):
+        assert directive in conf
+    assert "${PROXY_" not in conf
+
+
+def test_rendered_proxy_config_passes_nginx_t(tmp_path):
+    assert render(tmp_path).returncode == 0
+    main = f"pid {tmp_path}/nginx.pid;\nevents {{}}\nhttp {{\n    include {tmp_path / 'out.conf'};\n}}\n"
+    assert nginx_test_errors(main) == []
+
+
+def test_render_creates_a_self_signed_pair_once_and_keeps_a_given_one(tmp_path):
+    assert render(tmp_path).returncode == 0
+    cert, key = tmp_path / "tls" / "proxy.crt", tmp_path / "tls" / "proxy.key"
+    text = subprocess.run(["openssl", "x509", "-in", str(cert), "-noout", "-text"], capture_output=True,
+                          text=True, check=True).stdout
+    assert "DNS:mlflow.example.test" in text and "IP Address:10.0.0.5" in text
+    assert oct(key.stat().st_mode & 0o777) == "0o600"
+    before = cert.read_bytes()
+    assert render(tmp_path).returncode == 0
+    assert cert.read_bytes() == before
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"PROXY_LISTEN_PORT": "443; include /etc/passwd"}, "PROXY_LISTEN_PORT contains whitespace"),
+    ({"PROXY_LISTEN_PORT": "99999"}, "PROXY_LISTEN_PORT must be a port"),
+    ({"PROXY_UPSTREAM": "127.0.0.1"}, "PROXY_UPSTREAM must be host:port"),
+    ({"PROXY_HTPASSWD_FILE": "/nonexistent/htpasswd"}, "htpasswd -cB /nonexistent/htpasswd"),
+    ({"PROXY_TLS_CERT": ""}, "PROXY_TLS_CERT is not set"),
+], ids=["injection", "port-range", "upstream-without-port", "missing-htpasswd", "missing-cert-path"])
+def test_render_refuses_bad_settings(tmp_path, overrides, message):
+    result = render(tmp_path, **overrides)
+    assert result.returncode == 2 and message in result.stderr
+    assert not (tmp_path / "out.conf").exists()
+
+
+def test_render_refuses_half_a_certificate_pair(tmp_path):
+    (tmp_path / "tls").mkdir()
+    (tmp_path / "tls" / "proxy.crt").write_text("only the certificate")
+    result = render(tmp_path)
+    assert result.returncode == 2 and "give both, or neither" in result.stderr
+
+
+def entrypoint(**env) -> subprocess.CompletedProcess:
+    from orm_pack.local.services import python_env
+
+    clean = {"PATH": python_env()["PATH"], "HOME": os.environ.get("HOME", "/tmp")}
+    return subprocess.run(["bash", str(ENTRYPOINT)], env=dict(clean, **env), capture_output=True, text=True,
+                          timeout=60)
+
+
+@pytest.mark.parametrize("env, message", [
+    ({}, "set MLFLOW_DB_HOST MLFLOW_DB_USER MLFLOW_DB_PASSWORD (the MySQL connection) or MLFLOW_BACKEND_STORE_URI"),
+    ({"MLFLOW_BACKEND_STORE_URI": "sqlite:////tmp/x.db"}, "set MLFLOW_ARTIFACTS_DESTINATION to s3://"),
+    ({"MLFLOW_BACKEND_STORE_URI": "sqlite:////tmp/x.db", "MLFLOW_ARTIFACTS_DESTINATION": "s3://bucket/mlflow"},
+     "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY are not set"),
+    ({"MLFLOW_BACKEND_STORE_URI": "sqlite:////tmp/x.db", "MLFLOW_ARTIFACTS_DESTINATION": "gs://bucket"},
+     "must be s3://… or a local directory"),
+    ({"MLFLOW_WORKERS": "many"}, "MLFLOW_WORKERS must be an integer between 1 and 64"),
+    ({"MLFLOW_DB_HOST": "127.0.0.1", "MLFLOW_DB_PORT": "1", "MLFLOW_DB_USER": "u", "MLFLOW_DB_PASSWORD": "p",
+      "MLFLOW_DB_WAIT_SECONDS": "0", "MLFLOW_ARTIFACTS_DESTINATION": "/tmp/mlflow-artifacts-test"},
+     "database 127.0.0.1:1 is not reachable after 0 s"),
+], ids=["no-backend", "no-artifacts", "s3-without-keys", "unknown-scheme", "bad-workers", "db-unreachable"])
+def test_tracking_entrypoint_refuses_bad_settings(env, message):
+    result = entrypoint(**env)
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+
+
+def test_tracking_entrypoint_masks_the_password_of_a_given_uri(tmp_path):
+    result = entrypoint(MLFLOW_BACKEND_STORE_URI="mysql+pymysql://mlflow:Sup3r-secret@127.0.0.1:1/mlflow",
+                        MLFLOW_ARTIFACTS_DESTINATION=str(tmp_path / "artifacts"))
+    assert result.returncode == 2
+    assert "mysql+pymysql://mlflow:***@127.0.0.1:1/mlflow" in result.stderr
+    assert "cannot connect to the MLflow database as its user" in result.stderr
+    assert "Sup3r-secret" not in result.stderr

@@ -1,0 +1,122 @@
+"""The pieces of the runtime that decide things without a server: legacy request translation, the
+backend switch used during reloads, and the settings checks of the supervisor and init_db."""
+import importlib.util
+import json
+import threading
+from pathlib import Path
+
+import pytest
+
+DOCKER = Path(__file__).resolve().parents[2] / "docker"
+
+
+def load(path: Path):
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    import sys
+
+    sys.modules[path.stem] = module  # supervisor imports legacy_adapter by name
+    spec.loader.exec_module(module)
+    return module
+
+
+adapter = load(DOCKER / "serving" / "legacy_adapter.py")
+supervisor = load(DOCKER / "serving" / "supervisor.py")
+init_db = load(DOCKER / "tracking" / "init_db.py")
+
+SPLIT = {"columns": ["a", "b"], "data": [[1, 2]]}
+RECORDS = [{"a": 1, "b": 2}]
+
+
+@pytest.mark.parametrize("content_type, body, expected", [
+    ("application/json; format=pandas-split", SPLIT, {"dataframe_split": SPLIT}),
+    ("application/json;format=pandas-records", RECORDS, {"dataframe_records": RECORDS}),
+    ("application/json", SPLIT, {"dataframe_split": SPLIT}),
+    ("application/json", RECORDS, {"dataframe_records": RECORDS}),
+    ("Application/JSON; charset=utf-8; format=pandas-split", SPLIT, {"dataframe_split": SPLIT}),
+])
+def test_legacy_bodies_become_current_ones(content_type, body, expected):
+    new_type, new_body, legacy = adapter.translate_request(content_type, json.dumps(body).encode())
+    assert (json.loads(new_body), legacy) == (expected, True)
+    assert new_type.startswith("application/json") and "format" not in new_type
+
+
+@pytest.mark.parametrize("content_type, body", [
+    ("application/json", json.dumps({"dataframe_split": SPLIT}).encode()),
+    ("application/json", json.dumps({"inputs": [[1, 2]]}).encode()),
+    ("text/csv", b"a,b\n1,2\n"),
+    ("application/json", b"not json"),
+])
+def test_current_bodies_pass_untouched(content_type, body):
+    assert adapter.translate_request(content_type, body) == (content_type, body, False)
+
+
+@pytest.mark.parametrize("content_type, body, message", [
+    ("application/json; format=pandas-split", RECORDS, 'needs {"columns": [...], "data": [[...], ...]}'),
+    ("application/json; format=pandas-records", SPLIT, "needs a list of records"),
+    ("application/json; format=tf-instances", SPLIT, "format=tf-instances is not supported"),
+])
+def test_inconsistent_legacy_requests_are_explained(content_type, body, message):
+    with pytest.raises(adapter.LegacyRequestError, match=message.replace("[", r"\[").replace("(", r"\(")):
+        adapter.translate_request(content_type, json.dumps(body).encode())
+
+
+def test_legacy_answers_are_bare_prediction_lists():
+    assert json.loads(adapter.translate_response(b'{"predictions": [5.5, 6.1]}')) == [5.5, 6.1]
+    assert adapter.translate_response(b'{"predictions": [1], "extra": 1}') == b'{"predictions": [1], "extra": 1}'
+
+
+def test_switch_waits_for_in_flight_requests_of_the_old_backend():
+    switch = adapter.BackendSwitch()
+    old = adapter.Backend(port=1, model_uri="models:/m/1")
+    switch.switch_to(old)
+    held = switch.acquire()
+    previous = switch.switch_to(adapter.Backend(port=2, model_uri="models:/m/2"))
+    assert previous is old and switch.acquire().model_uri == "models:/m/2"
+    assert not adapter.BackendSwitch.wait_idle(old, timeout=0.1)
+    threading.Timer(0.2, adapter.BackendSwitch.release, [held]).start()
+    assert adapter.BackendSwitch.wait_idle(old, timeout=5)
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"MLFLOW_TRACKING_URI": "https://x"}, "set SERVING_MODEL_NAME"),
+    ({"SERVING_MODEL_NAME": "wine"}, "set MLFLOW_TRACKING_URI"),
+    ({"MLFLOW_TRACKING_URI": "https://x", "SERVING_MODEL_NAME": "m", "SERVING_PORT": "http"},
+     "SERVING_PORT must be a number"),
+    ({"MLFLOW_TRACKING_URI": "https://x", "SERVING_MODEL_NAME": "m", "SERVING_POLL_SECONDS": "0"},
+     "SERVING_POLL_SECONDS must be at least 0.2"),
+])
+def test_supervisor_settings_say_what_to_set(env, message):
+    with pytest.raises(supervisor.SettingsError, match=message):
+        supervisor.read_settings(env)
+
+
+def test_supervisor_follows_the_alias_unless_a_uri_is_fixed():
+    env = {"MLFLOW_TRACKING_URI": "https://x", "SERVING_MODEL_NAME": "wine"}
+    assert supervisor.read_settings(env).target == "models:/wine@champion"
+    assert supervisor.read_settings(dict(env, SERVING_MODEL_URI="models:/wine/3")).target == "models:/wine/3"
+
+
+@pytest.mark.parametrize("env, message", [
+    ({}, "set MYSQL_ADMIN_USER, MYSQL_ADMIN_PASSWORD, MLFLOW_DB_HOST, MLFLOW_DB_USER, MLFLOW_DB_PASSWORD"),
+    ({"MLFLOW_DB_NAME": "ml-flow"}, "MLFLOW_DB_NAME must be 1-32 letters, digits or underscores"),
+    ({"MLFLOW_DB_USER": "x'; DROP"}, "MLFLOW_DB_USER must be 1-32 letters"),
+    ({"MLFLOW_DB_PORT": "3306a"}, "MLFLOW_DB_PORT must be a number"),
+])
+def test_init_db_settings_say_what_to_set(env, message):
+    complete = {"MYSQL_ADMIN_USER": "admin", "MYSQL_ADMIN_PASSWORD": "pw", "MLFLOW_DB_HOST": "db",
+                "MLFLOW_DB_USER": "mlflow", "MLFLOW_DB_PASSWORD": "pw"}
+    with pytest.raises(init_db.SettingsError, match=message):
+        init_db.read_settings(dict(complete, **env) if env else {})
+
+
+def test_primary_key_swap_is_sent_as_one_statement():
+    """MLflow's migrations drop a primary key and add the new one in two statements; we send one."""
+    merger = init_db.PrimaryKeySwapMerger()
+    assert merger.rewrite("ALTER TABLE metrics DROP PRIMARY KEY") == "DO 0"
+    assert merger.rewrite("ALTER TABLE metrics ADD CONSTRAINT metric_pk PRIMARY KEY (`key`, step)") == \
+        "ALTER TABLE metrics DROP PRIMARY KEY, ADD CONSTRAINT metric_pk PRIMARY KEY (`key`, step)"
+    assert merger.rewrite("SELECT 1") == "SELECT 1"
+    merger.rewrite("ALTER TABLE runs DROP PRIMARY KEY")
+    with pytest.raises(RuntimeError, match="dropped the primary key of runs without re-adding it"):
+        merger.rewrite("INSERT INTO runs VALUES (1)")
