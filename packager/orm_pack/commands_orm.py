@@ -14,8 +14,6 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import oci
-import requests
 from rich.console import Console
 from rich.panel import Panel
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -24,7 +22,6 @@ from rich.table import Table
 
 from . import ociconfig, tfvariables, variables, zipbuild
 from .errors import ExitCode, UserError
-from .orm import LogCursor, Output, PlanSummary, ResourceManager, translate_service_error
 
 DEFAULT_STACK_NAME = "oci-mlflow"
 LOG_TAIL_LINES = 30
@@ -112,7 +109,7 @@ class Session:
 
     args: argparse.Namespace
     context: ociconfig.OciContext
-    rm: ResourceManager
+    rm: "ResourceManager"  # orm.ResourceManager
     out: Console      # results (stdout)
     err: Console      # progress, logs and messages (stderr when --json)
 
@@ -121,6 +118,8 @@ class Session:
 
 
 def _session(args: argparse.Namespace) -> Session:
+    from .orm import ResourceManager
+
     context = ociconfig.load(ociconfig.AuthOptions(
         config_file=args.config_file, profile=args.profile, region=args.region, endpoint=args.endpoint,
         auth=args.auth))
@@ -138,6 +137,11 @@ def _guard(command):
 
     @functools.wraps(command)
     def run(args):
+        import oci  # the SDK loads only for commands that use it
+        import requests
+
+        from .orm import translate_service_error
+
         session = None
         try:
             session = _session(args)
@@ -219,6 +223,8 @@ def _follow(session: Session, job_id: str, operation: str):
 
     def on_log(line):
         progress.console.print(line.message, markup=False, highlight=False)
+
+    from .orm import LogCursor
 
     try:
         with progress:

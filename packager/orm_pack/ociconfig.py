@@ -18,8 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-import oci
-
 from .errors import ExitCode, UserError
 
 AUTH_TYPES = ("api_key", "instance_principal", "resource_principal", "security_token")
@@ -89,6 +87,8 @@ def resolve(options: AuthOptions, environ: Mapping[str, str] | None = None) -> A
 
 
 def _read_profile(options: AuthOptions) -> dict:
+    import oci  # imported when needed: `orm-pack build` starts faster without the SDK
+
     path = options.config_file
     if not Path(path).is_file():
         raise UserError(
@@ -130,6 +130,8 @@ def _profiles(path: str) -> list[str]:
 
 
 def _load_key(config: dict, options: AuthOptions):
+    import oci  # imported when needed: `orm-pack build` starts faster without the SDK
+
     key_file = config.get("key_file")
     where = f"key_file of profile [{options.profile}] in {options.config_file}"
     if not key_file:
@@ -150,6 +152,9 @@ def _load_key(config: dict, options: AuthOptions):
 def load(options: AuthOptions, environ: Mapping[str, str] | None = None) -> OciContext:
     """Resolve options, read the config / obtain the principal, and build the signer.
     Raises UserError(ExitCode.CONFIG) with what to fix."""
+    import oci  # imported when needed: `orm-pack build` starts faster without the SDK
+    import oci.auth.signers
+
     options = resolve(options, environ)
     if options.auth == "api_key":
         config = _read_profile(options)
@@ -203,6 +208,8 @@ def load(options: AuthOptions, environ: Mapping[str, str] | None = None) -> OciC
 def retry_strategy(max_attempts: int = DEFAULT_MAX_ATTEMPTS):
     """The SDK's retry strategy for transient errors (429, 5xx, 409 IncorrectState, timeouts);
     max_attempts <= 1 turns retries off."""
+    import oci  # imported when needed: `orm-pack build` starts faster without the SDK
+
     if max_attempts <= 1:
         return oci.retry.NoneRetryStrategy()
     return oci.retry.RetryStrategyBuilder(
@@ -215,6 +222,8 @@ def retry_strategy(max_attempts: int = DEFAULT_MAX_ATTEMPTS):
 
 def resource_manager_client(context: OciContext, strategy=None, timeout=(10, 120)):
     """A ResourceManagerClient for `context` (endpoint override honoured)."""
+    import oci  # imported when needed: `orm-pack build` starts faster without the SDK
+
     kwargs: dict[str, Any] = {"signer": context.signer, "timeout": timeout,
                               "retry_strategy": strategy if strategy is not None else retry_strategy()}
     if context.endpoint:
