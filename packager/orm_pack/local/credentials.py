@@ -10,7 +10,7 @@ import bcrypt
 # Apache htpasswd's default bcrypt cost. nginx checks the hash on every request, so the cost is
 # paid per API call; the generated passwords are random (144 bits), which a higher cost would not
 # make any harder to guess.
-BCRYPT_ROUNDS = 5
+BCRYPT_ROUNDS = 4
 
 
 @dataclass(frozen=True)
