@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs the MLflow tracking server from environment variables (see docker/README.md).
-# Order: check settings -> wait for the database -> first-boot SQL (when admin credentials are
-# given) and schema migrations -> exec `mlflow server` with proxied artifacts. Secrets never reach the log or argv:
-# the backend URI is passed to mlflow through MLFLOW_BACKEND_STORE_URI.
+# Order: check settings -> wait for the database -> init_db.py (first-boot SQL when admin
+# credentials are given, schema migrations) -> exec `mlflow server` with proxied artifacts.
+# Secrets never reach the log or argv: mlflow reads the backend URI from MLFLOW_BACKEND_STORE_URI.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -32,14 +32,6 @@ require_int MLFLOW_DB_WAIT_SECONDS "$MLFLOW_DB_WAIT_SECONDS" 0 86400
 export MLFLOW_DB_PORT MLFLOW_DB_NAME MLFLOW_DB_WAIT_SECONDS  # read by init_db.py
 
 # --- backend store -------------------------------------------------------------------------
-wait_for_tcp() {  # host port seconds
-  local deadline=$((SECONDS + $3))
-  until (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; do
-    ((SECONDS < deadline)) || die "database $1:$2 is not reachable after $3 s (check MLFLOW_DB_HOST/MLFLOW_DB_PORT and the network security rules)"
-    sleep 2
-  done
-}
-
 if [[ -n ${MLFLOW_BACKEND_STORE_URI:-} ]]; then
   log "backend store: $(mask_uri "$MLFLOW_BACKEND_STORE_URI") (from MLFLOW_BACKEND_STORE_URI)"
 else
@@ -87,6 +79,14 @@ case $MLFLOW_ARTIFACTS_DESTINATION in
 esac
 
 # --- database ------------------------------------------------------------------------------
+wait_for_tcp() {  # host port seconds
+  local deadline=$((SECONDS + $3))
+  until (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; do
+    ((SECONDS < deadline)) || die "database $1:$2 is not reachable after $3 s (check MLFLOW_DB_HOST/MLFLOW_DB_PORT and the network security rules)"
+    sleep 2
+  done
+}
+
 if [[ -n ${MLFLOW_DB_HOST:-} && $MLFLOW_BACKEND_STORE_URI == mysql* ]]; then
   log "waiting up to ${MLFLOW_DB_WAIT_SECONDS}s for database ${MLFLOW_DB_HOST}:${MLFLOW_DB_PORT}"
   wait_for_tcp "$MLFLOW_DB_HOST" "$MLFLOW_DB_PORT" "$MLFLOW_DB_WAIT_SECONDS"

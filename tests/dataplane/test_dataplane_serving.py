@@ -8,7 +8,7 @@ import time
 import pytest
 import requests
 
-from dataplane.conftest import MODEL_NAME, train_wine
+from dataplane.stacks import MODEL_NAME, train_wine
 from mlflow import MlflowClient
 
 pytestmark = [pytest.mark.dataplane,

@@ -2,7 +2,6 @@
 from PyPI), a model trained through it and served, and nothing left running after `down`."""
 import importlib.util
 import json
-import os
 import subprocess
 import sys
 import time
@@ -11,7 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from dataplane.conftest import CLIENT_ENV, RUNTIME
+from dataplane.stacks import CLIENT_ENV, RUNTIME
 from orm_pack.cli import main as orm_pack
 from orm_pack.local import processes
 from orm_pack.local.ports import free_port
@@ -110,7 +109,7 @@ def test_local_up_with_a_mysql_uri_and_an_s3_endpoint(tracking_stack, tmp_path, 
     """The options a user passes to keep data in MySQL and S3 instead of the embedded defaults."""
     from urllib.parse import quote
 
-    from dataplane.conftest import DB_PASSWORD
+    from dataplane.stacks import DB_PASSWORD
 
     db, s3 = tracking_stack.mariadb, tracking_stack.s3
     state_dir, port = tmp_path / "state", free_port()

@@ -1,0 +1,77 @@
+"""What the data-plane tests share besides fixtures: the running stacks, the proxy starter, training."""
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from dataplane.servers import MariaDB, ProcessTracker, S3Server
+from harness.static import nginx_binary
+from orm_pack.local import credentials, nginx, processes
+from orm_pack.local.ports import free_port
+from orm_pack.local.runtime_files import RuntimeFiles
+from orm_pack.local.services import python_env
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+RUNTIME = RuntimeFiles(REPO_ROOT)
+MODEL_NAME = "wine-quality"
+DB_PASSWORD = "Mlflow-db#pw/with%odd:chars"
+# Clients fail fast instead of retrying for minutes on a misconfiguration.
+CLIENT_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+              "MLFLOW_TRACKING_INSECURE_TLS": "true"}
+
+
+def start_proxy(tracker: ProcessTracker, workdir: Path, upstream_port: int, login: credentials.Credentials):
+    """nginx with our template in front of 127.0.0.1:upstream_port; returns (service, https URL)."""
+    binary = nginx_binary()
+    port = free_port()
+    htpasswd = workdir / "htpasswd"
+    credentials.write_htpasswd(login, htpasswd)
+    block = nginx.render_proxy(RUNTIME, workdir / "proxy.conf", listen=f"127.0.0.1:{port}",
+                               upstream=f"127.0.0.1:{upstream_port}", htpasswd=htpasswd,
+                               tls_cert=workdir / "tls" / "proxy.crt", tls_key=workdir / "tls" / "proxy.key")
+    conf = nginx.write_main_conf(workdir, [block])
+    nginx.check_config(binary, conf)
+    service = tracker.start("nginx", nginx.nginx_argv(binary, conf), dict(os.environ), workdir / "nginx.log")
+    url = f"https://127.0.0.1:{port}"
+    processes.wait_ready(service, f"{url}/health", 30, accept=(200, 502, 503))
+    return service, url
+
+
+@dataclass(frozen=True)
+class TrackingStack:
+    url: str                      # through the auth proxy
+    direct_url: str               # mlflow server itself
+    login: credentials.Credentials
+    log: Path
+    databases_before: frozenset   # what MariaDB held before the entrypoint's first boot
+    mariadb: MariaDB
+    s3: S3Server
+    tracking: processes.Service
+    proxy: processes.Service
+
+    def client_env(self) -> dict:
+        return dict(python_env(), **CLIENT_ENV, MLFLOW_TRACKING_URI=self.url,
+                    MLFLOW_TRACKING_USERNAME=self.login.username, MLFLOW_TRACKING_PASSWORD=self.login.password)
+
+
+def train_wine(stack: TrackingStack, *args: str) -> dict:
+    """Runs examples/wine/train.py as a user would; returns its key=value output."""
+    result = subprocess.run([sys.executable, str(RUNTIME.wine_example), "--model-name", MODEL_NAME, *args],
+                            env=stack.client_env(), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, f"train.py failed:\n{result.stdout}\n{result.stderr[-3000:]}"
+    values = {}
+    for line in result.stdout.splitlines():
+        for pair in line.split():
+            key, sep, value = pair.partition("=")
+            if sep:
+                values[key] = value
+    return values
+
+
+@dataclass(frozen=True)
+class ServingStack:
+    url: str
+    login: credentials.Credentials
+    supervisor: processes.Service
+    log: Path
