@@ -7,6 +7,7 @@ from pathlib import Path
 
 from dataplane.servers import MariaDB, ProcessTracker, S3Server
 from harness.static import nginx_binary
+from harness.tools import require_binary
 from orm_pack.local import credentials, nginx, processes
 from orm_pack.local.ports import free_port
 from orm_pack.local.runtime_files import RuntimeFiles
@@ -24,6 +25,7 @@ CLIENT_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_TIMEO
 def start_proxy(tracker: ProcessTracker, workdir: Path, upstream_port: int, login: credentials.Credentials):
     """nginx with our template in front of 127.0.0.1:upstream_port; returns (service, https URL)."""
     binary = nginx_binary()
+    require_binary("openssl", how="apt-get install openssl")  # render.sh makes the self-signed pair
     port = free_port()
     htpasswd = workdir / "htpasswd"
     credentials.write_htpasswd(login, htpasswd)

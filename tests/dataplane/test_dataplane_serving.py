@@ -149,3 +149,7 @@ def test_moving_the_alias_to_version_2_is_picked_up_without_dropping_requests(
     assert {status for status, _ in answers} == {200}, [a for a in answers if a[0] != 200][:5]
     assert served[0] == f"models:/{MODEL_NAME}/1" and served[-1] == f"models:/{MODEL_NAME}/2"
     assert serving_stack.supervisor.pid == supervisor_pid and serving_stack.supervisor.alive()
+
+
+def test_serving_log_holds_no_password(champion_v1, serving_stack):
+    assert serving_stack.login.password not in serving_stack.log.read_text()

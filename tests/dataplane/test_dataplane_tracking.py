@@ -109,3 +109,16 @@ def test_secrets_are_not_in_the_server_command_line(tracking_stack):
         except OSError:
             continue
         assert "Mlflow-db#pw" not in cmdline and "Mlflow-db%23pw" not in cmdline
+
+
+def test_server_runs_with_oci_checksum_settings_and_without_the_job_runner(tracking_stack):
+    from orm_pack.local import processes
+
+    environ = dict(item.split("=", 1) for item in
+                   open(f"/proc/{tracking_stack.tracking.pid}/environ", "rb").read().decode().split("\0") if "=" in item)
+    assert environ["AWS_REQUEST_CHECKSUM_CALCULATION"] == "when_required"
+    assert environ["AWS_RESPONSE_CHECKSUM_VALIDATION"] == "when_required"
+    assert environ["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
+    commands = [open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode(errors="replace")
+                for pid in processes.descendants(tracking_stack.tracking.pid)]
+    assert commands and not [command for command in commands if "huey" in command]
