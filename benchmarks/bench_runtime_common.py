@@ -20,10 +20,11 @@ CLIENT_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_TIMEO
 @contextlib.contextmanager
 def local_runtime(serving: bool, **options):
     """`orm-pack local up` in a temporary directory; yields (endpoints, direct tracking URL)."""
+    options.setdefault("poll_seconds", 1)
     with tempfile.TemporaryDirectory(prefix="bench-runtime-") as state_dir:
         endpoints = launcher.up(launcher.LocalOptions(
             state_dir=Path(state_dir), tracking_port=free_port(), serving_port=free_port(), serving=serving,
-            poll_seconds=1, **options))
+            **options))
         os.environ.update(CLIENT_ENV, MLFLOW_TRACKING_USERNAME=endpoints.credentials.username,
                           MLFLOW_TRACKING_PASSWORD=endpoints.credentials.password)
         try:
