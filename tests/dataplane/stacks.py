@@ -1,4 +1,5 @@
 """What the data-plane tests share besides fixtures: the running stacks, the proxy starter, training."""
+import json
 import os
 import subprocess
 import sys
@@ -57,6 +58,12 @@ class TrackingStack:
                     MLFLOW_TRACKING_USERNAME=self.login.username, MLFLOW_TRACKING_PASSWORD=self.login.password)
 
 
+def healthcheck_command(dockerfile: Path) -> list[str]:
+    """The exec-form HEALTHCHECK CMD of a Dockerfile, to run natively."""
+    text = dockerfile.read_text().replace("\\\n", " ")
+    return json.loads(text.split("HEALTHCHECK", 1)[1].split("CMD", 1)[1].splitlines()[0].strip())
+
+
 def train_wine(stack: TrackingStack, *args: str) -> dict:
     """Runs examples/wine/train.py as a user would; returns its key=value output."""
     result = subprocess.run([sys.executable, str(RUNTIME.wine_example), "--model-name", MODEL_NAME, *args],
@@ -73,7 +80,8 @@ def train_wine(stack: TrackingStack, *args: str) -> dict:
 
 @dataclass(frozen=True)
 class ServingStack:
-    url: str
+    url: str                      # through the auth proxy
+    port: int                     # the supervisor's own port
     login: credentials.Credentials
     supervisor: processes.Service
     log: Path

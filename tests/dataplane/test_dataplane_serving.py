@@ -2,14 +2,16 @@
 predictions from the serving endpoint in the MLflow 1.x and current formats; moving the alias to a
 new version is picked up while requests keep flowing."""
 import json
+import subprocess
 import threading
 import time
 
 import pytest
 import requests
 
-from dataplane.stacks import MODEL_NAME, train_wine
+from dataplane.stacks import MODEL_NAME, RUNTIME, healthcheck_command, train_wine
 from mlflow import MlflowClient
+from orm_pack.local.services import python_env
 
 pytestmark = [pytest.mark.dataplane,
               pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")]
@@ -77,6 +79,17 @@ def test_serving_waits_for_the_alias_before_serving(serving_stack, tracking_stac
     response = invoke(serving_stack, LEGACY_SPLIT, "application/json; format=pandas-split")
     assert response.status_code == 503
     assert f"models:/{MODEL_NAME}@champion" in response.json()["message"]
+    healthcheck = subprocess.run(healthcheck_command(RUNTIME.root / "docker" / "Dockerfile-serving"),
+                                 env=dict(python_env(), SERVING_PORT=str(serving_stack.port)), capture_output=True,
+                                 timeout=30)
+    assert healthcheck.returncode != 0, "the container must not report healthy before a model is loaded"
+
+
+def test_the_image_healthcheck_passes_once_a_model_is_loaded(champion_v1, serving_stack):
+    command = healthcheck_command(RUNTIME.root / "docker" / "Dockerfile-serving")
+    result = subprocess.run(command, env=dict(python_env(), SERVING_PORT=str(serving_stack.port)),
+                            capture_output=True, timeout=30)
+    assert result.returncode == 0, result.stderr
 
 
 @pytest.mark.parametrize("content_type, body", [

@@ -2,11 +2,14 @@
 first-boot SQL (primary keys enforced), artifacts proxied into an S3 bucket."""
 import hashlib
 import os
+import subprocess
 
 import pytest
 import requests
 
+from dataplane.stacks import RUNTIME, healthcheck_command
 from mlflow import MlflowClient
+from orm_pack.local.services import python_env
 
 pytestmark = [pytest.mark.dataplane,
               pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")]
@@ -122,3 +125,12 @@ def test_server_runs_with_oci_checksum_settings_and_without_the_job_runner(track
     commands = [open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode(errors="replace")
                 for pid in processes.descendants(tracking_stack.tracking.pid)]
     assert commands and not [command for command in commands if "huey" in command]
+
+
+def test_the_image_healthcheck_passes_against_the_running_server(tracking_stack):
+    command = healthcheck_command(RUNTIME.root / "docker" / "Dockerfile-tracking")
+    port = tracking_stack.direct_url.rsplit(":", 1)[1]
+    result = subprocess.run(command, env=dict(python_env(), MLFLOW_PORT=port), capture_output=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    down = subprocess.run(command, env=dict(python_env(), MLFLOW_PORT="1"), capture_output=True, timeout=30)
+    assert down.returncode != 0
