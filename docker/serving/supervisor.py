@@ -30,6 +30,7 @@ os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
 
 DRAIN_SECONDS = 60
+RETRY_FAILED_SECONDS = 300  # a version whose model server did not start is tried again after this
 
 
 class SettingsError(Exception):
@@ -185,12 +186,16 @@ class Supervisor:
         threading.Thread(target=self.adapter.serve_forever, name="adapter", daemon=True).start()
         log(f"listening on {self.settings.host}:{self.settings.port}, serving {self.settings.target}")
         watcher = RegistryWatcher(self.settings)
+        failed_uri, failed_at = None, 0.0
         try:
             while not self.stop_event.is_set():
                 target = watcher.resolve()
                 current = self.switch.current
-                if target and (current is None or target != current.model_uri):
-                    self._load(target)
+                recently_failed = target == failed_uri and time.monotonic() - failed_at < RETRY_FAILED_SECONDS
+                if target and not recently_failed and (current is None or target != current.model_uri):
+                    if not self._load(target) and not self.stop_event.is_set():
+                        failed_uri, failed_at = target, time.monotonic()
+                        log(f"will try {target} again in {RETRY_FAILED_SECONDS}s unless the alias moves")
                 elif current is not None and not self.servers[current.port].alive():
                     log(f"model server for {current.model_uri} died: restarting it")
                     self._load(current.model_uri)
@@ -202,14 +207,15 @@ class Supervisor:
             log("stopped")
         return 0
 
-    def _load(self, model_uri: str) -> None:
+    def _load(self, model_uri: str) -> bool:
+        """Starts a model server for model_uri and switches to it; False if it did not come up."""
         server = ModelServer(model_uri)
         self.servers[server.port] = server
         if not server.wait_ready(self.settings.start_timeout, self.stop_event):
             log(f"model server for {model_uri} did not become ready; keeping the current one")
             server.stop()
             del self.servers[server.port]
-            return
+            return False
         previous = self.switch.switch_to(Backend(port=server.port, model_uri=model_uri))
         log(f"now serving {model_uri}")
         if previous is not None:
@@ -217,6 +223,7 @@ class Supervisor:
                 log(f"{previous.in_flight} request(s) still running on {previous.model_uri} after {DRAIN_SECONDS}s")
             self.servers.pop(previous.port).stop()
             log(f"stopped model server for {previous.model_uri}")
+        return True
 
 
 def main() -> int:
