@@ -145,16 +145,17 @@ class RegistryWatcher:
     """Resolves the alias to a concrete `models:/<name>/<version>` URI (None while it does not exist)."""
 
     def __init__(self, settings: Settings):
-        from mlflow import MlflowClient
-
         self.settings = settings
-        self.client = MlflowClient()
+        self.client = None  # created on first use: a fixed URI needs no registry
         self._last_problem = None
 
     def resolve(self) -> str | None:
         if self.settings.fixed_uri:
             return self.settings.fixed_uri
+        from mlflow import MlflowClient
         from mlflow.exceptions import MlflowException
+
+        self.client = self.client or MlflowClient()
 
         try:
             version = self.client.get_model_version_by_alias(self.settings.model_name, self.settings.alias)

@@ -7,8 +7,8 @@ import os
 import pytest
 
 from dataplane.servers import MariaDB, ProcessTracker, S3Server, start_mariadb, start_moto
-from dataplane.stacks import (CLIENT_ENV, DB_PASSWORD, MODEL_NAME, RUNTIME, ServingStack, TrackingStack,
-                              start_proxy, train_wine)
+from dataplane.stacks import (CLIENT_ENV, DB_PASSWORD, MODEL_NAME, RUNTIME, UNSET_TRACKING_URI, ServingStack,
+                              TrackingStack, start_proxy, train_wine)
 from harness.tools import require_binary
 from orm_pack.local import credentials, processes
 from orm_pack.local.ports import free_port
@@ -18,8 +18,9 @@ from orm_pack.local.services import (ServingConfig, TrackingConfig, serving_argv
 
 @pytest.fixture(scope="session", autouse=True)
 def fail_fast_clients():
-    saved = {name: os.environ.get(name) for name in CLIENT_ENV}
-    os.environ.update(CLIENT_ENV)
+    defaults = dict(CLIENT_ENV, MLFLOW_TRACKING_URI=UNSET_TRACKING_URI)
+    saved = {name: os.environ.get(name) for name in defaults}
+    os.environ.update(defaults)
     yield
     for name, value in saved.items():
         if value is None:

@@ -21,6 +21,9 @@ DB_PASSWORD = "Mlflow-db#pw/with%odd:chars"
 # Clients fail fast instead of retrying for minutes on a misconfiguration.
 CLIENT_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
               "MLFLOW_TRACKING_INSECURE_TLS": "true"}
+# MLflow 3 falls back to ./mlflow.db when no tracking URI is set: tests name their server explicitly,
+# and anything that does not talks to a closed port instead of writing into the checkout.
+UNSET_TRACKING_URI = "http://127.0.0.1:9"
 
 
 def start_proxy(tracker: ProcessTracker, workdir: Path, upstream_port: int, login: credentials.Credentials):

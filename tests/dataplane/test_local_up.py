@@ -123,8 +123,8 @@ def test_local_up_with_a_mysql_uri_and_an_s3_endpoint(tracking_stack, tmp_path, 
         assert up.returncode == 0, up.stderr + up.stdout
         pids = tree_of(state_dir)
         password = json.loads((state_dir / "credentials.json").read_text())["password"]
-        for name, value in {**CLIENT_ENV, "MLFLOW_TRACKING_USERNAME": "mlflow",
-                            "MLFLOW_TRACKING_PASSWORD": password}.items():
+        for name, value in {**CLIENT_ENV, "MLFLOW_TRACKING_URI": f"https://127.0.0.1:{port}",
+                            "MLFLOW_TRACKING_USERNAME": "mlflow", "MLFLOW_TRACKING_PASSWORD": password}.items():
             monkeypatch.setenv(name, value)
         from mlflow import MlflowClient
         client = MlflowClient(tracking_uri=f"https://127.0.0.1:{port}")
