@@ -149,12 +149,6 @@ locals {
           mode    = "0600"
           content = "${var.mlflow_password}\n"
         },
-        {
-          # Podman on Oracle Linux refuses ambiguous short image names without a terminal.
-          path    = "/etc/containers/registries.conf.d/50-mlflow-short-names.conf"
-          mode    = "0644"
-          content = "[aliases]\n\"python\" = \"docker.io/library/python\"\n"
-        },
       ],
     )
   }
