@@ -1,9 +1,12 @@
-"""`orm-pack local up|down|status`: argument parsing and printing over launcher.py."""
+"""`orm-pack local up|down|status`: argument parsing and printing over launcher.py.
+
+launcher is imported when a local command runs: every orm-pack command registers these parsers,
+and the process and nginx helpers behind them would slow down the others' start.
+"""
 import argparse
 from pathlib import Path
 
 from ..errors import ExitCode
-from . import launcher
 
 DEFAULT_STATE_DIR = Path(".orm-pack-local")
 
@@ -49,6 +52,8 @@ def _state_dir_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _up(args) -> int:
+    from . import launcher
+
     endpoints = launcher.up(launcher.LocalOptions(
         state_dir=args.state_dir, listen_address=args.listen_address, tracking_port=args.port,
         serving_port=args.serving_port, backend_store_uri=args.backend_store_uri,
@@ -72,6 +77,8 @@ def _up(args) -> int:
 
 
 def _down(args) -> int:
+    from . import launcher
+
     stopped = launcher.down(args.state_dir)
     if not stopped:
         print(f"nothing from {args.state_dir} was running")
@@ -81,6 +88,8 @@ def _down(args) -> int:
 
 
 def _status(args) -> int:
+    from . import launcher
+
     services = launcher.status(args.state_dir)
     if not services:
         print(f"not running (no services recorded in {args.state_dir})")
