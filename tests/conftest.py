@@ -21,11 +21,6 @@ def pytest_generate_tests(metafunc):
                              ids=[f"tf{label}" for label, _ in binaries], scope="module")
 
 
-@pytest.fixture(scope="session")
-def repo_root() -> Path:
-    return REPO_ROOT
-
-
 @pytest.fixture(scope="module")
 def tf_config_dir() -> Path:
     return REPO_ROOT / "stack"

@@ -71,8 +71,8 @@ class Terraform:
     def validate(self, check: bool = True):
         return self.run("validate", check=check)
 
-    def plan(self, tfvars: dict | None = None, out: str = "plan.bin", *extra) -> dict:
-        self.run("plan", "-input=false", f"-out={out}", *self._var_args(tfvars), *extra)
+    def plan(self, tfvars: dict | None = None, out: str = "plan.bin") -> dict:
+        self.run("plan", "-input=false", f"-out={out}", *self._var_args(tfvars))
         return self.show_json(out)
 
     def show_json(self, plan_file: str = "plan.bin") -> dict:

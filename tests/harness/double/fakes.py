@@ -9,6 +9,8 @@ from pathlib import Path
 
 from tf.types import Unknown
 
+from .planning import mark_computed_unknown
+
 FIXTURES_FILE = Path(__file__).resolve().parent / "fixtures.json"
 _SERVICE_PREFIXES = ("core_", "identity_", "objectstorage_", "kms_", "vault_", "mysql_")
 
@@ -170,8 +172,6 @@ def _sorted_newest_first(elements: list) -> list:
 
 def answer_data_source(type_name: str, block: dict, config: dict, fixture: dict) -> dict:
     """The state a data source read returns: fixture values (filtered like the API) + fakes."""
-    from .planning import mark_computed_unknown
-
     state = mark_computed_unknown(block, config)
     for name, value in _substitute(deepcopy(fixture), config).items():
         attr = block.get("attributes", {}).get(name)
