@@ -1,6 +1,7 @@
-"""Wheel builds carry the stack: build_py copies stack/, schema.yaml, userdata/ and docker/ into
-orm_pack/bundle/, so `orm-pack build` works after `pip install` without a checkout.
-Everything else about the distribution is in pyproject.toml."""
+"""Wheel builds carry the stack: build_py copies the stack's files (the allowlist of
+orm_pack/stack_files.py, the same one `orm-pack build` zips) into orm_pack/bundle/, so `orm-pack build`
+works after `pip install` without a checkout. Everything else about the distribution is in pyproject.toml."""
+import importlib.util
 import shutil
 from pathlib import Path
 
@@ -8,13 +9,14 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).resolve().parent
-BUNDLE = ("stack", "schema.yaml", "userdata", "docker")
-# the same things orm_pack.zipbuild leaves out of the stack zip
-IGNORE = shutil.ignore_patterns(
-    ".terraform", ".git", "__pycache__", ".pytest_cache", ".tfcache", "*.tfstate", "*.tfstate.*",
-    ".terraform.lock.hcl", "*.tfplan", "*.tfvars", "*.tfvars.json", "crash.log", "*~", "*.swp", "*.swo", ".#*",
-    "#*#", ".DS_Store", "*.pyc", "*.pem", "oci_api_key*",
-)
+
+
+def _stack_files_module():
+    # loaded by path: the package's __init__ must not run at build time
+    spec = importlib.util.spec_from_file_location("_stack_files", ROOT / "packager" / "orm_pack" / "stack_files.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 class BuildPyWithStack(build_py):
@@ -23,13 +25,9 @@ class BuildPyWithStack(build_py):
         target = Path(self.build_lib) / "orm_pack" / "bundle"
         if target.exists():
             shutil.rmtree(target)
-        target.mkdir(parents=True)
-        for name in BUNDLE:
-            source = ROOT / name
-            if source.is_dir():
-                shutil.copytree(source, target / name, ignore=IGNORE)
-            elif source.is_file():
-                shutil.copy2(source, target / name)
+        for relative, path in _stack_files_module().select(ROOT):
+            (target / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, target / relative)
 
 
 setup(cmdclass={"build_py": BuildPyWithStack})

@@ -12,7 +12,7 @@ from .errors import UserError
 
 COMMAND_MODULES = (
     "orm_pack.commands_build",
-    "orm_pack.commands_orm",
+    "orm_pack.commands_deploy",
     "orm_pack.local.commands",
 )
 

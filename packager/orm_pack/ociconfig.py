@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from .errors import ExitCode, UserError
 
@@ -50,6 +50,7 @@ class OciContext:
     profile: str | None
     tenancy_id: str | None
     user_id: str | None
+    warnings: tuple[str, ...] = ()
 
     def describe(self) -> str:
         """Where the credentials come from, for error messages: what the user should fix."""
@@ -77,13 +78,51 @@ def resolve(options: AuthOptions, environ: Mapping[str, str] | None = None) -> A
     auth = options.auth or env.get("OCI_CLI_AUTH") or "api_key"
     if auth not in AUTH_TYPES:
         raise UserError(f"unknown --auth {auth!r}: use one of {', '.join(AUTH_TYPES)}", ExitCode.USAGE)
+    endpoint = options.endpoint or env.get("OCI_CLI_ENDPOINT") or None
+    if endpoint is not None:
+        check_endpoint(endpoint)
     return AuthOptions(
         config_file=str(Path(options.config_file or env.get("OCI_CLI_CONFIG_FILE") or DEFAULT_CONFIG_FILE).expanduser()),
         profile=options.profile or env.get("OCI_CLI_PROFILE") or DEFAULT_PROFILE,
         region=options.region or env.get("OCI_CLI_REGION") or None,
-        endpoint=options.endpoint or env.get("OCI_CLI_ENDPOINT") or None,
+        endpoint=endpoint,
         auth=auth,
     )
+
+
+def check_endpoint(endpoint: str) -> None:
+    """An endpoint is an http(s) URL with a host, e.g. https://resourcemanager.eu-frankfurt-1.oci.oraclecloud.com."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(endpoint)
+        parts.port  # raises ValueError on a port that is not a number
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or " " in endpoint:
+        raise UserError(f"--endpoint {endpoint!r} is not an http(s) URL: pass e.g. "
+                        "https://resourcemanager.eu-frankfurt-1.oci.oraclecloud.com", ExitCode.USAGE)
+
+
+def permission_warnings(paths: list[str], environ: Mapping[str, str] | None = None) -> list[str]:
+    """Warnings for files that others on this machine may read or change, as oci-cli gives them: only the
+    owner may read or write the OCI config and the API key (mode 600 or 400). Silenced, as in oci-cli,
+    by OCI_CLI_SUPPRESS_FILE_PERMISSIONS_WARNING=True."""
+    import stat
+
+    env = os.environ if environ is None else environ
+    if env.get("OCI_CLI_SUPPRESS_FILE_PERMISSIONS_WARNING", "").lower() == "true" or os.name == "nt":
+        return []
+    warnings = []
+    for path in paths:
+        try:
+            mode = stat.S_IMODE(os.stat(path).st_mode)
+        except OSError:
+            continue
+        if mode & 0o177:
+            warnings.append(f"permissions on {path} are too open ({mode:o}): others on this machine may read it; "
+                            f"fix with `chmod 600 {path}` (or set OCI_CLI_SUPPRESS_FILE_PERMISSIONS_WARNING=True)")
+    return warnings
 
 
 def _read_profile(options: AuthOptions) -> dict:
@@ -156,8 +195,13 @@ def load(options: AuthOptions, environ: Mapping[str, str] | None = None) -> OciC
     import oci.auth.signers
 
     options = resolve(options, environ)
-    if options.auth == "api_key":
+    warnings: list[str] = []
+    if options.auth in ("api_key", "security_token"):
         config = _read_profile(options)
+        key_file = config.get("key_file")
+        warnings = permission_warnings([options.config_file] + ([str(Path(key_file).expanduser())] if key_file else []),
+                                       environ)
+    if options.auth == "api_key":
         _load_key(config, options)  # a clear message for a missing or unreadable key
         signer = oci.signer.Signer(
             tenancy=config["tenancy"], user=config["user"], fingerprint=config["fingerprint"],
@@ -167,7 +211,6 @@ def load(options: AuthOptions, environ: Mapping[str, str] | None = None) -> OciC
         region = options.region or config.get("region")
         tenancy, user = config.get("tenancy"), config.get("user")
     elif options.auth == "security_token":
-        config = _read_profile(options)
         token_file = config.get("security_token_file")
         if not token_file or not Path(token_file).expanduser().is_file():
             raise UserError(
@@ -201,23 +244,63 @@ def load(options: AuthOptions, environ: Mapping[str, str] | None = None) -> OciC
         auth=options.auth, config=config, signer=signer, region=region, endpoint=options.endpoint,
         config_file=options.config_file if options.auth in ("api_key", "security_token") else None,
         profile=options.profile if options.auth in ("api_key", "security_token") else None,
-        tenancy_id=tenancy, user_id=user,
+        tenancy_id=tenancy, user_id=user, warnings=tuple(warnings),
     )
 
 
-def retry_strategy(max_attempts: int = DEFAULT_MAX_ATTEMPTS):
-    """The SDK's retry strategy for transient errors (429, 5xx, 409 IncorrectState, timeouts);
-    max_attempts <= 1 turns retries off."""
+@dataclass(frozen=True)
+class RetryNotice:
+    """A call failed for a reason worth retrying; the next attempt comes after `seconds`."""
+
+    next_attempt: int
+    max_attempts: int
+    seconds: float
+    reason: str           # "did not answer" or "answered 503 ServiceUnavailable"
+
+    def message(self, service: str = "Resource Manager") -> str:
+        return (f"{service} {self.reason}; attempt {self.next_attempt} of {self.max_attempts} "
+                f"in {self.seconds:.0f} s")
+
+
+def _retry_reason(exception) -> str:
+    status = getattr(exception, "status", None)
+    if isinstance(status, int):
+        return f"answered {status} {getattr(exception, 'code', None) or ''}".rstrip()
+    return "did not answer"
+
+
+def retry_strategy(max_attempts: int = DEFAULT_MAX_ATTEMPTS, on_retry: Callable[[RetryNotice], None] | None = None):
+    """The SDK's retry strategy for transient errors (429, 5xx, 409 IncorrectState, timeouts, refused
+    connections); max_attempts <= 1 turns retries off. `on_retry` hears of each retry before its wait, so
+    the user is not left in silence while the SDK backs off."""
+    import time
+
     import oci  # imported when needed: `orm-pack build` starts faster without the SDK
+    from oci.retry import retry_sleep_utils
+    from oci.retry.retry import ExponentialBackOffWithDecorrelatedJitterRetryStrategy
 
     if max_attempts <= 1:
         return oci.retry.NoneRetryStrategy()
-    return oci.retry.RetryStrategyBuilder(
+    built = oci.retry.RetryStrategyBuilder(
         max_attempts_check=True, max_attempts=max_attempts,
         total_elapsed_time_check=True, total_elapsed_time_seconds=600,
         retry_max_wait_between_calls_seconds=30, retry_base_sleep_time_seconds=1,
         service_error_check=True, backoff_type=oci.retry.BACKOFF_DECORRELATED_JITTER_VALUE,
     ).get_retry_strategy()
+    if on_retry is None:
+        return built
+
+    class ReportingRetryStrategy(ExponentialBackOffWithDecorrelatedJitterRetryStrategy):
+        def do_sleep(self, attempt, exception):
+            seconds = retry_sleep_utils.get_exponential_backoff_with_decorrelated_jitter_sleep_time(
+                self.base_sleep_time_seconds, self.exponent_growth_factor, self.max_wait_between_calls_seconds,
+                attempt, self.decorrelated_jitter)
+            on_retry(RetryNotice(attempt + 1, max_attempts, seconds, _retry_reason(exception)))
+            time.sleep(seconds)
+
+    return ReportingRetryStrategy(built.base_sleep_time_seconds, built.exponent_growth_factor,
+                                  built.max_wait_between_calls_seconds, built.checkers,
+                                  decorrelated_jitter=built.decorrelated_jitter)
 
 
 def resource_manager_client(context: OciContext, strategy=None, timeout=(10, 120)):

@@ -46,7 +46,7 @@ class Variable:
 
 
 @dataclass(frozen=True)
-class Output:
+class OutputDeclaration:
     name: str
     description: str = ""
     sensitive: bool = False
@@ -58,7 +58,7 @@ class Module:
     """What a root module declares: variables and outputs by name."""
 
     variables: dict[str, Variable] = field(default_factory=dict)
-    outputs: dict[str, Output] = field(default_factory=dict)
+    outputs: dict[str, OutputDeclaration] = field(default_factory=dict)
 
 
 def _unquote(value: Any) -> Any:
@@ -182,7 +182,7 @@ def read_module(directory: Path | str) -> Module:
     if not files:
         raise UserError(f"no Terraform files (*.tf) in {directory}", ExitCode.USAGE)
     variables: dict[str, Variable] = {}
-    outputs: dict[str, Output] = {}
+    outputs: dict[str, OutputDeclaration] = {}
     for path in files:
         document, output_blocks = _parse_file(path)
         for block in document.get("variable", []):
@@ -210,7 +210,7 @@ def read_module(directory: Path | str) -> Module:
                     f"output {name!r} is declared twice ({outputs[name].file} and {path.name})", ExitCode.USAGE
                 )
             description = re.search(r'^\s*description\s*=\s*"((?:[^"\\]|\\.)*)"', block, re.M)
-            outputs[name] = Output(
+            outputs[name] = OutputDeclaration(
                 name=name,
                 description=description.group(1) if description else "",
                 sensitive=bool(re.search(r"^\s*sensitive\s*=\s*true\b", block, re.M)),
@@ -224,6 +224,6 @@ def read_variables(directory: Path | str) -> dict[str, Variable]:
     return read_module(directory).variables
 
 
-def read_outputs(directory: Path | str) -> dict[str, Output]:
+def read_outputs(directory: Path | str) -> dict[str, OutputDeclaration]:
     """The outputs declared by the root module in `directory`, by name."""
     return read_module(directory).outputs

@@ -1,5 +1,9 @@
-"""Stack variables for Resource Manager: parse --var / --var-file, check them against the Terraform
-variables of the stack, encode them as Resource Manager wants (a dict of strings).
+"""Stack variables for Resource Manager: gather them from the environment, --var-file and --var, check
+them against the Terraform variables of the stack, encode them as Resource Manager wants (a dict of
+strings).
+
+Precedence, lowest first, as Terraform's: ORM_PACK_VAR_<name> environment variables, then --var-file
+files in order, then --var. Passwords belong in the first two: a --var stays in `ps` and the shell history.
 
 Strings go as-is, booleans as true/false, numbers as text, lists and maps as JSON (which Terraform
 reads as HCL). `tenancy_ocid`, `region`, `compartment_ocid` and `current_user_ocid` are filled from the
@@ -9,6 +13,9 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
+import os
+import re
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -20,6 +27,25 @@ from .tfvariables import Variable
 AUTO_FILLED = ("tenancy_ocid", "region", "compartment_ocid", "current_user_ocid")
 MAX_VARIABLES = 250
 MAX_VALUE_BYTES = 8192
+ENV_PREFIX = "ORM_PACK_VAR_"
+# a number as Terraform writes one; finite (nan, inf and 1e400 are not numbers an OCI field takes)
+_NUMBER = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?")
+
+
+def from_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """ORM_PACK_VAR_<name>=value for each variable set in the environment."""
+    env = os.environ if environ is None else environ
+    return {name[len(ENV_PREFIX):]: value for name, value in sorted(env.items())
+            if name.startswith(ENV_PREFIX) and len(name) > len(ENV_PREFIX)}
+
+
+def gather(var_files: list, assignments: list[str], environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Every value the user gave, the later source winning: environment, var-files, --var."""
+    given: dict[str, Any] = dict(from_environment(environ))
+    for path in var_files:
+        given.update(read_var_file(path))
+    given.update(parse_assignments(assignments))
+    return given
 
 
 def parse_assignments(items: list[str] | None) -> dict[str, str]:
@@ -38,9 +64,16 @@ def read_var_file(path: str | Path) -> dict[str, Any]:
     """A JSON, YAML or Terraform .tfvars file of name -> value."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as exc:
         raise UserError(f"--var-file {path}: {exc.strerror or exc}", ExitCode.USAGE) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is None or "\x00" in text:
+        raise UserError(f"--var-file {path} is not a text file: pass a .json, .yaml or .tfvars file of "
+                        "variable names and values", ExitCode.USAGE)
     try:
         if path.suffix == ".tfvars":
             import hcl2
@@ -70,8 +103,10 @@ def encode(value: Any) -> str:
         return "true" if value else "false"
     if value is None:
         return ""
-    if isinstance(value, (int, float)):
-        return repr(value) if isinstance(value, float) else str(value)
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else str(value)
+    if isinstance(value, int):
+        return str(value)
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
@@ -81,11 +116,8 @@ def _check_value(variable: Variable, text: str) -> None:
                "object": '{"k":"v"}'}
     if kind == "bool" and text not in ("true", "false"):
         raise UserError(f"variable {variable.name!r} is a bool: pass true or false, not {text!r}", ExitCode.USAGE)
-    if kind == "number":
-        try:
-            float(text)
-        except ValueError:
-            raise UserError(f"variable {variable.name!r} is a number: {text!r} is not one", ExitCode.USAGE) from None
+    if kind == "number" and not (_NUMBER.fullmatch(text) and math.isfinite(float(text))):
+        raise UserError(f"variable {variable.name!r} is a number: {text!r} is not a finite one", ExitCode.USAGE)
     if kind in example:
         try:
             parsed = json.loads(text)

@@ -8,40 +8,30 @@ Layout of a SOURCE directory (the project checkout, or orm_pack/bundle inside th
     SOURCE/docker/**           -> docker/**
 
 Two builds of the same files are byte-identical: entries sorted, timestamps fixed to 1980-01-01,
-modes 0644 (0755 for executables), fixed compression level. State, .terraform, lock files, tfvars
-(they hold credentials) and editor junk are left out. The zip is validated before it is written
-(schema.yaml vs the Terraform variables, DESIGN.md §3) and must stay under Resource Manager's 11 MB.
+modes 0644 (0755 for executables), fixed compression level. Only the files stack_files.STACK_FILES
+names go in (an allowlist: state, tfvars, keys and anything unexpected stay out; links are refused).
+The zip is validated before it is written (schema.yaml against Resource Manager's form rules and the
+Terraform variables) and must stay under Resource Manager's 11 MB.
 
     >>> built = build_zip(find_source(None), Path("dist/oci-mlflow-stack.zip"))
     >>> built.sha256, built.size, built.files
 """
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import io
 import os
 import stat
+import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import formcheck, tfvariables
+from . import formcheck, stack_files, tfvariables
 from .errors import ExitCode, UserError
 
 MAX_ZIP_BYTES = 11 * 1024 * 1024  # Resource Manager's limit for an uploaded configuration
 FIXED_DATE = (1980, 1, 1, 0, 0, 0)
-SUBDIRS = ("userdata", "docker")
-
-EXCLUDED_DIRS = {
-    ".terraform", ".git", ".hg", ".svn", ".idea", ".vscode", "__pycache__", ".pytest_cache", ".mypy_cache",
-    "node_modules", ".tfcache",
-}
-EXCLUDED_FILES = (
-    "*.tfstate", "*.tfstate.*", ".terraform.lock.hcl", "*.tfplan", "*.tfvars", "*.tfvars.json", "crash.log",
-    "crash.*.log", "*~", "*.swp", "*.swo", "*.swx", ".#*", "#*#", ".DS_Store", "Thumbs.db", "desktop.ini",
-    "*.pyc", "*.pyo", "*.orig", "*.rej", "*.bak", "*.tmp", ".netrc", "*.pem", "oci_api_key*",
-)
 
 
 @dataclass(frozen=True)
@@ -101,46 +91,24 @@ def find_source(explicit: str | os.PathLike | None, cwd: Path | None = None) -> 
     )
 
 
-def _excluded(name: str, is_dir: bool) -> bool:
-    if is_dir:
-        return name in EXCLUDED_DIRS
-    return any(fnmatch.fnmatchcase(name, pattern) for pattern in EXCLUDED_FILES)
-
-
-def _walk(top: Path) -> list[Path]:
-    found = []
-    for dirpath, dirnames, filenames in os.walk(top):
-        dirnames[:] = sorted(d for d in dirnames if not _excluded(d, True))
-        for name in sorted(filenames):
-            path = Path(dirpath) / name
-            if not _excluded(name, False) and path.is_file():
-                found.append(path)
-    return found
-
-
 def collect(root: Path) -> Source:
-    """The files of SOURCE `root` with their zip names; raises UserError on a name clash."""
+    """The stack files of SOURCE `root` (stack_files.STACK_FILES) with their zip names: stack/*.tf go to
+    the zip root. Raises UserError on a symbolic link or a name clash."""
     root = Path(root)
+    try:
+        selected = stack_files.select(root)
+    except stack_files.SymlinkRefused as exc:
+        raise UserError(f"{root / exc.path} is a symbolic link (to {exc.target}); the stack zip takes only "
+                        "regular files: copy the file in its place", ExitCode.USAGE) from None
     entries: dict[str, Path] = {}
-
-    def add(arcname: str, path: Path) -> None:
+    for relative, path in selected:
+        arcname = relative.split("/", 1)[1] if relative.startswith("stack/") else relative
         if arcname in entries:
-            raise UserError(
-                f"two files map to {arcname!r} in the zip: {entries[arcname]} and {path}; rename one", ExitCode.USAGE
-            )
+            raise UserError(f"two files map to {arcname!r} in the zip: {entries[arcname]} and {path}; rename one",
+                            ExitCode.USAGE)
         entries[arcname] = path
-
-    for path in _walk(root / "stack"):
-        relative = path.relative_to(root / "stack").as_posix()
-        if relative.split("/", 1)[0] in SUBDIRS or relative == "schema.yaml":
-            raise UserError(f"stack/{relative} would clash with the top-level {relative.split('/', 1)[0]} in the zip; "
-                            "rename it", ExitCode.USAGE)
-        add(relative, path)
-    add("schema.yaml", root / "schema.yaml")
-    for sub in SUBDIRS:
-        if (root / sub).is_dir():
-            for path in _walk(root / sub):
-                add(path.relative_to(root).as_posix(), path)
+    if "schema.yaml" not in entries:
+        raise UserError(f"{root} has no schema.yaml", ExitCode.USAGE)
     return Source(root=root, entries=tuple(sorted(entries.items())))
 
 
@@ -168,29 +136,97 @@ def zip_bytes(source: Source) -> bytes:
     return buffer.getvalue()
 
 
-def build_zip(root: Path | str, output: Path | str, max_bytes: int = MAX_ZIP_BYTES) -> BuiltZip:
-    """Validate SOURCE `root` and write the zip to `output` atomically (nothing is left behind on error)."""
+@dataclass(frozen=True)
+class StackArtifact:
+    """A stack zip ready to upload: its bytes, what it holds, and the variables its Terraform declares."""
+
+    data: bytes
+    sha256: str
+    files: tuple[str, ...]
+    declared: dict          # name -> tfvariables.Variable
+    origin: str             # the SOURCE directory or the --zip file it came from
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+
+def _check_size(size: int, what: str, max_bytes: int) -> None:
+    if size > max_bytes:
+        raise UserError(f"{what} is {size / 1048576:.1f} MB, over Resource Manager's {max_bytes / 1048576:.0f} MB "
+                        "limit; remove large files from the stack", ExitCode.TOO_LARGE)
+
+
+def assemble(root: Path | str, max_bytes: int = MAX_ZIP_BYTES) -> StackArtifact:
+    """Collect, validate and zip SOURCE `root` in memory."""
     source = collect(Path(root))
     validate(source)
     data = zip_bytes(source)
-    if len(data) > max_bytes:
-        raise UserError(
-            f"the stack zip would be {len(data) / 1048576:.1f} MB, over Resource Manager's "
-            f"{max_bytes / 1048576:.0f} MB limit; remove large files from {source.root}",
-            ExitCode.TOO_LARGE,
-        )
+    _check_size(len(data), "the stack zip", max_bytes)
+    return StackArtifact(data=data, sha256=hashlib.sha256(data).hexdigest(),
+                         files=tuple(name for name, _ in source.entries),
+                         declared=tfvariables.read_variables(source.stack_dir), origin=str(source.root))
+
+
+def _source_path(arcname: str) -> str:
+    """Where a zip entry lives in a SOURCE tree: the zip root's Terraform files come from stack/."""
+    if "/" not in arcname and arcname != "schema.yaml":
+        return "stack/" + arcname
+    return arcname
+
+
+def read_zip(path: Path | str, max_bytes: int = MAX_ZIP_BYTES) -> StackArtifact:
+    """A zip from `orm-pack build`, checked as strictly as a build: size, the allowlist (no entry the
+    build would leave out, no link), the form against the variables."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise UserError(f"--zip {path}: {exc.strerror or exc}", ExitCode.USAGE) from None
+    _check_size(len(data), f"--zip {path}", max_bytes)
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile:
+        raise UserError(f"--zip {path} is not a zip file", ExitCode.USAGE) from None
+    with archive, tempfile.TemporaryDirectory() as tmp:
+        names = []
+        for info in archive.infolist():
+            if info.is_dir():
+                continue
+            relative = _source_path(info.filename)
+            is_link = stat.S_ISLNK(info.external_attr >> 16)
+            if is_link or ".." in Path(relative).parts or relative.startswith("/") or \
+                    not stack_files.is_stack_file(relative):
+                raise UserError(f"--zip {path} holds {info.filename!r}, which a stack zip never carries; build the "
+                                "zip with `orm-pack build`", ExitCode.USAGE)
+            target = Path(tmp, relative)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(archive.read(info))
+            names.append(info.filename)
+        source = collect(Path(tmp))
+        validate(source)
+        declared = tfvariables.read_variables(source.stack_dir)
+    return StackArtifact(data=data, sha256=hashlib.sha256(data).hexdigest(), files=tuple(sorted(names)),
+                         declared=declared, origin=str(path))
+
+
+def stack_artifact(source: str | os.PathLike | None = None, zip_path: Path | str | None = None) -> StackArtifact:
+    """The one way a command gets the stack it uploads: a given zip, else a fresh build of SOURCE."""
+    if zip_path is not None:
+        return read_zip(zip_path)
+    return assemble(find_source(source))
+
+
+def build_zip(root: Path | str, output: Path | str, max_bytes: int = MAX_ZIP_BYTES) -> BuiltZip:
+    """Validate SOURCE `root` and write the zip to `output` atomically (nothing is left behind on error)."""
+    artifact = assemble(root, max_bytes)
     output = Path(output)
     partial = output.with_name(f".{output.name}.partial")
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
-        partial.write_bytes(data)
+        partial.write_bytes(artifact.data)
         os.replace(partial, output)
     except OSError as exc:
         partial.unlink(missing_ok=True)
         raise UserError(f"cannot write {output}: {exc.strerror or exc}", ExitCode.USAGE) from None
-    return BuiltZip(
-        path=output,
-        sha256=hashlib.sha256(data).hexdigest(),
-        size=len(data),
-        files=tuple(name for name, _ in source.entries),
-    )
+    return BuiltZip(path=output, sha256=artifact.sha256, size=artifact.size, files=artifact.files)

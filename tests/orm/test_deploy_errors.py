@@ -147,8 +147,10 @@ def test_plan_json_and_changed_zip_is_uploaded(orm_pack, fake, tmp_path):
     assert first.code == 0, first
     doc = json.loads(first.stdout)
     assert doc["stack_action"] == "created" and doc["plan"]["add"] == 3
-    assert doc["plan"]["by_type"] == {"oci_core_instance": {"add": 2, "change": 0, "destroy": 0},
-                                      "oci_core_vcn": {"add": 1, "change": 0, "destroy": 0}}
+    assert [(c["address"], c["action"]) for c in doc["plan"]["changes"]] == [
+        ("oci_core_instance.serving[0]", "create"), ("oci_core_instance.tracking", "create"),
+        ("oci_core_vcn.mlflow", "create")]
+    assert doc["plan"]["data_at_risk"] == []
     zip_before = fake.stack_zips[doc["stack_id"]]
     again = json.loads(orm_pack("plan", *common, "--json").stdout)
     assert again["stack_action"] == "unchanged" and fake.stack_zips[doc["stack_id"]] == zip_before

@@ -9,8 +9,9 @@ import requests
 
 from ormfake import ApiKey, write_oci_config
 from ormfake.testing import COMPARTMENT, FIXTURE_SOURCE
-from orm_pack import formcheck, ociconfig, orm, tfvariables, variables, zipbuild
+from orm_pack import formcheck, ociconfig, resource_manager, tfvariables, variables, zipbuild
 from orm_pack.errors import ExitCode, UserError
+from orm_pack.plan_review import PlanSummary
 
 VARS = tfvariables.read_variables(FIXTURE_SOURCE / "stack")
 
@@ -215,7 +216,7 @@ def test_fake_rejects_unsigned_and_tampered_requests(fake, api_key):
 def test_streamed_logs_are_complete_and_without_duplicates(fake, oci_config):
     context = ociconfig.load(ociconfig.AuthOptions(config_file=str(oci_config), endpoint=fake.url), {})
     client = ociconfig.resource_manager_client(context, ociconfig.retry_strategy(1))
-    rm = orm.ResourceManager(client, poll_seconds=0.1, page_size=3)  # pages of 3: many pages per poll
+    rm = resource_manager.ResourceManager(client, poll_seconds=0.1, page_size=3)  # pages of 3: many pages per poll
     source = zipbuild.collect(FIXTURE_SOURCE)
     data = zipbuild.zip_bytes(source)
     stack = rm.ensure_stack(COMPARTMENT, "logs", data, hashlib.sha256(data).hexdigest(),
@@ -228,5 +229,5 @@ def test_streamed_logs_are_complete_and_without_duplicates(fake, oci_config):
     assert states[-1].state == "SUCCEEDED" and "IN_PROGRESS" in {s.state for s in states}
     log_requests = [r for r in fake.requests if r[1].endswith("/logs")]
     assert len(log_requests) > len(seen) / 3  # it really paged
-    summary = rm.plan_summary(job.id)
+    summary = PlanSummary.from_plan(rm.plan_json(job.id))
     assert (summary.add, summary.change, summary.destroy) == (3, 0, 0)

@@ -6,7 +6,7 @@ The SDK client is passed in (tests hand one pointed at the local fake):
     result = rm.ensure_stack(compartment, "mlflow", zip_bytes, sha256, variables)
     plan = rm.start_job(result.stack.id, "PLAN")
     plan = rm.follow_job(plan.id, on_log=print)
-    summary = rm.plan_summary(plan.id)
+    plan_json = rm.plan_json(plan.id)
     apply = rm.follow_job(rm.start_job(result.stack.id, "APPLY", plan_job_id=plan.id).id, on_log=print)
     rm.outputs(apply.id)
 
@@ -101,44 +101,7 @@ class LogCursor:
 
 
 @dataclass(frozen=True)
-class PlanSummary:
-    add: int
-    change: int
-    destroy: int
-    by_type: dict            # resource type -> {"add": n, "change": n, "destroy": n}
-    output_changes: tuple    # names of outputs the plan changes
-
-    @property
-    def no_changes(self) -> bool:
-        return not (self.add or self.change or self.destroy or self.output_changes)
-
-    @classmethod
-    def from_plan(cls, plan: dict) -> "PlanSummary":
-        """Count Terraform JSON plan actions: a replace counts as one add and one destroy."""
-        add = change = destroy = 0
-        by_type: dict[str, dict[str, int]] = {}
-        for rc in plan.get("resource_changes") or []:
-            if rc.get("mode", "managed") != "managed":
-                continue
-            actions = set(rc.get("change", {}).get("actions") or [])
-            counts = by_type.setdefault(rc.get("type", "?"), {"add": 0, "change": 0, "destroy": 0})
-            if "create" in actions:
-                add += 1
-                counts["add"] += 1
-            if "delete" in actions:
-                destroy += 1
-                counts["destroy"] += 1
-            if "update" in actions:
-                change += 1
-                counts["change"] += 1
-        by_type = {t: c for t, c in sorted(by_type.items()) if any(c.values())}
-        outputs = tuple(sorted(name for name, oc in (plan.get("output_changes") or {}).items()
-                               if set(oc.get("actions") or []) - {"no-op"}))
-        return cls(add=add, change=change, destroy=destroy, by_type=by_type, output_changes=outputs)
-
-
-@dataclass(frozen=True)
-class Output:
+class StackOutput:
     name: str
     type: str
     value: Any
@@ -146,7 +109,7 @@ class Output:
     description: str = ""
 
     @classmethod
-    def from_sdk(cls, data) -> "Output":
+    def from_sdk(cls, data) -> "StackOutput":
         value: Any = data.output_value
         if isinstance(value, str) and (data.output_type or "string").lower() not in ("string", "str"):
             try:
@@ -410,9 +373,6 @@ class ResourceManager:
         content = raw.content if hasattr(raw, "content") else raw
         return json.loads(content)
 
-    def plan_summary(self, job_id: str) -> PlanSummary:
-        return PlanSummary.from_plan(self.plan_json(job_id))
-
-    def outputs(self, job_id: str) -> list[Output]:
-        return [Output.from_sdk(item) for item in all_pages(self.client.list_job_outputs, job_id,
+    def outputs(self, job_id: str) -> list[StackOutput]:
+        return [StackOutput.from_sdk(item) for item in all_pages(self.client.list_job_outputs, job_id,
                                                             limit=self.page_size)]

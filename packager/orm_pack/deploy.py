@@ -1,0 +1,210 @@
+"""Deploy workflows over Resource Manager: plan, apply, destroy, outputs, logs, status.
+
+Plain functions that return dataclasses and never print: what happens while they run goes to an
+`Events` object, and questions go to a `confirm` callback, so tests call them in-process and the CLI
+renders the same results for people (rich) and for scripts (--json).
+
+    result = deploy.apply(rm, request, events, confirm=lambda plan: True)
+    result.plan.summary.data_at_risk, result.plan.cost.total, result.outputs
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Protocol
+
+from . import ocids, variables
+from .cost import CostEstimate, estimate_plan
+from .errors import ExitCode, UserError
+from .plan_review import PlanSummary
+from .resource_manager import Job, LogCursor, LogLine, ResourceManager, Stack, StackOutput, StackResult
+from .zipbuild import StackArtifact
+
+LOG_TAIL_LINES = 30
+
+
+class Events(Protocol):
+    """What a workflow reports while it runs."""
+
+    def message(self, text: str) -> None: ...
+    def job_started(self, job: Job) -> None: ...
+    def job_state(self, job: Job) -> None: ...
+    def job_log(self, line: LogLine) -> None: ...
+    def job_ended(self, job: Job) -> None: ...
+
+
+class JobFailed(UserError):
+    """A Resource Manager job ended FAILED or CANCELED; `tail` holds its last log lines."""
+
+    def __init__(self, job: Job, tail: list[str]):
+        super().__init__(f"{job.operation} job {job.id} {job.state.lower()}"
+                         + (f" ({job.failure})" if job.failure else "") + f"; full log: orm-pack logs {job.id}",
+                         ExitCode.FAILURE)
+        self.job, self.tail = job, tail
+
+
+class Interrupted(Exception):
+    """Ctrl-C while following a job: the job goes on in Resource Manager."""
+
+    def __init__(self, job_id: str, operation: str):
+        super().__init__(job_id)
+        self.job_id, self.operation = job_id, operation
+
+
+@dataclass(frozen=True)
+class DeployRequest:
+    compartment: str
+    stack_name: str
+    artifact: StackArtifact
+    given: dict                      # variables the user gave (environment, var-files, --var)
+    auto: dict                       # tenancy_ocid, region, compartment_ocid, current_user_ocid
+    terraform_version: str | None = None
+
+
+@dataclass(frozen=True)
+class PlanResult:
+    stack: StackResult
+    job: Job
+    summary: PlanSummary
+    cost: CostEstimate
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    plan: PlanResult
+    job: Job | None                  # None: nothing to change and never applied
+    outputs: list[StackOutput]
+
+
+@dataclass(frozen=True)
+class DestroyResult:
+    stack: Stack
+    job: Job | None
+    destroyed: list[str]
+    stack_deleted: bool
+
+
+@dataclass(frozen=True)
+class OutputsResult:
+    job: Job
+    outputs: list[StackOutput]
+
+
+@dataclass(frozen=True)
+class LogsResult:
+    job: Job
+    lines: list[LogLine]
+    followed: bool
+
+
+@dataclass(frozen=True)
+class StatusResult:
+    stack: Stack
+    jobs: list[Job]
+
+
+# ------------------------------------------------------------------ jobs
+def follow(rm: ResourceManager, job: Job, events: Events) -> Job:
+    """Stream a job's log until it ends; Ctrl-C raises Interrupted and leaves the job running."""
+    events.job_started(job)
+    try:
+        job = rm.follow_job(job.id, on_log=events.job_log, on_state=events.job_state, cursor=LogCursor())
+    except KeyboardInterrupt:
+        raise Interrupted(job.id, job.operation) from None
+    finally:
+        events.job_ended(job)
+    return job
+
+
+def _require_success(rm: ResourceManager, job: Job) -> Job:
+    if job.state != "SUCCEEDED":
+        raise JobFailed(job, rm.log_tail(job.id, LOG_TAIL_LINES))
+    return job
+
+
+def _stack_or_error(rm: ResourceManager, compartment: str, stack_name: str, hint: str) -> Stack:
+    stack = rm.find_stack(ocids.compartment(compartment), stack_name)
+    if stack is None:
+        raise UserError(f"no orm-pack stack named {stack_name!r} in {compartment}{hint}", ExitCode.NOT_FOUND)
+    return stack
+
+
+# ------------------------------------------------------------------ workflows
+def upload(rm: ResourceManager, request: DeployRequest, events: Events) -> StackResult:
+    """Find or create the stack and bring its zip and variables up to date."""
+    ocids.compartment(request.compartment)
+    existing = rm.find_stack(request.compartment, request.stack_name)
+    values = variables.resolve(request.artifact.declared, request.given, request.auto,
+                               existing.variables if existing else None)
+    result = rm.ensure_stack(request.compartment, request.stack_name, request.artifact.data,
+                             request.artifact.sha256, values, terraform_version=request.terraform_version,
+                             existing=existing)
+    detail = f" ({', '.join(result.changes)})" if result.changes else ""
+    events.message(f"Stack {result.stack.name} {result.stack.id}: {result.action}{detail}")
+    return result
+
+
+def plan(rm: ResourceManager, request: DeployRequest, events: Events) -> PlanResult:
+    stack = upload(rm, request, events)
+    job = _require_success(rm, follow(rm, rm.start_job(stack.stack.id, "PLAN"), events))
+    plan_json = rm.plan_json(job.id)
+    return PlanResult(stack, job, PlanSummary.from_plan(plan_json), estimate_plan(plan_json))
+
+
+def apply(rm: ResourceManager, request: DeployRequest, events: Events,
+          confirm: Callable[[PlanResult], bool]) -> ApplyResult:
+    """Plan; when it changes something, ask `confirm` (which sees the whole plan, data at risk and cost
+    included), apply that very plan and return the outputs."""
+    planned = plan(rm, request, events)
+    if planned.summary.no_changes:
+        job = rm.latest_job(planned.stack.stack.id, "APPLY")
+    else:
+        if not confirm(planned):
+            raise UserError("cancelled: nothing was applied", ExitCode.ABORTED)
+        job = rm.start_job(planned.stack.stack.id, "APPLY", plan_job_id=planned.job.id)
+        job = _require_success(rm, follow(rm, job, events))
+    return ApplyResult(planned, job, rm.outputs(job.id) if job else [])
+
+
+def destroy(rm: ResourceManager, compartment: str, stack_name: str, events: Events,
+            confirm: Callable[[list[str]], bool], keep_stack: bool = False) -> DestroyResult:
+    """Destroy what the stack manages (after `confirm` saw the list), then delete the stack."""
+    stack = _stack_or_error(rm, compartment, stack_name, ": nothing to destroy")
+    resources = rm.state_resources(stack.id)
+    job = None
+    if resources or not keep_stack:
+        if not confirm(resources):
+            raise UserError("cancelled: nothing was destroyed", ExitCode.ABORTED)
+    if resources:
+        job = _require_success(rm, follow(rm, rm.start_job(stack.id, "DESTROY"), events))
+    if not keep_stack:
+        rm.delete_stack(stack.id)
+        events.message(f"Deleted stack {stack.name} {stack.id}")
+    return DestroyResult(stack, job, resources, not keep_stack)
+
+
+def outputs(rm: ResourceManager, compartment: str | None, stack_name: str, job_id: str | None) -> OutputsResult:
+    if job_id:
+        job = rm.get_job(ocids.job(job_id))
+        if job.operation != "APPLY" or job.state != "SUCCEEDED":
+            raise UserError(f"job {job.id} is a {job.state} {job.operation} job: outputs come from a succeeded "
+                            "APPLY job", ExitCode.USAGE)
+    else:
+        if not compartment:
+            raise UserError("pass JOB or --compartment (and --stack-name) to pick the stack", ExitCode.USAGE)
+        stack = _stack_or_error(rm, compartment, stack_name, ": run orm-pack apply")
+        job = rm.latest_job(stack.id, "APPLY")
+        if job is None:
+            raise UserError(f"stack {stack.name} has no successful apply yet: run orm-pack apply", ExitCode.NOT_FOUND)
+    return OutputsResult(job, rm.outputs(job.id))
+
+
+def logs(rm: ResourceManager, job_id: str, events: Events, follow_job: bool = False) -> LogsResult:
+    job = rm.get_job(ocids.job(job_id))
+    if follow_job and not job.done:
+        return LogsResult(follow(rm, job, events), [], True)
+    return LogsResult(job, rm.all_logs(job.id), False)
+
+
+def status(rm: ResourceManager, compartment: str, stack_name: str, jobs: int = 10) -> StatusResult:
+    stack = _stack_or_error(rm, compartment, stack_name, "")
+    return StatusResult(stack, rm.list_jobs(stack.id, limit=max(jobs, 1))[:jobs])
