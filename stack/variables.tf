@@ -411,7 +411,7 @@ variable "oracle_linux_version" {
 }
 
 variable "tracking_shape" {
-  description = "Flexible shape of the tracking VM. VM.Standard.A1.Flex (Arm) is in the Always Free tier."
+  description = "Flexible shape of the tracking VM. VM.Standard.A1.Flex (Arm) is Always Free up to 2 OCPUs and 12 GB for both VMs together."
   type        = string
   default     = "VM.Standard.E5.Flex"
 
@@ -461,7 +461,7 @@ variable "serving_enabled" {
 }
 
 variable "serving_shape" {
-  description = "Flexible shape of the serving VM. VM.Standard.A1.Flex (Arm) is in the Always Free tier."
+  description = "Flexible shape of the serving VM. VM.Standard.A1.Flex (Arm) is Always Free up to 2 OCPUs and 12 GB for both VMs together."
   type        = string
   default     = "VM.Standard.E5.Flex"
 

@@ -104,7 +104,7 @@ def estimate_plan(plan: dict, prices: dict | None = None) -> CostEstimate:
             config = _first(values, "shape_config")
             ocpus, memory = float(config.get("ocpus") or 0), float(config.get("memory_in_gbs") or 0)
             list_price = (ocpus * rate["ocpu_hour"] + memory * rate["memory_gb_hour"]) * hours
-            monthly, note = list_price, ""
+            monthly, note = list_price, "price unconfirmed" if rate.get("unconfirmed") else ""
             if shape in free_compute:
                 free_ocpu, free_memory = free_compute[shape]
                 paid_ocpu_hours = ocpus * hours - free_ocpu.take(ocpus * hours)

@@ -16,7 +16,7 @@ class TerraformError(AssertionError):
 
 
 @dataclass
-class PlanSummary:
+class PlannedValues:
     """What a plan says, in the shape tests assert on."""
     values: dict          # resource address -> planned values ("after")
     counts: dict          # resource type -> number of managed resources in the plan
@@ -25,7 +25,7 @@ class PlanSummary:
     raw: dict = field(repr=False)
 
     @classmethod
-    def from_plan(cls, plan: dict) -> "PlanSummary":
+    def from_plan(cls, plan: dict) -> "PlannedValues":
         values, counts, actions = {}, {}, {}
         for change in plan.get("resource_changes", []):
             if change["mode"] != "managed":
@@ -78,8 +78,8 @@ class Terraform:
     def show_json(self, plan_file: str = "plan.bin") -> dict:
         return json.loads(self.run("show", "-json", plan_file).stdout)
 
-    def plan_summary(self, tfvars: dict | None = None) -> PlanSummary:
-        return PlanSummary.from_plan(self.plan(tfvars))
+    def plan_summary(self, tfvars: dict | None = None) -> PlannedValues:
+        return PlannedValues.from_plan(self.plan(tfvars))
 
     def plan_exit_code(self, tfvars: dict | None = None) -> subprocess.CompletedProcess:
         """`plan -detailed-exitcode`: 0 no changes, 1 error, 2 changes."""

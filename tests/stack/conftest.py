@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from harness.inventory import load_inventory
-from harness.terraform import PlanSummary, Terraform
+from harness.terraform import PlannedValues, Terraform
 
 REPO = Path(__file__).resolve().parents[2]
 INVENTORIES = Path(__file__).parent / "inventories"
@@ -59,7 +59,7 @@ class Deployed:
     name: str
     inventory: dict
     tf: Terraform
-    first_plan: PlanSummary
+    first_plan: PlannedValues
     outputs: dict          # after apply
     replan: dict           # plan JSON of the second plan (every value known)
     replan_exit_code: int  # `plan -detailed-exitcode` after apply: 0 = no changes
