@@ -132,6 +132,7 @@ def _stack_or_error(rm: ResourceManager, compartment: str, stack_name: str, hint
 def upload(rm: ResourceManager, request: DeployRequest, events: Events) -> StackResult:
     """Find or create the stack and bring its zip and variables up to date."""
     ocids.compartment(request.compartment)
+    variables.check_given(request.artifact.declared, request.given)
     existing = rm.find_stack(request.compartment, request.stack_name)
     values = variables.resolve(request.artifact.declared, request.given, request.auto,
                                existing.variables if existing else None)

