@@ -14,7 +14,6 @@ import time
 
 import requests
 import urllib3
-
 from bench_runtime_common import REPO_ROOT, free_port, local_runtime, percentile, processes, summary
 
 COLUMNS = ["fixed acidity", "volatile acidity", "citric acid", "residual sugar", "chlorides",

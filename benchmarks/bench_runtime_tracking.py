@@ -34,13 +34,13 @@ def main() -> None:
         block = max(1, args.calls // args.rounds)
         results = {(name, op): [] for name in clients for op in ("log_batch", "search_runs")}
         step = 0
-        for name, client in clients.items():  # warm connections (TLS handshake, keep-alive) first
+        for client in clients.values():  # warm connections (TLS handshake, keep-alive) first
             client.search_runs([experiment], max_results=10)
         for _ in range(args.rounds):
             for name, client in clients.items():
-                def log_batch(index, client=client):
+                def log_batch(index, client=client, first_step=step):
                     now = int(time.time() * 1000)
-                    client.log_batch(target, metrics=[Metric(f"m{k}", float(k), now, step + index)
+                    client.log_batch(target, metrics=[Metric(f"m{k}", float(k), now, first_step + index)
                                                       for k in range(100)])
                 results[(name, "log_batch")].append(timed_calls(log_batch, block))
                 step += block

@@ -32,8 +32,8 @@ def test_every_oci_type_the_stack_uses_is_served_by_the_double():
     served_resources, served_data = _served_types()
     for directory in (REPO_ROOT / "stack", REPO_ROOT / "tests" / "fixtures" / "harness-config"):
         used_resources, used_data = _used_types(directory)
-        assert used_resources - served_resources == set(), f"add to tests/harness/schema/types.txt and regenerate"
-        assert used_data - served_data == set(), f"add data.<type> to tests/harness/schema/types.txt and regenerate"
+        assert used_resources - served_resources == set(), "add to tests/harness/schema/types.txt and regenerate"
+        assert used_data - served_data == set(), "add data.<type> to tests/harness/schema/types.txt and regenerate"
 
 
 def test_the_stack_needs_no_provider_but_oracle_oci():

@@ -1,7 +1,6 @@
 """The offline harness itself: Terraform with the oci provider double behaves like the real provider.
 
 Proved on a small configuration of our own (tests/fixtures/harness-config)."""
-import json
 import re
 from pathlib import Path
 

@@ -3,9 +3,10 @@ command needs, and nothing the test extra happens to install is relied on."""
 import ast
 import re
 import sys
-import tomllib
 from importlib.metadata import packages_distributions
 from pathlib import Path
+
+import tomllib
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = REPO_ROOT / "packager" / "orm_pack"

@@ -1,4 +1,5 @@
-"""The project's own wiring: CI runs the README's test command, the CLI answers --version/--help."""
+"""The project's own wiring: CI runs the README's test command, the CLI answers --version/--help, the
+code is lint-clean."""
 import re
 import subprocess
 import sys
@@ -24,3 +25,14 @@ def test_cli_reports_its_version_and_help():
     assert usage.returncode == 0
     for command in ("build", "plan", "apply", "destroy", "outputs", "logs", "status", "local"):
         assert re.search(rf"^\s+{command}\s", usage.stdout, re.M), f"{command} missing from --help"
+
+
+def test_ruff_finds_nothing():
+    from harness.tools import find_binary, missing
+
+    ruff = find_binary("ruff")
+    if not ruff:
+        missing("ruff", "pip install -e '.[test]'")
+    result = subprocess.run([ruff, "check", "--no-cache", "--output-format", "concise", str(REPO_ROOT)],
+                            capture_output=True, text=True, cwd=REPO_ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 PRICES_FILE = Path(__file__).with_name("prices.json")
 
 
-@lru_cache(maxsize=None)
+@cache
 def price_table(path: Path = PRICES_FILE) -> dict:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 

@@ -96,7 +96,7 @@ def check_endpoint(endpoint: str) -> None:
 
     try:
         parts = urlsplit(endpoint)
-        parts.port  # raises ValueError on a port that is not a number
+        _ = parts.port  # raises ValueError on a port that is not a number
     except ValueError:
         parts = None
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or " " in endpoint:

@@ -10,8 +10,16 @@ from rich.table import Table
 
 from . import cost as cost_module
 from .cost import CostEstimate
-from .deploy import ApplyResult, DestroyResult, Interrupted, JobFailed, LogsResult, OutputsResult, PlanResult, \
-    StatusResult
+from .deploy import (
+    ApplyResult,
+    DestroyResult,
+    Interrupted,
+    JobFailed,
+    LogsResult,
+    OutputsResult,
+    PlanResult,
+    StatusResult,
+)
 from .plan_review import PlanSummary, data_held_by
 from .resource_manager import StackOutput
 

@@ -7,13 +7,28 @@ import os
 import pytest
 
 from dataplane.servers import MariaDB, ProcessTracker, S3Server, start_mariadb, start_moto
-from dataplane.stacks import (CLIENT_ENV, DB_PASSWORD, MODEL_NAME, RUNTIME, UNSET_TRACKING_URI, ServingStack,
-                              TrackingStack, start_proxy, train_wine)
+from dataplane.stacks import (
+    CLIENT_ENV,
+    DB_PASSWORD,
+    MODEL_NAME,
+    RUNTIME,
+    UNSET_TRACKING_URI,
+    ServingStack,
+    TrackingStack,
+    start_proxy,
+    train_wine,
+)
 from harness.tools import require_binary
 from orm_pack.local import credentials, processes
 from orm_pack.local.ports import free_port
-from orm_pack.local.services import (ServingConfig, TrackingConfig, serving_argv, serving_env, tracking_argv,
-                                     tracking_env)
+from orm_pack.local.services import (
+    ServingConfig,
+    TrackingConfig,
+    serving_argv,
+    serving_env,
+    tracking_argv,
+    tracking_env,
+)
 
 
 @pytest.fixture(scope="session", autouse=True)

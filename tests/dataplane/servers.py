@@ -77,7 +77,7 @@ def start_mariadb(tracker: ProcessTracker, binaries: dict, workdir: Path, extra_
             break
         except pymysql.err.OperationalError:
             if not service.alive() or time.monotonic() > deadline:
-                raise processes.ServiceFailed(f"mariadb did not start:\n{processes.log_tail(service.log)}")
+                raise processes.ServiceFailed(f"mariadb did not start:\n{processes.log_tail(service.log)}") from None
             time.sleep(0.2)
     # The DB system's administrator, as HeatWave creates it: the first-boot SQL logs in with it.
     admin_password = "Adm1n-#pw:with/odd%chars"

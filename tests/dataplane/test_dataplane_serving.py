@@ -8,9 +8,9 @@ import time
 
 import pytest
 import requests
+from mlflow import MlflowClient
 
 from dataplane.stacks import MODEL_NAME, RUNTIME, healthcheck_command, train_wine
-from mlflow import MlflowClient
 from orm_pack.local.services import python_env
 
 pytestmark = [pytest.mark.dataplane,
@@ -94,7 +94,7 @@ def test_the_image_healthcheck_passes_once_a_model_is_loaded(champion_v1, servin
 
 @pytest.mark.parametrize("content_type, body", [
     ("application/json; format=pandas-split", LEGACY_SPLIT),
-    ("application/json; format=pandas-records", json.dumps([dict(zip(COLUMNS, ROW))])),
+    ("application/json; format=pandas-records", json.dumps([dict(zip(COLUMNS, ROW, strict=False))])),
     ("application/json", LEGACY_SPLIT),
 ], ids=["legacy-pandas-split", "legacy-pandas-records", "legacy-without-format"])
 def test_legacy_request_gets_a_legacy_answer(champion_v1, serving_stack, content_type, body):
@@ -107,7 +107,7 @@ def test_legacy_request_gets_a_legacy_answer(champion_v1, serving_stack, content
 
 @pytest.mark.parametrize("content_type, body", [
     ("application/json", json.dumps({"dataframe_split": {"columns": COLUMNS, "data": [ROW]}})),
-    ("application/json", json.dumps({"dataframe_records": [dict(zip(COLUMNS, ROW))]})),
+    ("application/json", json.dumps({"dataframe_records": [dict(zip(COLUMNS, ROW, strict=False))]})),
     ("text/csv", ",".join(COLUMNS) + "\n" + ",".join(map(str, ROW)) + "\n"),
 ], ids=["dataframe_split", "dataframe_records", "csv"])
 def test_current_formats_pass_through(champion_v1, serving_stack, content_type, body):

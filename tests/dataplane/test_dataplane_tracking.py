@@ -6,9 +6,9 @@ import subprocess
 
 import pytest
 import requests
+from mlflow import MlflowClient
 
 from dataplane.stacks import RUNTIME, healthcheck_command
-from mlflow import MlflowClient
 from orm_pack.local.services import python_env
 
 pytestmark = [pytest.mark.dataplane,

@@ -33,7 +33,7 @@ def _assert_subset(actual, expected, where: str) -> None:
             _assert_subset(actual[key], value, f"{where}.{key}")
     elif isinstance(expected, list) and isinstance(actual, list) and all(isinstance(e, dict) for e in expected):
         assert len(actual) == len(expected), f"{where}: {len(actual)} elements, expected {len(expected)}"
-        for i, (a, e) in enumerate(zip(actual, expected)):
+        for i, (a, e) in enumerate(zip(actual, expected, strict=False)):
             _assert_subset(a, e, f"{where}[{i}]")
     else:
         assert actual == expected, f"{where}: planned {actual!r}, expected {expected!r}"

@@ -9,6 +9,7 @@ import pytest
 from ormfake import ApiKey, ResourceManagerFake, write_oci_config
 from ormfake.testing import COMPARTMENT, REGION, CliResult, cli_env
 
+
 @pytest.fixture(scope="session")
 def api_key() -> ApiKey:
     return ApiKey.generate()

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from harness.terraform import Terraform
-from ormfake.testing import FIXTURE_SOURCE, REPO_ROOT, cli_env
 from orm_pack import zipbuild
 from orm_pack.errors import ExitCode, UserError
+from ormfake.testing import FIXTURE_SOURCE, REPO_ROOT, cli_env
 
 AUTO_VARS = {"tenancy_ocid": "ocid1.tenancy.oc1..aaaatest", "compartment_ocid": "ocid1.compartment.oc1..aaaatest",
              "region": "us-phoenix-1", "current_user_ocid": "ocid1.user.oc1..aaaatest"}

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from ormfake.testing import COMPARTMENT, FIXTURE_SOURCE, REPO_ROOT, cli_env
 from orm_pack.local.ports import free_port
+from ormfake.testing import COMPARTMENT, FIXTURE_SOURCE, REPO_ROOT, cli_env
 
 pytestmark = pytest.mark.install
 

@@ -7,11 +7,11 @@ from email.utils import formatdate
 import pytest
 import requests
 
-from ormfake import ApiKey, write_oci_config
-from ormfake.testing import COMPARTMENT, FIXTURE_SOURCE
 from orm_pack import formcheck, ociconfig, resource_manager, tfvariables, variables, zipbuild
 from orm_pack.errors import ExitCode, UserError
 from orm_pack.plan_review import PlanSummary
+from ormfake import write_oci_config
+from ormfake.testing import COMPARTMENT, FIXTURE_SOURCE
 
 VARS = tfvariables.read_variables(FIXTURE_SOURCE / "stack")
 

@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from ormfake.testing import COMPARTMENT, TESTS_DIR, cli_env
 from orm_pack.cost import price_table
+from ormfake.testing import COMPARTMENT, TESTS_DIR, cli_env
 
 DATA_SOURCE = TESTS_DIR / "orm" / "fixtures" / "stack-data"
 STACK = "mlflow-data"

@@ -8,9 +8,9 @@ import zipfile
 
 import pytest
 
-from ormfake.testing import FIXTURE_SOURCE, REPO_ROOT, cli_env
 from orm_pack import stack_files, zipbuild
 from orm_pack.errors import ExitCode, UserError
+from ormfake.testing import FIXTURE_SOURCE, REPO_ROOT, cli_env
 
 KEY_TEXT = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC-planted\n-----END PRIVATE KEY-----\n"
 # Files a user may well have in a checkout: none is part of the stack.

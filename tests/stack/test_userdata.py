@@ -2,7 +2,6 @@
 the tools that would reject it on the VM: cloud-init's schema, shellcheck, nginx -t, hadolint."""
 import os
 import subprocess
-import tempfile
 from pathlib import Path
 
 import pytest

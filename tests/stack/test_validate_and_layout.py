@@ -2,8 +2,8 @@
 import pytest
 
 from harness import static
-from harness.tools import terraform_binaries, terraform_103
 from harness.terraform import Terraform
+from harness.tools import terraform_103, terraform_binaries
 
 from .conftest import BASE_TFVARS, REPO, flat_layout, instance_user_data, repo_layout
 

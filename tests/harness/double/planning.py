@@ -55,7 +55,7 @@ def keep_prior_computed(block: dict, proposed, prior):
         if _is_single(nested):
             out[name] = keep_prior_computed(nested["block"], new, old)
         elif nested["nesting_mode"] == "list" and isinstance(new, list) and isinstance(old, list):
-            out[name] = [keep_prior_computed(nested["block"], n, o) for n, o in zip(new, old)] + new[len(old):]
+            out[name] = [keep_prior_computed(nested["block"], n, o) for n, o in zip(new, old, strict=False)] + new[len(old):]
         elif nested["nesting_mode"] == "set" and isinstance(new, list) and isinstance(old, list):
             out[name] = _merge_set(nested["block"], new, old)
     return out
@@ -89,7 +89,7 @@ def _agrees(block: dict, proposed, prior) -> bool:
             if not _agrees(nested["block"], new, old):
                 return False
         elif not isinstance(old, list) or len(new) != len(old) or not all(
-            _agrees(nested["block"], a, b) for a, b in zip(new, old)
+            _agrees(nested["block"], a, b) for a, b in zip(new, old, strict=False)
         ):
             return False
     return True
@@ -119,7 +119,7 @@ def replace_reasons(block: dict, prior: dict, planned: dict) -> list[str]:
         old, new = _elements(nested, prior.get(name)), _elements(nested, planned.get(name))
         if nested.get("x_force_new") and len(old) != len(new):
             reasons.append(name)
-        elif any(replace_reasons(nested["block"], o, n) for o, n in zip(old, new)):
+        elif any(replace_reasons(nested["block"], o, n) for o, n in zip(old, new, strict=False)):
             reasons.append(name)
     return reasons
 

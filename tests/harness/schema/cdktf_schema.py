@@ -74,7 +74,8 @@ HCL_FN_RE = re.compile(
 )
 HCL_METHOD_RE = re.compile(r"protected synthesizeHclAttributes\(\).*?\{\n(.*?)\n  \}\n", re.S)
 HCL_ENTRY_RE = re.compile(
-    r"(?P<name>[a-z0-9_]+): \{\n\s+value: [^\n]*\n\s+isBlock: (?P<isblock>true|false),\n\s+type: \"(?P<type>\w+)\",\n\s+storageClassType: \"(?P<sct>\w+)\","
+    r"(?P<name>[a-z0-9_]+): \{\n\s+value: [^\n]*\n\s+isBlock: (?P<isblock>true|false),\n"
+    r"\s+type: \"(?P<type>\w+)\",\n\s+storageClassType: \"(?P<sct>\w+)\","
 )
 
 

@@ -1,0 +1,70 @@
+"""What each deployment profile costs a month, estimated from its real plan and the committed price
+table, and README's cost table generated from the same numbers.
+
+    UPDATE_README=1 .venv/bin/python -m pytest tests/stack/test_cost.py   # rewrite README's cost table
+"""
+import os
+import re
+
+import pytest
+
+from orm_pack.cost import estimate_plan, price_table
+
+from .conftest import PROFILES, REPO
+
+pytestmark = pytest.mark.terraform
+
+README = REPO / "README.md"
+BEGIN, END = "<!-- BEGIN PROFILE COSTS -->", "<!-- END PROFILE COSTS -->"
+
+
+def _estimate(deployed, profile):
+    return estimate_plan(deployed(profile).first_plan.raw)
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_every_planned_resource_is_priced_or_free(deployed, profile):
+    assert _estimate(deployed, profile).not_priced == ()
+
+
+def test_the_always_free_profile_costs_nothing(deployed):
+    estimate = _estimate(deployed, "always-free")
+    assert estimate.beyond_free_tier == (), [line for line in estimate.lines if line.monthly]
+    assert estimate.total == 0
+    assert estimate.usage_based == ("oci_objectstorage_bucket.artifacts",)
+
+
+def test_the_default_profile_is_priced_from_the_table(deployed):
+    """Two E5 VMs of 1 OCPU and 8 GB with default boot volumes, MySQL.2 with 50 GB, two reserved IPs."""
+    prices = price_table()
+    hours, e5, block, mysql = (prices["hours_per_month"], prices["compute_flex"]["VM.Standard.E5.Flex"],
+                               prices["block_volume"], prices["mysql"])
+    vm = (1 * e5["ocpu_hour"] + 8 * e5["memory_gb_hour"]) * hours
+    database = mysql["ecpus"]["MySQL.2"] * mysql["ecpu_hour"] * hours + 50 * mysql["storage_gb_month"]
+    # the first 200 GB of block volumes are Always Free: two default boot volumes fit in it
+    assert 2 * block["platform_image_boot_volume_gb"] <= prices["always_free"]["block_volume_gb"]
+    expected = 2 * vm + database + 2 * prices["reserved_public_ip_month"]
+    assert _estimate(deployed, "default").total == pytest.approx(expected, abs=0.02)
+
+
+def cost_table(deployed) -> str:
+    checked = price_table()["checked"]
+    lines = [f"Estimated monthly cost of each profile at OCI list prices in USD (checked {checked}; the same table "
+             "and arithmetic as `orm-pack plan`; storage and traffic are billed by use on top):", "",
+             "| profile | a month | what is billed |", "|---|---|---|"]
+    for profile in PROFILES:
+        estimate = _estimate(deployed, profile)
+        billed = sorted({line.item.split(",")[0] for line in estimate.lines if line.monthly})
+        lines.append(f"| `{profile}` | {estimate.total:.2f} | {', '.join(billed) or 'nothing: Always Free'} |")
+    return "\n".join(lines) + "\n"
+
+
+def test_readme_shows_the_estimates(deployed):
+    text = README.read_text()
+    match = re.search(re.escape(BEGIN) + r"\n(.*?)" + re.escape(END), text, re.S)
+    assert match, f"README.md has no {BEGIN} ... {END} block"
+    expected = cost_table(deployed)
+    if os.environ.get("UPDATE_README") == "1":
+        README.write_text(text.replace(match.group(0), BEGIN + "\n" + expected + END))
+        return
+    assert match.group(1) == expected, "README's cost table is stale: run with UPDATE_README=1 (see this module)"
