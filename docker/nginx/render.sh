@@ -67,13 +67,16 @@ elif [[ ! -f $PROXY_TLS_CERT || ! -f $PROXY_TLS_KEY ]]; then
   die "only one of PROXY_TLS_CERT ($PROXY_TLS_CERT) and PROXY_TLS_KEY ($PROXY_TLS_KEY) exists: give both, or neither for a self-signed pair"
 fi
 
-# One upstream name per listener, so the tracking and serving blocks can share an nginx.
+# One upstream name and one short variable prefix per listener, so the tracking and serving blocks
+# can share an nginx (whose variable names must stay short for its hash tables).
 # shellcheck disable=SC2034  # read through ${!name} below
 PROXY_UPSTREAM_NAME=mlflow_upstream_$(tr -c 'A-Za-z0-9\n' '_' <<<"$PROXY_LISTEN_PORT")
+# shellcheck disable=SC2034
+PROXY_ID=p$(tr -c '0-9\n' '_' <<<"$PROXY_LISTEN_PORT")
 
 sed_escape() { sed -e 's/[\/&|]/\\&/g' <<<"$1"; }
 sed_args=()
-for name in PROXY_UPSTREAM_NAME PROXY_LISTEN_PORT PROXY_UPSTREAM PROXY_HTPASSWD_FILE \
+for name in PROXY_UPSTREAM_NAME PROXY_ID PROXY_LISTEN_PORT PROXY_UPSTREAM PROXY_HTPASSWD_FILE \
   PROXY_TLS_CERT PROXY_TLS_KEY PROXY_SERVER_NAME; do
   sed_args+=(-e "s|\${$name}|$(sed_escape "${!name}")|g")
 done

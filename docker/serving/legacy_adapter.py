@@ -10,6 +10,11 @@ dataframe_records, instances, inputs, CSV) pass through untouched.
 
 The backend can be swapped while requests flow (BackendSwitch): new requests go to the new backend,
 the old one is stopped only after its in-flight requests have finished.
+
+Bad clients get clear answers and cannot take the process down: bodies are capped (413 beyond
+`max_body_bytes`, SERVING_MAX_BODY_BYTES in the supervisor), GET and HEAD never have a body read,
+JSON that does not parse or nests too deep is a 400, `/health` (open without a password behind the
+proxy) answers GET/HEAD with the status only, and the listen backlog holds bursts of clients.
 """
 import http.client
 import json
@@ -22,6 +27,10 @@ CURRENT_KEYS = {"dataframe_split", "dataframe_records", "instances", "inputs"}
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
               "trailers", "transfer-encoding", "upgrade", "content-length", "host"}
 MODEL_HEADER = "X-MLflow-Model-URI"
+HEALTH_PATH = "/health"
+DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024  # a real batch of rows is a few MB at most
+# Each answer carries this process's own Server and Date headers, never a second pair from the backend.
+OWN_HEADERS = {"server", "date"}
 
 
 class LegacyRequestError(ValueError):
@@ -61,10 +70,10 @@ def translate_request(content_type: str, body: bytes) -> tuple[str, bytes, bool]
             "or a JSON body with one of dataframe_split, dataframe_records, instances, inputs")
     try:
         doc = json.loads(body or b"null")
+    except RecursionError:
+        raise LegacyRequestError("the JSON body is nested too deeply to parse") from None
     except ValueError as exc:
-        if fmt is None:
-            return content_type, body, False  # let MLflow report its own error
-        raise LegacyRequestError(f"format={fmt} needs a JSON body: {exc}") from exc
+        raise LegacyRequestError(f"the body is not valid JSON: {exc}") from exc
     if fmt is None:
         if isinstance(doc, dict) and CURRENT_KEYS & set(doc):
             return content_type, body, False
@@ -140,6 +149,14 @@ class BackendSwitch:
 
 # --- HTTP front ----------------------------------------------------------------------------------
 
+class RequestRejected(Exception):
+    """A request answered before it reaches the model server; `close` drops the connection after."""
+
+    def __init__(self, status: int, error_code: str, message: str, close: bool = False, headers=()):
+        super().__init__(message)
+        self.status, self.error_code, self.close, self.headers = status, error_code, close, tuple(headers)
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     # Headers and body go out in two writes; with Nagle on, the body waits for the peer's delayed ACK (~40 ms).
@@ -147,31 +164,63 @@ class _Handler(BaseHTTPRequestHandler):
     server: "AdapterServer"
 
     def do_GET(self):
-        self._forward()
-
-    def do_POST(self):
-        self._forward()
+        self._handle()
 
     def do_HEAD(self):
-        self._forward()
+        self._handle()
+
+    def do_POST(self):
+        self._handle()
 
     def log_message(self, format, *args):  # noqa: A002 - the base class's signature
         if self.server.access_log:
             super().log_message(format, *args)
 
-    def _read_body(self) -> bytes:
+    # -- the request -------------------------------------------------------------------------------
+    def _declared_length(self) -> int | None:
+        """Content-Length, or None for a chunked body."""
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            chunks = []
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    return b"".join(chunks)
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            return None
+        text = self.headers.get("Content-Length") or "0"
+        if not text.isdigit():
+            raise RequestRejected(400, "BAD_REQUEST", f"Content-Length {text!r} is not a number", close=True)
+        return int(text)
 
+    def _too_large(self) -> RequestRejected:
+        limit = self.server.max_body_bytes
+        return RequestRejected(413, "REQUEST_TOO_LARGE", f"the request body is over the limit of {limit} bytes "
+                               f"({limit // 1048576} MiB, SERVING_MAX_BODY_BYTES); send smaller batches", close=True)
+
+    def _read_body(self) -> bytes:
+        limit = self.server.max_body_bytes
+        length = self._declared_length()
+        if length is not None:
+            if length > limit:
+                raise self._too_large()
+            return self.rfile.read(length)
+        chunks, total = [], 0
+        while True:
+            line = self.rfile.readline(1024).split(b";")[0].strip()
+            try:
+                size = int(line or b"0", 16)
+            except ValueError:
+                raise RequestRejected(400, "BAD_REQUEST", "malformed chunked body", close=True) from None
+            if size == 0:
+                while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                    pass
+                return b"".join(chunks)
+            total += size
+            if total > limit:
+                raise self._too_large()
+            chunks.append(self.rfile.read(size))
+            self.rfile.readline(1024)
+
+    def _no_body(self) -> None:
+        """GET and HEAD carry no body; one that does is refused without reading it."""
+        if self._declared_length() != 0:
+            raise RequestRejected(400, "BAD_REQUEST", f"{self.command} requests take no body", close=True)
+
+    # -- the answer --------------------------------------------------------------------------------
     def _reply(self, status: int, body: bytes, headers=(), content_type="application/json"):
         self.send_response(status)
         for name, value in headers:
@@ -182,18 +231,50 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
-    def _error(self, status: int, error_code: str, message: str):
-        self._reply(status, json.dumps({"error_code": error_code, "message": message}).encode())
+    def _error(self, status: int, error_code: str, message: str, headers=()):
+        self._reply(status, json.dumps({"error_code": error_code, "message": message}).encode(), headers)
 
-    def _forward(self):
-        body = self._read_body()
+    def _handle(self):
+        try:
+            if self.path.split("?")[0] == HEALTH_PATH:
+                return self._health()
+            if self.command in ("GET", "HEAD"):
+                self._no_body()
+                body = b""
+            else:
+                body = self._read_body()
+            self._forward(body)
+        except RequestRejected as rejected:
+            if rejected.close:
+                self.close_connection = True
+                rejected.headers += (("Connection", "close"),)
+            self._error(rejected.status, rejected.error_code, str(rejected), rejected.headers)
+
+    def _health(self):
+        """Open to anyone behind the proxy: the status and nothing about the model."""
+        if self.command not in ("GET", "HEAD"):
+            raise RequestRejected(405, "METHOD_NOT_ALLOWED", "/health answers GET and HEAD only", close=True,
+                                  headers=[("Allow", "GET, HEAD")])
+        self._no_body()
+        backend = self.server.switch.acquire()
+        if backend is None:
+            return self._reply(503, b'{"status": "starting"}')
+        try:
+            status, _, _ = self.server.send_to(backend, "GET", HEALTH_PATH, b"", {})
+        except OSError:
+            status = 503
+        finally:
+            self.server.switch.release(backend)
+        self._reply(200 if status == 200 else 503, b'{"status": "ok"}' if status == 200 else b'{"status": "unhealthy"}')
+
+    def _forward(self, body: bytes):
         content_type = self.headers.get("Content-Type", "")
         legacy = False
         if self.command == "POST" and self.path.split("?")[0] == "/invocations":
             try:
                 content_type, body, legacy = translate_request(content_type, body)
             except LegacyRequestError as exc:
-                return self._error(400, "BAD_REQUEST", str(exc))
+                raise RequestRejected(400, "BAD_REQUEST", str(exc)) from None
         backend = self.server.switch.acquire()
         if backend is None:
             return self._error(503, "TEMPORARILY_UNAVAILABLE", self.server.waiting_message())
@@ -209,7 +290,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.switch.release(backend)
         if legacy and status == 200:
             response_body = translate_response(response_body)
-        passed = [(k, v) for k, v in response_headers if k.lower() not in HOP_BY_HOP | {"content-type"}]
+        dropped = HOP_BY_HOP | OWN_HEADERS | {"content-type"}
+        passed = [(k, v) for k, v in response_headers if k.lower() not in dropped]
         passed.append((MODEL_HEADER, backend.model_uri))
         response_type = dict((k.lower(), v) for k, v in response_headers).get("content-type", "application/json")
         self._reply(status, response_body, passed, response_type)
@@ -219,11 +301,15 @@ class AdapterServer(ThreadingHTTPServer):
     """Threaded HTTP server; one keep-alive connection per thread and backend."""
 
     daemon_threads = True
+    # The kernel queue of connections not yet accepted (socketserver's default is 5): a burst of
+    # clients through the proxy must wait here, not be reset.
+    request_queue_size = 256
 
     def __init__(self, address, switch: BackendSwitch, waiting_message=lambda: "no model is loaded yet",
-                 access_log=False):
+                 access_log=False, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES):
         super().__init__(address, _Handler)
         self.switch = switch
+        self.max_body_bytes = max_body_bytes
         self.waiting_message = waiting_message
         self.access_log = access_log
         self._connections = threading.local()

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from legacy_adapter import AdapterServer, Backend, BackendSwitch  # noqa: E402
+from legacy_adapter import DEFAULT_MAX_BODY_BYTES, AdapterServer, Backend, BackendSwitch  # noqa: E402
 
 # A registry that is briefly unreachable must not stall polling for minutes in client retries.
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
@@ -51,6 +51,7 @@ class Settings:
     port: int
     poll_seconds: float
     start_timeout: float
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
 
     @property
     def target(self) -> str:
@@ -82,7 +83,8 @@ def read_settings(env) -> Settings:
     return Settings(model_name=name, alias=env.get("SERVING_MODEL_ALIAS") or "champion", fixed_uri=fixed_uri,
                     host=env.get("SERVING_HOST") or "127.0.0.1", port=int(port),
                     poll_seconds=_number(env, "SERVING_POLL_SECONDS", "30", 0.2),
-                    start_timeout=_number(env, "SERVING_START_TIMEOUT", "600", 1))
+                    start_timeout=_number(env, "SERVING_START_TIMEOUT", "600", 1),
+                    max_body_bytes=int(_number(env, "SERVING_MAX_BODY_BYTES", str(DEFAULT_MAX_BODY_BYTES), 1024)))
 
 
 def free_loopback_port() -> int:
@@ -181,7 +183,8 @@ class Supervisor:
         self.stop_event = threading.Event()
         self.servers: dict[int, ModelServer] = {}
         self.adapter = AdapterServer((settings.host, settings.port), self.switch,
-                                     waiting_message=lambda: f"no model loaded yet: waiting for {settings.target}")
+                                     waiting_message=lambda: f"no model loaded yet: waiting for {settings.target}",
+                                     max_body_bytes=settings.max_body_bytes)
 
     def run(self) -> int:
         threading.Thread(target=self.adapter.serve_forever, name="adapter", daemon=True).start()

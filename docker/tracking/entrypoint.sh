@@ -94,6 +94,8 @@ fi
 if [[ $MLFLOW_BACKEND_STORE_URI == mysql* ]]; then
   python3 "$HERE/init_db.py" || die "the MySQL backend could not be prepared (see init_db above)"
 fi
+# The administrator's login was for the first-boot SQL only: the server never holds it.
+unset MYSQL_ADMIN_USER MYSQL_ADMIN_PASSWORD
 
 # --- server --------------------------------------------------------------------------------
 # The job runner starts extra worker processes (and memory) that this deployment does not use.

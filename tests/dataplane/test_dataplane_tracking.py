@@ -114,11 +114,24 @@ def test_secrets_are_not_in_the_server_command_line(tracking_stack):
         assert "Mlflow-db#pw" not in cmdline and "Mlflow-db%23pw" not in cmdline
 
 
+def _environ(pid: int) -> dict:
+    raw = open(f"/proc/{pid}/environ", "rb").read().decode(errors="replace")
+    return dict(item.split("=", 1) for item in raw.split("\0") if "=" in item)
+
+
+def test_the_admin_login_leaves_the_server_after_the_first_boot_sql(tracking_stack):
+    from orm_pack.local import processes
+
+    for pid in {tracking_stack.tracking.pid, *processes.descendants(tracking_stack.tracking.pid)}:
+        environ = _environ(pid)
+        assert "MYSQL_ADMIN_PASSWORD" not in environ and "MYSQL_ADMIN_USER" not in environ, pid
+        assert tracking_stack.mariadb.admin_password not in "\0".join(environ.values())
+
+
 def test_server_runs_with_oci_checksum_settings_and_without_the_job_runner(tracking_stack):
     from orm_pack.local import processes
 
-    environ = dict(item.split("=", 1) for item in
-                   open(f"/proc/{tracking_stack.tracking.pid}/environ", "rb").read().decode().split("\0") if "=" in item)
+    environ = _environ(tracking_stack.tracking.pid)
     assert environ["AWS_REQUEST_CHECKSUM_CALCULATION"] == "when_required"
     assert environ["AWS_RESPONSE_CHECKSUM_VALIDATION"] == "when_required"
     assert environ["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"

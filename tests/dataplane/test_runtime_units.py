@@ -45,7 +45,6 @@ def test_legacy_bodies_become_current_ones(content_type, body, expected):
     ("application/json", json.dumps({"dataframe_split": SPLIT}).encode()),
     ("application/json", json.dumps({"inputs": [[1, 2]]}).encode()),
     ("text/csv", b"a,b\n1,2\n"),
-    ("application/json", b"not json"),
 ])
 def test_current_bodies_pass_untouched(content_type, body):
     assert adapter.translate_request(content_type, body) == (content_type, body, False)
@@ -59,6 +58,15 @@ def test_current_bodies_pass_untouched(content_type, body):
 def test_inconsistent_legacy_requests_are_explained(content_type, body, message):
     with pytest.raises(adapter.LegacyRequestError, match=message.replace("[", r"\[").replace("(", r"\(")):
         adapter.translate_request(content_type, json.dumps(body).encode())
+
+
+@pytest.mark.parametrize("body, message", [
+    (b"not json", "the body is not valid JSON"),
+    (b"[" * 100_000, "nested too deeply"),
+])
+def test_json_that_cannot_be_parsed_is_a_client_error(body, message):
+    with pytest.raises(adapter.LegacyRequestError, match=message):
+        adapter.translate_request("application/json", body)
 
 
 def test_legacy_answers_are_bare_prediction_lists():
