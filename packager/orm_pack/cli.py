@@ -13,6 +13,7 @@ from .errors import UserError
 COMMAND_MODULES = (
     "orm_pack.commands_build",
     "orm_pack.commands_deploy",
+    "orm_pack.commands_doctor",
     "orm_pack.local.commands",
 )
 

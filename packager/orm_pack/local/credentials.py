@@ -7,7 +7,7 @@ from pathlib import Path
 
 import bcrypt
 
-# Apache htpasswd's default bcrypt cost. nginx checks the hash on every request, so the cost is
+# bcrypt's lowest cost (htpasswd -B uses 5). nginx checks the hash on every request, so the cost is
 # paid per API call; the generated passwords are random (144 bits), which a higher cost would not
 # make any harder to guess.
 BCRYPT_ROUNDS = 4

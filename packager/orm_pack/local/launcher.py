@@ -109,7 +109,10 @@ def up(options: LocalOptions) -> LocalEndpoints:
             port=tracking_port,
             backend_store_uri=options.backend_store_uri or f"sqlite:///{state.data / 'mlflow.db'}",
             artifacts_destination=options.artifacts_destination or str(state.data / "artifacts"),
-            s3_endpoint=options.s3_endpoint, workers=options.workers)), state.logs / "tracking.log")
+            s3_endpoint=options.s3_endpoint, workers=options.workers,
+            # MLflow listens on loopback behind the proxy, which checks the password on every request:
+            # it takes whatever name or address the proxy is reached by (as on the VMs).
+            allowed_hosts="*")), state.logs / "tracking.log")
         started.append(_record(tracking, f"http://127.0.0.1:{tracking_port}"))
         processes.wait_ready(tracking, f"http://127.0.0.1:{tracking_port}/health", TRACKING_START_SECONDS)
 
@@ -146,6 +149,7 @@ def up(options: LocalOptions) -> LocalEndpoints:
         _stop_all(started)
         raise
     state.save_services(started)
+    state.save_settings({"model_name": options.model_name, "model_alias": options.model_alias})
     return LocalEndpoints(tracking_url, serving_url, login, state, started)
 
 
@@ -168,6 +172,28 @@ def down(state_dir: Path) -> list[ServiceRecord]:
     _stop_all(running)
     state.clear_services()
     return running
+
+
+def saved_login(state_dir: Path) -> creds.Credentials | None:
+    return creds.load(StateDir(state_dir).credentials_file)
+
+
+def doctor_target(state_dir: Path, artifact_mb: int = 50):
+    """What `orm-pack local doctor` checks: the running local services, with their login."""
+    from ..doctor import DoctorTarget
+
+    state = StateDir(state_dir)
+    running = {record.name: record for record in running_services(state)}
+    login = creds.load(state.credentials_file)
+    if "proxy" not in running or login is None:
+        raise UserError(f"orm-pack local is not running from {state.root}: start it with `orm-pack local up`",
+                        ExitCode.NOT_FOUND)
+    settings = state.load_settings()
+    serving = running.get("serving")
+    return DoctorTarget(tracking_url=running["proxy"].url, username=login.username, password=login.password,
+                        serving_url=serving.url if serving else None,
+                        model_name=settings.get("model_name", "wine-quality"),
+                        alias=settings.get("model_alias", "champion"), artifact_mb=artifact_mb)
 
 
 def status(state_dir: Path) -> list[tuple[ServiceRecord, bool]]:

@@ -24,6 +24,7 @@ class StateDir:
     credentials_file = property(lambda self: self.root / "credentials.json")
     htpasswd_file = property(lambda self: self.root / "nginx" / "htpasswd")
     services_file = property(lambda self: self.root / "services.json")
+    settings_file = property(lambda self: self.root / "settings.json")
 
     def create(self) -> None:
         for directory in (self.root, self.data, self.logs, self.nginx, self.tls):
@@ -40,3 +41,10 @@ class StateDir:
 
     def clear_services(self) -> None:
         self.services_file.unlink(missing_ok=True)
+
+    def save_settings(self, settings: dict) -> None:
+        """What `up` was asked to serve, for the commands that come after it (doctor)."""
+        self.settings_file.write_text(json.dumps(settings, indent=2))
+
+    def load_settings(self) -> dict:
+        return json.loads(self.settings_file.read_text()) if self.settings_file.is_file() else {}

@@ -1,0 +1,72 @@
+"""`orm-pack doctor URL`: check a deployment end to end (doctor.py), one line per check."""
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import sys
+
+from . import doctor
+from .errors import ExitCode, UserError
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "doctor", help="check a deployed MLflow end to end: TLS, login, UI writes, artifacts, alias, serving",
+        description="Check that a deployment really works, as its users will use it: TLS; 401 without the login "
+                    "and 200 with it; /health; a write from the UI's own origin accepted and one from another "
+                    "site refused; an artifact uploaded through the proxy and read back identical; the "
+                    "registry alias; the serving endpoint answering with the alias's version. It creates an "
+                    "experiment named orm-pack-doctor-… and deletes it. Exit 1 when a check fails.",
+        epilog="The password comes from MLFLOW_TRACKING_PASSWORD, else a prompt; the user from "
+               "MLFLOW_TRACKING_USERNAME (default mlflow).")
+    parser.add_argument("url", metavar="URL", help="the MLflow URL (stack output mlflow_url)")
+    parser.add_argument("--serving-url", metavar="URL", help="the model endpoint (stack output serving_url)")
+    parser.add_argument("--model-name", default="wine-quality", help="registered model served (default wine-quality)")
+    parser.add_argument("--alias", default="champion", help="alias the endpoint follows (default champion)")
+    parser.add_argument("--browser-host", metavar="NAME",
+                        help="the name browsers reach MLflow by, when not URL's host (a DNS name in front of it)")
+    parser.add_argument("--artifact-mb", type=int, default=50, help="size of the test artifact (default 50)")
+    parser.add_argument("--json", action="store_true", help="print the checks as JSON")
+    parser.set_defaults(func=_run)
+
+
+def _password() -> str:
+    password = os.environ.get("MLFLOW_TRACKING_PASSWORD")
+    if password:
+        return password
+    if not sys.stdin.isatty():
+        raise UserError("set MLFLOW_TRACKING_PASSWORD (the stack's mlflow_password): stdin is not a terminal to "
+                        "ask for it", ExitCode.USAGE)
+    return getpass.getpass("MLflow password: ")
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.artifact_mb < 1:
+        raise UserError("--artifact-mb must be at least 1", ExitCode.USAGE)
+    target = doctor.DoctorTarget(
+        tracking_url=args.url, username=os.environ.get("MLFLOW_TRACKING_USERNAME") or "mlflow",
+        password=_password(), serving_url=args.serving_url, model_name=args.model_name, alias=args.alias,
+        browser_host=args.browser_host, artifact_mb=args.artifact_mb)
+    try:
+        checks = doctor.run(target)
+    except ValueError as exc:
+        raise UserError(str(exc), ExitCode.USAGE) from None
+    show(checks, as_json=args.json)
+    return ExitCode.OK if all(check.passed for check in checks) else ExitCode.FAILURE
+
+
+def show(checks: list[doctor.Check], as_json: bool = False) -> None:
+    if as_json:
+        print(json.dumps({"passed": all(c.passed for c in checks),
+                          "checks": [{"name": c.name, "passed": c.passed, "detail": c.detail, "fix": c.fix}
+                                     for c in checks]}, indent=2))
+        return
+    for check in checks:
+        line = f"{'PASS' if check.passed else 'FAIL'}  {check.name:<12} {check.detail}"
+        if check.fix:
+            line += f" -> {check.fix}"
+        print(line)
+    failed = sum(not c.passed for c in checks)
+    print("all checks passed" if not failed else f"{failed} of {len(checks)} checks failed")

@@ -1,0 +1,164 @@
+"""The MLflow web UI in a real browser (Debian's Chromium, driven by Playwright), against `orm-pack local
+up` reached by a name that is not localhost, as a deployed server is: log in, create an experiment, open
+a run a Python client logged, register its model, set the alias champion and see the serving endpoint
+switch to it. A page of another site that tries a write is refused. Screenshots are kept on failure."""
+import json
+import os
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import requests
+
+from dataplane.local_mlflow import local_mlflow
+from harness.tools import missing, require_binary
+from orm_pack.local.ports import free_port
+
+pytestmark = [pytest.mark.dataplane, pytest.mark.browser,
+              pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")]
+
+NAME = "mlflow.test"          # what the browser calls the server (the host resolver maps it to loopback)
+FOREIGN = "elsewhere.test"     # another site
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
+                  "--disable-background-networking", "--disable-component-update",
+                  f"--host-resolver-rules=MAP {NAME} 127.0.0.1, MAP {FOREIGN} 127.0.0.1"]
+SEARCH = "/api/2.0/mlflow/experiments/get-by-name"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    with local_mlflow(tmp_path_factory.mktemp("browser") / "state") as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def browser():
+    chromium = require_binary("chromium", how="apt-get install chromium chromium-driver")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        missing("playwright", "pip install -e '.[test]'")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser, stack, request, tmp_path):
+    """A logged-in page: the browser answers the proxy's password challenge as a user would."""
+    context = browser.new_context(ignore_https_errors=True, viewport={"width": 1400, "height": 900},
+                                  http_credentials={"username": stack.username, "password": stack.password})
+    context.set_default_timeout(30_000)
+    page = context.new_page()
+    yield page
+    if getattr(request.node, "failed", False):
+        shots = Path(os.environ.get("BROWSER_SCREENSHOTS", tmp_path))
+        shots.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(shots / f"{request.node.name}.png"), full_page=True)
+        print(f"screenshot: {shots / (request.node.name + '.png')}")
+    context.close()
+
+
+def _ui(stack) -> str:
+    return f"https://{NAME}:{stack.tracking_port}"
+
+
+def _get(stack, path, **params):
+    return requests.get(stack.tracking_url + path, params=params, auth=stack.auth(), verify=False, timeout=30)
+
+
+def test_a_user_works_through_the_ui_and_the_endpoint_follows(page, stack):
+    # a notebook logged a run with a model, without registering it
+    logged = stack.train("--experiment-name", "wine-notebook", "--model-name", "")
+    experiment = _get(stack, SEARCH, experiment_name="wine-notebook").json()["experiment"]["experiment_id"]
+
+    # log in: the home page lists the notebook's experiment
+    page.goto(_ui(stack) + "/")
+    page.get_by_text("wine-notebook").first.wait_for()
+
+    # create an experiment
+    page.goto(_ui(stack) + "/#/experiments")
+    page.get_by_test_id("create-experiment-button").click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_placeholder("Input an experiment name").fill("from-the-browser")
+    dialog.get_by_role("button", name="Create").click()
+    page.wait_for_url("**/#/experiments/*")
+    assert _get(stack, SEARCH, experiment_name="from-the-browser").status_code == 200
+
+    # open the run the notebook logged, and its model
+    page.goto(f"{_ui(stack)}/#/experiments/{experiment}/runs/{logged['run_id']}")
+    page.get_by_text(logged["run_id"]).first.wait_for()
+    model_id = logged["model_uri"].removeprefix("models:/")
+    page.goto(f"{_ui(stack)}/#/experiments/{experiment}/models/{model_id}")
+
+    # register it as the model the endpoint serves
+    page.get_by_role("button", name="Register model").click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_role("combobox").click()
+    page.get_by_text("Create New Model", exact=True).click()
+    dialog.get_by_placeholder("Input a model name").fill("wine-quality")
+    dialog.get_by_role("button", name="Register").click()
+    dialog.wait_for(state="hidden")
+    versions = _get(stack, "/api/2.0/mlflow/registered-models/get", name="wine-quality").json()
+    assert versions["registered_model"]["latest_versions"][0]["version"] == "1"
+
+    # promote it: set the alias champion on version 1
+    page.goto(f"{_ui(stack)}/#/models/wine-quality/versions/1")
+    page.get_by_role("button", name="Add", exact=True).click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_role("combobox").fill("champion")
+    page.keyboard.press("Enter")
+    dialog.get_by_role("button", name="Save aliases").click()
+    dialog.wait_for(state="hidden")
+    alias = _get(stack, "/api/2.0/mlflow/registered-models/alias", name="wine-quality", alias="champion")
+    assert alias.json()["model_version"]["version"] == "1"
+
+    # the endpoint switches to it with no redeploy
+    stack.wait_serving("models:/wine-quality/1")
+    answer = requests.post(f"{stack.serving_url}/invocations", auth=stack.auth(), verify=False, timeout=60, json={
+        "dataframe_split": {"columns": ["fixed acidity", "volatile acidity", "citric acid", "residual sugar",
+                                        "chlorides", "free sulfur dioxide", "total sulfur dioxide", "density", "pH",
+                                        "sulphates", "alcohol"],
+                            "data": [[6.2, 0.66, 0.48, 1.2, 0.029, 29, 75, 0.98, 3.33, 0.39, 12.8]]}})
+    assert answer.status_code == 200 and len(answer.json()["predictions"]) == 1
+
+
+class _ForeignSite(BaseHTTPRequestHandler):
+    """A page of another site whose script tries to create an experiment in MLflow."""
+
+    target = ""
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        body = f"""<!doctype html><title>elsewhere</title><script>
+          fetch("{self.target}/ajax-api/2.0/mlflow/experiments/create", {{
+            method: "POST", mode: "no-cors", credentials: "include",
+            headers: {{"Content-Type": "text/plain"}}, body: JSON.stringify({{name: "from-elsewhere"}})
+          }}).then(() => document.title = "sent", () => document.title = "failed");
+        </script>""".encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def test_a_page_of_another_site_cannot_write(page, stack):
+    page.goto(_ui(stack) + "/")  # the user is logged in to MLflow in this browser
+    page.get_by_text("Welcome to MLflow").wait_for()
+    handler = type("Site", (_ForeignSite,), {"target": _ui(stack)})
+    site = ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
+    threading.Thread(target=site.serve_forever, daemon=True).start()
+    try:
+        page.goto(f"http://{FOREIGN}:{site.server_address[1]}/")
+        page.wait_for_function("document.title !== 'elsewhere'")
+    finally:
+        site.shutdown()
+    assert _get(stack, SEARCH, experiment_name="from-elsewhere").status_code == 404
+    access_log = (stack.state_dir / "nginx" / "access.log").read_text()
+    refused = [line for line in access_log.splitlines() if "experiments/create" in line and '" 403 ' in line]
+    assert refused, "the foreign page's write never reached the proxy"

@@ -1,0 +1,116 @@
+"""`orm-pack doctor` tells whether MLflow really works, one line per check: it passes against `local up`
+serving a model, and fails with the right line against a wrong password, a proxy without the origin
+fix, and an endpoint whose alias does not exist yet. The tests run in order on one local MLflow."""
+import json
+import shutil
+
+import pytest
+from mlflow import MlflowClient
+
+from dataplane.local_mlflow import cli, local_mlflow
+from dataplane.stacks import RUNTIME, start_proxy
+from orm_pack.local.credentials import Credentials
+from orm_pack.local.runtime_files import RuntimeFiles
+
+pytestmark = [pytest.mark.dataplane, pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")]
+
+CHECKS = ["tls", "health", "auth", "ui-write", "cross-origin", "artifacts", "alias", "serving"]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    with local_mlflow(tmp_path_factory.mktemp("doctor") / "state") as running:
+        yield running
+
+
+def _lines(output: str) -> dict:
+    """check name -> (PASS/FAIL, rest of the line)"""
+    found = {}
+    for line in output.splitlines():
+        verdict, _, rest = line.partition("  ")
+        if verdict in ("PASS", "FAIL"):
+            name, _, detail = rest.strip().partition(" ")
+            found[name] = (verdict, detail.strip())
+    return found
+
+
+def _doctor(stack, url: str, password: str | None = None, *extra: str):
+    import subprocess
+    import sys
+
+    from orm_pack.local.services import python_env
+
+    env = dict(python_env(), MLFLOW_TRACKING_USERNAME=stack.username,
+               MLFLOW_TRACKING_PASSWORD=password or stack.password)
+    return subprocess.run([sys.executable, "-m", "orm_pack.cli", "doctor", url, "--artifact-mb", "5", *extra],
+                          env=env, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+
+
+def test_an_endpoint_without_its_alias_fails_the_alias_and_serving_lines(stack):
+    result = cli("local", "doctor", "--state-dir", str(stack.state_dir), "--artifact-mb", "5")
+    assert result.returncode == 1, result
+    lines = _lines(result.stdout)
+    assert list(lines) == CHECKS
+    assert [name for name, (verdict, _) in lines.items() if verdict == "FAIL"] == ["alias", "serving"]
+    assert lines["alias"][1].startswith("no version of wine-quality carries the alias champion -> register a model")
+    assert lines["serving"][1].startswith("the endpoint serves no model yet (503")
+    assert lines["artifacts"][1].endswith("identical")
+    assert result.stdout.rstrip().endswith("2 of 8 checks failed")
+
+
+def test_a_wrong_password_fails_the_auth_line(stack):
+    result = _doctor(stack, stack.tracking_url, "not-the-password")
+    assert result.returncode == 1, result
+    lines = _lines(result.stdout)
+    assert lines["auth"] == ("FAIL", "with the login the API answered 401: Login required: MLflow user and password "
+                                     "(HTTP basic auth) -> check the user name and MLFLOW_TRACKING_PASSWORD (the "
+                                     "mlflow_password of the stack)")
+    assert list(lines) == ["tls", "health", "auth"]  # nothing after a failed login
+
+
+def test_a_proxy_without_the_origin_fix_fails_the_ui_write_line(stack, tracker, tmp_path):
+    unfixed = tmp_path / "runtime"
+    shutil.copytree(RUNTIME.root / "docker" / "nginx", unfixed / "docker" / "nginx")
+    template = unfixed / "docker" / "nginx" / "mlflow-proxy.conf.template"
+    text = template.read_text()
+    fix = ["    proxy_set_header   Origin $${PROXY_ID}_fwd_origin;\n",
+           "    if ($${PROXY_ID}_refused) {\n"
+           '        return 403 "Cross-origin request blocked: this server accepts writes only from its own pages\\n";\n'
+           "    }\n"]
+    for part in fix:
+        assert part in text, "the template changed: update what this test takes out"
+        text = text.replace(part, "")
+    template.write_text(text)
+    login = Credentials(stack.username, stack.password)
+    proxy, url = start_proxy(tracker, tmp_path / "proxy", int(stack.direct_tracking_url.rsplit(":", 1)[1]), login,
+                             runtime=RuntimeFiles(unfixed))
+    try:
+        result = _doctor(stack, url)
+    finally:
+        tracker.stop(proxy)
+    lines = _lines(result.stdout)
+    assert result.returncode == 1
+    assert lines["ui-write"][0] == "FAIL", result.stdout
+    assert "was refused (403 Cross-origin request blocked): the UI cannot save anything" in lines["ui-write"][1]
+    assert lines["cross-origin"][0] == "PASS"  # MLflow itself still refuses foreign origins
+
+
+def test_with_the_alias_set_every_check_passes(stack):
+    trained = stack.train("--alpha", "0.4")
+    client_env = stack.client_env()
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in client_env.items():
+            patch.setenv(name, value)
+        MlflowClient(tracking_uri=stack.tracking_url).set_registered_model_alias("wine-quality", "champion",
+                                                                                 trained["version"])
+    stack.wait_serving(f"models:/wine-quality/{trained['version']}")
+    local = cli("local", "doctor", "--state-dir", str(stack.state_dir), "--artifact-mb", "50")
+    assert local.returncode == 0, local.stdout + local.stderr
+    assert [verdict for verdict, _ in _lines(local.stdout).values()] == ["PASS"] * 8
+    assert local.stdout.rstrip().endswith("all checks passed")
+    remote = _doctor(stack, stack.tracking_url, None, "--serving-url", stack.serving_url, "--json")
+    assert remote.returncode == 0, remote.stdout + remote.stderr
+    document = json.loads(remote.stdout)
+    assert document["passed"] and [c["name"] for c in document["checks"]] == CHECKS
+    serving = next(c for c in document["checks"] if c["name"] == "serving")
+    assert serving["detail"] == f"answers with models:/wine-quality/{trained['version']} (the alias's version)"
