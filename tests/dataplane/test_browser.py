@@ -2,7 +2,6 @@
 up` reached by a name that is not localhost, as a deployed server is: log in, create an experiment, open
 a run a Python client logged, register its model, set the alias champion and see the serving endpoint
 switch to it. A page of another site that tries a write is refused. Screenshots are kept on failure."""
-import json
 import os
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
