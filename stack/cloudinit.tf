@@ -130,6 +130,11 @@ locals {
           content = file("${local.userdata_dir}/mlflow-bootstrap.sh")
         },
         {
+          path    = "/usr/local/sbin/mlflow-rotate-password"
+          mode    = "0755"
+          content = file("${local.userdata_dir}/mlflow-rotate-password.sh")
+        },
+        {
           path = "/etc/systemd/system/mlflow-${role}.service"
           mode = "0644"
           content = templatefile("${local.userdata_dir}/container.service.tftpl", {
