@@ -46,6 +46,17 @@ def _doctor(stack, url: str, password: str | None = None, *extra: str):
                           env=env, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
 
 
+def test_status_json_tells_scripts_where_everything_is(stack):
+    result = cli("local", "status", "--state-dir", str(stack.state_dir), "--json")
+    assert result.returncode == 0, result
+    document = json.loads(result.stdout)
+    assert document["running"] and [s["name"] for s in document["services"]] == ["tracking", "proxy", "serving"]
+    assert all(s["running"] and s["pid"] > 0 for s in document["services"])
+    assert (document["tracking_url"], document["serving_url"]) == (stack.tracking_url, stack.serving_url)
+    assert document["invocations_url"] == stack.serving_url + "/invocations"
+    assert (document["username"], document["password"]) == (stack.username, stack.password)
+
+
 def test_an_endpoint_without_its_alias_fails_the_alias_and_serving_lines(stack):
     result = cli("local", "doctor", "--state-dir", str(stack.state_dir), "--artifact-mb", "5")
     assert result.returncode == 1, result
