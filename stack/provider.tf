@@ -10,3 +10,24 @@ provider "oci" {
   fingerprint      = local.api_key.fingerprint
   private_key_path = local.api_key.private_key_path
 }
+
+# Identity (IAM) accepts creates, updates and deletes only through the tenancy's home region, and the
+# provider does not redirect them: every oci_identity_* resource goes through this alias. Reading the
+# region subscriptions works from any region.
+data "oci_identity_region_subscriptions" "home" {
+  tenancy_id = var.tenancy_ocid
+
+  filter {
+    name   = "is_home_region"
+    values = [true]
+  }
+}
+
+provider "oci" {
+  alias            = "home"
+  region           = data.oci_identity_region_subscriptions.home.region_subscriptions[0].region_name
+  tenancy_ocid     = var.tenancy_ocid
+  user_ocid        = local.api_key.user_ocid
+  fingerprint      = local.api_key.fingerprint
+  private_key_path = local.api_key.private_key_path
+}

@@ -16,7 +16,8 @@ resource "oci_objectstorage_bucket" "artifacts" {
 
 # Object Storage encrypts with a customer-managed key only when the service may use that key.
 resource "oci_identity_policy" "bucket_kms" {
-  count = var.bucket_kms_key_id == "" ? 0 : 1
+  count    = var.bucket_kms_key_id == "" ? 0 : 1
+  provider = oci.home
 
   compartment_id = var.compartment_ocid
   name           = "${var.name_prefix}-bucket-kms"
@@ -30,7 +31,8 @@ resource "oci_identity_policy" "bucket_kms" {
 # S3-compatible credentials for the tracking VM. OCI allows 2 customer secret keys per user:
 # with 2 already, choose s3_credentials_source = "supply" and give an existing key instead.
 resource "oci_identity_customer_secret_key" "mlflow" {
-  count = var.s3_credentials_source == "create" ? 1 : 0
+  count    = var.s3_credentials_source == "create" ? 1 : 0
+  provider = oci.home
 
   user_id      = var.current_user_ocid
   display_name = "${var.name_prefix}-mlflow-artifacts"

@@ -32,7 +32,8 @@ variable "region" {
   type        = string
 
   validation {
-    condition     = can(regex("^[a-z]+-[a-z]+-[0-9]+$", var.region))
+    # Every OCI region identifier, in every realm: us-ashburn-1, us-gov-ashburn-1, me-dcc-muscat-1, ...
+    condition     = can(regex("^[a-z]{2}-([a-z]+-)+[0-9]+$", var.region))
     error_message = "The region must be a region identifier such as us-ashburn-1 or eu-frankfurt-1 (not a region key like IAD)."
   }
 }

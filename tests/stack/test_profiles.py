@@ -6,13 +6,16 @@ import pytest
 
 from harness.inventory import check_inventory
 
-from .conftest import PROFILES, SECRETS
+from .conftest import PROFILES, REPO, SECRETS
 
 pytestmark = pytest.mark.terraform
 
 
-def test_every_documented_profile_has_an_inventory():
-    assert PROFILES == ["always-free", "default", "existing-vcn", "no-serving"]
+def test_every_documented_profile_has_an_inventory_and_back():
+    readme = (REPO / "README.md").read_text()
+    table = readme[readme.index("### Deployment profiles"):readme.index("<!-- BEGIN PROFILE COSTS -->")]
+    documented = re.findall(r"^\| `([a-z-]+)` \|", table, re.M)
+    assert sorted(documented) == PROFILES
 
 
 @pytest.mark.parametrize("profile", PROFILES)

@@ -20,11 +20,24 @@ def _attribute_path(name: str) -> pb.AttributePath:
     return pb.AttributePath(steps=[pb.AttributePath.Step(attribute_name=name)])
 
 
+def _error(summary: str) -> pb.Diagnostic:
+    return pb.Diagnostic(severity=pb.Diagnostic.ERROR, summary=summary)
+
+
+def home_region(fixtures: dict) -> tuple[str, str] | None:
+    """(name, key) of the tenancy's home region: the region subscription marked is_home_region."""
+    for subscription in fixtures.get("oci_identity_region_subscriptions", {}).get("region_subscriptions", []):
+        if subscription.get("is_home_region"):
+            return subscription["region_name"], subscription["region_key"]
+    return None
+
+
 class OciDouble(rpc.ProviderServicer):
     def __init__(self, schema: dict | None = None, fixtures: dict | None = None):
         self.schema = schema or load_provider_schema()
         self.fixtures = fixtures if fixtures is not None else load_fixtures()
         self._schema_response = None
+        self.region = None  # the configured provider's region (ConfigureProvider)
         trace = os.environ.get("OCI_DOUBLE_TRACE")
         self._trace_file = open(trace, "a") if trace else None
 
@@ -67,7 +80,21 @@ class OciDouble(rpc.ProviderServicer):
         return pb.ValidateDataResourceConfig.Response()
 
     def ConfigureProvider(self, request, context):
+        config = read_dynamic_value(request.config) or {}
+        self.region = config.get("region")
+        self._trace("configure", region=self.region)
         return pb.ConfigureProvider.Response()
+
+    def _identity_write_refused(self, type_name: str) -> pb.Diagnostic | None:
+        """IAM accepts writes only through the home region's endpoint, and the provider does not
+        redirect them: a create, update or delete sent to another region answers 403 NotAllowed."""
+        home = home_region(self.fixtures)
+        region = self.region
+        if not type_name.startswith("oci_identity_") or home is None or region in (None, home[0]):
+            return None
+        return _error(f"403-NotAllowed, Please go to your home region {home[1]} to execute CREATE, UPDATE and "
+                      f"DELETE operations.\nRequest Target: POST https://identity.{region}.oci.oraclecloud.com"
+                      f"/20160918 ({type_name})")
 
     def UpgradeResourceState(self, request, context):
         state = json.loads(request.raw_state.json) if request.raw_state.json else None
@@ -100,6 +127,10 @@ class OciDouble(rpc.ProviderServicer):
         )
 
     def ApplyResourceChange(self, request, context):
+        refused = self._identity_write_refused(request.type_name)
+        if refused:
+            self._trace("refused", type=request.type_name, region=self.region)
+            return pb.ApplyResourceChange.Response(diagnostics=[refused])
         planned = read_dynamic_value(request.planned_state)
         if planned is None:
             self._trace("delete", type=request.type_name)
@@ -110,8 +141,7 @@ class OciDouble(rpc.ProviderServicer):
         return pb.ApplyResourceChange.Response(new_state=to_dynamic_value(new_state))
 
     def ImportResourceState(self, request, context):
-        error = pb.Diagnostic(severity=pb.Diagnostic.ERROR, summary="the oci provider double cannot import")
-        return pb.ImportResourceState.Response(diagnostics=[error])
+        return pb.ImportResourceState.Response(diagnostics=[_error("the oci provider double cannot import")])
 
     # --- data sources
     def ReadDataSource(self, request, context):

@@ -1,0 +1,57 @@
+"""The stack follows the cloud's own rules that the provider double enforces (tests/test_harness_cloud_rules.py):
+each rule is shown on the deployment profiles."""
+import re
+
+import pytest
+
+from harness.terraform import Terraform
+
+from .conftest import BASE_TFVARS, REPO, repo_layout
+
+pytestmark = pytest.mark.terraform
+
+
+def _configured_resources(plan: dict) -> list[dict]:
+    return plan["configuration"]["root_module"]["resources"]
+
+
+def test_every_identity_resource_goes_through_the_home_region(deployed):
+    """IAM writes are accepted only by the home region (403-NotAllowed elsewhere)."""
+    identity = [r for r in _configured_resources(deployed("default").first_plan.raw)
+                if r["mode"] == "managed" and r["type"].startswith("oci_identity_")]
+    assert identity, "the stack has no identity resource: this test proves nothing"
+    assert {r["address"]: r["provider_config_key"] for r in identity} == {r["address"]: "oci.home" for r in identity}
+
+
+def test_a_stack_outside_the_home_region_applies(deployed):
+    d = deployed("other-region")
+    assert d.replan_exit_code == 0
+    assert d.outputs["s3_endpoint"].endswith(".eu-frankfurt-1.oraclecloud.com")
+
+
+def _region_rule() -> re.Pattern:
+    text = (REPO / "stack" / "variables.tf").read_text()
+    block = text[text.index('variable "region"'):]
+    return re.compile(re.search(r'regex\("([^"]+)", var\.region\)', block).group(1).replace("\\\\", "\\"))
+
+
+def test_every_oci_region_the_sdk_knows_is_a_valid_region():
+    """All realms' regions (the SDK's list), e.g. us-gov-ashburn-1 and me-dcc-muscat-1, pass the validation."""
+    import oci.regions_definitions
+
+    rule = _region_rule()
+    assert len(oci.regions_definitions.REGIONS) > 80
+    assert [r for r in oci.regions_definitions.REGIONS if not rule.fullmatch(r)] == []
+    assert [r for r in ("IAD", "us_ashburn_1", "us-ashburn", "US-ASHBURN-1", "ashburn-1", "") if rule.fullmatch(r)] == []
+
+
+@pytest.fixture(scope="module")
+def tf(tmp_path_factory):
+    tf = Terraform(repo_layout(tmp_path_factory.mktemp("cloud-rules")))
+    tf.init()
+    return tf
+
+
+def test_a_region_of_another_realm_plans(tf):
+    outputs = tf.plan_summary({**BASE_TFVARS, "region": "us-gov-ashburn-1"}).outputs
+    assert outputs["s3_endpoint"] == "https://testnamespace.compat.objectstorage.us-gov-ashburn-1.oraclecloud.com"
