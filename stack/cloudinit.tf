@@ -11,11 +11,12 @@
 #     commands_tracking / commands_serving carry the same text with the URL filled in.
 
 locals {
-  tracking_url = "https://${oci_core_public_ip.tracking.ip_address}"
-  serving_url  = var.serving_enabled ? "https://${oci_core_public_ip.serving[0].ip_address}:${local.serving_port}" : ""
+  tracking_url = "https://${oci_core_public_ip.vm["tracking"].ip_address}"
+  serving_url  = var.serving_enabled ? "https://${oci_core_public_ip.vm["serving"].ip_address}:${local.serving_port}" : ""
 
-  # The serving VM reaches the tracking server inside the VCN.
-  tracking_internal_uri = "https://${oci_core_instance.tracking.private_ip}"
+  # The serving VM reaches the tracking server inside the VCN, at the address the tracking VM is
+  # created with (so the serving VM's settings do not wait for the tracking VM).
+  tracking_internal_uri = "https://${local.tracking_private_ip}"
 
   serving_model = var.serving_model_uri != "" ? var.serving_model_uri : "models:/${var.serving_model_name}@${var.serving_model_alias}"
 
@@ -159,6 +160,11 @@ locals {
   }
 
   # Tracking and serving are separate chains: the serving VM's settings need the tracking VM.
+  user_data = {
+    tracking = local.tracking_user_data
+    serving  = local.serving_user_data
+  }
+
   tracking_user_data = base64gzip(templatefile("${local.userdata_dir}/cloud-init.yaml.tftpl", {
     role = "tracking"
     files = concat(local.static_files.tracking, [

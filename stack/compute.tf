@@ -1,37 +1,61 @@
-# The tracking VM (nginx auth proxy + MLflow server) and the optional serving VM (nginx auth
-# proxy + model server). Both boot from the newest Oracle Linux platform image for their shape and
-# are configured by cloud-init only (cloudinit.tf): no SSH provisioner, nothing to run by hand.
+# The VMs, one resource keyed by role: tracking (nginx auth proxy + MLflow server) and, when
+# enabled, serving (nginx auth proxy + model server). Configured by cloud-init only (cloudinit.tf):
+# no SSH provisioner, nothing to run by hand.
 
-resource "oci_core_instance" "tracking" {
+locals {
+  vms = {
+    for role, shape in local.vm_shapes : role => {
+      shape     = shape
+      ocpus     = local.vm_sizes[role].ocpus
+      memory    = local.vm_sizes[role].memory_in_gbs
+      image_id  = local.image_ids[role]
+      user_data = local.user_data[role]
+      # The serving VM reaches the tracking server at this address, known before either VM exists.
+      private_ip = role == "tracking" ? local.tracking_private_ip : null
+    }
+  }
+
+  # A VM keeps the image it was created from: Oracle publishes a newer platform image about monthly,
+  # and a changed source_id would re-image the VM on the next apply, whatever that apply is for.
+  # Choosing an image OCID in the form is the deliberate way on: it gives the VM another key, so it
+  # is replaced by one booted from that image (the reserved public IP moves to it).
+  vm_keys = {
+    for role in keys(local.vms) : role => (
+      contains(keys(local.chosen_image_ids), role) ? "${role}-${substr(sha256(local.chosen_image_ids[role]), 0, 8)}" : role
+    )
+  }
+  instances = { for role, key in local.vm_keys : role => oci_core_instance.vm[key] }
+}
+
+resource "oci_core_instance" "vm" {
+  for_each = { for role, vm in local.vms : local.vm_keys[role] => merge(vm, { role = role }) }
+
   compartment_id      = var.compartment_ocid
   availability_domain = local.availability_domain
-  display_name        = "${var.name_prefix}-tracking"
-  shape               = var.tracking_shape
-  freeform_tags       = merge(local.freeform_tags, { "role" = "tracking" })
+  display_name        = "${var.name_prefix}-${each.value.role}"
+  shape               = each.value.shape
+  freeform_tags       = merge(local.freeform_tags, { "role" = each.value.role })
 
   shape_config {
-    ocpus         = local.vm_sizes.tracking.ocpus
-    memory_in_gbs = local.vm_sizes.tracking.memory_in_gbs
+    ocpus         = each.value.ocpus
+    memory_in_gbs = each.value.memory
   }
 
   source_details {
     source_type = "image"
-    source_id   = local.image_ids.tracking
+    source_id   = each.value.image_id
   }
 
   # The public address is the reserved IP in public_ips.tf, so the URL survives a VM replacement.
   create_vnic_details {
     subnet_id        = local.public_subnet_id
     assign_public_ip = false
-    nsg_ids          = [oci_core_network_security_group.tracking.id]
-    display_name     = "${var.name_prefix}-tracking-vnic"
+    private_ip       = each.value.private_ip
+    nsg_ids          = [oci_core_network_security_group.role[each.value.role].id]
+    display_name     = "${var.name_prefix}-${each.value.role}-vnic"
   }
 
   is_pv_encryption_in_transit_enabled = true
-
-  launch_options {
-    is_pv_encryption_in_transit_enabled = true
-  }
 
   instance_options {
     are_legacy_imds_endpoints_disabled = true
@@ -43,57 +67,14 @@ resource "oci_core_instance" "tracking" {
   }
 
   metadata = merge(
-    { user_data = local.tracking_user_data },
+    { user_data = each.value.user_data },
     var.ssh_public_key == "" ? {} : { ssh_authorized_keys = var.ssh_public_key },
   )
 
-  # The DB system must accept connections before the first boot runs its SQL.
+  # The DB system must accept connections before the tracking VM's first boot runs its SQL.
   depends_on = [oci_mysql_mysql_db_system.mlflow]
-}
 
-resource "oci_core_instance" "serving" {
-  count = var.serving_enabled ? 1 : 0
-
-  compartment_id      = var.compartment_ocid
-  availability_domain = local.availability_domain
-  display_name        = "${var.name_prefix}-serving"
-  shape               = var.serving_shape
-  freeform_tags       = merge(local.freeform_tags, { "role" = "serving" })
-
-  shape_config {
-    ocpus         = local.vm_sizes.serving.ocpus
-    memory_in_gbs = local.vm_sizes.serving.memory_in_gbs
+  lifecycle {
+    ignore_changes = [source_details[0].source_id]
   }
-
-  source_details {
-    source_type = "image"
-    source_id   = local.image_ids.serving
-  }
-
-  create_vnic_details {
-    subnet_id        = local.public_subnet_id
-    assign_public_ip = false
-    nsg_ids          = [oci_core_network_security_group.serving[0].id]
-    display_name     = "${var.name_prefix}-serving-vnic"
-  }
-
-  is_pv_encryption_in_transit_enabled = true
-
-  launch_options {
-    is_pv_encryption_in_transit_enabled = true
-  }
-
-  instance_options {
-    are_legacy_imds_endpoints_disabled = true
-  }
-
-  agent_config {
-    is_monitoring_disabled = false
-    is_management_disabled = false
-  }
-
-  metadata = merge(
-    { user_data = local.serving_user_data },
-    var.ssh_public_key == "" ? {} : { ssh_authorized_keys = var.ssh_public_key },
-  )
 }

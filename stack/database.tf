@@ -10,7 +10,7 @@ resource "oci_mysql_mysql_db_system" "mlflow" {
   display_name            = "${var.name_prefix}-mysql"
   description             = "MLflow backend store (${var.name_prefix})"
   subnet_id               = local.private_subnet_id
-  nsg_ids                 = [oci_core_network_security_group.mysql.id]
+  nsg_ids                 = [oci_core_network_security_group.role["mysql"].id]
   shape_name              = var.mysql_shape
   configuration_id        = local.mysql_configuration
   admin_username          = var.mysql_admin_username

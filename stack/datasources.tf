@@ -64,14 +64,14 @@ data "oci_mysql_mysql_configurations" "standalone" {
 # Primary private IP of each VM (VM -> primary VNIC -> its private IPs), read once the VM exists,
 # for the VM's reserved public IP.
 data "oci_core_vnic_attachments" "vm" {
-  for_each = local.vm_shapes
+  for_each = local.vms
 
   compartment_id = var.compartment_ocid
-  instance_id    = each.key == "tracking" ? oci_core_instance.tracking.id : oci_core_instance.serving[0].id
+  instance_id    = local.instances[each.key].id
 }
 
 data "oci_core_private_ips" "vm" {
-  for_each = local.vm_shapes
+  for_each = local.vms
 
   vnic_id = data.oci_core_vnic_attachments.vm[each.key].vnic_attachments[0].vnic_id
 }

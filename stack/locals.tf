@@ -43,6 +43,9 @@ locals {
     )
   }
 
+  # The tracking VM's private address: the serving VM's settings name it before the VM exists.
+  tracking_private_ip = var.tracking_private_ip != "" ? var.tracking_private_ip : cidrhost(local.public_subnet_cidr, 10)
+
   # MLflow's default worker count uses ~3.4 GiB; size it to the VM (about 1 worker per 2 GB, 1-4).
   mlflow_workers = max(1, min(4, floor(var.tracking_memory_gb / 2), var.tracking_ocpus * 2))
 

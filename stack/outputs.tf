@@ -8,12 +8,12 @@ output "mlflow_url" {
 
 output "tracking_public_ip" {
   description = "Reserved public IP of the tracking VM (stays the same when the VM is replaced)."
-  value       = oci_core_public_ip.tracking.ip_address
+  value       = oci_core_public_ip.vm["tracking"].ip_address
 }
 
 output "serving_public_ip" {
   description = "Reserved public IP of the serving VM; empty when serving is disabled."
-  value       = var.serving_enabled ? oci_core_public_ip.serving[0].ip_address : ""
+  value       = var.serving_enabled ? oci_core_public_ip.vm["serving"].ip_address : ""
 }
 
 output "serving_url" {

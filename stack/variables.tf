@@ -444,8 +444,19 @@ variable "tracking_memory_gb" {
   }
 }
 
+variable "tracking_private_ip" {
+  description = "Private IP of the tracking VM in the public subnet; the serving VM connects to it. Empty: the subnet's 10th address (10.0.1.10 by default). Set another free address when that one is taken in an existing subnet."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.tracking_private_ip == "" || can(regex("^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$", var.tracking_private_ip))
+    error_message = "The tracking_private_ip must be an IPv4 address such as 10.0.1.10, or empty."
+  }
+}
+
 variable "tracking_image_id" {
-  description = "Optional Oracle Linux image OCID for the tracking VM. Empty: the newest Oracle Linux platform image for the shape."
+  description = "Optional Oracle Linux image OCID for the tracking VM. Empty: the newest Oracle Linux platform image for the shape when the VM is created; the VM keeps it when newer ones appear. Setting an OCID replaces the VM with one booted from that image."
   type        = string
   default     = ""
 
@@ -495,7 +506,7 @@ variable "serving_memory_gb" {
 }
 
 variable "serving_image_id" {
-  description = "Optional Oracle Linux image OCID for the serving VM. Empty: the newest Oracle Linux platform image for the shape."
+  description = "Optional Oracle Linux image OCID for the serving VM. Empty: the newest Oracle Linux platform image for the shape when the VM is created; the VM keeps it when newer ones appear. Setting an OCID replaces the VM with one booted from that image."
   type        = string
   default     = ""
 

@@ -26,6 +26,17 @@ def test_checkov_failure_passes_only_when_skipped_with_a_reason(tmp_path):
         checkov.load_skip_list(skip_file)
 
 
+def test_a_skip_limited_to_some_resources_still_counts_for_the_others(tmp_path):
+    report = checkov.run_checkov(FIXTURES / "checkov" / "open-ssh", "terraform")
+    skip_file = tmp_path / "skips.yaml"
+    reason = "This fixture exists to show an open SSH rule."
+    skip_file.write_text(f"- id: CKV_OCI_19\n  reason: {reason}\n  resources: ['oci_core_security_list.other*']\n")
+    assert checkov.problems(report, checkov.load_skip_list(skip_file)) == [
+        "CKV_OCI_19 failed on oci_core_security_list.open_ssh (/main.tf)"]
+    skip_file.write_text(f"- id: CKV_OCI_19\n  reason: {reason}\n  resources: ['oci_core_security_list.open_*']\n")
+    assert checkov.problems(report, checkov.load_skip_list(skip_file)) == []
+
+
 def test_checkov_parse_error_is_a_failure():
     report = checkov.run_checkov(FIXTURES / "checkov" / "parse-error", "terraform")
     found = checkov.problems(report, skips={})

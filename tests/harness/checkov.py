@@ -1,9 +1,12 @@
 """Run checkov (from its own venv: it conflicts with python-hcl2) and judge its report.
 
 A run is clean when nothing failed to parse, no check crashed, and every failed check is in the
-committed skip list, where each entry carries a reason a reviewer can accept.
+committed skip list, where each entry carries a reason a reviewer can accept. An entry may name the
+resources it covers (`resources:` addresses where `*` matches anything); the check still counts
+everywhere else.
 """
 import json
+import re
 import os
 import subprocess
 from dataclasses import dataclass, field
@@ -25,15 +28,26 @@ class CheckovReport:
     raw: list = field(repr=False)
 
 
-def load_skip_list(path: Path) -> dict[str, str]:
-    """`- id: CKV_... / reason: ...` entries -> {id: reason}; an entry without a reason is an error."""
+@dataclass(frozen=True)
+class Skip:
+    reason: str
+    resources: tuple = ()   # addresses covered, `*` matching anything; empty: every resource
+
+    def covers(self, resource: str) -> bool:
+        return not self.resources or any(
+            re.fullmatch(re.escape(pattern).replace(r"\*", ".*"), resource) for pattern in self.resources)
+
+
+def load_skip_list(path: Path) -> dict[str, Skip]:
+    """`- id: CKV_... / reason: ... / resources: [...]` entries -> {id: Skip}; an entry without a
+    reason is an error."""
     entries = yaml.safe_load(Path(path).read_text()) or []
     skips = {}
     for entry in entries:
         reason = (entry.get("reason") or "").strip()
         if not entry.get("id") or len(reason) < 20:
             raise AssertionError(f"{path}: skip entry {entry!r} needs an id and a reason of a sentence or more")
-        skips[entry["id"]] = reason
+        skips[entry["id"]] = Skip(reason, tuple(entry.get("resources") or ()))
     return skips
 
 
@@ -64,16 +78,17 @@ def run_checkov(target: Path, framework: str) -> CheckovReport:
                          crashed=crashed, raw=reports)
 
 
-def problems(report: CheckovReport, skips: dict[str, str]) -> list[str]:
+def problems(report: CheckovReport, skips: dict[str, Skip]) -> list[str]:
     """Everything that makes a run not clean, one line each."""
     out = [f"parse error: {e}" for e in report.parsing_errors]
     out += [f"crashed: {line}" for line in report.crashed]
-    out += [f"{cid} failed on {resource} ({path})" for cid, resource, path in report.failed if cid not in skips]
+    out += [f"{cid} failed on {resource} ({path})" for cid, resource, path in report.failed
+            if cid not in skips or not skips[cid].covers(resource)]
     if report.resource_count == 0:
         out.append("checkov scanned no resource (a parse problem or the wrong framework)")
     return out
 
 
-def assert_clean(report: CheckovReport, skips: dict[str, str]) -> None:
+def assert_clean(report: CheckovReport, skips: dict[str, Skip]) -> None:
     found = problems(report, skips)
     assert not found, "checkov:\n  " + "\n  ".join(found)

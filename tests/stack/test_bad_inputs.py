@@ -75,4 +75,5 @@ def test_existing_private_subnet_given_as_public_is_refused(tmp_path):
 def test_a_compatible_custom_image_is_accepted(tf):
     """The control for the image check: an x86 image on an x86 shape plans and is used."""
     plan = tf.plan_summary({**BASE_TFVARS, "tracking_image_id": "ocid1.image.oc1..ol8x86"})
-    assert plan.values["oci_core_instance.tracking"]["source_details"][0]["source_id"] == "ocid1.image.oc1..ol8x86"
+    (tracking,) = [v for v in plan.values.values() if v.get("display_name") == "mlflow-tracking"]
+    assert tracking["source_details"][0]["source_id"] == "ocid1.image.oc1..ol8x86"

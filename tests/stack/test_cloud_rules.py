@@ -1,5 +1,6 @@
 """The stack follows the cloud's own rules that the provider double enforces (tests/test_harness_cloud_rules.py):
 each rule is shown on the deployment profiles."""
+import json
 import re
 
 import pytest
@@ -55,3 +56,35 @@ def tf(tmp_path_factory):
 def test_a_region_of_another_realm_plans(tf):
     outputs = tf.plan_summary({**BASE_TFVARS, "region": "us-gov-ashburn-1"}).outputs
     assert outputs["s3_endpoint"] == "https://testnamespace.compat.objectstorage.us-gov-ashburn-1.oraclecloud.com"
+
+
+def _images_with_a_newer_one() -> dict:
+    """The double's image fixtures plus an Oracle Linux 9 image published after all of them."""
+    fixtures = json.loads((REPO / "tests" / "harness" / "double" / "fixtures.json").read_text())
+    images = fixtures["oci_core_images"]["images"]
+    newest = dict(next(i for i in images if i["id"] == "ocid1.image.oc1..ol9x86new"),
+                  id="ocid1.image.oc1..ol9x86newer", display_name="Oracle-Linux-9.7-2026.11.20-0",
+                  time_created="2026-11-20T00:00:00Z")
+    return {"oci_core_images": {"images": [newest, *images]}}
+
+
+def _instance_actions(plan: dict) -> dict:
+    return {r["address"]: r["change"]["actions"] for r in plan["resource_changes"] if r["type"] == "oci_core_instance"}
+
+
+def test_a_newer_platform_image_leaves_the_vms_alone(tmp_path):
+    """Oracle publishes a new image about monthly; changing an instance's source_id re-images its boot
+    volume. The next apply, for any unrelated change, must not re-image the VMs."""
+    workdir = repo_layout(tmp_path / "stack")
+    first = Terraform(workdir)
+    first.init()
+    first.apply(BASE_TFVARS)
+    later = Terraform(workdir, fixtures=_images_with_a_newer_one())
+    plan = later.plan({**BASE_TFVARS, "allowed_ingress_cidr": "198.51.100.0/24"})  # an unrelated change
+    assert set(map(tuple, _instance_actions(plan).values())) == {("no-op",)}, _instance_actions(plan)
+    # choosing an image in the form moves a VM on, deliberately: a new tracking VM from that image
+    moved = later.plan({**BASE_TFVARS, "tracking_image_id": "ocid1.image.oc1..ol9x86newer"})
+    created = [r for r in moved["resource_changes"] if r["type"] == "oci_core_instance" and "create" in
+               r["change"]["actions"]]
+    assert [r["change"]["after"]["source_details"][0]["source_id"] for r in created] == ["ocid1.image.oc1..ol9x86newer"]
+    assert [r["change"]["after"]["display_name"] for r in created] == ["mlflow-tracking"]

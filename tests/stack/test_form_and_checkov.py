@@ -65,7 +65,8 @@ def test_form_pattern_for_the_mysql_user_matches_terraform(name, good):
 
 def test_skip_list_entries_have_reasons():
     skips = load_skip_list(SKIPS)
-    assert set(skips) == {"CKV_OCI_9", "CKV_OCI_17", "CKV_OCI_21"}
+    assert set(skips) == {"CKV_OCI_4", "CKV_OCI_9", "CKV_OCI_17", "CKV_OCI_21", "CKV_OCI_22", "CKV2_OCI_2"}
+    assert skips["CKV_OCI_22"].resources and skips["CKV2_OCI_2"].resources  # ICMP rules only
 
 
 @pytest.mark.terraform

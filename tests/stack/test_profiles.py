@@ -91,8 +91,12 @@ def test_nothing_is_open_to_the_world_by_default(deployed):
     values = deployed("default").first_plan.values
     ingress = [v for a, v in values.items()
                if a.startswith("oci_core_network_security_group_security_rule.") and v["direction"] == "INGRESS"]
-    assert ingress and all(v.get("source") != "0.0.0.0/0" for v in ingress)  # NSG peers: known after apply
-    ports = sorted(v["tcp_options"][0]["destination_port_range"][0]["min"] for v in ingress)
+    from_anywhere = [v for v in ingress if v.get("source") == "0.0.0.0/0"]  # NSG peers: known after apply
+    # only ICMP "fragmentation needed", which routers anywhere on a client's path send (path MTU discovery)
+    assert [(v["protocol"], v["icmp_options"], v["tcp_options"]) for v in from_anywhere] == [
+        ("1", [{"type": 3, "code": 4}], [])] * 2
+    tcp = [v for v in ingress if v["protocol"] == "6"]
+    ports = sorted(v["tcp_options"][0]["destination_port_range"][0]["min"] for v in tcp)
     assert ports == [443, 443, 1234, 3306, 33060]  # no SSH unless ssh_source_cidr is set
     security_list = values["oci_core_security_list.baseline[0]"]
     assert [r["source"] for r in security_list["ingress_security_rules"]] == ["10.0.0.0/16"]

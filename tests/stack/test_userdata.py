@@ -13,7 +13,7 @@ from .conftest import PROFILES, REPO, instance_user_data
 
 pytestmark = pytest.mark.terraform
 
-ROLES = {"oci_core_instance.tracking": "tracking", "oci_core_instance.serving[0]": "serving"}
+ROLES = {'oci_core_instance.vm["tracking"]': "tracking", 'oci_core_instance.vm["serving"]': "serving"}
 
 
 def user_data_of(deployed, profile):
@@ -91,7 +91,7 @@ def test_serving_settings_follow_the_model_alias_through_the_tracking_vm(deploye
     d = deployed("default")
     files = static.written_files(user_data_of(deployed, "default")["serving"][1])
     env = _env(files["/etc/mlflow/serving.env"])
-    tracking = next(r for r in d.replan["resource_changes"] if r["address"] == "oci_core_instance.tracking")
+    tracking = next(r for r in d.replan["resource_changes"] if r["address"] == 'oci_core_instance.vm["tracking"]')
     assert env["MLFLOW_TRACKING_URI"] == f"https://{tracking['change']['after']['private_ip']}"
     assert env["SERVING_MODEL_NAME"] == "wine-quality" and env["SERVING_MODEL_ALIAS"] == "champion"
     assert env["MLFLOW_TRACKING_INSECURE_TLS"] == "true"

@@ -39,7 +39,7 @@ def test_same_plan_from_stack_dir_and_from_flattened_zip_root(tmp_path):
     (repo_plan, repo_ud), (flat_plan, flat_ud) = results
     assert repo_plan.values == flat_plan.values
     assert repo_plan.outputs == flat_plan.outputs
-    assert set(repo_ud) == {"oci_core_instance.tracking", "oci_core_instance.serving[0]"}
+    assert set(repo_ud) == {'oci_core_instance.vm["tracking"]', 'oci_core_instance.vm["serving"]'}
     assert repo_ud == flat_ud  # the same docker/ and userdata/ files were embedded
 
 

@@ -137,6 +137,11 @@ class OciDouble(rpc.ProviderServicer):
             return pb.ApplyResourceChange.Response(new_state=to_dynamic_value(None))
         config = read_dynamic_value(request.config) or {}
         new_state = Faker(request.type_name, config_digest(config)).fill(self._resource(request.type_name), planned)
+        if request.type_name == "oci_core_instance":
+            # a VM launched with a chosen private IP has that address, as the Launch Instance API does
+            chosen = ((new_state.get("create_vnic_details") or [{}])[0] or {}).get("private_ip")
+            if chosen:
+                new_state["private_ip"] = chosen
         self._trace("apply", type=request.type_name, id=new_state.get("id"))
         return pb.ApplyResourceChange.Response(new_state=to_dynamic_value(new_state))
 
