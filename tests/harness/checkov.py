@@ -6,8 +6,8 @@ resources it covers (`resources:` addresses where `*` matches anything); the che
 everywhere else.
 """
 import json
-import re
 import os
+import re
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
