@@ -24,10 +24,11 @@ resource "oci_mysql_mysql_db_system" "mlflow" {
     retention_in_days = var.mysql_backup_retention_days
   }
 
+  # Set explicitly: the API's own default for automatic backups on delete changed to RETAIN in 2025.
   deletion_policy {
     is_delete_protected        = var.mysql_deletion_protection
-    automatic_backup_retention = var.mysql_deletion_protection ? "RETAIN" : "DELETE"
-    final_backup               = var.mysql_deletion_protection ? "REQUIRE_FINAL_BACKUP" : "SKIP_FINAL_BACKUP"
+    automatic_backup_retention = var.mysql_keep_backups_on_delete ? "RETAIN" : "DELETE"
+    final_backup               = var.mysql_keep_backups_on_delete ? "REQUIRE_FINAL_BACKUP" : "SKIP_FINAL_BACKUP"
   }
 
   lifecycle {

@@ -267,6 +267,12 @@ variable "mysql_deletion_protection" {
   default     = false
 }
 
+variable "mysql_keep_backups_on_delete" {
+  description = "When the DB system is deleted (destroying the stack): true keeps a final backup and the automatic backups (they are billed as backup storage until you delete them); false deletes them with the DB system."
+  type        = bool
+  default     = true
+}
+
 variable "mysql_admin_username" {
   description = "Administrator user of the MySQL DB system: 1-32 letters, digits or underscores, starting with a letter; not a reserved MySQL/OCI name."
   type        = string

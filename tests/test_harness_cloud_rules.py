@@ -4,9 +4,13 @@ configuration written here. (The rules, as OCI documents them:)
 - IAM writes go to the tenancy's home region only: Identity answers a create, update or delete sent
   to another region's endpoint with `403-NotAllowed, Please go to your home region <KEY> to execute
   CREATE, UPDATE and DELETE operations`, and the oci provider does not redirect them.
+- Object Storage refuses to delete a bucket that holds objects, and in a versioned bucket every old
+  object version counts: `409-BucketNotEmpty, Bucket named '<name>' is not empty. Delete all object
+  versions first.` The provider has no force-destroy.
 """
 import pytest
 
+from harness.objectstore import ObjectStore
 from harness.terraform import Terraform, TerraformError
 
 VERSIONS = """
@@ -73,3 +77,35 @@ provider "oci" {
 """ + POLICY % "provider = oci.home")
     tf.apply()
     assert "oci_identity_policy.readers" in tf.state_resources()
+
+
+BUCKET = """
+provider "oci" {
+  region = "us-ashburn-1"
+}
+
+resource "oci_objectstorage_bucket" "artifacts" {
+  compartment_id = "ocid1.compartment.oc1..test"
+  namespace      = "testnamespace"
+  name           = "rules-artifacts"
+  versioning     = "Enabled"
+}
+"""
+
+
+def test_a_bucket_with_objects_or_old_versions_cannot_be_destroyed(tmp_path):
+    tf = _config(tmp_path, BUCKET)
+    tf.apply()
+    store = ObjectStore(tf.env["OCI_DOUBLE_OBJECT_STORE"])
+    version = store.put("testnamespace", "rules-artifacts", "1/abc/artifacts/model.pkl", 2048)
+    store.delete_object("testnamespace", "rules-artifacts", "1/abc/artifacts/model.pkl")  # a delete marker
+    with pytest.raises(TerraformError) as refused:
+        tf.destroy()
+    assert ("409-BucketNotEmpty, Bucket named 'rules-artifacts' is not empty. Delete all object versions first."
+            in refused.value.message)
+    assert tf.state_resources() == ["oci_objectstorage_bucket.artifacts"]  # still there, still in the state
+    for left in store.versions("testnamespace", "rules-artifacts"):
+        store.delete_object("testnamespace", "rules-artifacts", left["name"], left["versionId"])
+    assert version["versionId"] not in str(store.versions("testnamespace", "rules-artifacts"))
+    tf.destroy()
+    assert tf.state_resources() == []

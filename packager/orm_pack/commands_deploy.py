@@ -80,11 +80,19 @@ def register(subparsers) -> None:
         "--auto-approve), apply that plan (FROM_PLAN_JOB_ID), then print the outputs and each VM's commands.txt.",
         epilog=f"Variables also come from {variables.ENV_PREFIX}<name> environment variables.")
     p.set_defaults(func=_guarded(_run_apply))
-    p = subparsers.add_parser("destroy", parents=[auth, _stack_parent(True)],
-                              help="destroy the stack's resources, then delete the stack",
-                              description="Run a DESTROY job and, when it succeeds, delete the stack.")
+    p = subparsers.add_parser(
+        "destroy", parents=[auth, _stack_parent(True)],
+        help="destroy the stack's resources, then delete the stack",
+        description="Look at the artifact bucket first: when it holds artifacts, say how many and stop (unless "
+        "--delete-artifacts). Then run a DESTROY job and, when it succeeds, delete the stack. The MySQL DB system "
+        "leaves a final backup and keeps its automatic backups unless the stack was told otherwise "
+        "(mysql_keep_backups_on_delete).")
     p.add_argument("--auto-approve", action="store_true", help="do not ask for confirmation")
     p.add_argument("--keep-stack", action="store_true", help="keep the (empty) stack in Resource Manager")
+    p.add_argument("--delete-artifacts", action="store_true",
+                   help="delete every object version in the artifact bucket first (copy them out before!)")
+    p.add_argument("--object-storage-endpoint", metavar="URL", help="Object Storage endpoint URL (default: the "
+                   "region's)")
     p.set_defaults(func=_guarded(_run_destroy))
     p = subparsers.add_parser("outputs", parents=[auth, _stack_parent(False)],
                               help="print the outputs of the last apply (or of JOB)")
@@ -143,6 +151,10 @@ class ConsoleEvents:
         if self.progress:
             self.progress.stop()
             self.progress = None
+
+    def deleting(self, done: int, total: int) -> None:
+        if done == 1 or done == total or done % 100 == 0:
+            self.console.print(f"deleting artifacts: {done} of {total} object versions", markup=False)
 
 
 def _session(args: argparse.Namespace) -> Session:
@@ -258,7 +270,10 @@ def _run_apply(session: Session) -> int:
 def _run_destroy(session: Session) -> int:
     args = session.args
 
-    def confirm(resources: list[str]) -> bool:
+    def confirm(resources: list[str], contents) -> bool:
+        if contents and not contents.empty:
+            session.err.print(f"WARNING: {contents.describe()}: --delete-artifacts deletes them all first",
+                              markup=False, style="bold red")
         if not resources:
             session.err.print(f"Stack {args.stack_name} manages no resources.", markup=False)
             return _ask(session, "Delete the empty stack?", "delete the stack")
@@ -269,8 +284,13 @@ def _run_destroy(session: Session) -> int:
             session.err.print(warning, markup=False, style="bold red")
         return _ask(session, f"Destroy these {len(resources)} resources?", "destroy the resources")
 
+    def storage_client():
+        strategy = ociconfig.retry_strategy(args.max_attempts)
+        return ociconfig.object_storage_client(session.context, strategy, args.object_storage_endpoint)
+
     result = deploy.destroy(session.rm, args.compartment, args.stack_name, ConsoleEvents(session.err), confirm,
-                            keep_stack=args.keep_stack)
+                            keep_stack=args.keep_stack, client_for_bucket=storage_client,
+                            delete_artifacts=args.delete_artifacts)
     if args.json:
         _emit(render.destroy_document(result))
     return ExitCode.OK

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Callable, Protocol
 
 from . import ocids, variables
+from .artifact_bucket import ArtifactBucket, BucketContents
 from .cost import CostEstimate, estimate_plan
 from .errors import ExitCode, UserError
 from .plan_review import PlanSummary
@@ -30,6 +31,7 @@ class Events(Protocol):
     def job_state(self, job: Job) -> None: ...
     def job_log(self, line: LogLine) -> None: ...
     def job_ended(self, job: Job) -> None: ...
+    def deleting(self, done: int, total: int) -> None: ...
 
 
 class JobFailed(UserError):
@@ -81,6 +83,20 @@ class DestroyResult:
     job: Job | None
     destroyed: list[str]
     stack_deleted: bool
+    artifacts: BucketContents | None = None   # what the bucket held before the destroy
+    artifacts_deleted: int = 0                # object versions deleted first (--delete-artifacts)
+
+
+class BucketNotEmpty(UserError):
+    """The artifact bucket holds data and the user did not ask to delete it."""
+
+    def __init__(self, contents: BucketContents):
+        super().__init__(
+            f"{contents.describe()}. Object Storage does not delete a bucket that is not empty, so the destroy "
+            "would stop halfway, with the database already gone. Copy the artifacts out first "
+            f"({contents.copy_out_command()}), then run orm-pack destroy --delete-artifacts, which deletes every "
+            "object version before the DESTROY job", ExitCode.CONFLICT)
+        self.contents = contents
 
 
 @dataclass(frozen=True)
@@ -166,21 +182,40 @@ def apply(rm: ResourceManager, request: DeployRequest, events: Events,
     return ApplyResult(planned, job, rm.outputs(job.id) if job else [])
 
 
+def artifact_bucket(rm: ResourceManager, stack: Stack, client_for_bucket) -> ArtifactBucket | None:
+    """The stack's artifact bucket, from the outputs of its latest apply (None before any)."""
+    job = rm.latest_job(stack.id, "APPLY")
+    outputs = {o.name: o.value for o in rm.outputs(job.id)} if job else {}
+    if not outputs.get("bucket_name") or not outputs.get("object_storage_namespace"):
+        return None
+    return ArtifactBucket(client_for_bucket(), outputs["object_storage_namespace"], outputs["bucket_name"])
+
+
 def destroy(rm: ResourceManager, compartment: str, stack_name: str, events: Events,
-            confirm: Callable[[list[str]], bool], keep_stack: bool = False) -> DestroyResult:
-    """Destroy what the stack manages (after `confirm` saw the list), then delete the stack."""
+            confirm: Callable[[list[str], BucketContents | None], bool], keep_stack: bool = False,
+            client_for_bucket=None, delete_artifacts: bool = False) -> DestroyResult:
+    """Destroy what the stack manages, then delete the stack. The artifact bucket is looked at first:
+    when it holds data, stop unless `delete_artifacts`, and then empty it (after `confirm`, which sees
+    the resources and the bucket's contents) before the DESTROY job."""
     stack = _stack_or_error(rm, compartment, stack_name, ": nothing to destroy")
     resources = rm.state_resources(stack.id)
+    bucket = artifact_bucket(rm, stack, client_for_bucket) if resources and client_for_bucket else None
+    contents = bucket.contents() if bucket else None
+    if contents and not contents.empty and not delete_artifacts:
+        raise BucketNotEmpty(contents)
+    if (resources or not keep_stack) and not confirm(resources, contents):
+        raise UserError("cancelled: nothing was destroyed", ExitCode.ABORTED)
+    deleted = 0
+    if contents and not contents.empty:
+        deleted = bucket.empty(events.deleting)
+        events.message(f"Deleted {deleted} object version(s) from bucket {contents.bucket}")
     job = None
-    if resources or not keep_stack:
-        if not confirm(resources):
-            raise UserError("cancelled: nothing was destroyed", ExitCode.ABORTED)
     if resources:
         job = _require_success(rm, follow(rm, rm.start_job(stack.id, "DESTROY"), events))
     if not keep_stack:
         rm.delete_stack(stack.id)
         events.message(f"Deleted stack {stack.name} {stack.id}")
-    return DestroyResult(stack, job, resources, not keep_stack)
+    return DestroyResult(stack, job, resources, not keep_stack, contents, deleted)
 
 
 def outputs(rm: ResourceManager, compartment: str | None, stack_name: str, job_id: str | None) -> OutputsResult:

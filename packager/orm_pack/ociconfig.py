@@ -90,7 +90,7 @@ def resolve(options: AuthOptions, environ: Mapping[str, str] | None = None) -> A
     )
 
 
-def check_endpoint(endpoint: str) -> None:
+def check_endpoint(endpoint: str, flag: str = "--endpoint") -> None:
     """An endpoint is an http(s) URL with a host, e.g. https://resourcemanager.eu-frankfurt-1.oci.oraclecloud.com."""
     from urllib.parse import urlsplit
 
@@ -100,7 +100,7 @@ def check_endpoint(endpoint: str) -> None:
     except ValueError:
         parts = None
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or " " in endpoint:
-        raise UserError(f"--endpoint {endpoint!r} is not an http(s) URL: pass e.g. "
+        raise UserError(f"{flag} {endpoint!r} is not an http(s) URL: pass e.g. "
                         "https://resourcemanager.eu-frankfurt-1.oci.oraclecloud.com", ExitCode.USAGE)
 
 
@@ -317,3 +317,17 @@ def resource_manager_client(context: OciContext, strategy=None, timeout=(10, 120
         return oci.resource_manager.ResourceManagerClient(config, **kwargs)
     except oci.exceptions.InvalidConfig as exc:
         raise UserError(f"{context.describe()} is invalid: {exc}", ExitCode.CONFIG) from None
+
+
+def object_storage_client(context: OciContext, strategy=None, endpoint: str | None = None, timeout=(10, 120)):
+    """An ObjectStorageClient for `context`; `endpoint` overrides the region's."""
+    import oci  # imported when needed: `orm-pack build` starts faster without the SDK
+
+    kwargs: dict[str, Any] = {"signer": context.signer, "timeout": timeout,
+                              "retry_strategy": strategy if strategy is not None else retry_strategy()}
+    if endpoint:
+        check_endpoint(endpoint, "--object-storage-endpoint")
+        kwargs["service_endpoint"] = endpoint
+    config = dict(context.config)
+    config.setdefault("region", context.region or "us-ashburn-1")
+    return oci.object_storage.ObjectStorageClient(config, **kwargs)

@@ -106,8 +106,13 @@ def destroy_warnings(resources: list[str]) -> list[str]:
 
 
 def destroy_document(result: DestroyResult) -> dict:
+    contents = result.artifacts
     return {"stack_id": result.stack.id, "destroy_job_id": result.job.id if result.job else None,
-            "destroyed": result.destroyed, "stack_deleted": result.stack_deleted}
+            "destroyed": result.destroyed, "stack_deleted": result.stack_deleted,
+            "artifacts": None if contents is None else {
+                "bucket": contents.bucket, "namespace": contents.namespace, "objects": contents.objects,
+                "versions": contents.versions, "bytes": contents.bytes},
+            "artifact_versions_deleted": result.artifacts_deleted}
 
 
 # ------------------------------------------------------------------ outputs

@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 from .double.schema import PROVIDER_VERSION
+from .objectstore import ENV_VAR as OBJECT_STORE_ENV
 
 TESTS_DIR = Path(__file__).resolve().parents[1]
 
@@ -76,6 +77,8 @@ def terraform_env(workdir: Path, fixtures: dict | None = None, base: dict | None
         TF_INPUT="0",
         HOME=str(root / "home"),  # the `tf` package keeps its plugin TLS certificate under ~/.cache
     )
+    # Buckets and their objects outlive one Terraform run (the double is a new process each time).
+    env.setdefault(OBJECT_STORE_ENV, str(Path(workdir) / ".oci-double-objects.json"))
     if fixtures:
         path = Path(workdir) / ".oci-double-fixtures.json"
         path.write_text(json.dumps(fixtures))

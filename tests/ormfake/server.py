@@ -11,6 +11,7 @@ whose method/path match); a compartment not in `compartments` answers 404 NotAut
 import base64
 import hashlib
 import json
+import os
 import secrets
 import threading
 import time
@@ -21,7 +22,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from . import signature
+from harness.objectstore import ENV_VAR as OBJECT_STORE_ENV
+from harness.objectstore import ObjectStore
+
+from . import objectstorage, signature
 from .jobs import JobCanceled, TerraformJob
 
 API = "/20180917"
@@ -75,12 +79,15 @@ class ResourceManagerFake:
         self.compartments = set(compartments)
         self.page_size = page_size
         self.job_start_delay = job_start_delay
+        # Object Storage's contents, shared by the Object Storage API here and the double in the jobs.
+        self.object_store = ObjectStore(self.root / "objectstore.json")
         if terraform is None or env_for is None:
             from harness.mirror import terraform_env
             from harness.tools import terraform_103
 
             terraform = terraform or terraform_103()
-            env_for = env_for or terraform_env
+            store_env = {**os.environ, OBJECT_STORE_ENV: str(self.object_store.path)}
+            env_for = env_for or (lambda workdir: terraform_env(workdir, base=store_env))
         self.terraform = terraform
         self.env_for = env_for
         self.lock = threading.RLock()
@@ -515,7 +522,8 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("content-length") or 0)
         body = self.rfile.read(length) if length else b""
         try:
-            signature.verify(self.command, self.path, self.headers, body, fake.public_keys)
+            signature.verify(self.command, self.path, self.headers, body, fake.public_keys,
+                             body_signed=not objectstorage.is_put_object(self.command, self.path))
         except signature.SignatureError as exc:
             with fake.lock:
                 fake.auth_failures.append(str(exc))
@@ -528,6 +536,13 @@ class _Handler(BaseHTTPRequestHandler):
                                              "message": "Injected fault"}, headers)
         parts = urlsplit(self.path)
         query = {k: (v if len(v) > 1 else v[0]) for k, v in parse_qs(parts.query).items()}
+        if objectstorage.is_object_storage(parts.path):
+            try:
+                status, document, headers = objectstorage.handle(fake.object_store, self.command, parts.path, query,
+                                                                 body, fake.page_size)
+            except objectstorage.ObjectStorageError as exc:
+                return self._error(exc.status, exc.message, exc.code)
+            return self._send(status, document, headers)
         if not parts.path.startswith(API + "/"):
             return self._error(404, f"No such API {parts.path}", "NotFound")
         segments = parts.path[len(API) + 1:].split("/")

@@ -88,3 +88,12 @@ def test_a_newer_platform_image_leaves_the_vms_alone(tmp_path):
                r["change"]["actions"]]
     assert [r["change"]["after"]["source_details"][0]["source_id"] for r in created] == ["ocid1.image.oc1..ol9x86newer"]
     assert [r["change"]["after"]["display_name"] for r in created] == ["mlflow-tracking"]
+
+
+def test_the_database_leaves_its_backups_unless_told_otherwise(tf):
+    """MySQL HeatWave's API default for automatic backups on delete changed in 2025: the stack says it."""
+    kept = tf.plan_summary(BASE_TFVARS).values["oci_mysql_mysql_db_system.mlflow"]["deletion_policy"][0]
+    assert (kept["final_backup"], kept["automatic_backup_retention"]) == ("REQUIRE_FINAL_BACKUP", "RETAIN")
+    dropped = tf.plan_summary({**BASE_TFVARS, "mysql_keep_backups_on_delete": False}).values[
+        "oci_mysql_mysql_db_system.mlflow"]["deletion_policy"][0]
+    assert (dropped["final_backup"], dropped["automatic_backup_retention"]) == ("SKIP_FINAL_BACKUP", "DELETE")

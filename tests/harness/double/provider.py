@@ -11,6 +11,8 @@ from tf.gen import tfplugin_pb2 as pb
 from tf.gen import tfplugin_pb2_grpc as rpc
 from tf.utils import read_dynamic_value, to_dynamic_value
 
+from ..objectstore import ENV_VAR as OBJECT_STORE_ENV
+from ..objectstore import BucketNotEmpty, ObjectStore
 from . import planning
 from .fakes import Faker, answer_data_source, config_digest, load_fixtures
 from .schema import PROVIDER_ADDR, load_provider_schema, schema_to_pb
@@ -38,6 +40,8 @@ class OciDouble(rpc.ProviderServicer):
         self.fixtures = fixtures if fixtures is not None else load_fixtures()
         self._schema_response = None
         self.region = None  # the configured provider's region (ConfigureProvider)
+        store = os.environ.get(OBJECT_STORE_ENV)
+        self.object_store = ObjectStore(store) if store else None
         trace = os.environ.get("OCI_DOUBLE_TRACE")
         self._trace_file = open(trace, "a") if trace else None
 
@@ -133,6 +137,9 @@ class OciDouble(rpc.ProviderServicer):
             return pb.ApplyResourceChange.Response(diagnostics=[refused])
         planned = read_dynamic_value(request.planned_state)
         if planned is None:
+            refused = self._bucket_delete_refused(request.type_name, read_dynamic_value(request.prior_state))
+            if refused:
+                return pb.ApplyResourceChange.Response(diagnostics=[refused], new_state=request.prior_state)
             self._trace("delete", type=request.type_name)
             return pb.ApplyResourceChange.Response(new_state=to_dynamic_value(None))
         config = read_dynamic_value(request.config) or {}
@@ -143,7 +150,22 @@ class OciDouble(rpc.ProviderServicer):
             if chosen:
                 new_state["private_ip"] = chosen
         self._trace("apply", type=request.type_name, id=new_state.get("id"))
+        if request.type_name == "oci_objectstorage_bucket" and self.object_store:
+            self.object_store.create_bucket(new_state["namespace"], new_state["name"],
+                                            versioning=new_state.get("versioning") == "Enabled")
         return pb.ApplyResourceChange.Response(new_state=to_dynamic_value(new_state))
+
+    def _bucket_delete_refused(self, type_name: str, prior: dict | None) -> pb.Diagnostic | None:
+        """DeleteBucket answers 409 BucketNotEmpty while the bucket holds any object version; the
+        provider has no way to empty it first."""
+        if type_name != "oci_objectstorage_bucket" or not self.object_store or not prior:
+            return None
+        try:
+            self.object_store.delete_bucket(prior["namespace"], prior["name"])
+        except BucketNotEmpty as exc:
+            self._trace("refused", type=type_name, bucket=prior["name"])
+            return _error(str(exc))
+        return None
 
     def ImportResourceState(self, request, context):
         return pb.ImportResourceState.Response(diagnostics=[_error("the oci provider double cannot import")])
