@@ -131,6 +131,11 @@ locals {
           content = file("${local.userdata_dir}/mlflow-bootstrap.sh")
         },
         {
+          path    = "/etc/systemd/system/mlflow-bootstrap@.service"
+          mode    = "0644"
+          content = file("${local.userdata_dir}/mlflow-bootstrap@.service")
+        },
+        {
           path    = "/usr/local/sbin/mlflow-rotate-password"
           mode    = "0755"
           content = file("${local.userdata_dir}/mlflow-rotate-password.sh")

@@ -1,17 +1,45 @@
 #!/usr/bin/env bash
-# Boot-time setup of an MLflow VM on Oracle Linux 8/9, run by cloud-init (runcmd):
-#   mlflow-bootstrap.sh tracking|serving
+# Boot-time setup of an MLflow VM on Oracle Linux 8/9:
+#   mlflow-bootstrap.sh tracking|serving               one attempt
+#   mlflow-bootstrap.sh --until-done tracking|serving  attempts until one succeeds, pausing 30 s, 60 s,
+#                                                      ... up to 15 min between them (the systemd unit
+#                                                      mlflow-bootstrap@ROLE, started by cloud-init)
 # It installs podman and nginx from the OS repositories, builds the container image from the
 # docker/ files cloud-init wrote to /opt/mlflow/src, opens the host firewall and SELinux for the
 # proxy, renders the nginx auth proxy and starts the systemd units. Idempotent: running it again
 # (e.g. `sudo /usr/local/sbin/mlflow-bootstrap.sh tracking`) repairs a half-finished boot.
 # Every step is logged with a UTC timestamp to /var/log/mlflow-bootstrap.log.
+# MLFLOW_BOOTSTRAP_ROOT prefixes every path it writes (the tests run it in a scratch tree), and
+# MLFLOW_BOOTSTRAP_RETRY_SECONDS / _RETRY_MAX_SECONDS / _STEP_DELAY change its pauses.
 set -euo pipefail
 
+ROOT=${MLFLOW_BOOTSTRAP_ROOT:-}
+LOG=$ROOT/var/log/mlflow-bootstrap.log
+SRC=$ROOT/opt/mlflow/src
+CONF=$ROOT/etc/mlflow
+STATE=$ROOT/var/lib/mlflow
+NGINX_CONF_D=$ROOT/etc/nginx/conf.d
+OPC_HOME=$ROOT/home/opc
+
+if [[ ${1:-} == --until-done ]]; then
+  ROLE=${2:-}
+  delay=${MLFLOW_BOOTSTRAP_RETRY_SECONDS:-30}
+  max_delay=${MLFLOW_BOOTSTRAP_RETRY_MAX_SECONDS:-900}
+  attempt=1
+  mkdir -p "$(dirname "$LOG")"
+  until "$BASH" "$0" "$ROLE"; do
+    printf '%s [%s] attempt %d failed; the next one in %ds (sudo journalctl -u mlflow-bootstrap@%s -f)\n' \
+      "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$ROLE" "$attempt" "$delay" "$ROLE" | tee -a "$LOG" >&2
+    sleep "$delay"
+    delay=$((delay * 2 > max_delay ? max_delay : delay * 2))
+    attempt=$((attempt + 1))
+  done
+  mkdir -p "$STATE"
+  touch "$STATE/bootstrap-$ROLE.done"
+  exit 0
+fi
+
 ROLE=${1:-}
-LOG=/var/log/mlflow-bootstrap.log
-SRC=/opt/mlflow/src
-CONF=/etc/mlflow
 
 log() { printf '%s [%s] %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "${ROLE:-bootstrap}" "$*" | tee -a "$LOG" >&2; }
 die() {
@@ -21,7 +49,7 @@ die() {
 # retry TRIES DELAY_SECONDS COMMAND...: the reserved public IP is attached a little after the VM
 # starts, so the first package downloads can fail for a minute.
 retry() {
-  local tries=$1 delay=$2 attempt=1
+  local tries=$1 delay=${MLFLOW_BOOTSTRAP_STEP_DELAY:-$2} attempt=1
   shift 2
   until "$@" >>"$LOG" 2>&1; do
     ((attempt < tries)) || return 1
@@ -43,7 +71,7 @@ case $ROLE in
     DOCKERFILE=docker/Dockerfile-serving
     PORT=1234
     ;;
-  *) die "usage: $0 tracking|serving" ;;
+  *) die "usage: $0 [--until-done] tracking|serving" ;;
 esac
 IMAGE=localhost/$SERVICE:latest
 [[ $EUID -eq 0 ]] || die "run as root (sudo $0 $ROLE)"
@@ -88,8 +116,8 @@ install -d -m 0755 "$(dirname "$PROXY_TLS_CERT")"
 install -d -m 0700 "$(dirname "$PROXY_TLS_KEY")"
 
 step "render the nginx auth proxy (port $PORT -> $PROXY_UPSTREAM)"
-bash "$SRC/docker/nginx/render.sh" "/etc/nginx/conf.d/$SERVICE.conf" 2>>"$LOG"
-restorecon -R "$(dirname "$PROXY_HTPASSWD_FILE")" "$(dirname "$PROXY_TLS_CERT")" "$(dirname "$PROXY_TLS_KEY")" /etc/nginx/conf.d 2>/dev/null || true
+bash "$SRC/docker/nginx/render.sh" "$NGINX_CONF_D/$SERVICE.conf" 2>>"$LOG"
+restorecon -R "$(dirname "$PROXY_HTPASSWD_FILE")" "$(dirname "$PROXY_TLS_CERT")" "$(dirname "$PROXY_TLS_KEY")" "$NGINX_CONF_D" 2>/dev/null || true
 nginx -t 2>>"$LOG" || die "nginx -t rejected the rendered configuration (see $LOG)"
 
 step "start $SERVICE and nginx (systemd, restart on failure)"
@@ -99,7 +127,8 @@ systemctl enable nginx.service
 systemctl restart nginx.service
 
 step "write /home/opc/commands.txt"
-install -m 0644 "$CONF/commands.txt" /home/opc/commands.txt
-chown opc:opc /home/opc/commands.txt 2>/dev/null || true
+install -d "$OPC_HOME"
+install -m 0644 "$CONF/commands.txt" "$OPC_HOME/commands.txt"
+chown opc:opc "$OPC_HOME/commands.txt" 2>/dev/null || true
 
 log "done: $SERVICE is starting (journalctl -u $SERVICE -f); proxy on https://<public IP>:$PORT"

@@ -23,6 +23,7 @@ STACK_FILES = (
     "stack/provider.auto.tfvars.template",
     "userdata/*.tftpl",
     "userdata/*.sh",
+    "userdata/*.service",
     "docker/Dockerfile-*",
     "docker/requirements-*.txt",
     "docker/**/*.sh",

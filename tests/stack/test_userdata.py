@@ -53,7 +53,10 @@ def test_user_data_writes_the_runtime_files_unchanged(deployed):
         for rel, content in shipped.items():
             assert content == (REPO / rel).read_text(), f"{role}: {rel} differs from the repository"
         config = yaml.safe_load(text)
-        assert config["runcmd"] == [["/usr/local/sbin/mlflow-bootstrap.sh", role]]
+        # cloud-init runs runcmd once per instance: it only starts the unit that retries the setup
+        assert config["runcmd"] == [["systemctl", "daemon-reload"],
+                                    ["systemctl", "enable", f"mlflow-bootstrap@{role}.service"],
+                                    ["systemctl", "start", "--no-block", f"mlflow-bootstrap@{role}.service"]]
         modes = {e["path"]: e["permissions"] for e in config["write_files"]}
         assert modes[f"/etc/mlflow/{role}.env"] == "0600"
         assert modes["/etc/mlflow/ui-password"] == "0600"

@@ -1,0 +1,132 @@
+"""A first boot that heals itself. cloud-init runs `runcmd` once per instance, so the setup runs from a
+systemd unit that retries with a growing pause until it succeeds. Shown natively: the units pass
+`systemd-analyze verify`, and the bootstrap script, given the files cloud-init writes (taken from the
+plan's user_data) and stand-ins for dnf, podman, systemctl and firewall-cmd that fail the first time,
+gets through on a later attempt and leaves the services enabled."""
+import os
+import shutil
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from harness import static
+from harness.tools import require_binary
+
+from .conftest import instance_user_data
+
+pytestmark = pytest.mark.terraform
+
+ROLES = {'oci_core_instance.vm["tracking"]': "tracking", 'oci_core_instance.vm["serving"]': "serving"}
+# A stand-in that records its call and fails the first time it is called (`is-active` always succeeds,
+# so the bootstrap takes the running-firewalld path).
+STUB = """#!/bin/bash
+echo "$(basename "$0") $*" >> "{state}/calls.log"
+[[ $(basename "$0") == systemctl && $1 == is-active ]] && exit 0
+count_file="{state}/$(basename "$0").count"
+count=$(( $(cat "$count_file" 2>/dev/null || echo 0) + 1 ))
+echo "$count" > "$count_file"
+(( count > 1 )) || {{ echo "$(basename "$0"): temporary failure" >&2; exit 1; }}
+"""
+SUCCEEDS = '#!/bin/bash\necho "$(basename "$0") $*" >> "{state}/calls.log"\n'
+# install and chown: the VM's nginx group does not exist here; the modes and paths still apply.
+INSTALL = '#!/bin/bash\nargs=(); while (($#)); do case $1 in -o|-g) shift 2;; *) args+=("$1"); shift;; esac; done\n' \
+          'exec /usr/bin/install "${{args[@]}}"\n'
+SELINUX_OFF = "#!/bin/sh\nexit 1\n"
+
+
+def _cloud_config(deployed, role: str) -> dict:
+    encoded = {ROLES[a]: ud for a, ud in instance_user_data(deployed("default").replan).items()}[role]
+    return yaml.safe_load(static.decode_user_data(encoded))
+
+
+def _write_files(config: dict, root: Path) -> None:
+    """What cloud-init's write_files does, under `root`; the proxy's paths are moved under it too."""
+    for entry in config["write_files"]:
+        target = root / entry["path"].lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        content = entry["content"]
+        if entry["path"] == "/etc/mlflow/proxy.env":
+            content = "".join(f"{k}={root}{v}\n" if v.startswith("/") else f"{k}={v}\n"
+                              for k, v in (line.split("=", 1) for line in content.splitlines() if line))
+        target.write_text(content)
+        target.chmod(int(entry["permissions"], 8))
+
+
+def _stubs(bin_dir: Path, state: Path) -> None:
+    bin_dir.mkdir()
+    scripts = {name: STUB for name in ("dnf", "podman", "systemctl", "firewall-cmd")}
+    scripts.update({name: SUCCEEDS for name in ("firewall-offline-cmd", "semanage", "setsebool", "restorecon",
+                                                 "nginx", "chown")})
+    scripts.update(install=INSTALL, selinuxenabled=SELINUX_OFF)
+    for name, text in scripts.items():
+        (bin_dir / name).write_text(text.format(state=state))
+        (bin_dir / name).chmod(0o755)
+
+
+def test_the_bootstrap_retries_until_a_flaky_first_boot_succeeds(deployed, tmp_path):
+    require_binary("htpasswd", how="apt-get install apache2-utils")
+    require_binary("openssl", how="apt-get install openssl")
+    root, state = tmp_path / "vm", tmp_path / "stubs"
+    state.mkdir()
+    _write_files(_cloud_config(deployed, "tracking"), root)
+    _stubs(tmp_path / "bin", state)
+    script = root / "usr/local/sbin/mlflow-bootstrap.sh"
+    env = dict(os.environ, MLFLOW_BOOTSTRAP_ROOT=str(root), MLFLOW_BOOTSTRAP_RETRY_SECONDS="1",
+               MLFLOW_BOOTSTRAP_RETRY_MAX_SECONDS="2", MLFLOW_BOOTSTRAP_STEP_DELAY="0",
+               PATH=f"{tmp_path / 'bin'}:{os.environ['PATH']}")
+    result = subprocess.run(["bash", str(script), "--until-done", "tracking"], env=env, capture_output=True,
+                            text=True, timeout=300)
+    log = (root / "var/log/mlflow-bootstrap.log").read_text()
+    assert result.returncode == 0, log + result.stderr
+    # dnf and podman fail once inside their own step retries; firewall-cmd and systemctl fail an attempt
+    failed = [line.split("] ", 1)[1] for line in log.splitlines() if "failed; the next one in" in line]
+    assert [f.split(" (")[0] for f in failed] == ["attempt 1 failed; the next one in 1s",
+                                                   "attempt 2 failed; the next one in 2s"], log
+    assert (root / "var/lib/mlflow/bootstrap-tracking.done").exists()
+    calls = (state / "calls.log").read_text().splitlines()
+    assert calls.count("dnf -y install podman nginx httpd-tools openssl policycoreutils-python-utils firewalld") >= 2
+    assert "systemctl enable --now mlflow-tracking.service" in calls and "systemctl restart nginx.service" in calls
+    assert any(c.startswith("podman build") for c in calls)
+    assert "mlflow_upstream" in (root / "etc/nginx/conf.d/mlflow-tracking.conf").read_text()
+    assert (root / "home/opc/commands.txt").read_text() == (root / "etc/mlflow/commands.txt").read_text()
+    htpasswd = (root / "etc/nginx/mlflow/htpasswd").read_text()
+    assert htpasswd.startswith("mlflow:$2y$")
+
+
+def _systemd_root(tmp_path: Path, units: dict[str, str], executables: list[str]) -> Path:
+    root = tmp_path / "sysroot"
+    system = root / "usr/lib/systemd/system"
+    system.mkdir(parents=True)
+    for unit in Path("/usr/lib/systemd/system").iterdir():  # the targets the units refer to
+        if unit.is_file() and unit.suffix in (".target", ".slice"):
+            shutil.copy(unit, system / unit.name)
+    (root / "etc/systemd/system").mkdir(parents=True)
+    for name, text in units.items():
+        (root / "etc/systemd/system" / name).write_text(text)
+    for path in executables:
+        target = root / path.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text("#!/bin/sh\n")
+        target.chmod(target.stat().st_mode | stat.S_IXUSR)
+    return root
+
+
+@pytest.mark.parametrize("role", ["tracking", "serving"])
+def test_the_units_pass_systemd_analyze_verify(deployed, tmp_path, role):
+    analyze = require_binary("systemd-analyze", how="apt-get install systemd")
+    files = {e["path"]: e["content"] for e in _cloud_config(deployed, role)["write_files"]}
+    units = {Path(p).name: c for p, c in files.items() if p.startswith("/etc/systemd/system/")}
+    assert set(units) == {"mlflow-bootstrap@.service", f"mlflow-{role}.service"}
+    root = _systemd_root(tmp_path, units, ["/usr/local/sbin/mlflow-bootstrap.sh", "/usr/bin/podman"])
+    for unit in (f"mlflow-bootstrap@{role}.service", f"mlflow-{role}.service"):
+        result = subprocess.run([analyze, "verify", f"--root={root}", unit], capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        assert "mlflow" not in result.stderr, result.stderr
+    # and the check bites: a unit whose program is missing fails
+    (root / "usr/local/sbin/mlflow-bootstrap.sh").unlink()
+    missing = subprocess.run([analyze, "verify", f"--root={root}", f"mlflow-bootstrap@{role}.service"],
+                             capture_output=True, text=True)
+    assert missing.returncode != 0 and "mlflow-bootstrap.sh is not executable" in missing.stderr
