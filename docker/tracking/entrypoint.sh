@@ -40,14 +40,27 @@ else
     [[ -n ${!name:-} ]] || missing+=("$name")
   done
   ((${#missing[@]} == 0)) || die "set ${missing[*]} (the MySQL connection) or MLFLOW_BACKEND_STORE_URI (e.g. sqlite:////data/mlflow.db)"
+  case ${MLFLOW_DB_TLS:=required} in
+    required | off) ;;
+    *) die "MLFLOW_DB_TLS must be required or off (got '$MLFLOW_DB_TLS')" ;;
+  esac
+  [[ -z ${MLFLOW_DB_SSL_CA:-} || -f $MLFLOW_DB_SSL_CA ]] || die "MLFLOW_DB_SSL_CA $MLFLOW_DB_SSL_CA does not exist"
+  export MLFLOW_DB_TLS  # read by init_db.py
   # Percent-encode user and password; read from the environment so they never appear in argv.
+  # TLS to MySQL: encrypted always (HeatWave may require it); the server's certificate is verified
+  # against MLFLOW_DB_SSL_CA when one is given (not the host name: the DB system is reached by IP).
   MLFLOW_BACKEND_STORE_URI=$(python3 -c '
 import os
 from urllib.parse import quote
 e = os.environ
-print("mysql+pymysql://{}:{}@{}:{}/{}?charset=utf8mb4".format(
+uri = "mysql+pymysql://{}:{}@{}:{}/{}?charset=utf8mb4".format(
     quote(e["MLFLOW_DB_USER"], safe=""), quote(e["MLFLOW_DB_PASSWORD"], safe=""),
-    e["MLFLOW_DB_HOST"], e["MLFLOW_DB_PORT"], e["MLFLOW_DB_NAME"]))')
+    e["MLFLOW_DB_HOST"], e["MLFLOW_DB_PORT"], e["MLFLOW_DB_NAME"])
+if e["MLFLOW_DB_TLS"] == "required":
+    uri += "&ssl_check_hostname=false"
+    if e.get("MLFLOW_DB_SSL_CA"):
+        uri += "&ssl_ca=" + quote(e["MLFLOW_DB_SSL_CA"], safe="")
+print(uri)')
   log "backend store: $(mask_uri "$MLFLOW_BACKEND_STORE_URI")"
   [[ -n ${MYSQL_ADMIN_USER:-} && -n ${MYSQL_ADMIN_PASSWORD:-} ]] ||
     log "MYSQL_ADMIN_USER/MYSQL_ADMIN_PASSWORD not set: database ${MLFLOW_DB_NAME} and its user must exist"

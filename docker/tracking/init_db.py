@@ -12,6 +12,8 @@ Never prints a password.
 Environment: MYSQL_ADMIN_USER MYSQL_ADMIN_PASSWORD MLFLOW_DB_HOST MLFLOW_DB_PORT (3306)
              MLFLOW_DB_NAME (mlflow) MLFLOW_DB_USER MLFLOW_DB_PASSWORD MLFLOW_BACKEND_STORE_URI
              MLFLOW_DB_WAIT_SECONDS (300: how long to retry while the server is starting)
+             MLFLOW_DB_TLS (required: the admin connection is encrypted, as the MLflow one; off)
+             MLFLOW_DB_SSL_CA (a CA file to verify the server's certificate with)
 """
 import os
 import re
@@ -45,7 +47,11 @@ def read_settings(env) -> dict:
         "user": env["MLFLOW_DB_USER"],
         "password": env["MLFLOW_DB_PASSWORD"],
         "wait_seconds": env.get("MLFLOW_DB_WAIT_SECONDS") or "300",
+        "tls": env.get("MLFLOW_DB_TLS") or "required",
+        "ssl_ca": env.get("MLFLOW_DB_SSL_CA") or None,
     }
+    if settings["tls"] not in ("required", "off"):
+        raise SettingsError(f"MLFLOW_DB_TLS must be required or off (got {settings['tls']!r})")
     for key, name in (("database", "MLFLOW_DB_NAME"), ("user", "MLFLOW_DB_USER")):
         if not IDENTIFIER.match(settings[key]):
             raise SettingsError(f"{name} must be 1-32 letters, digits or underscores (got {settings[key]!r})")
@@ -57,13 +63,22 @@ def read_settings(env) -> dict:
     return settings
 
 
+def tls_options(settings) -> dict | None:
+    """PyMySQL's ssl argument: encrypted; verified against the CA when one is given (not the host name:
+    the DB system is reached by its IP address)."""
+    if settings.get("tls", "required") == "off":
+        return None
+    return {"check_hostname": False, **({"ca": settings["ssl_ca"]} if settings.get("ssl_ca") else {})}
+
+
 def connect_as_admin(settings):
     """Connects, retrying while the server accepts TCP but is not ready to log users in yet."""
     deadline = time.monotonic() + settings["wait_seconds"]
     while True:
         try:
             return pymysql.connect(host=settings["host"], port=settings["port"], user=settings["admin_user"],
-                                   password=settings["admin_password"], connect_timeout=10, autocommit=True)
+                                   password=settings["admin_password"], connect_timeout=10, autocommit=True,
+                                   ssl=tls_options(settings))
         except pymysql.err.OperationalError as exc:
             code = exc.args[0] if exc.args else None
             if code == 1045:  # access denied: retrying will not help

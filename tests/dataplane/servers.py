@@ -54,12 +54,23 @@ class MariaDB:
 
     def admin(self, database: str | None = None):
         return pymysql.connect(host=self.host, port=self.port, user=self.admin_user, password=self.admin_password,
-                               database=database, autocommit=True)
+                               database=database, autocommit=True, ssl={"check_hostname": False})
+
+
+def make_tls_pair(directory: Path) -> tuple[Path, Path]:
+    """A self-signed certificate and key for the test server (HeatWave's clients do not verify host names)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    cert, key = directory / "server.crt", directory / "server.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=mariadb",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True, timeout=60)
+    return cert, key
 
 
 def start_mariadb(tracker: ProcessTracker, binaries: dict, workdir: Path, extra_args=()) -> MariaDB:
-    """MariaDB on a loopback port with its own datadir; --no-defaults ignores /etc/mysql."""
+    """MariaDB on a loopback port with its own datadir; --no-defaults ignores /etc/mysql. Like a HeatWave
+    DB system with require_secure_transport=ON, it refuses TCP connections without TLS."""
     datadir, socket = workdir / "data", workdir / "mysqld.sock"
+    cert, key = make_tls_pair(workdir / "tls")
     user = "root" if os.geteuid() == 0 else os.environ.get("USER", "nobody")
     subprocess.run([binaries["mariadb-install-db"], "--no-defaults", f"--user={user}", f"--datadir={datadir}",
                     "--auth-root-authentication-method=normal", "--skip-test-db"],
@@ -69,7 +80,8 @@ def start_mariadb(tracker: ProcessTracker, binaries: dict, workdir: Path, extra_
         binaries["mariadbd"], "--no-defaults", f"--user={user}", f"--datadir={datadir}", f"--port={port}",
         "--bind-address=127.0.0.1", f"--socket={socket}", f"--pid-file={workdir / 'mysqld.pid'}",
         "--skip-log-bin", "--innodb-buffer-pool-size=64M", "--character-set-server=utf8mb4",
-        "--collation-server=utf8mb4_bin", *extra_args], dict(os.environ), workdir / "mariadb.log")
+        "--collation-server=utf8mb4_bin", f"--ssl-cert={cert}", f"--ssl-key={key}", f"--ssl-ca={cert}",
+        "--require-secure-transport=ON", *extra_args], dict(os.environ), workdir / "mariadb.log")
     deadline = time.monotonic() + 60
     while True:
         try:

@@ -79,6 +79,22 @@ def test_first_boot_sql_created_the_database_and_its_user(tracking_stack):
     assert "GRANT ALL PRIVILEGES ON `mlflow`.* TO `mlflow`@`%`" in grants
 
 
+def test_mlflow_talks_to_mysql_over_tls_only(tracking_stack):
+    """The test server refuses TCP without TLS (as HeatWave with require_secure_transport=ON): the
+    first-boot SQL ran and the tracking server works, so both use TLS, and they ask for it (a server
+    that offered no TLS would be refused, not used in clear)."""
+    import pymysql
+
+    db = tracking_stack.mariadb
+    with pytest.raises(pymysql.err.OperationalError) as refused:  # the same login, without TLS
+        pymysql.connect(host=db.host, port=db.port, user=db.admin_user, password=db.admin_password,
+                        ssl_disabled=True)
+    assert refused.value.args[0] in (1045, 3159)  # MariaDB answers "access denied", MySQL "insecure transport"
+    log = tracking_stack.log.read_text()
+    assert "/mlflow?charset=utf8mb4&ssl_check_hostname=false" in log  # the URI asks for TLS
+    assert "MLflow schema is at revision" in log
+
+
 def test_migrations_succeed_with_primary_keys_enforced(tracking_stack):
     from mlflow.store.db.utils import _get_latest_schema_revision
 

@@ -115,7 +115,7 @@ def test_local_up_with_a_mysql_uri_and_an_s3_endpoint(tracking_stack, tmp_path, 
     state_dir, port = tmp_path / "state", free_port()
     env = dict(python_env(), **CLIENT_ENV, AWS_ACCESS_KEY_ID=s3.access_key, AWS_SECRET_ACCESS_KEY=s3.secret_key,
                AWS_DEFAULT_REGION="us-east-1")
-    uri = f"mysql+pymysql://mlflow:{quote(DB_PASSWORD, safe='')}@{db.host}:{db.port}/mlflow"
+    uri = f"mysql+pymysql://mlflow:{quote(DB_PASSWORD, safe='')}@{db.host}:{db.port}/mlflow?ssl_check_hostname=false"
     up = run_cli("up", "--state-dir", str(state_dir), "--port", str(port), "--no-serving",
                  "--backend-store-uri", uri, "--artifacts-destination", f"s3://{s3.bucket}/local-up",
                  "--s3-endpoint", s3.endpoint, env=env)

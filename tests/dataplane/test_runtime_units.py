@@ -128,3 +128,13 @@ def test_primary_key_swap_is_sent_as_one_statement():
     merger.rewrite("ALTER TABLE runs DROP PRIMARY KEY")
     with pytest.raises(RuntimeError, match="dropped the primary key of runs without re-adding it"):
         merger.rewrite("INSERT INTO runs VALUES (1)")
+
+
+def test_the_admin_connection_asks_for_tls_unless_told_off():
+    assert init_db.tls_options({"tls": "required", "ssl_ca": None}) == {"check_hostname": False}
+    assert init_db.tls_options({"tls": "required", "ssl_ca": "/etc/mlflow/db-ca.pem"}) == {
+        "check_hostname": False, "ca": "/etc/mlflow/db-ca.pem"}
+    assert init_db.tls_options({"tls": "off", "ssl_ca": None}) is None
+    with pytest.raises(init_db.SettingsError, match="MLFLOW_DB_TLS must be required or off"):
+        init_db.read_settings({"MYSQL_ADMIN_USER": "a", "MYSQL_ADMIN_PASSWORD": "b", "MLFLOW_DB_HOST": "h",
+                               "MLFLOW_DB_USER": "u", "MLFLOW_DB_PASSWORD": "p", "MLFLOW_DB_TLS": "maybe"})
