@@ -42,11 +42,11 @@ locals {
   }
 
   # docker/ files each VM needs, at the same relative paths as in the repository (the
-  # Dockerfiles' build context is the repository root: /opt/mlflow/src on the VM).
+  # Dockerfiles' build context is the repository root: /opt/mlflow/src on the VM). The image's
+  # requirements lock comes from Object Storage at boot (runtime.tf).
   docker_files = {
     tracking = [
       "docker/Dockerfile-tracking",
-      "docker/requirements-tracking.txt",
       "docker/tracking/entrypoint.sh",
       "docker/tracking/init_db.py",
       "docker/nginx/mlflow-proxy.conf.template",
@@ -54,7 +54,6 @@ locals {
     ]
     serving = [
       "docker/Dockerfile-serving",
-      "docker/requirements-serving.txt",
       "docker/serving/supervisor.py",
       "docker/serving/legacy_adapter.py",
       "docker/nginx/mlflow-proxy.conf.template",
@@ -179,6 +178,11 @@ locals {
         content = join("", [for k, v in local.tracking_settings : "${k}=${v}\n"])
       },
       {
+        path    = "/etc/mlflow/requirements-lock.env"
+        mode    = "0600"
+        content = join("", [for k, v in local.requirements_lock.tracking : "${k}=${v}\n"])
+      },
+      {
         path    = "/etc/mlflow/commands.txt"
         mode    = "0644"
         content = templatefile("${local.userdata_dir}/commands-tracking.txt.tftpl", merge(local.commands_tracking, { mlflow_url = "https://<public IP: stack output mlflow_url>" }))
@@ -193,6 +197,11 @@ locals {
         path    = "/etc/mlflow/serving.env"
         mode    = "0600"
         content = join("", [for k, v in local.serving_settings : "${k}=${v}\n"])
+      },
+      {
+        path    = "/etc/mlflow/requirements-lock.env"
+        mode    = "0600"
+        content = join("", [for k, v in local.requirements_lock.serving : "${k}=${v}\n"])
       },
       {
         path    = "/etc/mlflow/commands.txt"

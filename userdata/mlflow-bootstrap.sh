@@ -75,7 +75,7 @@ case $ROLE in
 esac
 IMAGE=localhost/$SERVICE:latest
 [[ $EUID -eq 0 ]] || die "run as root (sudo $0 $ROLE)"
-for f in "$CONF/proxy.env" "$CONF/ui-password" "$CONF/$ROLE.env" "$SRC/$DOCKERFILE"; do
+for f in "$CONF/proxy.env" "$CONF/ui-password" "$CONF/$ROLE.env" "$CONF/requirements-lock.env" "$SRC/$DOCKERFILE"; do
   [[ -f $f ]] || die "$f is missing: cloud-init did not write it (see /var/log/cloud-init-output.log)"
 done
 
@@ -98,6 +98,19 @@ if systemctl is-active --quiet firewalld; then
 else
   firewall-offline-cmd --quiet --add-port="$PORT/tcp"
 fi
+
+step "fetch the image's hashed requirements lock from Object Storage and check its SHA-256"
+LOCK=$SRC/docker/requirements-$ROLE.lock
+set -a
+# shellcheck source=/dev/null
+. "$CONF/requirements-lock.env"
+set +a
+# The URL is a read-only pre-authenticated request for the one file: not echoed into the log.
+retry 20 15 curl -fsS --max-time 120 -o "$LOCK.part" "$REQUIREMENTS_LOCK_URL" ||
+  die "could not download the requirements lock from Object Storage (network or egress rules; see $LOG)"
+sha256sum --check --status <<<"$REQUIREMENTS_LOCK_SHA256  $LOCK.part" ||
+  die "the downloaded requirements lock does not match its SHA-256 from the stack"
+mv "$LOCK.part" "$LOCK"
 
 step "build the $IMAGE container image from $SRC/$DOCKERFILE"
 retry 5 30 podman build --pull=missing --tag "$IMAGE" --file "$SRC/$DOCKERFILE" "$SRC" ||

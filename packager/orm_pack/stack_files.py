@@ -16,7 +16,8 @@ import os
 import re
 from pathlib import Path
 
-# Paths relative to the source root. `*` stays inside one directory, `**/` spans any number of them.
+# Paths relative to the source root; `*` stays inside one directory. (docker/refresh_locks.py, a
+# developer's tool, is not among them.)
 STACK_FILES = (
     "schema.yaml",
     "stack/*.tf",
@@ -26,9 +27,11 @@ STACK_FILES = (
     "userdata/*.service",
     "docker/Dockerfile-*",
     "docker/requirements-*.txt",
-    "docker/**/*.sh",
-    "docker/**/*.py",
-    "docker/**/*.template",
+    "docker/requirements-*.lock",
+    "docker/*.sh",
+    "docker/*/*.sh",
+    "docker/*/*.py",
+    "docker/*/*.template",
 )
 # Directories a walk never enters: tool caches and version control, possibly large.
 SKIPPED_DIRECTORIES = {"__pycache__", "node_modules"}
@@ -44,8 +47,8 @@ class SymlinkRefused(Exception):
 
 def _pattern_regex(pattern: str) -> re.Pattern:
     regex = ""
-    for token in re.split(r"(\*\*/|\*|\?)", pattern):
-        regex += {"**/": "(?:[^/]+/)*", "*": "[^/]*", "?": "[^/]"}.get(token, re.escape(token))
+    for token in re.split(r"(\*|\?)", pattern):
+        regex += {"*": "[^/]*", "?": "[^/]"}.get(token, re.escape(token))
     return re.compile(regex + r"\Z")
 
 

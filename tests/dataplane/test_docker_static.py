@@ -16,8 +16,11 @@ RENDER = DOCKER / "nginx" / "render.sh"
 ENTRYPOINT = DOCKER / "tracking" / "entrypoint.sh"
 
 
-def test_the_three_images_exist():
-    assert [path.name for path in DOCKERFILES] == ["Dockerfile-serving", "Dockerfile-tracking", "Dockerfile-training"]
+def test_each_image_has_a_dockerfile_requirements_and_a_lock():
+    images = [path.name.removeprefix("Dockerfile-") for path in DOCKERFILES]
+    assert images == ["serving", "tracking", "training"]
+    for image in images:
+        assert (DOCKER / f"requirements-{image}.txt").is_file() and (DOCKER / f"requirements-{image}.lock").is_file()
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda path: path.name)
@@ -34,7 +37,8 @@ def test_dockerfile_runs_as_non_root_with_a_healthcheck_and_no_secret(dockerfile
     env_lines = re.findall(r"^(?:ENV|ARG)\s.*(?:\n\s+.*)*", text, re.MULTILINE)
     assert not [line for line in env_lines if re.search(r"PASSWORD|SECRET|AWS_", line)]
     base = re.search(r"^FROM\s+(\S+)", text, re.MULTILINE).group(1)
-    assert ":" in base and not base.endswith(":latest")
+    # an exact version: the same base next year (python:3.11.11-slim-bookworm, not python:3.11-slim)
+    assert re.search(r":\d+\.\d+\.\d+(-[a-z0-9-]+)?$", base), base
     # podman on Oracle Linux refuses short image names when no terminal can ask which registry
     assert base.split("/")[0] in ("docker.io", "container-registry.oracle.com"), base
 
@@ -54,6 +58,43 @@ def test_requirements_are_pinned(requirements):
              if line.strip() and not line.startswith("#")]
     assert lines and all(re.fullmatch(r"[A-Za-z0-9_.-]+==[0-9][A-Za-z0-9.]*", line) for line in lines), lines
     assert "mlflow==3.17.2" in lines
+
+
+def _lock_entries(lock: Path) -> dict[str, tuple[str, list[str]]]:
+    """name -> (version, sha256 hashes) of a hashed pip requirements file."""
+    entries = {}
+    for entry in re.split(r"\n(?=[A-Za-z0-9])", lock.read_text().split("\n", 2)[2].strip()):
+        head, *hashes = [part.strip() for part in entry.split("\\")]
+        name, version = head.split(" ;")[0].split("==")
+        entries[name.lower()] = (version, [h.removeprefix("--hash=sha256:") for h in hashes])
+    return entries
+
+
+@pytest.mark.parametrize("image", ["serving", "tracking", "training"])
+def test_the_lock_pins_every_package_with_hashes_for_both_architectures(image):
+    """Every package of the image, not only the top-level ones, pinned with the SHA-256 of its wheel;
+    a compiled package has one wheel per architecture (x86_64, and aarch64 for the A1 shapes)."""
+    lock = DOCKER / f"requirements-{image}.lock"
+    entries = _lock_entries(lock)
+    assert "Refresh: python docker/refresh_locks.py" in lock.read_text().splitlines()[1]
+    for line in (DOCKER / f"requirements-{image}.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, version = line.strip().split("==")
+            assert entries[name.lower()][0] == version, f"{name}: the lock is stale, refresh it"
+    assert len(entries) > 50  # the transitive dependencies too
+    for name, (_, hashes) in entries.items():
+        assert 1 <= len(hashes) <= 2 and all(re.fullmatch(r"[0-9a-f]{64}", h) for h in hashes), name
+    for compiled in ("numpy", "sqlalchemy", "pyarrow" if image != "tracking" else "cryptography"):
+        assert len(entries[compiled][1]) == 2, f"{compiled}: one wheel per architecture"
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda path: path.name)
+def test_the_image_installs_its_lock_and_nothing_else(dockerfile):
+    image = dockerfile.name.removeprefix("Dockerfile-")
+    text = dockerfile.read_text().replace("\\\n", " ")
+    assert f"COPY docker/requirements-{image}.lock /tmp/requirements.lock" in text
+    installs = [" ".join(found.split()) for found in re.findall(r"pip install ([^&]+)", text)]
+    assert installs == ["--no-cache-dir --require-hashes --no-deps --only-binary=:all: -r /tmp/requirements.lock"]
 
 
 @pytest.mark.parametrize("script", [ENTRYPOINT, RENDER], ids=lambda path: path.name)
@@ -156,3 +197,29 @@ def test_tracking_entrypoint_masks_the_password_of_a_given_uri(tmp_path):
     assert "mysql+pymysql://mlflow:***@127.0.0.1:1/mlflow" in result.stderr
     assert "cannot connect to the MLflow database as its user" in result.stderr
     assert "Sup3r-secret" not in result.stderr
+
+
+@pytest.mark.parametrize("architecture", ["x86_64", "aarch64"])
+@pytest.mark.parametrize("image", ["serving", "tracking"])
+def test_pip_finds_a_wheel_with_a_locked_hash_for_each_architecture(image, architecture, tmp_path):
+    """What the VM's `pip install --require-hashes` will do, resolved against the package index for a
+    Linux x86_64 VM and an Arm (A1) VM: every package has a wheel whose hash the lock allows."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location("refresh_locks", DOCKER / "refresh_locks.py")
+    refresh_locks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(refresh_locks)
+    platforms = [arg for tag in refresh_locks.MANYLINUX for arg in ("--platform", f"{tag}_{architecture}")]
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--dry-run", "--ignore-installed", "--require-hashes",
+         "--no-deps", "--only-binary=:all:", "--python-version", "3.11", "--implementation", "cp", "--abi", "cp311",
+         *platforms, "--target", str(tmp_path), "--report", str(tmp_path / "report.json"),
+         "-r", str(DOCKER / f"requirements-{image}.lock")], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    import json
+
+    chosen = json.loads((tmp_path / "report.json").read_text())["install"]
+    assert len(chosen) == len(_lock_entries(DOCKER / f"requirements-{image}.lock"))
+    assert all(architecture in item["download_info"]["url"] or "none-any" in item["download_info"]["url"]
+               or "abi3" in item["download_info"]["url"] for item in chosen)

@@ -97,3 +97,14 @@ def test_the_database_leaves_its_backups_unless_told_otherwise(tf):
     dropped = tf.plan_summary({**BASE_TFVARS, "mysql_keep_backups_on_delete": False}).values[
         "oci_mysql_mysql_db_system.mlflow"]["deletion_policy"][0]
     assert (dropped["final_backup"], dropped["automatic_backup_retention"]) == ("SKIP_FINAL_BACKUP", "DELETE")
+
+
+def test_a_fresh_deployment_destroys_cleanly(tmp_path):
+    """The stack's own objects (the requirements locks) go with all their versions, so the runtime bucket
+    is empty when Terraform deletes it; an artifact bucket MLflow never wrote to goes too."""
+    tf = Terraform(repo_layout(tmp_path / "stack"))
+    tf.init()
+    tf.apply(BASE_TFVARS)
+    assert any(a.startswith("oci_objectstorage_object.requirements_lock") for a in tf.state_resources())
+    tf.destroy(BASE_TFVARS)
+    assert tf.state_resources() == []

@@ -31,7 +31,7 @@ def test_the_always_free_profile_costs_nothing(deployed):
     estimate = _estimate(deployed, "always-free")
     assert estimate.beyond_free_tier == (), [line for line in estimate.lines if line.monthly]
     assert estimate.total == 0
-    assert estimate.usage_based == ("oci_objectstorage_bucket.artifacts",)
+    assert estimate.usage_based == ("oci_objectstorage_bucket.artifacts", "oci_objectstorage_bucket.runtime")
 
 
 def test_the_default_profile_is_priced_from_the_table(deployed):

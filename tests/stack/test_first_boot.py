@@ -1,13 +1,20 @@
 """A first boot that heals itself. cloud-init runs `runcmd` once per instance, so the setup runs from a
 systemd unit that retries with a growing pause until it succeeds. Shown natively: the units pass
 `systemd-analyze verify`, and the bootstrap script, given the files cloud-init writes (taken from the
-plan's user_data) and stand-ins for dnf, podman, systemctl and firewall-cmd that fail the first time,
-gets through on a later attempt and leaves the services enabled."""
+plan's user_data), the image's requirements lock served as Object Storage would, and stand-ins for dnf,
+podman, systemctl and firewall-cmd that fail the first time, gets through on a later attempt and
+leaves the services enabled; a lock that does not match its SHA-256 is never built with."""
+import contextlib
+import hashlib
 import os
 import shutil
 import stat
 import subprocess
+import threading
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -15,7 +22,7 @@ import yaml
 from harness import static
 from harness.tools import require_binary
 
-from .conftest import instance_user_data
+from .conftest import REPO, instance_user_data
 
 pytestmark = pytest.mark.terraform
 
@@ -66,19 +73,76 @@ def _stubs(bin_dir: Path, state: Path) -> None:
         (bin_dir / name).chmod(0o755)
 
 
-def test_the_bootstrap_retries_until_a_flaky_first_boot_succeeds(deployed, tmp_path):
+@contextlib.contextmanager
+def _object_storage(root: Path, tmp_path: Path, lock: bytes):
+    """The lock served at the pre-authenticated request's path; the VM's lock.env pointed at it."""
+    settings = root / "etc/mlflow/requirements-lock.env"
+    values = dict(line.split("=", 1) for line in settings.read_text().splitlines())
+    path = urlsplit(values["REQUIREMENTS_LOCK_URL"]).path
+    served = tmp_path / "served"
+    (served / path.lstrip("/")).parent.mkdir(parents=True)
+    (served / path.lstrip("/")).write_bytes(lock)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(SimpleHTTPRequestHandler, directory=str(served)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    values["REQUIREMENTS_LOCK_URL"] = f"http://127.0.0.1:{server.server_address[1]}{path}"
+    settings.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+    try:
+        yield values
+    finally:
+        server.shutdown()
+
+
+def _bootstrap_env(root: Path, tmp_path: Path) -> dict:
+    return dict(os.environ, MLFLOW_BOOTSTRAP_ROOT=str(root), MLFLOW_BOOTSTRAP_RETRY_SECONDS="1",
+                MLFLOW_BOOTSTRAP_RETRY_MAX_SECONDS="2", MLFLOW_BOOTSTRAP_STEP_DELAY="0",
+                PATH=f"{tmp_path / 'bin'}:{os.environ['PATH']}")
+
+
+def _vm(deployed, tmp_path: Path) -> tuple[Path, Path]:
     require_binary("htpasswd", how="apt-get install apache2-utils")
     require_binary("openssl", how="apt-get install openssl")
+    require_binary("curl", how="apt-get install curl")
     root, state = tmp_path / "vm", tmp_path / "stubs"
     state.mkdir()
+    (root / "var/log").mkdir(parents=True)
     _write_files(_cloud_config(deployed, "tracking"), root)
     _stubs(tmp_path / "bin", state)
+    return root, state
+
+
+def test_the_vm_gets_the_lock_the_stack_uploaded(deployed):
+    files = {e["path"]: e["content"] for e in _cloud_config(deployed, "tracking")["write_files"]}
+    values = dict(line.split("=", 1) for line in files["/etc/mlflow/requirements-lock.env"].splitlines())
+    lock = (REPO / "docker" / "requirements-tracking.lock").read_bytes()
+    assert values["REQUIREMENTS_LOCK_SHA256"] == hashlib.sha256(lock).hexdigest()
+    par = deployed("default").replan["planned_values"]["root_module"]["resources"]
+    (tracking_par,) = [r for r in par if r["address"] == 'oci_objectstorage_preauthrequest.requirements_lock["tracking"]']
+    assert values["REQUIREMENTS_LOCK_URL"] == tracking_par["values"]["full_path"]
+    assert tracking_par["values"]["access_type"] == "ObjectRead"
+    assert tracking_par["values"]["object_name"] == "requirements-tracking.lock"
+
+
+def test_a_lock_that_does_not_match_its_sha256_is_never_built_with(deployed, tmp_path):
+    root, state = _vm(deployed, tmp_path)
+    for stub in ("dnf", "podman", "systemctl", "firewall-cmd"):  # a healthy network this time
+        (state / f"{stub}.count").write_text("1")
+    tampered = (REPO / "docker" / "requirements-tracking.lock").read_bytes().replace(b"mlflow==", b"mlflow>=")
+    with _object_storage(root, tmp_path, tampered):
+        result = subprocess.run(["bash", str(root / "usr/local/sbin/mlflow-bootstrap.sh"), "tracking"],
+                                env=_bootstrap_env(root, tmp_path), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert "the downloaded requirements lock does not match its SHA-256 from the stack" in result.stderr
+    assert not (root / "opt/mlflow/src/docker/requirements-tracking.lock").exists()
+    assert not any(c.startswith("podman build") for c in (state / "calls.log").read_text().splitlines())
+
+
+def test_the_bootstrap_retries_until_a_flaky_first_boot_succeeds(deployed, tmp_path):
+    root, state = _vm(deployed, tmp_path)
     script = root / "usr/local/sbin/mlflow-bootstrap.sh"
-    env = dict(os.environ, MLFLOW_BOOTSTRAP_ROOT=str(root), MLFLOW_BOOTSTRAP_RETRY_SECONDS="1",
-               MLFLOW_BOOTSTRAP_RETRY_MAX_SECONDS="2", MLFLOW_BOOTSTRAP_STEP_DELAY="0",
-               PATH=f"{tmp_path / 'bin'}:{os.environ['PATH']}")
-    result = subprocess.run(["bash", str(script), "--until-done", "tracking"], env=env, capture_output=True,
-                            text=True, timeout=300)
+    lock = (REPO / "docker" / "requirements-tracking.lock").read_bytes()
+    with _object_storage(root, tmp_path, lock) as served:
+        result = subprocess.run(["bash", str(script), "--until-done", "tracking"], env=_bootstrap_env(root, tmp_path),
+                                capture_output=True, text=True, timeout=300)
     log = (root / "var/log/mlflow-bootstrap.log").read_text()
     assert result.returncode == 0, log + result.stderr
     # dnf and podman fail once inside their own step retries; firewall-cmd and systemctl fail an attempt
@@ -92,6 +156,9 @@ def test_the_bootstrap_retries_until_a_flaky_first_boot_succeeds(deployed, tmp_p
     assert any(c.startswith("podman build") for c in calls)
     assert "mlflow_upstream" in (root / "etc/nginx/conf.d/mlflow-tracking.conf").read_text()
     assert (root / "home/opc/commands.txt").read_text() == (root / "etc/mlflow/commands.txt").read_text()
+    assert (root / "opt/mlflow/src/docker/requirements-tracking.lock").read_bytes() == lock  # what podman builds with
+    par_path = urlsplit(served["REQUIREMENTS_LOCK_URL"]).path
+    assert par_path not in log + result.stderr  # the pre-authenticated URL stays out of the log
     htpasswd = (root / "etc/nginx/mlflow/htpasswd").read_text()
     assert htpasswd.startswith("mlflow:$2y$")
 

@@ -12,7 +12,7 @@ from tf.gen import tfplugin_pb2_grpc as rpc
 from tf.utils import read_dynamic_value, to_dynamic_value
 
 from ..objectstore import ENV_VAR as OBJECT_STORE_ENV
-from ..objectstore import BucketNotEmpty, ObjectStore
+from ..objectstore import BucketNotEmpty, NoSuchBucket, ObjectStore
 from . import planning
 from .fakes import Faker, answer_data_source, config_digest, load_fixtures
 from .schema import PROVIDER_ADDR, load_provider_schema, schema_to_pb
@@ -149,15 +149,58 @@ class OciDouble(rpc.ProviderServicer):
             chosen = ((new_state.get("create_vnic_details") or [{}])[0] or {}).get("private_ip")
             if chosen:
                 new_state["private_ip"] = chosen
+        if request.type_name == "oci_objectstorage_preauthrequest":
+            new_state = self._with_par_paths(new_state)
         self._trace("apply", type=request.type_name, id=new_state.get("id"))
-        if request.type_name == "oci_objectstorage_bucket" and self.object_store:
-            self.object_store.create_bucket(new_state["namespace"], new_state["name"],
-                                            versioning=new_state.get("versioning") == "Enabled")
+        failed = self._object_storage_write(request.type_name, new_state)
+        if failed:
+            return pb.ApplyResourceChange.Response(diagnostics=[failed])
         return pb.ApplyResourceChange.Response(new_state=to_dynamic_value(new_state))
+
+    def _delete_object(self, prior: dict) -> None:
+        namespace, bucket, name = prior["namespace"], prior["bucket"], prior["object"]
+        try:
+            if prior.get("delete_all_object_versions"):
+                for version in self.object_store.versions(namespace, bucket):
+                    if version["name"] == name:
+                        self.object_store.delete_object(namespace, bucket, name, version["versionId"])
+            else:
+                self.object_store.delete_object(namespace, bucket, name)
+        except NoSuchBucket:
+            pass
+
+    def _with_par_paths(self, state: dict) -> dict:
+        """A pre-authenticated request's path and full URL, shaped as Object Storage gives them."""
+        if state.get("access_uri", "").startswith("fake-"):
+            token = state["id"].rsplit("fake", 1)[-1]
+            state["access_uri"] = f"/p/{token}/n/{state['namespace']}/b/{state['bucket']}/o/{state['object_name']}"
+            state["full_path"] = f"https://objectstorage.{self.region or 'us-ashburn-1'}.oraclecloud.com" \
+                                 + state["access_uri"]
+        return state
+
+    def _object_storage_write(self, type_name: str, state: dict) -> pb.Diagnostic | None:
+        """Buckets and objects Terraform writes go into the shared object store."""
+        if not self.object_store:
+            return None
+        if type_name == "oci_objectstorage_bucket":
+            self.object_store.create_bucket(state["namespace"], state["name"],
+                                            versioning=state.get("versioning") == "Enabled")
+        elif type_name == "oci_objectstorage_object":
+            try:
+                self.object_store.put(state["namespace"], state["bucket"], state["object"],
+                                      len((state.get("content") or "").encode()))
+            except NoSuchBucket:
+                return _error(f"404-BucketNotFound, Either the bucket named '{state['bucket']}' does not exist in "
+                              f"the namespace '{state['namespace']}' or you are not authorized to access it")
+        return None
 
     def _bucket_delete_refused(self, type_name: str, prior: dict | None) -> pb.Diagnostic | None:
         """DeleteBucket answers 409 BucketNotEmpty while the bucket holds any object version; the
-        provider has no way to empty it first."""
+        provider has no way to empty it first. (Deleting an object resource deletes the object; in a
+        versioned bucket its versions stay unless delete_all_object_versions is set.)"""
+        if type_name == "oci_objectstorage_object" and self.object_store and prior:
+            self._delete_object(prior)
+            return None
         if type_name != "oci_objectstorage_bucket" or not self.object_store or not prior:
             return None
         try:
