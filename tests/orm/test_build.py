@@ -108,7 +108,7 @@ def test_cli_refuses_a_12_mb_stack(tmp_path):
     source = tmp_path / "src"
     shutil.copytree(FIXTURE_SOURCE, source)
     # a file the stack takes (the allowlist leaves any other out), incompressible
-    (source / "docker" / "vendored.py").write_bytes(os.urandom(12 * 1024 * 1024))
+    (source / "docker" / "entrypoint.sh").write_bytes(os.urandom(12 * 1024 * 1024))
     result = build(str(source), "-o", str(tmp_path / "out.zip"), cwd=tmp_path, home=tmp_path)
     assert result.returncode == ExitCode.TOO_LARGE, result.stderr
     assert "11 MB limit" in result.stderr and len(result.stderr.strip().splitlines()) == 1
