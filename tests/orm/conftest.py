@@ -40,6 +40,8 @@ def orm_pack(tmp_path, oci_config, fake):
         command = [sys.executable, "-m", "orm_pack.cli", *args]
         if auth and args and args[0] != "build":
             defaults = {"--config-file": str(oci_config), "--endpoint": fake.url, "--poll-interval": "0.2"}
+            if args[0] == "destroy":  # it looks at the artifact bucket first, through Object Storage
+                defaults["--object-storage-endpoint"] = fake.url
             if not retries:
                 defaults["--max-attempts"] = "1"
             for flag, value in defaults.items():

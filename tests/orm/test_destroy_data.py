@@ -75,3 +75,18 @@ def test_delete_artifacts_empties_every_version_then_destroys(orm_pack, fake, de
     assert not fake.object_store.has_bucket(NAMESPACE, BUCKET)
     (stack,) = [s for s in fake.stacks.values() if s["displayName"] == STACK]
     assert stack["lifecycleState"] == "DELETED"
+
+
+def test_an_unreachable_object_storage_stops_the_destroy_before_it_starts(orm_pack, fake, deployed_with_artifacts):
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    result = orm_pack("destroy", "--compartment", COMPARTMENT, "--stack-name", STACK, "--auto-approve",
+                      "--object-storage-endpoint", closed)
+    assert result.code == 6, result
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"orm-pack: error: cannot reach Object Storage ({closed}) to look at bucket {BUCKET} before the destroy: "
+        "RequestException; check your network, or pass --object-storage-endpoint; nothing was destroyed")
+    assert [j["operation"] for j in fake.jobs.values()].count("DESTROY") == 0
