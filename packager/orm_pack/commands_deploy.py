@@ -296,14 +296,19 @@ def _run_destroy(session: Session) -> int:
     return ExitCode.OK
 
 
+def _show(session: Session, document: dict, for_people) -> int:
+    """The result as JSON with --json, else as `for_people` prints it."""
+    if session.args.json:
+        _emit(document)
+    else:
+        for_people()
+    return ExitCode.OK
+
+
 def _run_outputs(session: Session) -> int:
     args = session.args
     result = deploy.outputs(session.rm, args.compartment, args.stack_name, args.job)
-    if args.json:
-        _emit(render.outputs_document(result))
-    else:
-        render.print_outputs(session.out, result.outputs)
-    return ExitCode.OK
+    return _show(session, render.outputs_document(result), lambda: render.print_outputs(session.out, result.outputs))
 
 
 def _run_logs(session: Session) -> int:
@@ -324,8 +329,4 @@ def _run_logs(session: Session) -> int:
 def _run_status(session: Session) -> int:
     args = session.args
     result = deploy.status(session.rm, args.compartment, args.stack_name, args.jobs)
-    if args.json:
-        _emit(render.status_document(result))
-    else:
-        render.print_status(session.out, result)
-    return ExitCode.OK
+    return _show(session, render.status_document(result), lambda: render.print_status(session.out, result))
