@@ -155,6 +155,11 @@ locals {
           content = join("", [for k, v in local.proxy_settings[role] : "${k}=${v}\n"])
         },
         {
+          path    = "/etc/mlflow/image.env"
+          mode    = "0644"
+          content = "RELEASED_IMAGE=${local.released_images[role]}\n"
+        },
+        {
           path    = "/etc/mlflow/ui-password"
           mode    = "0600"
           content = "${var.mlflow_password}\n"

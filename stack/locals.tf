@@ -15,6 +15,18 @@ locals {
     private_key_path = var.private_key_path == "" ? null : var.private_key_path
   }
 
+  # The release (VERSION, beside schema.yaml) and the images it published (docker/images.json, written
+  # by the release workflow: role -> sha256 digest).
+  release       = trimspace(file("${local.assets_dir}/VERSION"))
+  image_digests = fileexists("${local.docker_dir}/images.json") ? jsondecode(file("${local.docker_dir}/images.json")) : {}
+  released_images = {
+    for role in keys(local.vm_shapes) : role => var.container_registry == "" ? "" : (
+      lookup(local.image_digests, role, "") != ""
+      ? "${var.container_registry}/oci-mlflow-${role}@${local.image_digests[role]}"
+      : "${var.container_registry}/oci-mlflow-${role}:${local.release}"
+    )
+  }
+
   freeform_tags = {
     "app"        = "mlflow"
     "stack-name" = var.name_prefix

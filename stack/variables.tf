@@ -95,6 +95,17 @@ variable "name_prefix" {
   }
 }
 
+variable "container_registry" {
+  description = "Registry the VMs pull this release's tracking and serving images from (<registry>/oci-mlflow-<role>:<release>, by digest where the release records one). A VM builds its image from docker/ when the pull fails; empty: always build."
+  type        = string
+  default     = "ghcr.io/oracle-quickstart"
+
+  validation {
+    condition     = var.container_registry == "" || can(regex("^[a-z0-9.-]+(:[0-9]+)?(/[a-z0-9._-]+)*$", var.container_registry))
+    error_message = "The container_registry must be a registry host with an optional path, e.g. ghcr.io/oracle-quickstart or iad.ocir.io/mytenancy, or empty."
+  }
+}
+
 variable "availability_domain" {
   description = "Availability domain for the VMs and the MySQL DB system. Empty: the first one of the region."
   type        = string

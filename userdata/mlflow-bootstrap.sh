@@ -75,7 +75,8 @@ case $ROLE in
 esac
 IMAGE=localhost/$SERVICE:latest
 [[ $EUID -eq 0 ]] || die "run as root (sudo $0 $ROLE)"
-for f in "$CONF/proxy.env" "$CONF/ui-password" "$CONF/$ROLE.env" "$CONF/requirements-lock.env" "$SRC/$DOCKERFILE"; do
+for f in "$CONF/proxy.env" "$CONF/ui-password" "$CONF/$ROLE.env" "$CONF/image.env" "$CONF/requirements-lock.env" \
+  "$SRC/$DOCKERFILE"; do
   [[ -f $f ]] || die "$f is missing: cloud-init did not write it (see /var/log/cloud-init-output.log)"
 done
 
@@ -99,22 +100,35 @@ else
   firewall-offline-cmd --quiet --add-port="$PORT/tcp"
 fi
 
-step "fetch the image's hashed requirements lock from Object Storage and check its SHA-256"
-LOCK=$SRC/docker/requirements-$ROLE.lock
 set -a
 # shellcheck source=/dev/null
-. "$CONF/requirements-lock.env"
+. "$CONF/image.env"
 set +a
-# The URL is a read-only pre-authenticated request for the one file: not echoed into the log.
-retry 20 15 curl -fsS --max-time 120 -o "$LOCK.part" "$REQUIREMENTS_LOCK_URL" ||
-  die "could not download the requirements lock from Object Storage (network or egress rules; see $LOG)"
-sha256sum --check --status <<<"$REQUIREMENTS_LOCK_SHA256  $LOCK.part" ||
-  die "the downloaded requirements lock does not match its SHA-256 from the stack"
-mv "$LOCK.part" "$LOCK"
-
-step "build the $IMAGE container image from $SRC/$DOCKERFILE"
-retry 5 30 podman build --pull=missing --tag "$IMAGE" --file "$SRC/$DOCKERFILE" "$SRC" ||
-  die "podman build failed (see $LOG)"
+step "pull the release's $ROLE image${RELEASED_IMAGE:+ ($RELEASED_IMAGE)}, else build it from $SRC/$DOCKERFILE"
+if [[ -n ${RELEASED_IMAGE:-} ]] && retry 3 20 podman pull "$RELEASED_IMAGE"; then
+  podman tag "$RELEASED_IMAGE" "$IMAGE"
+  log "image: pulled $RELEASED_IMAGE"
+else
+  if [[ -n ${RELEASED_IMAGE:-} ]]; then
+    log "image: could not pull $RELEASED_IMAGE; building it from $SRC/$DOCKERFILE instead"
+  fi
+  # The Dockerfile installs the hashed lock; it comes from Object Storage (runtime.tf) and must
+  # match the SHA-256 the stack wrote into this VM's settings. The URL is a read-only
+  # pre-authenticated request for that one file: it is not echoed into the log.
+  LOCK=$SRC/docker/requirements-$ROLE.lock
+  set -a
+  # shellcheck source=/dev/null
+  . "$CONF/requirements-lock.env"
+  set +a
+  retry 20 15 curl -fsS --max-time 120 -o "$LOCK.part" "$REQUIREMENTS_LOCK_URL" ||
+    die "could not download the requirements lock from Object Storage (network or egress rules; see $LOG)"
+  sha256sum --check --status <<<"$REQUIREMENTS_LOCK_SHA256  $LOCK.part" ||
+    die "the downloaded requirements lock does not match its SHA-256 from the stack"
+  mv "$LOCK.part" "$LOCK"
+  retry 5 30 podman build --pull=missing --tag "$IMAGE" --file "$SRC/$DOCKERFILE" "$SRC" ||
+    die "podman build failed (see $LOG)"
+  log "image: built from $SRC/$DOCKERFILE"
+fi
 
 step "write the proxy's password file and TLS settings"
 set -a

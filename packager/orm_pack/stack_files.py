@@ -19,6 +19,7 @@ from pathlib import Path
 # Paths relative to the source root; `*` stays inside one directory. (docker/refresh_locks.py, a
 # developer's tool, is not among them.)
 STACK_FILES = (
+    "VERSION",
     "schema.yaml",
     "stack/*.tf",
     "stack/provider.auto.tfvars.template",
@@ -28,6 +29,7 @@ STACK_FILES = (
     "docker/Dockerfile-*",
     "docker/requirements-*.txt",
     "docker/requirements-*.lock",
+    "docker/images.json",
     "docker/*.sh",
     "docker/*/*.sh",
     "docker/*/*.py",

@@ -31,6 +31,7 @@ from . import formcheck, stack_files, tfvariables
 from .errors import ExitCode, UserError
 
 MAX_ZIP_BYTES = 11 * 1024 * 1024  # Resource Manager's limit for an uploaded configuration
+ROOT_FILES = ("schema.yaml", "VERSION")  # beside the flattened stack/*.tf at the zip root
 FIXED_DATE = (1980, 1, 1, 0, 0, 0)
 
 
@@ -117,6 +118,10 @@ def validate(source: Source) -> None:
     module = tfvariables.read_module(source.stack_dir)
     form = formcheck.load_form(source.root / "schema.yaml")
     errors = formcheck.check_form(form, module.variables, module.outputs)
+    release = source.root / "VERSION"
+    if release.is_file() and str(form.get("version")) != release.read_text().strip():
+        errors.append(f"version {form.get('version')!r} is not the release in VERSION "
+                      f"({release.read_text().strip()}): make them the same")
     if errors:
         shown = "; ".join(errors[:10]) + (f"; ... and {len(errors) - 10} more" if len(errors) > 10 else "")
         raise UserError(f"schema.yaml: {len(errors)} problem(s): {shown}", ExitCode.USAGE)
@@ -170,7 +175,7 @@ def assemble(root: Path | str, max_bytes: int = MAX_ZIP_BYTES) -> StackArtifact:
 
 def _source_path(arcname: str) -> str:
     """Where a zip entry lives in a SOURCE tree: the zip root's Terraform files come from stack/."""
-    if "/" not in arcname and arcname != "schema.yaml":
+    if "/" not in arcname and arcname not in ROOT_FILES:
         return "stack/" + arcname
     return arcname
 

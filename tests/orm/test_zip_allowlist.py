@@ -96,7 +96,7 @@ def test_the_wheel_bundles_exactly_the_allowlisted_files(tmp_path):
     checkout = tmp_path / "checkout"
     for part in ("packager", "stack", "userdata", "docker"):
         shutil.copytree(REPO_ROOT / part, checkout / part, ignore=shutil.ignore_patterns("__pycache__", "bundle"))
-    for name in ("setup.py", "pyproject.toml", "README.md", "schema.yaml", "MANIFEST.in"):
+    for name in ("setup.py", "pyproject.toml", "README.md", "schema.yaml", "MANIFEST.in", "VERSION"):
         shutil.copy(REPO_ROOT / name, checkout / name)
     for name in PLANTED:
         (checkout / name).parent.mkdir(parents=True, exist_ok=True)

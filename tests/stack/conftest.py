@@ -34,7 +34,8 @@ def repo_layout(dest: Path) -> Path:
     """The repository layout: stack/ next to schema.yaml, userdata/ and docker/. Returns the root module."""
     for name in ("stack", "userdata", "docker"):
         shutil.copytree(REPO / name, dest / name, ignore=shutil.ignore_patterns(".terraform*", "*.tfstate*"))
-    shutil.copy(REPO / "schema.yaml", dest / "schema.yaml")
+    for name in ("schema.yaml", "VERSION"):
+        shutil.copy(REPO / name, dest / name)
     return dest / "stack"
 
 
@@ -45,7 +46,8 @@ def flat_layout(dest: Path) -> Path:
         shutil.copy(tf, dest / tf.name)
     for name in ("userdata", "docker"):
         shutil.copytree(REPO / name, dest / name)
-    shutil.copy(REPO / "schema.yaml", dest / "schema.yaml")
+    for name in ("schema.yaml", "VERSION"):
+        shutil.copy(REPO / name, dest / name)
     return dest
 
 

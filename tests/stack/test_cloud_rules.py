@@ -108,3 +108,37 @@ def test_a_fresh_deployment_destroys_cleanly(tmp_path):
     assert any(a.startswith("oci_objectstorage_object.requirements_lock") for a in tf.state_resources())
     tf.destroy(BASE_TFVARS)
     assert tf.state_resources() == []
+
+
+def _image_settings(plan: dict) -> dict:
+    import base64
+    import gzip
+
+    import yaml
+
+    found = {}
+    for r in plan["resource_changes"]:
+        if r["type"] == "oci_core_instance" and r["change"]["after"]:
+            user_data = r["change"]["after"]["metadata"]["user_data"]
+            if isinstance(user_data, str):
+                config = yaml.safe_load(gzip.decompress(base64.b64decode(user_data)).decode())
+                files = {e["path"]: e["content"] for e in config["write_files"]}
+                found[r["change"]["after"]["display_name"]] = files["/etc/mlflow/image.env"].strip()
+    return found
+
+
+def test_the_vms_pull_the_release_images_by_digest_when_the_release_records_them(tmp_path):
+    release = (REPO / "VERSION").read_text().strip()
+    workdir = repo_layout(tmp_path / "stack")
+    tf = Terraform(workdir)
+    tf.init()
+    tf.apply(BASE_TFVARS)
+    assert _image_settings(tf.plan(BASE_TFVARS)) == {
+        "mlflow-tracking": f"RELEASED_IMAGE=ghcr.io/oracle-quickstart/oci-mlflow-tracking:{release}",
+        "mlflow-serving": f"RELEASED_IMAGE=ghcr.io/oracle-quickstart/oci-mlflow-serving:{release}"}
+    digest = "sha256:" + "ab" * 32
+    (workdir.parent / "docker" / "images.json").write_text(json.dumps({"tracking": digest, "serving": digest}))
+    pinned = _image_settings(tf.plan(BASE_TFVARS))
+    assert pinned["mlflow-tracking"] == f"RELEASED_IMAGE=ghcr.io/oracle-quickstart/oci-mlflow-tracking@{digest}"
+    built = _image_settings(tf.plan({**BASE_TFVARS, "container_registry": ""}))
+    assert set(built.values()) == {"RELEASED_IMAGE="}

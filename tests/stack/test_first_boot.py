@@ -28,10 +28,13 @@ pytestmark = pytest.mark.terraform
 
 ROLES = {'oci_core_instance.vm["tracking"]': "tracking", 'oci_core_instance.vm["serving"]': "serving"}
 # A stand-in that records its call and fails the first time it is called (`is-active` always succeeds,
-# so the bootstrap takes the running-firewalld path).
+# so the bootstrap takes the running-firewalld path; `podman pull` fails unless the test allows it,
+# as when the registry cannot be reached).
 STUB = """#!/bin/bash
 echo "$(basename "$0") $*" >> "{state}/calls.log"
 [[ $(basename "$0") == systemctl && $1 == is-active ]] && exit 0
+[[ $(basename "$0") == podman && $1 == pull ]] && {{ [[ -e "{state}/registry-up" ]]; exit; }}
+[[ $(basename "$0") == podman && $1 == tag ]] && exit 0
 count_file="{state}/$(basename "$0").count"
 count=$(( $(cat "$count_file" 2>/dev/null || echo 0) + 1 ))
 echo "$count" > "$count_file"
@@ -150,6 +153,8 @@ def test_the_bootstrap_retries_until_a_flaky_first_boot_succeeds(deployed, tmp_p
     assert [f.split(" (")[0] for f in failed] == ["attempt 1 failed; the next one in 1s",
                                                    "attempt 2 failed; the next one in 2s"], log
     assert (root / "var/lib/mlflow/bootstrap-tracking.done").exists()
+    assert "image: could not pull ghcr.io/oracle-quickstart/oci-mlflow-tracking:" in log
+    assert "image: built from" in log
     calls = (state / "calls.log").read_text().splitlines()
     assert calls.count("dnf -y install podman nginx httpd-tools openssl policycoreutils-python-utils firewalld") >= 2
     assert "systemctl enable --now mlflow-tracking.service" in calls and "systemctl restart nginx.service" in calls
@@ -161,6 +166,23 @@ def test_the_bootstrap_retries_until_a_flaky_first_boot_succeeds(deployed, tmp_p
     assert par_path not in log + result.stderr  # the pre-authenticated URL stays out of the log
     htpasswd = (root / "etc/nginx/mlflow/htpasswd").read_text()
     assert htpasswd.startswith("mlflow:$2y$")
+
+
+def test_a_vm_takes_the_released_image_when_the_registry_answers(deployed, tmp_path):
+    root, state = _vm(deployed, tmp_path)
+    (state / "registry-up").touch()
+    for stub in ("dnf", "podman", "systemctl", "firewall-cmd"):
+        (state / f"{stub}.count").write_text("1")
+    result = subprocess.run(["bash", str(root / "usr/local/sbin/mlflow-bootstrap.sh"), "tracking"],
+                            env=_bootstrap_env(root, tmp_path), capture_output=True, text=True, timeout=120)
+    log = (root / "var/log/mlflow-bootstrap.log").read_text()
+    assert result.returncode == 0, log + result.stderr
+    released = f"ghcr.io/oracle-quickstart/oci-mlflow-tracking:{(REPO / 'VERSION').read_text().strip()}"
+    assert f"image: pulled {released}" in log
+    calls = (state / "calls.log").read_text().splitlines()
+    assert f"podman tag {released} localhost/mlflow-tracking:latest" in calls
+    assert not any(c.startswith("podman build") for c in calls)
+    assert not (root / "opt/mlflow/src/docker/requirements-tracking.lock").exists()  # only a build needs it
 
 
 def _systemd_root(tmp_path: Path, units: dict[str, str], executables: list[str]) -> Path:
