@@ -7,10 +7,29 @@ from pathlib import Path
 
 import pytest
 
+from harness import needs
 from harness.terraform import Terraform
 from harness.tools import terraform_binaries
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    needs.take()  # what the previous test used is not this one's
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A test that ran Terraform or a runtime server without its marker fails at teardown: the fast lane
+    must not gain it unnoticed."""
+    report = (yield).get_result()
+    if call.when == "teardown" and report.passed:
+        unmarked = sorted(m for m in needs.take() if item.get_closest_marker(m) is None)
+        if unmarked:
+            report.outcome = "failed"
+            report.longrepr = (f"{item.nodeid} used {' and '.join(unmarked)} without the marker: add "
+                               + ", ".join(f"@pytest.mark.{m}" for m in unmarked) + " (or to its module's pytestmark)")
 
 
 def pytest_generate_tests(metafunc):

@@ -8,6 +8,7 @@ from harness import checkov, static
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
+@pytest.mark.terraform  # checkov
 def test_checkov_flags_ssh_open_to_the_world():
     report = checkov.run_checkov(FIXTURES / "checkov" / "open-ssh", "terraform")
     assert report.resource_count == 1
@@ -16,6 +17,7 @@ def test_checkov_flags_ssh_open_to_the_world():
     ]
 
 
+@pytest.mark.terraform  # checkov
 def test_checkov_failure_passes_only_when_skipped_with_a_reason(tmp_path):
     report = checkov.run_checkov(FIXTURES / "checkov" / "open-ssh", "terraform")
     skip_file = tmp_path / "skips.yaml"
@@ -26,6 +28,7 @@ def test_checkov_failure_passes_only_when_skipped_with_a_reason(tmp_path):
         checkov.load_skip_list(skip_file)
 
 
+@pytest.mark.terraform  # checkov
 def test_a_skip_limited_to_some_resources_still_counts_for_the_others(tmp_path):
     report = checkov.run_checkov(FIXTURES / "checkov" / "open-ssh", "terraform")
     skip_file = tmp_path / "skips.yaml"
@@ -37,12 +40,14 @@ def test_a_skip_limited_to_some_resources_still_counts_for_the_others(tmp_path):
     assert checkov.problems(report, checkov.load_skip_list(skip_file)) == []
 
 
+@pytest.mark.terraform  # checkov
 def test_checkov_parse_error_is_a_failure():
     report = checkov.run_checkov(FIXTURES / "checkov" / "parse-error", "terraform")
     found = checkov.problems(report, skips={})
     assert any(p.startswith("parse error:") and "parse-error/main.tf" in p for p in found), found
 
 
+@pytest.mark.terraform  # checkov
 def test_checkov_crashed_check_is_a_failure():
     report = checkov.CheckovReport(resource_count=3, parsing_errors=[], failed=[], raw=[],
                                    crashed=["Failed to run check CKV_OCI_1 on main.tf:oci_core_vcn.x"])

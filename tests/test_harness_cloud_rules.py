@@ -13,6 +13,8 @@ import pytest
 from harness.objectstore import ObjectStore
 from harness.terraform import Terraform, TerraformError
 
+pytestmark = pytest.mark.terraform
+
 VERSIONS = """
 terraform {
   required_providers {

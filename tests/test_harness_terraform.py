@@ -8,6 +8,8 @@ import pytest
 
 from harness.terraform import TerraformError, apply_and_replan
 
+pytestmark = pytest.mark.terraform
+
 CONFIG = Path(__file__).resolve().parent / "fixtures" / "harness-config"
 
 

@@ -36,3 +36,11 @@ def test_ruff_finds_nothing():
     result = subprocess.run([ruff, "check", "--no-cache", "--output-format", "concise", str(REPO_ROOT)],
                             capture_output=True, text=True, cwd=REPO_ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_docs_name_only_paths_the_vms_have():
+    """Every /etc/... path README and docker/README mention is one the stack's cloud-init writes or uses."""
+    provisioned = "\n".join(p.read_text() for p in [*(REPO_ROOT / "userdata").iterdir(), *(REPO_ROOT / "stack").glob("*.tf")])
+    for doc in ("README.md", "docker/README.md", "CONTRIBUTING.md"):
+        for path in set(re.findall(r"/etc/[\w./-]*\w", (REPO_ROOT / doc).read_text())):
+            assert path in provisioned, f"{doc} names {path}, which no VM has"

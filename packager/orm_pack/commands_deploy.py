@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.prompt import Confirm
 
-from . import deploy, ociconfig, render, variables, zipbuild
+from . import deploy, ociconfig, ocids, render, variables, zipbuild
 from .errors import ExitCode, UserError
 
 DEFAULT_STACK_NAME = "oci-mlflow"
@@ -157,12 +157,24 @@ class ConsoleEvents:
             self.console.print(f"deleting artifacts: {done} of {total} object versions", markup=False)
 
 
+def _check_inputs(args: argparse.Namespace) -> None:
+    """Everything the command line and the variables can get wrong, before the SDK loads or a request
+    is made: a typo costs half a second, not a round trip."""
+    if args.max_attempts < 1:
+        raise UserError("--max-attempts must be at least 1", ExitCode.USAGE)
+    if getattr(args, "compartment", None):
+        ocids.compartment(args.compartment)
+    if getattr(args, "job", None):
+        ocids.job(args.job)
+    if hasattr(args, "var_file"):  # plan and apply: the stack and the variables it is given
+        args.stack_inputs = (zipbuild.stack_artifact(args.source, args.zip), variables.gather(args.var_file, args.var))
+        variables.check_given(args.stack_inputs[0].declared, args.stack_inputs[1])
+
+
 def _session(args: argparse.Namespace) -> Session:
     from .resource_manager import ResourceManager
 
     err_console = Console(stderr=True, highlight=False, soft_wrap=True)
-    if args.max_attempts < 1:
-        raise UserError("--max-attempts must be at least 1", ExitCode.USAGE)
     context = ociconfig.load(ociconfig.AuthOptions(
         config_file=args.config_file, profile=args.profile, region=args.region, endpoint=args.endpoint,
         auth=args.auth))
@@ -182,7 +194,8 @@ def _guarded(command):
 
     @functools.wraps(command)
     def run(args):
-        import oci  # the SDK loads only for commands that use it
+        _check_inputs(args)
+        import oci  # the SDK loads only once the inputs are known to be good
         from oci._vendor.requests.exceptions import RequestException as VendoredRequestException
 
         from .resource_manager import translate_service_error
@@ -223,8 +236,7 @@ def _ask(session: Session, question: str, what: str) -> bool:
 
 def _request(session: Session) -> deploy.DeployRequest:
     args, context = session.args, session.context
-    artifact = zipbuild.stack_artifact(args.source, args.zip)
-    given = variables.gather(args.var_file, args.var)
+    artifact, given = args.stack_inputs
     auto = {"tenancy_ocid": context.tenancy_id, "region": context.region, "compartment_ocid": args.compartment,
             "current_user_ocid": context.user_id}
     return deploy.DeployRequest(args.compartment, args.stack_name, artifact, given, auto, args.terraform_version)

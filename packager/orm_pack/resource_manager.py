@@ -18,12 +18,15 @@ import base64
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable
-
-import oci
-from oci.resource_manager import models
+from typing import TYPE_CHECKING, Any, Callable
 
 from .errors import ExitCode, UserError
+
+if TYPE_CHECKING:
+    import oci
+
+# The SDK (about 0.3 s to import) loads inside the methods that call it, so commands that never talk to
+# OCI (build, local, doctor, --help) start quickly.
 
 TAG_MANAGED_BY = "managed-by"
 MANAGED_BY = "orm-pack"
@@ -180,6 +183,7 @@ class ResourceManager:
     def find_stack(self, compartment_id: str, name: str) -> Stack | None:
         """The orm-pack stack called `name` in the compartment, or None. list_stacks cannot filter by
         tag, so the freeform tag is checked here."""
+        import oci
         try:
             summaries = all_pages(self.client.list_stacks, compartment_id=compartment_id, display_name=name,
                                   limit=self.page_size)
@@ -207,6 +211,7 @@ class ResourceManager:
                      description: str = "MLflow on OCI, managed by orm-pack", existing: Any = ...) -> StackResult:
         """Find the stack by name or create it; upload the zip only when its sha256 changed.
         `existing`: the result of find_stack when the caller already has it."""
+        from oci.resource_manager import models
         if existing is ...:
             existing = self.find_stack(compartment_id, name)
         encoded = base64.b64encode(zip_data).decode("ascii")
@@ -237,6 +242,7 @@ class ResourceManager:
         return StackResult(self._wait_stack_active(stack), "updated", tuple(changes))
 
     def _wait_stack_active(self, stack: Stack) -> Stack:
+        import oci
         if stack.state == "ACTIVE":
             return stack
         response = oci.wait_until(
@@ -250,6 +256,7 @@ class ResourceManager:
         return stack
 
     def delete_stack(self, stack_id: str) -> None:
+        import oci
         self.client.delete_stack(stack_id)
         oci.wait_until(
             self.client, self.client.get_stack(stack_id), evaluate_response=lambda r: r.data.lifecycle_state == "DELETED",
@@ -278,6 +285,7 @@ class ResourceManager:
     def start_job(self, stack_id: str, operation: str, plan_job_id: str | None = None,
                   display_name: str | None = None) -> Job:
         """PLAN; APPLY from a plan job (FROM_PLAN_JOB_ID) or AUTO_APPROVED; DESTROY (AUTO_APPROVED)."""
+        from oci.resource_manager import models
         if operation == "PLAN":
             details = models.CreatePlanJobOperationDetails()
         elif operation == "APPLY":
@@ -331,6 +339,8 @@ class ResourceManager:
     def follow_job(self, job_id: str, on_log: Callable[[LogLine], None] | None = None,
                    on_state: Callable[[Job], None] | None = None, cursor: LogCursor | None = None) -> Job:
         """Wait (SDK waiter) until the job ends, passing new log lines and each polled state on."""
+        import oci
+
         cursor = cursor or LogCursor()
 
         def drain():

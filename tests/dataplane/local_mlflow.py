@@ -10,6 +10,7 @@ from pathlib import Path
 import requests
 
 from dataplane.stacks import CLIENT_ENV, RUNTIME
+from harness import needs
 from orm_pack.local.ports import free_port
 from orm_pack.local.services import python_env
 
@@ -58,6 +59,7 @@ def cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
 
 @contextlib.contextmanager
 def local_mlflow(state_dir: Path, *extra: str):
+    needs.used("dataplane")
     up = cli("local", "up", "--state-dir", str(state_dir), "--port", str(free_port()), "--serving-port",
              str(free_port()), "--poll-seconds", "1", "--json", *extra)
     assert up.returncode == 0, up.stdout + up.stderr

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pymysql
 
+from harness import needs
 from orm_pack.local import processes
 from orm_pack.local.ports import free_port
 
@@ -20,6 +21,7 @@ class ProcessTracker:
         self.seen: dict[int, str] = {}
 
     def start(self, name: str, argv: list[str], env: dict, log: Path) -> processes.Service:
+        needs.used("dataplane")
         service = processes.start(name, argv, env, log)
         self.services.append(service)
         self.seen[service.pid] = name

@@ -199,6 +199,7 @@ def test_tracking_entrypoint_masks_the_password_of_a_given_uri(tmp_path):
     assert "Sup3r-secret" not in result.stderr
 
 
+@pytest.mark.dataplane  # pip resolves the image's lock against the package index
 @pytest.mark.parametrize("architecture", ["x86_64", "aarch64"])
 @pytest.mark.parametrize("image", ["serving", "tracking"])
 def test_pip_finds_a_wheel_with_a_locked_hash_for_each_architecture(image, architecture, tmp_path):

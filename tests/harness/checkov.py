@@ -14,6 +14,7 @@ from pathlib import Path
 
 import yaml
 
+from . import needs
 from .tools import CHECKOV_VENV_BIN, require_binary
 
 FRAMEWORKS = ("terraform", "terraform_plan", "kubernetes", "dockerfile")
@@ -52,6 +53,7 @@ def load_skip_list(path: Path) -> dict[str, Skip]:
 
 
 def run_checkov(target: Path, framework: str) -> CheckovReport:
+    needs.used("terraform")  # checkov scans Terraform code and plans
     assert framework in FRAMEWORKS, framework
     checkov = require_binary("checkov", "CHECKOV", extra_dirs=(CHECKOV_VENV_BIN,), how="a venv with checkov==3.3.30")
     target = Path(target)

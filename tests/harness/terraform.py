@@ -4,6 +4,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import needs
 from .mirror import terraform_env
 from .tools import terraform_103
 
@@ -49,6 +50,7 @@ class Terraform:
         self.timeout = timeout
 
     def run(self, *args, check: bool = True) -> subprocess.CompletedProcess:
+        needs.used("terraform")
         command = [self.binary, *args]
         if args[0] not in ("output", "show", "version", "fmt"):
             command.append("-no-color")

@@ -16,7 +16,7 @@ import pytest
 from orm_pack.local.ports import free_port
 from ormfake.testing import COMPARTMENT, FIXTURE_SOURCE, REPO_ROOT, cli_env
 
-pytestmark = pytest.mark.install
+pytestmark = [pytest.mark.install, pytest.mark.dataplane]
 
 # The real stack's required inputs, given the way README tells users to give passwords.
 STACK_SECRETS = {"ORM_PACK_VAR_mysql_admin_password": "Sup3r-Secret-pw",

@@ -2,7 +2,11 @@
 real oci SDK, real Terraform and the provider double), then re-applies, reads outputs, destroys."""
 import json
 
+import pytest
+
 from ormfake.testing import COMPARTMENT, FIXTURE_SOURCE
+
+pytestmark = pytest.mark.terraform
 
 STACK = "mlflow-e2e"
 

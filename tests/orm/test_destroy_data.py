@@ -9,6 +9,8 @@ import pytest
 
 from ormfake.testing import COMPARTMENT, TESTS_DIR
 
+pytestmark = pytest.mark.terraform
+
 DATA_SOURCE = TESTS_DIR / "orm" / "fixtures" / "stack-data"
 STACK = "mlflow-destroy"
 ENV = {"ORM_PACK_VAR_mysql_admin_password": "Sup3r-Secret-pw"}

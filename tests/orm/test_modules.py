@@ -213,6 +213,7 @@ def test_fake_rejects_unsigned_and_tampered_requests(fake, api_key):
 
 
 # ------------------------------------------------------------------ log streaming
+@pytest.mark.terraform
 def test_streamed_logs_are_complete_and_without_duplicates(fake, oci_config):
     context = ociconfig.load(ociconfig.AuthOptions(config_file=str(oci_config), endpoint=fake.url), {})
     client = ociconfig.resource_manager_client(context, ociconfig.retry_strategy(1))

@@ -12,6 +12,8 @@ import pytest
 from orm_pack.cost import price_table
 from ormfake.testing import COMPARTMENT, TESTS_DIR, cli_env
 
+pytestmark = pytest.mark.terraform
+
 DATA_SOURCE = TESTS_DIR / "orm" / "fixtures" / "stack-data"
 STACK = "mlflow-data"
 COMMON = ("--compartment", COMPARTMENT, "--stack-name", STACK, "--source", str(DATA_SOURCE))

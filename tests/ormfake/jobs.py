@@ -9,6 +9,8 @@ import time
 import zipfile
 from pathlib import Path
 
+from harness import needs
+
 
 class JobCanceled(Exception):
     pass
@@ -39,6 +41,7 @@ class TerraformJob:
     def run(self, *args) -> None:
         if self.canceled():
             raise JobCanceled()
+        needs.used("terraform")
         command = [self.terraform, *args]
         self.log("INFO", "$ terraform " + " ".join(args))
         self.process = subprocess.Popen(command, cwd=self.workdir, env=self.env(), stdout=subprocess.PIPE,
@@ -52,6 +55,7 @@ class TerraformJob:
             raise RuntimeError(f"terraform {args[0]} exited with status {code}")
 
     def capture(self, *args) -> str:
+        needs.used("terraform")
         result = subprocess.run([self.terraform, *args], cwd=self.workdir, env=self.env(), capture_output=True,
                                 text=True, timeout=600)
         if result.returncode != 0:
