@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from harness.checkov import assert_clean, load_skip_list, run_checkov
+from harness.terraform import Terraform
 from orm_pack.formcheck import check_form, load_form
 from orm_pack.tfvariables import read_module
 
@@ -46,21 +47,52 @@ def test_form_shows_what_a_newcomer_needs():
     assert {"tenancy_ocid", "region", "current_user_ocid"} <= set(hidden["variables"])
 
 
-PASSWORDS = {"Sup3r-Secret-pw": True, "Ab1-": False, "Passwordonly": False, "secret-pw-1": False,
-             "Sup3r'Secret": False, "A" * 30 + "a1-": False, "Aa1!aaaa": True}
+PASSWORDS = ["Sup3r-Secret-pw", "Ab1-", "Passwordonly", "secret-pw-1", "Sup3r'Secret", "A" * 30 + "a1-", "Aa1!aaaa",
+             "Aa1 aaaa-", 'Aa1"aaaa']
+ADMIN_NAMES = ["mlflowadmin", "root", "administrator", "1admin", "ociadmin", "admin_2", "MySQL", "OciRpl", "rooty", "a" * 33]
 
 
-@pytest.mark.parametrize("password,good", sorted(PASSWORDS.items()))
-def test_form_pattern_for_the_mysql_password_matches_terraform(password, good):
-    pattern = yaml.safe_load((REPO / "schema.yaml").read_text())["variables"]["mysql_admin_password"]["pattern"]
-    assert bool(re.fullmatch(pattern, password)) is good
+def _variable_block(name: str) -> str:
+    """The `variable "<name>" { ... }` block of stack/variables.tf, braces matched."""
+    text = (REPO / "stack" / "variables.tf").read_text()
+    start = text.index(f'variable "{name}" {{')
+    depth = 0
+    for end in range(text.index("{", start), len(text)):
+        depth += {"{": 1, "}": -1}.get(text[end], 0)
+        if depth == 0:
+            return text[start:end + 1]
+    raise AssertionError(f"unbalanced braces in variable {name}")
 
 
-@pytest.mark.parametrize("name,good", [("mlflowadmin", True), ("root", False), ("administrator", False),
-                                       ("1admin", False), ("ociadmin", False), ("admin_2", True)])
-def test_form_pattern_for_the_mysql_user_matches_terraform(name, good):
-    pattern = yaml.safe_load((REPO / "schema.yaml").read_text())["variables"]["mysql_admin_username"]["pattern"]
-    assert bool(re.fullmatch(pattern, name)) is good
+def _terraform_accepts(tmp_path, variable: str, values: list[str]) -> dict[str, bool]:
+    """Terraform's own verdict on each value: one plan of a module that calls the variable's block once per
+    value; a value is refused when its call's validation fails."""
+    (tmp_path / "check").mkdir()
+    (tmp_path / "check" / "variables.tf").write_text(_variable_block(variable))
+    calls = "".join(f'module "case_{i}" {{\n  source = "./check"\n  {variable} = {json.dumps(value)}\n}}\n'
+                    for i, value in enumerate(values))
+    (tmp_path / "main.tf").write_text(calls)
+    tf = Terraform(tmp_path)
+    tf.init()
+    result = tf.plan_exit_code()
+    refused = set(re.findall(r'in module "case_(\d+)"', result.stderr))
+    assert result.returncode == (1 if refused else 0), result.stderr
+    assert refused or "No changes" in result.stdout or result.returncode == 0
+    return {value: str(i) not in refused for i, value in enumerate(values)}
+
+
+def _form_accepts(variable: str, values: list[str]) -> dict[str, bool]:
+    pattern = yaml.safe_load((REPO / "schema.yaml").read_text())["variables"][variable]["pattern"]
+    return {value: bool(re.fullmatch(pattern, value)) for value in values}
+
+
+@pytest.mark.terraform
+@pytest.mark.parametrize("variable,values", [("mysql_admin_password", PASSWORDS), ("mysql_admin_username", ADMIN_NAMES)],
+                         ids=["mysql_admin_password", "mysql_admin_username"])
+def test_the_form_pattern_and_terraform_validation_agree(tmp_path, variable, values):
+    terraform = _terraform_accepts(tmp_path, variable, values)
+    assert _form_accepts(variable, values) == terraform
+    assert set(terraform.values()) == {True, False}, "the sample needs values on both sides"
 
 
 def test_skip_list_entries_have_reasons():
