@@ -12,6 +12,8 @@ from pathlib import Path
 
 import yaml
 
+from harness.project import copy_tracked_files
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = REPO_ROOT / ".github" / "workflows"
 VERSION = (REPO_ROOT / "VERSION").read_text().strip()
@@ -40,16 +42,6 @@ def _run_step(step: dict, cwd: Path, env: dict | None = None) -> subprocess.Comp
     # GitHub runs `run:` with `bash -e {0}`
     return subprocess.run(["bash", "-e", "-c", step["run"]], cwd=cwd, env={**os.environ, **(env or {})},
                           capture_output=True, text=True, timeout=300)
-
-
-def _project_copy(destination: Path) -> Path:
-    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=REPO_ROOT, check=True, capture_output=True).stdout
-    for name in filter(None, tracked.decode().split("\0")):
-        source = REPO_ROOT / name
-        if source.is_file():
-            (destination / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, destination / name)
-    return destination
 
 
 def test_every_workflow_parses_and_every_job_has_steps():
@@ -126,7 +118,7 @@ def test_the_release_steps_produce_the_zip_the_deploy_button_downloads(tmp_path)
     with orm-pack on PATH as the workflow installs it."""
     orm_pack = shutil.which("orm-pack", path=str(Path(sys.executable).parent))
     assert orm_pack, "orm-pack is not installed beside this Python"
-    project = _project_copy(tmp_path / "project")
+    project = copy_tracked_files(tmp_path / "project")
     digests = {role: "sha256:" + hashlib.sha256(role.encode()).hexdigest() for role in ("serving", "tracking", "training")}
     (project / "digests").mkdir()
     for role, digest in digests.items():

@@ -2,15 +2,22 @@
 serving a model, and fails with the right line against a wrong password, a proxy without the origin
 fix, and an endpoint whose alias does not exist yet. The tests run in order on one local MLflow."""
 import json
+import os
 import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
 
 from dataplane.local_mlflow import cli, local_mlflow
 from dataplane.stacks import RUNTIME, start_proxy
+from harness.readme import block_starting, fill
 from orm_pack.local.credentials import Credentials
 from orm_pack.local.runtime_files import RuntimeFiles
+from orm_pack.local.services import python_env
 
 pytestmark = [pytest.mark.dataplane, pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")]
 
@@ -38,7 +45,6 @@ def _doctor(stack, url: str, password: str | None = None, *extra: str):
     import subprocess
     import sys
 
-    from orm_pack.local.services import python_env
 
     env = dict(python_env(), MLFLOW_TRACKING_USERNAME=stack.username,
                MLFLOW_TRACKING_PASSWORD=password or stack.password)
@@ -106,7 +112,10 @@ def test_a_proxy_without_the_origin_fix_fails_the_ui_write_line(stack, tracker, 
     assert lines["cross-origin"][0] == "PASS"  # MLflow itself still refuses foreign origins
 
 
-def test_with_the_alias_set_every_check_passes(stack):
+@pytest.fixture(scope="module")
+def champion(stack) -> dict:
+    """A trained wine model whose version carries the alias champion, served by the endpoint (the tests
+    that use it come after the ones that need no alias)."""
     trained = stack.train("--alpha", "0.4")
     client_env = stack.client_env()
     with pytest.MonkeyPatch.context() as patch:
@@ -115,6 +124,11 @@ def test_with_the_alias_set_every_check_passes(stack):
         MlflowClient(tracking_uri=stack.tracking_url).set_registered_model_alias("wine-quality", "champion",
                                                                                  trained["version"])
     stack.wait_serving(f"models:/wine-quality/{trained['version']}")
+    return trained
+
+
+def test_with_the_alias_set_every_check_passes(stack, champion):
+    trained = champion
     local = cli("local", "doctor", "--state-dir", str(stack.state_dir), "--artifact-mb", "50")
     assert local.returncode == 0, local.stdout + local.stderr
     assert [verdict for verdict, _ in _lines(local.stdout).values()] == ["PASS"] * 8
@@ -125,3 +139,44 @@ def test_with_the_alias_set_every_check_passes(stack):
     assert document["passed"] and [c["name"] for c in document["checks"]] == CHECKS
     serving = next(c for c in document["checks"] if c["name"] == "serving")
     assert serving["detail"] == f"answers with models:/wine-quality/{trained['version']} (the alias's version)"
+
+
+# README's "Use it" and "Check it" blocks, run as written with the placeholders filled in.
+def _readme_env(stack) -> dict:
+    orm_pack_dir = Path(shutil.which("orm-pack", path=str(Path(sys.executable).parent))).parent
+    return dict(python_env(), MLFLOW_TRACKING_PASSWORD=stack.password,
+                PATH=f"{orm_pack_dir}{os.pathsep}{os.environ['PATH']}")
+
+
+def test_the_readme_doctor_command_passes_on_a_working_deployment(stack, champion):
+    script = fill(block_starting("export MLFLOW_TRACKING_PASSWORD"),
+                  {"https://<tracking-ip>": stack.tracking_url, "https://<serving-ip>:1234": stack.serving_url})
+    result = subprocess.run(["bash", "-e", "-c", script], env=_readme_env(stack), capture_output=True, text=True,
+                            timeout=300, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert [verdict for verdict, _ in _lines(result.stdout).values()] == ["PASS"] * len(CHECKS)
+
+
+def test_the_readme_notebook_settings_reach_mlflow(stack, champion):
+    settings = fill(block_starting("import os"),
+                    {"https://<tracking-ip>": stack.tracking_url, "<the password from the form>": stack.password})
+    probe = settings + textwrap.dedent("""
+        import json
+        from mlflow import MlflowClient
+        client = MlflowClient()
+        print(json.dumps(client.get_model_version_by_alias("wine-quality", "champion").version))
+        """)
+    env = {k: v for k, v in python_env().items() if not k.startswith("MLFLOW_")}
+    result = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == str(champion["version"])
+
+
+def test_the_readme_curl_gets_a_prediction(stack, champion):
+    script = fill(block_starting('curl -sk -u mlflow:"$MLFLOW_TRACKING_PASSWORD"'),
+                  {"https://<serving-ip>:1234": stack.serving_url})
+    result = subprocess.run(["bash", "-e", "-c", script], env=_readme_env(stack), capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    predictions = json.loads(result.stdout)["predictions"]
+    assert len(predictions) == 1 and 0 < float(predictions[0]) < 10  # a wine quality score
