@@ -58,7 +58,8 @@ locals {
   # The tracking VM's private address: the serving VM's settings name it before the VM exists.
   tracking_private_ip = var.tracking_private_ip != "" ? var.tracking_private_ip : cidrhost(local.public_subnet_cidr, 10)
 
-  # MLflow's default worker count uses ~3.4 GiB; size it to the VM (about 1 worker per 2 GB, 1-4).
+  # 1 worker per 2 GB of the VM, 1-4: 2 workers use about 0.65 GiB, MLflow's own defaults about 2.3 GiB
+  # (PSS under light load, benchmarks/bench_runtime_memory.py).
   mlflow_workers = max(1, min(4, floor(var.tracking_memory_gb / 2), var.tracking_ocpus * 2))
 
   # -------------------------------------------------------------------------------------------

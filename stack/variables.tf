@@ -451,7 +451,7 @@ variable "tracking_ocpus" {
 }
 
 variable "tracking_memory_gb" {
-  description = "Memory of the tracking VM in GB (4-256). MLflow with 2 workers needs about 2 GB."
+  description = "Memory of the tracking VM in GB (4-256). MLflow runs 1 worker per 2 GB (1-4); 2 workers use about 0.65 GB."
   type        = number
   default     = 8
 
