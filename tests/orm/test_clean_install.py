@@ -16,7 +16,7 @@ import pytest
 from orm_pack.local.ports import free_port
 from ormfake.testing import COMPARTMENT, FIXTURE_SOURCE, REPO_ROOT, cli_env
 
-pytestmark = [pytest.mark.install, pytest.mark.dataplane]
+pytestmark = [pytest.mark.install, pytest.mark.dataplane, pytest.mark.terraform]
 
 # The real stack's required inputs, given the way README tells users to give passwords.
 STACK_SECRETS = {"ORM_PACK_VAR_mysql_admin_password": "Sup3r-Secret-pw",
@@ -57,8 +57,8 @@ def test_the_sdist_carries_exactly_the_stack_files(distributions):
 
     with tarfile.open(distributions["sdist"]) as archive:
         names = [m.name.split("/", 1)[1] for m in archive.getmembers() if m.isfile()]
-    stack_parts = sorted(n for n in names if n == "schema.yaml" or n.split("/")[0] in ("stack", "userdata", "docker"))
-    assert stack_parts == [relative for relative, _ in stack_files.select(REPO_ROOT)]
+    stack_parts = sorted(n for n in names if n in ("schema.yaml", "VERSION") or n.split("/")[0] in ("stack", "userdata", "docker"))
+    assert stack_parts == sorted(relative for relative, _ in stack_files.select(REPO_ROOT))
 
 
 @pytest.mark.parametrize("kind", ["wheel", "sdist"])
