@@ -114,7 +114,8 @@ class ResourceManagerFake:
         Handler.fake = fake
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        # A short poll lets stop() return at once instead of after serve_forever's default 0.5 s.
+        thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         thread.start()
         return self
 
