@@ -1,11 +1,22 @@
 #!/usr/bin/env bash
 # Runs the MLflow tracking server from environment variables (see docker/README.md).
-# Order: check settings -> wait for the database -> init_db.py (first-boot SQL when admin
+# Order: resolve Vault secrets -> check settings -> wait for the database -> init_db.py (first-boot SQL when admin
 # credentials are given, schema migrations) -> exec `mlflow server` with proxied artifacts.
 # Secrets never reach the log or argv: mlflow reads the backend URI from MLFLOW_BACKEND_STORE_URI.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# docker/lib: the oci:// artifact store and the Vault secret resolver.
+LIB=$(cd "$HERE/../lib" && pwd)
+export PYTHONPATH="$LIB${PYTHONPATH:+:$PYTHONPATH}"
+
+# Settings name Vault secrets (<NAME>_SECRET_OCID) instead of carrying values: resolve them through the
+# instance principal and run this script again with the values in its environment only. The resolver
+# removes every *_SECRET_OCID variable, so the second run goes on; a secret it cannot read stops
+# the start with one line naming it.
+if compgen -e | grep -q '_SECRET_OCID$'; then
+  exec python3 -m mlflow_oci.secrets exec -- bash "${BASH_SOURCE[0]}" "$@"
+fi
 
 log() { printf '%s tracking-entrypoint: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 2; }
@@ -69,8 +80,14 @@ export MLFLOW_BACKEND_STORE_URI  # mlflow server reads it from here, not from ar
 
 # --- artifacts -----------------------------------------------------------------------------
 [[ -n ${MLFLOW_ARTIFACTS_DESTINATION:-} ]] ||
-  die "set MLFLOW_ARTIFACTS_DESTINATION to s3://<bucket>/<prefix> (Object Storage) or a local directory"
+  die "set MLFLOW_ARTIFACTS_DESTINATION to oci://<bucket>@<namespace>/<prefix> (Object Storage), s3://<bucket>/<prefix> or a local directory"
 case $MLFLOW_ARTIFACTS_DESTINATION in
+  oci://*)
+    # Object Storage through this machine's identity: no key. Listing the prefix now turns a missing
+    # policy into one line at start instead of a failed upload later.
+    problem=$(python3 -m mlflow_oci.artifacts check "$MLFLOW_ARTIFACTS_DESTINATION" 2>&1) || die "$problem"
+    log "artifacts: ${MLFLOW_ARTIFACTS_DESTINATION} (Object Storage, ${MLFLOW_OCI_AUTH:-instance_principal})"
+    ;;
   s3://*)
     [[ -n ${AWS_ACCESS_KEY_ID:-} && -n ${AWS_SECRET_ACCESS_KEY:-} ]] ||
       die "MLFLOW_ARTIFACTS_DESTINATION is s3:// but AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY are not set (an OCI customer secret key)"
@@ -82,7 +99,7 @@ case $MLFLOW_ARTIFACTS_DESTINATION in
     log "artifacts: ${MLFLOW_ARTIFACTS_DESTINATION} via ${MLFLOW_S3_ENDPOINT_URL:-AWS}"
     ;;
   *://*)
-    die "MLFLOW_ARTIFACTS_DESTINATION must be s3://… or a local directory (got ${MLFLOW_ARTIFACTS_DESTINATION%%://*}://…)"
+    die "MLFLOW_ARTIFACTS_DESTINATION must be oci://…, s3://… or a local directory (got ${MLFLOW_ARTIFACTS_DESTINATION%%://*}://…)"
     ;;
   *)
     mkdir -p "$MLFLOW_ARTIFACTS_DESTINATION" ||

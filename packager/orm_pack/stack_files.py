@@ -34,6 +34,8 @@ STACK_FILES = (
     "docker/*/*.sh",
     "docker/*/*.py",
     "docker/*/*.template",
+    "docker/lib/*/*.py",
+    "docker/lib/*.dist-info/*",
 )
 # Directories a walk never enters: tool caches and version control, possibly large.
 SKIPPED_DIRECTORIES = {"__pycache__", "node_modules"}

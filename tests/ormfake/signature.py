@@ -38,12 +38,14 @@ def parse_authorization(value: str) -> dict:
     return fields
 
 
-def verify(method: str, target: str, headers, body: bytes, public_keys: dict, body_signed: bool = True) -> str:
+def verify(method: str, target: str, headers, body: bytes, public_keys, body_signed: bool = True,
+           generic_headers: tuple = GENERIC_HEADERS) -> str:
     """Check one request; returns the keyId. `headers` is case-insensitive (http.client message);
-    `target` is the path with its query string exactly as sent; `public_keys` maps keyId -> key."""
+    `target` is the path with its query string exactly as sent; `public_keys` maps keyId -> key
+    (anything with .get). The federation endpoint signs without `host`: it passes its own list."""
     fields = parse_authorization(headers.get("authorization", ""))
     signed = fields["headers"].lower().split()
-    required = list(GENERIC_HEADERS)
+    required = list(generic_headers)
     if method.upper() in ("POST", "PUT", "PATCH") and body_signed:
         required += BODY_HEADERS
     missing = [h for h in required if h not in signed]

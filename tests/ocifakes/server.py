@@ -1,0 +1,355 @@
+"""One loopback server playing, for one instance, the OCI endpoints its runtime reaches:
+
+  /opc/v2/...                       instance metadata (v2: `Authorization: Bearer Oracle` required)
+  POST /v1/x509                     federation: the instance certificate, signed with its key, for a token
+  GET /20190301/secretbundles/{id}  Vault secrets
+  /n/{namespace}/b/{bucket}/...     Object Storage: objects, listing, multipart uploads
+
+Service calls must be signed with the session key named in the token (keyId "ST$<token>"); a call
+that carries anything else (an API key, a customer secret key) is refused. As in OCI, a principal sees
+only what a policy grants it: anything else answers 404 NotAuthorizedOrNotFound, the same as a
+secret or bucket that does not exist.
+"""
+import base64
+import hashlib
+import json
+import os
+import threading
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import jwt
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+
+from ormfake import signature
+
+from .pki import CertificateAuthority
+
+FEDERATION_SIGNED = ("date", "(request-target)", "content-length", "content-type", "x-content-sha256")
+TOKEN_SECONDS = 3600
+
+
+class Refused(Exception):
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+@dataclass
+class Grants:
+    secrets: set = field(default_factory=set)
+    buckets: set = field(default_factory=set)
+
+
+@dataclass
+class Upload:
+    bucket: str
+    name: str
+    parts: dict = field(default_factory=dict)  # part number -> bytes
+
+
+class InstanceCloud:
+    def __init__(self, namespace: str = "fakens", region_key: str = "iad",
+                 tenancy: str = "ocid1.tenancy.oc1..aaaafaketenancy",
+                 compartment: str = "ocid1.compartment.oc1..aaaafakecompartment"):
+        self.namespace = namespace
+        self.region_key = region_key
+        self.ca = CertificateAuthority(tenancy)
+        self.instance = self.ca.issue(f"ocid1.instance.oc1.{region_key}.fake{uuid.uuid4().hex[:16]}", compartment)
+        self.token_key = os.urandom(32)
+        self.lock = threading.Lock()
+        self.secrets: dict[str, str] = {}
+        self.grants: dict[str, Grants] = defaultdict(Grants)
+        self.buckets: dict[str, dict[str, bytes]] = {}
+        self.uploads: dict[str, Upload] = {}
+        self.commits: list[tuple[str, int]] = []  # (object name, number of parts) of committed multipart uploads
+        self.requests: list[tuple[str, str, str, int]] = []  # (method, path, key kind, status)
+        self.tokens_issued = 0
+        self.server = None
+
+    # ------------------------------------------------------------------------- set-up
+    def add_secret(self, name: str, value: str) -> str:
+        ocid = f"ocid1.vaultsecret.oc1.{self.region_key}.fake{hashlib.sha256(name.encode()).hexdigest()[:20]}"
+        self.secrets[ocid] = value
+        return ocid
+
+    def grant(self, secrets=(), buckets=(), instance: str | None = None) -> None:
+        grants = self.grants[instance or self.instance.instance_ocid]
+        grants.secrets.update(secrets)
+        grants.buckets.update(buckets)
+
+    def create_bucket(self, name: str) -> None:
+        self.buckets.setdefault(name, {})
+
+    def start(self) -> "InstanceCloud":
+        cloud = self
+
+        class Handler(_Handler):
+            pass
+
+        Handler.cloud = cloud
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self.server:
+            self.server.shutdown()
+            self.server.server_close()
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def runtime_env(self) -> dict:
+        """What a process on the instance needs to reach these endpoints instead of OCI's."""
+        return {"OCI_METADATA_BASE_URL": f"{self.url}/opc/v2",
+                "MLFLOW_OCI_FEDERATION_ENDPOINT": f"{self.url}/v1/x509",
+                "MLFLOW_OCI_SECRETS_ENDPOINT": self.url,
+                "MLFLOW_OCI_OBJECT_STORAGE_ENDPOINT": self.url,
+                "NO_PROXY": "127.0.0.1,localhost"}
+
+    # ------------------------------------------------------------------------- federation
+    def federate(self, handler, body: bytes) -> dict:
+        try:
+            request = json.loads(body)
+            certificate = x509.load_der_x509_certificate(base64.b64decode(request["certificate"]))
+            session_key = serialization.load_der_public_key(base64.b64decode(request["publicKey"]))
+        except (ValueError, KeyError, TypeError):
+            raise Refused(400, "InvalidParameter", "certificate and publicKey must be base64 DER") from None
+        if not self.ca.issued(certificate):
+            raise Refused(401, "NotAuthenticated", "the certificate was not issued by the instance CA")
+        fingerprint = ":".join(f"{b:02X}" for b in certificate.fingerprint(hashes.SHA1()))
+        key_id = f"{self.ca.tenancy_ocid}/fed-x509/{fingerprint}"
+        try:
+            signature.verify("POST", handler.path, handler.headers, body, {key_id: certificate.public_key()},
+                             generic_headers=FEDERATION_SIGNED)
+        except signature.SignatureError as exc:
+            raise Refused(401, "NotAuthenticated", str(exc)) from None
+        instance = next(a.value for a in certificate.subject if str(a.value).startswith("opc-instance:"))
+        public_der = session_key.public_bytes(serialization.Encoding.DER,
+                                              serialization.PublicFormat.SubjectPublicKeyInfo)
+        claims = {"exp": int(time.time()) + TOKEN_SECONDS, "sub": instance.split(":", 1)[1],
+                  "session_key": base64.b64encode(public_der).decode()}
+        with self.lock:
+            self.tokens_issued += 1
+        return {"token": jwt.encode(claims, self.token_key, algorithm="HS256")}
+
+    def principal(self, handler, body: bytes, body_signed: bool) -> tuple[str, str]:
+        """(key kind, instance OCID) of a signed service call."""
+        key_id = signature.parse_authorization(handler.headers.get("authorization", ""))["keyId"] \
+            if handler.headers.get("authorization", "").startswith("Signature ") else ""
+        if not key_id.startswith("ST$"):
+            raise Refused(401, "NotAuthenticated", "only instance-principal tokens are accepted here")
+        try:
+            claims = jwt.decode(key_id[3:], self.token_key, algorithms=["HS256"])
+        except jwt.PyJWTError as exc:
+            raise Refused(401, "NotAuthenticated", f"bad token: {exc}") from None
+        session_key = serialization.load_der_public_key(base64.b64decode(claims["session_key"]))
+        try:
+            signature.verify(handler.command, handler.path, handler.headers, body, {key_id: session_key},
+                             body_signed=body_signed)
+        except signature.SignatureError as exc:
+            raise Refused(401, "NotAuthenticated", str(exc)) from None
+        return "session-token", claims["sub"]
+
+    # ------------------------------------------------------------------------- services
+    def secret_bundle(self, instance: str, secret_ocid: str) -> dict:
+        if secret_ocid not in self.grants[instance].secrets or secret_ocid not in self.secrets:
+            raise Refused(404, "NotAuthorizedOrNotFound", "Authorization failed or requested resource not found.")
+        return {"secretId": secret_ocid, "versionNumber": 1, "stages": ["CURRENT", "LATEST"],
+                "secretBundleContent": {"contentType": "BASE64",
+                                        "content": base64.b64encode(self.secrets[secret_ocid].encode()).decode()}}
+
+    def bucket(self, instance: str, namespace: str, name: str) -> dict:
+        if namespace != self.namespace or name not in self.buckets or name not in self.grants[instance].buckets:
+            raise Refused(404, "BucketNotFound", f"Either the bucket named '{name}' does not exist in the namespace "
+                          f"'{namespace}' or you are not authorized to access it")
+        return self.buckets[name]
+
+
+def _md5(data: bytes) -> str:
+    return base64.b64encode(hashlib.md5(data).digest()).decode()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    cloud: InstanceCloud
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        self._handle()
+
+    def do_HEAD(self):
+        self._handle()
+
+    def do_PUT(self):
+        self._handle()
+
+    def do_POST(self):
+        self._handle()
+
+    def do_DELETE(self):
+        self._handle()
+
+    def _body(self) -> bytes:
+        if self.headers.get("transfer-encoding", "").lower() == "chunked":
+            chunks = []
+            while True:
+                size = int(self.rfile.readline().strip().split(b";")[0], 16)
+                if size == 0:
+                    self.rfile.readline()
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+        return self.rfile.read(int(self.headers.get("content-length") or 0))
+
+    def _handle(self):
+        body = self._body() if self.command in ("PUT", "POST") else b""
+        parts = urlsplit(self.path)
+        path, query = parts.path, {k: v[0] for k, v in parse_qs(parts.query).items()}
+        kind = "none"
+        try:
+            if path.startswith("/opc/v2/"):
+                kind = "imds"
+                return self._imds(path[len("/opc/v2"):])
+            if path == "/v1/x509" and self.command == "POST":
+                kind = "certificate"
+                return self._json(200, self.cloud.federate(self, body))
+            unsigned_body = self.command == "PUT" and ("/o/" in path or "/u/" in path)  # object bodies stream
+            kind, instance = self.cloud.principal(self, body, body_signed=not unsigned_body)
+            if path.startswith("/20190301/secretbundles/") and self.command == "GET":
+                return self._json(200, self.cloud.secret_bundle(instance, unquote(path.rsplit("/", 1)[1])))
+            if path.startswith("/n/"):
+                return self._object_storage(instance, [unquote(s) for s in path.split("/")[2:]], query, body)
+            raise Refused(404, "NotFound", f"no fake for {self.command} {path}")
+        except Refused as exc:
+            self._json(exc.status, {"code": exc.code, "message": exc.message})
+        finally:
+            with self.cloud.lock:
+                self.cloud.requests.append((self.command, path, kind, getattr(self, "_status", 0)))
+
+    # ------------------------------------------------------------------------- routes
+    def _imds(self, sub: str):
+        if self.headers.get("authorization") != "Bearer Oracle":
+            raise Refused(401, "NotAuthenticated", "IMDS v2 needs 'Authorization: Bearer Oracle'")
+        files = self.cloud.instance.imds_files()
+        files["/instance/region"] = self.cloud.region_key.encode()
+        if sub not in files:
+            raise Refused(404, "NotFound", sub)
+        self._send(200, files[sub], "text/plain")
+
+    def _object_storage(self, instance: str, segments: list[str], query: dict, body: bytes):
+        if len(segments) < 3 or segments[1] != "b":
+            raise Refused(404, "NotFound", "unknown Object Storage path")
+        namespace, bucket_name, rest = segments[0], segments[2], segments[3:]
+        objects = self.cloud.bucket(instance, namespace, bucket_name)
+        method = self.command
+        if rest == ["o"] and method == "GET":
+            return self._json(200, _listing(objects, query))
+        if len(rest) >= 2 and rest[0] == "o":
+            name = "/".join(rest[1:])
+            if method == "PUT":
+                with self.cloud.lock:
+                    objects[name] = body
+                return self._send(200, b"", headers={"etag": hashlib.md5(body).hexdigest(), "opc-content-md5": _md5(body)})
+            if name not in objects:
+                raise Refused(404, "ObjectNotFound", f"The object '{name}' was not found in the bucket '{bucket_name}'")
+            if method in ("GET", "HEAD"):
+                return self._send(200, objects[name], "application/octet-stream",
+                                  {"etag": hashlib.md5(objects[name]).hexdigest(), "content-md5": _md5(objects[name])})
+            if method == "DELETE":
+                with self.cloud.lock:
+                    del objects[name]
+                return self._send(204, b"")
+        if rest == ["u"] and method == "POST":
+            request = json.loads(body)
+            upload_id = uuid.uuid4().hex
+            with self.cloud.lock:
+                self.cloud.uploads[upload_id] = Upload(bucket_name, request["object"])
+            return self._json(200, {"namespace": namespace, "bucket": bucket_name, "object": request["object"],
+                                    "uploadId": upload_id, "timeCreated": "2026-11-30T00:00:00Z"})
+        if len(rest) >= 2 and rest[0] == "u":
+            return self._multipart(objects, bucket_name, "/".join(rest[1:]), query, body)
+        raise Refused(404, "NotFound", f"no fake for {method} on {'/'.join(rest)}")
+
+    def _multipart(self, objects: dict, bucket_name: str, name: str, query: dict, body: bytes):
+        upload = self.cloud.uploads.get(query.get("uploadId", ""))
+        if upload is None or upload.name != name or upload.bucket != bucket_name:
+            raise Refused(404, "NoSuchUpload", "no such multipart upload")
+        if self.command == "PUT":
+            number = int(query["uploadPartNum"])
+            if not 1 <= number <= 10000:
+                raise Refused(400, "InvalidParameter", "uploadPartNum must be 1-10000")
+            with self.cloud.lock:
+                upload.parts[number] = body
+            return self._send(200, b"", headers={"etag": hashlib.md5(body).hexdigest(), "opc-content-md5": _md5(body)})
+        if self.command == "POST":
+            commit = json.loads(body)["partsToCommit"]
+            numbers = sorted(p["partNum"] for p in commit)
+            for part in commit:
+                stored = upload.parts.get(part["partNum"])
+                if stored is None or hashlib.md5(stored).hexdigest() != part["etag"]:
+                    raise Refused(400, "InvalidParameter", f"part {part['partNum']} is missing or its etag differs")
+            data = b"".join(upload.parts[n] for n in numbers)
+            with self.cloud.lock:
+                objects[name] = data
+                self.cloud.commits.append((name, len(numbers)))
+                del self.cloud.uploads[query["uploadId"]]
+            return self._send(200, b"", headers={"etag": hashlib.md5(data).hexdigest()})
+        if self.command == "DELETE":
+            with self.cloud.lock:
+                del self.cloud.uploads[query["uploadId"]]
+            return self._send(204, b"")
+        raise Refused(405, "NotAllowed", self.command)
+
+    # ------------------------------------------------------------------------- replies
+    def _json(self, status: int, document) -> None:
+        self._send(status, json.dumps(document).encode(), "application/json")
+
+    def _send(self, status: int, data: bytes, content_type: str | None = None, headers: dict | None = None) -> None:
+        self._status = status
+        self.send_response(status)
+        self.send_header("opc-request-id", uuid.uuid4().hex)
+        if content_type:
+            self.send_header("Content-Type", content_type)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command == "HEAD" or not data:
+            return
+        try:
+            for start in range(0, len(data), 1 << 20):
+                self.wfile.write(data[start:start + (1 << 20)])
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+
+def _listing(objects: dict, query: dict) -> dict:
+    prefix, delimiter = query.get("prefix", ""), query.get("delimiter")
+    start, limit = query.get("start", ""), int(query.get("limit", 1000))
+    fields = set(query.get("fields", "name").split(","))
+    names = sorted(n for n in objects if n.startswith(prefix) and n >= start)
+    listed, prefixes = [], set()
+    for name in names:
+        rest = name[len(prefix):]
+        if delimiter and delimiter in rest:
+            prefixes.add(prefix + rest.split(delimiter, 1)[0] + delimiter)
+            continue
+        if len(listed) == limit:
+            return {"objects": listed, "prefixes": sorted(prefixes), "nextStartWith": name}
+        entry = {"name": name}
+        if "size" in fields:
+            entry["size"] = len(objects[name])
+        listed.append(entry)
+    return {"objects": listed, "prefixes": sorted(prefixes), "nextStartWith": None}

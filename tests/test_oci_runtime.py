@@ -1,0 +1,134 @@
+"""The runtime's OCI identity against loopback fakes of the instance metadata service, federation,
+Vault's Secrets API and Object Storage (tests/ocifakes): secrets and artifacts reached with the
+instance principal only, and a refusal turned into one line at start.
+
+OCI rules the fakes enforce (Vault and IAM docs): a secret bundle is readable only by a principal a
+policy grants `read secret-bundles` on it, and answers 404 NotAuthorizedOrNotFound otherwise (the same
+as a secret that does not exist); Object Storage answers 404 BucketNotFound to a principal without a
+grant; service calls carry a session token signed with the key sent at federation.
+"""
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ocifakes.server import InstanceCloud
+
+REPO = Path(__file__).resolve().parents[1]
+LIB = REPO / "docker" / "lib"
+
+
+@pytest.fixture
+def cloud():
+    server = InstanceCloud().start()
+    yield server
+    server.stop()
+
+
+def runtime_env(cloud: InstanceCloud, **extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_SECRET_OCID")}
+    env.update(cloud.runtime_env(), PYTHONPATH=str(LIB), **extra)
+    return env
+
+
+def test_secret_ocids_become_values_through_the_instance_principal(cloud):
+    password = "p&ss w/ 'quotes' \"and\" $dollars"
+    ocid = cloud.add_secret("mlflow-db", password)
+    cloud.grant(secrets=[ocid])
+    result = subprocess.run(
+        [sys.executable, "-m", "mlflow_oci.secrets", "exec", "--", sys.executable, "-c",
+         "import os; print(repr(os.environ['MLFLOW_DB_PASSWORD'])); "
+         "print(sorted(k for k in os.environ if k.endswith('_SECRET_OCID')))"],
+        env=runtime_env(cloud, MLFLOW_DB_PASSWORD_SECRET_OCID=ocid, UNUSED_SECRET_OCID=""),
+        capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [repr(password), "[]"]
+    assert password not in result.stderr
+    kinds = [kind for _, _, kind, _ in cloud.requests]
+    assert "certificate" in kinds and kinds.count("session-token") == 1, cloud.requests
+
+
+@pytest.mark.parametrize("case", ["not granted", "does not exist"])
+def test_a_secret_the_instance_cannot_read_stops_the_start_with_one_line(cloud, case):
+    ocid = cloud.add_secret("mysql-admin", "x")
+    if case == "does not exist":
+        cloud.grant(secrets=[ocid])
+        ocid = ocid[:-4] + "0000"
+    result = subprocess.run([sys.executable, "-m", "mlflow_oci.secrets", "exec", "--", "true"],
+                            env=runtime_env(cloud, MYSQL_ADMIN_PASSWORD_SECRET_OCID=ocid),
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 3
+    assert result.stderr.splitlines() == [
+        f"mlflow-secrets: error: cannot read MYSQL_ADMIN_PASSWORD_SECRET_OCID ({ocid}): 404 NotAuthorizedOrNotFound: "
+        "check that the secret exists and that a policy lets this instance's dynamic group 'read secret-bundles' on it"]
+
+
+def test_without_the_metadata_service_the_start_names_the_instance_principal(cloud):
+    ocid = cloud.add_secret("mlflow-login", "x")
+    env = runtime_env(cloud, MLFLOW_TRACKING_PASSWORD_SECRET_OCID=ocid)
+    env["OCI_METADATA_BASE_URL"] = "http://127.0.0.1:9/opc/v2"  # discard port: nothing answers
+    result = subprocess.run([sys.executable, "-m", "mlflow_oci.secrets", "print", ocid], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 3, result
+    [line] = result.stderr.splitlines()
+    assert line.startswith("mlflow-secrets: error: cannot read secret: the instance principal is not available")
+    assert "MLFLOW_OCI_AUTH=api_key" in line
+
+
+def test_a_value_and_its_secret_ocid_together_are_refused(cloud):
+    result = subprocess.run([sys.executable, "-m", "mlflow_oci.secrets", "exec", "--", "true"],
+                            env=runtime_env(cloud, MLFLOW_DB_PASSWORD="typed",
+                                            MLFLOW_DB_PASSWORD_SECRET_OCID=cloud.add_secret("db", "x")),
+                            capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stderr.strip()) == (
+        3, "mlflow-secrets: error: set MLFLOW_DB_PASSWORD or MLFLOW_DB_PASSWORD_SECRET_OCID, not both")
+
+
+def test_the_artifact_store_uploads_in_parts_lists_downloads_and_deletes(cloud, tmp_path, monkeypatch):
+    """In-process, as the tracking server's workers use it: a 12 MiB file in 5 MiB parts."""
+    for name, value in runtime_env(cloud, MLFLOW_OCI_PART_SIZE_MB="5").items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.syspath_prepend(str(LIB))
+    cloud.create_bucket("artifacts-bucket")
+    cloud.grant(buckets=["artifacts-bucket"])
+    for module in [m for m in sys.modules if m.startswith("mlflow_oci")]:
+        monkeypatch.delitem(sys.modules, module)
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    repository = get_artifact_repository("oci://artifacts-bucket@fakens/runs/1")
+    assert type(repository).__name__ == "OciArtifactRepository"  # found through the dist-info entry point
+    data = os.urandom(12 * 2**20)
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "weights.bin").write_bytes(data)
+    (tmp_path / "model" / "MLmodel").write_text("flavors: {}\n")
+    repository.log_artifacts(str(tmp_path / "model"), "model")
+    assert sorted(cloud.buckets["artifacts-bucket"]) == ["runs/1/model/MLmodel", "runs/1/model/weights.bin"]
+    assert cloud.commits == [("runs/1/model/weights.bin", 3)]
+    assert [(i.path, i.is_dir) for i in repository.list_artifacts()] == [("model", True)]
+    assert [(i.path, i.file_size) for i in repository.list_artifacts("model")] == [
+        ("model/MLmodel", 12), ("model/weights.bin", len(data))]
+    assert repository.list_artifacts("model/MLmodel") == []
+    (tmp_path / "back").mkdir()
+    local = repository.download_artifacts("model/weights.bin", str(tmp_path / "back"))
+    assert hashlib.sha256(Path(local).read_bytes()).digest() == hashlib.sha256(data).digest()
+    repository.delete_artifacts("model")
+    assert cloud.buckets["artifacts-bucket"] == {}
+    assert {kind for _, _, kind, _ in cloud.requests} == {"imds", "certificate", "session-token"}
+
+
+@pytest.mark.parametrize("grant", [False, True])
+def test_the_artifact_check_at_start_names_a_missing_grant(cloud, grant):
+    cloud.create_bucket("artifacts-bucket")
+    if grant:
+        cloud.grant(buckets=["artifacts-bucket"])
+    result = subprocess.run([sys.executable, "-m", "mlflow_oci.artifacts", "check", "oci://artifacts-bucket@fakens/a"],
+                            env=runtime_env(cloud), capture_output=True, text=True, timeout=60)
+    if grant:
+        assert (result.returncode, result.stderr) == (0, "")
+    else:
+        assert (result.returncode, result.stderr.strip()) == (
+            3, "cannot list oci://artifacts-bucket@fakens/a: 404 BucketNotFound: check that the bucket exists and "
+               "that a policy lets this instance's dynamic group 'manage objects' in it")
