@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from ocifakes.server import InstanceCloud
 
 REPO = Path(__file__).resolve().parents[1]

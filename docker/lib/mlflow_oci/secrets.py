@@ -78,7 +78,7 @@ def main(argv: list[str]) -> int:
     except SecretError as exc:
         print(f"{PROGRAM}: error: {exc}", file=sys.stderr)
         return 3
-    print(f"usage: python3 -m mlflow_oci.secrets exec -- COMMAND [ARG...] | print SECRET_OCID", file=sys.stderr)
+    print("usage: python3 -m mlflow_oci.secrets exec -- COMMAND [ARG...] | print SECRET_OCID", file=sys.stderr)
     return 2
 
 
