@@ -27,6 +27,7 @@ import mlflow
 from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 mlflow_loaded = time.perf_counter()
 repo = get_artifact_repository("oci://bucket@namespace/artifacts")
+import oci.object_storage, oci.secrets  # what either store needs to reach Object Storage
 print(json.dumps({"repository": type(repo).__module__ + "." + type(repo).__name__,
                   "load_s": round(time.perf_counter() - mlflow_loaded, 2),
                   "max_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}))
@@ -39,9 +40,12 @@ def site_packages_mib(venv: Path) -> float:
 
 
 def venv_with_lock(path: Path) -> Path:
+    if (path / "bin" / "python").exists():  # --keep DIR from an earlier run
+        return path
     subprocess.run([sys.executable, "-m", "venv", str(path)], check=True)
     pip = [str(path / "bin" / "python"), "-m", "pip", "install", "-q", "--no-compile"]
-    subprocess.run(pip + ["--require-hashes", "--no-deps", "--only-binary=:all:", "-r", str(LOCK)], check=True)
+    subprocess.run(pip + ["--require-hashes", "--no-deps", "--only-binary=:all:", "-r", str(LOCK)], check=True,
+                   stderr=subprocess.DEVNULL)
     return path
 
 
@@ -71,7 +75,7 @@ def main() -> None:
 
     oracle = venv_with_lock(root / "oracle")
     subprocess.run([str(oracle / "bin" / "python"), "-m", "pip", "install", "-q", "--no-compile", ORACLE_PLUGIN],
-                   check=True)
+                   check=True, stderr=subprocess.DEVNULL)
     changed = subprocess.run([str(oracle / "bin" / "python"), "-m", "pip", "list", "--format=freeze"],
                              capture_output=True, text=True, check=True).stdout
     base_list = subprocess.run([str(base / "bin" / "python"), "-m", "pip", "list", "--format=freeze"],
