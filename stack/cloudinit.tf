@@ -45,13 +45,13 @@ locals {
   # Dockerfiles' build context is the repository root: /opt/mlflow/src on the VM). The image's
   # requirements lock comes from Object Storage at boot (runtime.tf).
   docker_files = {
-    tracking = [
+    tracking = concat([
       "docker/Dockerfile-tracking",
       "docker/tracking/entrypoint.sh",
       "docker/tracking/init_db.py",
       "docker/nginx/mlflow-proxy.conf.template",
       "docker/nginx/render.sh",
-    ]
+    ], local.docker_lib_files.tracking)
     serving = [
       "docker/Dockerfile-serving",
       "docker/serving/supervisor.py",
@@ -59,6 +59,11 @@ locals {
       "docker/nginx/mlflow-proxy.conf.template",
       "docker/nginx/render.sh",
     ]
+  }
+  # docker/lib, the instance-principal runtime (the oci:// store, Vault secrets), for the tracking
+  # image. The serving VM's user_data has no room left for it under the 28 KiB this project allows.
+  docker_lib_files = {
+    tracking = [for f in sort(fileset(local.docker_dir, "lib/**")) : "docker/${f}" if length(regexall("__pycache__", f)) == 0]
   }
 
   tracking_settings = {

@@ -7,8 +7,8 @@ version it starts a second model server, switches new requests to it once it ans
 stops the old one after its in-flight requests finished: no request is dropped during a reload.
 
 Environment (see docker/README.md): MLFLOW_TRACKING_URI MLFLOW_TRACKING_USERNAME
-MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_PASSWORD_SECRET_OCID, read from Vault at start)
-MLFLOW_TRACKING_INSECURE_TLS SERVING_MODEL_NAME SERVING_MODEL_ALIAS
+MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_PASSWORD_SECRET_OCID, read from Vault at start with
+docker/lib beside docker/serving) MLFLOW_TRACKING_INSECURE_TLS SERVING_MODEL_NAME SERVING_MODEL_ALIAS
 (champion) SERVING_MODEL_URI (a fixed URI instead of name/alias) SERVING_HOST (127.0.0.1)
 SERVING_PORT (8080) SERVING_POLL_SECONDS (30) SERVING_START_TIMEOUT (600)
 """
@@ -24,9 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(1, str(Path(__file__).resolve().parents[1] / "lib"))  # docker/lib: Vault secrets
 from legacy_adapter import DEFAULT_MAX_BODY_BYTES, AdapterServer, Backend, BackendSwitch  # noqa: E402
-from mlflow_oci import secrets  # noqa: E402
 
 # A registry that is briefly unreachable must not stall polling for minutes in client retries.
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
@@ -233,16 +231,25 @@ class Supervisor:
         return True
 
 
+def resolve_secrets() -> None:
+    """MLFLOW_TRACKING_PASSWORD_SECRET_OCID: the login comes from Vault (docker/lib), into memory only."""
+    if not any(name.endswith("_SECRET_OCID") for name in os.environ):
+        return
+    sys.path.insert(1, str(Path(__file__).resolve().parents[1] / "lib"))
+    from mlflow_oci import secrets
+
+    try:
+        resolved = secrets.resolve(dict(os.environ))
+    except secrets.SecretError as exc:
+        raise SettingsError(str(exc)) from None
+    os.environ.clear()
+    os.environ.update(resolved)
+
+
 def main() -> int:
     try:
-        # MLFLOW_TRACKING_PASSWORD_SECRET_OCID on the VM: the login comes from Vault, into memory only.
-        resolved = secrets.resolve(dict(os.environ))
-        os.environ.clear()
-        os.environ.update(resolved)
+        resolve_secrets()
         settings = read_settings(os.environ)
-    except secrets.SecretError as exc:
-        log(f"ERROR: {exc}")
-        return 3
     except SettingsError as exc:
         log(f"ERROR: {exc}")
         return 2

@@ -49,7 +49,7 @@ def test_dockerfile_copies_files_that_exist(dockerfile):
     for line in re.findall(r"^COPY\s+(.+)$", dockerfile.read_text(), re.MULTILINE):
         sources = [part for part in line.split()[:-1] if not part.startswith("--")]
         for source in sources:
-            assert (REPO_ROOT / source).is_file(), f"{dockerfile.name}: COPY {source} does not exist"
+            assert (REPO_ROOT / source).exists(), f"{dockerfile.name}: COPY {source} does not exist"
 
 
 @pytest.mark.parametrize("requirements", sorted(DOCKER.glob("requirements-*.txt")), ids=lambda path: path.name)
@@ -175,11 +175,11 @@ def entrypoint(**env) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize("env, message", [
     ({}, "set MLFLOW_DB_HOST MLFLOW_DB_USER MLFLOW_DB_PASSWORD (the MySQL connection) or MLFLOW_BACKEND_STORE_URI"),
-    ({"MLFLOW_BACKEND_STORE_URI": "sqlite:////tmp/x.db"}, "set MLFLOW_ARTIFACTS_DESTINATION to s3://"),
+    ({"MLFLOW_BACKEND_STORE_URI": "sqlite:////tmp/x.db"}, "set MLFLOW_ARTIFACTS_DESTINATION to oci://<bucket>@<namespace>/<prefix>"),
     ({"MLFLOW_BACKEND_STORE_URI": "sqlite:////tmp/x.db", "MLFLOW_ARTIFACTS_DESTINATION": "s3://bucket/mlflow"},
      "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY are not set"),
     ({"MLFLOW_BACKEND_STORE_URI": "sqlite:////tmp/x.db", "MLFLOW_ARTIFACTS_DESTINATION": "gs://bucket"},
-     "must be s3://… or a local directory"),
+     "must be oci://…, s3://… or a local directory"),
     ({"MLFLOW_WORKERS": "many"}, "MLFLOW_WORKERS must be an integer between 1 and 64"),
     ({"MLFLOW_DB_HOST": "127.0.0.1", "MLFLOW_DB_PORT": "1", "MLFLOW_DB_USER": "u", "MLFLOW_DB_PASSWORD": "p",
       "MLFLOW_DB_WAIT_SECONDS": "0", "MLFLOW_ARTIFACTS_DESTINATION": "/tmp/mlflow-artifacts-test"},
