@@ -14,9 +14,11 @@ export PYTHONPATH="$LIB${PYTHONPATH:+:$PYTHONPATH}"
 # instance principal and run this script again with the values in its environment only. The resolver
 # removes every *_SECRET_OCID variable, so the second run goes on; a secret it cannot read stops
 # the start with one line naming it.
-if compgen -e | grep -q '_SECRET_OCID$'; then
-  exec python3 -m mlflow_oci.secrets exec -- bash "${BASH_SOURCE[0]}" "$@"
-fi
+for name in $(compgen -e); do
+  if [[ $name == *_SECRET_OCID ]]; then
+    exec python3 -m mlflow_oci.secrets exec -- bash "${BASH_SOURCE[0]}" "$@"
+  fi
+done
 
 log() { printf '%s tracking-entrypoint: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 2; }
