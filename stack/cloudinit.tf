@@ -51,7 +51,7 @@ locals {
       "docker/tracking/init_db.py",
       "docker/nginx/mlflow-proxy.conf.template",
       "docker/nginx/render.sh",
-    ], local.docker_lib_files.tracking)
+    ], local.docker_lib_files)
     serving = [
       "docker/Dockerfile-serving",
       "docker/serving/supervisor.py",
@@ -62,9 +62,7 @@ locals {
   }
   # docker/lib, the instance-principal runtime (the oci:// store, Vault secrets), for the tracking
   # image. The serving VM's user_data has no room left for it under the 28 KiB this project allows.
-  docker_lib_files = {
-    tracking = [for f in sort(fileset(local.docker_dir, "lib/**")) : "docker/${f}" if length(regexall("__pycache__", f)) == 0]
-  }
+  docker_lib_files = [for f in sort(fileset(local.docker_dir, "lib/**")) : "docker/${f}" if length(regexall("__pycache__", f)) == 0]
 
   tracking_settings = {
     MLFLOW_DB_HOST               = oci_mysql_mysql_db_system.mlflow.ip_address

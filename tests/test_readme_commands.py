@@ -6,16 +6,14 @@ selection. Run elsewhere: the terminal deploy (tests/orm/test_readme_deploy.py) 
 and curl blocks (tests/dataplane/test_doctor.py), the Mermaid diagram (tests/test_readme_diagram.py)."""
 import json
 import os
-import ssl
 import subprocess
 import sys
-import time
-import urllib.request
 import zipfile
 from pathlib import Path
 
 import pytest
 
+from harness.loopback import wait_healthy
 from harness.project import copy_tracked_files
 from harness.readme import block_starting, code_blocks
 
@@ -67,20 +65,6 @@ def test_the_fast_lane_command_leaves_out_terraform_and_the_runtime():
         assert not any(line.startswith(family) for line in selected), family
 
 
-def _wait_healthy(url: str, seconds: float = 300) -> int:
-    context = ssl.create_default_context()
-    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            with urllib.request.urlopen(url, context=context, timeout=5) as response:
-                return response.status
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(1)
-
-
 @pytest.mark.install
 @pytest.mark.dataplane
 def test_the_quickstart_and_the_laptop_runtime_work_from_a_clean_copy(tmp_path):
@@ -106,7 +90,7 @@ def test_the_quickstart_and_the_laptop_runtime_work_from_a_clean_copy(tmp_path):
         status = run(".venv/bin/orm-pack local status --json")
         assert status.returncode == 0, status.stdout + status.stderr
         document = json.loads(status.stdout)
-        assert _wait_healthy(document["tracking_url"] + "/health") == 200
+        assert wait_healthy(document["tracking_url"] + "/health") == 200
         assert str(state) in laptop.stdout + laptop.stderr + status.stdout  # the per-user state directory
     finally:
         down = run(".venv/bin/orm-pack local down", timeout=300)

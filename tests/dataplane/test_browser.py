@@ -3,14 +3,14 @@ up` reached by a name that is not localhost, as a deployed server is: log in, cr
 a run a Python client logged, register its model, set the alias champion and see the serving endpoint
 switch to it. A page of another site that tries a write is refused. Screenshots are kept on failure."""
 import os
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 import requests
 
 from dataplane.local_mlflow import local_mlflow
+from harness import loopback
 from harness.tools import missing, require_binary
 from orm_pack.local.ports import free_port
 
@@ -150,13 +150,12 @@ def test_a_page_of_another_site_cannot_write(page, stack):
     page.goto(_ui(stack) + "/")  # the user is logged in to MLflow in this browser
     page.get_by_text("Welcome to MLflow").wait_for()
     handler = type("Site", (_ForeignSite,), {"target": _ui(stack)})
-    site = ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
-    threading.Thread(target=site.serve_forever, daemon=True).start()
+    site = loopback.serve(handler, free_port())
     try:
         page.goto(f"http://{FOREIGN}:{site.server_address[1]}/")
         page.wait_for_function("document.title !== 'elsewhere'")
     finally:
-        site.shutdown()
+        loopback.stop(site)
     assert _get(stack, SEARCH, experiment_name="from-elsewhere").status_code == 404
     access_log = (stack.state_dir / "nginx" / "access.log").read_text()
     refused = [line for line in access_log.splitlines() if "experiments/create" in line and '" 403 ' in line]

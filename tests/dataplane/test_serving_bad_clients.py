@@ -6,11 +6,12 @@ import json
 import socket
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 from dataplane.test_runtime_units import adapter
+from harness import loopback
 
 LIMIT = 1024 * 1024
 MODEL_URI = "models:/wine-quality/7"
@@ -42,9 +43,7 @@ class ModelServerStandIn(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def endpoint():
-    backend = ThreadingHTTPServer(("127.0.0.1", 0), ModelServerStandIn)
-    backend.daemon_threads = True
-    threading.Thread(target=backend.serve_forever, daemon=True).start()
+    backend = loopback.serve(ModelServerStandIn)
     switch = adapter.BackendSwitch()
     front = adapter.AdapterServer(("127.0.0.1", 0), switch, max_body_bytes=LIMIT,
                                   waiting_message=lambda: f"waiting for {MODEL_URI}")
@@ -52,7 +51,7 @@ def endpoint():
     switch.switch_to(adapter.Backend(port=backend.server_address[1], model_uri=MODEL_URI))
     yield front
     front.shutdown()
-    backend.shutdown()
+    loopback.stop(backend)
 
 
 def _raw(server, request: bytes, timeout: float = 10) -> bytes:

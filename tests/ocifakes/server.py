@@ -19,13 +19,14 @@ import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import jwt
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
+from harness import loopback
 from ormfake import signature
 
 from .pki import CertificateAuthority
@@ -87,21 +88,12 @@ class InstanceCloud:
         self.buckets.setdefault(name, {})
 
     def start(self) -> "InstanceCloud":
-        cloud = self
-
-        class Handler(_Handler):
-            pass
-
-        Handler.cloud = cloud
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        self.server = loopback.serve(type("Handler", (_Handler,), {"cloud": self}))
         return self
 
     def stop(self) -> None:
         if self.server:
-            self.server.shutdown()
-            self.server.server_close()
+            loopback.stop(self.server)
 
     @property
     def url(self) -> str:
@@ -144,8 +136,10 @@ class InstanceCloud:
 
     def principal(self, handler, body: bytes, body_signed: bool) -> tuple[str, str]:
         """(key kind, instance OCID) of a signed service call."""
-        key_id = signature.parse_authorization(handler.headers.get("authorization", ""))["keyId"] \
-            if handler.headers.get("authorization", "").startswith("Signature ") else ""
+        try:
+            key_id = signature.parse_authorization(handler.headers.get("authorization", ""))["keyId"]
+        except signature.SignatureError as exc:
+            raise Refused(401, "NotAuthenticated", str(exc)) from None
         if not key_id.startswith("ST$"):
             raise Refused(401, "NotAuthenticated", "only instance-principal tokens are accepted here")
         try:

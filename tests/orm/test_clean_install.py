@@ -4,15 +4,13 @@ running `local up` and `local down`. Nothing here uses the test environment's pa
 import json
 import os
 import shutil
-import ssl
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+from harness.loopback import wait_healthy
 from orm_pack.local.ports import free_port
 from ormfake.testing import COMPARTMENT, FIXTURE_SOURCE, REPO_ROOT, cli_env
 
@@ -115,20 +113,6 @@ def test_every_command_works_from_a_clean_install(kind, distributions, fake, oci
     assert local.stderr.strip().splitlines()[-1].endswith("pip install 'oci-mlflow-stack[local]'")
 
 
-def _wait_healthy(url: str, seconds: float = 300) -> int:
-    context = ssl.create_default_context()
-    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
-    deadline = time.time() + seconds
-    while True:
-        try:
-            with urllib.request.urlopen(url, context=context, timeout=5) as response:
-                return response.status
-        except OSError:
-            if time.time() > deadline:
-                raise
-            time.sleep(1)
-
-
 def test_the_local_extra_runs_local_up_and_down(distributions, tmp_path):
     bin_dir = _fresh_venv(tmp_path / "venv", f"{distributions['wheel']}[local]")
     state_dir = tmp_path / "state"
@@ -142,7 +126,7 @@ def test_the_local_extra_runs_local_up_and_down(distributions, tmp_path):
     up = local("up", "--port", str(port), "--serving-port", str(serving_port))
     try:
         assert up.returncode == 0, up.stderr + up.stdout
-        assert _wait_healthy(f"https://127.0.0.1:{port}/health") == 200
+        assert wait_healthy(f"https://127.0.0.1:{port}/health") == 200
         status = local("status")
         assert status.returncode == 0 and status.stdout.count(" running ") == 3, status.stdout
     finally:

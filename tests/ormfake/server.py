@@ -18,10 +18,11 @@ import time
 import traceback
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+from harness import loopback
 from harness.objectstore import ENV_VAR as OBJECT_STORE_ENV
 from harness.objectstore import ObjectStore
 
@@ -106,17 +107,7 @@ class ResourceManagerFake:
 
     # ------------------------------------------------------------- lifecycle
     def start(self) -> "ResourceManagerFake":
-        fake = self
-
-        class Handler(_Handler):
-            pass
-
-        Handler.fake = fake
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        # A short poll lets stop() return at once instead of after serve_forever's default 0.5 s.
-        thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        thread.start()
+        self.server = loopback.serve(type("Handler", (_Handler,), {"fake": self}))
         return self
 
     @property
@@ -135,8 +126,7 @@ class ResourceManagerFake:
         for thread in self.threads:
             thread.join(timeout=30)
         if self.server:
-            self.server.shutdown()
-            self.server.server_close()
+            loopback.stop(self.server)
 
     def add_fault(self, status: int, count: int = 1, method: str | None = None, path_contains: str | None = None,
                   code: str | None = None) -> None:

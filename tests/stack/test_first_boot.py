@@ -10,16 +10,15 @@ import os
 import shutil
 import stat
 import subprocess
-import threading
 from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import SimpleHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 import yaml
 
-from harness import static
+from harness import loopback, static
 from harness.tools import require_binary
 
 from .conftest import REPO, instance_user_data
@@ -85,14 +84,13 @@ def _object_storage(root: Path, tmp_path: Path, lock: bytes):
     served = tmp_path / "served"
     (served / path.lstrip("/")).parent.mkdir(parents=True)
     (served / path.lstrip("/")).write_bytes(lock)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(SimpleHTTPRequestHandler, directory=str(served)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = loopback.serve(partial(SimpleHTTPRequestHandler, directory=str(served)))
     values["REQUIREMENTS_LOCK_URL"] = f"http://127.0.0.1:{server.server_address[1]}{path}"
     settings.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
     try:
         yield values
     finally:
-        server.shutdown()
+        loopback.stop(server)
 
 
 def _bootstrap_env(root: Path, tmp_path: Path) -> dict:

@@ -134,7 +134,7 @@ def check(uri: str) -> str | None:
         return (f"cannot list {uri}: {exc.status} {exc.code}: check that the bucket exists and that a policy lets "
                 "this instance's dynamic group 'manage objects' in it")
     except Exception as exc:  # network errors, as the SDK's vendored requests raises them
-        return f"cannot reach Object Storage for {uri}: {type(exc).__name__}: {auth._first_line(exc)}"
+        return f"cannot reach Object Storage for {uri}: {type(exc).__name__}: {auth.first_line(exc)}"
     return None
 
 

@@ -28,7 +28,7 @@ def _instance_principal():
             federation_endpoint=federation, retry_strategy=oci.retry.NoneRetryStrategy())
     except Exception as exc:  # the SDK raises requests', its own and socket errors here
         raise AuthError(
-            f"the instance principal is not available ({type(exc).__name__}: {_first_line(exc)}); "
+            f"the instance principal is not available ({type(exc).__name__}: {first_line(exc)}); "
             "this runs on an OCI instance with the metadata service reachable, or set MLFLOW_OCI_AUTH=api_key"
         ) from exc
     return {"region": signer.region}, signer
@@ -42,7 +42,7 @@ def _api_key():
     try:
         config = oci.config.from_file(path, profile)
     except Exception as exc:
-        raise AuthError(f"cannot use the API key of profile {profile} in {path}: {_first_line(exc)}") from exc
+        raise AuthError(f"cannot use the API key of profile {profile} in {path}: {first_line(exc)}") from exc
     return config, oci.signer.Signer.from_config(config)
 
 
@@ -82,6 +82,6 @@ def secrets_client():
     return _client(oci.secrets.SecretsClient, "MLFLOW_OCI_SECRETS_ENDPOINT")
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0][:300]

@@ -41,7 +41,7 @@ def read(secret_ocid: str, name: str = "secret") -> str:
         raise SecretError(f"cannot read {name} ({secret_ocid}): {exc.status} {exc.code}: {hint}") from exc
     except Exception as exc:  # network errors, as the SDK's vendored requests raises them
         raise SecretError(f"cannot reach the Secrets service for {name} ({secret_ocid}): "
-                          f"{type(exc).__name__}: {auth._first_line(exc)}") from exc
+                          f"{type(exc).__name__}: {auth.first_line(exc)}") from exc
     content = bundle.secret_bundle_content
     if getattr(content, "content_type", "BASE64") != "BASE64" or content.content is None:
         raise SecretError(f"{name} ({secret_ocid}) has no text content")
