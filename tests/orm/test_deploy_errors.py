@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -122,18 +123,33 @@ def test_apply_without_a_terminal_needs_auto_approve(orm_pack, fake):
 @pytest.mark.terraform
 def test_ctrl_c_leaves_the_job_running_and_says_how_to_follow(tmp_path, oci_config, fake):
     fake.job_start_delay = 60
-    command = [sys.executable, "-m", "orm_pack.cli", "plan", *COMMON, "--config-file", str(oci_config),
-               "--endpoint", fake.url, "--poll-interval", "0.2", "--max-attempts", "1"]
+    command = [sys.executable, "-X", "faulthandler", "-m", "orm_pack.cli", "plan", *COMMON, "--config-file",
+               str(oci_config), "--endpoint", fake.url, "--poll-interval", "0.2", "--max-attempts", "1"]
     home = tmp_path / "home"
     home.mkdir()
+    # As in a user's terminal, Ctrl-C is not ignored: a suite started in the background by a
+    # non-interactive shell (`cmd &`, nohup) runs with SIGINT ignored, every child inherits that, and
+    # Python keeps an inherited SIG_IGN instead of raising KeyboardInterrupt.
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env=cli_env(home), cwd=tmp_path)
+                               env=cli_env(home), cwd=tmp_path,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 60
     while time.time() < deadline and not any(j["lifecycleState"] == "IN_PROGRESS" for j in fake.jobs.values()):
         time.sleep(0.2)
     time.sleep(1.0)  # the CLI is following the job now
     process.send_signal(signal.SIGINT)
-    stdout, stderr = process.communicate(timeout=60)
+    try:
+        stdout, stderr = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        status = [line for line in Path(f"/proc/{process.pid}/status").read_text().splitlines()
+                  if line.startswith(("State", "Sig", "Threads"))]
+        process.send_signal(signal.SIGABRT)  # -X faulthandler: every thread's stack, to see where it hangs
+        try:
+            stdout, stderr = process.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            stdout, stderr = process.communicate()
+        pytest.fail(f"the CLI was still running 60 s after Ctrl-C ({status}):\n{stdout}\n{stderr}")
     assert process.returncode == 130, (stdout, stderr)
     (job,) = fake.jobs.values()
     assert job["lifecycleState"] == "IN_PROGRESS"  # not canceled
