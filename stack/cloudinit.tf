@@ -29,15 +29,20 @@ locals {
       PROXY_TLS_KEY       = "/etc/pki/nginx/private/mlflow-tracking.key"
       PROXY_SERVER_NAME   = "_"
       MLFLOW_UI_USER      = var.mlflow_username
+      # The login comes from Vault; the role's image reads it (userdata/mlflow-refresh-login.sh).
+      MLFLOW_UI_PASSWORD_SECRET_OCID = local.secret_ids["mlflow-login"]
+      MLFLOW_IMAGE                   = "localhost/mlflow-tracking:latest"
     }
     serving = {
-      PROXY_LISTEN_PORT   = tostring(local.serving_port)
-      PROXY_UPSTREAM      = "127.0.0.1:8080"
-      PROXY_HTPASSWD_FILE = "/etc/nginx/mlflow/htpasswd"
-      PROXY_TLS_CERT      = "/etc/pki/nginx/mlflow-serving.crt"
-      PROXY_TLS_KEY       = "/etc/pki/nginx/private/mlflow-serving.key"
-      PROXY_SERVER_NAME   = "_"
-      MLFLOW_UI_USER      = var.mlflow_username
+      PROXY_LISTEN_PORT              = tostring(local.serving_port)
+      PROXY_UPSTREAM                 = "127.0.0.1:8080"
+      PROXY_HTPASSWD_FILE            = "/etc/nginx/mlflow/htpasswd"
+      PROXY_TLS_CERT                 = "/etc/pki/nginx/mlflow-serving.crt"
+      PROXY_TLS_KEY                  = "/etc/pki/nginx/private/mlflow-serving.key"
+      PROXY_SERVER_NAME              = "_"
+      MLFLOW_UI_USER                 = var.mlflow_username
+      MLFLOW_UI_PASSWORD_SECRET_OCID = local.secret_ids["mlflow-login"]
+      MLFLOW_IMAGE                   = "localhost/mlflow-serving:latest"
     }
   }
 
@@ -58,56 +63,70 @@ locals {
       "docker/serving/legacy_adapter.py",
       "docker/nginx/mlflow-proxy.conf.template",
       "docker/nginx/render.sh",
+      "docker/lib/mlflow_oci/__init__.py",
+      "docker/lib/mlflow_oci/auth.py",
+      "docker/lib/mlflow_oci/secrets.py",
     ]
   }
-  # docker/lib, the instance-principal runtime (the oci:// store, Vault secrets), for the tracking
-  # image. The serving VM's user_data has no room left for it under the 28 KiB this project allows.
+  # docker/lib, the instance-principal runtime: the tracking image takes all of it (the oci:// store,
+  # Vault secrets), the serving image only what reads secrets (Dockerfile-serving copies the same).
   docker_lib_files = [for f in sort(fileset(local.docker_dir, "lib/**")) : "docker/${f}" if length(regexall("__pycache__", f)) == 0]
 
-  tracking_settings = {
-    MLFLOW_DB_HOST               = oci_mysql_mysql_db_system.mlflow.ip_address
-    MLFLOW_DB_PORT               = "3306"
-    MLFLOW_DB_NAME               = var.mlflow_db_name
-    MLFLOW_DB_USER               = var.mlflow_db_user
-    MLFLOW_DB_PASSWORD           = local.mlflow_db_password
-    MYSQL_ADMIN_USER             = var.mysql_admin_username
-    MYSQL_ADMIN_PASSWORD         = var.mysql_admin_password
-    MLFLOW_ARTIFACTS_DESTINATION = "s3://${local.bucket_name}/artifacts"
-    MLFLOW_S3_ENDPOINT_URL       = local.s3_endpoint
-    AWS_ACCESS_KEY_ID            = local.s3_access_key
-    AWS_SECRET_ACCESS_KEY        = local.s3_secret_key
-    AWS_DEFAULT_REGION           = var.region
-    MLFLOW_HOST                  = "127.0.0.1"
-    MLFLOW_PORT                  = "5000"
-    MLFLOW_WORKERS               = tostring(local.mlflow_workers)
-    MLFLOW_ALLOWED_HOSTS         = "*"
-  }
+  # Settings name Vault secrets (<NAME>_SECRET_OCID), never values: the entrypoints resolve them
+  # through the instance principal at start (docker/lib/mlflow_oci/secrets.py).
+  tracking_settings = merge(
+    {
+      MLFLOW_DB_HOST                   = oci_mysql_mysql_db_system.mlflow.ip_address
+      MLFLOW_DB_PORT                   = "3306"
+      MLFLOW_DB_NAME                   = var.mlflow_db_name
+      MLFLOW_DB_USER                   = var.mlflow_db_user
+      MLFLOW_DB_PASSWORD_SECRET_OCID   = local.secret_ids["mlflow-db"]
+      MYSQL_ADMIN_USER                 = var.mysql_admin_username
+      MYSQL_ADMIN_PASSWORD_SECRET_OCID = local.secret_ids["mysql-admin"]
+      MLFLOW_OCI_AUTH                  = "instance_principal"
+      MLFLOW_ARTIFACTS_DESTINATION     = local.artifacts_destination
+      MLFLOW_HOST                      = "127.0.0.1"
+      MLFLOW_PORT                      = "5000"
+      MLFLOW_WORKERS                   = tostring(local.mlflow_workers)
+      MLFLOW_ALLOWED_HOSTS             = "*"
+    },
+    var.artifact_store == "s3" ? {
+      MLFLOW_S3_ENDPOINT_URL            = local.s3_endpoint
+      AWS_ACCESS_KEY_ID                 = local.s3_access_key
+      AWS_SECRET_ACCESS_KEY_SECRET_OCID = local.secret_ids["s3-secret-key"]
+      AWS_DEFAULT_REGION                = var.region
+    } : {},
+  )
   serving_settings = {
-    MLFLOW_TRACKING_URI          = local.tracking_internal_uri
-    MLFLOW_TRACKING_USERNAME     = var.mlflow_username
-    MLFLOW_TRACKING_PASSWORD     = var.mlflow_password
-    MLFLOW_TRACKING_INSECURE_TLS = "true"
-    SERVING_MODEL_NAME           = var.serving_model_name
-    SERVING_MODEL_ALIAS          = var.serving_model_alias
-    SERVING_MODEL_URI            = var.serving_model_uri
-    SERVING_HOST                 = "127.0.0.1"
-    SERVING_PORT                 = "8080"
-    SERVING_POLL_SECONDS         = "30"
+    MLFLOW_TRACKING_URI                  = local.tracking_internal_uri
+    MLFLOW_TRACKING_USERNAME             = var.mlflow_username
+    MLFLOW_TRACKING_PASSWORD_SECRET_OCID = local.secret_ids["mlflow-login"]
+    MLFLOW_TRACKING_INSECURE_TLS         = "true"
+    MLFLOW_OCI_AUTH                      = "instance_principal"
+    SERVING_MODEL_NAME                   = var.serving_model_name
+    SERVING_MODEL_ALIAS                  = var.serving_model_alias
+    SERVING_MODEL_URI                    = var.serving_model_uri
+    SERVING_HOST                         = "127.0.0.1"
+    SERVING_PORT                         = "8080"
+    SERVING_POLL_SECONDS                 = "30"
   }
 
 
   commands_tracking = {
-    name_prefix = var.name_prefix
-    username    = var.mlflow_username
-    db_host     = oci_mysql_mysql_db_system.mlflow.ip_address
-    db_name     = var.mlflow_db_name
-    db_user     = var.mlflow_db_user
-    bucket      = local.bucket_name
-    s3_endpoint = local.s3_endpoint
+    name_prefix  = var.name_prefix
+    username     = var.mlflow_username
+    login_secret = local.secret_ids["mlflow-login"]
+    db_host      = oci_mysql_mysql_db_system.mlflow.ip_address
+    db_name      = var.mlflow_db_name
+    db_user      = var.mlflow_db_user
+    artifacts = (var.artifact_store == "oci"
+      ? "${local.artifacts_destination} (Object Storage through this VM's instance principal; no key)"
+    : "${local.artifacts_destination} through ${local.s3_endpoint} (customer secret key from Vault)")
   }
   commands_serving = {
     name_prefix  = var.name_prefix
     username     = var.mlflow_username
+    login_secret = local.secret_ids["mlflow-login"]
     model        = local.serving_model
     model_name   = var.serving_model_name
     alias        = var.serving_model_alias
@@ -138,9 +157,9 @@ locals {
           content = file("${local.userdata_dir}/mlflow-bootstrap@.service")
         },
         {
-          path    = "/usr/local/sbin/mlflow-rotate-password"
+          path    = "/usr/local/sbin/mlflow-refresh-login"
           mode    = "0755"
-          content = file("${local.userdata_dir}/mlflow-rotate-password.sh")
+          content = file("${local.userdata_dir}/mlflow-refresh-login.sh")
         },
         {
           path = "/etc/systemd/system/mlflow-${role}.service"
@@ -161,11 +180,6 @@ locals {
           path    = "/etc/mlflow/image.env"
           mode    = "0644"
           content = "RELEASED_IMAGE=${local.released_images[role]}\n"
-        },
-        {
-          path    = "/etc/mlflow/ui-password"
-          mode    = "0600"
-          content = "${var.mlflow_password}\n"
         },
       ],
     )

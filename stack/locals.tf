@@ -81,10 +81,6 @@ locals {
   is_free_mysql       = var.mysql_shape == "MySQL.Free"
   mysql_storage_gb    = local.is_free_mysql ? 50 : var.mysql_data_storage_gb
   mysql_configuration = try(data.oci_mysql_mysql_configurations.standalone.configurations[0].id, null)
-  # The MLflow database user's password never has to be typed by a person: derive it from the
-  # admin password (whoever knows that one owns the database anyway). The fixed head satisfies
-  # MySQL's password policy (upper, lower, digit, special character).
-  mlflow_db_password = "Ml1-${substr(sha256("${var.mysql_admin_password}/${var.name_prefix}/mlflow-db"), 0, 28)}"
 
   # -------------------------------------------------------------------------------------------
   # Object Storage
@@ -92,6 +88,10 @@ locals {
   namespace     = data.oci_objectstorage_namespace.this.namespace
   bucket_name   = "${var.name_prefix}-artifacts-${substr(sha256(var.compartment_ocid), 0, 8)}"
   s3_endpoint   = "https://${local.namespace}.compat.objectstorage.${var.region}.oraclecloud.com"
-  s3_access_key = var.s3_credentials_source == "create" ? oci_identity_customer_secret_key.mlflow[0].id : var.s3_access_key
-  s3_secret_key = var.s3_credentials_source == "create" ? oci_identity_customer_secret_key.mlflow[0].key : var.s3_secret_key
+  create_s3_key = var.artifact_store == "s3" && var.s3_credentials_source == "create"
+  s3_access_key = var.artifact_store != "s3" ? "" : (local.create_s3_key ? oci_identity_customer_secret_key.mlflow[0].id : var.s3_access_key)
+  # The provider does not mark a customer secret key sensitive; from here on Terraform does.
+  s3_secret_key = var.artifact_store != "s3" ? "" : (local.create_s3_key ? sensitive(oci_identity_customer_secret_key.mlflow[0].key) : var.s3_secret_key)
+  # What the tracking server writes artifacts to (under the artifacts/ prefix of the bucket).
+  artifacts_destination = var.artifact_store == "oci" ? "oci://${local.bucket_name}@${local.namespace}/artifacts" : "s3://${local.bucket_name}/artifacts"
 }

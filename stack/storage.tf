@@ -1,5 +1,6 @@
-# Artifact store: a private, versioned Object Storage bucket that MLflow reaches through the
-# S3-compatible endpoint (proxied artifacts: clients never get these credentials).
+# Artifact store: a private, versioned Object Storage bucket. The tracking server writes it through its
+# instance principal (artifact_store = "oci", iam.tf) or, as an option, through the S3-compatible
+# endpoint with a customer secret key. Artifacts are proxied: clients never get any storage access.
 
 resource "oci_objectstorage_bucket" "artifacts" {
   compartment_id        = var.compartment_ocid
@@ -28,10 +29,11 @@ resource "oci_identity_policy" "bucket_kms" {
   freeform_tags = local.freeform_tags
 }
 
-# S3-compatible credentials for the tracking VM. OCI allows 2 customer secret keys per user:
-# with 2 already, choose s3_credentials_source = "supply" and give an existing key instead.
+# S3-compatible credentials for the tracking VM (artifact_store = "s3" only). OCI allows 2 customer secret
+# keys per user: with 2 already, choose s3_credentials_source = "supply" and give an existing key instead.
+# The provider keeps the key in the state; the VM reads it from Vault (vault.tf).
 resource "oci_identity_customer_secret_key" "mlflow" {
-  count    = var.s3_credentials_source == "create" ? 1 : 0
+  count    = local.create_s3_key ? 1 : 0
   provider = oci.home
 
   user_id      = var.current_user_ocid

@@ -39,7 +39,7 @@ variable "region" {
 }
 
 variable "current_user_ocid" {
-  description = "OCID of the user running the stack. Resource Manager fills it in; the stack creates the Object Storage access key for this user when s3_credentials_source is \"create\"."
+  description = "OCID of the user running the stack. Resource Manager fills it in; used only with artifact_store = \"s3\" and s3_credentials_source = \"create\", to make that user's Object Storage access key."
   type        = string
   default     = ""
 
@@ -343,7 +343,7 @@ variable "mlflow_db_name" {
 }
 
 variable "mlflow_db_user" {
-  description = "MySQL user that MLflow connects with; the tracking VM creates it at first boot and grants it the MLflow database only. Its password is derived from the admin password, nobody needs to type it."
+  description = "MySQL user that MLflow connects with; the tracking VM creates it at first boot and grants it the MLflow database only. Vault generates its password (secret <name_prefix>-mlflow-db): nobody types it and Terraform never sees it."
   type        = string
   default     = "mlflow"
 
@@ -379,8 +379,19 @@ variable "bucket_kms_vault_id" {
   }
 }
 
+variable "artifact_store" {
+  description = "How the tracking server reaches the artifact bucket: \"oci\" (the default) through the tracking VM's instance principal and a policy scoped to the bucket, with no key anywhere; \"s3\" through Object Storage's S3-compatible API with a customer secret key (s3_credentials_source)."
+  type        = string
+  default     = "oci"
+
+  validation {
+    condition     = contains(["oci", "s3"], var.artifact_store)
+    error_message = "The artifact_store must be \"oci\" (instance principal, no key) or \"s3\" (S3-compatible API with a customer secret key)."
+  }
+}
+
 variable "s3_credentials_source" {
-  description = "How the tracking VM gets its Object Storage (S3-compatible) credentials: \"create\" makes a customer secret key for the current user (a user can hold 2), \"supply\" uses s3_access_key/s3_secret_key."
+  description = "Only with artifact_store = \"s3\": \"create\" makes a customer secret key for the current user (a user can hold 2), \"supply\" uses s3_access_key/s3_secret_key. The secret key is kept in Vault; the VM reads it from there."
   type        = string
   default     = "create"
 
@@ -582,17 +593,50 @@ variable "mlflow_username" {
 }
 
 variable "mlflow_password" {
-  description = "Password for the MLflow UI/API and the serving endpoint: 12-64 characters without spaces or quotes."
+  description = "Password for the MLflow UI/API and the serving endpoint: 12-64 characters without spaces or quotes. Empty (the default): Vault generates one (secret <name_prefix>-mlflow-login; the output mlflow_password_command reads it)."
   type        = string
+  default     = ""
   sensitive   = true
 
   validation {
-    condition     = length(var.mlflow_password) >= 12 && length(var.mlflow_password) <= 64
-    error_message = "The mlflow_password must be 12 to 64 characters long."
+    condition     = var.mlflow_password == "" || (length(var.mlflow_password) >= 12 && length(var.mlflow_password) <= 64)
+    error_message = "The mlflow_password must be 12 to 64 characters long, or empty to let Vault generate one."
   }
 
   validation {
-    condition     = !can(regex("[[:space:]\"'\\\\]", var.mlflow_password)) && can(regex("^[[:print:]]+$", var.mlflow_password))
+    condition     = var.mlflow_password == "" || (!can(regex("[[:space:]\"'\\\\]", var.mlflow_password)) && can(regex("^[[:print:]]+$", var.mlflow_password)))
     error_message = "The mlflow_password must be printable characters without spaces, quotes or backslashes."
   }
+}
+
+# ---------------------------------------------------------------------------------------------
+# Secrets and identity
+# ---------------------------------------------------------------------------------------------
+
+variable "vault_ocid" {
+  description = "Existing OCI Vault to keep this stack's secrets in (with vault_key_ocid). Empty: the stack creates a vault (type DEFAULT, no charge) and a software-protected AES key."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.vault_ocid == "" || can(regex("^ocid1\\.vault\\.", var.vault_ocid))
+    error_message = "The vault_ocid must be a vault OCID (it starts with \"ocid1.vault.\") or empty."
+  }
+}
+
+variable "vault_key_ocid" {
+  description = "Master encryption key of vault_ocid that encrypts the secrets (an AES key). Set it together with vault_ocid, or leave both empty."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.vault_key_ocid == "" || can(regex("^ocid1\\.key\\.", var.vault_key_ocid))
+    error_message = "The vault_key_ocid must be a Vault key OCID (it starts with \"ocid1.key.\") or empty."
+  }
+}
+
+variable "create_iam_policies" {
+  description = "Create the dynamic groups of this stack's VMs and the policies that let them read their Vault secrets and write the artifact bucket (in the home region; needs the right to manage dynamic groups and policies). false: an administrator adds the statements printed in the output iam_statements."
+  type        = bool
+  default     = true
 }

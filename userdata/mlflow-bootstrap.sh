@@ -75,7 +75,7 @@ case $ROLE in
 esac
 IMAGE=localhost/$SERVICE:latest
 [[ $EUID -eq 0 ]] || die "run as root (sudo $0 $ROLE)"
-for f in "$CONF/proxy.env" "$CONF/ui-password" "$CONF/$ROLE.env" "$CONF/image.env" "$CONF/requirements-lock.env" \
+for f in "$CONF/proxy.env" "$CONF/$ROLE.env" "$CONF/image.env" "$CONF/requirements-lock.env" \
   "$SRC/$DOCKERFILE"; do
   [[ -f $f ]] || die "$f is missing: cloud-init did not write it (see /var/log/cloud-init-output.log)"
 done
@@ -130,15 +130,16 @@ else
   log "image: built from $SRC/$DOCKERFILE"
 fi
 
-step "write the proxy's password file and TLS settings"
+step "write the proxy's password file from the login in Vault, and the TLS directories"
 set -a
 # shellcheck source=/dev/null
 . "$CONF/proxy.env"
 set +a
 install -d -m 0750 -o root -g nginx "$(dirname "$PROXY_HTPASSWD_FILE")"
-htpasswd -iBc "$PROXY_HTPASSWD_FILE" "$MLFLOW_UI_USER" <"$CONF/ui-password" 2>>"$LOG"
-chown root:nginx "$PROXY_HTPASSWD_FILE"
-chmod 0640 "$PROXY_HTPASSWD_FILE"
+# The VM's policy can take a minute to apply after the stack creates it: retry for about 5 minutes.
+export MLFLOW_CONF_DIR=$CONF
+retry 20 15 bash "$ROOT/usr/local/sbin/mlflow-refresh-login" --no-restart ||
+  die "could not read the MLflow login from Vault: the policy of this VM's dynamic group must allow 'read secret-bundles' on it (see $LOG)"
 install -d -m 0755 "$(dirname "$PROXY_TLS_CERT")"
 install -d -m 0700 "$(dirname "$PROXY_TLS_KEY")"
 

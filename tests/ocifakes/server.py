@@ -74,8 +74,9 @@ class InstanceCloud:
         self.server = None
 
     # ------------------------------------------------------------------------- set-up
-    def add_secret(self, name: str, value: str) -> str:
-        ocid = f"ocid1.vaultsecret.oc1.{self.region_key}.fake{hashlib.sha256(name.encode()).hexdigest()[:20]}"
+    def add_secret(self, name: str, value: str, ocid: str | None = None) -> str:
+        """A secret (or a new current version of one); `ocid` keeps the OCID a plan gave it."""
+        ocid = ocid or f"ocid1.vaultsecret.oc1.{self.region_key}.fake{hashlib.sha256(name.encode()).hexdigest()[:20]}"
         self.secrets[ocid] = value
         return ocid
 

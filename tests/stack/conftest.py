@@ -27,7 +27,6 @@ BASE_TFVARS = {
     "mysql_admin_password": "Sup3r-Secret-pw",
     "mlflow_password": "correct-horse-battery",
 }
-SECRETS = ("Sup3r-Secret-pw", "correct-horse-battery")
 
 
 def repo_layout(dest: Path) -> Path:

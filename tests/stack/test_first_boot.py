@@ -1,9 +1,11 @@
 """A first boot that heals itself. cloud-init runs `runcmd` once per instance, so the setup runs from a
 systemd unit that retries with a growing pause until it succeeds. Shown natively: the units pass
 `systemd-analyze verify`, and the bootstrap script, given the files cloud-init writes (taken from the
-plan's user_data), the image's requirements lock served as Object Storage would, and stand-ins for dnf,
-podman, systemctl and firewall-cmd that fail the first time, gets through on a later attempt and
-leaves the services enabled; a lock that does not match its SHA-256 is never built with."""
+plan's user_data), the image's requirements lock served as Object Storage would, the login in a Vault
+fake read through the instance principal, and stand-ins for dnf, podman, systemctl and firewall-cmd that
+fail the first time, gets through on a later attempt and leaves the services enabled; a lock that does
+not match its SHA-256 is never built with, and a login the VM's policy does not grant stops the attempt
+with one line."""
 import contextlib
 import hashlib
 import os
@@ -15,8 +17,11 @@ from http.server import SimpleHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import bcrypt
 import pytest
 import yaml
+from ocifakes import podman
+from ocifakes.server import InstanceCloud
 
 from harness import loopback, static
 from harness.tools import require_binary
@@ -34,6 +39,7 @@ echo "$(basename "$0") $*" >> "{state}/calls.log"
 [[ $(basename "$0") == systemctl && $1 == is-active ]] && exit 0
 [[ $(basename "$0") == podman && $1 == pull ]] && {{ [[ -e "{state}/registry-up" ]]; exit; }}
 [[ $(basename "$0") == podman && $1 == tag ]] && exit 0
+[[ $(basename "$0") == podman && $1 == run ]] && exec "{state}/podman-run" "$@"
 count_file="{state}/$(basename "$0").count"
 count=$(( $(cat "$count_file" 2>/dev/null || echo 0) + 1 ))
 echo "$count" > "$count_file"
@@ -73,6 +79,7 @@ def _stubs(bin_dir: Path, state: Path) -> None:
     for name, text in scripts.items():
         (bin_dir / name).write_text(text.format(state=state))
         (bin_dir / name).chmod(0o755)
+    podman.write(state / "podman-run", state / "podman-run.log")  # the image reading Vault
 
 
 @contextlib.contextmanager
@@ -93,8 +100,25 @@ def _object_storage(root: Path, tmp_path: Path, lock: bytes):
         loopback.stop(server)
 
 
-def _bootstrap_env(root: Path, tmp_path: Path) -> dict:
-    return dict(os.environ, MLFLOW_BOOTSTRAP_ROOT=str(root), MLFLOW_BOOTSTRAP_RETRY_SECONDS="1",
+@pytest.fixture
+def cloud():
+    server = InstanceCloud().start()
+    yield server
+    server.stop()
+
+
+def _vault_login(cloud: InstanceCloud, root: Path, password: str, granted: bool = True) -> str:
+    """The login secret the VM's proxy.env names, in the Vault fake (granted to the VM or not)."""
+    proxy = dict(line.split("=", 1) for line in (root / "etc/mlflow/proxy.env").read_text().splitlines() if line)
+    ocid = cloud.add_secret("mlflow-login", password, ocid=proxy["MLFLOW_UI_PASSWORD_SECRET_OCID"])
+    if granted:
+        cloud.grant(secrets=[ocid])
+    return ocid
+
+
+def _bootstrap_env(root: Path, tmp_path: Path, cloud: InstanceCloud | None = None) -> dict:
+    return dict(os.environ, **(cloud.runtime_env() if cloud else {}),
+                MLFLOW_BOOTSTRAP_ROOT=str(root), MLFLOW_BOOTSTRAP_RETRY_SECONDS="1",
                 MLFLOW_BOOTSTRAP_RETRY_MAX_SECONDS="2", MLFLOW_BOOTSTRAP_STEP_DELAY="0",
                 PATH=f"{tmp_path / 'bin'}:{os.environ['PATH']}")
 
@@ -137,12 +161,14 @@ def test_a_lock_that_does_not_match_its_sha256_is_never_built_with(deployed, tmp
     assert not any(c.startswith("podman build") for c in (state / "calls.log").read_text().splitlines())
 
 
-def test_the_bootstrap_retries_until_a_flaky_first_boot_succeeds(deployed, tmp_path):
+def test_the_bootstrap_retries_until_a_flaky_first_boot_succeeds(deployed, tmp_path, cloud):
     root, state = _vm(deployed, tmp_path)
+    _vault_login(cloud, root, "login-from-vault-1")
     script = root / "usr/local/sbin/mlflow-bootstrap.sh"
     lock = (REPO / "docker" / "requirements-tracking.lock").read_bytes()
     with _object_storage(root, tmp_path, lock) as served:
-        result = subprocess.run(["bash", str(script), "--until-done", "tracking"], env=_bootstrap_env(root, tmp_path),
+        result = subprocess.run(["bash", str(script), "--until-done", "tracking"],
+                                env=_bootstrap_env(root, tmp_path, cloud),
                                 capture_output=True, text=True, timeout=300)
     log = (root / "var/log/mlflow-bootstrap.log").read_text()
     assert result.returncode == 0, log + result.stderr
@@ -162,17 +188,37 @@ def test_the_bootstrap_retries_until_a_flaky_first_boot_succeeds(deployed, tmp_p
     assert (root / "opt/mlflow/src/docker/requirements-tracking.lock").read_bytes() == lock  # what podman builds with
     par_path = urlsplit(served["REQUIREMENTS_LOCK_URL"]).path
     assert par_path not in log + result.stderr  # the pre-authenticated URL stays out of the log
-    htpasswd = (root / "etc/nginx/mlflow/htpasswd").read_text()
-    assert htpasswd.startswith("mlflow:$2y$")
+    user, hashed = (root / "etc/nginx/mlflow/htpasswd").read_text().strip().split(":", 1)
+    assert user == "mlflow" and bcrypt.checkpw(b"login-from-vault-1", hashed.encode())
+    assert "login-from-vault-1" not in log + result.stderr
 
 
-def test_a_vm_takes_the_released_image_when_the_registry_answers(deployed, tmp_path):
+def test_a_login_the_policy_does_not_grant_stops_the_attempt_with_one_line(deployed, tmp_path, cloud):
     root, state = _vm(deployed, tmp_path)
     (state / "registry-up").touch()
     for stub in ("dnf", "podman", "systemctl", "firewall-cmd"):
         (state / f"{stub}.count").write_text("1")
+    ocid = _vault_login(cloud, root, "not-for-this-vm", granted=False)
     result = subprocess.run(["bash", str(root / "usr/local/sbin/mlflow-bootstrap.sh"), "tracking"],
-                            env=_bootstrap_env(root, tmp_path), capture_output=True, text=True, timeout=120)
+                            env=_bootstrap_env(root, tmp_path, cloud), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].endswith(
+        "ERROR: could not read the MLflow login from Vault: the policy of this VM's dynamic group must allow "
+        f"'read secret-bundles' on it (see {root}/var/log/mlflow-bootstrap.log)")
+    log = (root / "var/log/mlflow-bootstrap.log").read_text()
+    assert f"could not read the login from Vault (secret {ocid})" in log
+    assert not (root / "etc/nginx/mlflow/htpasswd").exists()
+    assert "systemctl enable --now mlflow-tracking.service" not in (state / "calls.log").read_text()
+
+
+def test_a_vm_takes_the_released_image_when_the_registry_answers(deployed, tmp_path, cloud):
+    root, state = _vm(deployed, tmp_path)
+    _vault_login(cloud, root, "login-from-vault-2")
+    (state / "registry-up").touch()
+    for stub in ("dnf", "podman", "systemctl", "firewall-cmd"):
+        (state / f"{stub}.count").write_text("1")
+    result = subprocess.run(["bash", str(root / "usr/local/sbin/mlflow-bootstrap.sh"), "tracking"],
+                            env=_bootstrap_env(root, tmp_path, cloud), capture_output=True, text=True, timeout=120)
     log = (root / "var/log/mlflow-bootstrap.log").read_text()
     assert result.returncode == 0, log + result.stderr
     released = f"ghcr.io/oracle-quickstart/oci-mlflow-tracking:{(REPO / 'VERSION').read_text().strip()}"

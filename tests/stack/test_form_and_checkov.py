@@ -39,7 +39,12 @@ def test_form_shows_what_a_newcomer_needs():
     assert variables["bucket_kms_key_id"]["type"] == "oci:kms:key:id"
     assert "MySQL.Free" in variables["mysql_shape"]["enum"]
     assert variables["existing_vcn_id"]["visible"] == "use_existing_vcn"
-    assert variables["s3_access_key"]["visible"] == {"eq": ["s3_credentials_source", "supply"]}
+    assert variables["s3_access_key"]["visible"] == {"and": [{"eq": ["artifact_store", "s3"]},
+                                                             {"eq": ["s3_credentials_source", "supply"]}]}
+    assert variables["artifact_store"]["default"] == "oci"  # no key unless the user asks for one
+    assert variables["vault_ocid"]["type"] == "oci:kms:vault:id"
+    assert variables["vault_key_ocid"]["dependsOn"]["vaultId"] == "vault_ocid"
+    assert variables["create_iam_policies"]["default"] is True
     assert "2" in variables["s3_credentials_source"]["description"]  # the 2-keys-per-user limit
     for name in ("mysql_admin_password", "mlflow_password", "s3_secret_key"):
         assert variables[name]["type"] == "password", name
@@ -49,6 +54,8 @@ def test_form_shows_what_a_newcomer_needs():
 
 PASSWORDS = ["Sup3r-Secret-pw", "Ab1-", "Passwordonly", "secret-pw-1", "Sup3r'Secret", "A" * 30 + "a1-", "Aa1!aaaa",
              "Aa1 aaaa-", 'Aa1"aaaa']
+# The login: empty lets Vault generate it; otherwise 12-64 printable characters, no spaces or quotes.
+LOGINS = ["", "correct-horse-battery", "short-pw", "y" * 64, "z" * 65, "with a space-in", "quote'inside-it", "ab$%&/()=?*+#-_"]
 ADMIN_NAMES = ["mlflowadmin", "root", "administrator", "1admin", "ociadmin", "admin_2", "MySQL", "OciRpl", "rooty", "a" * 33]
 
 
@@ -87,8 +94,9 @@ def _form_accepts(variable: str, values: list[str]) -> dict[str, bool]:
 
 
 @pytest.mark.terraform
-@pytest.mark.parametrize("variable,values", [("mysql_admin_password", PASSWORDS), ("mysql_admin_username", ADMIN_NAMES)],
-                         ids=["mysql_admin_password", "mysql_admin_username"])
+@pytest.mark.parametrize("variable,values", [("mysql_admin_password", PASSWORDS), ("mysql_admin_username", ADMIN_NAMES),
+                                             ("mlflow_password", LOGINS)],
+                         ids=["mysql_admin_password", "mysql_admin_username", "mlflow_password"])
 def test_the_form_pattern_and_terraform_validation_agree(tmp_path, variable, values):
     terraform = _terraform_accepts(tmp_path, variable, values)
     assert _form_accepts(variable, values) == terraform

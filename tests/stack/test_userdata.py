@@ -62,7 +62,7 @@ def test_user_data_writes_the_runtime_files_unchanged(deployed):
                                     ["systemctl", "start", "--no-block", f"mlflow-bootstrap@{role}.service"]]
         modes = {e["path"]: e["permissions"] for e in config["write_files"]}
         assert modes[f"/etc/mlflow/{role}.env"] == "0600"
-        assert modes["/etc/mlflow/ui-password"] == "0600"
+        assert "/etc/mlflow/ui-password" not in modes  # the login is read from Vault (mlflow-refresh-login)
         assert modes["/usr/local/sbin/mlflow-bootstrap.sh"] == "0755"
         unit = files[f"/etc/systemd/system/mlflow-{role}.service"]
         assert "Restart=on-failure" in unit and f"--env-file /etc/mlflow/{role}.env" in unit
@@ -77,20 +77,30 @@ def test_tracking_settings_point_at_the_stack_resources(deployed):
     files = static.written_files(user_data_of(deployed, "default")["tracking"][1])
     env = _env(files["/etc/mlflow/tracking.env"])
     out = d.outputs
+    secrets = out["vault_secrets"]
     assert env["MLFLOW_DB_HOST"] == out["mysql_private_ip"]
-    assert env["MLFLOW_ARTIFACTS_DESTINATION"] == f"s3://{out['bucket_name']}/artifacts"
-    assert env["MLFLOW_S3_ENDPOINT_URL"] == out["s3_endpoint"]
-    assert env["AWS_ACCESS_KEY_ID"] == out["s3_access_key_id"]
-    assert env["MYSQL_ADMIN_USER"] == "mlflowadmin" and env["MYSQL_ADMIN_PASSWORD"] == "Sup3r-Secret-pw"
-    assert env["MLFLOW_DB_PASSWORD"] != env["MYSQL_ADMIN_PASSWORD"]
-    pw = env["MLFLOW_DB_PASSWORD"]  # must satisfy MySQL's password policy for CREATE USER
-    assert 8 <= len(pw) <= 32 and any(c.isupper() for c in pw) and any(c.islower() for c in pw)
-    assert any(c.isdigit() for c in pw) and any(not c.isalnum() for c in pw)
+    assert env["MLFLOW_ARTIFACTS_DESTINATION"] == out["artifact_store"] == \
+        f"oci://{out['bucket_name']}@{out['object_storage_namespace']}/artifacts"
+    assert env["MLFLOW_OCI_AUTH"] == "instance_principal"
+    assert not any(name.startswith(("AWS_", "MLFLOW_S3_")) for name in env)  # no key with the oci:// store
+    assert env["MYSQL_ADMIN_USER"] == "mlflowadmin"
+    assert env["MYSQL_ADMIN_PASSWORD_SECRET_OCID"] == secrets["mysql-admin"]
+    assert env["MLFLOW_DB_PASSWORD_SECRET_OCID"] == secrets["mlflow-db"]
     assert env["MLFLOW_HOST"] == "127.0.0.1" and env["MLFLOW_WORKERS"] == "2"
     proxy = _env(files["/etc/mlflow/proxy.env"])
     assert proxy["PROXY_LISTEN_PORT"] == "443" and proxy["PROXY_UPSTREAM"] == "127.0.0.1:5000"
-    assert "correct-horse-battery" not in files["/etc/mlflow/proxy.env"]
-    assert files["/etc/mlflow/ui-password"] == "correct-horse-battery\n"
+    assert proxy["MLFLOW_UI_PASSWORD_SECRET_OCID"] == secrets["mlflow-login"]
+    assert proxy["MLFLOW_IMAGE"] == "localhost/mlflow-tracking:latest"
+
+
+def test_the_s3_option_reads_its_secret_key_from_vault(deployed):
+    d = deployed("existing-vcn")
+    files = static.written_files(user_data_of(deployed, "existing-vcn")["tracking"][1])
+    env = _env(files["/etc/mlflow/tracking.env"])
+    assert env["MLFLOW_ARTIFACTS_DESTINATION"] == f"s3://{d.outputs['bucket_name']}/artifacts"
+    assert env["MLFLOW_S3_ENDPOINT_URL"] == "https://testnamespace.compat.objectstorage.us-ashburn-1.oraclecloud.com"
+    assert env["AWS_ACCESS_KEY_ID"] == d.outputs["s3_access_key_id"]
+    assert env["AWS_SECRET_ACCESS_KEY_SECRET_OCID"] == d.outputs["vault_secrets"]["s3-secret-key"]
 
 
 def test_serving_settings_follow_the_model_alias_through_the_tracking_vm(deployed):
@@ -101,7 +111,10 @@ def test_serving_settings_follow_the_model_alias_through_the_tracking_vm(deploye
     assert env["MLFLOW_TRACKING_URI"] == f"https://{tracking['change']['after']['private_ip']}"
     assert env["SERVING_MODEL_NAME"] == "wine-quality" and env["SERVING_MODEL_ALIAS"] == "champion"
     assert env["MLFLOW_TRACKING_INSECURE_TLS"] == "true"
-    assert _env(files["/etc/mlflow/proxy.env"])["PROXY_LISTEN_PORT"] == "1234"
+    assert env["MLFLOW_TRACKING_PASSWORD_SECRET_OCID"] == d.outputs["vault_secrets"]["mlflow-login"]
+    assert "MLFLOW_TRACKING_PASSWORD" not in env
+    proxy = _env(files["/etc/mlflow/proxy.env"])
+    assert proxy["PROXY_LISTEN_PORT"] == "1234" and proxy["MLFLOW_IMAGE"] == "localhost/mlflow-serving:latest"
 
 
 @pytest.mark.parametrize("role", ["tracking", "serving"])

@@ -23,7 +23,13 @@ def config_digest(config) -> str:
     return digest(json.dumps(config, sort_keys=True, default=str))
 
 
+# Types whose OCID kind is not their name without the service prefix.
+_OCID_KINDS = {"oci_vault_secret": "vaultsecret"}
+
+
 def _ocid_kind(type_name: str) -> str:
+    if type_name in _OCID_KINDS:
+        return _OCID_KINDS[type_name]
     kind = type_name[len("oci_"):]
     for prefix in _SERVICE_PREFIXES:
         if kind.startswith(prefix):
