@@ -1,0 +1,104 @@
+"""Least privilege for the VMs (stack/iam.tf), read from the plan after apply where every OCID is known.
+
+OCI policy syntax (IAM docs, "Policy Syntax" and the Vault and Object Storage policy references):
+`Allow <subject> to <verb> <resource-type> in compartment id <ocid> where <conditions>`, a subject
+`dynamic-group id <ocid>` or `dynamic-group <name>`; `read secret-bundles` is what reading a secret's
+value needs and takes `target.secret.id`; `manage objects` takes `target.bucket.name`. A dynamic group's
+matching rule `ALL {instance.id = '<ocid>'}` matches that one instance."""
+import re
+
+import pytest
+
+from .conftest import PROFILES, tfvars_of
+
+pytestmark = pytest.mark.terraform
+
+STATEMENT = re.compile(r"^Allow (?P<subject>dynamic-group id \S+|dynamic-group \S+) to (?P<verb>\w+) (?P<resource>[\w-]+)"
+                       r" in compartment id (?P<compartment>\S+) where (?P<where>.+)$")
+SECRET_CONDITION = re.compile(r"^any \{(target\.secret\.id = '[^']+'(, )?)+\}$")
+
+
+def resources(plan: dict, type_name: str) -> dict:
+    return {r["address"]: r["change"]["after"] for r in plan["resource_changes"]
+            if r["type"] == type_name and r["change"]["after"]}
+
+
+def stack_facts(d) -> dict:
+    plan = d.replan
+    secrets = {v["secret_name"].split("-", 1)[1]: v["id"] for v in resources(plan, "oci_vault_secret").values()}
+    instances = {v["freeform_tags"]["role"]: v["id"] for v in resources(plan, "oci_core_instance").values()}
+    return {"secrets": secrets, "instances": instances, "bucket": d.outputs["bucket_name"],
+            "compartment": tfvars_of(d.inventory)["compartment_ocid"]}
+
+
+def grants(statements: list, subjects: dict, compartment: str) -> dict:
+    """role -> {(verb, resource-type): set of targets}; every statement must parse, name a subject of this
+    stack and the stack's compartment, and carry a condition."""
+    out = {role: {} for role in subjects}
+    role_of = {subject: role for role, subject in subjects.items()}
+    for statement in statements:
+        m = STATEMENT.match(statement)
+        assert m, f"not a scoped statement: {statement}"
+        assert m["subject"] in role_of, f"names a subject outside this stack: {statement}"
+        where = m["where"]
+        if m["resource"] == "secret-bundles":
+            assert SECRET_CONDITION.match(where), statement
+            targets = set(re.findall(r"target\.secret\.id = '([^']+)'", where))
+        else:
+            assert re.fullmatch(r"target\.bucket\.name = '[^']+'", where), statement
+            targets = set(re.findall(r"'([^']+)'", where))
+        assert m["compartment"] == compartment, statement
+        out[role_of[m["subject"]]].setdefault((m["verb"], m["resource"]), set()).update(targets)
+    return out
+
+
+def expected_grants(facts: dict, roles, artifact_store: str) -> dict:
+    secrets = facts["secrets"]
+    expected = {"tracking": {("read", "secret-bundles"): set(secrets.values())},
+                "serving": {("read", "secret-bundles"): {secrets["mlflow-login"]}}}
+    if artifact_store == "oci":
+        expected["tracking"][("manage", "objects")] = {facts["bucket"]}
+    return {role: expected[role] for role in roles}
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_the_vms_may_read_their_secrets_and_write_the_bucket_and_nothing_else(deployed, profile):
+    d = deployed(profile)
+    facts = stack_facts(d)
+    tfvars = tfvars_of(d.inventory)
+    groups = resources(d.replan, "oci_identity_dynamic_group")
+    if tfvars.get("create_iam_policies", True):
+        by_role = {address.split('"')[1]: group for address, group in groups.items()}
+        assert set(by_role) == set(facts["instances"])
+        for role, group in by_role.items():
+            assert group["matching_rule"] == f"ALL {{instance.id = '{facts['instances'][role]}'}}"
+            assert group["compartment_id"] == tfvars["tenancy_ocid"]  # dynamic groups live in the tenancy
+        subjects = {role: f"dynamic-group id {group['id']}" for role, group in by_role.items()}
+        (policy,) = [p for a, p in resources(d.replan, "oci_identity_policy").items() if a.startswith("oci_identity_policy.vm")]
+        statements = policy["statements"]
+        assert policy["compartment_id"] == facts["compartment"]
+        assert statements == d.outputs["iam_statements"]
+    else:
+        assert groups == {} and not any(a.startswith("oci_identity_policy.vm")
+                                        for a in resources(d.replan, "oci_identity_policy"))
+        rules = d.outputs["iam_dynamic_groups"]
+        subjects = {}
+        for name, rule in rules.items():
+            role = name.split("-")[-2]
+            assert rule == f"ALL {{instance.id = '{facts['instances'][role]}'}}"
+            subjects[role] = f"dynamic-group {name}"
+        statements = d.outputs["iam_statements"]
+    assert grants(statements, subjects, facts["compartment"]) == expected_grants(facts, facts["instances"], tfvars.get("artifact_store", "oci"))
+
+
+def test_a_wider_statement_is_caught():
+    """The checker itself: a statement without a condition (every secret of the compartment) or for a
+    subject of another stack is refused."""
+    compartment = "ocid1.compartment.oc1..test"
+    subjects = {"serving": "dynamic-group id ocid1.dynamicgroup.oc1..s"}
+    with pytest.raises(AssertionError, match="not a scoped statement"):
+        grants(["Allow dynamic-group id ocid1.dynamicgroup.oc1..s to read secret-bundles in compartment id "
+                "ocid1.compartment.oc1..test"], subjects, compartment)
+    with pytest.raises(AssertionError, match="outside this stack"):
+        grants(["Allow dynamic-group id ocid1.dynamicgroup.oc1..x to read secret-bundles in compartment id "
+                "ocid1.compartment.oc1..test where any {target.secret.id = 'a'}"], subjects, compartment)
