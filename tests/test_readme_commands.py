@@ -28,7 +28,7 @@ RUN_BY = {
         "tests/test_readme_commands.py::test_the_fast_lane_command_leaves_out_terraform_and_the_runtime",
     "read -rsp 'MySQL admin password: ' ORM_PACK_VAR_mysql_admin_password && export ORM_PACK_VAR_mysql_admin_password":
         "tests/orm/test_readme_deploy.py::test_the_readme_terminal_deploy_applies_with_the_typed_passwords",
-    "export MLFLOW_TRACKING_PASSWORD   # the mlflow_password of the stack":
+    "export MLFLOW_TRACKING_PASSWORD   # the MLflow password (the output mlflow_password_command prints it)":
         "tests/dataplane/test_doctor.py::test_the_readme_doctor_command_passes_on_a_working_deployment",
     "import os": "tests/dataplane/test_doctor.py::test_the_readme_notebook_settings_reach_mlflow",
     "curl -sk -u mlflow:\"$MLFLOW_TRACKING_PASSWORD\" https://<serving-ip>:1234/invocations \\":

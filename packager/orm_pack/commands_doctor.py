@@ -37,8 +37,8 @@ def _password() -> str:
     if password:
         return password
     if not sys.stdin.isatty():
-        raise UserError("set MLFLOW_TRACKING_PASSWORD (the stack's mlflow_password): stdin is not a terminal to "
-                        "ask for it", ExitCode.USAGE)
+        raise UserError("set MLFLOW_TRACKING_PASSWORD (the stack's output mlflow_password_command prints it): "
+                        "stdin is not a terminal to ask for it", ExitCode.USAGE)
     return getpass.getpass("MLflow password: ")
 
 

@@ -158,7 +158,8 @@ def check_auth(endpoint: Endpoint) -> Check:
         return Check("auth", False, "too many failed logins from this address (429)", "wait a minute and retry")
     if logged_in.status != 200:
         return Check("auth", False, f"with the login the API answered {logged_in.status}: {logged_in.text()}",
-                     "check the user name and MLFLOW_TRACKING_PASSWORD (the mlflow_password of the stack)")
+                     "check the user name and MLFLOW_TRACKING_PASSWORD (the stack's output mlflow_password_command "
+                     "prints it)")
     return Check("auth", True, "401 without the login, 200 with it")
 
 

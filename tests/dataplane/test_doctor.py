@@ -81,7 +81,7 @@ def test_a_wrong_password_fails_the_auth_line(stack):
     lines = _lines(result.stdout)
     assert lines["auth"] == ("FAIL", "with the login the API answered 401: Login required: MLflow user and password "
                                      "(HTTP basic auth) -> check the user name and MLFLOW_TRACKING_PASSWORD (the "
-                                     "mlflow_password of the stack)")
+                                     "stack's output mlflow_password_command prints it)")
     assert list(lines) == ["tls", "health", "auth"]  # nothing after a failed login
 
 

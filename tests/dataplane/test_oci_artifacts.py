@@ -2,10 +2,17 @@
 database passwords from Vault and writes artifacts to Object Storage (oci://), both through the
 instance principal, against the loopback fakes in tests/ocifakes. A client logs a model over 100 MB,
 gets it back byte for byte, and the fake shows the multipart upload and only token-signed calls.
+The serving image, laid out as Dockerfile-serving copies it, logs in with the login it read from Vault.
 """
+import base64
 import hashlib
 import os
+import shutil
 import subprocess
+import sys
+import time
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 
 import mlflow
 import pytest
@@ -13,12 +20,14 @@ from mlflow.pyfunc import PythonModel
 from ocifakes.server import InstanceCloud
 
 from dataplane.stacks import RUNTIME
+from harness import loopback
 from orm_pack.local import processes
 from orm_pack.local.ports import free_port
 from orm_pack.local.services import TrackingConfig, tracking_argv, tracking_env
 
 pytestmark = pytest.mark.dataplane
 
+REPO = Path(__file__).resolve().parents[2]
 BUCKET = "mlflow-artifacts"
 MODEL_MB = 101
 
@@ -106,3 +115,70 @@ def test_a_missing_grant_stops_the_start_with_one_line(tracker, mariadb, cloud, 
     assert errors[0].endswith(f"tracking-entrypoint: ERROR: cannot list oci://{BUCKET}@{cloud.namespace}/mlflow_denied: "
                               "404 BucketNotFound: check that the bucket exists and that a policy lets this "
                               "instance's dynamic group 'manage objects' in it")
+
+
+def serving_image(root) -> Path:
+    """The files Dockerfile-serving copies into the image, at their image paths under `root` (its COPY lines
+    with several sources into a directory): the supervisor with only the Vault reader of docker/lib."""
+    dockerfile = (REPO / "docker" / "Dockerfile-serving").read_text()
+    for line in dockerfile.splitlines():
+        parts = line.split()
+        if parts[:1] == ["COPY"] and parts[-1].endswith("/"):
+            for source in parts[1:-1]:
+                target = root / parts[-1].lstrip("/") / Path(source).name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(REPO / source, target)
+    return root / "opt/mlflow/serving/supervisor.py"
+
+
+def test_the_serving_image_logs_in_to_the_tracking_server_with_the_login_from_vault(cloud, tmp_path):
+    login = "Ab3_Xy9#Qr7-Lm2_Np8#Tv4-Gh6_Kd"  # shaped like Vault's generated passwords
+    ocid = cloud.add_secret("serving-login", login)
+    cloud.grant(secrets=[ocid])
+    seen = []
+
+    class Registry(BaseHTTPRequestHandler):
+        def do_GET(self):
+            seen.append(self.headers.get("Authorization"))
+            body = b'{"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "no such alias"}'
+            self.send_response(404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    registry = loopback.serve(Registry)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING_")}
+    env.update(cloud.runtime_env(), MLFLOW_TRACKING_URI=f"http://127.0.0.1:{registry.server_address[1]}",
+               MLFLOW_TRACKING_USERNAME="mlflow", MLFLOW_TRACKING_PASSWORD_SECRET_OCID=ocid,
+               MLFLOW_OCI_AUTH="instance_principal", SERVING_MODEL_NAME="wine-quality", SERVING_PORT=str(free_port()),
+               SERVING_POLL_SECONDS="0.5", MLFLOW_HTTP_REQUEST_MAX_RETRIES="0")
+    env.pop("PYTHONPATH", None)  # the image has no docker/lib on the path: the supervisor finds its copy
+    supervisor = subprocess.Popen([sys.executable, str(serving_image(tmp_path / "image"))], env=env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not seen and supervisor.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        supervisor.terminate()
+        output = supervisor.communicate(timeout=60)[0]
+        loopback.stop(registry)
+    assert seen, output
+    assert seen[0] == "Basic " + base64.b64encode(f"mlflow:{login}".encode()).decode()
+    assert login not in output
+
+
+def test_a_serving_login_the_vm_may_not_read_stops_the_supervisor_with_one_line(cloud, tmp_path):
+    ocid = cloud.add_secret("serving-login-denied", "never-read-pw")
+    env = dict(os.environ, **cloud.runtime_env(), MLFLOW_TRACKING_URI="http://127.0.0.1:9",
+               MLFLOW_TRACKING_PASSWORD_SECRET_OCID=ocid, SERVING_MODEL_NAME="wine-quality", SERVING_PORT=str(free_port()))
+    env.pop("PYTHONPATH", None)
+    result = subprocess.run([sys.executable, str(serving_image(tmp_path / "image"))], env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 2, result
+    [error] = [line for line in (result.stdout + result.stderr).splitlines() if "ERROR" in line]
+    assert f"cannot read MLFLOW_TRACKING_PASSWORD_SECRET_OCID ({ocid}): 404 NotAuthorizedOrNotFound" in error

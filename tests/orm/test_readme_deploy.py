@@ -30,7 +30,7 @@ def test_the_readme_terminal_deploy_applies_with_the_typed_passwords(tmp_path, a
 
     result = run_in_terminal(["bash", "-e", "-c", script], [
         (r"MySQL admin password: ", MYSQL_PASSWORD),
-        (r"MLflow password: ", MLFLOW_PASSWORD),
+        (r"MLflow password \(empty: Vault makes one\): ", MLFLOW_PASSWORD),
         (r"Apply these changes\?", "y"),
     ], env=env, cwd=tmp_path)
 
