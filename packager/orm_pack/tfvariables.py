@@ -61,6 +61,11 @@ class Module:
     outputs: dict[str, OutputDeclaration] = field(default_factory=dict)
 
 
+def _hcl_text(escaped: str) -> str:
+    """A description as written between HCL quotes, as a reader sees it (\\" is ", \\\\ is \\)."""
+    return re.sub(r'\\(["\\])', r"\1", escaped)
+
+
 def _unquote(value: Any) -> Any:
     """python-hcl2 keeps string quotes in some versions and wraps expressions in ${...}."""
     if isinstance(value, str):
@@ -201,7 +206,7 @@ def read_module(directory: Path | str) -> Module:
                     default=None if default is _NO_DEFAULT else _unquote(default),
                     has_default=default is not _NO_DEFAULT,
                     sensitive=_as_bool(body.get("sensitive", False)),
-                    description=str(_unquote(body.get("description", "")) or ""),
+                    description=_hcl_text(str(_unquote(body.get("description", "")) or "")),
                     file=path.name,
                 )
         for name, block in output_blocks:
@@ -212,7 +217,7 @@ def read_module(directory: Path | str) -> Module:
             description = re.search(r'^\s*description\s*=\s*"((?:[^"\\]|\\.)*)"', block, re.M)
             outputs[name] = OutputDeclaration(
                 name=name,
-                description=description.group(1) if description else "",
+                description=_hcl_text(description.group(1)) if description else "",
                 sensitive=bool(re.search(r"^\s*sensitive\s*=\s*true\b", block, re.M)),
                 file=path.name,
             )

@@ -28,6 +28,15 @@ def test_terraform_variables_are_read_with_types_defaults_and_sensitivity():
         "mlflow_url", "tracking_public_ip", "serving_public_ip", "commands_tracking", "commands_serving"}
 
 
+def test_descriptions_read_as_written_between_the_quotes(tmp_path):
+    (tmp_path / "variables.tf").write_text(
+        'variable "store" {\n  description = "\\"oci\\" or \\"s3\\"; a \\\\ stays one"\n  type = string\n}\n'
+        'output "where" {\n  description = "the \\"oci\\" URI"\n  value = 1\n}\n')
+    module = tfvariables.read_module(tmp_path)
+    assert module.variables["store"].description == '"oci" or "s3"; a \\ stays one'
+    assert module.outputs["where"].description == 'the "oci" URI'
+
+
 def test_broken_hcl_and_duplicates_are_user_errors(tmp_path):
     (tmp_path / "a.tf").write_text('variable "x" {\n  default = \n')
     with pytest.raises(UserError, match="a.tf is not valid HCL"):
