@@ -88,7 +88,8 @@ def test_the_vms_may_read_their_secrets_and_write_the_bucket_and_nothing_else(de
             assert rule == f"ALL {{instance.id = '{facts['instances'][role]}'}}"
             subjects[role] = f"dynamic-group {name}"
         statements = d.outputs["iam_statements"]
-    assert grants(statements, subjects, facts["compartment"]) == expected_grants(facts, facts["instances"], tfvars.get("artifact_store", "oci"))
+    expected = expected_grants(facts, facts["instances"], tfvars.get("artifact_store", "oci"))
+    assert grants(statements, subjects, facts["compartment"]) == expected
 
 
 def test_a_wider_statement_is_caught():
