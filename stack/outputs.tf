@@ -31,6 +31,11 @@ output "object_storage_namespace" {
   value       = local.namespace
 }
 
+output "s3_endpoint" {
+  description = "S3-compatible endpoint of Object Storage in this region (the tracking server's with artifact_store = \"s3\"; S3 tools can use it with a customer secret key)."
+  value       = local.s3_endpoint
+}
+
 output "artifact_store" {
   description = "Where the tracking server writes artifacts: oci://<bucket>@<namespace>/artifacts through its instance principal, or s3://<bucket>/artifacts with artifact_store = \"s3\"."
   value       = local.artifacts_destination
