@@ -159,7 +159,8 @@ def test_the_readme_doctor_command_passes_on_a_working_deployment(stack, champio
 
 def test_the_readme_notebook_settings_reach_mlflow(stack, champion):
     settings = fill(block_starting("import os"),
-                    {"https://<tracking-ip>": stack.tracking_url, "<the password: output mlflow_password_command prints it>": stack.password})
+                    {"https://<tracking-ip>": stack.tracking_url,
+                     "<the password: output mlflow_password_command prints it>": stack.password})
     probe = settings + textwrap.dedent("""
         import json
         from mlflow import MlflowClient
