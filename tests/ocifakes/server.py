@@ -5,7 +5,9 @@
   GET /20190301/secretbundles/{id}  Vault secrets
   /n/{namespace}/b/{bucket}/...     Object Storage: objects, listing, multipart uploads
 
-Service calls must be signed with the session key named in the token (keyId "ST$<token>"); a call
+Service calls must be signed with the session key named in the token (keyId "ST$<token>"), which an
+instance gets at federation and a resource (a notebook session) finds in its environment (resource
+principal 2.2: `resource_principal_env`); a call
 that carries anything else (an API key, a customer secret key) is refused. As in OCI, a principal sees
 only what a policy grants it: anything else answers 404 NotAuthorizedOrNotFound, the same as a
 secret or bucket that does not exist.
@@ -20,11 +22,13 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import jwt
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from harness import loopback
 from ormfake import signature
@@ -109,6 +113,23 @@ class InstanceCloud:
                 "MLFLOW_OCI_OBJECT_STORAGE_ENDPOINT": self.url,
                 "NO_PROXY": "127.0.0.1,localhost"}
 
+    def resource_principal_env(self, directory: Path, resource_ocid: str) -> dict:
+        """What OCI puts in a resource's environment (a Data Science notebook session: resource principal
+        version 2.2): a session token for `resource_ocid` and its private key, as files in `directory`."""
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        public_der = key.public_key().public_bytes(serialization.Encoding.DER,
+                                                   serialization.PublicFormat.SubjectPublicKeyInfo)
+        claims = {"exp": int(time.time()) + TOKEN_SECONDS, "sub": resource_ocid,
+                  "session_key": base64.b64encode(public_der).decode()}
+        token, pem = directory / "rpst", directory / "rp.pem"
+        token.write_text(jwt.encode(claims, self.token_key, algorithm="HS256"))
+        pem.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()))
+        pem.chmod(0o600)
+        return {"OCI_RESOURCE_PRINCIPAL_VERSION": "2.2", "OCI_RESOURCE_PRINCIPAL_RPST": str(token),
+                "OCI_RESOURCE_PRINCIPAL_PRIVATE_PEM": str(pem), "OCI_RESOURCE_PRINCIPAL_REGION": "us-ashburn-1",
+                "MLFLOW_OCI_SECRETS_ENDPOINT": self.url, "NO_PROXY": "127.0.0.1,localhost"}
+
     # ------------------------------------------------------------------------- federation
     def federate(self, handler, body: bytes) -> dict:
         try:
@@ -142,7 +163,7 @@ class InstanceCloud:
         except signature.SignatureError as exc:
             raise Refused(401, "NotAuthenticated", str(exc)) from None
         if not key_id.startswith("ST$"):
-            raise Refused(401, "NotAuthenticated", "only instance-principal tokens are accepted here")
+            raise Refused(401, "NotAuthenticated", "only instance- or resource-principal tokens are accepted here")
         try:
             claims = jwt.decode(key_id[3:], self.token_key, algorithms=["HS256"])
         except jwt.PyJWTError as exc:

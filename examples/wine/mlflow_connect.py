@@ -1,0 +1,127 @@
+"""Connects a notebook or script to the stack's MLflow in one line:
+
+    from mlflow_connect import mlflow_server      (connects on first import; connect() does it again)
+
+Settings, from the environment (an OCI Data Science notebook session created by the stack has them;
+`orm-pack local up --json` and the stack's output notebook_setup print them):
+
+    MLFLOW_TRACKING_URI                    https://<tracking address>
+    MLFLOW_TRACKING_USERNAME               the MLflow user
+    MLFLOW_TRACKING_PASSWORD               the password, or instead
+    MLFLOW_TRACKING_PASSWORD_SECRET_OCID   the Vault secret that holds it, read with the notebook
+                                           session's resource principal (MLFLOW_OCI_AUTH=api_key: with
+                                           ~/.oci/config); the value stays in this process
+    MLFLOW_SERVING_URL                     optional: the model endpoint's base URL, for predict()
+
+The stack's servers use a self-signed certificate: unless MLFLOW_TRACKING_SERVER_CERT_PATH names a CA
+file, TLS is encrypted but the certificate is not verified (MLFLOW_TRACKING_INSECURE_TLS).
+"""
+import base64
+import json
+import os
+import ssl
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+
+SECRET_SUFFIX = "_SECRET_OCID"
+
+
+class ConnectError(Exception):
+    """A setting is missing or the password could not be read; the message says which."""
+
+
+@dataclass
+class MlflowServer:
+    tracking_uri: str
+    username: str
+    serving_url: str
+
+    def predict(self, frame) -> tuple[list, str]:
+        """POSTs a pandas DataFrame to the serving endpoint; returns (predictions, served model URI)."""
+        if not self.serving_url:
+            raise ConnectError("set MLFLOW_SERVING_URL (the serving endpoint's base URL) to call predict()")
+        body = json.dumps({"dataframe_split": json.loads(frame.to_json(orient="split", index=False))}).encode()
+        request = urllib.request.Request(f"{self.serving_url.rstrip('/')}/invocations", data=body, method="POST",
+                                         headers={"Content-Type": "application/json",
+                                                  "Authorization": _basic_auth(self.username)})
+        with urllib.request.urlopen(request, timeout=60, context=_tls_context()) as response:
+            return json.loads(response.read())["predictions"], response.headers.get("X-MLflow-Model-URI", "")
+
+    def wait_until_served(self, model_uri: str, frame, seconds: float = 300) -> list:
+        """Predicts until the endpoint answers with `model_uri` (it follows an alias within a poll)."""
+        deadline = time.monotonic() + seconds
+        served = None
+        while True:
+            try:
+                predictions, served = self.predict(frame)
+                if served == model_uri:
+                    return predictions
+            except (urllib.error.URLError, OSError):
+                pass  # 503 while no model is loaded yet, or a restart
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the endpoint still serves {served or 'no model'} after {seconds:.0f} s, "
+                                   f"not {model_uri}")
+            time.sleep(1)
+
+
+def connect() -> MlflowServer:
+    """Checks the settings, resolves the password, and points MLflow's client at the server."""
+    env = os.environ
+    missing = [name for name in ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME") if not env.get(name)]
+    if missing:
+        raise ConnectError(f"set {' and '.join(missing)} (the stack's output notebook_setup lists them)")
+    if not env.get("MLFLOW_TRACKING_PASSWORD"):
+        ocid = env.get("MLFLOW_TRACKING_PASSWORD" + SECRET_SUFFIX)
+        if not ocid:
+            raise ConnectError("set MLFLOW_TRACKING_PASSWORD or MLFLOW_TRACKING_PASSWORD_SECRET_OCID")
+        env["MLFLOW_TRACKING_PASSWORD"] = read_secret(ocid)
+    if not env.get("MLFLOW_TRACKING_SERVER_CERT_PATH"):
+        env["MLFLOW_TRACKING_INSECURE_TLS"] = "true"
+    return MlflowServer(env["MLFLOW_TRACKING_URI"], env["MLFLOW_TRACKING_USERNAME"], env.get("MLFLOW_SERVING_URL", ""))
+
+
+def read_secret(ocid: str) -> str:
+    """The current value of a Vault secret, read as the notebook session itself (resource principal)."""
+    import oci
+
+    try:
+        if os.environ.get("MLFLOW_OCI_AUTH") == "api_key":
+            config = oci.config.from_file()
+            client = oci.secrets.SecretsClient(config)
+        else:
+            signer = oci.auth.signers.get_resource_principals_signer()
+            client = oci.secrets.SecretsClient({"region": signer.region}, signer=signer,
+                                               service_endpoint=os.environ.get("MLFLOW_OCI_SECRETS_ENDPOINT") or None)
+        bundle = client.get_secret_bundle(ocid, retry_strategy=oci.retry.NoneRetryStrategy()).data
+    except oci.exceptions.ServiceError as exc:
+        raise ConnectError(f"cannot read the MLflow password from Vault ({ocid}): {exc.status} {exc.code}: check "
+                           "that the notebook session's policy allows 'read secret-bundles' on it") from None
+    except Exception as exc:  # no resource principal here, a missing config, the network
+        raise ConnectError(f"cannot read the MLflow password from Vault ({ocid}): {type(exc).__name__}: "
+                           f"{str(exc).splitlines()[0] if str(exc) else ''} (outside a notebook session set "
+                           "MLFLOW_TRACKING_PASSWORD, or MLFLOW_OCI_AUTH=api_key)") from None
+    return base64.b64decode(bundle.secret_bundle_content.content).decode()
+
+
+def __getattr__(name: str):
+    """`from mlflow_connect import mlflow_server` connects once, when a notebook first asks for it."""
+    if name == "mlflow_server":
+        globals()["mlflow_server"] = connect()
+        return globals()["mlflow_server"]
+    raise AttributeError(f"module 'mlflow_connect' has no attribute {name!r}")
+
+
+def _basic_auth(username: str) -> str:
+    token = base64.b64encode(f"{username}:{os.environ['MLFLOW_TRACKING_PASSWORD']}".encode()).decode()
+    return f"Basic {token}"
+
+
+def _tls_context() -> ssl.SSLContext:
+    ca = os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH")
+    if ca:
+        return ssl.create_default_context(cafile=ca)
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    return context

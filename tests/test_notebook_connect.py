@@ -1,0 +1,81 @@
+"""examples/wine/mlflow_connect.py, the notebook's one-line setup: the MLflow login read from Vault as
+the notebook session itself (resource principal 2.2) against the loopback Secrets fake, and one clear
+error for each thing that can be missing.
+
+OCI rules the fake enforces (Vault and IAM docs): the call is signed with the session key of the
+resource principal token; a secret bundle is readable only by a principal that a policy grants
+`read secret-bundles` on it, and answers 404 NotAuthorizedOrNotFound otherwise."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from ocifakes.server import InstanceCloud
+
+REPO = Path(__file__).resolve().parents[1]
+WINE = REPO / "examples" / "wine"
+NOTEBOOK_SESSION = "ocid1.datasciencenotebooksession.oc1.iad.fakesession0001"
+PROBE = ("import json, os; from mlflow_connect import mlflow_server as server; "
+         "print(json.dumps({'password': os.environ['MLFLOW_TRACKING_PASSWORD'], 'tls': os.environ.get("
+         "'MLFLOW_TRACKING_INSECURE_TLS'), 'serving': server.serving_url}))")
+
+
+@pytest.fixture
+def cloud():
+    server = InstanceCloud().start()
+    yield server
+    server.stop()
+
+
+def connect_in_a_session(extra: dict) -> subprocess.CompletedProcess:
+    """connect() in a fresh interpreter, as a notebook's first cell runs, with only the session's settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "OCI_"))}
+    env.update({"MLFLOW_TRACKING_URI": "https://10.0.1.10", "MLFLOW_TRACKING_USERNAME": "mlflow", **extra})
+    return subprocess.run([sys.executable, "-c", PROBE], cwd=WINE, env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_the_password_comes_from_vault_through_the_resource_principal(cloud, tmp_path):
+    ocid = cloud.add_secret("mlflow-login", "Ab3_Xy9#Qr7-Lm2_Np8#Tv4-Gh6_Kd")
+    cloud.grant(secrets=[ocid], instance=NOTEBOOK_SESSION)
+    result = connect_in_a_session({**cloud.resource_principal_env(tmp_path, NOTEBOOK_SESSION),
+                                   "MLFLOW_TRACKING_PASSWORD_SECRET_OCID": ocid,
+                                   "MLFLOW_SERVING_URL": "https://10.0.1.11:1234"})
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"password": "Ab3_Xy9#Qr7-Lm2_Np8#Tv4-Gh6_Kd", "tls": "true",
+                                         "serving": "https://10.0.1.11:1234"}
+    assert [kind for _, _, kind, _ in cloud.requests] == ["session-token"]  # no federation, no other key
+
+
+def test_a_secret_the_session_may_not_read_is_one_clear_error(cloud, tmp_path):
+    ocid = cloud.add_secret("mlflow-login", "not-for-this-session")
+    cloud.grant(secrets=[ocid])  # granted to the instance, not to the notebook session
+    result = connect_in_a_session({**cloud.resource_principal_env(tmp_path, NOTEBOOK_SESSION),
+                                   "MLFLOW_TRACKING_PASSWORD_SECRET_OCID": ocid})
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"mlflow_connect.ConnectError: cannot read the MLflow password from Vault ({ocid}): 404 "
+        "NotAuthorizedOrNotFound: check that the notebook session's policy allows 'read secret-bundles' on it")
+    assert "not-for-this-session" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"MLFLOW_TRACKING_URI": ""}, "set MLFLOW_TRACKING_URI (the stack's output notebook_setup lists them)"),
+    ({}, "set MLFLOW_TRACKING_PASSWORD or MLFLOW_TRACKING_PASSWORD_SECRET_OCID"),
+    ({"MLFLOW_TRACKING_PASSWORD_SECRET_OCID": "ocid1.vaultsecret.oc1..x"},
+     "outside a notebook session set MLFLOW_TRACKING_PASSWORD, or MLFLOW_OCI_AUTH=api_key"),
+])
+def test_a_missing_setting_is_named(settings, message):
+    result = connect_in_a_session(settings)
+    assert result.returncode == 1 and message in result.stderr.strip().splitlines()[-1], result.stderr
+
+
+def test_the_notebook_is_kept_without_outputs():
+    notebook = nbformat.read(WINE / "train.ipynb", as_version=4)
+    nbformat.validate(notebook)
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    assert code and all(cell.outputs == [] and cell.execution_count is None for cell in code)
+    assert code[0].source == "from mlflow_connect import mlflow_server"  # one line
