@@ -6,9 +6,10 @@
 locals {
   # First address and size of each CIDR the stack creates, to compare ranges as numbers.
   new_network_cidrs = {
-    vcn     = var.vcn_cidr
-    public  = var.public_subnet_cidr
-    private = var.private_subnet_cidr
+    vcn      = var.vcn_cidr
+    public   = var.public_subnet_cidr
+    private  = var.private_subnet_cidr
+    notebook = var.notebook_subnet_cidr
   }
   cidr_ranges = {
     for name, cidr in local.new_network_cidrs : name => try({
@@ -20,8 +21,14 @@ locals {
     local.cidr_ranges.public.first < local.cidr_ranges.private.first + local.cidr_ranges.private.size &&
     local.cidr_ranges.private.first < local.cidr_ranges.public.first + local.cidr_ranges.public.size
   )
-  subnet_outside_vcn = {
+  notebook_subnet_overlaps = {
     for name in ["public", "private"] : name => (
+      local.cidr_ranges.notebook.first < local.cidr_ranges[name].first + local.cidr_ranges[name].size &&
+      local.cidr_ranges[name].first < local.cidr_ranges.notebook.first + local.cidr_ranges.notebook.size
+    )
+  }
+  subnet_outside_vcn = {
+    for name in ["public", "private", "notebook"] : name => (
       local.cidr_ranges[name].first < local.cidr_ranges.vcn.first ||
       local.cidr_ranges[name].first + local.cidr_ranges[name].size > local.cidr_ranges.vcn.first + local.cidr_ranges.vcn.size
     )
@@ -49,6 +56,9 @@ locals {
     "serving_enabled is true but no model is named: set serving_model_name (and serving_model_alias) or serving_model_uri, or disable serving"                                                              = var.serving_enabled && var.serving_model_name == "" && var.serving_model_uri == ""
     "s3_credentials_source is supply: set s3_access_key and s3_secret_key (a customer secret key of a user who may write the bucket)"                                                                       = var.artifact_store == "s3" && var.s3_credentials_source == "supply" && (var.s3_access_key == "" || nonsensitive(var.s3_secret_key == ""))
     "s3_credentials_source is create but current_user_ocid is empty: Resource Manager fills it; with the Terraform CLI set it to your user OCID, or supply keys"                                            = local.create_s3_key && var.current_user_ocid == ""
+    "create_notebook_session needs the stack's own VCN (use_existing_vcn = false): the session gets a new private subnet with a NAT gateway"                                                                = var.create_notebook_session && var.use_existing_vcn
+    "notebook_subnet_cidr (${var.notebook_subnet_cidr}) overlaps public_subnet_cidr or private_subnet_cidr: give the notebook subnet its own range, e.g. 10.0.3.0/24"                                       = var.create_notebook_session && (local.notebook_subnet_overlaps.public || local.notebook_subnet_overlaps.private)
+    "notebook_subnet_cidr (${var.notebook_subnet_cidr}) is not inside vcn_cidr (${var.vcn_cidr})"                                                                                                           = var.create_notebook_session && local.subnet_outside_vcn.notebook
     "vault_ocid and vault_key_ocid go together: set both (an existing vault and an AES key of it) or leave both empty (the stack creates them)"                                                             = (var.vault_ocid == "") != (var.vault_key_ocid == "")
     "tracking_image_id (${var.tracking_image_id}) is not an Oracle Linux image compatible with tracking_shape ${var.tracking_shape}: Arm shapes (A1, A2) need an aarch64 image, the others an x86_64 image" = contains(keys(local.chosen_image_ids), "tracking") && length(try(data.oci_core_images.chosen["tracking"].images, [])) == 0
     "serving_image_id (${var.serving_image_id}) is not an Oracle Linux image compatible with serving_shape ${var.serving_shape}: Arm shapes (A1, A2) need an aarch64 image, the others an x86_64 image"     = contains(keys(local.chosen_image_ids), "serving") && length(try(data.oci_core_images.chosen["serving"].images, [])) == 0

@@ -1,19 +1,25 @@
-# Who may read what: one dynamic group per VM role, matching exactly this stack's instance of that role,
-# and one policy whose statements name this stack's secrets and bucket and nothing else:
+# Who may read what: one dynamic group per VM role, matching exactly this stack's instance of that role
+# (and one for the notebook session), and one policy whose statements name this stack's secrets and
+# bucket and nothing else:
 #   tracking  reads its secrets (MySQL admin, MLflow DB user, login, S3 key with artifact_store = "s3")
 #             and manages objects in the artifact bucket (artifact_store = "oci")
 #   serving   reads the login secret (to talk to the tracking server and to guard its own endpoint)
+#   notebook  reads the login secret (create_notebook_session; its resource principal)
 # IAM writes go to the home region (provider oci.home). With create_iam_policies = false nothing here is
 # created and the outputs iam_dynamic_groups and iam_statements say what an administrator must add;
 # the statements then name the dynamic groups instead of their OCIDs.
 
 locals {
   iam_suffix = substr(sha256(var.compartment_ocid), 0, 8) # dynamic group names are unique per tenancy
+  iam_roles  = concat(keys(local.vm_shapes), local.notebook_enabled ? ["notebook"] : [])
   dynamic_group_names = {
-    for role in keys(local.vm_shapes) : role => "${var.name_prefix}-${role}-${local.iam_suffix}"
+    for role in local.iam_roles : role => "${var.name_prefix}-${role}-${local.iam_suffix}"
   }
   dynamic_group_rules = {
-    for role, name in local.dynamic_group_names : name => "ALL {instance.id = '${local.instances[role].id}'}"
+    for role, name in local.dynamic_group_names : name => (role == "notebook"
+      ? "ALL {resource.type = 'datasciencenotebooksession', resource.id = '${oci_datascience_notebook_session.mlflow[0].id}'}"
+      : "ALL {instance.id = '${local.instances[role].id}'}"
+    )
   }
   iam_subjects = {
     for role, name in local.dynamic_group_names : role => (
@@ -24,9 +30,10 @@ locals {
   readable_secrets = {
     tracking = [for name in local.secret_names : local.secret_ids[name]]
     serving  = [local.secret_ids["mlflow-login"]]
+    notebook = [local.secret_ids["mlflow-login"]]
   }
-  iam_statements = flatten([
-    for role in keys(local.vm_shapes) : concat(
+  iam_statements = concat(flatten([
+    for role in local.iam_roles : concat(
       [format("Allow %s to read secret-bundles in compartment id %s where any {%s}",
         local.iam_subjects[role], var.compartment_ocid,
       join(", ", [for id in local.readable_secrets[role] : "target.secret.id = '${id}'"]))],
@@ -34,7 +41,12 @@ locals {
         "Allow ${local.iam_subjects[role]} to manage objects in compartment id ${var.compartment_ocid} where target.bucket.name = '${local.bucket_name}'",
       ] : [],
     )
-  ])
+  ]), local.datascience_service_statements)
+
+  # Data Science attaches a notebook session to a customer subnet only with this (its service policy).
+  datascience_service_statements = local.notebook_enabled ? [
+    "Allow service datascience to use virtual-network-family in compartment id ${var.compartment_ocid}",
+  ] : []
 }
 
 resource "oci_identity_dynamic_group" "vm" {
@@ -55,6 +67,18 @@ resource "oci_identity_policy" "vm" {
   compartment_id = var.compartment_ocid
   name           = "${var.name_prefix}-vms-${local.iam_suffix}"
   description    = "Lets the VMs of the MLflow stack ${var.name_prefix} read their Vault secrets and write the artifact bucket"
-  statements     = local.iam_statements
+  statements     = [for statement in local.iam_statements : statement if !contains(local.datascience_service_statements, statement)]
+  freeform_tags  = local.freeform_tags
+}
+
+# Created before the notebook session (which the policy above names), so it is a policy of its own.
+resource "oci_identity_policy" "datascience" {
+  count    = var.create_iam_policies && local.notebook_enabled ? 1 : 0
+  provider = oci.home
+
+  compartment_id = var.compartment_ocid
+  name           = "${var.name_prefix}-datascience-${local.iam_suffix}"
+  description    = "Lets Data Science attach the MLflow stack ${var.name_prefix}'s notebook session to its subnet"
+  statements     = local.datascience_service_statements
   freeform_tags  = local.freeform_tags
 }

@@ -1,8 +1,8 @@
 # Network security groups, one per role (tracking, serving when enabled, mysql). The rules are data,
 # keyed by a sentence that is also the rule's description in the console; one local normalises them
 # and ONE resource turns them into NSG rules.
-#   tracking: HTTPS 443 from allowed_ingress_cidr and from the serving VM; SSH only if asked.
-#   serving:  HTTPS 1234 from allowed_ingress_cidr; SSH only if asked.
+#   tracking: HTTPS 443 from allowed_ingress_cidr, the serving VM and the notebook subnet; SSH only if asked.
+#   serving:  HTTPS 1234 from allowed_ingress_cidr and the notebook subnet; SSH only if asked.
 #   mysql:    3306/33060 from the tracking NSG only.
 #   both VMs: ICMP "fragmentation needed" (type 3 code 4) from anywhere, so path MTU discovery works
 #             for clients behind VPNs and tunnels (without it, large answers stall).
@@ -36,6 +36,9 @@ locals {
       var.serving_enabled ? {
         "Allow HTTPS to MLflow from the serving VM" = { direction = "INGRESS", peer = "nsg:serving", port = local.tracking_port }
       } : {},
+      var.create_notebook_session ? {
+        "Allow HTTPS to MLflow from the notebook session's subnet" = { direction = "INGRESS", peer = var.notebook_subnet_cidr, port = local.tracking_port }
+      } : {},
       var.ssh_source_cidr != "" ? {
         "Allow SSH to the tracking VM from the SSH CIDR" = { direction = "INGRESS", peer = var.ssh_source_cidr, port = 22 }
       } : {},
@@ -47,6 +50,9 @@ locals {
         "Allow the serving VM out over HTTP for OS package mirrors"                        = { direction = "EGRESS", peer = "0.0.0.0/0", port = 80 }
         "Allow path MTU discovery to the serving VM"                                       = { direction = "INGRESS", peer = "0.0.0.0/0", icmp = [3, 4] }
       },
+      var.create_notebook_session ? {
+        "Allow HTTPS to the model endpoint from the notebook session's subnet" = { direction = "INGRESS", peer = var.notebook_subnet_cidr, port = local.serving_port }
+      } : {},
       var.ssh_source_cidr != "" ? {
         "Allow SSH to the serving VM from the SSH CIDR" = { direction = "INGRESS", peer = var.ssh_source_cidr, port = 22 }
       } : {},

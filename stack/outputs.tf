@@ -95,3 +95,8 @@ output "s3_access_key_id" {
   description = "Access key ID of the customer secret key the tracking VM uses with artifact_store = \"s3\" (not secret; the secret key is in Vault); empty otherwise."
   value       = local.s3_access_key
 }
+
+output "notebook_session_url" {
+  description = "The Data Science notebook session wired to MLflow (create_notebook_session); open examples/wine/train.ipynb in it. Empty otherwise."
+  value       = local.notebook_enabled ? oci_datascience_notebook_session.mlflow[0].notebook_session_url : ""
+}

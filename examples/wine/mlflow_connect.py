@@ -25,8 +25,6 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 
-SECRET_SUFFIX = "_SECRET_OCID"
-
 
 class ConnectError(Exception):
     """A setting is missing or the password could not be read; the message says which."""
@@ -73,7 +71,7 @@ def connect() -> MlflowServer:
     if missing:
         raise ConnectError(f"set {' and '.join(missing)} (the stack's output notebook_setup lists them)")
     if not env.get("MLFLOW_TRACKING_PASSWORD"):
-        ocid = env.get("MLFLOW_TRACKING_PASSWORD" + SECRET_SUFFIX)
+        ocid = env.get("MLFLOW_TRACKING_PASSWORD_SECRET_OCID")
         if not ocid:
             raise ConnectError("set MLFLOW_TRACKING_PASSWORD or MLFLOW_TRACKING_PASSWORD_SECRET_OCID")
         env["MLFLOW_TRACKING_PASSWORD"] = read_secret(ocid)

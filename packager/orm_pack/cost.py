@@ -119,6 +119,23 @@ def estimate_plan(plan: dict, prices: dict | None = None) -> CostEstimate:
             lines.append(CostLine(f"{address} (boot volume)", f"boot volume, {size:g} GB",
                                   round(size * block_gb_month, 2), round(paid_gb * block_gb_month, 2),
                                   "Always Free" if paid_gb == 0 else ""))
+        elif kind == "oci_datascience_notebook_session":
+            # Data Science bills a notebook session as its compute shape and its block storage.
+            config = _first(values, "notebook_session_config_details")
+            shape = config.get("shape")
+            rate = prices["compute_flex"].get(shape)
+            if rate is None:
+                not_priced.append(address)
+                continue
+            size = _first(config, "notebook_session_shape_config_details")
+            ocpus, memory = float(size.get("ocpus") or 0), float(size.get("memory_in_gbs") or 0)
+            monthly = (ocpus * rate["ocpu_hour"] + memory * rate["memory_gb_hour"]) * hours
+            lines.append(CostLine(address, f"notebook session, {shape}, {ocpus:g} OCPU, {memory:g} GB",
+                                  round(monthly, 2), round(monthly, 2),
+                                  "price unconfirmed" if rate.get("unconfirmed") else "while the session is active"))
+            storage = float(config.get("block_storage_size_in_gbs") or 50)
+            lines.append(CostLine(f"{address} (block storage)", f"notebook block storage, {storage:g} GB",
+                                  round(storage * block_gb_month, 2), round(storage * block_gb_month, 2), ""))
         elif kind == "oci_mysql_mysql_db_system":
             shape = values.get("shape_name")
             storage = float(values.get("data_storage_size_in_gb") or 50)

@@ -4,7 +4,10 @@ OCI policy syntax (IAM docs, "Policy Syntax" and the Vault and Object Storage po
 `Allow <subject> to <verb> <resource-type> in compartment id <ocid> where <conditions>`, a subject
 `dynamic-group id <ocid>` or `dynamic-group <name>`; `read secret-bundles` is what reading a secret's
 value needs and takes `target.secret.id`; `manage objects` takes `target.bucket.name`. A dynamic group's
-matching rule `ALL {instance.id = '<ocid>'}` matches that one instance."""
+matching rule `ALL {instance.id = '<ocid>'}` matches that one instance, `ALL {resource.type =
+'datasciencenotebooksession', resource.id = '<ocid>'}` that one notebook session (its resource principal).
+Data Science attaches a session to a customer subnet only with `Allow service datascience to use
+virtual-network-family in compartment …` (Data Science policy docs)."""
 import re
 
 import pytest
@@ -27,7 +30,10 @@ def stack_facts(d) -> dict:
     plan = d.replan
     secrets = {v["secret_name"].split("-", 1)[1]: v["id"] for v in resources(plan, "oci_vault_secret").values()}
     instances = {v["freeform_tags"]["role"]: v["id"] for v in resources(plan, "oci_core_instance").values()}
-    return {"secrets": secrets, "instances": instances, "bucket": d.outputs["bucket_name"],
+    rules = {role: f"ALL {{instance.id = '{ocid}'}}" for role, ocid in instances.items()}
+    for session in resources(plan, "oci_datascience_notebook_session").values():
+        rules["notebook"] = f"ALL {{resource.type = 'datasciencenotebooksession', resource.id = '{session['id']}'}}"
+    return {"secrets": secrets, "rules": rules, "bucket": d.outputs["bucket_name"],
             "compartment": tfvars_of(d.inventory)["compartment_ocid"]}
 
 
@@ -55,7 +61,8 @@ def grants(statements: list, subjects: dict, compartment: str) -> dict:
 def expected_grants(facts: dict, roles, artifact_store: str) -> dict:
     secrets = facts["secrets"]
     expected = {"tracking": {("read", "secret-bundles"): set(secrets.values())},
-                "serving": {("read", "secret-bundles"): {secrets["mlflow-login"]}}}
+                "serving": {("read", "secret-bundles"): {secrets["mlflow-login"]}},
+                "notebook": {("read", "secret-bundles"): {secrets["mlflow-login"]}}}
     if artifact_store == "oci":
         expected["tracking"][("manage", "objects")] = {facts["bucket"]}
     return {role: expected[role] for role in roles}
@@ -69,15 +76,17 @@ def test_the_vms_may_read_their_secrets_and_write_the_bucket_and_nothing_else(de
     groups = resources(d.replan, "oci_identity_dynamic_group")
     if tfvars.get("create_iam_policies", True):
         by_role = {address.split('"')[1]: group for address, group in groups.items()}
-        assert set(by_role) == set(facts["instances"])
+        assert set(by_role) == set(facts["rules"])
         for role, group in by_role.items():
-            assert group["matching_rule"] == f"ALL {{instance.id = '{facts['instances'][role]}'}}"
+            assert group["matching_rule"] == facts["rules"][role]
             assert group["compartment_id"] == tfvars["tenancy_ocid"]  # dynamic groups live in the tenancy
         subjects = {role: f"dynamic-group id {group['id']}" for role, group in by_role.items()}
-        (policy,) = [p for a, p in resources(d.replan, "oci_identity_policy").items() if a.startswith("oci_identity_policy.vm")]
+        policies = resources(d.replan, "oci_identity_policy")
+        policy = policies["oci_identity_policy.vm[0]"]
+        service = policies.get("oci_identity_policy.datascience[0]", {}).get("statements", [])
         statements = policy["statements"]
         assert policy["compartment_id"] == facts["compartment"]
-        assert statements == d.outputs["iam_statements"]
+        assert statements + service == d.outputs["iam_statements"]
     else:
         assert groups == {} and not any(a.startswith("oci_identity_policy.vm")
                                         for a in resources(d.replan, "oci_identity_policy"))
@@ -85,10 +94,14 @@ def test_the_vms_may_read_their_secrets_and_write_the_bucket_and_nothing_else(de
         subjects = {}
         for name, rule in rules.items():
             role = name.split("-")[-2]
-            assert rule == f"ALL {{instance.id = '{facts['instances'][role]}'}}"
+            assert rule == facts["rules"][role]
             subjects[role] = f"dynamic-group {name}"
-        statements = d.outputs["iam_statements"]
-    expected = expected_grants(facts, facts["instances"], tfvars.get("artifact_store", "oci"))
+        statements = [s for s in d.outputs["iam_statements"] if not s.startswith("Allow service ")]
+        service = [s for s in d.outputs["iam_statements"] if s.startswith("Allow service ")]
+    notebook = tfvars.get("create_notebook_session", False)
+    assert service == ([f"Allow service datascience to use virtual-network-family in compartment id {facts['compartment']}"]
+                       if notebook else [])
+    expected = expected_grants(facts, facts["rules"], tfvars.get("artifact_store", "oci"))
     assert grants(statements, subjects, facts["compartment"]) == expected
 
 
