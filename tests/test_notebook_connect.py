@@ -79,3 +79,11 @@ def test_the_notebook_is_kept_without_outputs():
     code = [cell for cell in notebook.cells if cell.cell_type == "code"]
     assert code and all(cell.outputs == [] and cell.execution_count is None for cell in code)
     assert code[0].source == "from mlflow_connect import mlflow_server"  # one line
+
+
+def test_the_notebook_installs_the_mlflow_client_of_the_server():
+    notebook = nbformat.read(WINE / "train.ipynb", as_version=4)
+    installs = [cell.source for cell in notebook.cells if cell.source.startswith("%pip install")]
+    server = next(line for line in (REPO / "docker" / "requirements-tracking.txt").read_text().splitlines()
+                  if line.startswith("mlflow=="))
+    assert len(installs) == 1 and f'"{server}"' in installs[0]
