@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import mlflow
 import nbformat
 import pytest
 from mlflow import MlflowClient
@@ -59,11 +58,11 @@ def test_the_wine_notebook_runs_top_to_bottom_against_local_up(local_up, monkeyp
     assert "predicted quality" in outputs and "Traceback" not in outputs
 
     monkeypatch.setenv("MLFLOW_TRACKING_INSECURE_TLS", "true")
-    mlflow.set_tracking_uri(local_up["tracking_url"])
-    client = MlflowClient()
-    runs = mlflow.search_runs(experiment_names=["wine-quality-notebook"], order_by=["metrics.rmse ASC"])
+    client = MlflowClient(tracking_uri=local_up["tracking_url"])  # not the process-wide URI other tests use
+    experiment = client.get_experiment_by_name("wine-quality-notebook")
+    runs = client.search_runs([experiment.experiment_id], order_by=["metrics.rmse ASC"])
     assert len(runs) == 3
     champion = client.get_model_version_by_alias("wine-quality", "champion")
-    assert champion.run_id == runs.iloc[0].run_id  # the best run became the champion
+    assert champion.run_id == runs[0].info.run_id  # the best run became the champion
     last = notebook.cells[-1].outputs[0]["text"]
     assert "predicted quality" in last and len(last.strip().splitlines()) == 4  # a header and 3 predictions
