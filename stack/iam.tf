@@ -32,7 +32,8 @@ locals {
     serving  = [local.secret_ids["mlflow-login"]]
     notebook = [local.secret_ids["mlflow-login"]]
   }
-  iam_statements = concat(flatten([
+  # What the dynamic groups may do (policy "vm"), and everything an administrator adds without IAM.
+  principal_statements = flatten([
     for role in local.iam_roles : concat(
       [format("Allow %s to read secret-bundles in compartment id %s where any {%s}",
         local.iam_subjects[role], var.compartment_ocid,
@@ -41,7 +42,8 @@ locals {
         "Allow ${local.iam_subjects[role]} to manage objects in compartment id ${var.compartment_ocid} where target.bucket.name = '${local.bucket_name}'",
       ] : [],
     )
-  ]), local.datascience_service_statements)
+  ])
+  iam_statements = concat(local.principal_statements, local.datascience_service_statements)
 
   # Data Science attaches a notebook session to a customer subnet only with this (its service policy).
   datascience_service_statements = local.notebook_enabled ? [
@@ -55,7 +57,7 @@ resource "oci_identity_dynamic_group" "vm" {
 
   compartment_id = var.tenancy_ocid
   name           = each.value
-  description    = "The ${each.key} VM of the MLflow stack ${var.name_prefix}"
+  description    = "The ${each.key == "notebook" ? "notebook session" : "${each.key} VM"} of the MLflow stack ${var.name_prefix}"
   matching_rule  = local.dynamic_group_rules[each.value]
   freeform_tags  = local.freeform_tags
 }
@@ -67,7 +69,7 @@ resource "oci_identity_policy" "vm" {
   compartment_id = var.compartment_ocid
   name           = "${var.name_prefix}-vms-${local.iam_suffix}"
   description    = "Lets the VMs of the MLflow stack ${var.name_prefix} read their Vault secrets and write the artifact bucket"
-  statements     = [for statement in local.iam_statements : statement if !contains(local.datascience_service_statements, statement)]
+  statements     = local.principal_statements
   freeform_tags  = local.freeform_tags
 }
 

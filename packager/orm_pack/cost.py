@@ -80,6 +80,15 @@ def _first(values: dict, key: str) -> dict:
     return block[0] if isinstance(block, list) and block else (block if isinstance(block, dict) else {})
 
 
+def _flex_size(shape_config: dict) -> tuple[float, float]:
+    """(OCPUs, GB of memory) of a flexible shape's config block."""
+    return float(shape_config.get("ocpus") or 0), float(shape_config.get("memory_in_gbs") or 0)
+
+
+def _flex_hourly(rate: dict, ocpus: float, memory: float) -> float:
+    return ocpus * rate["ocpu_hour"] + memory * rate["memory_gb_hour"]
+
+
 def estimate_plan(plan: dict, prices: dict | None = None) -> CostEstimate:
     prices = prices or price_table()
     hours = prices["hours_per_month"]
@@ -101,15 +110,14 @@ def estimate_plan(plan: dict, prices: dict | None = None) -> CostEstimate:
             if rate is None:
                 not_priced.append(address)
                 continue
-            config = _first(values, "shape_config")
-            ocpus, memory = float(config.get("ocpus") or 0), float(config.get("memory_in_gbs") or 0)
-            list_price = (ocpus * rate["ocpu_hour"] + memory * rate["memory_gb_hour"]) * hours
+            ocpus, memory = _flex_size(_first(values, "shape_config"))
+            list_price = _flex_hourly(rate, ocpus, memory) * hours
             monthly, note = list_price, "price unconfirmed" if rate.get("unconfirmed") else ""
             if shape in free_compute:
                 free_ocpu, free_memory = free_compute[shape]
                 paid_ocpu_hours = ocpus * hours - free_ocpu.take(ocpus * hours)
                 paid_memory_hours = memory * hours - free_memory.take(memory * hours)
-                monthly = paid_ocpu_hours * rate["ocpu_hour"] + paid_memory_hours * rate["memory_gb_hour"]
+                monthly = _flex_hourly(rate, paid_ocpu_hours, paid_memory_hours)
                 note = "Always Free" if monthly < 0.005 else "beyond the Always Free A1 allowance"
             lines.append(CostLine(address, f"{shape}, {ocpus:g} OCPU, {memory:g} GB", round(list_price, 2),
                                   round(monthly, 2), note))
@@ -127,9 +135,8 @@ def estimate_plan(plan: dict, prices: dict | None = None) -> CostEstimate:
             if rate is None:
                 not_priced.append(address)
                 continue
-            size = _first(config, "notebook_session_shape_config_details")
-            ocpus, memory = float(size.get("ocpus") or 0), float(size.get("memory_in_gbs") or 0)
-            monthly = (ocpus * rate["ocpu_hour"] + memory * rate["memory_gb_hour"]) * hours
+            ocpus, memory = _flex_size(_first(config, "notebook_session_shape_config_details"))
+            monthly = _flex_hourly(rate, ocpus, memory) * hours
             lines.append(CostLine(address, f"notebook session, {shape}, {ocpus:g} OCPU, {memory:g} GB",
                                   round(monthly, 2), round(monthly, 2),
                                   "price unconfirmed" if rate.get("unconfirmed") else "while the session is active"))
