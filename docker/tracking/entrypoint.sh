@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Runs the MLflow tracking server from environment variables (see docker/README.md).
+#   entrypoint.sh [serve]   prepare the database, then run the server (the default)
+#   entrypoint.sh migrate   prepare the database and exit: the Kubernetes Job that runs before a rollout
 # Order: resolve Vault secrets -> check settings -> wait for the database -> init_db.py (first-boot SQL when admin
 # credentials are given, schema migrations) -> exec `mlflow server` with proxied artifacts.
 # Secrets never reach the log or argv: mlflow reads the backend URI from MLFLOW_BACKEND_STORE_URI.
@@ -22,6 +24,12 @@ done
 
 log() { printf '%s tracking-entrypoint: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 2; }
+
+MODE=${1:-serve}
+case $MODE in
+  serve | migrate) ;;
+  *) die "unknown mode '$MODE': use serve (the default) or migrate" ;;
+esac
 
 # Prints a URI with any password replaced by ***.
 mask_uri() { sed -E 's#(://[^:/@]+):[^@/]*@#\1:***@#' <<<"$1"; }
@@ -79,6 +87,8 @@ print(uri)')
     log "MYSQL_ADMIN_USER/MYSQL_ADMIN_PASSWORD not set: database ${MLFLOW_DB_NAME} and its user must exist"
 fi
 export MLFLOW_BACKEND_STORE_URI  # mlflow server reads it from here, not from argv
+[[ $MODE == serve || $MLFLOW_BACKEND_STORE_URI == mysql* ]] ||
+  die "migrate prepares a MySQL backend: set MLFLOW_DB_HOST, MLFLOW_DB_USER and MLFLOW_DB_PASSWORD"
 
 # --- artifacts -----------------------------------------------------------------------------
 [[ -n ${MLFLOW_ARTIFACTS_DESTINATION:-} ]] ||
@@ -128,6 +138,10 @@ if [[ $MLFLOW_BACKEND_STORE_URI == mysql* ]]; then
 fi
 # The administrator's login was for the first-boot SQL only: the server never holds it.
 unset MYSQL_ADMIN_USER MYSQL_ADMIN_PASSWORD
+if [[ $MODE == migrate ]]; then
+  log "migrate: the database is ready; not starting the server"
+  exit 0
+fi
 
 # --- server --------------------------------------------------------------------------------
 # The job runner starts extra worker processes (and memory) that this deployment does not use.

@@ -14,6 +14,7 @@ COMMAND_MODULES = (
     "orm_pack.commands_build",
     "orm_pack.commands_deploy",
     "orm_pack.commands_doctor",
+    "orm_pack.commands_oke",
     "orm_pack.local.commands",
 )
 

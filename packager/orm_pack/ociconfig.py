@@ -331,3 +331,17 @@ def object_storage_client(context: OciContext, strategy=None, endpoint: str | No
     config = dict(context.config)
     config.setdefault("region", context.region or "us-ashburn-1")
     return oci.object_storage.ObjectStorageClient(config, **kwargs)
+
+
+def container_engine_client(context: OciContext, strategy=None, endpoint: str | None = None, timeout=(10, 120)):
+    """A ContainerEngineClient for `context`; `endpoint` overrides the region's."""
+    import oci  # imported when needed: `orm-pack build` starts faster without the SDK
+
+    kwargs: dict[str, Any] = {"signer": context.signer, "timeout": timeout,
+                              "retry_strategy": strategy if strategy is not None else retry_strategy()}
+    if endpoint:
+        check_endpoint(endpoint, "--container-engine-endpoint")
+        kwargs["service_endpoint"] = endpoint
+    config = dict(context.config)
+    config.setdefault("region", context.region or "us-ashburn-1")
+    return oci.container_engine.ContainerEngineClient(config, **kwargs)

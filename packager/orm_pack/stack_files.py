@@ -36,6 +36,8 @@ STACK_FILES = (
     "docker/*/*.template",
     "docker/lib/*/*.py",
     "docker/lib/*.dist-info/*",
+    "oke/base/*.yaml",
+    "oke/overlays/*/*.yaml",
 )
 # Directories a walk never enters: tool caches and version control, possibly large.
 SKIPPED_DIRECTORIES = {"__pycache__", "node_modules"}

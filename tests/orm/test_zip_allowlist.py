@@ -94,7 +94,7 @@ def test_a_given_zip_is_held_to_the_same_list(tmp_path):
 def test_the_wheel_bundles_exactly_the_allowlisted_files(tmp_path):
     """setup.py's bundle comes from the same allowlist: a secret in the checkout stays out of the wheel."""
     checkout = tmp_path / "checkout"
-    for part in ("packager", "stack", "userdata", "docker"):
+    for part in ("packager", "stack", "userdata", "docker", "oke"):
         shutil.copytree(REPO_ROOT / part, checkout / part, ignore=shutil.ignore_patterns("__pycache__", "bundle"))
     for name in ("setup.py", "pyproject.toml", "README.md", "schema.yaml", "MANIFEST.in", "VERSION"):
         shutil.copy(REPO_ROOT / name, checkout / name)

@@ -26,7 +26,7 @@ from harness import loopback
 from harness.objectstore import ENV_VAR as OBJECT_STORE_ENV
 from harness.objectstore import ObjectStore
 
-from . import objectstorage, signature
+from . import containerengine, objectstorage, signature
 from .jobs import JobCanceled, TerraformJob
 
 API = "/20180917"
@@ -103,6 +103,7 @@ class ResourceManagerFake:
         self.faults: list[Fault] = []
         self.requests: list[tuple[str, str, int]] = []  # (method, path, status) for assertions
         self.auth_failures: list[str] = []
+        self.clusters: dict[str, containerengine.Cluster] = {}  # the Container Engine API's clusters
         self.server = None
 
     # ------------------------------------------------------------- lifecycle
@@ -127,6 +128,10 @@ class ResourceManagerFake:
             thread.join(timeout=30)
         if self.server:
             loopback.stop(self.server)
+
+    def add_cluster(self, cluster: "containerengine.Cluster") -> None:
+        with self.lock:
+            self.clusters[cluster.id] = cluster
 
     def add_fault(self, status: int, count: int = 1, method: str | None = None, path_contains: str | None = None,
                   code: str | None = None) -> None:
@@ -534,6 +539,14 @@ class _Handler(BaseHTTPRequestHandler):
             except objectstorage.ObjectStorageError as exc:
                 return self._error(exc.status, exc.message, exc.code)
             return self._send(status, document, headers)
+        if containerengine.is_container_engine(parts.path):
+            try:
+                status, text = containerengine.handle(fake.clusters, self.command, parts.path,
+                                                      json.loads(body) if body else {})
+            except (containerengine.ContainerEngineError, ValueError) as exc:
+                status, code = getattr(exc, "status", 400), getattr(exc, "code", "InvalidParameter")
+                return self._error(status, getattr(exc, "message", str(exc)), code)
+            return self._send(status, text, content_type="application/x-yaml")
         if not parts.path.startswith(API + "/"):
             return self._error(404, f"No such API {parts.path}", "NotFound")
         segments = parts.path[len(API) + 1:].split("/")

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Prepares the auth proxy's files where nothing is installed but the tracking image (an init container
+# of the proxy pod on Kubernetes): the password file from the login in Vault, a self-signed TLS pair
+# and the nginx config from the same template as the VMs (render.sh). Nginx then runs from its own image.
+#   PROXY_DIR                          directory shared with the nginx container (an emptyDir)
+#   PROXY_LOGIN_USER                   the login's user name
+#   PROXY_LOGIN_PASSWORD_SECRET_OCID   the login's Vault secret, read through the instance principal
+#   PROXY_LISTEN_PORT, PROXY_UPSTREAM, PROXY_SERVER_NAME: as for render.sh
+# Writes PROXY_DIR/htpasswd, PROXY_DIR/tls/{cert,key}.pem and PROXY_DIR/conf.d/mlflow.conf.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+LIB=$(cd "$HERE/../lib" && pwd)
+export PYTHONPATH="$LIB${PYTHONPATH:+:$PYTHONPATH}"
+
+log() { printf '%s setup-from-vault: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 2; }
+
+for name in PROXY_DIR PROXY_LOGIN_USER PROXY_LOGIN_PASSWORD_SECRET_OCID; do
+  [[ -n ${!name:-} ]] || die "$name is not set"
+done
+mkdir -p "$PROXY_DIR/conf.d" "$PROXY_DIR/tls" || die "cannot write to $PROXY_DIR"
+
+# The value stays in this shell's memory and reaches the hasher on stdin (printf is a builtin: no argv).
+password=$(python3 -m mlflow_oci.secrets print "$PROXY_LOGIN_PASSWORD_SECRET_OCID") ||
+  die "the login could not be read from Vault (see the line above)"
+printf '%s' "$password" | python3 -m mlflow_oci.htpasswd "$PROXY_LOGIN_USER" "$PROXY_DIR/htpasswd" ||
+  die "could not write $PROXY_DIR/htpasswd"
+unset password
+log "wrote the password file for '$PROXY_LOGIN_USER'"
+
+PROXY_HTPASSWD_FILE=$PROXY_DIR/htpasswd PROXY_TLS_CERT=$PROXY_DIR/tls/cert.pem PROXY_TLS_KEY=$PROXY_DIR/tls/key.pem \
+  bash "$HERE/render.sh" "$PROXY_DIR/conf.d/mlflow.conf"

@@ -1,0 +1,123 @@
+"""What a deployment on OKE needs from the stack: its `oke_deploy_settings` output, checked.
+
+Every value is required; a missing or malformed one is an error naming the output key and what to
+do, so nothing half-filled reaches the manifests.
+"""
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from dataclasses import dataclass
+
+from ..errors import ExitCode, UserError
+
+OUTPUT = "oke_deploy_settings"
+NAMESPACE = "mlflow"
+PROXY_PORT = "8443"
+TRACKING_UPSTREAM = "mlflow-tracking:5000"
+
+OCID = re.compile(r"^ocid1\.([a-z0-9]+)\.[a-z0-9-]+\.[a-z0-9-]*\.[a-z0-9]+$")
+IMAGE = re.compile(r"^[a-z0-9.-]+(:[0-9]+)?(/[a-z0-9._-]+)+(:[A-Za-z0-9._-]+|@sha256:[0-9a-f]{64})$")
+ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class DeploySettings:
+    cluster_id: str
+    region: str
+    tracking_image: str
+    tracking_env: dict
+    migrate_env: dict
+    login_user: str
+    login_password_secret_ocid: str
+    lb_subnet_id: str
+    lb_nsg_id: str
+    ingress_cidr: str
+    mysql_cidr: str
+
+    def proxy_env(self) -> dict:
+        """The proxy pod's settings (docker/nginx/setup-from-vault.sh and render.sh)."""
+        return {"PROXY_LOGIN_USER": self.login_user,
+                "PROXY_LOGIN_PASSWORD_SECRET_OCID": self.login_password_secret_ocid,
+                "PROXY_LISTEN_PORT": PROXY_PORT, "PROXY_UPSTREAM": TRACKING_UPSTREAM, "PROXY_SERVER_NAME": "_",
+                "MLFLOW_OCI_AUTH": self.tracking_env.get("MLFLOW_OCI_AUTH", "instance_principal")}
+
+    def deploy_values(self) -> dict:
+        """What the overlay's replacements put into the manifests."""
+        return {"tracking_image": self.tracking_image, "lb_subnet_id": self.lb_subnet_id,
+                "lb_nsg_id": self.lb_nsg_id, "ingress_cidr": self.ingress_cidr, "mysql_cidr": self.mysql_cidr}
+
+
+def _problem(key: str, what: str) -> UserError:
+    return UserError(f"stack output {OUTPUT}: {key} {what}; apply the stack with deployment_target = \"oke\" "
+                     "(orm-pack apply --var deployment_target=oke), then run this again", ExitCode.USAGE)
+
+
+def _text(raw: dict, key: str) -> str:
+    value = raw.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise _problem(key, "is missing")
+    return value.strip()
+
+
+def _ocid(raw: dict, key: str, kind: str) -> str:
+    value = _text(raw, key)
+    match = OCID.match(value)
+    if not match or match.group(1) != kind:
+        raise _problem(key, f"is not an OCID of a {kind} (got {value!r})")
+    return value
+
+
+def _cidr(raw: dict, key: str) -> str:
+    value = _text(raw, key)
+    try:
+        return str(ipaddress.ip_network(value, strict=True))
+    except ValueError:
+        raise _problem(key, f"is not a CIDR block (got {value!r})") from None
+
+
+def _env(raw: dict, key: str) -> dict:
+    text = _text(raw, key)
+    try:
+        env = json.loads(text)
+    except ValueError:
+        raise _problem(key, "is not a JSON object") from None
+    if not isinstance(env, dict) or not env:
+        raise _problem(key, "is not a JSON object of settings")
+    for name, value in env.items():
+        if not ENV_NAME.match(name) or not isinstance(value, str) or "\n" in value:
+            raise _problem(key, f"has a bad setting {name!r}")
+    return env
+
+
+def from_output(raw, image_override: str | None = None) -> DeploySettings:
+    """DeploySettings from the output's value (a map of strings); `image_override` (--image) replaces the
+    release's tracking image."""
+    if raw in (None, "", {}):
+        raise UserError(f"the stack has no {OUTPUT} output (or it is empty): apply the stack with "
+                        "deployment_target = \"oke\" (orm-pack apply --var deployment_target=oke) first",
+                        ExitCode.USAGE)
+    if not isinstance(raw, dict):
+        raise _problem("", "is not a map")
+    image = image_override or raw.get("tracking_image") or ""
+    if not image:
+        raise UserError(f"stack output {OUTPUT}: tracking_image is empty (the stack's container_registry is "
+                        "empty): pass --image <registry>/oci-mlflow-tracking:<version>", ExitCode.USAGE)
+    if not IMAGE.match(image):
+        where = "--image" if image_override else f"stack output {OUTPUT}: tracking_image"
+        raise UserError(f"{where} must be <registry>/<path>:<tag> or …@sha256:<digest> (got {image!r})",
+                        ExitCode.USAGE)
+    namespace = raw.get("namespace", NAMESPACE)
+    if namespace != NAMESPACE:
+        raise _problem("namespace", f"is {namespace!r}; the manifests use {NAMESPACE!r}")
+    tracking_env = _env(raw, "tracking_env")
+    migrate_env = _env(raw, "migrate_env")
+    if any(name.startswith("MYSQL_ADMIN") for name in tracking_env):
+        raise _problem("tracking_env", "holds the MySQL administrator's settings, which only the migrate Job gets")
+    return DeploySettings(
+        cluster_id=_ocid(raw, "cluster_id", "cluster"), region=_text(raw, "region"), tracking_image=image,
+        tracking_env=tracking_env, migrate_env=migrate_env, login_user=_text(raw, "login_user"),
+        login_password_secret_ocid=_ocid(raw, "login_password_secret_ocid", "vaultsecret"),
+        lb_subnet_id=_ocid(raw, "lb_subnet_id", "subnet"), lb_nsg_id=_ocid(raw, "lb_nsg_id", "networksecuritygroup"),
+        ingress_cidr=_cidr(raw, "ingress_cidr"), mysql_cidr=_cidr(raw, "mysql_cidr"))

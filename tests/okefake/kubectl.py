@@ -1,0 +1,170 @@
+"""kubectl against a pretend OKE cluster kept in a JSON file (FAKE_KUBE_STATE), for orm-pack's tests.
+
+It answers the calls `orm-pack oke` makes and keeps the rules of the real API server and of OKE's cloud
+controller that the deployment depends on:
+- every call authenticates with the kubeconfig the Container Engine API wrote for THIS cluster;
+- a namespaced object needs its namespace (NotFound otherwise), so the namespace must come first;
+- a Job's pod template is immutable (spec.template: field is immutable), so a changed Job is replaced;
+- a pod whose envFrom ConfigMap does not exist does not start (CreateContainerConfigError): the Job
+  never completes and a rollout times out;
+- on a basic cluster created without load-balancer subnets, a LoadBalancer Service gets an address only
+  with the service.beta.kubernetes.io/oci-load-balancer-subnet1 annotation (OKE: "Summary of
+  Annotations for Load Balancers").
+Behaviours: FAKE_KUBE_MIGRATE_FAILS=1 makes the migrate Job fail. `kustomize` runs the real kubectl.
+"""
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+import yaml
+
+NAMESPACED = {"ServiceAccount", "ConfigMap", "NetworkPolicy", "Job", "Deployment", "Service",
+              "PodDisruptionBudget", "HorizontalPodAutoscaler", "Secret"}
+KINDS = {"namespace": "Namespace", "job": "Job", "service": "Service", "deployment": "Deployment",
+         "configmap": "ConfigMap"}
+PLURAL = {"Job": "jobs.batch", "Service": "services", "Deployment": "deployments.apps", "Namespace": "namespaces",
+          "ConfigMap": "configmaps"}
+SUBNET = re.compile(r"^ocid1\.subnet\.")
+
+
+def fail(message: str, code: int = 1):
+    print(message, file=sys.stderr)
+    raise SystemExit(code)
+
+
+class Cluster:
+    def __init__(self, path: Path):
+        self.path = path
+        self.data = json.loads(path.read_text())
+
+    def save(self):
+        self.path.write_text(json.dumps(self.data, indent=1))
+
+    @property
+    def objects(self) -> dict:
+        return self.data["objects"]
+
+    def key(self, kind: str, namespace: str, name: str) -> str:
+        return f"{kind}/{'' if kind == 'Namespace' else namespace}/{name}"
+
+    def find(self, kind: str, namespace: str, name: str):
+        return self.objects.get(self.key(kind, namespace, name))
+
+    def config_maps_missing(self, pod_spec: dict, namespace: str) -> list[str]:
+        names = [source["configMapRef"]["name"]
+                 for container in pod_spec.get("initContainers", []) + pod_spec.get("containers", [])
+                 for source in container.get("envFrom", []) if "configMapRef" in source]
+        return [name for name in names if not self.find("ConfigMap", namespace, name)]
+
+
+def authenticate(cluster: Cluster, kubeconfig: str | None):
+    if not kubeconfig or not Path(kubeconfig).is_file():
+        fail("error: no kubeconfig: the connection to the server localhost:8080 was refused")
+    document = yaml.safe_load(Path(kubeconfig).read_text())
+    args = [arg for user in document.get("users", []) for arg in user["user"].get("exec", {}).get("args", [])]
+    if cluster.data["cluster_id"] not in args:
+        fail("error: You must be logged in to the server (Unauthorized)")
+
+
+def apply(cluster: Cluster, namespace: str, text: str):
+    for document in [doc for doc in yaml.safe_load_all(text) if doc]:
+        kind, name = document.get("kind"), document.get("metadata", {}).get("name")
+        if not kind or not name or not document.get("apiVersion"):
+            fail('error: error validating "STDIN": apiVersion, kind and metadata.name are required')
+        object_namespace = document["metadata"].get("namespace", namespace)
+        if kind in NAMESPACED and not cluster.find("Namespace", "", object_namespace):
+            fail(f'Error from server (NotFound): error when creating "STDIN": namespaces "{object_namespace}" '
+                 "not found")
+        existing = cluster.find(kind, object_namespace, name)
+        if kind == "Job" and existing and existing["spec"]["template"] != document["spec"]["template"]:
+            fail(f'The Job "{name}" is invalid: spec.template: Invalid value: field is immutable')
+        document.setdefault("status", {})
+        if kind == "Job":
+            document["status"] = job_status(cluster, document, object_namespace)
+        if kind == "Service" and document["spec"].get("type") == "LoadBalancer":
+            subnet = document["metadata"].get("annotations", {}).get(
+                "service.beta.kubernetes.io/oci-load-balancer-subnet1", "")
+            document["status"] = {"loadBalancer": {"ingress": [{"ip": "203.0.113.80"}]} if SUBNET.match(subnet) else {}}
+        cluster.objects[cluster.key(kind, object_namespace, name)] = document
+        print(f"{kind.lower()}/{name} {'configured' if existing else 'created'}")
+
+
+def job_status(cluster: Cluster, job: dict, namespace: str) -> dict:
+    if cluster.config_maps_missing(job["spec"]["template"]["spec"], namespace):
+        return {"active": 1}
+    if os.environ.get("FAKE_KUBE_MIGRATE_FAILS") == "1":
+        return {"failed": 4, "conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]}
+    return {"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]}
+
+
+def target(argument: str) -> tuple[str, str]:
+    kind, _, name = argument.partition("/")
+    if kind not in KINDS or not name:
+        fail(f'error: the server doesn\'t have a resource type "{kind}"')
+    return KINDS[kind], name
+
+
+def not_found(kind: str, name: str):
+    fail(f'Error from server (NotFound): {PLURAL.get(kind, kind.lower())} "{name}" not found')
+
+
+def main(argv: list[str]) -> int:
+    if argv and argv[0] == "kustomize":
+        os.execv(os.environ["FAKE_KUBE_REAL_KUBECTL"], ["kubectl", *argv])
+    cluster = Cluster(Path(os.environ["FAKE_KUBE_STATE"]))
+    options, words, index = {}, [], 0
+    while index < len(argv):
+        if argv[index] in ("--kubeconfig", "--namespace", "--filename", "--output"):
+            options[argv[index]] = argv[index + 1]
+            index += 2
+        else:
+            words.append(argv[index])
+            index += 1
+    cluster.data["calls"].append(words)
+    cluster.save()
+    authenticate(cluster, options.get("--kubeconfig"))
+    namespace = options.get("--namespace", "default")
+    verb = words[0] if words else ""
+    if verb == "apply" and options.get("--filename") == "-":
+        apply(cluster, namespace, sys.stdin.read())
+    elif verb == "get":
+        kind, name = target(words[1])
+        found = cluster.find(kind, namespace, name)
+        if not found:
+            not_found(kind, name)
+        print(json.dumps(found))
+    elif verb == "delete":
+        kind, name = target(words[1])
+        if kind == "Namespace":
+            for key in [k for k in cluster.objects if k.split("/")[1] == name or k == f"Namespace//{name}"]:
+                del cluster.objects[key]
+        elif not cluster.objects.pop(cluster.key(kind, namespace, name), None) and "--ignore-not-found" not in words:
+            not_found(kind, name)
+        print(f'{kind.lower()} "{name}" deleted')
+    elif verb == "logs":
+        kind, name = target(words[1])
+        if not cluster.find(kind, namespace, name):
+            not_found(kind, name)
+        if os.environ.get("FAKE_KUBE_MIGRATE_FAILS") == "1":
+            print("tracking-entrypoint: waiting up to 300s for database 10.0.1.20:3306")
+            print("init_db: ERROR: cannot connect to 10.0.1.20:3306 as the administrator")
+    elif verb == "rollout" and words[1:2] == ["status"]:
+        kind, name = target(words[2])
+        deployment = cluster.find(kind, namespace, name)
+        if not deployment:
+            not_found(kind, name)
+        replicas = deployment["spec"].get("replicas", 1)
+        print(f'Waiting for deployment "{name}" rollout to finish: 0 of {replicas} updated replicas are available...')
+        if cluster.config_maps_missing(deployment["spec"]["template"]["spec"], namespace):
+            fail("error: timed out waiting for the condition")
+        print(f'deployment "{name}" successfully rolled out')
+    else:
+        fail(f"fake kubectl: no answer for {words}", 2)
+    cluster.save()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,167 @@
+"""`orm-pack oke deploy|delete` as a user runs them: the real CLI and SDK, the Container Engine API on the
+Resource Manager fake (kubeconfig), and kubectl against a pretend cluster that keeps the API server's
+and OKE's rules (tests/okefake/kubectl.py)."""
+import json
+import stat
+from pathlib import Path
+
+import pytest
+from okefake import install
+
+from ormfake.containerengine import Cluster
+
+SETTINGS = Path(__file__).resolve().parents[1] / "oke" / "settings.json"
+
+
+@pytest.fixture
+def cluster_settings():
+    return json.loads(SETTINGS.read_text())
+
+
+@pytest.fixture
+def kube(tmp_path, fake, cluster_settings):
+    cluster_id = cluster_settings["cluster_id"]
+    fake.add_cluster(Cluster(cluster_id, cluster_settings["region"], public_endpoint="203.0.113.10:6443"))
+    return install(tmp_path / "kube", cluster_id)
+
+
+def oke(orm_pack, fake, kube, action, *args, settings_file=SETTINGS, **behaviour):
+    return orm_pack("oke", action, "--settings", str(settings_file), "--container-engine-endpoint", fake.url,
+                    "--kubeconfig", str(kube.bin_dir.parent / "kubeconfig.yaml"), "--timeout", "20", *args,
+                    env=kube.env(**behaviour))
+
+
+def verbs(kube) -> list[str]:
+    return [" ".join(call[:2]) if call[0] != "rollout" else " ".join(call[:3]) for call in kube.calls()]
+
+
+def test_deploy_prepares_migrates_then_rolls_out_and_prints_the_url(orm_pack, fake, kube):
+    result = oke(orm_pack, fake, kube, "deploy")
+    assert result.code == 0, result
+    assert "MLflow on OKE: https://203.0.113.80/" in result.stdout
+    # The order is the point: nothing of the new version starts before the migrations completed.
+    calls = verbs(kube)
+    assert calls.index("get job/mlflow-migrate") < calls.index("rollout status deployment/mlflow-tracking")
+    applied = [c for c in kube.calls() if c[0] == "apply"]
+    assert len(applied) == 3, calls
+    kinds = {key.split("/")[0] for key in kube.objects()}
+    assert {"Namespace", "ConfigMap", "Job", "Deployment", "Service", "NetworkPolicy", "PodDisruptionBudget",
+            "HorizontalPodAutoscaler"} <= kinds
+    assert "Secret" not in kinds
+    kubeconfig = kube.bin_dir.parent / "kubeconfig.yaml"
+    assert stat.S_IMODE(kubeconfig.stat().st_mode) == 0o600
+    assert "job/mlflow-migrate: complete" in result.stdout
+
+
+def test_deploying_again_replaces_the_migrate_job_whose_template_cannot_change(orm_pack, fake, kube, tmp_path):
+    assert oke(orm_pack, fake, kube, "deploy").code == 0
+    result = oke(orm_pack, fake, kube, "deploy", "--image", "ocir.example.test/ns/oci-mlflow-tracking:1.3.0")
+    assert result.code == 0, result
+    job = kube.objects()["Job/mlflow/mlflow-migrate"]
+    assert job["spec"]["template"]["spec"]["containers"][0]["image"] == "ocir.example.test/ns/oci-mlflow-tracking:1.3.0"
+
+
+def test_a_failed_migration_shows_its_log_and_rolls_nothing_out(orm_pack, fake, kube):
+    result = oke(orm_pack, fake, kube, "deploy", migrate_fails=1)
+    assert result.code == 1, result
+    assert "job/mlflow-migrate failed" in result.stderr
+    assert "cannot connect to 10.0.1.20:3306 as the administrator" in result.stderr
+    assert not any(key.startswith("Deployment/") for key in kube.objects())
+
+
+def test_the_fake_cluster_refuses_what_the_real_one_refuses(tmp_path, kube, fake):
+    """The rules the deploy's order relies on fail here when broken, so the deploy test can fail."""
+    import subprocess
+
+    from ormfake.containerengine import kubeconfig
+
+    config = tmp_path / "kc.yaml"
+    settings = json.loads(SETTINGS.read_text())
+    config.write_text(kubeconfig(fake.clusters[settings["cluster_id"]], "PUBLIC_ENDPOINT"))
+    env = {**__import__("os").environ, **kube.env()}
+
+    def kubectl(*args, stdin=""):
+        return subprocess.run(["kubectl", "--kubeconfig", str(config), "--namespace", "mlflow", *args],
+                              input=stdin, capture_output=True, text=True, env=env)
+
+    deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+                  "spec": {"replicas": 1, "template": {"spec": {"containers": [
+                      {"name": "c", "image": "i", "envFrom": [{"configMapRef": {"name": "absent"}}]}]}}}}
+    assert "namespaces \"mlflow\" not found" in kubectl("apply", "--filename", "-", stdin=json.dumps(deployment)).stderr
+    kubectl("apply", "--filename", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "Namespace",
+                                                         "metadata": {"name": "mlflow"}}))
+    assert kubectl("apply", "--filename", "-", stdin=json.dumps(deployment)).returncode == 0
+    assert "timed out" in kubectl("rollout", "status", "deployment/d").stderr
+    job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j"},
+           "spec": {"template": {"spec": {"containers": [{"name": "c", "image": "one"}]}}}}
+    assert kubectl("apply", "--filename", "-", stdin=json.dumps(job)).returncode == 0
+    job["spec"]["template"]["spec"]["containers"][0]["image"] = "two"
+    assert "field is immutable" in kubectl("apply", "--filename", "-", stdin=json.dumps(job)).stderr
+    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"},
+               "spec": {"type": "LoadBalancer", "ports": [{"port": 443}]}}
+    kubectl("apply", "--filename", "-", stdin=json.dumps(service))
+    assert json.loads(kubectl("get", "service/s", "--output", "json").stdout)["status"]["loadBalancer"] == {}
+    other = tmp_path / "other.yaml"
+    other.write_text(config.read_text().replace(settings["cluster_id"], "ocid1.cluster.oc1.phx.someoneelse"))
+    refused = subprocess.run(["kubectl", "--kubeconfig", str(other), "get", "service/s"], capture_output=True,
+                             text=True, env=env)
+    assert "Unauthorized" in refused.stderr
+
+
+def test_delete_removes_the_load_balancer_before_the_namespace(orm_pack, fake, kube):
+    assert oke(orm_pack, fake, kube, "deploy").code == 0
+    result = oke(orm_pack, fake, kube, "delete")
+    assert result.code == 0, result
+    deletes = [c[1] for c in kube.calls() if c[0] == "delete" and c[1] != "job/mlflow-migrate"]
+    assert deletes == ["service/mlflow", "namespace/mlflow"]
+    assert kube.objects() == {}
+
+
+def test_without_the_oci_cli_the_kubeconfig_is_refused_with_what_to_install(orm_pack, fake, tmp_path,
+                                                                            cluster_settings):
+    fake.add_cluster(Cluster(cluster_settings["cluster_id"], cluster_settings["region"], "203.0.113.10:6443"))
+    kube = install(tmp_path / "bare", cluster_settings["cluster_id"], with_oci_cli=False)
+    env = kube.env()
+    env["PATH"] = f"{kube.bin_dir}:/usr/bin:/bin"
+    result = orm_pack("oke", "deploy", "--settings", str(SETTINGS), "--container-engine-endpoint", fake.url,
+                      "--kubeconfig", str(tmp_path / "kc.yaml"), env=env)
+    assert result.code == 3, result
+    assert "`oci`, which is not on PATH" in result.stderr and "pip install oci-cli" in result.stderr
+    assert not (tmp_path / "kc.yaml").exists()
+
+
+def test_an_unknown_cluster_is_a_clear_not_found(orm_pack, fake, tmp_path, cluster_settings):
+    kube = install(tmp_path / "k", cluster_settings["cluster_id"])  # the Container Engine API knows no cluster
+    result = oke(orm_pack, fake, kube, "deploy")
+    assert result.code == 4, result
+    assert "NotAuthorizedOrNotFound" in result.stderr or "not found" in result.stderr.lower()
+
+
+@pytest.mark.parametrize("key", ["cluster_id", "lb_subnet_id", "lb_nsg_id", "ingress_cidr", "mysql_cidr",
+                                 "tracking_env", "migrate_env", "login_password_secret_ocid"])
+def test_a_missing_output_value_names_it_and_writes_nothing(orm_pack, tmp_path, cluster_settings, key):
+    del cluster_settings[key]
+    settings_file = tmp_path / "settings.json"
+    settings_file.write_text(json.dumps(cluster_settings))
+    output = tmp_path / "rendered.yaml"
+    result = orm_pack("oke", "deploy", "--settings", str(settings_file), "--dry-run", "--output", str(output),
+                      auth=False)
+    assert result.code == 2, result
+    assert f"oke_deploy_settings: {key} is missing" in result.stderr
+    assert "deployment_target" in result.stderr
+    assert not output.exists()
+
+
+def test_dry_run_reads_the_saved_outputs_of_orm_pack_outputs_json(orm_pack, tmp_path, cluster_settings):
+    saved = tmp_path / "outputs.json"
+    saved.write_text(json.dumps({"job_id": "x", "outputs": {"oke_deploy_settings": cluster_settings,
+                                                            "mlflow_url": ""}}))
+    result = orm_pack("oke", "deploy", "--settings", str(saved), "--dry-run", auth=False)
+    assert result.code == 0, result
+    assert "kind: Deployment" in result.stdout and "ghcr.io/oracle-quickstart/oci-mlflow-tracking:1.2.0" in result.stdout
+
+
+def test_an_image_without_a_version_is_refused(orm_pack, tmp_path):
+    result = orm_pack("oke", "deploy", "--settings", str(SETTINGS), "--dry-run", "--image",
+                      "ocir.example.test/ns/oci-mlflow-tracking", auth=False)
+    assert result.code == 2 and "--image must be <registry>/<path>:<tag>" in result.stderr, result
