@@ -1,0 +1,156 @@
+"""oke/ rendered with a deployment's settings: valid for the Kubernetes versions OKE offers, hardened,
+nothing left to fill in by hand, no secret value anywhere, and the images' own commands."""
+import re
+
+import kubernetes_validate
+import pytest
+
+from orm_pack.errors import UserError
+from orm_pack.oke import render
+
+from .conftest import REPO_ROOT, deploy_settings, find, pod_specs
+
+# OKE's newest Kubernetes minor and the one before ("Supported Versions of Kubernetes", Container Engine
+# for Kubernetes documentation; the add-on support table lists 1.34 as the newest).
+KUBERNETES_VERSIONS = ("1.34.0", "1.33.0")
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_every_object_passes_strict_validation(documents, version):
+    for document in documents:
+        kubernetes_validate.validate(document, version, strict=True)
+
+
+def test_strict_validation_catches_a_misspelt_field(documents):
+    """The check above can fail: one unknown field is refused."""
+    broken = {**find(documents, "Service", "mlflow-tracking")}
+    broken["spec"] = {**broken["spec"], "selctor": {}}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, KUBERNETES_VERSIONS[0], strict=True)
+
+
+def test_the_render_leaves_no_placeholder_and_the_settings_arrive(rendered):
+    text, documents = rendered
+    assert not render.leftovers(documents)
+    assert not re.search(r"<[^<>\s]+>", text)
+    service = find(documents, "Service", "mlflow")
+    annotations = service["metadata"]["annotations"]
+    assert annotations["service.beta.kubernetes.io/oci-load-balancer-subnet1"] == "ocid1.subnet.oc1.phx.aaaalb"
+    assert annotations["oci.oraclecloud.com/oci-network-security-groups"] == "ocid1.networksecuritygroup.oc1.phx.aaaansg"
+    assert annotations["service.beta.kubernetes.io/oci-load-balancer-shape"] == "flexible"
+    assert service["spec"]["loadBalancerSourceRanges"] == ["203.0.113.0/24"]
+    assert "oke-deploy-settings" not in text  # the overlay's own settings stay out of the cluster
+
+
+def test_a_stand_in_that_was_not_replaced_is_an_error(kubectl, tmp_path):
+    import shutil
+
+    copy = tmp_path / "oke"
+    shutil.copytree(REPO_ROOT / "oke", copy)
+    kustomization = copy / "overlays" / "oke" / "kustomization.yaml"
+    # Drop the replacement of the MySQL address: the base's stand-in would reach the cluster.
+    text = kustomization.read_text()
+    start = text.index("  - source: {kind: ConfigMap, name: oke-deploy-settings, fieldPath: data.mysql_cidr}")
+    kustomization.write_text(text[:start])
+    with pytest.raises(UserError) as error:
+        render.render(copy, deploy_settings(), kubectl)
+    assert "MYSQL_CIDR" in str(error.value)
+
+
+def test_every_container_is_unprivileged_read_only_and_bounded(documents):
+    specs = pod_specs(documents)
+    assert set(specs) == {"Deployment/mlflow-tracking", "Deployment/mlflow-proxy", "Job/mlflow-migrate"}
+    for where, spec in specs.items():
+        assert spec["securityContext"]["runAsNonRoot"] is True, where
+        assert spec["securityContext"]["runAsUser"] >= 10000, where
+        assert spec["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault", where
+        assert spec["automountServiceAccountToken"] is False, where
+        for container in spec.get("initContainers", []) + spec["containers"]:
+            context = container["securityContext"]
+            assert context["readOnlyRootFilesystem"] is True, (where, container["name"])
+            assert context["allowPrivilegeEscalation"] is False, (where, container["name"])
+            assert context["capabilities"]["drop"] == ["ALL"], (where, container["name"])
+            assert {"requests", "limits"} <= set(container["resources"]), (where, container["name"])
+            image = container["image"]
+            assert re.search(r"(:\d[\w.-]*|@sha256:[0-9a-f]{64})$", image) and not image.endswith(":latest"), image
+
+
+def test_the_tracking_servers_are_replicated_spread_and_probed_on_health(documents):
+    tracking = find(documents, "Deployment", "mlflow-tracking")
+    assert tracking["spec"]["replicas"] >= 2
+    spread = tracking["spec"]["template"]["spec"]["topologySpreadConstraints"][0]
+    assert spread["topologyKey"] == "kubernetes.io/hostname" and spread["maxSkew"] == 1
+    container = tracking["spec"]["template"]["spec"]["containers"][0]
+    for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+        assert container[probe]["httpGet"]["path"] == "/health", probe
+    # Sized by benchmarks/bench_runtime_memory.py (two workers: about 0.65 GB).
+    assert container["resources"]["requests"]["memory"] == "768Mi"
+    assert find(documents, "HorizontalPodAutoscaler", "mlflow-tracking")["spec"]["minReplicas"] >= 2
+    assert find(documents, "PodDisruptionBudget", "mlflow-tracking")["spec"]["minAvailable"] == 1
+
+
+def test_settings_carry_secret_ocids_and_no_secret_value(documents):
+    config_maps = {d["metadata"]["name"].rsplit("-", 1)[0]: d["data"] for d in documents if d["kind"] == "ConfigMap"}
+    assert set(config_maps) == {"mlflow-tracking", "mlflow-migrate", "mlflow-proxy"}
+    for name, data in config_maps.items():
+        for key, value in data.items():
+            assert "PASSWORD" not in key or key.endswith("_SECRET_OCID"), (name, key)
+            if key.endswith("_SECRET_OCID"):
+                assert value.startswith("ocid1.vaultsecret."), (name, key)
+    # The administrator's login reaches the migrate Job only.
+    assert not [k for k in config_maps["mlflow-tracking"] if k.startswith("MYSQL_ADMIN")]
+    assert "MYSQL_ADMIN_PASSWORD_SECRET_OCID" in config_maps["mlflow-migrate"]
+    job_sources = [s["configMapRef"]["name"] for s in
+                   find(documents, "Job", "mlflow-migrate")["spec"]["template"]["spec"]["containers"][0]["envFrom"]]
+    tracking_sources = [s["configMapRef"]["name"] for s in find(documents, "Deployment", "mlflow-tracking")
+                        ["spec"]["template"]["spec"]["containers"][0]["envFrom"]]
+    assert any(n.startswith("mlflow-migrate") for n in job_sources)
+    assert not any(n.startswith("mlflow-migrate") for n in tracking_sources)
+    assert not [d for d in documents if d["kind"] == "Secret"]
+
+
+def test_only_the_proxy_reaches_mlflow_and_mlflow_reaches_mysql_and_https_only(documents):
+    deny = find(documents, "NetworkPolicy", "default-deny")
+    assert deny["spec"]["podSelector"] == {} and set(deny["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+    tracking = find(documents, "NetworkPolicy", "mlflow-tracking")["spec"]
+    assert tracking["ingress"] == [{"from": [{"podSelector": {"matchLabels": {
+        "app.kubernetes.io/name": "mlflow-proxy"}}}], "ports": [{"port": 5000, "protocol": "TCP"}]}]
+    egress = {(rule["ports"][0]["port"], str(rule["to"][0].get("ipBlock", {}).get("cidr"))) for rule in tracking["egress"]}
+    assert egress == {(3306, "10.0.1.20/32"), (53, "None"), (80, "169.254.169.254/32"), (443, "0.0.0.0/0")}
+    https = [rule for rule in tracking["egress"] if rule["ports"][0]["port"] == 443][0]
+    assert "10.0.0.0/8" in https["to"][0]["ipBlock"]["except"]
+
+
+def _dockerfile_entrypoint() -> list[str]:
+    import json
+
+    text = (REPO_ROOT / "docker" / "Dockerfile-tracking").read_text()
+    return json.loads(re.search(r"^ENTRYPOINT (\[.*\])$", text, re.MULTILINE).group(1))
+
+
+def _copied_to(image_path: str) -> str:
+    """The repository file that Dockerfile-tracking's COPY lines put at `image_path` in the image."""
+    text = (REPO_ROOT / "docker" / "Dockerfile-tracking").read_text()
+    for line in re.findall(r"^COPY (.+)$", text, re.MULTILINE):
+        *sources, target = line.split()
+        for source in sources:
+            if target.endswith("/"):  # files into a directory
+                if image_path == target + source.rsplit("/", 1)[1]:
+                    return source
+            elif image_path.startswith(target + "/"):  # a directory copied as a whole
+                candidate = f"{source}/{image_path[len(target) + 1:]}"
+                if (REPO_ROOT / candidate).is_file():
+                    return candidate
+    raise AssertionError(f"no COPY puts a file at {image_path}")
+
+
+def test_the_pods_run_the_images_own_entrypoint_and_scripts(documents):
+    entrypoint = _dockerfile_entrypoint()
+    tracking = find(documents, "Deployment", "mlflow-tracking")["spec"]["template"]["spec"]["containers"][0]
+    job = find(documents, "Job", "mlflow-migrate")["spec"]["template"]["spec"]["containers"][0]
+    setup = find(documents, "Deployment", "mlflow-proxy")["spec"]["template"]["spec"]["initContainers"][0]
+    assert tracking["command"] == entrypoint and tracking["args"] == ["serve"]
+    assert job["command"] == entrypoint and job["args"] == ["migrate"]
+    assert _copied_to(entrypoint[-1]) == "docker/tracking/entrypoint.sh"
+    assert _copied_to(setup["command"][-1]) == "docker/nginx/setup-from-vault.sh"
+    assert _copied_to("/opt/mlflow/nginx/render.sh") == "docker/nginx/render.sh"
