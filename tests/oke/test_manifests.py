@@ -8,6 +8,7 @@ import pytest
 from orm_pack.errors import UserError
 from orm_pack.oke import render
 
+from . import images
 from .conftest import REPO_ROOT, deploy_settings, find, pod_specs
 
 # OKE's newest Kubernetes minor and the one before ("Supported Versions of Kubernetes", Container Engine
@@ -121,36 +122,13 @@ def test_only_the_proxy_reaches_mlflow_and_mlflow_reaches_mysql_and_https_only(d
     assert "10.0.0.0/8" in https["to"][0]["ipBlock"]["except"]
 
 
-def _dockerfile_entrypoint() -> list[str]:
-    import json
-
-    text = (REPO_ROOT / "docker" / "Dockerfile-tracking").read_text()
-    return json.loads(re.search(r"^ENTRYPOINT (\[.*\])$", text, re.MULTILINE).group(1))
-
-
-def _copied_to(image_path: str) -> str:
-    """The repository file that Dockerfile-tracking's COPY lines put at `image_path` in the image."""
-    text = (REPO_ROOT / "docker" / "Dockerfile-tracking").read_text()
-    for line in re.findall(r"^COPY (.+)$", text, re.MULTILINE):
-        *sources, target = line.split()
-        for source in sources:
-            if target.endswith("/"):  # files into a directory
-                if image_path == target + source.rsplit("/", 1)[1]:
-                    return source
-            elif image_path.startswith(target + "/"):  # a directory copied as a whole
-                candidate = f"{source}/{image_path[len(target) + 1:]}"
-                if (REPO_ROOT / candidate).is_file():
-                    return candidate
-    raise AssertionError(f"no COPY puts a file at {image_path}")
-
-
 def test_the_pods_run_the_images_own_entrypoint_and_scripts(documents):
-    entrypoint = _dockerfile_entrypoint()
+    entrypoint = images.entrypoint()
     tracking = find(documents, "Deployment", "mlflow-tracking")["spec"]["template"]["spec"]["containers"][0]
     job = find(documents, "Job", "mlflow-migrate")["spec"]["template"]["spec"]["containers"][0]
     setup = find(documents, "Deployment", "mlflow-proxy")["spec"]["template"]["spec"]["initContainers"][0]
     assert tracking["command"] == entrypoint and tracking["args"] == ["serve"]
     assert job["command"] == entrypoint and job["args"] == ["migrate"]
-    assert _copied_to(entrypoint[-1]) == "docker/tracking/entrypoint.sh"
-    assert _copied_to(setup["command"][-1]) == "docker/nginx/setup-from-vault.sh"
-    assert _copied_to("/opt/mlflow/nginx/render.sh") == "docker/nginx/render.sh"
+    assert images.copied_to(entrypoint[-1]) == "docker/tracking/entrypoint.sh"
+    assert images.copied_to(setup["command"][-1]) == "docker/nginx/setup-from-vault.sh"
+    assert images.copied_to("/opt/mlflow/nginx/render.sh") == "docker/nginx/render.sh"

@@ -6,8 +6,8 @@ import stat
 from pathlib import Path
 
 import pytest
-from okefake import install
 
+from okefake import install
 from ormfake.containerengine import Cluster
 
 SETTINGS = Path(__file__).resolve().parents[1] / "oke" / "settings.json"

@@ -1,0 +1,157 @@
+"""The OKE pods' commands, run natively with the settings of the rendered manifests: the migrate Job
+prepares MySQL (first-boot SQL and migrations) and exits, the tracking container serves from the same
+database without the administrator's login, and the proxy's init container writes the same nginx config
+as the runtime tests' renderer, whose login (read from Vault) nginx accepts. Secrets and the bucket come
+from the loopback instance-principal fakes (tests/ocifakes), as on a node of the cluster."""
+import json
+import os
+import subprocess
+
+import pytest
+import requests
+from ocifakes.server import InstanceCloud
+
+from dataplane.stacks import RUNTIME
+from harness.static import nginx_binary
+from oke import images
+from oke.conftest import REPO_ROOT, SETTINGS
+from orm_pack.local import nginx, processes
+from orm_pack.local.ports import free_port
+from orm_pack.local.services import python_env
+from orm_pack.oke import render, settings
+
+pytestmark = pytest.mark.dataplane
+
+DATABASE = "mlflow_oke"
+BUCKET = "mlflow-oke"
+LOGIN_PASSWORD = "Oke-login p@ss:word"
+
+
+@pytest.fixture(scope="module")
+def cloud():
+    server = InstanceCloud().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def manifests(cloud, mariadb) -> dict:
+    """The rendered pods and ConfigMaps, for settings that point at MariaDB and the fakes' Vault and bucket."""
+    admin = cloud.add_secret("oke-admin", mariadb.admin_password)
+    db_password = cloud.add_secret("oke-db", "Oke-db/p&ss'word")
+    login = cloud.add_secret("oke-login", LOGIN_PASSWORD)
+    cloud.create_bucket(BUCKET)
+    cloud.grant(secrets=[admin, db_password, login], buckets=[BUCKET])
+    raw = json.loads(SETTINGS.read_text())
+    tracking_env = json.loads(raw["tracking_env"])
+    tracking_env.update(MLFLOW_DB_HOST=mariadb.host, MLFLOW_DB_PORT=str(mariadb.port), MLFLOW_DB_NAME=DATABASE,
+                        MLFLOW_DB_USER=DATABASE, MLFLOW_DB_PASSWORD_SECRET_OCID=db_password, MLFLOW_WORKERS="1",
+                        MLFLOW_ARTIFACTS_DESTINATION=f"oci://{BUCKET}@{cloud.namespace}/artifacts")
+    raw.update(tracking_env=json.dumps(tracking_env), login_password_secret_ocid=login,
+               migrate_env=json.dumps({"MYSQL_ADMIN_USER": mariadb.admin_user,
+                                       "MYSQL_ADMIN_PASSWORD_SECRET_OCID": admin}))
+    _, documents = render.render(REPO_ROOT / "oke", settings.from_output(raw), "kubectl")
+    config_maps = {d["metadata"]["name"].rsplit("-", 1)[0]: d["data"] for d in documents if d["kind"] == "ConfigMap"}
+    pods = {d["metadata"]["name"]: d["spec"]["template"]["spec"] for d in documents if d["kind"] in ("Job", "Deployment")}
+    return {"config_maps": config_maps, "pods": pods}
+
+
+def pod_env(manifests, container: dict, cloud, home) -> dict:
+    """What the container sees: its ConfigMaps and env, and (as on an OKE node) the instance principal."""
+    env = python_env()
+    for source in container.get("envFrom", []):
+        prefix = source["configMapRef"]["name"].rsplit("-", 1)[0]
+        env.update(manifests["config_maps"][prefix])
+    env.update({item["name"]: item["value"] for item in container.get("env", [])})
+    env.update(cloud.runtime_env())
+    home.mkdir(parents=True, exist_ok=True)
+    env.update(HOME=str(home), TMPDIR=str(home))
+    return env
+
+
+@pytest.fixture(scope="module")
+def migrated(manifests, cloud, tmp_path_factory):
+    job = manifests["pods"]["mlflow-migrate"]["containers"][0]
+    env = pod_env(manifests, job, cloud, tmp_path_factory.mktemp("migrate"))
+    result = subprocess.run(images.native_argv(job), env=env, capture_output=True, text=True, timeout=600)
+    return result
+
+
+def test_the_migrate_job_prepares_the_database_and_exits(migrated, mariadb):
+    assert migrated.returncode == 0, migrated.stderr[-3000:]
+    assert f"database `{DATABASE}` and user '{DATABASE}'@'%' are ready" in migrated.stderr
+    assert "migrate: the database is ready; not starting the server" in migrated.stderr
+    with mariadb.admin(DATABASE) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT version_num FROM alembic_version")
+        assert cursor.fetchone()[0]
+    assert "Oke-db" not in migrated.stderr and mariadb.admin_password not in migrated.stderr
+
+
+@pytest.fixture(scope="module")
+def tracking(migrated, manifests, cloud, tracker, tmp_path_factory):
+    assert migrated.returncode == 0
+    container = manifests["pods"]["mlflow-tracking"]["containers"][0]
+    workdir = tmp_path_factory.mktemp("oke-tracking")
+    env = pod_env(manifests, container, cloud, workdir / "home")
+    port = free_port()
+    env["MLFLOW_PORT"] = str(port)  # each pod has its own network; here they share the machine's
+    service = tracker.start("oke-tracking", images.native_argv(container), env, workdir / "tracking.log")
+    processes.wait_ready(service, f"http://127.0.0.1:{port}/health", 300)
+    tracker.remember_tree(service)
+    yield port, workdir / "tracking.log"
+    tracker.stop(service)
+
+
+def test_the_tracking_container_serves_without_the_administrators_login(tracking):
+    port, log = tracking
+    text = log.read_text()
+    assert "MLflow schema is at revision" in text
+    assert "are ready on" not in text  # no first-boot SQL: the Job did it, with a login the pods never get
+    created = requests.post(f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/create", json={"name": "oke"},
+                            timeout=30)
+    assert created.status_code == 200, created.text
+
+
+@pytest.fixture(scope="module")
+def proxy_files(manifests, cloud, tracking, tmp_path_factory):
+    """The proxy pod's init container, run natively; listen and upstream are this machine's ports."""
+    setup = manifests["pods"]["mlflow-proxy"]["initContainers"][0]
+    workdir = tmp_path_factory.mktemp("oke-proxy")
+    env = pod_env(manifests, setup, cloud, workdir / "home")
+    listen, upstream = f"127.0.0.1:{free_port()}", f"127.0.0.1:{tracking[0]}"
+    env.update(PROXY_DIR=str(workdir / "files"), PROXY_LISTEN_PORT=listen, PROXY_UPSTREAM=upstream)
+    result = subprocess.run(images.native_argv(setup), env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert LOGIN_PASSWORD not in result.stderr
+    return workdir, listen, upstream
+
+
+def test_the_proxy_config_is_the_runtime_renderers_for_the_same_settings(proxy_files, manifests):
+    workdir, listen, upstream = proxy_files
+    files = workdir / "files"
+    proxy_settings = manifests["config_maps"]["mlflow-proxy"]
+    assert proxy_settings["PROXY_UPSTREAM"] == "mlflow-tracking:5000" and proxy_settings["PROXY_LISTEN_PORT"] == "8443"
+    reference = nginx.render_proxy(RUNTIME, workdir / "reference.conf", listen=listen, upstream=upstream,
+                                   htpasswd=files / "htpasswd", tls_cert=files / "tls" / "cert.pem",
+                                   tls_key=files / "tls" / "key.pem", server_name=proxy_settings["PROXY_SERVER_NAME"])
+    assert (files / "conf.d" / "mlflow.conf").read_text() == reference.read_text()
+    assert oct((files / "htpasswd").stat().st_mode & 0o777) == "0o640"
+
+
+def test_nginx_accepts_the_login_from_vault_and_nothing_else(proxy_files, manifests, tracker):
+    workdir, listen, _ = proxy_files
+    conf = nginx.write_main_conf(workdir / "nginx", [workdir / "files" / "conf.d" / "mlflow.conf"])
+    binary = nginx_binary()
+    nginx.check_config(binary, conf)
+    service = tracker.start("oke-nginx", nginx.nginx_argv(binary, conf), dict(os.environ), workdir / "nginx.log")
+    url = f"https://{listen}"
+    try:
+        processes.wait_ready(service, f"{url}/health", 30, accept=(200,))
+        search = f"{url}/api/2.0/mlflow/experiments/search?max_results=10"
+        user = manifests["config_maps"]["mlflow-proxy"]["PROXY_LOGIN_USER"]
+        good = requests.get(search, auth=(user, LOGIN_PASSWORD), verify=False, timeout=30)
+        assert good.status_code == 200, good.text
+        assert "oke" in [e["name"] for e in good.json()["experiments"]]
+        assert requests.get(search, auth=(user, LOGIN_PASSWORD + "x"), verify=False, timeout=30).status_code == 401
+    finally:
+        tracker.stop(service)
