@@ -34,9 +34,15 @@ RUN_BY = {
     "curl -sk -u mlflow:\"$MLFLOW_TRACKING_PASSWORD\" https://<serving-ip>:1234/invocations \\":
         "tests/dataplane/test_doctor.py::test_the_readme_curl_gets_a_prediction",
     "flowchart LR": "tests/test_readme_diagram.py::test_the_architecture_diagram_renders",
+    "orm-pack apply --compartment ocid1.compartment.oc1..xxxx --var deployment_target=oke --var "
+    "allowed_ingress_cidr=203.0.113.7/32":
+        "tests/orm/test_oke_e2e.py::test_the_readme_oke_commands_deploy_mlflow_on_the_stacks_cluster",
 }
 NOT_RUN = {
     ".venv/bin/python -m pytest": "the suite itself; tests/test_project.py checks that .ci/run runs exactly it",
+    "docker build -f docker/Dockerfile-tracking -t <region-key>.ocir.io/<namespace>/oci-mlflow-tracking:<version> .":
+        "needs a Docker engine and an OCIR login; the Dockerfile is checked statically "
+        "(tests/dataplane/test_docker_static.py) and --image by tests/orm/test_oke_deploy.py",
     " notebook / browser ──HTTPS 443, basic auth──▶ tracking VM: nginx ─▶ mlflow server (127.0.0.1:5000)":
         "a text drawing, not a command",
 }

@@ -86,6 +86,12 @@ def test_every_command_works_from_a_clean_install(kind, distributions, fake, oci
     assert built.returncode == 0, built.stderr
     assert "site-packages/orm_pack/bundle" in json.loads(built.stdout)["source"]
 
+    # the OKE manifests come with the package too: rendered from the bundle, offline
+    settings_file = Path(__file__).resolve().parents[1] / "oke" / "settings.json"
+    rendered = orm_pack("oke", "deploy", "--settings", settings_file, "--dry-run", cloud=False)
+    assert rendered.returncode == 0, rendered.stderr
+    assert "kind: Deployment" in rendered.stdout and "name: mlflow-migrate" in rendered.stdout
+
     # the real stack, as built from the bundle, plans in Resource Manager
     planned = orm_pack("plan", "--compartment", COMPARTMENT, "--stack-name", "real", "--zip", "stack.zip",
                        env=STACK_SECRETS)

@@ -31,6 +31,22 @@ class Cluster:
     private_endpoint: str = "10.0.4.2:6443"
 
 
+def clusters_in_state(state: dict) -> dict:
+    """The OKE clusters a Terraform state holds, by OCID."""
+    found = {}
+    for resource in state.get("resources", []):
+        if resource.get("type") != "oci_containerengine_cluster" or resource.get("mode") != "managed":
+            continue
+        for instance in resource.get("instances", []):
+            attributes = instance["attributes"]
+            endpoints = (attributes.get("endpoints") or [{}])[0]
+            public = endpoints.get("public_endpoint") or None
+            region = attributes["id"].split(".")[3] or "us-phoenix-1"
+            found[attributes["id"]] = Cluster(attributes["id"], region, public,
+                                              endpoints.get("private_endpoint") or "10.0.4.2:6443")
+    return found
+
+
 def is_container_engine(path: str) -> bool:
     return path.startswith(API + "/")
 

@@ -133,6 +133,16 @@ class ResourceManagerFake:
         with self.lock:
             self.clusters[cluster.id] = cluster
 
+    def known_clusters(self) -> dict:
+        """The clusters added by tests and those the stacks' applies created (from their state)."""
+        with self.lock:
+            found = dict(self.clusters)
+            states = [self.stack_state_file(stack_id) for stack_id in self.stacks]
+        for state in states:
+            if state.exists() and state.stat().st_size:
+                found.update(containerengine.clusters_in_state(json.loads(state.read_text())))
+        return found
+
     def add_fault(self, status: int, count: int = 1, method: str | None = None, path_contains: str | None = None,
                   code: str | None = None) -> None:
         with self.lock:
@@ -541,7 +551,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(status, document, headers)
         if containerengine.is_container_engine(parts.path):
             try:
-                status, text = containerengine.handle(fake.clusters, self.command, parts.path,
+                status, text = containerengine.handle(fake.known_clusters(), self.command, parts.path,
                                                       json.loads(body) if body else {})
             except (containerengine.ContainerEngineError, ValueError) as exc:
                 status, code = getattr(exc, "status", 400), getattr(exc, "code", "InvalidParameter")
