@@ -12,7 +12,7 @@ from tf.types import Unknown
 from .planning import mark_computed_unknown
 
 FIXTURES_FILE = Path(__file__).resolve().parent / "fixtures.json"
-_SERVICE_PREFIXES = ("core_", "identity_", "objectstorage_", "kms_", "vault_", "mysql_")
+_SERVICE_PREFIXES = ("core_", "identity_", "objectstorage_", "kms_", "vault_", "mysql_", "containerengine_")
 
 
 def digest(*parts) -> str:
@@ -24,7 +24,7 @@ def config_digest(config) -> str:
 
 
 # Types whose OCID kind is not their name without the service prefix.
-_OCID_KINDS = {"oci_vault_secret": "vaultsecret"}
+_OCID_KINDS = {"oci_vault_secret": "vaultsecret", "oci_identity_tag": "tagdefinition"}
 
 
 def _ocid_kind(type_name: str) -> str:
