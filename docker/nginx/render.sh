@@ -2,7 +2,9 @@
 # Renders mlflow-proxy.conf.template (next to this script) from environment variables.
 #   usage: render.sh OUTPUT_FILE        (OUTPUT_FILE "-" writes to stdout)
 #   PROXY_LISTEN_PORT    port or address:port nginx listens on (TLS), e.g. 443 or 127.0.0.1:8443
-#   PROXY_UPSTREAM       host:port of mlflow server or the serving supervisor, e.g. 127.0.0.1:5000
+#   PROXY_UPSTREAM       host:port of mlflow server or the serving supervisor, e.g. 127.0.0.1:5000; or
+#                        several, separated by spaces or commas, for replicas behind one upstream:
+#                        one nginx `server` line each, balanced round-robin, e.g. "10.0.1.5:5000 10.0.1.6:5000"
 #   PROXY_HTPASSWD_FILE  existing htpasswd file with bcrypt entries (htpasswd -B)
 #   PROXY_TLS_CERT       PEM certificate; with PROXY_TLS_KEY, a self-signed pair is created
 #   PROXY_TLS_KEY        PEM private key  when neither file exists
@@ -27,16 +29,24 @@ safe_value() {  # name value
 port_ok() { [[ $1 =~ ^[0-9]+$ ]] && (($1 >= 1 && $1 <= 65535)); }
 
 PROXY_SERVER_NAME=${PROXY_SERVER_NAME:-_}
-for name in PROXY_LISTEN_PORT PROXY_UPSTREAM PROXY_HTPASSWD_FILE PROXY_TLS_CERT PROXY_TLS_KEY; do
+safe_value PROXY_LISTEN_PORT "${PROXY_LISTEN_PORT:-}"
+[[ -n ${PROXY_UPSTREAM:-} ]] || die "PROXY_UPSTREAM is not set"
+for name in PROXY_HTPASSWD_FILE PROXY_TLS_CERT PROXY_TLS_KEY; do
   safe_value "$name" "${!name:-}"
 done
 for server_name in $PROXY_SERVER_NAME; do safe_value PROXY_SERVER_NAME "$server_name"; done
 
 port_ok "${PROXY_LISTEN_PORT##*:}" ||
   die "PROXY_LISTEN_PORT must be a port or address:port (got '$PROXY_LISTEN_PORT')"
-if [[ $PROXY_UPSTREAM != ?*:* ]] || ! port_ok "${PROXY_UPSTREAM##*:}"; then
-  die "PROXY_UPSTREAM must be host:port, e.g. 127.0.0.1:5000 (got '$PROXY_UPSTREAM')"
-fi
+# Split on commas and any whitespace (newlines too, so no line can slip past the checks below).
+IFS=$' \t\n' read -r -d '' -a upstreams <<<"${PROXY_UPSTREAM//,/ }" || true
+((${#upstreams[@]} > 0)) || die "PROXY_UPSTREAM lists no host:port (got '$PROXY_UPSTREAM')"
+for upstream in "${upstreams[@]}"; do
+  safe_value PROXY_UPSTREAM "$upstream"
+  if [[ $upstream != ?*:* ]] || ! port_ok "${upstream##*:}"; then
+    die "PROXY_UPSTREAM must be host:port, e.g. 127.0.0.1:5000 (got '$upstream')"
+  fi
+done
 [[ -f $PROXY_HTPASSWD_FILE ]] ||
   die "PROXY_HTPASSWD_FILE $PROXY_HTPASSWD_FILE does not exist; create it with: htpasswd -cB $PROXY_HTPASSWD_FILE <user>"
 
@@ -74,14 +84,30 @@ PROXY_UPSTREAM_NAME=mlflow_upstream_$(tr -c 'A-Za-z0-9\n' '_' <<<"$PROXY_LISTEN_
 # shellcheck disable=SC2034
 PROXY_ID=p$(tr -c '0-9\n' '_' <<<"$PROXY_LISTEN_PORT")
 
+# The template's upstream line, repeated once per upstream address.
+# shellcheck disable=SC2016  # the placeholder itself, not an expansion
+server_line='server ${PROXY_UPSTREAM};'
+template_with_servers() {
+  local line upstream
+  while IFS= read -r line || [[ -n $line ]]; do
+    if [[ $line == *"$server_line"* ]]; then
+      for upstream in "${upstreams[@]}"; do
+        printf '%s\n' "${line%%"$server_line"*}server $upstream;${line#*"$server_line"}"
+      done
+    else
+      printf '%s\n' "$line"
+    fi
+  done <"$TEMPLATE"
+}
+
 sed_escape() { sed -e 's/[\/&|]/\\&/g' <<<"$1"; }
 sed_args=()
-for name in PROXY_UPSTREAM_NAME PROXY_ID PROXY_LISTEN_PORT PROXY_UPSTREAM PROXY_HTPASSWD_FILE \
+for name in PROXY_UPSTREAM_NAME PROXY_ID PROXY_LISTEN_PORT PROXY_HTPASSWD_FILE \
   PROXY_TLS_CERT PROXY_TLS_KEY PROXY_SERVER_NAME; do
   sed_args+=(-e "s|\${$name}|$(sed_escape "${!name}")|g")
 done
 
-rendered=$(sed "${sed_args[@]}" "$TEMPLATE")
+rendered=$(template_with_servers | sed "${sed_args[@]}")
 placeholder='[$][{]PROXY_[A-Z_]*[}]'
 if grep -q "$placeholder" <<<"$rendered"; then
   die "template placeholders left unrendered: $(grep -o "$placeholder" <<<"$rendered" | sort -u | tr '\n' ' ')"
@@ -93,5 +119,5 @@ else
   mkdir -p "$(dirname "$OUTPUT")"
   printf '%s\n' "$rendered" >"$OUTPUT.tmp"
   mv "$OUTPUT.tmp" "$OUTPUT"
-  log "wrote $OUTPUT (listen $PROXY_LISTEN_PORT -> $PROXY_UPSTREAM)"
+  log "wrote $OUTPUT (listen $PROXY_LISTEN_PORT -> ${upstreams[*]})"
 fi

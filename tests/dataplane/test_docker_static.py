@@ -145,13 +145,32 @@ def test_render_creates_a_self_signed_pair_once_and_keeps_a_given_one(tmp_path):
     assert cert.read_bytes() == before
 
 
+def test_render_puts_each_listed_upstream_on_a_server_line_of_its_own(tmp_path):
+    result = render(tmp_path, PROXY_UPSTREAM="127.0.0.1:5000, 127.0.0.1:5001 10.0.1.6:5000")
+    assert result.returncode == 0, result.stderr
+    conf = (tmp_path / "out.conf").read_text()
+    upstream_block = conf.split("\nupstream ", 1)[1].split("}", 1)[0].splitlines()[1:]
+    assert [line.strip() for line in upstream_block] == [
+        "server 127.0.0.1:5000;", "server 127.0.0.1:5001;", "server 10.0.1.6:5000;", "keepalive 16;"]
+    assert "127.0.0.1:5001" not in conf.replace("server 127.0.0.1:5001;", "", 1)  # the list itself nowhere else
+    main = f"pid {tmp_path}/nginx.pid;\nevents {{}}\nhttp {{\n    include {tmp_path / 'out.conf'};\n}}\n"
+    assert nginx_test_errors(main) == []
+
+
 @pytest.mark.parametrize("overrides, message", [
     ({"PROXY_LISTEN_PORT": "443; include /etc/passwd"}, "PROXY_LISTEN_PORT contains whitespace"),
     ({"PROXY_LISTEN_PORT": "99999"}, "PROXY_LISTEN_PORT must be a port"),
     ({"PROXY_UPSTREAM": "127.0.0.1"}, "PROXY_UPSTREAM must be host:port"),
+    ({"PROXY_UPSTREAM": "127.0.0.1:5000, 127.0.0.1 127.0.0.1:5002"},
+     "PROXY_UPSTREAM must be host:port, e.g. 127.0.0.1:5000 (got '127.0.0.1')"),
+    ({"PROXY_UPSTREAM": "127.0.0.1:5000\ninclude /etc/passwd;"}, "PROXY_UPSTREAM must be host:port"),
+    ({"PROXY_UPSTREAM": "127.0.0.1:5000 127.0.0.1:5001;"}, "PROXY_UPSTREAM contains whitespace or one of"),
+    ({"PROXY_UPSTREAM": " , "}, "PROXY_UPSTREAM lists no host:port"),
     ({"PROXY_HTPASSWD_FILE": "/nonexistent/htpasswd"}, "htpasswd -cB /nonexistent/htpasswd"),
     ({"PROXY_TLS_CERT": ""}, "PROXY_TLS_CERT is not set"),
-], ids=["injection", "port-range", "upstream-without-port", "missing-htpasswd", "missing-cert-path"])
+], ids=["injection", "port-range", "upstream-without-port", "upstream-list-entry-without-port",
+        "upstream-list-line-injection", "upstream-list-entry-injection", "upstream-list-empty", "missing-htpasswd",
+        "missing-cert-path"])
 def test_render_refuses_bad_settings(tmp_path, overrides, message):
     result = render(tmp_path, **overrides)
     assert result.returncode == 2 and message in result.stderr
