@@ -20,9 +20,9 @@ class ProcessTracker:
         self.services: list[processes.Service] = []
         self.seen: dict[int, str] = {}
 
-    def start(self, name: str, argv: list[str], env: dict, log: Path) -> processes.Service:
+    def start(self, name: str, argv: list[str], env: dict, log: Path, cwd: Path | None = None) -> processes.Service:
         needs.used("dataplane")
-        service = processes.start(name, argv, env, log)
+        service = processes.start(name, argv, env, log, cwd)
         self.services.append(service)
         self.seen[service.pid] = name
         return service

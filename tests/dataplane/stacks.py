@@ -3,6 +3,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from harness.tools import require_binary
 from orm_pack.local import credentials, nginx, processes
 from orm_pack.local.ports import free_port
 from orm_pack.local.runtime_files import RuntimeFiles
-from orm_pack.local.services import python_env
+from orm_pack.local.services import TrackingConfig, python_env, tracking_argv, tracking_env
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RUNTIME = RuntimeFiles(REPO_ROOT)
@@ -26,16 +27,18 @@ CLIENT_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_TIMEO
 UNSET_TRACKING_URI = "http://127.0.0.1:9"
 
 
-def start_proxy(tracker: ProcessTracker, workdir: Path, upstream_port: int, login: credentials.Credentials,
-                runtime: RuntimeFiles = RUNTIME):
-    """nginx with our template (or `runtime`'s) in front of 127.0.0.1:upstream_port; returns (service, URL)."""
+def start_proxy(tracker: ProcessTracker, workdir: Path, upstream_port: int | Sequence[int],
+                login: credentials.Credentials, runtime: RuntimeFiles = RUNTIME):
+    """nginx with our template (or `runtime`'s) in front of 127.0.0.1:upstream_port, or of several such
+    ports as one upstream (replicas, balanced round-robin); returns (service, URL)."""
     binary = nginx_binary()
     require_binary("openssl", how="apt-get install openssl")  # render.sh makes the self-signed pair
     port = free_port()
     htpasswd = workdir / "htpasswd"
     credentials.write_htpasswd(login, htpasswd)
+    upstream_ports = [upstream_port] if isinstance(upstream_port, int) else list(upstream_port)
     block = nginx.render_proxy(runtime, workdir / "proxy.conf", listen=f"127.0.0.1:{port}",
-                               upstream=f"127.0.0.1:{upstream_port}", htpasswd=htpasswd,
+                               upstream=" ".join(f"127.0.0.1:{each}" for each in upstream_ports), htpasswd=htpasswd,
                                tls_cert=workdir / "tls" / "proxy.crt", tls_key=workdir / "tls" / "proxy.key")
     conf = nginx.write_main_conf(workdir, [block])
     nginx.check_config(binary, conf)
@@ -60,6 +63,44 @@ class TrackingStack:
     def client_env(self) -> dict:
         return dict(python_env(), **CLIENT_ENV, MLFLOW_TRACKING_URI=self.url,
                     MLFLOW_TRACKING_USERNAME=self.login.username, MLFLOW_TRACKING_PASSWORD=self.login.password)
+
+
+@dataclass(frozen=True)
+class TrackingReplica:
+    """One of several tracking servers on one database and one bucket prefix."""
+    name: str
+    port: int
+    dirs: tuple[Path, ...]        # its HOME, TMPDIR and working directory, empty at start
+    service: processes.Service
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def start_tracking_replica(tracker: ProcessTracker, mariadb: MariaDB, s3: S3Server, workdir: Path, name: str, *,
+                           database: str, s3_prefix: str, workers: int = 1) -> TrackingReplica:
+    """docker/tracking/entrypoint.sh as the image runs it, on MariaDB database `database` (with a user of the
+    same name) and s3://<bucket>/<s3_prefix>, in an empty HOME, TMPDIR and working directory under
+    workdir/name; returns once /health answers. The first replica on a database migrates its schema:
+    start the others after it, as a rollout runs the migration first."""
+    home, tmp, work = (workdir / name / part for part in ("home", "tmp", "work"))
+    for directory in (home, tmp, work):
+        directory.mkdir(parents=True)
+    port = free_port()
+    config = TrackingConfig(
+        port=port, artifacts_destination=f"s3://{s3.bucket}/{s3_prefix}", s3_endpoint=s3.endpoint, workers=workers,
+        extra_env=(("MLFLOW_DB_HOST", mariadb.host), ("MLFLOW_DB_PORT", str(mariadb.port)),
+                   ("MLFLOW_DB_NAME", database), ("MLFLOW_DB_USER", database), ("MLFLOW_DB_PASSWORD", DB_PASSWORD),
+                   ("MYSQL_ADMIN_USER", mariadb.admin_user), ("MYSQL_ADMIN_PASSWORD", mariadb.admin_password),
+                   ("AWS_ACCESS_KEY_ID", s3.access_key), ("AWS_SECRET_ACCESS_KEY", s3.secret_key),
+                   ("AWS_DEFAULT_REGION", "us-east-1"), ("HOME", str(home)), ("TMPDIR", str(tmp))))
+    env = tracking_env(config)
+    env.pop("MLFLOW_BACKEND_STORE_URI", None)
+    service = tracker.start(f"tracking-{name}", tracking_argv(RUNTIME), env, workdir / f"{name}.log", cwd=work)
+    processes.wait_ready(service, f"http://127.0.0.1:{port}/health", 300)
+    tracker.remember_tree(service)
+    return TrackingReplica(name, port, (home, tmp, work), service)
 
 
 def healthcheck_command(dockerfile: Path) -> list[str]:
