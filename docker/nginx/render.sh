@@ -5,7 +5,10 @@
 #   PROXY_UPSTREAM       host:port of mlflow server or the serving supervisor, e.g. 127.0.0.1:5000; or
 #                        several, separated by spaces or commas, for replicas behind one upstream:
 #                        one nginx `server` line each, balanced round-robin, e.g. "10.0.1.5:5000 10.0.1.6:5000"
-#   PROXY_HTPASSWD_FILE  existing htpasswd file with bcrypt entries (htpasswd -B)
+#   PROXY_AUTH           proxy (default): nginx checks the one login in PROXY_HTPASSWD_FILE;
+#                        upstream: the upstream checks logins (MLflow's own users): nginx passes them on
+#                        and still rate-limits failed ones
+#   PROXY_HTPASSWD_FILE  existing htpasswd file with bcrypt entries (htpasswd -B); PROXY_AUTH=proxy only
 #   PROXY_TLS_CERT       PEM certificate; with PROXY_TLS_KEY, a self-signed pair is created
 #   PROXY_TLS_KEY        PEM private key  when neither file exists
 #   PROXY_SERVER_NAME    nginx server_name list (default "_"); also the self-signed cert's names
@@ -29,6 +32,11 @@ safe_value() {  # name value
 port_ok() { [[ $1 =~ ^[0-9]+$ ]] && (($1 >= 1 && $1 <= 65535)); }
 
 PROXY_SERVER_NAME=${PROXY_SERVER_NAME:-_}
+case ${PROXY_AUTH:=proxy} in
+  proxy) ;;
+  upstream) PROXY_HTPASSWD_FILE=${PROXY_HTPASSWD_FILE:-none} ;;
+  *) die "PROXY_AUTH must be proxy or upstream (got '$PROXY_AUTH')" ;;
+esac
 safe_value PROXY_LISTEN_PORT "${PROXY_LISTEN_PORT:-}"
 [[ -n ${PROXY_UPSTREAM:-} ]] || die "PROXY_UPSTREAM is not set"
 for name in PROXY_HTPASSWD_FILE PROXY_TLS_CERT PROXY_TLS_KEY; do
@@ -47,7 +55,7 @@ for upstream in "${upstreams[@]}"; do
     die "PROXY_UPSTREAM must be host:port, e.g. 127.0.0.1:5000 (got '$upstream')"
   fi
 done
-[[ -f $PROXY_HTPASSWD_FILE ]] ||
+[[ $PROXY_AUTH == upstream || -f $PROXY_HTPASSWD_FILE ]] ||
   die "PROXY_HTPASSWD_FILE $PROXY_HTPASSWD_FILE does not exist; create it with: htpasswd -cB $PROXY_HTPASSWD_FILE <user>"
 
 make_self_signed() {
@@ -107,6 +115,9 @@ for name in PROXY_UPSTREAM_NAME PROXY_ID PROXY_LISTEN_PORT PROXY_HTPASSWD_FILE \
   sed_args+=(-e "s|\${$name}|$(sed_escape "${!name}")|g")
 done
 
+# Lines tagged #auth:proxy or #auth:upstream belong to one mode: the other's are dropped, the tag removed.
+other_mode=$([[ $PROXY_AUTH == proxy ]] && echo upstream || echo proxy)
+sed_args+=(-e "/  #auth:${other_mode}\$/d" -e 's/  #auth:[a-z]*$//')
 rendered=$(template_with_servers | sed "${sed_args[@]}")
 placeholder='[$][{]PROXY_[A-Z_]*[}]'
 if grep -q "$placeholder" <<<"$rendered"; then

@@ -53,6 +53,24 @@ require_int MLFLOW_DB_WAIT_SECONDS "$MLFLOW_DB_WAIT_SECONDS" 0 86400
 export MLFLOW_DB_PORT MLFLOW_DB_NAME MLFLOW_DB_WAIT_SECONDS  # read by init_db.py
 
 # --- backend store -------------------------------------------------------------------------
+# The mysql+pymysql URI of database $1 from MLFLOW_DB_*, read from the environment so no secret is in argv.
+# TLS to MySQL: encrypted always (HeatWave may require it); the server's certificate is verified against
+# MLFLOW_DB_SSL_CA when one is given (not the host name: the DB system is reached by IP).
+mysql_uri() {
+  python3 -c '
+import os, sys
+from urllib.parse import quote
+e = os.environ
+uri = "mysql+pymysql://{}:{}@{}:{}/{}?charset=utf8mb4".format(
+    quote(e["MLFLOW_DB_USER"], safe=""), quote(e["MLFLOW_DB_PASSWORD"], safe=""),
+    e["MLFLOW_DB_HOST"], e["MLFLOW_DB_PORT"], sys.argv[1])
+if e["MLFLOW_DB_TLS"] == "required":
+    uri += "&ssl_check_hostname=false"
+    if e.get("MLFLOW_DB_SSL_CA"):
+        uri += "&ssl_ca=" + quote(e["MLFLOW_DB_SSL_CA"], safe="")
+print(uri)' "$1"
+}
+
 if [[ -n ${MLFLOW_BACKEND_STORE_URI:-} ]]; then
   log "backend store: $(mask_uri "$MLFLOW_BACKEND_STORE_URI") (from MLFLOW_BACKEND_STORE_URI)"
 else
@@ -67,21 +85,7 @@ else
   esac
   [[ -z ${MLFLOW_DB_SSL_CA:-} || -f $MLFLOW_DB_SSL_CA ]] || die "MLFLOW_DB_SSL_CA $MLFLOW_DB_SSL_CA does not exist"
   export MLFLOW_DB_TLS  # read by init_db.py
-  # Percent-encode user and password; read from the environment so they never appear in argv.
-  # TLS to MySQL: encrypted always (HeatWave may require it); the server's certificate is verified
-  # against MLFLOW_DB_SSL_CA when one is given (not the host name: the DB system is reached by IP).
-  MLFLOW_BACKEND_STORE_URI=$(python3 -c '
-import os
-from urllib.parse import quote
-e = os.environ
-uri = "mysql+pymysql://{}:{}@{}:{}/{}?charset=utf8mb4".format(
-    quote(e["MLFLOW_DB_USER"], safe=""), quote(e["MLFLOW_DB_PASSWORD"], safe=""),
-    e["MLFLOW_DB_HOST"], e["MLFLOW_DB_PORT"], e["MLFLOW_DB_NAME"])
-if e["MLFLOW_DB_TLS"] == "required":
-    uri += "&ssl_check_hostname=false"
-    if e.get("MLFLOW_DB_SSL_CA"):
-        uri += "&ssl_ca=" + quote(e["MLFLOW_DB_SSL_CA"], safe="")
-print(uri)')
+  MLFLOW_BACKEND_STORE_URI=$(mysql_uri "$MLFLOW_DB_NAME")
   log "backend store: $(mask_uri "$MLFLOW_BACKEND_STORE_URI")"
   [[ -n ${MYSQL_ADMIN_USER:-} && -n ${MYSQL_ADMIN_PASSWORD:-} ]] ||
     log "MYSQL_ADMIN_USER/MYSQL_ADMIN_PASSWORD not set: database ${MLFLOW_DB_NAME} and its user must exist"
@@ -89,6 +93,35 @@ fi
 export MLFLOW_BACKEND_STORE_URI  # mlflow server reads it from here, not from argv
 [[ $MODE == serve || $MLFLOW_BACKEND_STORE_URI == mysql* ]] ||
   die "migrate prepares a MySQL backend: set MLFLOW_DB_HOST, MLFLOW_DB_USER and MLFLOW_DB_PASSWORD"
+
+# --- users -------------------------------------------------------------------------------
+# MLFLOW_AUTH=proxy (default): the auth proxy's one login guards everything and MLflow checks nobody.
+# MLFLOW_AUTH=mlflow: MLflow's own users and permissions (its basic-auth app); the proxy passes logins
+# through. Users live in a database of their own on the same MySQL (MLFLOW_AUTH_DB_NAME, default
+# <MLFLOW_DB_NAME>_auth), so every replica sees the same users.
+case ${MLFLOW_AUTH:=proxy} in
+  proxy) ;;
+  mlflow)
+    [[ -n ${MLFLOW_AUTH_ADMIN_USERNAME:-} && -n ${MLFLOW_AUTH_ADMIN_PASSWORD:-} ]] ||
+      die "MLFLOW_AUTH=mlflow needs the first admin: MLFLOW_AUTH_ADMIN_USERNAME and MLFLOW_AUTH_ADMIN_PASSWORD (or MLFLOW_AUTH_ADMIN_PASSWORD_SECRET_OCID)"
+    # The UI's CSRF tokens are signed with it: every replica needs the same one.
+    [[ -n ${MLFLOW_FLASK_SERVER_SECRET_KEY:-} ]] ||
+      die "MLFLOW_AUTH=mlflow needs MLFLOW_FLASK_SERVER_SECRET_KEY (or its _SECRET_OCID), the same on every replica"
+    case ${MLFLOW_AUTH_DEFAULT_PERMISSION:=READ} in
+      READ | EDIT | MANAGE | NO_PERMISSIONS) ;;
+      *) die "MLFLOW_AUTH_DEFAULT_PERMISSION must be READ, EDIT, MANAGE or NO_PERMISSIONS (got '$MLFLOW_AUTH_DEFAULT_PERMISSION')" ;;
+    esac
+    if [[ -z ${MLFLOW_AUTH_DATABASE_URI:-} ]]; then
+      [[ -n ${MLFLOW_DB_HOST:-} ]] ||
+        die "MLFLOW_AUTH=mlflow keeps users in MySQL (MLFLOW_DB_*); with another backend set MLFLOW_AUTH_DATABASE_URI"
+      export MLFLOW_AUTH_DB_NAME=${MLFLOW_AUTH_DB_NAME:-${MLFLOW_DB_NAME}_auth}  # read by init_db.py
+      MLFLOW_AUTH_DATABASE_URI=$(mysql_uri "$MLFLOW_AUTH_DB_NAME")
+    fi
+    export MLFLOW_AUTH_DATABASE_URI MLFLOW_AUTH_ADMIN_USERNAME MLFLOW_AUTH_ADMIN_PASSWORD
+    log "users: MLflow's own, in $(mask_uri "$MLFLOW_AUTH_DATABASE_URI"); new users may $MLFLOW_AUTH_DEFAULT_PERMISSION"
+    ;;
+  *) die "MLFLOW_AUTH must be proxy (the auth proxy's one login) or mlflow (MLflow's own users) (got '$MLFLOW_AUTH')" ;;
+esac
 
 # --- artifacts -----------------------------------------------------------------------------
 [[ -n ${MLFLOW_ARTIFACTS_DESTINATION:-} ]] ||
@@ -153,6 +186,21 @@ if [[ -n ${MLFLOW_ALLOWED_HOSTS:-} ]]; then
   # MLflow 3 answers 403 to a Host header it does not know; the proxy forwards the client's Host
   # (the public address). The list replaces MLflow's defaults, so loopback (SSH tunnels) is re-added.
   args+=(--allowed-hosts "$MLFLOW_ALLOWED_HOSTS,localhost,localhost:*,127.0.0.1,127.0.0.1:*")
+fi
+if [[ $MLFLOW_AUTH == mlflow ]]; then
+  # MLflow reads the auth app's settings from a file only; it holds the database password, so it
+  # lives in a private directory (configparser would expand the URI's %-escapes: they are doubled).
+  auth_dir=$(mktemp -d "${TMPDIR:-/tmp}/mlflow-auth.XXXXXX") || die "cannot create a private directory in ${TMPDIR:-/tmp}"
+  export MLFLOW_AUTH_CONFIG_PATH=$auth_dir/auth.ini
+  (umask 077 && python3 -c '
+import os
+e = os.environ
+with open(e["MLFLOW_AUTH_CONFIG_PATH"], "w") as ini:
+    ini.write("[mlflow]\ndefault_permission = {}\ndatabase_uri = {}\n".format(
+        e["MLFLOW_AUTH_DEFAULT_PERMISSION"], e["MLFLOW_AUTH_DATABASE_URI"].replace("%", "%%")))') ||
+    die "cannot write $MLFLOW_AUTH_CONFIG_PATH"
+  unset MLFLOW_AUTH_DATABASE_URI
+  args+=(--app-name basic-auth)
 fi
 log "starting: mlflow ${args[*]}"
 exec mlflow "${args[@]}"

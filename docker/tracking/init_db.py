@@ -7,6 +7,9 @@
    migrations drop a primary key and add the new one in a second statement, which MySQL refuses
    with sql_require_primary_key=ON (HeatWave HA) and MariaDB with innodb_force_primary_key=ON;
    here each such pair is sent as one ALTER TABLE, so the table is never without a primary key.
+3. Users (MLFLOW_AUTH_DATABASE_URI, when MLflow's auth app keeps them): the same for its own database,
+   MLFLOW_AUTH_DB_NAME, created and granted to the same user by the first-boot SQL and brought to
+   the auth app's head revision, so an upgrade of MLflow migrates its users with its runs.
 Never prints a password.
 
 Environment: MYSQL_ADMIN_USER MYSQL_ADMIN_PASSWORD MLFLOW_DB_HOST MLFLOW_DB_PORT (3306)
@@ -14,6 +17,7 @@ Environment: MYSQL_ADMIN_USER MYSQL_ADMIN_PASSWORD MLFLOW_DB_HOST MLFLOW_DB_PORT
              MLFLOW_DB_WAIT_SECONDS (300: how long to retry while the server is starting)
              MLFLOW_DB_TLS (required: the admin connection is encrypted, as the MLflow one; off)
              MLFLOW_DB_SSL_CA (a CA file to verify the server's certificate with)
+             MLFLOW_AUTH_DATABASE_URI MLFLOW_AUTH_DB_NAME (MLflow's users; both set by the entrypoint)
 """
 import os
 import re
@@ -49,10 +53,14 @@ def read_settings(env) -> dict:
         "wait_seconds": env.get("MLFLOW_DB_WAIT_SECONDS") or "300",
         "tls": env.get("MLFLOW_DB_TLS") or "required",
         "ssl_ca": env.get("MLFLOW_DB_SSL_CA") or None,
+        "auth_database": env.get("MLFLOW_AUTH_DB_NAME") or None,
     }
     if settings["tls"] not in ("required", "off"):
         raise SettingsError(f"MLFLOW_DB_TLS must be required or off (got {settings['tls']!r})")
-    for key, name in (("database", "MLFLOW_DB_NAME"), ("user", "MLFLOW_DB_USER")):
+    for key, name in (("database", "MLFLOW_DB_NAME"), ("user", "MLFLOW_DB_USER"),
+                      ("auth_database", "MLFLOW_AUTH_DB_NAME")):
+        if key == "auth_database" and settings[key] is None:
+            continue
         if not IDENTIFIER.match(settings[key]):
             raise SettingsError(f"{name} must be 1-32 letters, digits or underscores (got {settings[key]!r})")
     for key, name in (("port", "MLFLOW_DB_PORT"), ("wait_seconds", "MLFLOW_DB_WAIT_SECONDS")):
@@ -91,13 +99,16 @@ def connect_as_admin(settings):
 
 
 def ensure_database_and_user(connection, settings) -> None:
-    database, user = settings["database"], settings["user"]
+    user = settings["user"]
+    databases = [settings["database"]] + ([settings["auth_database"]] if settings["auth_database"] else [])
     with connection.cursor() as cursor:
-        cursor.execute(f"CREATE DATABASE IF NOT EXISTS `{database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+        for database in databases:
+            cursor.execute(f"CREATE DATABASE IF NOT EXISTS `{database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
         # '%%' is the host wildcard '%' escaped for PyMySQL's parameter formatting.
         cursor.execute(f"CREATE USER IF NOT EXISTS '{user}'@'%%' IDENTIFIED BY %s", (settings["password"],))
         cursor.execute(f"ALTER USER '{user}'@'%%' IDENTIFIED BY %s", (settings["password"],))
-        cursor.execute(f"GRANT ALL PRIVILEGES ON `{database}`.* TO '{user}'@'%'")
+        for database in databases:
+            cursor.execute(f"GRANT ALL PRIVILEGES ON `{database}`.* TO '{user}'@'%'")
 
 
 ALTER_TABLE = re.compile(r"^\s*ALTER\s+TABLE\s+(`?[\w.]+`?)\s+(.*)$", re.IGNORECASE | re.DOTALL)
@@ -124,28 +135,76 @@ class PrimaryKeySwapMerger:
         return f"ALTER TABLE {table} DROP PRIMARY KEY, {match.group(2)}"
 
 
-def merge_primary_key_swaps(engine) -> None:
+CREATE_TABLE = re.compile(r"^\s*CREATE\s+TABLE\s+`?(\w+)`?", re.IGNORECASE)
+SHARED_FOREIGN_KEY = re.compile(r"\bCONSTRAINT\s+`?fk_user_id`?\s+FOREIGN\s+KEY", re.IGNORECASE)
+
+
+def unique_foreign_key_names(statement: str) -> str:
+    """MLflow's auth app names the user foreign key of two tables `fk_user_id`; MySQL and MariaDB want
+    constraint names unique in a database and refuse the second table (mlflow/mlflow#9642, #10964).
+    Each table's key is named after its table instead; no later migration refers to the name."""
+    match = CREATE_TABLE.match(statement)
+    if not match or not SHARED_FOREIGN_KEY.search(statement):
+        return statement
+    return SHARED_FOREIGN_KEY.sub(f"CONSTRAINT fk_{match.group(1)}_user_id FOREIGN KEY", statement)
+
+
+_rewrites_installed = False
+
+
+def install_statement_rewrites() -> None:
+    """Rewrites migration statements MySQL would refuse (see PrimaryKeySwapMerger and
+    unique_foreign_key_names) as they are sent, on every engine of this process: the auth app's
+    migrations open an engine of their own."""
+    global _rewrites_installed
+    if _rewrites_installed:
+        return
+    import sqlalchemy
     from sqlalchemy import event
 
     merger = PrimaryKeySwapMerger()
 
-    @event.listens_for(engine, "before_cursor_execute", retval=True)
-    def _merge(conn, cursor, statement, parameters, context, executemany):
-        return merger.rewrite(statement), parameters
+    @event.listens_for(sqlalchemy.engine.Engine, "before_cursor_execute", retval=True)
+    def _rewrite(conn, cursor, statement, parameters, context, executemany):
+        return merger.rewrite(unique_foreign_key_names(statement)), parameters
+
+    _rewrites_installed = True
 
 
-def bring_schema_to_head(uri: str) -> str:
-    """Creates or upgrades MLflow's tables; returns the schema revision."""
+def _engine(uri: str, what: str):
     import sqlalchemy
-    from mlflow.store.db import utils as db_utils  # MLflow's own table setup, pinned with mlflow
 
+    install_statement_rewrites()
     engine = sqlalchemy.create_engine(uri, poolclass=sqlalchemy.pool.NullPool)
-    merge_primary_key_swaps(engine)
     try:
         with engine.connect():
             pass
     except sqlalchemy.exc.OperationalError as exc:
-        raise SettingsError(f"cannot connect to the MLflow database as its user: {exc.orig}") from None
+        engine.dispose()
+        raise SettingsError(f"cannot connect to the {what} as its user: {exc.orig}") from None
+    return engine
+
+
+def bring_auth_schema_to_head(uri: str) -> str:
+    """Creates or upgrades the tables of MLflow's auth app (users, permissions); returns the revision."""
+    from alembic.migration import MigrationContext
+    from mlflow.server.auth.db import utils as auth_db_utils  # the auth app's own migrations
+
+    engine = _engine(uri, "users' database")
+    try:
+        auth_db_utils.migrate(engine, "head")
+        with engine.connect() as connection:
+            return MigrationContext.configure(
+                connection, opts={"version_table": "alembic_version_auth"}).get_current_revision()
+    finally:
+        engine.dispose()
+
+
+def bring_schema_to_head(uri: str) -> str:
+    """Creates or upgrades MLflow's tables; returns the schema revision."""
+    from mlflow.store.db import utils as db_utils  # MLflow's own table setup, pinned with mlflow
+
+    engine = _engine(uri, "MLflow database")
     try:
         head = db_utils._get_latest_schema_revision()
         if db_utils._is_empty_database(engine):
@@ -169,11 +228,14 @@ def main() -> int:
                 ensure_database_and_user(connection, settings)
             finally:
                 connection.close()
-            log(f"database `{settings['database']}` and user '{settings['user']}'@'%' are ready "
+            databases = ", ".join(f"`{name}`" for name in (settings["database"], settings["auth_database"]) if name)
+            log(f"database {databases} and user '{settings['user']}'@'%' are ready "
                 f"on {settings['host']}:{settings['port']}")
         if not env.get("MLFLOW_BACKEND_STORE_URI", "").startswith("mysql"):
             raise SettingsError("MLFLOW_BACKEND_STORE_URI must be the mysql+pymysql:// URI of the MLflow database")
         revision = bring_schema_to_head(env["MLFLOW_BACKEND_STORE_URI"])
+        if env.get("MLFLOW_AUTH_DATABASE_URI", "").startswith("mysql"):
+            log(f"MLflow's users are at revision {bring_auth_schema_to_head(env['MLFLOW_AUTH_DATABASE_URI'])}")
     except SettingsError as exc:
         log(f"ERROR: {exc}")
         return 2

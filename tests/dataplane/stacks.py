@@ -28,9 +28,10 @@ UNSET_TRACKING_URI = "http://127.0.0.1:9"
 
 
 def start_proxy(tracker: ProcessTracker, workdir: Path, upstream_port: int | Sequence[int],
-                login: credentials.Credentials, runtime: RuntimeFiles = RUNTIME):
+                login: credentials.Credentials, runtime: RuntimeFiles = RUNTIME, auth: str = "proxy"):
     """nginx with our template (or `runtime`'s) in front of 127.0.0.1:upstream_port, or of several such
-    ports as one upstream (replicas, balanced round-robin); returns (service, URL)."""
+    ports as one upstream (replicas, balanced round-robin); returns (service, URL). `auth="upstream"`
+    passes logins on to MLflow's own users instead of checking `login`."""
     binary = nginx_binary()
     require_binary("openssl", how="apt-get install openssl")  # render.sh makes the self-signed pair
     port = free_port()
@@ -39,7 +40,8 @@ def start_proxy(tracker: ProcessTracker, workdir: Path, upstream_port: int | Seq
     upstream_ports = [upstream_port] if isinstance(upstream_port, int) else list(upstream_port)
     block = nginx.render_proxy(runtime, workdir / "proxy.conf", listen=f"127.0.0.1:{port}",
                                upstream=" ".join(f"127.0.0.1:{each}" for each in upstream_ports), htpasswd=htpasswd,
-                               tls_cert=workdir / "tls" / "proxy.crt", tls_key=workdir / "tls" / "proxy.key")
+                               tls_cert=workdir / "tls" / "proxy.crt", tls_key=workdir / "tls" / "proxy.key",
+                               auth=auth)
     conf = nginx.write_main_conf(workdir, [block])
     nginx.check_config(binary, conf)
     service = tracker.start("nginx", nginx.nginx_argv(binary, conf), dict(os.environ), workdir / "nginx.log")
@@ -79,7 +81,7 @@ class TrackingReplica:
 
 
 def start_tracking_replica(tracker: ProcessTracker, mariadb: MariaDB, s3: S3Server, workdir: Path, name: str, *,
-                           database: str, s3_prefix: str, workers: int = 1) -> TrackingReplica:
+                           database: str, s3_prefix: str, workers: int = 1, extra_env=()) -> TrackingReplica:
     """docker/tracking/entrypoint.sh as the image runs it, on MariaDB database `database` (with a user of the
     same name) and s3://<bucket>/<s3_prefix>, in an empty HOME, TMPDIR and working directory under
     workdir/name; returns once /health answers. The first replica on a database migrates its schema:
@@ -94,7 +96,8 @@ def start_tracking_replica(tracker: ProcessTracker, mariadb: MariaDB, s3: S3Serv
                    ("MLFLOW_DB_NAME", database), ("MLFLOW_DB_USER", database), ("MLFLOW_DB_PASSWORD", DB_PASSWORD),
                    ("MYSQL_ADMIN_USER", mariadb.admin_user), ("MYSQL_ADMIN_PASSWORD", mariadb.admin_password),
                    ("AWS_ACCESS_KEY_ID", s3.access_key), ("AWS_SECRET_ACCESS_KEY", s3.secret_key),
-                   ("AWS_DEFAULT_REGION", "us-east-1"), ("HOME", str(home)), ("TMPDIR", str(tmp))))
+                   ("AWS_DEFAULT_REGION", "us-east-1"), ("HOME", str(home)), ("TMPDIR", str(tmp)),
+                   *extra_env))
     env = tracking_env(config)
     env.pop("MLFLOW_BACKEND_STORE_URI", None)
     service = tracker.start(f"tracking-{name}", tracking_argv(RUNTIME), env, workdir / f"{name}.log", cwd=work)

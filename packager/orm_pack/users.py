@@ -1,0 +1,120 @@
+"""MLflow's users and permissions over its auth REST API (the tracking server's `basic-auth` app), as an
+admin: the calls `orm-pack users` makes. Standard library only: the base install has no HTTP client.
+
+    >>> api = UsersApi("https://203.0.113.7", "mlflow", password, verify_tls=False)
+    >>> api.create("alice", "a-long-password"); api.grant("alice", "experiment", "12", "EDIT")
+"""
+from __future__ import annotations
+
+import json
+import ssl
+import urllib.error
+import urllib.request
+from base64 import b64encode
+from dataclasses import dataclass
+from urllib.parse import urlencode, urlsplit
+
+from .errors import ExitCode, UserError
+
+PERMISSIONS = ("READ", "USE", "EDIT", "MANAGE", "NO_PERMISSIONS")
+RESOURCE_TYPES = ("experiment", "registered_model")
+
+
+@dataclass(frozen=True)
+class User:
+    username: str
+    is_admin: bool
+
+
+class UsersApi:
+    def __init__(self, url: str, username: str, password: str, verify_tls: bool = True, timeout: float = 30):
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise UserError(f"the MLflow URL must be http(s)://host[:port] (got {url!r})", ExitCode.USAGE)
+        self.base = url.rstrip("/")
+        self.authorization = "Basic " + b64encode(f"{username}:{password}".encode()).decode()
+        self.username = username
+        self.timeout = timeout
+        self.context = ssl.create_default_context()
+        if not verify_tls:
+            self.context.check_hostname, self.context.verify_mode = False, ssl.CERT_NONE
+
+    def _call(self, method: str, path: str, body: dict | None = None, query: dict | None = None) -> dict:
+        url = self.base + path + (f"?{urlencode(query)}" if query else "")
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(url, data=data, method=method, headers={
+            "Authorization": self.authorization, "Content-Type": "application/json", "Accept": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout, context=self.context) as response:
+                text = response.read().decode() or "{}"
+        except urllib.error.HTTPError as error:
+            raise self._refused(error) from None
+        except ssl.SSLCertVerificationError:
+            raise UserError(f"{self.base}: the server's certificate is not trusted (the stack's is self-signed): "
+                            "pass --insecure or set MLFLOW_TRACKING_INSECURE_TLS=true", ExitCode.CONFIG) from None
+        except (urllib.error.URLError, OSError) as error:
+            reason = getattr(error, "reason", error)
+            raise UserError(f"cannot reach MLflow at {self.base}: {reason}", ExitCode.SERVICE) from None
+        try:
+            return json.loads(text)
+        except ValueError:
+            raise UserError(f"{method} {path}: MLflow answered with something that is not JSON", ExitCode.SERVICE) \
+                from None
+
+    def _refused(self, error: urllib.error.HTTPError) -> UserError:
+        try:
+            message = json.loads(error.read().decode()).get("message", "")
+        except ValueError:
+            message = ""
+        if error.code == 401:
+            return UserError(f"MLflow refused the login of {self.username!r} (401): check MLFLOW_TRACKING_USERNAME "
+                             "and MLFLOW_TRACKING_PASSWORD", ExitCode.CONFIG)
+        if error.code == 403:
+            return UserError(f"{self.username!r} may not do this (403): users are managed by an MLflow admin",
+                             ExitCode.CONFIG)
+        if error.code == 404 and not message:
+            return UserError(f"{self.base} has no user API (404): is the tracking server running with its auth "
+                             "app (--app-name basic-auth)?", ExitCode.NOT_FOUND)
+        code = ExitCode.NOT_FOUND if error.code == 404 else ExitCode.CONFLICT if error.code == 409 else ExitCode.USAGE
+        return UserError(f"MLflow refused ({error.code}): {message or error.reason}", code)
+
+    # ------------------------------------------------------------------ users
+    def list(self) -> list[User]:
+        document = self._call("GET", "/api/2.0/mlflow/users/list")
+        return sorted((User(u["username"], bool(u.get("is_admin"))) for u in document.get("users", [])),
+                      key=lambda user: user.username)
+
+    def create(self, username: str, password: str, admin: bool = False) -> None:
+        self._call("POST", "/api/2.0/mlflow/users/create", {"username": username, "password": password})
+        if admin:
+            self.set_admin(username, True)
+
+    def set_admin(self, username: str, admin: bool) -> None:
+        self._call("PATCH", "/api/2.0/mlflow/users/update-admin", {"username": username, "is_admin": admin})
+
+    def remove(self, username: str) -> None:
+        if username == self.username:
+            raise UserError("refusing to remove the user you are logged in as", ExitCode.USAGE)
+        self._call("DELETE", "/api/2.0/mlflow/users/delete", {"username": username})
+
+    # ------------------------------------------------------------------ permissions
+    def experiment_id(self, name_or_id: str) -> str:
+        if name_or_id.isdigit():
+            return name_or_id
+        document = self._call("GET", "/api/2.0/mlflow/experiments/get-by-name", query={"experiment_name": name_or_id})
+        return document["experiment"]["experiment_id"]
+
+    def grant(self, username: str, resource_type: str, resource_id: str, permission: str) -> None:
+        if resource_type not in RESOURCE_TYPES:
+            raise UserError(f"resource type must be one of {', '.join(RESOURCE_TYPES)}", ExitCode.USAGE)
+        if permission not in PERMISSIONS:
+            raise UserError(f"permission must be one of {', '.join(PERMISSIONS)} (got {permission!r})", ExitCode.USAGE)
+        target = {"username": username, "resource_type": resource_type, "resource_id": resource_id}
+        try:
+            self._call("POST", "/api/3.0/mlflow/users/permissions/grant", {**target, "permission": permission})
+        except UserError as error:
+            if error.exit_code != ExitCode.CONFLICT and "already exists" not in str(error):
+                raise
+            # A grant replaces the user's earlier permission on the resource.
+            self._call("POST", "/api/3.0/mlflow/users/permissions/revoke", target)
+            self._call("POST", "/api/3.0/mlflow/users/permissions/grant", {**target, "permission": permission})

@@ -1,0 +1,114 @@
+"""A login per person: MLflow's own users (its basic-auth app, MLFLOW_AUTH=mlflow) on two tracking replicas
+that share one MariaDB, behind the auth proxy passing logins on (PROXY_AUTH=upstream), managed with
+`orm-pack users` as an admin would."""
+import subprocess
+import sys
+
+import pytest
+import requests
+
+from dataplane.stacks import CLIENT_ENV, start_proxy, start_tracking_replica
+from orm_pack.local import credentials
+from orm_pack.local.services import python_env
+
+pytestmark = pytest.mark.dataplane
+
+DATABASE = "mlflow_users"
+ADMIN = credentials.Credentials("mlflow", "Admin-login-Passw0rd-2026")
+ADMIN_AUTH = (ADMIN.username, ADMIN.password)
+AUTH_ENV = (("MLFLOW_AUTH", "mlflow"), ("MLFLOW_AUTH_ADMIN_USERNAME", ADMIN.username),
+            ("MLFLOW_AUTH_ADMIN_PASSWORD", ADMIN.password), ("MLFLOW_AUTH_DEFAULT_PERMISSION", "READ"),
+            ("MLFLOW_FLASK_SERVER_SECRET_KEY", "one-key-for-every-replica-0123456789"))
+
+
+@pytest.fixture(scope="module")
+def replicas(tracker, tmp_path_factory, mariadb, s3):
+    workdir = tmp_path_factory.mktemp("users")
+    first = start_tracking_replica(tracker, mariadb, s3, workdir, "a", database=DATABASE, s3_prefix="users",
+                                   extra_env=AUTH_ENV)
+    second = start_tracking_replica(tracker, mariadb, s3, workdir, "b", database=DATABASE, s3_prefix="users",
+                                    extra_env=AUTH_ENV)
+    proxy, url = start_proxy(tracker, workdir / "proxy", [first.port, second.port], ADMIN, auth="upstream")
+    yield first, second, url
+    for service in (proxy, second.service, first.service):
+        tracker.stop(service)
+
+
+def users(url: str, *args: str, login=ADMIN, stdin: str | None = None) -> subprocess.CompletedProcess:
+    env = dict(python_env(), **CLIENT_ENV, MLFLOW_TRACKING_USERNAME=login.username,
+               MLFLOW_TRACKING_PASSWORD=login.password)
+    return subprocess.run([sys.executable, "-m", "orm_pack.cli", "users", *args[:1], "--url", url, *args[1:]],
+                          env=env, capture_output=True, text=True, timeout=120, input=stdin)
+
+
+def current_user(url: str, login) -> requests.Response:
+    return requests.get(f"{url}/api/2.0/mlflow/users/current", auth=login, verify=False, timeout=30)
+
+
+def test_a_user_added_through_one_replica_logs_in_through_the_other(replicas):
+    first, second, _ = replicas
+    added = users(first.url, "add", "alice")
+    assert added.returncode == 0, added.stderr
+    alice = (("alice", added.stdout.strip()))
+    assert len(alice[1]) >= 20
+    answer = current_user(second.url, alice)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["user"]["username"] == "alice"
+    listed = users(second.url, "list")
+    assert listed.returncode == 0 and listed.stdout.split("\n")[:2] == ["alice", "mlflow  (admin)"], listed
+
+
+def test_new_users_get_the_default_permission_and_a_grant_widens_it(replicas):
+    first, _, url = replicas
+    users(first.url, "add", "bob", "--password-stdin", stdin="Bob-login-Passw0rd\n")
+    bob = ("bob", "Bob-login-Passw0rd")
+    admin = requests.post(f"{url}/api/2.0/mlflow/experiments/create", json={"name": "shared"}, auth=ADMIN_AUTH,
+                          verify=False, timeout=30)
+    assert admin.status_code == 200, admin.text
+    experiment = admin.json()["experiment_id"]
+    read = requests.get(f"{url}/api/2.0/mlflow/experiments/get", params={"experiment_id": experiment}, auth=bob,
+                        verify=False, timeout=30)
+    assert read.status_code == 200  # READ, the default chosen for new users
+    write = {"experiment_id": experiment}
+    refused = requests.post(f"{url}/api/2.0/mlflow/runs/create", json=write, auth=bob, verify=False, timeout=30)
+    assert refused.status_code == 403, refused.text
+    granted = users(url, "grant", "bob", "--experiment", "shared", "--permission", "edit", "--insecure")
+    assert granted.returncode == 0, granted.stderr
+    allowed = requests.post(f"{url}/api/2.0/mlflow/runs/create", json=write, auth=bob, verify=False, timeout=30)
+    assert allowed.status_code == 200, allowed.text
+    assert users(url, "grant", "bob", "--experiment", experiment, "--permission", "READ", "--insecure").returncode == 0
+    again = requests.post(f"{url}/api/2.0/mlflow/runs/create", json=write, auth=bob, verify=False, timeout=30)
+    assert again.status_code == 403  # a grant replaces the earlier one
+
+
+def test_the_proxy_passes_logins_on_and_still_limits_failed_ones(replicas):
+    _, _, url = replicas
+    assert current_user(url, ADMIN_AUTH).json()["user"]["username"] == "mlflow"
+    wrong = current_user(url, ("mlflow", "not-the-password"))
+    assert wrong.status_code == 401 and wrong.headers["WWW-Authenticate"].startswith("Basic")
+    statuses = [current_user(url, ("nobody", f"guess-{n}")).status_code for n in range(14)]
+    assert statuses[0] == 401 and statuses[-1] == 429, statuses
+
+
+def test_a_non_admin_cannot_manage_users_and_a_removed_user_is_locked_out(replicas):
+    first, second, _ = replicas
+    users(first.url, "add", "carol", "--password-stdin", stdin="Carol-login-Passw0rd\n")
+    carol = credentials.Credentials("carol", "Carol-login-Passw0rd")
+    refused = users(first.url, "add", "mallory", login=carol)
+    assert refused.returncode == 3 and "may not do this (403)" in refused.stderr, refused
+    assert users(first.url, "remove", "mlflow").returncode == 2  # not the admin you are logged in as
+    removed = users(first.url, "remove", "carol")
+    assert removed.returncode == 0, removed.stderr
+    assert current_user(second.url, (carol.username, carol.password)).status_code == 401
+
+
+def test_users_live_in_their_own_database_beside_mlflows(replicas, mariadb):
+    with mariadb.admin(f"{DATABASE}_auth") as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT username, is_admin FROM users ORDER BY username")
+        rows = dict(cursor.fetchall())
+        cursor.execute("SELECT version_num FROM alembic_version_auth")
+        assert cursor.fetchone()[0]
+    assert rows["mlflow"] == 1 and rows["alice"] == 0
+    for replica in replicas[:2]:
+        for directory in replica.dirs:
+            assert not list(directory.rglob("*.db")), directory
