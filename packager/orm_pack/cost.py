@@ -102,31 +102,53 @@ def estimate_plan(plan: dict, prices: dict | None = None) -> CostEstimate:
     usage_based: list[str] = []
     not_priced: list[str] = []
 
+    def compute_lines(address: str, shape: str, ocpus: float, memory: float, boot_gb: float) -> None:
+        """A VM (or an OKE worker node, which OKE bills as the same instance): its shape, less what is
+        left of the Always Free allowance, and its boot volume, less the free block storage."""
+        rate = prices["compute_flex"][shape]
+        list_price = _flex_hourly(rate, ocpus, memory) * hours
+        monthly, note = list_price, "price unconfirmed" if rate.get("unconfirmed") else ""
+        if shape in free_compute:
+            free_ocpu, free_memory = free_compute[shape]
+            paid_ocpu_hours = ocpus * hours - free_ocpu.take(ocpus * hours)
+            paid_memory_hours = memory * hours - free_memory.take(memory * hours)
+            monthly = _flex_hourly(rate, paid_ocpu_hours, paid_memory_hours)
+            note = "Always Free" if monthly < 0.005 else "beyond the Always Free A1 allowance"
+        lines.append(CostLine(address, f"{shape}, {ocpus:g} OCPU, {memory:g} GB", round(list_price, 2),
+                              round(monthly, 2), note))
+        paid_gb = boot_gb - free_block_gb.take(boot_gb)
+        lines.append(CostLine(f"{address} (boot volume)", f"boot volume, {boot_gb:g} GB",
+                              round(boot_gb * block_gb_month, 2), round(paid_gb * block_gb_month, 2),
+                              "Always Free" if paid_gb == 0 else ""))
+
     for resource in planned_resources(plan):
         address, kind, values = resource["address"], resource["type"], resource.get("values") or {}
         if kind == "oci_core_instance":
             shape = values.get("shape")
-            rate = prices["compute_flex"].get(shape)
-            if rate is None:
+            if shape not in prices["compute_flex"]:
                 not_priced.append(address)
                 continue
-            ocpus, memory = _flex_size(_first(values, "shape_config"))
-            list_price = _flex_hourly(rate, ocpus, memory) * hours
-            monthly, note = list_price, "price unconfirmed" if rate.get("unconfirmed") else ""
-            if shape in free_compute:
-                free_ocpu, free_memory = free_compute[shape]
-                paid_ocpu_hours = ocpus * hours - free_ocpu.take(ocpus * hours)
-                paid_memory_hours = memory * hours - free_memory.take(memory * hours)
-                monthly = _flex_hourly(rate, paid_ocpu_hours, paid_memory_hours)
-                note = "Always Free" if monthly < 0.005 else "beyond the Always Free A1 allowance"
-            lines.append(CostLine(address, f"{shape}, {ocpus:g} OCPU, {memory:g} GB", round(list_price, 2),
-                                  round(monthly, 2), note))
             source = _first(values, "source_details")
-            size = float(source.get("boot_volume_size_in_gbs") or block["platform_image_boot_volume_gb"])
-            paid_gb = size - free_block_gb.take(size)
-            lines.append(CostLine(f"{address} (boot volume)", f"boot volume, {size:g} GB",
-                                  round(size * block_gb_month, 2), round(paid_gb * block_gb_month, 2),
-                                  "Always Free" if paid_gb == 0 else ""))
+            compute_lines(address, shape, *_flex_size(_first(values, "shape_config")),
+                          float(source.get("boot_volume_size_in_gbs") or block["platform_image_boot_volume_gb"]))
+        elif kind == "oci_containerengine_node_pool":
+            # OKE bills each worker node as a compute instance of the pool's shape, with its boot volume.
+            shape = values.get("node_shape")
+            if shape not in prices["compute_flex"]:
+                not_priced.append(address)
+                continue
+            size = _flex_size(_first(values, "node_shape_config"))
+            boot_gb = float(_first(values, "node_source_details").get("boot_volume_size_in_gbs")
+                            or prices["oke"]["node_boot_volume_gb"])
+            for node in range(int(_first(values, "node_config_details").get("size") or 0)):
+                compute_lines(f"{address} (node {node + 1})", shape, *size, boot_gb)
+        elif kind == "oci_containerengine_cluster":
+            if values.get("type") != "BASIC_CLUSTER":
+                not_priced.append(address)
+                continue
+            monthly = round(prices["oke"]["basic_cluster_hour"] * hours, 2)
+            lines.append(CostLine(address, "OKE basic cluster", monthly, monthly,
+                                  "no control-plane charge; the load balancer Kubernetes creates is billed apart"))
         elif kind == "oci_datascience_notebook_session":
             # Data Science bills a notebook session as its compute shape and its block storage.
             config = _first(values, "notebook_session_config_details")
