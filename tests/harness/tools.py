@@ -77,3 +77,15 @@ def terraform_binaries() -> list[tuple[str, str]]:
         if version > (1, 0, 3):
             binaries.append((".".join(map(str, version)), on_path))
     return binaries
+
+
+PREVIOUS_MLFLOW = "3.16.0"
+
+
+def previous_mlflow() -> Path:
+    """MLflow's previous minor version, unpacked beside the project (.ci/run) for the upgrade tests."""
+    target = TOOLS_DIR / f"mlflow-{PREVIOUS_MLFLOW}"
+    if not (target / "mlflow" / "__init__.py").exists():
+        missing(f"MLflow {PREVIOUS_MLFLOW}", f"pip install --no-deps --target {target} mlflow=={PREVIOUS_MLFLOW} "
+                f"mlflow-skinny=={PREVIOUS_MLFLOW} mlflow-tracing=={PREVIOUS_MLFLOW}")
+    return target
