@@ -11,8 +11,10 @@
 #     commands_tracking / commands_serving carry the same text with the URL filled in.
 
 locals {
-  tracking_url = "https://${oci_core_public_ip.vm["tracking"].ip_address}"
-  serving_url  = var.serving_enabled ? "https://${oci_core_public_ip.vm["serving"].ip_address}:${local.serving_port}" : ""
+  # With deployment_target = "oke" the URL is the load balancer's, which Kubernetes creates (orm-pack
+  # oke deploy prints it): Terraform does not know it.
+  tracking_url = local.oke_enabled ? "" : "https://${oci_core_public_ip.vm["tracking"].ip_address}"
+  serving_url  = local.serving_enabled ? "https://${oci_core_public_ip.vm["serving"].ip_address}:${local.serving_port}" : ""
 
   # The serving VM reaches the tracking server inside the VCN, at the address the tracking VM is
   # created with (so the serving VM's settings do not wait for the tracking VM).
@@ -133,8 +135,8 @@ locals {
     tracking_uri = local.tracking_internal_uri
   }
   commands_text = {
-    tracking = templatefile("${local.userdata_dir}/commands-tracking.txt.tftpl", merge(local.commands_tracking, { mlflow_url = local.tracking_url }))
-    serving  = var.serving_enabled ? templatefile("${local.userdata_dir}/commands-serving.txt.tftpl", merge(local.commands_serving, { serving_url = local.serving_url })) : ""
+    tracking = local.oke_enabled ? "" : templatefile("${local.userdata_dir}/commands-tracking.txt.tftpl", merge(local.commands_tracking, { mlflow_url = local.tracking_url }))
+    serving  = local.serving_enabled ? templatefile("${local.userdata_dir}/commands-serving.txt.tftpl", merge(local.commands_serving, { serving_url = local.serving_url })) : ""
   }
 
   # Files that depend on the inputs only (the same for every boot of a role).
@@ -191,7 +193,7 @@ locals {
     serving  = local.serving_user_data
   }
 
-  tracking_user_data = base64gzip(templatefile("${local.userdata_dir}/cloud-init.yaml.tftpl", {
+  tracking_user_data = local.oke_enabled ? "" : base64gzip(templatefile("${local.userdata_dir}/cloud-init.yaml.tftpl", {
     role = "tracking"
     files = concat(local.static_files.tracking, [
       {
@@ -212,7 +214,7 @@ locals {
     ])
   }))
 
-  serving_user_data = var.serving_enabled ? base64gzip(templatefile("${local.userdata_dir}/cloud-init.yaml.tftpl", {
+  serving_user_data = local.serving_enabled ? base64gzip(templatefile("${local.userdata_dir}/cloud-init.yaml.tftpl", {
     role = "serving"
     files = concat(local.static_files.serving, [
       {

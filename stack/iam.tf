@@ -5,19 +5,31 @@
 #             and manages objects in the artifact bucket (artifact_store = "oci")
 #   serving   reads the login secret (to talk to the tracking server and to guard its own endpoint)
 #   notebook  reads the login secret (create_notebook_session; its resource principal)
+#   workers   the OKE worker nodes (deployment_target = "oke"), whose pods run the tracking server, its
+#             migrations and its auth proxy: the tracking VM's statements, word for word
 # IAM writes go to the home region (provider oci.home). With create_iam_policies = false nothing here is
 # created and the outputs iam_dynamic_groups and iam_statements say what an administrator must add;
 # the statements then name the dynamic groups instead of their OCIDs.
 
 locals {
   iam_suffix = substr(sha256(var.compartment_ocid), 0, 8) # dynamic group names are unique per tenancy
-  iam_roles  = concat(keys(local.vm_shapes), local.notebook_enabled ? ["notebook"] : [])
+  iam_roles  = concat(keys(local.vm_shapes), local.notebook_enabled ? ["notebook"] : [], local.oke_enabled ? ["workers"] : [])
   dynamic_group_names = {
     for role in local.iam_roles : role => "${var.name_prefix}-${role}-${local.iam_suffix}"
   }
+  # The OKE worker nodes cannot be named by instance.id: the pool creates, replaces and scales them
+  # after the apply. A matching rule can name an instance by its OCID, its compartment or a defined tag
+  # (IAM docs, "Writing Matching Rules to Define Dynamic Groups"; free-form tags cannot be used), and OKE
+  # documents exactly this for authorizing a node pool's nodes: a defined tag on the pool's nodes and a
+  # dynamic group matching it ("Managing Access By Applying Tags to Cluster-Related Resources"). The
+  # rule asks for both this stack's compartment and this stack's own tag namespace (oke.tf): the
+  # compartment alone would also admit every other instance of the compartment, the tag alone an
+  # instance tagged in another compartment. What remains: someone allowed both to launch instances in
+  # this compartment and to use this tag namespace could tag an instance into the group.
   dynamic_group_rules = {
-    for role, name in local.dynamic_group_names : name => (role == "notebook"
-      ? "ALL {resource.type = 'datasciencenotebooksession', resource.id = '${oci_datascience_notebook_session.mlflow[0].id}'}"
+    for role, name in local.dynamic_group_names : name => (
+      role == "notebook" ? "ALL {resource.type = 'datasciencenotebooksession', resource.id = '${oci_datascience_notebook_session.mlflow[0].id}'}"
+      : role == "workers" ? "ALL {instance.compartment.id = '${var.compartment_ocid}', tag.${local.oke_node_tag.namespace}.${local.oke_node_tag.key}.value = '${local.oke_node_tag.value}'}"
       : "ALL {instance.id = '${local.instances[role].id}'}"
     )
   }
@@ -31,6 +43,7 @@ locals {
     tracking = [for name in local.secret_names : local.secret_ids[name]]
     serving  = [local.secret_ids["mlflow-login"]]
     notebook = [local.secret_ids["mlflow-login"]]
+    workers  = [for name in local.secret_names : local.secret_ids[name]]
   }
   # What the dynamic groups may do (policy "vm"), and everything an administrator adds without IAM.
   principal_statements = flatten([
@@ -38,7 +51,7 @@ locals {
       [format("Allow %s to read secret-bundles in compartment id %s where any {%s}",
         local.iam_subjects[role], var.compartment_ocid,
       join(", ", [for id in local.readable_secrets[role] : "target.secret.id = '${id}'"]))],
-      role == "tracking" && var.artifact_store == "oci" ? [
+      contains(["tracking", "workers"], role) && var.artifact_store == "oci" ? [
         "Allow ${local.iam_subjects[role]} to manage objects in compartment id ${var.compartment_ocid} where target.bucket.name = '${local.bucket_name}'",
       ] : [],
     )
@@ -57,7 +70,7 @@ resource "oci_identity_dynamic_group" "vm" {
 
   compartment_id = var.tenancy_ocid
   name           = each.value
-  description    = "The ${each.key == "notebook" ? "notebook session" : "${each.key} VM"} of the MLflow stack ${var.name_prefix}"
+  description    = "The ${each.key == "notebook" ? "notebook session" : each.key == "workers" ? "OKE worker nodes" : "${each.key} VM"} of the MLflow stack ${var.name_prefix}"
   matching_rule  = local.dynamic_group_rules[each.value]
   freeform_tags  = local.freeform_tags
 }
@@ -68,7 +81,7 @@ resource "oci_identity_policy" "vm" {
 
   compartment_id = var.compartment_ocid
   name           = "${var.name_prefix}-vms-${local.iam_suffix}"
-  description    = "Lets the VMs of the MLflow stack ${var.name_prefix} read their Vault secrets and write the artifact bucket"
+  description    = "Lets the ${local.oke_enabled ? "OKE worker nodes" : "VMs"} of the MLflow stack ${var.name_prefix} read their Vault secrets and write the artifact bucket"
   statements     = local.principal_statements
   freeform_tags  = local.freeform_tags
 }

@@ -20,7 +20,7 @@ locals {
   release       = trimspace(file("${local.assets_dir}/VERSION"))
   image_digests = fileexists("${local.docker_dir}/images.json") ? jsondecode(file("${local.docker_dir}/images.json")) : {}
   released_images = {
-    for role in keys(local.vm_shapes) : role => var.container_registry == "" ? "" : (
+    for role in ["tracking", "serving"] : role => var.container_registry == "" ? "" : (
       lookup(local.image_digests, role, "") != ""
       ? "${var.container_registry}/oci-mlflow-${role}@${local.image_digests[role]}"
       : "${var.container_registry}/oci-mlflow-${role}:${local.release}"
@@ -35,11 +35,19 @@ locals {
   availability_domain = var.availability_domain != "" ? var.availability_domain : data.oci_identity_availability_domains.this.availability_domains[0].name
 
   # -------------------------------------------------------------------------------------------
+  # Where the tracking server runs (oke.tf for the cluster). With oke there is no VM at all: the
+  # serving endpoint is a VM feature, and serving_enabled (true by default, and submitted by the form
+  # even when hidden) is ignored rather than refused.
+  # -------------------------------------------------------------------------------------------
+  oke_enabled     = var.deployment_target == "oke"
+  serving_enabled = var.serving_enabled && !local.oke_enabled
+
+  # -------------------------------------------------------------------------------------------
   # Compute
   # -------------------------------------------------------------------------------------------
-  vm_shapes = merge(
+  vm_shapes = local.oke_enabled ? {} : merge(
     { tracking = var.tracking_shape },
-    var.serving_enabled ? { serving = var.serving_shape } : {},
+    local.serving_enabled ? { serving = var.serving_shape } : {},
   )
   vm_sizes = {
     tracking = { ocpus = var.tracking_ocpus, memory_in_gbs = var.tracking_memory_gb }

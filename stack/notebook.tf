@@ -15,7 +15,7 @@ locals {
       MLFLOW_TRACKING_USERNAME             = var.mlflow_username
       MLFLOW_TRACKING_PASSWORD_SECRET_OCID = local.secret_ids["mlflow-login"]
     },
-    var.serving_enabled ? { MLFLOW_SERVING_URL = "https://${local.instances["serving"].private_ip}:${local.serving_port}" } : {},
+    local.serving_enabled ? { MLFLOW_SERVING_URL = "https://${local.instances["serving"].private_ip}:${local.serving_port}" } : {},
   ) : {}
 }
 

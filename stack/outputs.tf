@@ -2,22 +2,22 @@
 # None of them carries a secret value: the passwords are in Vault, the outputs name their OCIDs.
 
 output "mlflow_url" {
-  description = "MLflow UI and API (HTTPS, basic auth with mlflow_username and the password in Vault: see mlflow_password_command; self-signed certificate)."
+  description = "MLflow UI and API (HTTPS, basic auth with mlflow_username and the password in Vault: see mlflow_password_command; self-signed certificate). Empty with deployment_target = \"oke\": the load balancer is Kubernetes', and orm-pack oke deploy prints its URL."
   value       = local.tracking_url
 }
 
 output "tracking_public_ip" {
-  description = "Reserved public IP of the tracking VM (stays the same when the VM is replaced)."
-  value       = oci_core_public_ip.vm["tracking"].ip_address
+  description = "Reserved public IP of the tracking VM (stays the same when the VM is replaced); empty with deployment_target = \"oke\"."
+  value       = local.oke_enabled ? "" : oci_core_public_ip.vm["tracking"].ip_address
 }
 
 output "serving_public_ip" {
-  description = "Reserved public IP of the serving VM; empty when serving is disabled."
-  value       = var.serving_enabled ? oci_core_public_ip.vm["serving"].ip_address : ""
+  description = "Reserved public IP of the serving VM; empty when serving is disabled (always with deployment_target = \"oke\")."
+  value       = local.serving_enabled ? oci_core_public_ip.vm["serving"].ip_address : ""
 }
 
 output "serving_url" {
-  description = "Model endpoint base URL (POST <url>/invocations, basic auth); empty when serving is disabled."
+  description = "Model endpoint base URL (POST <url>/invocations, basic auth); empty when serving is disabled (always with deployment_target = \"oke\")."
   value       = local.serving_url
 }
 
@@ -47,7 +47,7 @@ output "mysql_private_ip" {
 }
 
 output "commands_tracking" {
-  description = "The tracking VM's /home/opc/commands.txt: what runs, logs, restart, password rotation, notebook and curl usage."
+  description = "The tracking VM's /home/opc/commands.txt: what runs, logs, restart, password rotation, notebook and curl usage; empty with deployment_target = \"oke\"."
   value       = local.commands_text.tracking
 }
 
@@ -57,9 +57,9 @@ output "commands_serving" {
 }
 
 output "notebook_setup" {
-  description = "Environment variables that connect a notebook or script to this MLflow server (the password is read from Vault with the OCI CLI)."
+  description = "Environment variables that connect a notebook or script to this MLflow server (the password is read from Vault with the OCI CLI); with deployment_target = \"oke\" MLFLOW_TRACKING_URI is the URL orm-pack oke deploy prints."
   value       = <<-EOT
-    export MLFLOW_TRACKING_URI=${local.tracking_url}
+    export MLFLOW_TRACKING_URI=${local.oke_enabled ? "<the URL orm-pack oke deploy prints>" : local.tracking_url}
     export MLFLOW_TRACKING_USERNAME=${var.mlflow_username}
     export MLFLOW_TRACKING_PASSWORD=$(${local.read_login_command})
     export MLFLOW_TRACKING_INSECURE_TLS=true
@@ -99,4 +99,26 @@ output "s3_access_key_id" {
 output "notebook_session_url" {
   description = "The Data Science notebook session wired to MLflow (create_notebook_session); open examples/wine/train.ipynb in it. Empty otherwise."
   value       = local.notebook_enabled ? oci_datascience_notebook_session.mlflow[0].notebook_session_url : ""
+}
+
+# --- deployment_target = "oke" (oke.tf): null or empty otherwise ---
+
+output "oke_cluster_id" {
+  description = "OCID of the OKE cluster (deployment_target = \"oke\"); null otherwise."
+  value       = local.oke_enabled ? local.cluster_id : null
+}
+
+output "oke_kubeconfig_command" {
+  description = "Writes the OKE cluster's kubeconfig into ~/.kube/config with the OCI CLI, for kubectl through the public API endpoint (reachable from allowed_ingress_cidr); empty unless deployment_target = \"oke\"."
+  value       = local.oke_enabled ? "oci ce cluster create-kubeconfig --cluster-id ${local.cluster_id} --file $HOME/.kube/config --region ${var.region} --token-version 2.0.0 --kube-endpoint PUBLIC_ENDPOINT" : ""
+}
+
+output "oke_next_command" {
+  description = "What to run next with deployment_target = \"oke\": orm-pack oke deploy puts the tracking server on the cluster and prints the MLflow URL (Resource Manager does not tell the stack its own name: --stack-name is orm-pack's default, give yours). Empty otherwise."
+  value       = local.oke_enabled ? "orm-pack oke deploy --compartment ${var.compartment_ocid} --stack-name oci-mlflow" : ""
+}
+
+output "oke_deploy_settings" {
+  description = "What orm-pack oke deploy reads (deployment_target = \"oke\"; empty otherwise): the cluster, the tracking image and the tracking pods' settings as JSON (Vault secret OCIDs, never a secret value), the migrations Job's administrator settings, the login's user and secret, the load balancer's subnet and NSG, and the CIDRs of the allowed clients, the DB system and the worker nodes."
+  value       = local.oke_deploy_settings
 }

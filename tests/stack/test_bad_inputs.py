@@ -56,6 +56,30 @@ CASES = {
                                      ["use_existing_vcn is true: set existing_vcn_id, existing_public_subnet_id"]),
     "short MLflow password": ({"mlflow_password": "short"}, ["mlflow_password must be 12 to 64 characters long"]),
     "bad name prefix": ({"name_prefix": "MLflow_"}, ["name_prefix must be 2-16 characters"]),
+    "unknown deployment target": ({"deployment_target": "kubernetes"}, ['deployment_target must be "vm"']),
+    "OKE without a registry": ({"deployment_target": "oke", "container_registry": ""},
+                               ["deployment_target is oke but container_registry is empty: a Kubernetes cluster "
+                                "pulls the tracking image and cannot build it"]),
+    "OKE in an existing VCN": ({"deployment_target": "oke", "use_existing_vcn": True,
+                                "existing_vcn_id": "ocid1.vcn.oc1..existing",
+                                "existing_public_subnet_id": "ocid1.subnet.oc1..existingpublic",
+                                "existing_private_subnet_id": "ocid1.subnet.oc1..existingprivate"},
+                               ["deployment_target is oke but use_existing_vcn is true"]),
+    "OKE with a notebook session": ({"deployment_target": "oke", "create_notebook_session": True},
+                                    ["create_notebook_session needs deployment_target = vm"]),
+    "Kubernetes version without its v": ({"kubernetes_version": "1.34.2"},
+                                         ["kubernetes_version must be a Kubernetes version as OKE names it"]),
+    "Kubernetes version OKE does not offer": (
+        {"deployment_target": "oke", "kubernetes_version": "v1.29.1"},
+        ["kubernetes_version v1.29.1 is not a version OKE offers in us-ashburn-1: choose one of v1.32.10, v1.33.1, "
+         "v1.34.1, v1.34.2, v1.34.10"]),
+    "OKE workers over the public subnet": ({"deployment_target": "oke", "oke_workers_subnet_cidr": "10.0.1.0/25"},
+                                           ["oke_workers_subnet_cidr (10.0.1.0/25), public_subnet_cidr and "
+                                            "private_subnet_cidr overlap"]),
+    "VCN over the pod network": ({"deployment_target": "oke", "vcn_cidr": "10.244.0.0/16",
+                                  "public_subnet_cidr": "10.244.1.0/24", "private_subnet_cidr": "10.244.2.0/24",
+                                  "oke_api_subnet_cidr": "10.244.4.0/28", "oke_workers_subnet_cidr": "10.244.5.0/24"},
+                                 ["vcn_cidr (10.244.0.0/16) overlaps the cluster's pod network (10.244.0.0/16)"]),
 }
 
 

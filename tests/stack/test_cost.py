@@ -7,6 +7,7 @@ import os
 import re
 
 import pytest
+import yaml
 
 from orm_pack.cost import estimate_plan, price_table
 
@@ -47,10 +48,31 @@ def test_the_default_profile_is_priced_from_the_table(deployed):
     assert _estimate(deployed, "default").total == pytest.approx(expected, abs=0.02)
 
 
+def test_the_oke_profile_is_priced_as_its_nodes_and_a_free_control_plane(deployed):
+    """OKE bills worker nodes as compute instances of their shape (each with its boot volume, 50 GB unless
+    set) and nothing for a basic cluster's control plane (Oracle's OKE pricing page)."""
+    prices = price_table()
+    hours, e5, mysql = prices["hours_per_month"], prices["compute_flex"]["VM.Standard.E5.Flex"], prices["mysql"]
+    estimate = _estimate(deployed, "oke")
+    (cluster,) = [line for line in estimate.lines if line.address.startswith("oci_containerengine_cluster.")]
+    assert (cluster.item, cluster.monthly) == ("OKE basic cluster", 0)
+    node = (1 * e5["ocpu_hour"] + 8 * e5["memory_gb_hour"]) * hours
+    database = mysql["ecpus"]["MySQL.2"] * mysql["ecpu_hour"] * hours + 50 * mysql["storage_gb_month"]
+    assert 2 * prices["oke"]["node_boot_volume_gb"] <= prices["always_free"]["block_volume_gb"]
+    assert estimate.total == pytest.approx(2 * node + database, abs=0.02)
+    assert len([line for line in estimate.lines if line.item.startswith("VM.Standard.E5.Flex")]) == 2
+
+
+def test_every_node_shape_the_form_offers_has_a_price():
+    form = yaml.safe_load((REPO / "schema.yaml").read_text())["variables"]
+    assert set(form["oke_node_shape"]["enum"]) <= set(price_table()["compute_flex"])
+
+
 def cost_table(deployed) -> str:
     checked = price_table()["checked"]
     lines = [f"Estimated monthly cost of each profile at OCI list prices in USD (checked {checked}; the same table "
-             "and arithmetic as `orm-pack plan`; storage and traffic are billed by use on top):", "",
+             "and arithmetic as `orm-pack plan`; storage and traffic are billed by use on top; with `oke`, the "
+             "load balancer that Kubernetes creates for MLflow is not in the plan and is billed apart):", "",
              "| profile | a month | what is billed |", "|---|---|---|"]
     for profile in PROFILES:
         estimate = _estimate(deployed, profile)

@@ -105,8 +105,9 @@ def test_the_form_pattern_and_terraform_validation_agree(tmp_path, variable, val
 
 def test_skip_list_entries_have_reasons():
     skips = load_skip_list(SKIPS)
-    assert set(skips) == {"CKV_OCI_4", "CKV_OCI_9", "CKV_OCI_17", "CKV_OCI_21", "CKV_OCI_22", "CKV2_OCI_2"}
+    assert set(skips) == {"CKV_OCI_4", "CKV_OCI_9", "CKV_OCI_17", "CKV_OCI_21", "CKV_OCI_22", "CKV2_OCI_2", "CKV2_OCI_6"}
     assert skips["CKV_OCI_22"].resources and skips["CKV2_OCI_2"].resources  # ICMP rules only
+    assert skips["CKV2_OCI_6"].resources  # the OKE cluster only
 
 
 @pytest.mark.terraform

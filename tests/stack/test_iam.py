@@ -7,7 +7,11 @@ value needs and takes `target.secret.id`; `manage objects` takes `target.bucket.
 matching rule `ALL {instance.id = '<ocid>'}` matches that one instance, `ALL {resource.type =
 'datasciencenotebooksession', resource.id = '<ocid>'}` that one notebook session (its resource principal).
 Data Science attaches a session to a customer subnet only with `Allow service datascience to use
-virtual-network-family in compartment …` (Data Science policy docs)."""
+virtual-network-family in compartment …` (Data Science policy docs). OKE worker nodes, which the node pool
+creates and replaces, are matched as OKE documents for a node pool ("Managing Access By Applying Tags to
+Cluster-Related Resources"): by a defined tag the pool puts on its nodes, `tag.<namespace>.<key>.value =
+'<value>'` (free-form tags cannot be used in matching rules), here together with `instance.compartment.id`;
+the tag's namespace must be this stack's own, so no other instance carries it by accident."""
 import re
 
 import pytest
@@ -33,8 +37,14 @@ def stack_facts(d) -> dict:
     rules = {role: f"ALL {{instance.id = '{ocid}'}}" for role, ocid in instances.items()}
     for session in resources(plan, "oci_datascience_notebook_session").values():
         rules["notebook"] = f"ALL {{resource.type = 'datasciencenotebooksession', resource.id = '{session['id']}'}}"
-    return {"secrets": secrets, "rules": rules, "bucket": d.outputs["bucket_name"],
-            "compartment": tfvars_of(d.inventory)["compartment_ocid"]}
+    compartment = tfvars_of(d.inventory)["compartment_ocid"]
+    namespaces = {v["name"] for v in resources(plan, "oci_identity_tag_namespace").values()}
+    for pool in resources(plan, "oci_containerengine_node_pool").values():
+        ((tag, value),) = pool["node_config_details"][0]["defined_tags"].items()
+        assert tag.split(".")[0] in namespaces, f"the nodes' tag {tag} is not in this stack's own tag namespace"
+        assert pool["compartment_id"] == compartment
+        rules["workers"] = f"ALL {{instance.compartment.id = '{compartment}', tag.{tag}.value = '{value}'}}"
+    return {"secrets": secrets, "rules": rules, "bucket": d.outputs["bucket_name"], "compartment": compartment}
 
 
 def grants(statements: list, subjects: dict, compartment: str) -> dict:
@@ -62,9 +72,11 @@ def expected_grants(facts: dict, roles, artifact_store: str) -> dict:
     secrets = facts["secrets"]
     expected = {"tracking": {("read", "secret-bundles"): set(secrets.values())},
                 "serving": {("read", "secret-bundles"): {secrets["mlflow-login"]}},
-                "notebook": {("read", "secret-bundles"): {secrets["mlflow-login"]}}}
+                "notebook": {("read", "secret-bundles"): {secrets["mlflow-login"]}},
+                "workers": {("read", "secret-bundles"): set(secrets.values())}}  # the tracking VM's, in pods
     if artifact_store == "oci":
         expected["tracking"][("manage", "objects")] = {facts["bucket"]}
+        expected["workers"][("manage", "objects")] = {facts["bucket"]}
     return {role: expected[role] for role in roles}
 
 

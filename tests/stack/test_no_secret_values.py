@@ -6,8 +6,10 @@ base64 (how a Vault secret's content travels). They must not appear in any insta
 (decoded), any output, commands.txt, or any value of the plan JSON that Terraform does not mark
 sensitive. One exception, named: the provider keeps a created customer secret key's `key` attribute
 unmarked in its own resource (artifact_store = "s3" with s3_credentials_source = "create" only).
-The VMs get secret OCIDs and read the values through their instance principal (iam.tf)."""
+The VMs get secret OCIDs and read the values through their instance principal (iam.tf); so do the pods on
+OKE (deployment_target = "oke"), whose settings travel in the output oke_deploy_settings."""
 import base64
+import json
 import re
 
 import pytest
@@ -83,6 +85,23 @@ def test_user_data_commands_and_outputs_carry_secret_ocids_only(deployed, profil
     # what the VMs get instead: the OCIDs of this stack's Vault secrets
     secret_ids = {r["change"]["after"]["secret_name"].split("-", 1)[1]: r["change"]["after"]["id"]
                   for r in d.replan["resource_changes"] if r["type"] == "oci_vault_secret"}
+    assert d.outputs["vault_secrets"] == secret_ids
+    assert f"--secret-id {secret_ids['mlflow-login']} " in d.outputs["mlflow_password_command"]
+    if tfvars_of(d.inventory).get("deployment_target") == "oke":
+        settings = d.outputs["oke_deploy_settings"]
+        tracking = "".join(f"{k}={v}\n" for k, v in json.loads(settings["tracking_env"]).items())
+        migrate = json.loads(settings["migrate_env"])
+        for value in [*json.loads(settings["tracking_env"]).values(), *migrate.values()]:  # decoded from JSON
+            assert not any(secret in value for secret in secrets.values()), value
+        assert migrate["MYSQL_ADMIN_PASSWORD_SECRET_OCID"] == secret_ids["mysql-admin"]
+        assert settings["login_password_secret_ocid"] == secret_ids["mlflow-login"]
+        assert f"MLFLOW_DB_PASSWORD_SECRET_OCID={secret_ids['mlflow-db']}\n" in tracking
+        assert not any(name.startswith("MYSQL_ADMIN") for name in json.loads(settings["tracking_env"]))
+        assert ("AWS_SECRET_ACCESS_KEY_SECRET_OCID=" in tracking) == ("s3-secret-key" in secret_ids)
+        assert not re.search(r"^(MLFLOW_DB_PASSWORD|MYSQL_ADMIN_PASSWORD|AWS_SECRET_ACCESS_KEY|MLFLOW_TRACKING_PASSWORD)=",
+                             tracking, re.M)
+        assert instance_user_data(d.replan) == {}  # no VM at all
+        return
     tracking = texts['user_data of oci_core_instance.vm["tracking"]']
     assert f"MLFLOW_DB_PASSWORD_SECRET_OCID={secret_ids['mlflow-db']}\n" in tracking
     assert f"MYSQL_ADMIN_PASSWORD_SECRET_OCID={secret_ids['mysql-admin']}\n" in tracking
@@ -90,8 +109,6 @@ def test_user_data_commands_and_outputs_carry_secret_ocids_only(deployed, profil
     assert ("AWS_SECRET_ACCESS_KEY_SECRET_OCID=" in tracking) == ("s3-secret-key" in secret_ids)
     assert not re.search(r"^(MLFLOW_DB_PASSWORD|MYSQL_ADMIN_PASSWORD|AWS_SECRET_ACCESS_KEY|MLFLOW_TRACKING_PASSWORD)=",
                          tracking, re.M)
-    assert d.outputs["vault_secrets"] == secret_ids
-    assert f"--secret-id {secret_ids['mlflow-login']} " in d.outputs["mlflow_password_command"]
 
 
 def test_a_left_empty_login_is_generated_by_vault_and_never_held_by_terraform(deployed):
