@@ -7,7 +7,10 @@
 #                        one nginx `server` line each, balanced round-robin, e.g. "10.0.1.5:5000 10.0.1.6:5000"
 #   PROXY_AUTH           proxy (default): nginx checks the one login in PROXY_HTPASSWD_FILE;
 #                        upstream: the upstream checks logins (MLflow's own users): nginx passes them on
-#                        and still rate-limits failed ones
+#                        and still rate-limits failed ones;
+#                        tracking: nginx asks the tracking server at PROXY_AUTH_URL (MLflow's own users;
+#                        the serving endpoint) and passes nothing but allowed requests on
+#   PROXY_AUTH_URL       with PROXY_AUTH=tracking: the tracking server's base URL, e.g. https://10.0.1.10
 #   PROXY_HTPASSWD_FILE  existing htpasswd file with bcrypt entries (htpasswd -B); PROXY_AUTH=proxy only
 #   PROXY_TLS_CERT       PEM certificate; with PROXY_TLS_KEY, a self-signed pair is created
 #   PROXY_TLS_KEY        PEM private key  when neither file exists
@@ -35,8 +38,14 @@ PROXY_SERVER_NAME=${PROXY_SERVER_NAME:-_}
 case ${PROXY_AUTH:=proxy} in
   proxy) ;;
   upstream) PROXY_HTPASSWD_FILE=${PROXY_HTPASSWD_FILE:-none} ;;
-  *) die "PROXY_AUTH must be proxy or upstream (got '$PROXY_AUTH')" ;;
+  tracking)
+    PROXY_HTPASSWD_FILE=${PROXY_HTPASSWD_FILE:-none}
+    [[ ${PROXY_AUTH_URL:-} =~ ^https?://[A-Za-z0-9.-]+(:[0-9]+)?$ ]] ||
+      die "PROXY_AUTH=tracking needs PROXY_AUTH_URL, the tracking server's http(s)://host[:port] (got '${PROXY_AUTH_URL:-}')"
+    ;;
+  *) die "PROXY_AUTH must be proxy, upstream or tracking (got '$PROXY_AUTH')" ;;
 esac
+PROXY_AUTH_URL=${PROXY_AUTH_URL:-none}
 safe_value PROXY_LISTEN_PORT "${PROXY_LISTEN_PORT:-}"
 [[ -n ${PROXY_UPSTREAM:-} ]] || die "PROXY_UPSTREAM is not set"
 for name in PROXY_HTPASSWD_FILE PROXY_TLS_CERT PROXY_TLS_KEY; do
@@ -55,7 +64,7 @@ for upstream in "${upstreams[@]}"; do
     die "PROXY_UPSTREAM must be host:port, e.g. 127.0.0.1:5000 (got '$upstream')"
   fi
 done
-[[ $PROXY_AUTH == upstream || -f $PROXY_HTPASSWD_FILE ]] ||
+[[ $PROXY_AUTH != proxy || -f $PROXY_HTPASSWD_FILE ]] ||
   die "PROXY_HTPASSWD_FILE $PROXY_HTPASSWD_FILE does not exist; create it with: htpasswd -cB $PROXY_HTPASSWD_FILE <user>"
 
 make_self_signed() {
@@ -111,13 +120,13 @@ template_with_servers() {
 sed_escape() { sed -e 's/[\/&|]/\\&/g' <<<"$1"; }
 sed_args=()
 for name in PROXY_UPSTREAM_NAME PROXY_ID PROXY_LISTEN_PORT PROXY_HTPASSWD_FILE \
-  PROXY_TLS_CERT PROXY_TLS_KEY PROXY_SERVER_NAME; do
+  PROXY_TLS_CERT PROXY_TLS_KEY PROXY_SERVER_NAME PROXY_AUTH_URL; do
   sed_args+=(-e "s|\${$name}|$(sed_escape "${!name}")|g")
 done
 
-# Lines tagged #auth:proxy or #auth:upstream belong to one mode: the other's are dropped, the tag removed.
-other_mode=$([[ $PROXY_AUTH == proxy ]] && echo upstream || echo proxy)
-sed_args+=(-e "/  #auth:${other_mode}\$/d" -e 's/  #auth:[a-z]*$//')
+# A line tagged `#auth:MODE[,MODE]` belongs to those modes: kept (untagged) for them, dropped for the others.
+sed_args+=(-e "/  #auth:\([a-z,]*,\)\{0,1\}${PROXY_AUTH}\(,[a-z,]*\)\{0,1\}\$/s/  #auth:[a-z,]*\$//"
+  -e '/  #auth:[a-z,]*$/d')
 rendered=$(template_with_servers | sed "${sed_args[@]}")
 placeholder='[$][{]PROXY_[A-Z_]*[}]'
 if grep -q "$placeholder" <<<"$rendered"; then

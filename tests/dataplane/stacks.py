@@ -28,10 +28,12 @@ UNSET_TRACKING_URI = "http://127.0.0.1:9"
 
 
 def start_proxy(tracker: ProcessTracker, workdir: Path, upstream_port: int | Sequence[int],
-                login: credentials.Credentials, runtime: RuntimeFiles = RUNTIME, auth: str = "proxy"):
+                login: credentials.Credentials, runtime: RuntimeFiles = RUNTIME, auth: str = "proxy",
+                auth_url: str | None = None):
     """nginx with our template (or `runtime`'s) in front of 127.0.0.1:upstream_port, or of several such
     ports as one upstream (replicas, balanced round-robin); returns (service, URL). `auth="upstream"`
-    passes logins on to MLflow's own users instead of checking `login`."""
+    passes logins on to MLflow's own users instead of checking `login`; `auth="tracking"` asks the tracking
+    server at `auth_url`."""
     binary = nginx_binary()
     require_binary("openssl", how="apt-get install openssl")  # render.sh makes the self-signed pair
     port = free_port()
@@ -41,7 +43,7 @@ def start_proxy(tracker: ProcessTracker, workdir: Path, upstream_port: int | Seq
     block = nginx.render_proxy(runtime, workdir / "proxy.conf", listen=f"127.0.0.1:{port}",
                                upstream=" ".join(f"127.0.0.1:{each}" for each in upstream_ports), htpasswd=htpasswd,
                                tls_cert=workdir / "tls" / "proxy.crt", tls_key=workdir / "tls" / "proxy.key",
-                               auth=auth)
+                               auth=auth, auth_url=auth_url)
     conf = nginx.write_main_conf(workdir, [block])
     nginx.check_config(binary, conf)
     service = tracker.start("nginx", nginx.nginx_argv(binary, conf), dict(os.environ), workdir / "nginx.log")

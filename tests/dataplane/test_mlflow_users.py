@@ -8,7 +8,8 @@ import pytest
 import requests
 
 from dataplane.stacks import CLIENT_ENV, start_proxy, start_tracking_replica
-from orm_pack.local import credentials
+from orm_pack.local import credentials, processes
+from orm_pack.local.ports import free_port
 from orm_pack.local.services import python_env
 
 pytestmark = pytest.mark.dataplane
@@ -100,6 +101,33 @@ def test_a_non_admin_cannot_manage_users_and_a_removed_user_is_locked_out(replic
     removed = users(first.url, "remove", "carol")
     assert removed.returncode == 0, removed.stderr
     assert current_user(second.url, (carol.username, carol.password)).status_code == 401
+
+
+def test_the_serving_endpoint_accepts_the_same_identities(replicas, tracker, tmp_path):
+    """The serving VM's proxy in PROXY_AUTH=tracking: the tracking server decides who may call the model."""
+    first, second, _ = replicas
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "invocations").write_text("a prediction\n")
+    (site / "health").write_text("ok\n")
+    port = free_port()
+    upstream = tracker.start("model", [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+                             dict(python_env()), tmp_path / "model.log", cwd=site)
+    processes.wait_ready(upstream, f"http://127.0.0.1:{port}/invocations", 30)
+    proxy, url = start_proxy(tracker, tmp_path / "serving-proxy", port, ADMIN, auth="tracking",
+                             auth_url=second.url)
+    try:
+        users(first.url, "add", "dave", "--password-stdin", stdin="Dave-login-Passw0rd\n")
+        dave = ("dave", "Dave-login-Passw0rd")
+        answer = requests.get(f"{url}/invocations", auth=dave, verify=False, timeout=30)
+        assert answer.status_code == 200 and answer.text == "a prediction\n"
+        assert requests.get(f"{url}/invocations", auth=("dave", "wrong"), verify=False, timeout=30).status_code == 401
+        assert requests.get(f"{url}/invocations", verify=False, timeout=30).status_code == 401
+        users(first.url, "remove", "dave")
+        assert requests.get(f"{url}/invocations", auth=dave, verify=False, timeout=30).status_code == 401
+    finally:
+        tracker.stop(proxy)
+        tracker.stop(upstream)
 
 
 def test_users_live_in_their_own_database_beside_mlflows(replicas, mariadb):
