@@ -43,7 +43,8 @@ def test_the_readme_oke_commands_deploy_mlflow_on_the_stacks_cluster(tmp_path, a
     assert "orm-pack oke deploy" in outputs["oke_next_command"]
 
     kube = install(tmp_path / "kube", outputs["oke_cluster_id"])
-    deployed = run(deploy_line + f" --container-engine-endpoint {fake.url} --timeout 30", kube.env())
+    cluster_env = {**kube.env(), "PATH": f"{kube.bin_dir}{os.pathsep}{env['PATH']}"}
+    deployed = run(deploy_line + f" --container-engine-endpoint {fake.url} --timeout 30", cluster_env)
     assert deployed.returncode == 0, deployed.stdout[-3000:] + deployed.stderr[-3000:]
     assert "MLflow on OKE: https://203.0.113.80/" in deployed.stdout
     kubeconfig = home / ".kube" / "oci-mlflow-oke.yaml"

@@ -149,6 +149,8 @@ class OciDouble(rpc.ProviderServicer):
             chosen = ((new_state.get("create_vnic_details") or [{}])[0] or {}).get("private_ip")
             if chosen:
                 new_state["private_ip"] = chosen
+        if request.type_name == "oci_containerengine_cluster" and not new_state.get("endpoints"):
+            new_state["endpoints"] = [_cluster_endpoints(new_state, config_digest(config))]
         if request.type_name == "oci_objectstorage_preauthrequest":
             new_state = self._with_par_paths(new_state)
         self._trace("apply", type=request.type_name, id=new_state.get("id"))
@@ -243,3 +245,13 @@ def main(argv=None):
     # run_provider wraps a `tf` framework provider in tf.provider.ProviderServicer; we serve our own.
     tf.provider.ProviderServicer = lambda _provider: servicer
     run_provider(_ProviderName(), argv or sys.argv)
+
+
+def _cluster_endpoints(cluster: dict, seed: str) -> dict:
+    """The Kubernetes API addresses a cluster gets (the Cluster model's `endpoints`): a private one in its
+    endpoint subnet, and a public one only when the endpoint config asks for a public IP."""
+    public = ((cluster.get("endpoint_config") or [{}])[0] or {}).get("is_public_ip_enabled")
+    host = int(seed[:2], 16) % 250 + 2
+    return {"kubernetes": "", "ipv6endpoint": "", "vcn_hostname_endpoint": "",
+            "private_endpoint": f"10.0.4.{host}:6443",
+            "public_endpoint": f"203.0.113.{host}:6443" if public else ""}
