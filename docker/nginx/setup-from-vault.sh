@@ -5,8 +5,9 @@
 #   PROXY_DIR                          directory shared with the nginx container (an emptyDir)
 #   PROXY_LOGIN_USER                   the login's user name
 #   PROXY_LOGIN_PASSWORD_SECRET_OCID   the login's Vault secret, read through the instance principal
-#   PROXY_LISTEN_PORT, PROXY_UPSTREAM, PROXY_SERVER_NAME: as for render.sh
-# Writes PROXY_DIR/htpasswd, PROXY_DIR/tls/{cert,key}.pem and PROXY_DIR/conf.d/mlflow.conf.
+#   PROXY_AUTH, PROXY_LISTEN_PORT, PROXY_UPSTREAM, PROXY_SERVER_NAME: as for render.sh
+# Writes PROXY_DIR/htpasswd (PROXY_AUTH=proxy only: with MLflow's own users the proxy checks no login),
+# PROXY_DIR/tls/{cert,key}.pem and PROXY_DIR/conf.d/mlflow.conf.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -16,10 +17,17 @@ export PYTHONPATH="$LIB${PYTHONPATH:+:$PYTHONPATH}"
 log() { printf '%s setup-from-vault: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 2; }
 
-for name in PROXY_DIR PROXY_LOGIN_USER PROXY_LOGIN_PASSWORD_SECRET_OCID; do
+[[ -n ${PROXY_DIR:-} ]] || die "PROXY_DIR is not set"
+mkdir -p "$PROXY_DIR/conf.d" "$PROXY_DIR/tls" || die "cannot write to $PROXY_DIR"
+export PROXY_AUTH=${PROXY_AUTH:-proxy}
+if [[ $PROXY_AUTH != proxy ]]; then
+  log "PROXY_AUTH=$PROXY_AUTH: logins go on to MLflow; no password file"
+  PROXY_TLS_CERT=$PROXY_DIR/tls/cert.pem PROXY_TLS_KEY=$PROXY_DIR/tls/key.pem \
+    exec bash "$HERE/render.sh" "$PROXY_DIR/conf.d/mlflow.conf"
+fi
+for name in PROXY_LOGIN_USER PROXY_LOGIN_PASSWORD_SECRET_OCID; do
   [[ -n ${!name:-} ]] || die "$name is not set"
 done
-mkdir -p "$PROXY_DIR/conf.d" "$PROXY_DIR/tls" || die "cannot write to $PROXY_DIR"
 
 # The value stays in this shell's memory and reaches the hasher on stdin (printf is a builtin: no argv).
 password=$(python3 -m mlflow_oci.secrets print "$PROXY_LOGIN_PASSWORD_SECRET_OCID") ||

@@ -13,6 +13,7 @@ from ocifakes.server import InstanceCloud
 
 from dataplane.stacks import RUNTIME
 from harness.static import nginx_binary
+from harness.tools import require_binary
 from oke import images
 from oke.conftest import REPO_ROOT, SETTINGS
 from orm_pack.local import nginx, processes
@@ -155,3 +156,24 @@ def test_nginx_accepts_the_login_from_vault_and_nothing_else(proxy_files, manife
         assert requests.get(search, auth=(user, LOGIN_PASSWORD + "x"), verify=False, timeout=30).status_code == 401
     finally:
         tracker.stop(service)
+
+
+def test_with_mlflows_own_users_the_proxy_pods_pass_logins_on(tmp_path):
+    """tracking_env with MLFLOW_AUTH=mlflow: the proxy ConfigMap says PROXY_AUTH=upstream, and the init
+    container then reads no login from Vault and renders a config that checks none."""
+    raw = json.loads(SETTINGS.read_text())
+    raw["tracking_env"] = json.dumps({**json.loads(raw["tracking_env"]), "MLFLOW_AUTH": "mlflow"})
+    _, documents = render.render(REPO_ROOT / "oke", settings.from_output(raw), require_binary("kubectl"))
+    proxy_settings = [d["data"] for d in documents
+                      if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("mlflow-proxy-")][0]
+    assert proxy_settings["PROXY_AUTH"] == "upstream"
+    setup = [d for d in documents if d["kind"] == "Deployment" and d["metadata"]["name"] == "mlflow-proxy"][0]
+    container = setup["spec"]["template"]["spec"]["initContainers"][0]
+    env = {**python_env(), **proxy_settings, "PROXY_DIR": str(tmp_path / "files"), "HOME": str(tmp_path),
+           "PROXY_LISTEN_PORT": "127.0.0.1:18443", "PROXY_UPSTREAM": "127.0.0.1:15000",
+           "OCI_METADATA_BASE_URL": "http://127.0.0.1:9/opc/v2"}  # Vault is unreachable: it must not be asked
+    result = subprocess.run(images.native_argv(container), env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    conf = (tmp_path / "files" / "conf.d" / "mlflow.conf").read_text()
+    assert "auth_basic_user_file" not in conf and 'Authorization ""' not in conf and "proxy_intercept_errors on;" in conf
+    assert not (tmp_path / "files" / "htpasswd").exists()

@@ -37,8 +37,11 @@ class DeploySettings:
     mysql_cidr: str
 
     def proxy_env(self) -> dict:
-        """The proxy pod's settings (docker/nginx/setup-from-vault.sh and render.sh)."""
-        return {"PROXY_LOGIN_USER": self.login_user,
+        """The proxy pod's settings (docker/nginx/setup-from-vault.sh and render.sh). With MLflow's own
+        users (MLFLOW_AUTH mlflow or oidc) the proxy passes logins on instead of checking the one login."""
+        own_users = self.tracking_env.get("MLFLOW_AUTH", "proxy") != "proxy"
+        return {"PROXY_AUTH": "upstream" if own_users else "proxy",
+                "PROXY_LOGIN_USER": self.login_user,
                 "PROXY_LOGIN_PASSWORD_SECRET_OCID": self.login_password_secret_ocid,
                 "PROXY_LISTEN_PORT": PROXY_PORT, "PROXY_UPSTREAM": TRACKING_UPSTREAM, "PROXY_SERVER_NAME": "_",
                 "MLFLOW_OCI_AUTH": self.tracking_env.get("MLFLOW_OCI_AUTH", "instance_principal")}
