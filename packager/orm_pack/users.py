@@ -66,6 +66,9 @@ class UsersApi:
             message = json.loads(error.read().decode()).get("message", "")
         except ValueError:
             message = ""
+        # MLflow appends the database error to some messages, SQL parameters (a password hash) included:
+        # only its own first sentence is shown.
+        message = message.split("\n", 1)[0].split(" Error: (", 1)[0].strip()
         if error.code == 401:
             return UserError(f"MLflow refused the login of {self.username!r} (401): check MLFLOW_TRACKING_USERNAME "
                              "and MLFLOW_TRACKING_PASSWORD", ExitCode.CONFIG)
@@ -75,7 +78,8 @@ class UsersApi:
         if error.code == 404 and not message:
             return UserError(f"{self.base} has no user API (404): is the tracking server running with its auth "
                              "app (--app-name basic-auth)?", ExitCode.NOT_FOUND)
-        code = ExitCode.NOT_FOUND if error.code == 404 else ExitCode.CONFLICT if error.code == 409 else ExitCode.USAGE
+        conflict = error.code == 409 or "already exists" in message
+        code = ExitCode.NOT_FOUND if error.code == 404 else ExitCode.CONFLICT if conflict else ExitCode.USAGE
         return UserError(f"MLflow refused ({error.code}): {message or error.reason}", code)
 
     # ------------------------------------------------------------------ users
@@ -113,7 +117,7 @@ class UsersApi:
         try:
             self._call("POST", "/api/3.0/mlflow/users/permissions/grant", {**target, "permission": permission})
         except UserError as error:
-            if error.exit_code != ExitCode.CONFLICT and "already exists" not in str(error):
+            if error.exit_code != ExitCode.CONFLICT:
                 raise
             # A grant replaces the user's earlier permission on the resource.
             self._call("POST", "/api/3.0/mlflow/users/permissions/revoke", target)
