@@ -152,8 +152,9 @@ def test_render_puts_each_listed_upstream_on_a_server_line_of_its_own(tmp_path):
     assert result.returncode == 0, result.stderr
     conf = (tmp_path / "out.conf").read_text()
     upstream_block = conf.split("\nupstream ", 1)[1].split("}", 1)[0].splitlines()[1:]
-    assert [line.strip() for line in upstream_block] == [
-        "server 127.0.0.1:5000;", "server 127.0.0.1:5001;", "server 10.0.1.6:5000;", "keepalive 16;"]
+    directives = [line.strip() for line in upstream_block if line.strip() and not line.strip().startswith("#")]
+    assert directives == ["server 127.0.0.1:5000;", "server 127.0.0.1:5001;", "server 10.0.1.6:5000;",
+                          "keepalive 16;", "keepalive_timeout 4s;"]
     assert "127.0.0.1:5001" not in conf.replace("server 127.0.0.1:5001;", "", 1)  # the list itself nowhere else
     main = f"pid {tmp_path}/nginx.pid;\nevents {{}}\nhttp {{\n    include {tmp_path / 'out.conf'};\n}}\n"
     assert nginx_test_errors(main) == []
