@@ -1,6 +1,8 @@
-# cloud-init user_data of the VMs: the docker/ runtime files, the settings as env files, the
-# systemd unit, the bootstrap script and commands.txt, rendered from userdata/ and sent
-# gzip+base64 (OCI's metadata limit is 32 KB; tests check the size).
+# cloud-init user_data of the VMs: the bootstrap script and its systemd unit, mlflow-refresh-login, the
+# container unit, the settings as env files and commands.txt, rendered from userdata/ and sent
+# gzip+base64 (OCI keeps all of an instance's metadata under 32,000 bytes; tests keep user_data under
+# 28 KiB). The role's docker/ files are not in it: they come from the runtime bucket at first boot
+# (runtime.tf), checked against the SHA-256 that /etc/mlflow/runtime.env carries with their URL.
 #
 # The VMs do not know their public address at boot (see public_ips.tf), so:
 #   * MLflow accepts any Host header (MLFLOW_ALLOWED_HOSTS=*). MLflow listens on 127.0.0.1 only
@@ -47,32 +49,6 @@ locals {
       MLFLOW_IMAGE                   = "localhost/mlflow-serving:latest"
     }
   }
-
-  # docker/ files each VM needs, at the same relative paths as in the repository (the
-  # Dockerfiles' build context is the repository root: /opt/mlflow/src on the VM). The image's
-  # requirements lock comes from Object Storage at boot (runtime.tf).
-  docker_files = {
-    tracking = concat([
-      "docker/Dockerfile-tracking",
-      "docker/tracking/entrypoint.sh",
-      "docker/tracking/init_db.py",
-      "docker/nginx/mlflow-proxy.conf.template",
-      "docker/nginx/render.sh",
-    ], local.docker_lib_files)
-    serving = [
-      "docker/Dockerfile-serving",
-      "docker/serving/supervisor.py",
-      "docker/serving/legacy_adapter.py",
-      "docker/nginx/mlflow-proxy.conf.template",
-      "docker/nginx/render.sh",
-      "docker/lib/mlflow_oci/__init__.py",
-      "docker/lib/mlflow_oci/auth.py",
-      "docker/lib/mlflow_oci/secrets.py",
-    ]
-  }
-  # docker/lib, the instance-principal runtime: the tracking image takes all of it (the oci:// store,
-  # Vault secrets), the serving image only what reads secrets (Dockerfile-serving copies the same).
-  docker_lib_files = [for f in sort(fileset(local.docker_dir, "lib/**")) : "docker/${f}" if length(regexall("__pycache__", f)) == 0]
 
   # Settings name Vault secrets (<NAME>_SECRET_OCID), never values: the entrypoints resolve them
   # through the instance principal at start (docker/lib/mlflow_oci/secrets.py).
@@ -141,50 +117,43 @@ locals {
 
   # Files that depend on the inputs only (the same for every boot of a role).
   static_files = {
-    for role in keys(local.vm_shapes) : role => concat(
-      [for f in local.docker_files[role] : {
-        path    = "/opt/mlflow/src/${f}"
+    for role in keys(local.vm_shapes) : role => [
+      {
+        path    = "/usr/local/sbin/mlflow-bootstrap.sh"
+        mode    = "0755"
+        content = file("${local.userdata_dir}/mlflow-bootstrap.sh")
+      },
+      {
+        path    = "/etc/systemd/system/mlflow-bootstrap@.service"
         mode    = "0644"
-        content = file("${local.assets_dir}/${f}")
-      }],
-      [
-        {
-          path    = "/usr/local/sbin/mlflow-bootstrap.sh"
-          mode    = "0755"
-          content = file("${local.userdata_dir}/mlflow-bootstrap.sh")
-        },
-        {
-          path    = "/etc/systemd/system/mlflow-bootstrap@.service"
-          mode    = "0644"
-          content = file("${local.userdata_dir}/mlflow-bootstrap@.service")
-        },
-        {
-          path    = "/usr/local/sbin/mlflow-refresh-login"
-          mode    = "0755"
-          content = file("${local.userdata_dir}/mlflow-refresh-login.sh")
-        },
-        {
-          path = "/etc/systemd/system/mlflow-${role}.service"
-          mode = "0644"
-          content = templatefile("${local.userdata_dir}/container.service.tftpl", {
-            description = "MLflow ${role} (podman container)"
-            name        = "mlflow-${role}"
-            image       = "localhost/mlflow-${role}:latest"
-            env_file    = "/etc/mlflow/${role}.env"
-          })
-        },
-        {
-          path    = "/etc/mlflow/proxy.env"
-          mode    = "0644"
-          content = join("", [for k, v in local.proxy_settings[role] : "${k}=${v}\n"])
-        },
-        {
-          path    = "/etc/mlflow/image.env"
-          mode    = "0644"
-          content = "RELEASED_IMAGE=${local.released_images[role]}\n"
-        },
-      ],
-    )
+        content = file("${local.userdata_dir}/mlflow-bootstrap@.service")
+      },
+      {
+        path    = "/usr/local/sbin/mlflow-refresh-login"
+        mode    = "0755"
+        content = file("${local.userdata_dir}/mlflow-refresh-login.sh")
+      },
+      {
+        path = "/etc/systemd/system/mlflow-${role}.service"
+        mode = "0644"
+        content = templatefile("${local.userdata_dir}/container.service.tftpl", {
+          description = "MLflow ${role} (podman container)"
+          name        = "mlflow-${role}"
+          image       = "localhost/mlflow-${role}:latest"
+          env_file    = "/etc/mlflow/${role}.env"
+        })
+      },
+      {
+        path    = "/etc/mlflow/proxy.env"
+        mode    = "0644"
+        content = join("", [for k, v in local.proxy_settings[role] : "${k}=${v}\n"])
+      },
+      {
+        path    = "/etc/mlflow/image.env"
+        mode    = "0644"
+        content = "RELEASED_IMAGE=${local.released_images[role]}\n"
+      },
+    ]
   }
 
   # Tracking and serving are separate chains: the serving VM's settings need the tracking VM.
@@ -202,9 +171,9 @@ locals {
         content = join("", [for k, v in local.tracking_settings : "${k}=${v}\n"])
       },
       {
-        path    = "/etc/mlflow/requirements-lock.env"
+        path    = "/etc/mlflow/runtime.env"
         mode    = "0600"
-        content = join("", [for k, v in local.requirements_lock.tracking : "${k}=${v}\n"])
+        content = join("", [for k, v in local.runtime_settings.tracking : "${k}=${v}\n"])
       },
       {
         path    = "/etc/mlflow/commands.txt"
@@ -223,9 +192,9 @@ locals {
         content = join("", [for k, v in local.serving_settings : "${k}=${v}\n"])
       },
       {
-        path    = "/etc/mlflow/requirements-lock.env"
+        path    = "/etc/mlflow/runtime.env"
         mode    = "0600"
-        content = join("", [for k, v in local.requirements_lock.serving : "${k}=${v}\n"])
+        content = join("", [for k, v in local.runtime_settings.serving : "${k}=${v}\n"])
       },
       {
         path    = "/etc/mlflow/commands.txt"

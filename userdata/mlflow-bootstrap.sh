@@ -4,10 +4,14 @@
 #   mlflow-bootstrap.sh --until-done tracking|serving  attempts until one succeeds, pausing 30 s, 60 s,
 #                                                      ... up to 15 min between them (the systemd unit
 #                                                      mlflow-bootstrap@ROLE, started by cloud-init)
-# It installs podman and nginx from the OS repositories, builds the container image from the
-# docker/ files cloud-init wrote to /opt/mlflow/src, opens the host firewall and SELinux for the
+# It first fetches the role's docker/ files from the stack's runtime bucket (they do not fit in
+# user_data) and unpacks them to /opt/mlflow/src once their SHA-256 matches the one the stack wrote
+# into /etc/mlflow/runtime.env; then it installs podman and nginx from the OS repositories, pulls the
+# release's image or builds it from /opt/mlflow/src, opens the host firewall and SELinux for the
 # proxy, renders the nginx auth proxy and starts the systemd units. Idempotent: running it again
 # (e.g. `sudo /usr/local/sbin/mlflow-bootstrap.sh tracking`) repairs a half-finished boot.
+# Needs bash, curl, sha256sum and a Python 3 (python3, else EL8's /usr/libexec/platform-python, the
+# one dnf and cloud-init run on), all in Oracle Linux 8/9 images; the rest comes from dnf.
 # Every step is logged with a UTC timestamp to /var/log/mlflow-bootstrap.log.
 # MLFLOW_BOOTSTRAP_ROOT prefixes every path it writes (the tests run it in a scratch tree), and
 # MLFLOW_BOOTSTRAP_RETRY_SECONDS / _RETRY_MAX_SECONDS / _STEP_DELAY change its pauses.
@@ -59,6 +63,56 @@ retry() {
   done
 }
 step() { log "step: $*"; }
+# par_get OUTPUT URL_VARIABLE: download a pre-authenticated request named by a variable, so that
+# retry's log line names the variable and the URL stays out of the log.
+par_get() { curl -fsS --max-time 120 -o "$1" "${!2}"; }
+
+# unpack_runtime_files BUNDLE: writes each file of a verified runtime bundle (a JSON object of
+# repository path -> base64 content) to $SRC/<path>, mode 0644 as cloud-init's write_files gave them
+# (the scripts are run through bash). Every path is checked before any file is written: a relative
+# path of plain names, no `.` or `..` and nothing absolute, that stays under $SRC once symlinks are
+# resolved. Prints the number of files; on a refusal, one line saying why, and exits non-zero.
+# Python 3.6 syntax at most (EL8's platform-python), run isolated from PYTHON* settings.
+unpack_runtime_files() {
+  "$PYTHON" -I - "$SRC" "$1" <<'PY'
+import base64
+import binascii
+import json
+import os
+import sys
+
+src, bundle = sys.argv[1], sys.argv[2]
+try:
+    with open(bundle, "rb") as f:
+        files = json.loads(f.read().decode("utf-8"))
+except ValueError as exc:
+    sys.exit("not a JSON object of path -> base64 content ({})".format(exc))
+if not isinstance(files, dict) or not files:
+    sys.exit("not a JSON object of path -> base64 content")
+root = os.path.realpath(src)
+decoded = {}
+for path, content in sorted(files.items()):
+    parts = path.split("/")
+    if path.startswith("/") or "\0" in path or any(part in ("", ".", "..") for part in parts):
+        sys.exit("refusing {!r}: not a relative path inside {}".format(path, src))
+    target = os.path.join(root, *parts)
+    if os.path.commonpath([root, os.path.realpath(target)]) != root:
+        sys.exit("refusing {!r}: it leads outside {}".format(path, src))
+    try:
+        decoded[target] = base64.b64decode(content.encode("ascii"), validate=True)
+    except (AttributeError, UnicodeEncodeError, binascii.Error):
+        sys.exit("refusing {!r}: its content is not base64".format(path))
+for target, data in sorted(decoded.items()):
+    os.makedirs(os.path.dirname(target), mode=0o755, exist_ok=True)
+    part = target + ".part"
+    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.chmod(part, 0o644)
+    os.replace(part, target)
+print(len(decoded))
+PY
+}
 
 case $ROLE in
   tracking)
@@ -75,10 +129,33 @@ case $ROLE in
 esac
 IMAGE=localhost/$SERVICE:latest
 [[ $EUID -eq 0 ]] || die "run as root (sudo $0 $ROLE)"
-for f in "$CONF/proxy.env" "$CONF/$ROLE.env" "$CONF/image.env" "$CONF/requirements-lock.env" \
-  "$SRC/$DOCKERFILE"; do
+for f in "$CONF/proxy.env" "$CONF/$ROLE.env" "$CONF/image.env" "$CONF/runtime.env"; do
   [[ -f $f ]] || die "$f is missing: cloud-init did not write it (see /var/log/cloud-init-output.log)"
 done
+PYTHON=$(command -v python3 || command -v /usr/libexec/platform-python) ||
+  die "neither python3 nor /usr/libexec/platform-python is installed"
+set -a
+# shellcheck source=/dev/null
+. "$CONF/runtime.env"
+set +a
+
+step "fetch the $ROLE docker/ files from Object Storage into $SRC"
+# The stack's runtime bucket (runtime.tf), through a read-only pre-authenticated request for that one
+# object; nothing in it is used before it matches the SHA-256 in runtime.env.
+BUNDLE=$STATE/runtime-$ROLE.json
+install -d -m 0755 "$STATE" "$SRC"
+rm -f "$BUNDLE.part"
+retry 20 15 par_get "$BUNDLE.part" RUNTIME_FILES_URL ||
+  die "could not download the runtime files from Object Storage (network or egress rules; see $LOG)"
+if ! sha256sum --check --status <<<"$RUNTIME_FILES_SHA256  $BUNDLE.part"; then
+  rm -f "$BUNDLE.part"
+  die "the downloaded runtime files do not match their SHA-256 from the stack"
+fi
+mv "$BUNDLE.part" "$BUNDLE"
+unpacked=$(unpack_runtime_files "$BUNDLE" 2>&1) ||
+  die "the runtime files were not unpacked: ${unpacked##*$'\n'}"
+log "runtime files: $unpacked files in $SRC"
+[[ -f $SRC/$DOCKERFILE ]] || die "$SRC/$DOCKERFILE is missing from the runtime files"
 
 step "install podman, nginx, httpd-tools, openssl and the SELinux tools from the OS repositories"
 retry 30 20 dnf -y install podman nginx httpd-tools openssl policycoreutils-python-utils firewalld ||
@@ -113,14 +190,10 @@ else
     log "image: could not pull $RELEASED_IMAGE; building it from $SRC/$DOCKERFILE instead"
   fi
   # The Dockerfile installs the hashed lock; it comes from Object Storage (runtime.tf) and must
-  # match the SHA-256 the stack wrote into this VM's settings. The URL is a read-only
-  # pre-authenticated request for that one file: it is not echoed into the log.
+  # match the SHA-256 the stack wrote into runtime.env. The URL is a read-only pre-authenticated
+  # request for that one file: it is not echoed into the log.
   LOCK=$SRC/docker/requirements-$ROLE.lock
-  set -a
-  # shellcheck source=/dev/null
-  . "$CONF/requirements-lock.env"
-  set +a
-  retry 20 15 curl -fsS --max-time 120 -o "$LOCK.part" "$REQUIREMENTS_LOCK_URL" ||
+  retry 20 15 par_get "$LOCK.part" REQUIREMENTS_LOCK_URL ||
     die "could not download the requirements lock from Object Storage (network or egress rules; see $LOG)"
   sha256sum --check --status <<<"$REQUIREMENTS_LOCK_SHA256  $LOCK.part" ||
     die "the downloaded requirements lock does not match its SHA-256 from the stack"

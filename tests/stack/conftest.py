@@ -98,5 +98,14 @@ def instance_user_data(plan: dict) -> dict:
     }
 
 
+def runtime_objects(plan: dict) -> dict:
+    """role -> the content of the runtime bucket's runtime-<role>.json object (runtime.tf), as uploaded."""
+    return {
+        r["index"]: r["change"]["after"]["content"]
+        for r in plan["resource_changes"]
+        if r["type"] == "oci_objectstorage_object" and r["name"] == "runtime_files" and r["change"]["after"]
+    }
+
+
 def load_yaml(path: Path):
     return yaml.safe_load(path.read_text())

