@@ -32,18 +32,23 @@ locals {
       PROXY_TLS_CERT      = "/etc/pki/nginx/mlflow-tracking.crt"
       PROXY_TLS_KEY       = "/etc/pki/nginx/private/mlflow-tracking.key"
       PROXY_SERVER_NAME   = "_"
-      MLFLOW_UI_USER      = var.mlflow_username
+      # per-person: MLflow checks logins itself; the proxy passes them on.
+      PROXY_AUTH     = local.per_person_users ? "upstream" : "proxy"
+      MLFLOW_UI_USER = var.mlflow_username
       # The login comes from Vault; the role's image reads it (userdata/mlflow-refresh-login.sh).
       MLFLOW_UI_PASSWORD_SECRET_OCID = local.secret_ids["mlflow-login"]
       MLFLOW_IMAGE                   = "localhost/mlflow-tracking:latest"
     }
     serving = {
-      PROXY_LISTEN_PORT              = tostring(local.serving_port)
-      PROXY_UPSTREAM                 = "127.0.0.1:8080"
-      PROXY_HTPASSWD_FILE            = "/etc/nginx/mlflow/htpasswd"
-      PROXY_TLS_CERT                 = "/etc/pki/nginx/mlflow-serving.crt"
-      PROXY_TLS_KEY                  = "/etc/pki/nginx/private/mlflow-serving.key"
-      PROXY_SERVER_NAME              = "_"
+      PROXY_LISTEN_PORT   = tostring(local.serving_port)
+      PROXY_UPSTREAM      = "127.0.0.1:8080"
+      PROXY_HTPASSWD_FILE = "/etc/nginx/mlflow/htpasswd"
+      PROXY_TLS_CERT      = "/etc/pki/nginx/mlflow-serving.crt"
+      PROXY_TLS_KEY       = "/etc/pki/nginx/private/mlflow-serving.key"
+      PROXY_SERVER_NAME   = "_"
+      # per-person: the tracking server says who may call the model (any of MLflow's users).
+      PROXY_AUTH                     = local.per_person_users ? "tracking" : "proxy"
+      PROXY_AUTH_URL                 = local.tracking_internal_uri
       MLFLOW_UI_USER                 = var.mlflow_username
       MLFLOW_UI_PASSWORD_SECRET_OCID = local.secret_ids["mlflow-login"]
       MLFLOW_IMAGE                   = "localhost/mlflow-serving:latest"
@@ -73,6 +78,14 @@ locals {
       AWS_ACCESS_KEY_ID                 = local.s3_access_key
       AWS_SECRET_ACCESS_KEY_SECRET_OCID = local.secret_ids["s3-secret-key"]
       AWS_DEFAULT_REGION                = var.region
+    } : {},
+    # MLflow's own users (its basic-auth app, users in MySQL): the stack's login is the first admin.
+    local.per_person_users ? {
+      MLFLOW_AUTH                                = "mlflow"
+      MLFLOW_AUTH_ADMIN_USERNAME                 = var.mlflow_username
+      MLFLOW_AUTH_ADMIN_PASSWORD_SECRET_OCID     = local.secret_ids["mlflow-login"]
+      MLFLOW_AUTH_DEFAULT_PERMISSION             = var.mlflow_default_permission
+      MLFLOW_FLASK_SERVER_SECRET_KEY_SECRET_OCID = local.secret_ids["mlflow-session-key"]
     } : {},
   )
   serving_settings = {

@@ -609,6 +609,28 @@ variable "mlflow_password" {
   }
 }
 
+variable "mlflow_users" {
+  description = "Who logs in: \"shared\" (one login, mlflow_username, for everyone, checked by the auth proxy) or \"per-person\" (MLflow's own users and permissions, kept in MySQL for every replica; mlflow_username is their first admin; add people with orm-pack users)."
+  type        = string
+  default     = "shared"
+
+  validation {
+    condition     = contains(["shared", "per-person"], var.mlflow_users)
+    error_message = "The mlflow_users must be \"shared\" or \"per-person\"."
+  }
+}
+
+variable "mlflow_default_permission" {
+  description = "With mlflow_users = \"per-person\": what a new user may do with experiments and models others created: READ, EDIT or NO_PERMISSIONS (what they create, they manage)."
+  type        = string
+  default     = "READ"
+
+  validation {
+    condition     = contains(["READ", "EDIT", "NO_PERMISSIONS"], var.mlflow_default_permission)
+    error_message = "The mlflow_default_permission must be READ, EDIT or NO_PERMISSIONS."
+  }
+}
+
 # ---------------------------------------------------------------------------------------------
 # Secrets and identity
 # ---------------------------------------------------------------------------------------------

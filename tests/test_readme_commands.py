@@ -34,6 +34,8 @@ RUN_BY = {
     "curl -sk -u mlflow:\"$MLFLOW_TRACKING_PASSWORD\" https://<serving-ip>:1234/invocations \\":
         "tests/dataplane/test_doctor.py::test_the_readme_curl_gets_a_prediction",
     "flowchart LR": "tests/test_readme_diagram.py::test_the_architecture_diagram_renders",
+    "export MLFLOW_TRACKING_USERNAME=mlflow MLFLOW_TRACKING_PASSWORD   # the admin's login (mlflow_password_command)":
+        "tests/dataplane/test_mlflow_users.py::test_the_readme_user_commands_manage_a_person",
     "orm-pack apply --compartment ocid1.compartment.oc1..xxxx --var deployment_target=oke --var "
     "allowed_ingress_cidr=203.0.113.7/32":
         "tests/orm/test_oke_e2e.py::test_the_readme_oke_commands_deploy_mlflow_on_the_stacks_cluster",

@@ -1,8 +1,10 @@
 """A login per person: MLflow's own users (its basic-auth app, MLFLOW_AUTH=mlflow) on two tracking replicas
 that share one MariaDB, behind the auth proxy passing logins on (PROXY_AUTH=upstream), managed with
 `orm-pack users` as an admin would."""
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import requests
@@ -140,3 +142,26 @@ def test_users_live_in_their_own_database_beside_mlflows(replicas, mariadb):
     for replica in replicas[:2]:
         for directory in replica.dirs:
             assert not list(directory.rglob("*.db")), directory
+
+
+def test_the_readme_user_commands_manage_a_person(replicas, tmp_path):
+    """README's block, as an admin types it (the password already exported), against the proxy."""
+    from harness.readme import block_starting, fill
+
+    _, _, url = replicas
+    requests.post(f"{url}/api/2.0/mlflow/experiments/create", json={"name": "wine"}, auth=ADMIN_AUTH, verify=False,
+                  timeout=30)
+    again = users(url, "add", "alice", "--insecure")  # she exists (the first test): refused, with no detail
+    assert again.returncode == 5 and "User (username=alice) already exists" in again.stderr, again
+    assert "password_hash" not in again.stderr and "scrypt" not in again.stderr
+    assert users(url, "remove", "alice", "--insecure").returncode == 0
+    script = fill(block_starting("export MLFLOW_TRACKING_USERNAME=mlflow MLFLOW_TRACKING_PASSWORD"),
+                  {"https://<tracking-ip>": url})
+    env = dict(python_env(), **CLIENT_ENV, MLFLOW_TRACKING_PASSWORD=ADMIN.password,
+               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    result = subprocess.run(["bash", "-e", "-c", script], env=env, capture_output=True, text=True, timeout=300,
+                            cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "alice" in result.stdout.splitlines()  # listed before she is removed
+    assert "alice: EDIT on experiment" in result.stderr
+    assert current_user(url, ("alice", "anything")).status_code == 401
