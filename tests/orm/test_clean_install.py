@@ -55,7 +55,7 @@ def test_the_sdist_carries_exactly_the_stack_files(distributions):
 
     with tarfile.open(distributions["sdist"]) as archive:
         names = [m.name.split("/", 1)[1] for m in archive.getmembers() if m.isfile()]
-    stack_parts = sorted(n for n in names if n in ("schema.yaml", "VERSION") or n.split("/")[0] in ("stack", "userdata", "docker"))
+    stack_parts = sorted(n for n in names if n in ("schema.yaml", "VERSION") or n.split("/")[0] in ("stack", "userdata", "docker", "oke"))
     assert stack_parts == sorted(relative for relative, _ in stack_files.select(REPO_ROOT))
 
 
