@@ -99,28 +99,38 @@ export MLFLOW_BACKEND_STORE_URI  # mlflow server reads it from here, not from ar
 # MLFLOW_AUTH=mlflow: MLflow's own users and permissions (its basic-auth app); the proxy passes logins
 # through. Users live in a database of their own on the same MySQL (MLFLOW_AUTH_DB_NAME, default
 # <MLFLOW_DB_NAME>_auth), so every replica sees the same users.
+# MLFLOW_AUTH=oidc: the same, plus single sign-on: people sign in through an OpenID Connect provider
+# and clients may send its tokens (lib/mlflow_oci/oidc_auth.py, MLflow's authorization_function).
 case ${MLFLOW_AUTH:=proxy} in
   proxy) ;;
-  mlflow)
+  mlflow | oidc)
     [[ -n ${MLFLOW_AUTH_ADMIN_USERNAME:-} && -n ${MLFLOW_AUTH_ADMIN_PASSWORD:-} ]] ||
-      die "MLFLOW_AUTH=mlflow needs the first admin: MLFLOW_AUTH_ADMIN_USERNAME and MLFLOW_AUTH_ADMIN_PASSWORD (or MLFLOW_AUTH_ADMIN_PASSWORD_SECRET_OCID)"
-    # The UI's CSRF tokens are signed with it: every replica needs the same one.
+      die "MLFLOW_AUTH=$MLFLOW_AUTH needs the first admin: MLFLOW_AUTH_ADMIN_USERNAME and MLFLOW_AUTH_ADMIN_PASSWORD (or MLFLOW_AUTH_ADMIN_PASSWORD_SECRET_OCID)"
+    # The UI's CSRF tokens (and with oidc the sign-in sessions) are signed with it: every replica needs the same one.
     [[ -n ${MLFLOW_FLASK_SERVER_SECRET_KEY:-} ]] ||
-      die "MLFLOW_AUTH=mlflow needs MLFLOW_FLASK_SERVER_SECRET_KEY (or its _SECRET_OCID), the same on every replica"
+      die "MLFLOW_AUTH=$MLFLOW_AUTH needs MLFLOW_FLASK_SERVER_SECRET_KEY (or its _SECRET_OCID), the same on every replica"
     case ${MLFLOW_AUTH_DEFAULT_PERMISSION:=READ} in
       READ | EDIT | MANAGE | NO_PERMISSIONS) ;;
       *) die "MLFLOW_AUTH_DEFAULT_PERMISSION must be READ, EDIT, MANAGE or NO_PERMISSIONS (got '$MLFLOW_AUTH_DEFAULT_PERMISSION')" ;;
     esac
+    if [[ $MLFLOW_AUTH == oidc ]]; then
+      # Every wrong setting on a line of its own, then whether the provider answers (discovery, signing keys).
+      if ! sso=$(python3 -m mlflow_oci.oidc_auth check 2>&1); then
+        while IFS= read -r line; do log "ERROR: $line"; done <<<"$sso"
+        exit 2
+      fi
+      log "users: $sso"
+    fi
     if [[ -z ${MLFLOW_AUTH_DATABASE_URI:-} ]]; then
       [[ -n ${MLFLOW_DB_HOST:-} ]] ||
-        die "MLFLOW_AUTH=mlflow keeps users in MySQL (MLFLOW_DB_*); with another backend set MLFLOW_AUTH_DATABASE_URI"
+        die "MLFLOW_AUTH=$MLFLOW_AUTH keeps users in MySQL (MLFLOW_DB_*); with another backend set MLFLOW_AUTH_DATABASE_URI"
       export MLFLOW_AUTH_DB_NAME=${MLFLOW_AUTH_DB_NAME:-${MLFLOW_DB_NAME}_auth}  # read by init_db.py
       MLFLOW_AUTH_DATABASE_URI=$(mysql_uri "$MLFLOW_AUTH_DB_NAME")
     fi
     export MLFLOW_AUTH_DATABASE_URI MLFLOW_AUTH_ADMIN_USERNAME MLFLOW_AUTH_ADMIN_PASSWORD
     log "users: MLflow's own, in $(mask_uri "$MLFLOW_AUTH_DATABASE_URI"); new users may $MLFLOW_AUTH_DEFAULT_PERMISSION"
     ;;
-  *) die "MLFLOW_AUTH must be proxy (the auth proxy's one login) or mlflow (MLflow's own users) (got '$MLFLOW_AUTH')" ;;
+  *) die "MLFLOW_AUTH must be proxy (the auth proxy's one login), mlflow (MLflow's own users) or oidc (MLflow's users with single sign-on) (got '$MLFLOW_AUTH')" ;;
 esac
 
 # --- artifacts -----------------------------------------------------------------------------
@@ -187,17 +197,22 @@ if [[ -n ${MLFLOW_ALLOWED_HOSTS:-} ]]; then
   # (the public address). The list replaces MLflow's defaults, so loopback (SSH tunnels) is re-added.
   args+=(--allowed-hosts "$MLFLOW_ALLOWED_HOSTS,localhost,localhost:*,127.0.0.1,127.0.0.1:*")
 fi
-if [[ $MLFLOW_AUTH == mlflow ]]; then
+if [[ $MLFLOW_AUTH == mlflow || $MLFLOW_AUTH == oidc ]]; then
   # MLflow reads the auth app's settings from a file only; it holds the database password, so it
   # lives in a private directory (configparser would expand the URI's %-escapes: they are doubled).
+  # With oidc, MLflow asks lib/mlflow_oci/oidc_auth.py who a request is instead of checking passwords itself.
   auth_dir=$(mktemp -d "${TMPDIR:-/tmp}/mlflow-auth.XXXXXX") || die "cannot create a private directory in ${TMPDIR:-/tmp}"
   export MLFLOW_AUTH_CONFIG_PATH=$auth_dir/auth.ini
+  # The permission and the mode go in argv (the defaults above are not exported), the URI through the environment.
   (umask 077 && python3 -c '
-import os
+import os, sys
 e = os.environ
 with open(e["MLFLOW_AUTH_CONFIG_PATH"], "w") as ini:
     ini.write("[mlflow]\ndefault_permission = {}\ndatabase_uri = {}\n".format(
-        e["MLFLOW_AUTH_DEFAULT_PERMISSION"], e["MLFLOW_AUTH_DATABASE_URI"].replace("%", "%%")))') ||
+        sys.argv[1], e["MLFLOW_AUTH_DATABASE_URI"].replace("%", "%%")))
+    if sys.argv[2] == "oidc":
+        ini.write("authorization_function = mlflow_oci.oidc_auth:authenticate\n")' \
+    "$MLFLOW_AUTH_DEFAULT_PERMISSION" "$MLFLOW_AUTH") ||
     die "cannot write $MLFLOW_AUTH_CONFIG_PATH"
   unset MLFLOW_AUTH_DATABASE_URI
   args+=(--app-name basic-auth)
