@@ -62,6 +62,9 @@ def _settings_file(path: str) -> dict:
     # `orm-pack outputs --json` prints every output: take ours from it.
     if isinstance(value, dict) and isinstance(value.get("outputs"), dict):
         value = value["outputs"].get(settings.OUTPUT)
+    if value is None:
+        raise UserError(f"--settings {path} holds no {settings.OUTPUT}: save it with `orm-pack outputs --json` "
+                        "after an apply with deployment_target = \"oke\"", ExitCode.USAGE)
     return value
 
 
@@ -110,11 +113,10 @@ def _write_manifests(args, text: str) -> int:
 
 def _run_deploy(args) -> int:
     _check(args)
-    if args.settings:
-        raw = _settings_file(args.settings)
-        if args.dry_run:  # nothing to ask the cloud: render offline
-            return _write_manifests(args, _render(args, raw)[1])
-    return commands_deploy._guarded(lambda session: _deploy(session, args.settings and raw))(args)
+    raw = _settings_file(args.settings) if args.settings else None
+    if raw is not None and args.dry_run:  # nothing to ask the cloud: render offline
+        return _write_manifests(args, _render(args, raw)[1])
+    return commands_deploy._guarded(lambda session: _deploy(session, raw))(args)
 
 
 def _deploy(session, raw) -> int:

@@ -165,3 +165,10 @@ def test_an_image_without_a_version_is_refused(orm_pack, tmp_path):
     result = orm_pack("oke", "deploy", "--settings", str(SETTINGS), "--dry-run", "--image",
                       "ocir.example.test/ns/oci-mlflow-tracking", auth=False)
     assert result.code == 2 and "--image must be <registry>/<path>:<tag>" in result.stderr, result
+
+
+def test_a_saved_outputs_file_without_the_oke_settings_says_so(orm_pack, tmp_path):
+    saved = tmp_path / "outputs.json"
+    saved.write_text(json.dumps({"job_id": "x", "outputs": {"mlflow_url": "https://203.0.113.7"}}))
+    result = orm_pack("oke", "deploy", "--settings", str(saved), "--dry-run", auth=False)
+    assert result.code == 2 and "holds no oke_deploy_settings" in result.stderr, result
