@@ -116,3 +116,16 @@ def test_data_source_fixtures_can_be_overridden_per_test(fresh_config):
     assert plan["planned_values"]["outputs"]["namespace"]["value"] == "othertenancy"
 
 
+
+
+def test_only_the_doubles_process_ending_mid_call_is_taken_for_a_crash():
+    """The diagnostic CI saw once (plan after apply, other-region); any other failure is the test's."""
+    import subprocess
+
+    from harness.terraform import _double_died
+
+    crashed = ("\nError: Plugin error\n\nThe plugin returned an unexpected error from\n"
+               "plugin6.(*GRPCProvider).ReadResource: rpc error: code = Internal desc =\nunexpected EOF\n")
+    assert _double_died(subprocess.CompletedProcess([], 1, "", crashed))
+    assert not _double_died(subprocess.CompletedProcess([], 1, "", "Error: Invalid value for variable"))
+    assert not _double_died(subprocess.CompletedProcess([], 0, "", crashed))

@@ -8,6 +8,15 @@ from . import needs
 from .mirror import terraform_env
 from .tools import terraform_103
 
+# Commands that change no state, so running one again after the double's process died is harmless.
+READ_ONLY_COMMANDS = ("init", "validate", "plan", "output", "show", "providers")
+
+
+def _double_died(result: subprocess.CompletedProcess) -> bool:
+    """Terraform's diagnostic when the provider's process goes away while a call is in flight."""
+    text = " ".join(result.stderr.split())
+    return result.returncode != 0 and "Plugin error" in text and "unexpected EOF" in text
+
 
 class TerraformError(AssertionError):
     def __init__(self, args, result):
@@ -54,11 +63,19 @@ class Terraform:
         command = [self.binary, *args]
         if args[0] not in ("output", "show", "version", "fmt"):
             command.append("-no-color")
-        result = subprocess.run(command, cwd=self.workdir, env=self.env, capture_output=True, text=True,
-                                timeout=self.timeout)
+        result = self._run(command)
+        if args[0] in READ_ONLY_COMMANDS and _double_died(result):
+            # The double's process ended mid-call (seen once in CI, never reproduced): a command that
+            # changes nothing runs once more; a second death, or one during an apply, still fails.
+            print(f"terraform {args[0]}: the provider double's process ended mid-call; running it once more")
+            result = self._run(command)
         if check and result.returncode != 0:
             raise TerraformError(args, result)
         return result
+
+    def _run(self, command: list[str]) -> subprocess.CompletedProcess:
+        return subprocess.run(command, cwd=self.workdir, env=self.env, capture_output=True, text=True,
+                              timeout=self.timeout)
 
     def _var_args(self, tfvars: dict | None) -> list[str]:
         if not tfvars:
