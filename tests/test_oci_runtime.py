@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from ocifakes.server import InstanceCloud
+from ocifakes.server import VAULT, InstanceCloud
 
 REPO = Path(__file__).resolve().parents[1]
 LIB = REPO / "docker" / "lib"
@@ -29,7 +29,7 @@ def cloud():
 
 
 def runtime_env(cloud: InstanceCloud, **extra) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.endswith("_SECRET_OCID")}
+    env = {k: v for k, v in os.environ.items() if not k.endswith(("_SECRET_OCID", "_SECRET_NAME"))}
     env.update(cloud.runtime_env(), PYTHONPATH=str(LIB), **extra)
     return env
 
@@ -64,6 +64,47 @@ def test_a_secret_the_instance_cannot_read_stops_the_start_with_one_line(cloud, 
     assert result.stderr.splitlines() == [
         f"mlflow-secrets: error: cannot read MYSQL_ADMIN_PASSWORD_SECRET_OCID ({ocid}): 404 NotAuthorizedOrNotFound: "
         "check that the secret exists and that a policy lets this instance's dynamic group 'read secret-bundles' on it"]
+
+
+def test_a_secret_named_by_its_name_in_a_vault_becomes_its_value(cloud):
+    # GetSecretBundleByName: a name is unique within one vault, so the vault is part of the lookup.
+    ocid = cloud.add_secret("mlflow-oidc-client-secret", "s3cr3t")
+    cloud.add_secret("mlflow-oidc-client-secret", "another vault's", vault="ocid1.vault.oc1.iad.othervault")
+    cloud.grant(secrets=[ocid])
+    result = subprocess.run(
+        [sys.executable, "-m", "mlflow_oci.secrets", "exec", "--", sys.executable, "-c",
+         "import os; print(os.environ['MLFLOW_OIDC_CLIENT_SECRET']); "
+         "print(sorted(k for k in os.environ if k.endswith('_SECRET_NAME')))"],
+        env=runtime_env(cloud, MLFLOW_OIDC_CLIENT_SECRET_SECRET_NAME="mlflow-oidc-client-secret", MLFLOW_VAULT_OCID=VAULT),
+        capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["s3cr3t", "[]"]
+
+
+def test_a_secret_by_name_that_does_not_exist_yet_says_the_start_is_tried_again(cloud):
+    result = subprocess.run(
+        [sys.executable, "-m", "mlflow_oci.secrets", "exec", "--", "true"],
+        env=runtime_env(cloud, MLFLOW_OIDC_CLIENT_ID_SECRET_NAME="mlflow-oidc-client-id", MLFLOW_VAULT_OCID=VAULT),
+        capture_output=True, text=True, timeout=60)
+    assert result.returncode == 3
+    assert result.stderr.splitlines() == [
+        f"mlflow-secrets: error: cannot read MLFLOW_OIDC_CLIENT_ID_SECRET_NAME (mlflow-oidc-client-id in {VAULT}): "
+        "404 NotAuthorizedOrNotFound: it is created after this machine by the stack, so until then the start fails "
+        "and the service tries again; if it stays, check that the secret exists and that a policy lets this "
+        "instance's dynamic group 'read secret-bundles' on it"]
+
+
+@pytest.mark.parametrize("extra, message", [
+    ({}, "MLFLOW_OIDC_CLIENT_ID_SECRET_NAME names a secret by name: set MLFLOW_VAULT_OCID to its vault's OCID (ocid1.vault.…)"),
+    ({"MLFLOW_VAULT_OCID": VAULT, "MLFLOW_OIDC_CLIENT_ID_SECRET_OCID": "ocid1.vaultsecret.oc1.iad.x.abc"},
+     "set MLFLOW_OIDC_CLIENT_ID_SECRET_OCID or MLFLOW_OIDC_CLIENT_ID_SECRET_NAME, not both"),
+])
+def test_a_secret_name_without_its_vault_or_with_an_ocid_too_is_refused(cloud, extra, message):
+    result = subprocess.run(
+        [sys.executable, "-m", "mlflow_oci.secrets", "exec", "--", "true"],
+        env=runtime_env(cloud, MLFLOW_OIDC_CLIENT_ID_SECRET_NAME="mlflow-oidc-client-id", **extra),
+        capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stderr.strip()) == (3, f"mlflow-secrets: error: {message}")
 
 
 def test_without_the_metadata_service_the_start_names_the_instance_principal(cloud):

@@ -12,12 +12,12 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 LIB=$(cd "$HERE/../lib" && pwd)
 export PYTHONPATH="$LIB${PYTHONPATH:+:$PYTHONPATH}"
 
-# Settings name Vault secrets (<NAME>_SECRET_OCID) instead of carrying values: resolve them through the
-# instance principal and run this script again with the values in its environment only. The resolver
-# removes every *_SECRET_OCID variable, so the second run goes on; a secret it cannot read stops
-# the start with one line naming it.
+# Settings name Vault secrets (<NAME>_SECRET_OCID, or <NAME>_SECRET_NAME in MLFLOW_VAULT_OCID) instead of
+# carrying values: resolve them through the instance principal and run this script again with the values
+# in its environment only. The resolver removes every such variable, so the second run goes on; a secret
+# it cannot read stops the start with one line naming it.
 for name in $(compgen -e); do
-  if [[ $name == *_SECRET_OCID ]]; then
+  if [[ $name == *_SECRET_OCID || $name == *_SECRET_NAME ]]; then
     exec python3 -m mlflow_oci.secrets exec -- bash "${BASH_SOURCE[0]}" "$@"
   fi
 done

@@ -2,7 +2,7 @@
 
   /opc/v2/...                       instance metadata (v2: `Authorization: Bearer Oracle` required)
   POST /v1/x509                     federation: the instance certificate, signed with its key, for a token
-  GET /20190301/secretbundles/{id}  Vault secrets
+  GET /20190301/secretbundles/{id}  Vault secrets (and POST .../secretbundles/actions/getByName)
   /n/{namespace}/b/{bucket}/...     Object Storage: objects, listing, multipart uploads
 
 Service calls must be signed with the session key named in the token (keyId "ST$<token>"), which an
@@ -37,6 +37,7 @@ from .pki import CertificateAuthority
 
 FEDERATION_SIGNED = ("date", "(request-target)", "content-length", "content-type", "x-content-sha256")
 TOKEN_SECONDS = 3600
+VAULT = "ocid1.vault.oc1.iad.fakevaultaaaa"  # the vault secrets are added to unless another is named
 
 
 class Refused(Exception):
@@ -69,6 +70,7 @@ class InstanceCloud:
         self.token_key = os.urandom(32)
         self.lock = threading.Lock()
         self.secrets: dict[str, str] = {}
+        self.secret_names: dict[tuple[str, str], str] = {}  # (vault OCID, secret name) -> secret OCID
         self.grants: dict[str, Grants] = defaultdict(Grants)
         self.buckets: dict[str, dict[str, bytes]] = {}
         self.uploads: dict[str, Upload] = {}
@@ -78,10 +80,12 @@ class InstanceCloud:
         self.server = None
 
     # ------------------------------------------------------------------------- set-up
-    def add_secret(self, name: str, value: str, ocid: str | None = None) -> str:
-        """A secret (or a new current version of one); `ocid` keeps the OCID a plan gave it."""
-        ocid = ocid or f"ocid1.vaultsecret.oc1.{self.region_key}.fake{hashlib.sha256(name.encode()).hexdigest()[:20]}"
+    def add_secret(self, name: str, value: str, ocid: str | None = None, vault: str = VAULT) -> str:
+        """A secret (or a new current version of one) called `name` in `vault`; `ocid` keeps the OCID a plan
+        gave it."""
+        ocid = ocid or f"ocid1.vaultsecret.oc1.{self.region_key}.fake{hashlib.sha256(f'{vault}/{name}'.encode()).hexdigest()[:20]}"
         self.secrets[ocid] = value
+        self.secret_names[(vault, name)] = ocid
         return ocid
 
     def grant(self, secrets=(), buckets=(), instance: str | None = None) -> None:
@@ -177,6 +181,13 @@ class InstanceCloud:
         return "session-token", claims["sub"]
 
     # ------------------------------------------------------------------------- services
+    def secret_bundle_by_name(self, instance: str, query: dict) -> dict:
+        """GetSecretBundleByName: a secret name is unique within its vault only, so both are required."""
+        if not query.get("secretName") or not query.get("vaultId"):
+            raise Refused(400, "MissingParameter", "secretName and vaultId are required")
+        ocid = self.secret_names.get((query["vaultId"], query["secretName"]), "")
+        return self.secret_bundle(instance, ocid)
+
     def secret_bundle(self, instance: str, secret_ocid: str) -> dict:
         if secret_ocid not in self.grants[instance].secrets or secret_ocid not in self.secrets:
             raise Refused(404, "NotAuthorizedOrNotFound", "Authorization failed or requested resource not found.")
@@ -243,6 +254,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._json(200, self.cloud.federate(self, body))
             unsigned_body = self.command == "PUT" and ("/o/" in path or "/u/" in path)  # object bodies stream
             kind, instance = self.cloud.principal(self, body, body_signed=not unsigned_body)
+            if path == "/20190301/secretbundles/actions/getByName" and self.command == "POST":
+                return self._json(200, self.cloud.secret_bundle_by_name(instance, query))
             if path.startswith("/20190301/secretbundles/") and self.command == "GET":
                 return self._json(200, self.cloud.secret_bundle(instance, unquote(path.rsplit("/", 1)[1])))
             if path.startswith("/n/"):

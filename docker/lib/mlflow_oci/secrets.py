@@ -2,6 +2,10 @@
 
 The VMs' settings name secrets, never values: every `<NAME>_SECRET_OCID=ocid1.vaultsecret…`
 variable becomes `<NAME>=<the secret's current value>` in the environment of the command run by
+`exec`, and so does every `<NAME>_SECRET_NAME=<secret name>`, looked up by name in the vault
+`MLFLOW_VAULT_OCID`. By name is for a secret that exists only after the VM does: the stack can give the
+VM a name it chose, never an OCID Vault has not issued yet; until the secret exists the start fails and
+the service starts again.
 
     python3 -m mlflow_oci.secrets exec -- COMMAND [ARG...]   (the images' entrypoints)
     python3 -m mlflow_oci.secrets print OCID                 (one value on stdout, e.g. into htpasswd -i)
@@ -17,7 +21,11 @@ import sys
 from . import auth
 
 SUFFIX = "_SECRET_OCID"
+NAME_SUFFIX = "_SECRET_NAME"
+VAULT_VARIABLE = "MLFLOW_VAULT_OCID"
 SECRET_OCID = re.compile(r"^ocid1\.vaultsecret\.[a-z0-9-]+\.[a-z0-9-]*\.[a-z0-9]+$")
+VAULT_OCID = re.compile(r"^ocid1\.vault\.[a-z0-9-]+\.[a-z0-9-]*\.[a-z0-9]+$")
+SECRET_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,255}$")
 PROGRAM = "mlflow-secrets"
 
 
@@ -27,43 +35,63 @@ class SecretError(Exception):
 
 def read(secret_ocid: str, name: str = "secret") -> str:
     """The current value of a Vault secret (BASE64 content, UTF-8 text)."""
-    import oci
-
     if not SECRET_OCID.match(secret_ocid):
         raise SecretError(f"{name} is not a Vault secret OCID (ocid1.vaultsecret.…): {secret_ocid!r}")
+    return _bundle_text(lambda client: client.get_secret_bundle(secret_ocid), secret_ocid, name)
+
+
+def read_by_name(secret_name: str, vault_ocid: str, name: str = "secret") -> str:
+    """The current value of the secret called `secret_name` in the vault `vault_ocid`."""
+    if not SECRET_NAME.match(secret_name):
+        raise SecretError(f"{name} is not a Vault secret name (letters, digits, . _ -): {secret_name!r}")
+    if not VAULT_OCID.match(vault_ocid or ""):
+        raise SecretError(f"{name} names a secret by name: set {VAULT_VARIABLE} to its vault's OCID (ocid1.vault.…)")
+    where = f"{secret_name} in {vault_ocid}"
+    return _bundle_text(lambda client: client.get_secret_bundle_by_name(secret_name=secret_name, vault_id=vault_ocid),
+                        where, name, missing_hint="it is created after this machine by the stack, so until then "
+                        "the start fails and the service tries again; if it stays, check")
+
+
+def _bundle_text(get_bundle, where: str, name: str, missing_hint: str = "check") -> str:
+    import oci
+
     try:
-        bundle = auth.secrets_client().get_secret_bundle(secret_ocid).data
+        bundle = get_bundle(auth.secrets_client()).data
     except auth.AuthError as exc:
         raise SecretError(f"cannot read {name}: {exc}") from exc
     except oci.exceptions.ServiceError as exc:
-        hint = ("check that the secret exists and that a policy lets this instance's dynamic group "
+        hint = (f"{missing_hint} that the secret exists and that a policy lets this instance's dynamic group "
                 "'read secret-bundles' on it") if exc.status in (401, 403, 404) else "the Secrets service refused the call"
-        raise SecretError(f"cannot read {name} ({secret_ocid}): {exc.status} {exc.code}: {hint}") from exc
+        raise SecretError(f"cannot read {name} ({where}): {exc.status} {exc.code}: {hint}") from exc
     except Exception as exc:  # network errors, as the SDK's vendored requests raises them
-        raise SecretError(f"cannot reach the Secrets service for {name} ({secret_ocid}): "
+        raise SecretError(f"cannot reach the Secrets service for {name} ({where}): "
                           f"{type(exc).__name__}: {auth.first_line(exc)}") from exc
     content = bundle.secret_bundle_content
     if getattr(content, "content_type", "BASE64") != "BASE64" or content.content is None:
-        raise SecretError(f"{name} ({secret_ocid}) has no text content")
+        raise SecretError(f"{name} ({where}) has no text content")
     try:
         return base64.b64decode(content.content, validate=True).decode("utf-8")
     except (ValueError, UnicodeDecodeError) as exc:
-        raise SecretError(f"{name} ({secret_ocid}) is not base64-encoded UTF-8 text") from exc
+        raise SecretError(f"{name} ({where}) is not base64-encoded UTF-8 text") from exc
 
 
 def resolve(environ: dict) -> dict:
-    """A copy of `environ` with every <NAME>_SECRET_OCID resolved into <NAME>."""
+    """A copy of `environ` with every <NAME>_SECRET_OCID and <NAME>_SECRET_NAME resolved into <NAME>."""
     resolved = dict(environ)
-    for variable, ocid in sorted(environ.items()):
-        if not variable.endswith(SUFFIX):
+    for variable, reference in sorted(environ.items()):
+        suffix = next((s for s in (SUFFIX, NAME_SUFFIX) if variable.endswith(s)), None)
+        if suffix is None:
             continue
         del resolved[variable]
-        if not ocid:
+        if not reference:
             continue
-        target = variable[: -len(SUFFIX)]
+        target = variable[: -len(suffix)]
         if environ.get(target):
             raise SecretError(f"set {target} or {variable}, not both")
-        resolved[target] = read(ocid, variable)
+        if environ.get(target + SUFFIX) and environ.get(target + NAME_SUFFIX):
+            raise SecretError(f"set {target}{SUFFIX} or {target}{NAME_SUFFIX}, not both")
+        resolved[target] = (read(reference, variable) if suffix == SUFFIX
+                            else read_by_name(reference, environ.get(VAULT_VARIABLE, ""), variable))
     return resolved
 
 
