@@ -7,6 +7,8 @@ configuration written here. (The rules, as OCI documents them:)
 - Object Storage refuses to delete a bucket that holds objects, and in a versioned bucket every old
   object version counts: `409-BucketNotEmpty, Bucket named '<name>' is not empty. Delete all object
   versions first.` The provider has no force-destroy.
+- An identity domain deletes an application only after it is deactivated ("Deleting Applications":
+  deactivate it first), unless the delete is forced (the provider's `force_delete`).
 """
 import pytest
 
@@ -111,3 +113,31 @@ def test_a_bucket_with_objects_or_old_versions_cannot_be_destroyed(tmp_path):
     assert version["versionId"] not in str(store.versions("testnamespace", "rules-artifacts"))
     tf.destroy()
     assert tf.state_resources() == []
+
+
+APP = """
+resource "oci_identity_domains_app" "web" {
+  idcs_endpoint = "https://idcs-0123456789abcdef0123456789abcdef.identity.oraclecloud.com"
+  schemas       = ["urn:ietf:params:scim:schemas:oracle:idcs:App"]
+  display_name  = "rules-web"
+  active        = true
+  %s
+  based_on_template {
+    value = "CustomWebAppTemplateId"
+  }
+}
+"""
+
+
+@pytest.mark.parametrize("forced", [False, True])
+def test_an_active_identity_domain_app_is_deleted_only_when_forced(tmp_path, forced):
+    tf = _config(tmp_path, APP % ("force_delete = true" if forced else ""))
+    tf.apply()
+    if forced:
+        tf.destroy()
+        assert tf.state_resources() == []
+        return
+    with pytest.raises(TerraformError) as refused:
+        tf.destroy()
+    assert "the application rules-web is active: deactivate it before deleting it" in refused.value.message
+    assert tf.state_resources() == ["oci_identity_domains_app.web"]

@@ -64,6 +64,10 @@ class Faker:
         return None
 
     def _string(self, name: str, h: str) -> str:
+        if self.type_name.startswith("oci_identity_domains_") and name in ("id", "name"):
+            return h[:32]  # identity domain resources have 32-hex ids; an app's name is its OAuth client id
+        if self.type_name == "oci_identity_domains_app" and name == "client_secret":
+            return f"idcscs-{h[32:68]}"
         if name == "id":
             return f"ocid1.{_ocid_kind(self.type_name)}.oc1..fake{h[:20]}"
         if name.endswith("_id"):
@@ -176,9 +180,26 @@ def _sorted_newest_first(elements: list) -> list:
     return elements
 
 
+_SCIM_EQUALS = re.compile(r'^\s*(\w+)\s+eq\s+"([^"]*)"\s*$')
+
+
+def _matches_scim_filter(element: dict, scim_filter) -> bool:
+    """An identity domain list's SCIM filter; the double knows `attribute eq "value"`, which for a
+    case-insensitive attribute such as a group's displayName compares without case (SCIM, RFC 7644 3.4.2.2)."""
+    if not scim_filter:
+        return True
+    match = _SCIM_EQUALS.match(scim_filter)
+    if not match:
+        raise ValueError(f"the provider double knows only `attribute eq \"value\"` SCIM filters, not {scim_filter!r}")
+    attribute = re.sub(r"(?<!^)([A-Z])", r"_\1", match.group(1)).lower()  # displayName -> display_name
+    return str(element.get(attribute, "")).lower() == match.group(2).lower()
+
+
 def answer_data_source(type_name: str, block: dict, config: dict, fixture: dict) -> dict:
     """The state a data source read returns: fixture values (filtered like the API) + fakes."""
     state = mark_computed_unknown(block, config)
+    scim_filter = next((config.get(k) for k in config if k.endswith("_filter") and type_name.startswith(
+        "oci_identity_domains_")), None)
     for name, value in _substitute(deepcopy(fixture), config).items():
         attr = block.get("attributes", {}).get(name)
         if not attr or state.get(name) is not Unknown:
@@ -186,6 +207,7 @@ def answer_data_source(type_name: str, block: dict, config: dict, fixture: dict)
         if isinstance(value, list) and value and isinstance(value[0], dict):
             value = [e for e in value if _matches_arguments(e, config, block)]
             value = [e for e in value if _matches_filters(e, config.get("filter"))]
+            value = [e for e in value if _matches_scim_filter(e, scim_filter)]
             value = _sorted_newest_first(value)
         state[name] = _conform(attr["type"], value)
     seed = config_digest(config)

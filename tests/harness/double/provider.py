@@ -137,7 +137,9 @@ class OciDouble(rpc.ProviderServicer):
             return pb.ApplyResourceChange.Response(diagnostics=[refused])
         planned = read_dynamic_value(request.planned_state)
         if planned is None:
-            refused = self._bucket_delete_refused(request.type_name, read_dynamic_value(request.prior_state))
+            prior = read_dynamic_value(request.prior_state)
+            refused = self._bucket_delete_refused(request.type_name, prior) or _active_app_delete_refused(
+                request.type_name, prior)
             if refused:
                 return pb.ApplyResourceChange.Response(diagnostics=[refused], new_state=request.prior_state)
             self._trace("delete", type=request.type_name)
@@ -245,6 +247,15 @@ def main(argv=None):
     # run_provider wraps a `tf` framework provider in tf.provider.ProviderServicer; we serve our own.
     tf.provider.ProviderServicer = lambda _provider: servicer
     run_provider(_ProviderName(), argv or sys.argv)
+
+
+def _active_app_delete_refused(type_name: str, prior: dict | None) -> pb.Diagnostic | None:
+    """An identity domain deletes an application only once it is deactivated, unless the delete is forced
+    (the provider's `force_delete`, the API's forceDelete)."""
+    if type_name != "oci_identity_domains_app" or not prior or not prior.get("active") or prior.get("force_delete"):
+        return None
+    return _error(f"400-BadRequest, the application {prior.get('display_name')} is active: deactivate it before "
+                  "deleting it, or delete it with force_delete = true")
 
 
 def _cluster_endpoints(cluster: dict, seed: str) -> dict:
