@@ -81,11 +81,20 @@ locals {
     } : {},
     # MLflow's own users (its basic-auth app, users in MySQL): the stack's login is the first admin.
     local.per_person_users ? {
-      MLFLOW_AUTH                                = "mlflow"
+      MLFLOW_AUTH                                = local.sso_enabled ? "oidc" : "mlflow"
       MLFLOW_AUTH_ADMIN_USERNAME                 = var.mlflow_username
       MLFLOW_AUTH_ADMIN_PASSWORD_SECRET_OCID     = local.secret_ids["mlflow-login"]
       MLFLOW_AUTH_DEFAULT_PERMISSION             = var.mlflow_default_permission
       MLFLOW_FLASK_SERVER_SECRET_KEY_SECRET_OCID = local.secret_ids["mlflow-session-key"]
+    } : {},
+    # Single sign-on (sso.tf): the application's credentials by name, since they exist only after this VM.
+    local.sso_enabled ? {
+      MLFLOW_OIDC_ISSUER                    = local.sso_domain_url
+      MLFLOW_OIDC_ADMIN_GROUP               = var.sso_admin_group
+      MLFLOW_OIDC_USER_GROUP                = var.sso_user_group
+      MLFLOW_VAULT_OCID                     = local.vault_id
+      MLFLOW_OIDC_CLIENT_ID_SECRET_NAME     = local.sso_secret_names.client_id
+      MLFLOW_OIDC_CLIENT_SECRET_SECRET_NAME = local.sso_secret_names.client_secret
     } : {},
   )
   serving_settings = {

@@ -1,8 +1,9 @@
 # Who may read what: one dynamic group per VM role, matching exactly this stack's instance of that role
 # (and one for the notebook session), and one policy whose statements name this stack's secrets and
 # bucket and nothing else:
-#   tracking  reads its secrets (MySQL admin, MLflow DB user, login, S3 key with artifact_store = "s3")
-#             and manages objects in the artifact bucket (artifact_store = "oci")
+#   tracking  reads its secrets (MySQL admin, MLflow DB user, login, S3 key with artifact_store = "s3",
+#             with sso the identity domain application's two, by name in the stack's vault) and manages
+#             objects in the artifact bucket (artifact_store = "oci")
 #   serving   reads the login secret (to talk to the tracking server and to guard its own endpoint)
 #   notebook  reads the login secret (create_notebook_session; its resource principal)
 #   workers   the OKE worker nodes (deployment_target = "oke"), whose pods run the tracking server, its
@@ -51,6 +52,10 @@ locals {
       [format("Allow %s to read secret-bundles in compartment id %s where any {%s}",
         local.iam_subjects[role], var.compartment_ocid,
       join(", ", [for id in local.readable_secrets[role] : "target.secret.id = '${id}'"]))],
+      # The identity domain application's credentials, by name in the stack's vault (sso.tf).
+      role == "tracking" && local.sso_enabled ? [for name in values(local.sso_secret_names) : format(
+        "Allow %s to read secret-bundles in compartment id %s where all {target.vault.id = '%s', target.secret.name = '%s'}",
+      local.iam_subjects[role], var.compartment_ocid, local.vault_id, name)] : [],
       contains(["tracking", "workers"], role) && var.artifact_store == "oci" ? [
         "Allow ${local.iam_subjects[role]} to manage objects in compartment id ${var.compartment_ocid} where target.bucket.name = '${local.bucket_name}'",
       ] : [],

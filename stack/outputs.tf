@@ -73,7 +73,7 @@ output "mlflow_password_command" {
 
 output "vault_secrets" {
   description = "OCIDs of this stack's Vault secrets (the values never leave Vault but for the VMs that read them)."
-  value       = local.secret_ids
+  value       = merge(local.secret_ids, { for key, secret in oci_vault_secret.sso : replace(secret.secret_name, "${var.name_prefix}-", "") => secret.id })
 }
 
 output "vault_id" {
@@ -121,4 +121,16 @@ output "oke_next_command" {
 output "oke_deploy_settings" {
   description = "What orm-pack oke deploy reads (deployment_target = \"oke\"; empty otherwise): the cluster, the tracking image and the tracking pods' settings as JSON (Vault secret OCIDs, never a secret value), the migrations Job's administrator settings, the login's user and secret, the load balancer's subnet and NSG, and the CIDRs of the allowed clients, the DB system and the worker nodes."
   value       = local.oke_deploy_settings
+}
+
+output "sso_application" {
+  description = "With mlflow_users = sso: the identity domain application people sign in through (its client id is no secret; the client secret stays in Vault), and the one step the stack cannot take: the domain administrator adds a groups claim to the domain's tokens (README, Single sign-on)."
+  value = local.sso_enabled ? {
+    domain_url   = local.sso_domain_url
+    client_id    = oci_identity_domains_app.sso[0].name
+    redirect_uri = local.sso_redirect_uri
+    admin_group  = var.sso_admin_group
+    user_group   = var.sso_user_group
+    groups_claim = "POST ${local.sso_domain_url}/admin/v1/CustomClaims as an Identity Domain Administrator, body ${jsonencode(local.sso_groups_claim)}"
+  } : null
 }

@@ -610,18 +610,41 @@ variable "mlflow_password" {
 }
 
 variable "mlflow_users" {
-  description = "Who logs in: \"shared\" (one login, mlflow_username, for everyone, checked by the auth proxy) or \"per-person\" (MLflow's own users and permissions, kept in MySQL for every replica; mlflow_username is their first admin; add people with orm-pack users)."
+  description = "Who logs in: \"shared\" (one login, mlflow_username, for everyone, checked by the auth proxy), \"per-person\" (MLflow's own users and permissions, kept in MySQL for every replica; mlflow_username is their first admin; add people with orm-pack users) or \"sso\" (per-person, and people sign in with the tenancy's OCI identity domain: sso_domain_url, sso_admin_group, sso_user_group)."
   type        = string
   default     = "shared"
 
   validation {
-    condition     = contains(["shared", "per-person"], var.mlflow_users)
-    error_message = "The mlflow_users must be \"shared\" or \"per-person\"."
+    condition     = contains(["shared", "per-person", "sso"], var.mlflow_users)
+    error_message = "The mlflow_users must be \"shared\", \"per-person\" or \"sso\"."
   }
 }
 
+variable "sso_domain_url" {
+  description = "With mlflow_users = \"sso\": the Domain URL of the identity domain people sign in with (Identity > Domains > the domain > Domain URL), https://idcs-<32 hex>.identity.oraclecloud.com. The stack registers a confidential application in it."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.sso_domain_url == "" || can(regex("^https://idcs-[0-9a-f]{32}\\.identity\\.[a-z0-9.-]+[a-z](:443)?/?$", var.sso_domain_url))
+    error_message = "The sso_domain_url must be an identity domain's Domain URL, https://idcs-<32 hex characters>.identity.oraclecloud.com (shown on the domain's details page)."
+  }
+}
+
+variable "sso_admin_group" {
+  description = "With mlflow_users = \"sso\": the name of the identity domain group whose members are MLflow admins."
+  type        = string
+  default     = ""
+}
+
+variable "sso_user_group" {
+  description = "With mlflow_users = \"sso\": the name of the identity domain group whose members are ordinary MLflow users (what they may do with others' work: mlflow_default_permission). People in neither group are refused."
+  type        = string
+  default     = ""
+}
+
 variable "mlflow_default_permission" {
-  description = "With mlflow_users = \"per-person\": what a new user may do with experiments and models others created: READ, EDIT or NO_PERMISSIONS (what they create, they manage)."
+  description = "With mlflow_users = \"per-person\" or \"sso\": what a new user may do with experiments and models others created: READ, EDIT or NO_PERMISSIONS (what they create, they manage)."
   type        = string
   default     = "READ"
 

@@ -8,6 +8,8 @@ from .conftest import BASE_TFVARS, repo_layout
 pytestmark = pytest.mark.terraform
 
 X86_IMAGE = "ocid1.image.oc1..ol9x86new"
+SSO = {"mlflow_users": "sso", "sso_domain_url": "https://idcs-0123456789abcdef0123456789abcdef.identity.oraclecloud.com",
+       "sso_admin_group": "mlflow-admins", "sso_user_group": "data-scientists"}  # groups of the double's domain
 
 CASES = {
     "malformed allowed CIDR": ({"allowed_ingress_cidr": "203.0.113.7"},
@@ -37,7 +39,18 @@ CASES = {
     "supplied S3 keys missing": ({"artifact_store": "s3", "s3_credentials_source": "supply"},
                                  ["s3_credentials_source is supply: set s3_access_key and s3_secret_key"]),
     "unknown artifact store": ({"artifact_store": "swift"}, ['artifact_store must be "oci"']),
-    "unknown way to log in": ({"mlflow_users": "everyone"}, ['mlflow_users must be "shared" or "per-person"']),
+    "unknown way to log in": ({"mlflow_users": "everyone"}, ['mlflow_users must be "shared", "per-person" or "sso"']),
+    "single sign-on without its domain": ({"mlflow_users": "sso", "sso_admin_group": "mlflow-admins"},
+                                          ["mlflow_users is sso: set sso_domain_url"]),
+    "a console URL instead of the domain URL": ({"mlflow_users": "sso", "sso_domain_url": "https://cloud.oracle.com/identity/domains"},
+                                                ["sso_domain_url must be an identity domain's Domain URL"]),
+    "one group for admins and users": ({**SSO, "sso_user_group": "mlflow-admins"},
+                                       ["sso_admin_group and sso_user_group are both mlflow-admins: name two different groups"]),
+    "a group the domain does not have": ({**SSO, "sso_user_group": "Data Scientists EU"},
+                                         ["sso_user_group Data Scientists EU is not a group of the identity domain "
+                                          "https://idcs-0123456789abcdef0123456789abcdef.identity.oraclecloud.com"]),
+    "single sign-on on OKE": ({**SSO, "deployment_target": "oke", "container_registry": "ghcr.io/example"},
+                              ["mlflow_users = sso needs deployment_target = vm"]),
     "a default permission MLflow lacks": ({"mlflow_users": "per-person", "mlflow_default_permission": "ADMIN"},
                                           ["mlflow_default_permission must be READ, EDIT or NO_PERMISSIONS"]),
     "notebook in an existing VCN": ({"create_notebook_session": True, "use_existing_vcn": True,

@@ -111,6 +111,18 @@ def test_a_fresh_deployment_destroys_cleanly(tmp_path):
     assert tf.state_resources() == []
 
 
+def test_a_single_sign_on_deployment_destroys_cleanly(tmp_path):
+    """Its identity domain application is active, which a domain deletes only when forced."""
+    tfvars = {**BASE_TFVARS, "mlflow_users": "sso", "sso_admin_group": "mlflow-admins", "sso_user_group": "data-scientists",
+              "sso_domain_url": "https://idcs-0123456789abcdef0123456789abcdef.identity.oraclecloud.com"}
+    tf = Terraform(repo_layout(tmp_path / "stack"))
+    tf.init()
+    tf.apply(tfvars)
+    assert "oci_identity_domains_app.sso[0]" in tf.state_resources()
+    tf.destroy(tfvars)
+    assert tf.state_resources() == []
+
+
 def _image_settings(plan: dict) -> dict:
     import base64
     import gzip

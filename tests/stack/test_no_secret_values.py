@@ -1,11 +1,13 @@
 """No password or key value leaves Vault and the sensitive parts of the plan, in every profile.
 
 The values searched for are the ones a user types (tfvars: the MySQL admin password, the MLflow login,
-a supplied S3 secret key) and the one the stack makes (a created customer secret key), each also as
+a supplied S3 secret key) and the ones the stack makes (a created customer secret key, with
+mlflow_users = "sso" the identity domain application's client secret), each also as
 base64 (how a Vault secret's content travels). They must not appear in any instance's user_data
 (decoded), any output, commands.txt, or any value of the plan JSON that Terraform does not mark
-sensitive. One exception, named: the provider keeps a created customer secret key's `key` attribute
-unmarked in its own resource (artifact_store = "s3" with s3_credentials_source = "create" only).
+sensitive. Two exceptions, named: the provider keeps a created customer secret key's `key` attribute
+unmarked in its own resource (artifact_store = "s3" with s3_credentials_source = "create" only), and an
+identity domain application's `client_secret` in its own (sso only; the stack marks its Vault copy).
 The VMs get secret OCIDs and read the values through their instance principal (iam.tf); so do the pods on
 OKE (deployment_target = "oke"), whose settings travel in the output oke_deploy_settings."""
 import base64
@@ -21,8 +23,8 @@ from .conftest import PROFILES, instance_user_data, tfvars_of
 pytestmark = pytest.mark.terraform
 
 TYPED = ("mysql_admin_password", "mlflow_password", "s3_secret_key")
-# The provider's own unmarked copy of a created customer secret key (see the module docstring).
-PROVIDER_UNMARKED = re.compile(r"^oci_identity_customer_secret_key\.mlflow\[0\]\.key$")
+# The provider's own unmarked copies of what it creates (see the module docstring).
+PROVIDER_UNMARKED = re.compile(r"^(oci_identity_customer_secret_key\.mlflow\[0\]\.key|oci_identity_domains_app\.sso\[0\]\.client_secret)$")
 
 
 def secret_values(d) -> dict:
@@ -32,6 +34,8 @@ def secret_values(d) -> dict:
     for change in d.replan["resource_changes"]:
         if change["type"] == "oci_identity_customer_secret_key":
             values["created customer secret key"] = change["change"]["after"]["key"]
+        if change["type"] == "oci_identity_domains_app":
+            values["identity domain client secret"] = change["change"]["after"]["client_secret"]
     values.update({f"{label} (base64)": base64.b64encode(v.encode()).decode() for label, v in list(values.items())})
     return values
 

@@ -1,0 +1,96 @@
+"""mlflow_users = "sso": the stack registers a confidential application in the identity domain, with the
+tracking VM's address as its redirect, grants it to the two groups, keeps its credentials in Vault and
+tells the tracking VM their names; the VM turns on MLflow's users with single sign-on.
+
+Cloud rules the provider double enforces here (identity domains REST API and the oracle/oci provider):
+a group is found by its display name through a SCIM filter (`displayName eq "…"`), a grant names the
+group's id, identity writes go through the home region, and an application's `name` is its OAuth client id.
+"""
+import json
+
+import pytest
+
+from .conftest import instance_user_data, tfvars_of
+from .test_per_person import settings_files
+
+pytestmark = pytest.mark.terraform
+
+DOMAIN = "https://idcs-0123456789abcdef0123456789abcdef.identity.oraclecloud.com"
+
+
+def applied(d, address: str) -> dict:
+    for resource in d.replan["prior_state"]["values"]["root_module"]["resources"]:
+        if resource["address"] == address:
+            return resource["values"]
+    raise AssertionError(f"{address} is not in the state")
+
+
+def test_the_application_redirects_to_the_tracking_vm_and_only_the_two_groups_may_use_it(deployed):
+    d = deployed("sso")
+    app = applied(d, "oci_identity_domains_app.sso[0]")
+    ip = d.outputs["tracking_public_ip"]
+    assert app["redirect_uris"] == [f"https://{ip}/oidc/callback"]
+    assert app["post_logout_redirect_uris"] == [f"https://{ip}/"]
+    assert app["idcs_endpoint"] == DOMAIN  # the form's ":443" is dropped
+    assert (app["client_type"], app["allowed_grants"], app["allow_access_control"]) == (
+        "confidential", ["authorization_code"], True)
+    grants = {role: applied(d, f'oci_identity_domains_grant.sso["{role}"]') for role in ("admin", "user")}
+    assert {role: g["grantee"][0]["value"] for role, g in grants.items()} == {
+        "admin": "5f0c1e2d3c4b5a69788796a5b4c3d2e1", "user": "6a1d2f3e4d5c6b7a8998a7b6c5d4e3f2"}  # fixture groups
+    assert {g["app"][0]["value"] for g in grants.values()} == {app["id"]}
+    assert d.outputs["sso_application"]["client_id"] == app["name"]
+    assert d.outputs["sso_application"]["redirect_uri"] == f"https://{ip}/oidc/callback"
+    claim = d.outputs["sso_application"]["groups_claim"]
+    assert claim.startswith(f"POST {DOMAIN}/admin/v1/CustomClaims ")
+    assert json.loads(claim.split(" body ", 1)[1])["value"] == "$user.groups.*.display"
+
+
+def test_the_tracking_vm_reads_the_credentials_by_name_and_signs_people_in(deployed):
+    d = deployed("sso")
+    files = settings_files(deployed, "sso")
+    tracking = files["tracking"]["tracking.env"]
+    names = {applied(d, f'oci_vault_secret.sso["{key}"]')["secret_name"] for key in ("client_id", "client_secret")}
+    assert tracking["MLFLOW_AUTH"] == "oidc"
+    assert tracking["MLFLOW_OIDC_ISSUER"] == DOMAIN
+    assert (tracking["MLFLOW_OIDC_ADMIN_GROUP"], tracking["MLFLOW_OIDC_USER_GROUP"]) == ("mlflow-admins", "data-scientists")
+    assert tracking["MLFLOW_VAULT_OCID"] == d.outputs["vault_id"]
+    assert {tracking["MLFLOW_OIDC_CLIENT_ID_SECRET_NAME"], tracking["MLFLOW_OIDC_CLIENT_SECRET_SECRET_NAME"]} == names
+    assert tracking["MLFLOW_FLASK_SERVER_SECRET_KEY_SECRET_OCID"] == d.outputs["vault_secrets"]["mlflow-session-key"]
+    assert files["tracking"]["proxy.env"]["PROXY_AUTH"] == "upstream"
+    assert files["serving"]["proxy.env"]["PROXY_AUTH"] == "tracking"
+    # the sign-in sessions need a key of 32 characters or more (oidc_auth.py checks it at start)
+    context = applied(d, 'oci_vault_secret.mlflow["mlflow-session-key"]')["secret_generation_context"][0]
+    assert context["passphrase_length"] >= 32
+
+
+def test_the_client_secret_reaches_vault_only(deployed):
+    d = deployed("sso")
+    client_secret = applied(d, "oci_identity_domains_app.sso[0]")["client_secret"]
+    assert client_secret
+    for address, encoded in instance_user_data(d.replan).items():
+        assert client_secret not in encoded and "client_secret" not in encoded.lower(), address
+    assert client_secret not in json.dumps(d.outputs)
+    stored = applied(d, 'oci_vault_secret.sso["client_secret"]')["secret_content"][0]
+    assert stored["content_type"] == "BASE64"
+    (change,) = [c for c in d.replan["resource_changes"] if c["address"] == 'oci_vault_secret.sso["client_secret"]']
+    assert change["change"]["after_sensitive"]["secret_content"][0]["content"] is True  # hidden in plans
+
+
+def test_only_the_tracking_vm_may_read_the_credentials_and_only_in_the_stacks_vault(deployed):
+    d = deployed("sso")
+    groups = {r["index"]: r["values"]["id"] for r in d.replan["prior_state"]["values"]["root_module"]["resources"]
+              if r["address"].startswith("oci_identity_dynamic_group.vm[")}
+    readers = [s for s in d.outputs["iam_statements"] if "target.secret.name" in s]
+    assert len(readers) == 2
+    for statement in readers:
+        assert groups["tracking"] in statement and groups["serving"] not in statement
+        assert f"target.vault.id = '{d.outputs['vault_id']}'" in statement
+        assert statement.startswith(f"Allow dynamic-group id {groups['tracking']} to read secret-bundles ")
+
+
+def test_other_profiles_register_nothing(deployed):
+    d = deployed("per-person")
+    assert tfvars_of(d.inventory)["mlflow_users"] == "per-person"
+    assert not [c for c in d.replan["resource_changes"] if c["type"].startswith("oci_identity_domains_")]
+    assert d.outputs.get("sso_application") is None
+    assert "MLFLOW_OIDC_ISSUER" not in settings_files(deployed, "per-person")["tracking"]["tracking.env"]
