@@ -7,10 +7,14 @@ a group is found by its display name through a SCIM filter (`displayName eq "…
 group's id, identity writes go through the home region, and an application's `name` is its OAuth client id.
 """
 import json
+import os
+import subprocess
+import sys
 
 import pytest
+from ocifakes.server import InstanceCloud
 
-from .conftest import instance_user_data, tfvars_of
+from .conftest import REPO, instance_user_data, tfvars_of
 from .test_per_person import settings_files
 
 pytestmark = pytest.mark.terraform
@@ -94,3 +98,31 @@ def test_other_profiles_register_nothing(deployed):
     assert not [c for c in d.replan["resource_changes"] if c["type"].startswith("oci_identity_domains_")]
     assert d.outputs.get("sso_application") is None
     assert "MLFLOW_OIDC_ISSUER" not in settings_files(deployed, "per-person")["tracking"]["tracking.env"]
+
+
+def test_the_runtime_finds_the_credentials_where_the_stack_puts_them(deployed):
+    """The tracking VM's settings, resolved by the image's secret reader against the Vault fake: refused
+    with the retry line until the stack has created the two secrets, then their values."""
+    d = deployed("sso")
+    tracking = settings_files(deployed, "sso")["tracking"]["tracking.env"]
+    by_name = {k: v for k, v in tracking.items() if k.endswith("_SECRET_NAME") or k == "MLFLOW_VAULT_OCID"}
+    assert len(by_name) == 3, by_name
+    cloud = InstanceCloud().start()
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.endswith(("_SECRET_OCID", "_SECRET_NAME"))}
+        env.update(cloud.runtime_env(), PYTHONPATH=str(REPO / "docker" / "lib"), **by_name)
+        command = [sys.executable, "-m", "mlflow_oci.secrets", "exec", "--", sys.executable, "-c",
+                   "import os; print(os.environ['MLFLOW_OIDC_CLIENT_ID'], len(os.environ['MLFLOW_OIDC_CLIENT_SECRET']))"]
+        early = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+        assert early.returncode == 3 and "it is created after this machine by the stack" in early.stderr
+        for key in ("client_id", "client_secret"):
+            secret = applied(d, f'oci_vault_secret.sso["{key}"]')
+            value = applied(d, "oci_identity_domains_app.sso[0]")["name" if key == "client_id" else "client_secret"]
+            cloud.grant(secrets=[cloud.add_secret(secret["secret_name"], value, vault=secret["vault_id"])])
+        later = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+        assert later.returncode == 0, later.stderr
+        client_id = applied(d, "oci_identity_domains_app.sso[0]")["name"]
+        secret_length = len(applied(d, "oci_identity_domains_app.sso[0]")["client_secret"])
+        assert later.stdout.split() == [client_id, str(secret_length)]
+    finally:
+        cloud.stop()
