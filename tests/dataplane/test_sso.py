@@ -448,6 +448,39 @@ def test_signing_out_forgets_the_session_here_and_at_the_provider(site, provider
     assert out.headers["Set-Cookie"].startswith(f"{SESSION_COOKIE}=; Expires=Thu, 01 Jan 1970")
 
 
+def test_the_serving_endpoint_accepts_the_same_tokens(site, provider, tracker, tmp_path):
+    """The serving VM's proxy (PROXY_AUTH=tracking) asks the tracking server, which checks a token as it
+    checks its own callers: a person of either group calls the model, other tokens are refused."""
+    import sys
+
+    from orm_pack.local import processes
+    from orm_pack.local.ports import free_port
+    from orm_pack.local.services import python_env
+
+    _, replicas = site
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "invocations").write_text("a prediction\n")
+    (model / "health").write_text("ok\n")
+    port = free_port()
+    upstream = tracker.start("model", [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+                             dict(python_env()), tmp_path / "model.log", cwd=model)
+    processes.wait_ready(upstream, f"http://127.0.0.1:{port}/invocations", 30)
+    proxy, url = start_proxy(tracker, tmp_path / "serving-proxy", port, credentials.Credentials(*ADMIN),
+                             auth="tracking", auth_url=replicas[1].url)
+    try:
+        for subject in ("u-dave", "u-carol"):  # a user, an admin
+            answer = get(url, "/invocations", headers=bearer(provider.id_token(subject)))
+            assert (answer.status_code, answer.text) == (200, "a prediction\n"), subject
+        assert get(url, "/invocations", headers=bearer(provider.id_token("u-mallory"))).status_code == 403
+        assert get(url, "/invocations", headers=bearer(provider.id_token("u-dave", client_id="another-app"))
+                   ).status_code == 401
+        assert get(url, "/invocations").status_code == 401
+    finally:
+        tracker.stop(proxy)
+        tracker.stop(upstream)
+
+
 def test_no_token_secret_or_session_reaches_the_logs(site, provider):
     _, replicas = site
     logs = [replica.service.log.read_text(errors="replace") for replica in replicas]
