@@ -132,5 +132,7 @@ output "sso_application" {
     admin_group  = var.sso_admin_group
     user_group   = var.sso_user_group
     groups_claim = "POST ${local.sso_domain_url}/admin/v1/CustomClaims as an Identity Domain Administrator, body ${jsonencode(local.sso_groups_claim)}"
+    # the same request, made and checked by orm-pack with the user's API key
+    groups_claim_command = "orm-pack sso groups-claim --domain-url ${local.sso_domain_url}"
   } : null
 }

@@ -39,6 +39,8 @@ RUN_BY = {
     "orm-pack apply --compartment ocid1.compartment.oc1..xxxx --var deployment_target=oke --var "
     "allowed_ingress_cidr=203.0.113.7/32":
         "tests/orm/test_oke_e2e.py::test_the_readme_oke_commands_deploy_mlflow_on_the_stacks_cluster",
+    "orm-pack sso groups-claim --domain-url https://idcs-<id>.identity.oraclecloud.com":
+        "tests/orm/test_sso_groups_claim.py::test_the_readme_command_adds_the_claim",
 }
 NOT_RUN = {
     ".venv/bin/python -m pytest": "the suite itself; tests/test_project.py checks that .ci/run runs exactly it",

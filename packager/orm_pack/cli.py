@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "orm_pack.commands_deploy",
     "orm_pack.commands_doctor",
     "orm_pack.commands_oke",
+    "orm_pack.commands_sso",
     "orm_pack.commands_users",
     "orm_pack.local.commands",
 )

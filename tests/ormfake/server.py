@@ -26,7 +26,7 @@ from harness import loopback
 from harness.objectstore import ENV_VAR as OBJECT_STORE_ENV
 from harness.objectstore import ObjectStore
 
-from . import containerengine, objectstorage, signature
+from . import containerengine, identitydomain, objectstorage, signature
 from .jobs import JobCanceled, TerraformJob
 
 API = "/20180917"
@@ -104,6 +104,8 @@ class ResourceManagerFake:
         self.requests: list[tuple[str, str, int]] = []  # (method, path, status) for assertions
         self.auth_failures: list[str] = []
         self.clusters: dict[str, containerengine.Cluster] = {}  # the Container Engine API's clusters
+        self.custom_claims: dict[str, dict] = {}  # the identity domain's custom claims, by id
+        self.domain_admins: set[str] = set()  # API key ids (tenancy/user/fingerprint) of Identity Domain Administrators
         self.server = None
 
     # ------------------------------------------------------------- lifecycle
@@ -557,6 +559,18 @@ class _Handler(BaseHTTPRequestHandler):
                 status, code = getattr(exc, "status", 400), getattr(exc, "code", "InvalidParameter")
                 return self._error(status, getattr(exc, "message", str(exc)), code)
             return self._send(status, text, content_type="application/x-yaml")
+        if identitydomain.is_identity_domain(parts.path):
+            key_id = signature.parse_authorization(self.headers.get("authorization", ""))["keyId"]
+            try:
+                with fake.lock:
+                    status, document = identitydomain.handle(
+                        fake.custom_claims, key_id in fake.domain_admins, self.command, parts.path, query,
+                        json.loads(body) if body else {})
+            except identitydomain.DomainError as exc:
+                return self._send(exc.status, exc.document())
+            except ValueError:
+                return self._send(400, identitydomain.DomainError(400, "the request body is not JSON").document())
+            return self._send(status, document)
         if not parts.path.startswith(API + "/"):
             return self._error(404, f"No such API {parts.path}", "NotFound")
         segments = parts.path[len(API) + 1:].split("/")

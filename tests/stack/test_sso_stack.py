@@ -47,6 +47,7 @@ def test_the_application_redirects_to_the_tracking_vm_and_only_the_two_groups_ma
     claim = d.outputs["sso_application"]["groups_claim"]
     assert claim.startswith(f"POST {DOMAIN}/admin/v1/CustomClaims ")
     assert json.loads(claim.split(" body ", 1)[1])["value"] == "$user.groups.*.display"
+    assert d.outputs["sso_application"]["groups_claim_command"] == f"orm-pack sso groups-claim --domain-url {DOMAIN}"
 
 
 def test_the_tracking_vm_reads_the_credentials_by_name_and_signs_people_in(deployed):

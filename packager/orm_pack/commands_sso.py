@@ -1,0 +1,61 @@
+"""`orm-pack sso groups-claim`: the identity domain setting single sign-on needs and the stack cannot make.
+
+With mlflow_users = "sso" the tracking server tells MLflow admins from users by the groups in the domain's
+tokens; the domain puts them there only once its administrator adds a custom claim (groups_claim.py).
+"""
+from __future__ import annotations
+
+import sys
+
+from . import groups_claim, ociconfig
+from .errors import ExitCode, UserError
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("sso", help="identity domain settings for single sign-on (mlflow_users = sso)")
+    commands = parser.add_subparsers(dest="sso_command", metavar="ACTION")
+    p = commands.add_parser(
+        "groups-claim", help="add the custom claim that puts people's group names into the domain's tokens",
+        description="Add, once per identity domain, the custom claim that lists a person's group names in the "
+                    "domain's ID and access tokens (a domain-wide setting: run it as an Identity Domain "
+                    "Administrator). Does nothing when the domain has it already.")
+    p.add_argument("--domain-url", required=True, metavar="URL",
+                   help="the identity domain's Domain URL (stack output sso_application.domain_url)")
+    p.add_argument("--claim-name", default="groups", metavar="NAME",
+                   help="the claim's name; the tracking server reads MLFLOW_OIDC_GROUPS_CLAIM (default groups)")
+    p.add_argument("--domain-endpoint", metavar="URL", help="send the requests here instead of the Domain URL")
+    p.add_argument("--config-file", help="OCI config file (env OCI_CLI_CONFIG_FILE; default ~/.oci/config)")
+    p.add_argument("--profile", help="profile in the config file (env OCI_CLI_PROFILE; default DEFAULT)")
+    p.add_argument("--auth", choices=ociconfig.AUTH_TYPES, help="how to authenticate (env OCI_CLI_AUTH; default api_key)")
+    p.set_defaults(func=_run_groups_claim)
+    parser.set_defaults(func=lambda args: parser.print_help() or ExitCode.USAGE)
+
+
+def _run_groups_claim(args) -> int:
+    try:
+        base = groups_claim.domain_base(args.domain_url)
+        groups_claim.check_name(args.claim_name)
+    except groups_claim.ClaimError as exc:
+        raise UserError(str(exc), ExitCode.USAGE) from None
+    if args.domain_endpoint:
+        ociconfig.check_endpoint(args.domain_endpoint, "--domain-endpoint")
+    target = (args.domain_endpoint or base).rstrip("/")
+    context = ociconfig.load(ociconfig.AuthOptions(config_file=args.config_file, profile=args.profile, auth=args.auth))
+    for warning in context.warnings:
+        print(f"WARNING: {warning}", file=sys.stderr)
+    from oci._vendor import requests  # the SDK's own copy, with which its signers work
+
+    def send(method, url, **kwargs):
+        try:
+            return requests.request(method, url, auth=context.signer, timeout=(10, 60), **kwargs)
+        except requests.exceptions.RequestException as exc:
+            raise UserError(f"cannot reach the identity domain at {target}: {type(exc).__name__}", ExitCode.SERVICE) from None
+
+    try:
+        outcome = groups_claim.ensure(send, target, args.claim_name)
+    except groups_claim.ClaimError as exc:
+        raise UserError(str(exc), ExitCode.FAILURE) from None
+    done = "added" if outcome.created else "already has"
+    print(f"{base} {done} the custom claim {args.claim_name}: the names of a person's groups "
+          f"({groups_claim.GROUP_NAMES}) in its ID and access tokens")
+    return 0
