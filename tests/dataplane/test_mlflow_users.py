@@ -88,7 +88,8 @@ def test_the_proxy_passes_logins_on_and_still_limits_failed_ones(replicas):
     _, _, url = replicas
     assert current_user(url, ADMIN_AUTH).json()["user"]["username"] == "mlflow"
     wrong = current_user(url, ("mlflow", "not-the-password"))
-    assert wrong.status_code == 401 and wrong.headers["WWW-Authenticate"].startswith("Basic")
+    assert wrong.status_code == 401 and wrong.headers["WWW-Authenticate"] == 'Basic realm="mlflow"'  # MLflow's, once
+    assert wrong.text == "Login required: MLflow user and password (HTTP basic auth)\n"
     statuses = [current_user(url, ("nobody", f"guess-{n}")).status_code for n in range(14)]
     assert statuses[0] == 401 and statuses[-1] == 429, statuses
 

@@ -385,6 +385,26 @@ def test_tokens_the_server_refuses(site, provider, make_token, status, reason):
     assert who(url, headers=bearer(token)).status_code == status   # the same through the proxy
 
 
+def test_through_the_proxy_a_refusal_keeps_the_servers_challenge_and_reason(site, provider):
+    """A browser opens its password dialog for a Basic challenge: with single sign-on only the server's
+    Bearer one may reach it (the UI's calls after the session ended, an expired token), and a client's
+    error shows the server's reason."""
+    url, _ = site
+    expired = provider.sign(dict(iss=provider.url, aud=CLIENT_ID, sub="u-bob", groups=[USERS],
+                                 iat=int(time.time()) - 7200, exp=int(time.time()) - 3600))
+    answer = who(url, headers=bearer(expired))
+    assert answer.status_code == 401
+    assert answer.headers["WWW-Authenticate"] == ('Bearer realm="mlflow", error="invalid_token", '
+                                                  'error_description="the token has expired"')
+    assert answer.text == "Login required: the token has expired\n"
+    for path in ("/ajax-api/2.0/mlflow/experiments/search?max_results=1", "/api/2.0/mlflow/users/current"):
+        ui_call = get(url, path, headers={"Accept": "application/json"})
+        assert ui_call.status_code == 401 and "Basic" not in ui_call.headers["WWW-Authenticate"], ui_call.headers
+        assert ui_call.headers["WWW-Authenticate"].startswith('Bearer realm="mlflow"')
+        assert ui_call.text.startswith("Login required: sign in: a browser through the identity provider")
+        assert ui_call.headers["Strict-Transport-Security"] == "max-age=31536000"
+
+
 def tampered(token: str) -> str:
     """The same signature over a payload that now says admin."""
     header, payload, signature = token.split(".")
@@ -475,7 +495,9 @@ def test_the_serving_endpoint_accepts_the_same_tokens(site, provider, tracker, t
         assert get(url, "/invocations", headers=bearer(provider.id_token("u-mallory"))).status_code == 403
         assert get(url, "/invocations", headers=bearer(provider.id_token("u-dave", client_id="another-app"))
                    ).status_code == 401
-        assert get(url, "/invocations").status_code == 401
+        refused = get(url, "/invocations")
+        assert refused.status_code == 401 and refused.headers["WWW-Authenticate"].startswith('Bearer realm="mlflow"')
+        assert "Basic" not in refused.headers["WWW-Authenticate"] and refused.text.startswith("Login required: sign in")
     finally:
         tracker.stop(proxy)
         tracker.stop(upstream)
