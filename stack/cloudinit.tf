@@ -13,10 +13,10 @@
 #     commands_tracking / commands_serving carry the same text with the URL filled in.
 
 locals {
-  # With deployment_target = "oke" the URL is the load balancer's, which Kubernetes creates (orm-pack
-  # oke deploy prints it): Terraform does not know it.
-  tracking_url = local.oke_enabled ? "" : "https://${oci_core_public_ip.vm["tracking"].ip_address}"
-  serving_url  = local.serving_enabled ? "https://${oci_core_public_ip.vm["serving"].ip_address}:${local.serving_port}" : ""
+  # With deployment_target = "oke" the URL is the reserved address of the load balancer Kubernetes creates.
+  tracking_address = local.oke_enabled ? oci_core_public_ip.oke_lb[0].ip_address : oci_core_public_ip.vm["tracking"].ip_address
+  tracking_url     = "https://${local.tracking_address}"
+  serving_url      = local.serving_enabled ? "https://${oci_core_public_ip.vm["serving"].ip_address}:${local.serving_port}" : ""
 
   # The serving VM reaches the tracking server inside the VCN, at the address the tracking VM is
   # created with (so the serving VM's settings do not wait for the tracking VM).

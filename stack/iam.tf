@@ -8,6 +8,7 @@
 #   notebook  reads the login secret (create_notebook_session; its resource principal)
 #   workers   the OKE worker nodes (deployment_target = "oke"), whose pods run the tracking server, its
 #             migrations and its auth proxy: the tracking VM's statements, word for word
+#   cluster   (oke) OKE's cloud controller, which assigns the load balancer its reserved public IP
 # IAM writes go to the home region (provider oci.home). With create_iam_policies = false nothing here is
 # created and the outputs iam_dynamic_groups and iam_statements say what an administrator must add;
 # the statements then name the dynamic groups instead of their OCIDs.
@@ -53,7 +54,7 @@ locals {
         local.iam_subjects[role], var.compartment_ocid,
       join(", ", [for id in local.readable_secrets[role] : "target.secret.id = '${id}'"]))],
       # The identity domain application's credentials, by name in the stack's vault (sso.tf).
-      role == "tracking" && local.sso_enabled ? [for name in values(local.sso_secret_names) : format(
+      contains(["tracking", "workers"], role) && local.sso_enabled ? [for name in values(local.sso_secret_names) : format(
         "Allow %s to read secret-bundles in compartment id %s where all {target.vault.id = '%s', target.secret.name = '%s'}",
       local.iam_subjects[role], var.compartment_ocid, local.vault_id, name)] : [],
       contains(["tracking", "workers"], role) && var.artifact_store == "oci" ? [
@@ -61,7 +62,15 @@ locals {
       ] : [],
     )
   ])
-  iam_statements = concat(local.principal_statements, local.datascience_service_statements)
+  iam_statements = concat(local.principal_statements, local.oke_cluster_statements, local.datascience_service_statements)
+
+  # OKE's cloud controller gives the load balancer its reserved address (public_ips.tf) as the cluster
+  # itself: it looks the address up and assigns it (OKE docs, reserved public IPs for load balancers).
+  # Limited to this compartment, where the address is.
+  oke_cluster_statements = local.oke_enabled ? [
+    "Allow any-user to read public-ips in compartment id ${var.compartment_ocid} where request.principal.type = 'cluster'",
+    "Allow any-user to manage floating-ips in compartment id ${var.compartment_ocid} where request.principal.type = 'cluster'",
+  ] : []
 
   # Data Science attaches a notebook session to a customer subnet only with this (its service policy).
   datascience_service_statements = local.notebook_enabled ? [
@@ -86,8 +95,8 @@ resource "oci_identity_policy" "vm" {
 
   compartment_id = var.compartment_ocid
   name           = "${var.name_prefix}-vms-${local.iam_suffix}"
-  description    = "Lets the ${local.oke_enabled ? "OKE worker nodes" : "VMs"} of the MLflow stack ${var.name_prefix} read their Vault secrets and write the artifact bucket"
-  statements     = local.principal_statements
+  description    = "Lets the ${local.oke_enabled ? "OKE worker nodes" : "VMs"} of the MLflow stack ${var.name_prefix} read their Vault secrets and write the artifact bucket${local.oke_enabled ? ", and its cluster give the load balancer its reserved address" : ""}"
+  statements     = concat(local.principal_statements, local.oke_cluster_statements)
   freeform_tags  = local.freeform_tags
 }
 

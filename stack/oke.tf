@@ -12,7 +12,8 @@
 #     Object Storage and OKE itself), as OKE documents for private workers. Pods use the flannel
 #     overlay (10.244.0.0/16), so they take no addresses from the subnets.
 #   * The load balancer goes into the stack's public subnet behind the oke-lb NSG (443 from
-#     allowed_ingress_cidr); Kubernetes creates it, the outputs name the subnet and the NSG.
+#     allowed_ingress_cidr) at a reserved public IP (public_ips.tf); Kubernetes creates it, the outputs
+#     name the subnet, the NSG and the address.
 #
 # The pods reach Vault and the bucket as the node they run on (instance principal), exactly like the
 # tracking VM: iam.tf puts the nodes in a dynamic group through a defined tag (see there why).
@@ -83,6 +84,7 @@ locals {
     migrate_env                = jsonencode({ MYSQL_ADMIN_USER = var.mysql_admin_username, MYSQL_ADMIN_PASSWORD_SECRET_OCID = local.secret_ids["mysql-admin"] })
     login_user                 = var.mlflow_username
     login_password_secret_ocid = local.secret_ids["mlflow-login"]
+    lb_ip                      = oci_core_public_ip.oke_lb[0].ip_address
     lb_subnet_id               = local.public_subnet_id
     lb_nsg_id                  = local.nsg_ids["oke-lb"]
     ingress_cidr               = var.allowed_ingress_cidr

@@ -2,13 +2,13 @@
 # None of them carries a secret value: the passwords are in Vault, the outputs name their OCIDs.
 
 output "mlflow_url" {
-  description = "MLflow UI and API (HTTPS, basic auth with mlflow_username and the password in Vault: see mlflow_password_command; self-signed certificate). Empty with deployment_target = \"oke\": the load balancer is Kubernetes', and orm-pack oke deploy prints its URL."
+  description = "MLflow UI and API (HTTPS, basic auth with mlflow_username and the password in Vault: see mlflow_password_command; self-signed certificate). With deployment_target = \"oke\": the reserved address of the load balancer that orm-pack oke deploy has Kubernetes create; it answers once that has run."
   value       = local.tracking_url
 }
 
 output "tracking_public_ip" {
-  description = "Reserved public IP of the tracking VM (stays the same when the VM is replaced); empty with deployment_target = \"oke\"."
-  value       = local.oke_enabled ? "" : oci_core_public_ip.vm["tracking"].ip_address
+  description = "Reserved public IP of the tracking VM (stays the same when the VM is replaced); with deployment_target = \"oke\", of MLflow's load balancer (stays the same across orm-pack oke delete and deploy)."
+  value       = local.tracking_address
 }
 
 output "serving_public_ip" {
@@ -57,9 +57,9 @@ output "commands_serving" {
 }
 
 output "notebook_setup" {
-  description = "Environment variables that connect a notebook or script to this MLflow server (the password is read from Vault with the OCI CLI); with deployment_target = \"oke\" MLFLOW_TRACKING_URI is the URL orm-pack oke deploy prints."
+  description = "Environment variables that connect a notebook or script to this MLflow server (the password is read from Vault with the OCI CLI)."
   value       = <<-EOT
-    export MLFLOW_TRACKING_URI=${local.oke_enabled ? "<the URL orm-pack oke deploy prints>" : local.tracking_url}
+    export MLFLOW_TRACKING_URI=${local.tracking_url}
     export MLFLOW_TRACKING_USERNAME=${var.mlflow_username}
     export MLFLOW_TRACKING_PASSWORD=$(${local.read_login_command})
     export MLFLOW_TRACKING_INSECURE_TLS=true
@@ -119,7 +119,7 @@ output "oke_next_command" {
 }
 
 output "oke_deploy_settings" {
-  description = "What orm-pack oke deploy reads (deployment_target = \"oke\"; empty otherwise): the cluster, the tracking image and the tracking pods' settings as JSON (Vault secret OCIDs, never a secret value), the migrations Job's administrator settings, the login's user and secret, the load balancer's subnet and NSG, and the CIDRs of the allowed clients, the DB system and the worker nodes."
+  description = "What orm-pack oke deploy reads (deployment_target = \"oke\"; empty otherwise): the cluster, the tracking image and the tracking pods' settings as JSON (Vault secret OCIDs, never a secret value), the migrations Job's administrator settings, the login's user and secret, the load balancer's reserved address, subnet and NSG, and the CIDRs of the allowed clients, the DB system and the worker nodes."
   value       = local.oke_deploy_settings
 }
 

@@ -22,3 +22,22 @@ locals {
     for role, ips in data.oci_core_private_ips.vm : role => [for ip in ips.private_ips : ip.id if ip.is_primary][0]
   }
 }
+
+# deployment_target = "oke": the address of the load balancer Kubernetes creates for MLflow (the Service
+# names it in spec.loadBalancerIP; orm-pack oke deploy fills it in). Reserved here, so the MLflow URL is
+# known at plan time (outputs, the single sign-on redirect) and stays the same across oke delete and deploy:
+# a load balancer leaves a reserved IP unassigned when it goes, and never deletes it.
+resource "oci_core_public_ip" "oke_lb" {
+  count = local.oke_enabled ? 1 : 0
+
+  compartment_id = var.compartment_ocid
+  lifetime       = "RESERVED"
+  display_name   = "${var.name_prefix}-oke-lb-ip"
+  freeform_tags  = local.freeform_tags
+
+  lifecycle {
+    # Kubernetes' cloud controller assigns the address to the load balancer's private IP; Terraform
+    # must not take it back on the next apply.
+    ignore_changes = [private_ip_id]
+  }
+}

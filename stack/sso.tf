@@ -8,7 +8,8 @@
 # Order: the redirect names the VM's reserved public IP, which exists only after the VM (public_ips.tf), so
 # the application and its credentials come after the VM too. The VM is therefore told the two secrets' names
 # (chosen here), never their OCIDs, and reads them by name in the stack's vault; until they exist its
-# tracking service fails to start and systemd starts it again (container.service: every 10 s).
+# tracking service fails to start and systemd starts it again (container.service: every 10 s). On OKE the
+# redirect names the load balancer's reserved IP and the pods are told the same names (oke.tf).
 #
 # Identity domain writes go through the home region's provider, as IAM's do (iam.tf).
 #

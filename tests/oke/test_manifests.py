@@ -40,6 +40,7 @@ def test_the_render_leaves_no_placeholder_and_the_settings_arrive(rendered):
     assert annotations["oci.oraclecloud.com/oci-network-security-groups"] == "ocid1.networksecuritygroup.oc1.phx.aaaansg"
     assert annotations["service.beta.kubernetes.io/oci-load-balancer-shape"] == "flexible"
     assert service["spec"]["loadBalancerSourceRanges"] == ["203.0.113.0/24"]
+    assert service["spec"]["loadBalancerIP"] == "192.0.2.10"  # the stack's reserved address
     assert "oke-deploy-settings" not in text  # the overlay's own settings stay out of the cluster
 
 

@@ -86,7 +86,9 @@ def apply(cluster: Cluster, namespace: str, text: str):
         if kind == "Service" and document["spec"].get("type") == "LoadBalancer":
             subnet = document["metadata"].get("annotations", {}).get(
                 "service.beta.kubernetes.io/oci-load-balancer-subnet1", "")
-            document["status"] = {"loadBalancer": {"ingress": [{"ip": "203.0.113.80"}]} if SUBNET.match(subnet) else {}}
+            # OCI's cloud controller gives the load balancer the reserved address the Service names, else one of its own.
+            address = document["spec"].get("loadBalancerIP") or "203.0.113.80"
+            document["status"] = {"loadBalancer": {"ingress": [{"ip": address}]} if SUBNET.match(subnet) else {}}
         cluster.objects[cluster.key(kind, object_namespace, name)] = document
         print(f"{kind.lower()}/{name} {'configured' if existing else 'created'}")
 

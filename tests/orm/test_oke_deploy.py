@@ -38,7 +38,7 @@ def verbs(kube) -> list[str]:
 def test_deploy_prepares_migrates_then_rolls_out_and_prints_the_url(orm_pack, fake, kube):
     result = oke(orm_pack, fake, kube, "deploy")
     assert result.code == 0, result
-    assert "MLflow on OKE: https://203.0.113.80/" in result.stdout
+    assert "MLflow on OKE: https://192.0.2.10/" in result.stdout  # the reserved address
     # The order is the point: nothing of the new version starts before the migrations completed.
     calls = verbs(kube)
     assert calls.index("get job/mlflow-migrate") < calls.index("rollout status deployment/mlflow-tracking")
@@ -137,7 +137,7 @@ def test_an_unknown_cluster_is_a_clear_not_found(orm_pack, fake, tmp_path, clust
     assert "NotAuthorizedOrNotFound" in result.stderr or "not found" in result.stderr.lower()
 
 
-@pytest.mark.parametrize("key", ["cluster_id", "lb_subnet_id", "lb_nsg_id", "ingress_cidr", "mysql_cidr",
+@pytest.mark.parametrize("key", ["cluster_id", "lb_ip", "lb_subnet_id", "lb_nsg_id", "ingress_cidr", "mysql_cidr",
                                  "tracking_env", "migrate_env", "login_password_secret_ocid"])
 def test_a_missing_output_value_names_it_and_writes_nothing(orm_pack, tmp_path, cluster_settings, key):
     del cluster_settings[key]

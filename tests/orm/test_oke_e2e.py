@@ -46,7 +46,9 @@ def test_the_readme_oke_commands_deploy_mlflow_on_the_stacks_cluster(tmp_path, a
     cluster_env = {**kube.env(), "PATH": f"{kube.bin_dir}{os.pathsep}{env['PATH']}"}
     deployed = run(deploy_line + f" --container-engine-endpoint {fake.url} --timeout 30", cluster_env)
     assert deployed.returncode == 0, deployed.stdout[-3000:] + deployed.stderr[-3000:]
-    assert "MLflow on OKE: https://203.0.113.80/" in deployed.stdout
+    # the load balancer comes up at the stack's reserved address: the URL the outputs gave before the deploy
+    assert f"MLflow on OKE: {outputs['mlflow_url']}/" in deployed.stdout
+    assert outputs["mlflow_url"] == f"https://{outputs['tracking_public_ip']}"
     kubeconfig = home / ".kube" / "oci-mlflow-oke.yaml"
     assert outputs["oke_cluster_id"] in kubeconfig.read_text()
     objects = kube.objects()
@@ -54,6 +56,7 @@ def test_the_readme_oke_commands_deploy_mlflow_on_the_stacks_cluster(tmp_path, a
     annotations = service["metadata"]["annotations"]
     assert annotations["service.beta.kubernetes.io/oci-load-balancer-subnet1"].startswith("ocid1.subnet.")
     assert annotations["oci.oraclecloud.com/oci-network-security-groups"].startswith("ocid1.networksecuritygroup.")
+    assert service["spec"]["loadBalancerIP"] == outputs["tracking_public_ip"]
     tracking_settings = [o for k, o in objects.items() if k.startswith("ConfigMap/mlflow/mlflow-tracking-")][0]["data"]
     assert tracking_settings["MLFLOW_DB_PASSWORD_SECRET_OCID"].startswith("ocid1.vaultsecret.")
     assert MYSQL_PASSWORD not in deployed.stdout + deployed.stderr + str(objects)

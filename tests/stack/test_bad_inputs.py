@@ -49,8 +49,6 @@ CASES = {
     "a group the domain does not have": ({**SSO, "sso_user_group": "Data Scientists EU"},
                                          ["sso_user_group Data Scientists EU is not a group of the identity domain "
                                           "https://idcs-0123456789abcdef0123456789abcdef.identity.oraclecloud.com"]),
-    "single sign-on on OKE": ({**SSO, "deployment_target": "oke", "container_registry": "ghcr.io/example"},
-                              ["mlflow_users = sso needs deployment_target = vm"]),
     "a default permission MLflow lacks": ({"mlflow_users": "per-person", "mlflow_default_permission": "ADMIN"},
                                           ["mlflow_default_permission must be READ, EDIT or NO_PERMISSIONS"]),
     "notebook in an existing VCN": ({"create_notebook_session": True, "use_existing_vcn": True,

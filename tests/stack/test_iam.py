@@ -11,7 +11,11 @@ virtual-network-family in compartment …` (Data Science policy docs). OKE worke
 creates and replaces, are matched as OKE documents for a node pool ("Managing Access By Applying Tags to
 Cluster-Related Resources"): by a defined tag the pool puts on its nodes, `tag.<namespace>.<key>.value =
 '<value>'` (free-form tags cannot be used in matching rules), here together with `instance.compartment.id`;
-the tag's namespace must be this stack's own, so no other instance carries it by accident."""
+the tag's namespace must be this stack's own, so no other instance carries it by accident. A secret the
+stack can only name (it is created after the VM that reads it: single sign-on) is granted by
+`all {target.vault.id = '<vault>', target.secret.name = '<name>'}`, the stack's vault and that name. OKE's
+cloud controller assigns a load balancer its reserved public IP as the cluster itself (`any-user … where
+request.principal.type = 'cluster'`), with `read public-ips` and `manage floating-ips`."""
 import re
 
 import pytest
@@ -23,6 +27,7 @@ pytestmark = pytest.mark.terraform
 STATEMENT = re.compile(r"^Allow (?P<subject>dynamic-group id \S+|dynamic-group \S+) to (?P<verb>\w+) (?P<resource>[\w-]+)"
                        r" in compartment id (?P<compartment>\S+) where (?P<where>.+)$")
 SECRET_CONDITION = re.compile(r"^any \{(target\.secret\.id = '[^']+'(, )?)+\}$")
+SECRET_BY_NAME = re.compile(r"^all \{target\.vault\.id = '(?P<vault>[^']+)', target\.secret\.name = '(?P<name>[^']+)'\}$")
 
 
 def resources(plan: dict, type_name: str) -> dict:
@@ -32,7 +37,9 @@ def resources(plan: dict, type_name: str) -> dict:
 
 def stack_facts(d) -> dict:
     plan = d.replan
-    secrets = {v["secret_name"].split("-", 1)[1]: v["id"] for v in resources(plan, "oci_vault_secret").values()}
+    every_secret = resources(plan, "oci_vault_secret")
+    secrets = {v["secret_name"].split("-", 1)[1]: v["id"] for a, v in every_secret.items() if ".sso[" not in a}
+    by_name = {(v["vault_id"], v["secret_name"]) for a, v in every_secret.items() if ".sso[" in a}
     instances = {v["freeform_tags"]["role"]: v["id"] for v in resources(plan, "oci_core_instance").values()}
     rules = {role: f"ALL {{instance.id = '{ocid}'}}" for role, ocid in instances.items()}
     for session in resources(plan, "oci_datascience_notebook_session").values():
@@ -44,7 +51,8 @@ def stack_facts(d) -> dict:
         assert tag.split(".")[0] in namespaces, f"the nodes' tag {tag} is not in this stack's own tag namespace"
         assert pool["compartment_id"] == compartment
         rules["workers"] = f"ALL {{instance.compartment.id = '{compartment}', tag.{tag}.value = '{value}'}}"
-    return {"secrets": secrets, "rules": rules, "bucket": d.outputs["bucket_name"], "compartment": compartment}
+    return {"secrets": secrets, "by_name": by_name, "rules": rules, "bucket": d.outputs["bucket_name"],
+            "compartment": compartment}
 
 
 def grants(statements: list, subjects: dict, compartment: str) -> dict:
@@ -57,7 +65,9 @@ def grants(statements: list, subjects: dict, compartment: str) -> dict:
         assert m, f"not a scoped statement: {statement}"
         assert m["subject"] in role_of, f"names a subject outside this stack: {statement}"
         where = m["where"]
-        if m["resource"] == "secret-bundles":
+        if m["resource"] == "secret-bundles" and SECRET_BY_NAME.match(where):
+            targets = {(SECRET_BY_NAME.match(where)["vault"], SECRET_BY_NAME.match(where)["name"])}
+        elif m["resource"] == "secret-bundles":
             assert SECRET_CONDITION.match(where), statement
             targets = set(re.findall(r"target\.secret\.id = '([^']+)'", where))
         else:
@@ -70,10 +80,10 @@ def grants(statements: list, subjects: dict, compartment: str) -> dict:
 
 def expected_grants(facts: dict, roles, artifact_store: str) -> dict:
     secrets = facts["secrets"]
-    expected = {"tracking": {("read", "secret-bundles"): set(secrets.values())},
+    expected = {"tracking": {("read", "secret-bundles"): set(secrets.values()) | facts["by_name"]},
                 "serving": {("read", "secret-bundles"): {secrets["mlflow-login"]}},
                 "notebook": {("read", "secret-bundles"): {secrets["mlflow-login"]}},
-                "workers": {("read", "secret-bundles"): set(secrets.values())}}  # the tracking VM's, in pods
+                "workers": {("read", "secret-bundles"): set(secrets.values()) | facts["by_name"]}}  # the tracking VM's
     if artifact_store == "oci":
         expected["tracking"][("manage", "objects")] = {facts["bucket"]}
         expected["workers"][("manage", "objects")] = {facts["bucket"]}
@@ -113,8 +123,11 @@ def test_the_vms_may_read_their_secrets_and_write_the_bucket_and_nothing_else(de
     notebook = tfvars.get("create_notebook_session", False)
     assert service == ([f"Allow service datascience to use virtual-network-family in compartment id {facts['compartment']}"]
                        if notebook else [])
+    cluster = [s for s in statements if s.startswith("Allow any-user ")]
+    assert cluster == ([f"Allow any-user to {grant} in compartment id {facts['compartment']} where request.principal.type = 'cluster'"
+                        for grant in ("read public-ips", "manage floating-ips")] if "workers" in facts["rules"] else [])
     expected = expected_grants(facts, facts["rules"], tfvars.get("artifact_store", "oci"))
-    assert grants(statements, subjects, facts["compartment"]) == expected
+    assert grants([s for s in statements if s not in cluster], subjects, facts["compartment"]) == expected
 
 
 def test_a_wider_statement_is_caught():

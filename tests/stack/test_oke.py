@@ -24,7 +24,7 @@ pytestmark = pytest.mark.terraform
 
 OKE = {**BASE_TFVARS, "deployment_target": "oke"}
 SETTINGS_KEYS = {"cluster_id", "region", "namespace", "tracking_image", "tracking_env", "migrate_env", "login_user",
-                 "login_password_secret_ocid", "lb_subnet_id", "lb_nsg_id", "ingress_cidr", "mysql_cidr",
+                 "login_password_secret_ocid", "lb_ip", "lb_subnet_id", "lb_nsg_id", "ingress_cidr", "mysql_cidr",
                  "workers_cidr"}
 
 
@@ -55,6 +55,12 @@ def test_orm_pack_gets_the_cluster_the_network_and_the_tracking_settings(deploye
     assert cluster["options"][0]["service_lb_subnet_ids"] == [settings["lb_subnet_id"]]
     assert settings["lb_nsg_id"] == after(d.replan, 'oci_core_network_security_group.role["oke-lb"]')["id"]
     assert settings["ingress_cidr"] == BASE_TFVARS["allowed_ingress_cidr"]
+    # at the stack's reserved address, so the MLflow URL is known before Kubernetes creates the load balancer
+    reserved = after(d.replan, "oci_core_public_ip.oke_lb[0]")
+    assert reserved["lifetime"] == "RESERVED" and reserved["private_ip_id"] is None
+    assert settings["lb_ip"] == reserved["ip_address"] == out["tracking_public_ip"]
+    assert out["mlflow_url"] == f"https://{reserved['ip_address']}"
+    assert f"MLFLOW_TRACKING_URI={out['mlflow_url']}\n" in out["notebook_setup"]
     assert settings["mysql_cidr"] == f"{mysql['ip_address']}/32" == f"{out['mysql_private_ip']}/32"
     assert settings["workers_cidr"] == after(d.replan, "oci_core_subnet.oke_workers[0]")["cidr_block"]
     assert json.loads(settings["migrate_env"]) == {"MYSQL_ADMIN_USER": "mlflowadmin",
@@ -150,9 +156,9 @@ def test_the_network_is_what_oke_documents_and_nothing_more(deployed):
               for r in after(d.replan, "oci_core_route_table.oke_workers[0]")["route_rules"]}
     assert routes == {"0.0.0.0/0": after(d.replan, "oci_core_nat_gateway.oke[0]")["id"],
                       "all-iad-services-in-oracle-services-network": after(d.replan, "oci_core_service_gateway.oke[0]")["id"]}
-    # no VM, no VM network rule, no runtime lock for a VM to build with
-    assert not any(r["type"] in ("oci_core_instance", "oci_core_public_ip", "oci_objectstorage_object")
-                   for r in d.replan["resource_changes"])
+    # no VM, no VM network rule, no runtime lock for a VM to build with; one public IP, the load balancer's
+    assert not any(r["type"] in ("oci_core_instance", "oci_objectstorage_object") for r in d.replan["resource_changes"])
+    assert list(resources(d.replan, "oci_core_public_ip")) == ["oci_core_public_ip.oke_lb[0]"]
 
 
 def test_vm_profiles_have_nothing_of_oke(deployed):
@@ -245,3 +251,22 @@ def test_without_iam_the_administrator_gets_the_nodes_rule_and_the_tag_exists(tm
     assert plan.outputs["iam_dynamic_groups"] == {"mlflow-workers-2c8d884d": (
         "ALL {instance.compartment.id = 'ocid1.compartment.oc1..test', "
         "tag.mlflow-oke-2c8d884d.node-pool.value = 'mlflow-workers'}")}
+
+
+def test_the_load_balancer_keeps_its_reserved_address_once_kubernetes_assigned_it(tmp_path):
+    """OKE's cloud controller assigns the reserved IP to the load balancer it creates for the Service
+    (spec.loadBalancerIP): the IP's private_ip_id then names the load balancer's private IP, a change made
+    outside Terraform. The next apply must leave it there, not unassign MLflow's address."""
+    workdir = repo_layout(tmp_path / "stack")
+    tf = Terraform(workdir)
+    tf.init()
+    tf.apply(OKE)
+    state_file = workdir / "terraform.tfstate"
+    state = json.loads(state_file.read_text())
+    (reserved,) = [r for r in state["resources"] if r["type"] == "oci_core_public_ip" and r["name"] == "oke_lb"]
+    attributes = reserved["instances"][0]["attributes"]
+    attributes.update(private_ip_id="ocid1.privateip.oc1.iad.loadbalancerprivateip", assigned_entity_type="PRIVATE_IP",
+                      assigned_entity_id="ocid1.privateip.oc1.iad.loadbalancerprivateip")
+    state["serial"] += 1
+    state_file.write_text(json.dumps(state))
+    assert tf.plan_exit_code(OKE).returncode == 0, "a re-plan would change the assigned reserved IP"

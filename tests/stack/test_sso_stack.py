@@ -14,7 +14,9 @@ import sys
 import pytest
 from ocifakes.server import InstanceCloud
 
-from .conftest import REPO, instance_user_data, tfvars_of
+from harness.terraform import Terraform
+
+from .conftest import BASE_TFVARS, REPO, instance_user_data, repo_layout, tfvars_of
 from .test_per_person import settings_files
 
 pytestmark = pytest.mark.terraform
@@ -91,6 +93,28 @@ def test_only_the_tracking_vm_may_read_the_credentials_and_only_in_the_stacks_va
         assert groups["tracking"] in statement and groups["serving"] not in statement
         assert f"target.vault.id = '{d.outputs['vault_id']}'" in statement
         assert statement.startswith(f"Allow dynamic-group id {groups['tracking']} to read secret-bundles ")
+
+
+def test_on_oke_the_application_redirects_to_the_load_balancers_reserved_address(tmp_path, deployed):
+    """deployment_target = oke: the address is the load balancer's reserved IP, known at plan time; the pods
+    get the tracking VM's single sign-on settings and the worker nodes read the two secrets by name."""
+    sso = {k: v for k, v in tfvars_of(deployed("sso").inventory).items() if k.startswith(("sso_", "mlflow_users"))}
+    tf = Terraform(repo_layout(tmp_path / "stack"))
+    tf.init()
+    tf.apply({**BASE_TFVARS, **sso, "deployment_target": "oke"})
+    out = tf.output()
+    ip = out["oke_deploy_settings"]["lb_ip"]
+    assert out["sso_application"]["redirect_uri"] == f"https://{ip}/oidc/callback" == f"{out['mlflow_url']}/oidc/callback"
+    pods = json.loads(out["oke_deploy_settings"]["tracking_env"])
+    vm = settings_files(deployed, "sso")["tracking"]["tracking.env"]
+    sso_settings = ("MLFLOW_AUTH", "MLFLOW_OIDC_ISSUER", "MLFLOW_OIDC_ADMIN_GROUP", "MLFLOW_OIDC_USER_GROUP")
+    assert {k: pods[k] for k in sso_settings} == {k: vm[k] for k in sso_settings}
+    assert pods["MLFLOW_VAULT_OCID"] == out["vault_id"]
+    by_name = [s for s in out["iam_statements"] if "target.secret.name" in s]
+    (workers,) = {s.split(" to read ")[0] for s in out["iam_statements"] if "target.secret.id" in s}  # the one group
+    assert len(by_name) == 2 and {s.split(" to read ")[0] for s in by_name} == {workers}
+    (rule,) = out["iam_dynamic_groups"].values()
+    assert "tag." in rule  # the worker nodes', matched by the stack's tag
 
 
 def test_other_profiles_register_nothing(deployed):

@@ -18,7 +18,7 @@ from .settings import DeploySettings
 
 OVERLAY = Path("overlays") / "oke"
 # The base's stand-ins for what the overlay fills in, and the images' short names.
-STAND_INS = ("MYSQL_CIDR", "SUBNET", "NSG", "CIDR")
+STAND_INS = ("MYSQL_CIDR", "SUBNET", "NSG", "CIDR", "LB_IP")
 PLACEHOLDER = re.compile(r"<[^<>\s]+>")
 
 

@@ -31,6 +31,7 @@ class DeploySettings:
     migrate_env: dict
     login_user: str
     login_password_secret_ocid: str
+    lb_ip: str
     lb_subnet_id: str
     lb_nsg_id: str
     ingress_cidr: str
@@ -48,7 +49,7 @@ class DeploySettings:
 
     def deploy_values(self) -> dict:
         """What the overlay's replacements put into the manifests."""
-        return {"tracking_image": self.tracking_image, "lb_subnet_id": self.lb_subnet_id,
+        return {"tracking_image": self.tracking_image, "lb_ip": self.lb_ip, "lb_subnet_id": self.lb_subnet_id,
                 "lb_nsg_id": self.lb_nsg_id, "ingress_cidr": self.ingress_cidr, "mysql_cidr": self.mysql_cidr}
 
 
@@ -78,6 +79,14 @@ def _cidr(raw: dict, key: str) -> str:
         return str(ipaddress.ip_network(value, strict=True))
     except ValueError:
         raise _problem(key, f"is not a CIDR block (got {value!r})") from None
+
+
+def _ipv4(raw: dict, key: str) -> str:
+    value = _text(raw, key)
+    try:
+        return str(ipaddress.IPv4Address(value))
+    except ValueError:
+        raise _problem(key, f"is not an IPv4 address (got {value!r})") from None
 
 
 def _env(raw: dict, key: str) -> dict:
@@ -122,5 +131,5 @@ def from_output(raw, image_override: str | None = None) -> DeploySettings:
         cluster_id=_ocid(raw, "cluster_id", "cluster"), region=_text(raw, "region"), tracking_image=image,
         tracking_env=tracking_env, migrate_env=migrate_env, login_user=_text(raw, "login_user"),
         login_password_secret_ocid=_ocid(raw, "login_password_secret_ocid", "vaultsecret"),
-        lb_subnet_id=_ocid(raw, "lb_subnet_id", "subnet"), lb_nsg_id=_ocid(raw, "lb_nsg_id", "networksecuritygroup"),
+        lb_ip=_ipv4(raw, "lb_ip"), lb_subnet_id=_ocid(raw, "lb_subnet_id", "subnet"), lb_nsg_id=_ocid(raw, "lb_nsg_id", "networksecuritygroup"),
         ingress_cidr=_cidr(raw, "ingress_cidr"), mysql_cidr=_cidr(raw, "mysql_cidr"))
