@@ -131,5 +131,6 @@ def from_output(raw, image_override: str | None = None) -> DeploySettings:
         cluster_id=_ocid(raw, "cluster_id", "cluster"), region=_text(raw, "region"), tracking_image=image,
         tracking_env=tracking_env, migrate_env=migrate_env, login_user=_text(raw, "login_user"),
         login_password_secret_ocid=_ocid(raw, "login_password_secret_ocid", "vaultsecret"),
-        lb_ip=_ipv4(raw, "lb_ip"), lb_subnet_id=_ocid(raw, "lb_subnet_id", "subnet"), lb_nsg_id=_ocid(raw, "lb_nsg_id", "networksecuritygroup"),
+        lb_ip=_ipv4(raw, "lb_ip"), lb_subnet_id=_ocid(raw, "lb_subnet_id", "subnet"),
+        lb_nsg_id=_ocid(raw, "lb_nsg_id", "networksecuritygroup"),
         ingress_cidr=_cidr(raw, "ingress_cidr"), mysql_cidr=_cidr(raw, "mysql_cidr"))
