@@ -65,11 +65,12 @@ locals {
   iam_statements = concat(local.principal_statements, local.oke_cluster_statements, local.datascience_service_statements)
 
   # OKE's cloud controller gives the load balancer its reserved address (public_ips.tf) as the cluster
-  # itself: it looks the address up and assigns it (OKE docs, reserved public IPs for load balancers).
-  # Limited to this compartment, where the address is.
+  # itself: it looks the address up and assigns it. OKE documents these two grants for a reserved IP in
+  # another compartment than the cluster's ("Specifying Load Balancer Reserved IP"); here they are limited
+  # to this compartment, where the address is, and to this cluster (a cluster principal's id is its OCID).
   oke_cluster_statements = local.oke_enabled ? [
-    "Allow any-user to read public-ips in compartment id ${var.compartment_ocid} where request.principal.type = 'cluster'",
-    "Allow any-user to manage floating-ips in compartment id ${var.compartment_ocid} where request.principal.type = 'cluster'",
+    for grant in ["read public-ips", "manage floating-ips"] :
+    "Allow any-user to ${grant} in compartment id ${var.compartment_ocid} where all {request.principal.type = 'cluster', request.principal.id = '${local.cluster_id}'}"
   ] : []
 
   # Data Science attaches a notebook session to a customer subnet only with this (its service policy).

@@ -15,7 +15,8 @@ the tag's namespace must be this stack's own, so no other instance carries it by
 stack can only name (it is created after the VM that reads it: single sign-on) is granted by
 `all {target.vault.id = '<vault>', target.secret.name = '<name>'}`, the stack's vault and that name. OKE's
 cloud controller assigns a load balancer its reserved public IP as the cluster itself (`any-user … where
-request.principal.type = 'cluster'`), with `read public-ips` and `manage floating-ips`."""
+request.principal.type = 'cluster'`, and `request.principal.id` its OCID), with `read public-ips` and
+`manage floating-ips` (OKE docs, "Specifying Load Balancer Reserved IP")."""
 import re
 
 import pytest
@@ -124,8 +125,10 @@ def test_the_vms_may_read_their_secrets_and_write_the_bucket_and_nothing_else(de
     assert service == ([f"Allow service datascience to use virtual-network-family in compartment id {facts['compartment']}"]
                        if notebook else [])
     cluster = [s for s in statements if s.startswith("Allow any-user ")]
-    assert cluster == ([f"Allow any-user to {grant} in compartment id {facts['compartment']} where request.principal.type = 'cluster'"
-                        for grant in ("read public-ips", "manage floating-ips")] if "workers" in facts["rules"] else [])
+    clusters = [c["id"] for c in resources(d.replan, "oci_containerengine_cluster").values()]
+    assert cluster == [f"Allow any-user to {grant} in compartment id {facts['compartment']} where all "
+                       f"{{request.principal.type = 'cluster', request.principal.id = '{cluster_id}'}}"
+                       for cluster_id in clusters for grant in ("read public-ips", "manage floating-ips")]
     expected = expected_grants(facts, facts["rules"], tfvars.get("artifact_store", "oci"))
     assert grants([s for s in statements if s not in cluster], subjects, facts["compartment"]) == expected
 
