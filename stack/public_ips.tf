@@ -25,8 +25,8 @@ locals {
 
 # deployment_target = "oke": the address of the load balancer Kubernetes creates for MLflow (the Service
 # names it in spec.loadBalancerIP; orm-pack oke deploy fills it in). Reserved here, so the MLflow URL is
-# known at plan time (outputs, the single sign-on redirect) and stays the same across oke delete and deploy:
-# a load balancer leaves a reserved IP unassigned when it goes, and never deletes it.
+# known from the apply on (outputs, the single sign-on redirect) and stays the same across oke delete and
+# deploy: a load balancer leaves a reserved IP unassigned when it goes, and never deletes it.
 resource "oci_core_public_ip" "oke_lb" {
   count = local.oke_enabled ? 1 : 0
 
