@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +51,30 @@ def start_proxy(tracker: ProcessTracker, workdir: Path, upstream_port: int | Seq
     url = f"https://127.0.0.1:{port}"
     processes.wait_ready(service, f"{url}/health", 30, accept=(200, 502, 503))
     return service, url
+
+
+@contextmanager
+def serving_proxy_asking(tracker: ProcessTracker, workdir: Path, tracking_url: str,
+                         login: credentials.Credentials):
+    """The serving VM's proxy (PROXY_AUTH=tracking, asking the tracking server at `tracking_url`) in front
+    of a stand-in model whose /invocations answers "a prediction"; yields the proxy's URL."""
+    model = workdir / "model"
+    model.mkdir()
+    (model / "invocations").write_text("a prediction\n")
+    (model / "health").write_text("ok\n")
+    port = free_port()
+    upstream = tracker.start("model", [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+                             dict(python_env()), workdir / "model.log", cwd=model)
+    proxy = None
+    try:
+        processes.wait_ready(upstream, f"http://127.0.0.1:{port}/invocations", 30)
+        proxy, url = start_proxy(tracker, workdir / "serving-proxy", port, login, auth="tracking",
+                                 auth_url=tracking_url)
+        yield url
+    finally:
+        if proxy is not None:
+            tracker.stop(proxy)
+        tracker.stop(upstream)
 
 
 @dataclass(frozen=True)

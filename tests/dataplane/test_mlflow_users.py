@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from dataplane.stacks import CLIENT_ENV, start_proxy, start_tracking_replica
-from orm_pack.local import credentials, processes
-from orm_pack.local.ports import free_port
+from dataplane.stacks import CLIENT_ENV, serving_proxy_asking, start_proxy, start_tracking_replica
+from orm_pack.local import credentials
 from orm_pack.local.services import python_env
 
 pytestmark = pytest.mark.dataplane
@@ -109,17 +108,7 @@ def test_a_non_admin_cannot_manage_users_and_a_removed_user_is_locked_out(replic
 def test_the_serving_endpoint_accepts_the_same_identities(replicas, tracker, tmp_path):
     """The serving VM's proxy in PROXY_AUTH=tracking: the tracking server decides who may call the model."""
     first, second, _ = replicas
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "invocations").write_text("a prediction\n")
-    (site / "health").write_text("ok\n")
-    port = free_port()
-    upstream = tracker.start("model", [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
-                             dict(python_env()), tmp_path / "model.log", cwd=site)
-    processes.wait_ready(upstream, f"http://127.0.0.1:{port}/invocations", 30)
-    proxy, url = start_proxy(tracker, tmp_path / "serving-proxy", port, ADMIN, auth="tracking",
-                             auth_url=second.url)
-    try:
+    with serving_proxy_asking(tracker, tmp_path, second.url, ADMIN) as url:
         users(first.url, "add", "dave", "--password-stdin", stdin="Dave-login-Passw0rd\n")
         dave = ("dave", "Dave-login-Passw0rd")
         answer = requests.get(f"{url}/invocations", auth=dave, verify=False, timeout=30)
@@ -128,9 +117,6 @@ def test_the_serving_endpoint_accepts_the_same_identities(replicas, tracker, tmp
         assert requests.get(f"{url}/invocations", verify=False, timeout=30).status_code == 401
         users(first.url, "remove", "dave")
         assert requests.get(f"{url}/invocations", auth=dave, verify=False, timeout=30).status_code == 401
-    finally:
-        tracker.stop(proxy)
-        tracker.stop(upstream)
 
 
 def test_users_live_in_their_own_database_beside_mlflows(replicas, mariadb):

@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, unquote, urlencode, urlparse
 import pytest
 import requests
 
-from dataplane.stacks import start_proxy, start_tracking_replica
+from dataplane.stacks import serving_proxy_asking, start_proxy, start_tracking_replica
 from dataplane.test_browser import NAME, browser  # noqa: F401 (the fixture)
 from orm_pack.local import credentials
 
@@ -471,24 +471,8 @@ def test_signing_out_forgets_the_session_here_and_at_the_provider(site, provider
 def test_the_serving_endpoint_accepts_the_same_tokens(site, provider, tracker, tmp_path):
     """The serving VM's proxy (PROXY_AUTH=tracking) asks the tracking server, which checks a token as it
     checks its own callers: a person of either group calls the model, other tokens are refused."""
-    import sys
-
-    from orm_pack.local import processes
-    from orm_pack.local.ports import free_port
-    from orm_pack.local.services import python_env
-
     _, replicas = site
-    model = tmp_path / "model"
-    model.mkdir()
-    (model / "invocations").write_text("a prediction\n")
-    (model / "health").write_text("ok\n")
-    port = free_port()
-    upstream = tracker.start("model", [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
-                             dict(python_env()), tmp_path / "model.log", cwd=model)
-    processes.wait_ready(upstream, f"http://127.0.0.1:{port}/invocations", 30)
-    proxy, url = start_proxy(tracker, tmp_path / "serving-proxy", port, credentials.Credentials(*ADMIN),
-                             auth="tracking", auth_url=replicas[1].url)
-    try:
+    with serving_proxy_asking(tracker, tmp_path, replicas[1].url, credentials.Credentials(*ADMIN)) as url:
         for subject in ("u-dave", "u-carol"):  # a user, an admin
             answer = get(url, "/invocations", headers=bearer(provider.id_token(subject)))
             assert (answer.status_code, answer.text) == (200, "a prediction\n"), subject
@@ -498,9 +482,6 @@ def test_the_serving_endpoint_accepts_the_same_tokens(site, provider, tracker, t
         refused = get(url, "/invocations")
         assert refused.status_code == 401 and refused.headers["WWW-Authenticate"].startswith('Bearer realm="mlflow"')
         assert "Basic" not in refused.headers["WWW-Authenticate"] and refused.text.startswith("Login required: sign in")
-    finally:
-        tracker.stop(proxy)
-        tracker.stop(upstream)
 
 
 def test_no_token_secret_or_session_reaches_the_logs(site, provider):

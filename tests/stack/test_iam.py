@@ -66,8 +66,9 @@ def grants(statements: list, subjects: dict, compartment: str) -> dict:
         assert m, f"not a scoped statement: {statement}"
         assert m["subject"] in role_of, f"names a subject outside this stack: {statement}"
         where = m["where"]
-        if m["resource"] == "secret-bundles" and SECRET_BY_NAME.match(where):
-            targets = {(SECRET_BY_NAME.match(where)["vault"], SECRET_BY_NAME.match(where)["name"])}
+        by_name = SECRET_BY_NAME.match(where)
+        if m["resource"] == "secret-bundles" and by_name:
+            targets = {(by_name["vault"], by_name["name"])}
         elif m["resource"] == "secret-bundles":
             assert SECRET_CONDITION.match(where), statement
             targets = set(re.findall(r"target\.secret\.id = '([^']+)'", where))
