@@ -21,15 +21,20 @@ DEFAULT_STACK_NAME = "oci-mlflow"
 
 
 # ------------------------------------------------------------------ parsers
+def add_credential_arguments(group) -> None:
+    """--config-file, --profile and --auth, as oci-cli takes them (ociconfig.AuthOptions reads them)."""
+    group.add_argument("--config-file", help="OCI config file (env OCI_CLI_CONFIG_FILE; default ~/.oci/config)")
+    group.add_argument("--profile", help="profile in the config file (env OCI_CLI_PROFILE; default DEFAULT)")
+    group.add_argument("--auth", choices=ociconfig.AUTH_TYPES, help="how to authenticate (env OCI_CLI_AUTH; "
+                       "default api_key)")
+
+
 def _auth_parent() -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
     group = parent.add_argument_group("OCI authentication (as oci-cli)")
-    group.add_argument("--config-file", help="OCI config file (env OCI_CLI_CONFIG_FILE; default ~/.oci/config)")
-    group.add_argument("--profile", help="profile in the config file (env OCI_CLI_PROFILE; default DEFAULT)")
+    add_credential_arguments(group)
     group.add_argument("--region", help="region, e.g. eu-frankfurt-1 (env OCI_CLI_REGION; default: the profile's)")
     group.add_argument("--endpoint", help="Resource Manager endpoint URL (env OCI_CLI_ENDPOINT)")
-    group.add_argument("--auth", choices=ociconfig.AUTH_TYPES, help="how to authenticate (env OCI_CLI_AUTH; "
-                       "default api_key)")
     group.add_argument("--max-attempts", type=int, default=ociconfig.DEFAULT_MAX_ATTEMPTS, metavar="N",
                        help="attempts per API call on throttling, 5xx or no answer (default 8; 1 turns retries off)")
     group.add_argument("--poll-interval", type=float, default=5.0, metavar="SECONDS",

@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 
 from . import groups_claim, ociconfig
+from .commands_deploy import add_credential_arguments
 from .errors import ExitCode, UserError
 
 
@@ -24,9 +25,7 @@ def register(subparsers) -> None:
     p.add_argument("--claim-name", default="groups", metavar="NAME",
                    help="the claim's name; the tracking server reads MLFLOW_OIDC_GROUPS_CLAIM (default groups)")
     p.add_argument("--domain-endpoint", metavar="URL", help="send the requests here instead of the Domain URL")
-    p.add_argument("--config-file", help="OCI config file (env OCI_CLI_CONFIG_FILE; default ~/.oci/config)")
-    p.add_argument("--profile", help="profile in the config file (env OCI_CLI_PROFILE; default DEFAULT)")
-    p.add_argument("--auth", choices=ociconfig.AUTH_TYPES, help="how to authenticate (env OCI_CLI_AUTH; default api_key)")
+    add_credential_arguments(p.add_argument_group("OCI authentication (as oci-cli)"))
     p.set_defaults(func=_run_groups_claim)
     parser.set_defaults(func=lambda args: parser.print_help() or ExitCode.USAGE)
 
