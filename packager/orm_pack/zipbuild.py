@@ -180,19 +180,20 @@ def _source_path(arcname: str) -> str:
     return arcname
 
 
-def read_zip(path: Path | str, max_bytes: int = MAX_ZIP_BYTES) -> StackArtifact:
+def read_zip(path: Path | str, max_bytes: int = MAX_ZIP_BYTES, what: str = "--zip") -> StackArtifact:
     """A zip from `orm-pack build`, checked as strictly as a build: size, the allowlist (no entry the
-    build would leave out, no link), the form against the variables."""
+    build would leave out, no link), the form against Resource Manager's meta schema and the variables.
+    `what` names the zip in messages (the flag or argument it came from)."""
     path = Path(path)
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise UserError(f"--zip {path}: {exc.strerror or exc}", ExitCode.USAGE) from None
-    _check_size(len(data), f"--zip {path}", max_bytes)
+        raise UserError(f"{what} {path}: {exc.strerror or exc}", ExitCode.USAGE) from None
+    _check_size(len(data), f"{what} {path}", max_bytes)
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile:
-        raise UserError(f"--zip {path} is not a zip file", ExitCode.USAGE) from None
+        raise UserError(f"{what} {path} is not a zip file", ExitCode.USAGE) from None
     with archive, tempfile.TemporaryDirectory() as tmp:
         names = []
         for info in archive.infolist():
@@ -202,7 +203,7 @@ def read_zip(path: Path | str, max_bytes: int = MAX_ZIP_BYTES) -> StackArtifact:
             is_link = stat.S_ISLNK(info.external_attr >> 16)
             if is_link or ".." in Path(relative).parts or relative.startswith("/") or \
                     not stack_files.is_stack_file(relative):
-                raise UserError(f"--zip {path} holds {info.filename!r}, which a stack zip never carries; build the "
+                raise UserError(f"{what} {path} holds {info.filename!r}, which a stack zip never carries; build the "
                                 "zip with `orm-pack build`", ExitCode.USAGE)
             target = Path(tmp, relative)
             target.parent.mkdir(parents=True, exist_ok=True)

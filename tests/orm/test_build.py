@@ -127,6 +127,10 @@ def test_cli_refuses_a_12_mb_stack(tmp_path):
      "Terraform variable 'extra_tags' (variables.tf) is not in schema.yaml"),
     (lambda s: s.replace("      - mlflow_password\n", "      - mlflow_password\n      - db_shape\n"),
      "'db_shape' is not a Terraform variable"),
+    # the console checks the form against Oracle's meta schema, where an output's `visible` is a boolean
+    (lambda s: s.replace("    title: Serving IP\n", "    title: Serving IP\n    visible: enable_serving\n"),
+     "outputs.serving_public_ip.visible: 'enable_serving' is not of type 'boolean' (Resource Manager's meta "
+     "schema: definitions.baseOutput.properties.visible.type)"),
 ])
 def test_schema_problems_stop_the_build(tmp_path, edit, expected):
     source = tmp_path / "src"
@@ -150,3 +154,34 @@ def test_default_source_is_the_current_directory_else_this_checkout(tmp_path):
     assert zipbuild.find_source(None, cwd=FIXTURE_SOURCE) == FIXTURE_SOURCE
     # from a directory that is not a stack source, the checkout this (editable) package runs from
     assert zipbuild.find_source(None, cwd=tmp_path) == REPO_ROOT
+
+
+def check(*args, cwd: Path, home: Path):
+    return subprocess.run([sys.executable, "-m", "orm_pack.cli", "check", *args], capture_output=True, text=True,
+                          cwd=cwd, env=cli_env(home), timeout=120)
+
+
+def test_check_passes_a_built_zip_and_refuses_one_whose_form_the_console_would_refuse(tmp_path):
+    """`orm-pack check` (the release's last step before it publishes) reads the zip as Resource Manager
+    does: a zip whose schema.yaml gives an output a variable as `visible` is refused, naming the path and
+    the meta schema's rule, with exit code 2."""
+    built = zipbuild.build_zip(FIXTURE_SOURCE, tmp_path / "good.zip")
+    good = check(str(built.path), cwd=tmp_path, home=tmp_path)
+    assert good.returncode == 0, good.stderr
+    assert f"{built.path}: {len(built.files)} files" in good.stdout and built.sha256 in good.stdout
+
+    bad = tmp_path / "bad.zip"
+    with zipfile.ZipFile(built.path) as source, zipfile.ZipFile(bad, "w") as target:
+        for info in source.infolist():
+            data = source.read(info)
+            if info.filename == "schema.yaml":
+                data = data.replace(b"    title: Tracking IP\n", b"    title: Tracking IP\n    visible:\n      eq: [enable_serving, x]\n")
+            target.writestr(info, data)
+    refused = check(str(bad), cwd=tmp_path, home=tmp_path)
+    assert refused.returncode == ExitCode.USAGE, refused.stdout + refused.stderr
+    assert ("outputs.tracking_public_ip.visible: {'eq': ['enable_serving', 'x']} is not of type 'boolean' "
+            "(Resource Manager's meta schema: definitions.baseOutput.properties.visible.type)") in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+
+    missing = check(str(tmp_path / "none.zip"), cwd=tmp_path, home=tmp_path)
+    assert missing.returncode == ExitCode.USAGE and "ZIP " in missing.stderr and "none.zip" in missing.stderr

@@ -4,14 +4,16 @@ import hashlib
 import json
 from email.utils import formatdate
 
+import jsonschema
 import pytest
 import requests
+import yaml
 
 from orm_pack import formcheck, ociconfig, resource_manager, tfvariables, variables, zipbuild
 from orm_pack.errors import ExitCode, UserError
 from orm_pack.plan_review import PlanSummary
 from ormfake import write_oci_config
-from ormfake.testing import COMPARTMENT, FIXTURE_SOURCE
+from ormfake.testing import COMPARTMENT, FIXTURE_SOURCE, REPO_ROOT
 
 VARS = tfvariables.read_variables(FIXTURE_SOURCE / "stack")
 
@@ -78,7 +80,11 @@ def test_top_level_rules(change, expected):
      "type oci:core:subnet:id needs dependsOn.vcnId"),
     ("name_prefix", {"type": "string", "visible": {"eq": ["${missing}", "x"]}},
      "variables.name_prefix.visible names 'missing', which is not a variable"),
-    ("name_prefix", {"type": "string", "visible": {"contains": ["a", "b"]}}, "is not a boolean, a variable name"),
+    ("name_prefix", {"type": "string", "visible": {"contains": ["a", "b"]}}, "is not true/false, a variable name"),
+    # Oracle's meta schema: and/or join two statements, eq compares two strings or numbers
+    ("name_prefix", {"type": "string", "visible": {"and": ["a", "b", "c"]}}, "is not true/false, a variable name"),
+    ("name_prefix", {"type": "string", "visible": {"eq": ["enable_serving", True]}}, "is not true/false"),
+    ("name_prefix", {"title": "Prefix"}, "variables.name_prefix: needs a type"),
     ("name_prefix", {"type": "string", "required": "ghost"}, "required names 'ghost'"),
     ("name_prefix", {"type": "number"}, "does not fit Terraform type string"),
     ("enable_serving", {"type": "string"}, "does not fit Terraform type bool"),
@@ -99,6 +105,39 @@ def test_output_rules():
     assert any("outputs.mlflow_url.type: unknown output type 'hyperlink'" in e for e in errors), errors
     assert any("outputs.ghost is not a Terraform output" in e for e in errors), errors
     assert any("primaryOutputButton names 'mlflow_url', whose type is 'hyperlink'" in e for e in errors), errors
+
+
+@pytest.mark.parametrize("visible", ["enable_serving", "${enable_serving}", {"eq": ["enable_serving", "x"]},
+                                     {"not": ["enable_serving"]}])
+def test_an_output_shown_by_an_expression_is_refused(visible):
+    """In Resource Manager's meta schema an output's `visible` is a boolean (baseOutput); the console
+    refuses a form with anything else ("Errors exist in your schema file")."""
+    doc = _form()
+    doc["outputs"] = {**doc["outputs"], "serving_public_ip": {"type": "copyableString", "visible": visible}}
+    errors = formcheck.check_form(doc, VARS, tfvariables.read_outputs(FIXTURE_SOURCE / "stack"))
+    assert errors == [f"outputs.serving_public_ip.visible: {visible!r} is not of type 'boolean' (Resource Manager's "
+                      "meta schema: definitions.baseOutput.properties.visible.type)"]
+    doc["outputs"]["serving_public_ip"]["visible"] = False
+    assert formcheck.check_form(doc, VARS, tfvariables.read_outputs(FIXTURE_SOURCE / "stack")) == []
+
+
+def test_the_meta_schema_is_oracles_with_only_the_ssh_key_control_added():
+    """The vendored file names where it was published and keeps Oracle's rules; the one deviation (the
+    SSH key control Oracle documents but leaves out of dynamicVariable) is needed by the project's form,
+    and nothing else is."""
+    text = formcheck.META_SCHEMA_FILE.read_text()
+    assert "https://docs.oracle.com/en-us/iaas/Content/ResourceManager/Concepts/terraformconfigresourcemanager_topic-schema.htm" in text
+    assert "updated 2025-01-10" in text
+    published = yaml.safe_load(text)
+    assert published["required"] == ["variables", "schemaVersion"]
+    assert published["definitions"]["baseOutput"]["properties"]["visible"] == {"type": "boolean", "default": True}
+    dynamic = [ref["$ref"] for ref in published["definitions"]["dynamicVariable"]["oneOf"]]
+    assert "#/definitions/sshPublicKeyVariable" not in dynamic and "sshPublicKeyVariable" in published["definitions"]
+    assert [d.source for d in formcheck.DEVIATIONS] and all("docs.oracle.com" in d.source for d in formcheck.DEVIATIONS)
+
+    project = yaml.safe_load((REPO_ROOT / "schema.yaml").read_text())
+    literal = [".".join(map(str, e.absolute_path)) for e in jsonschema.Draft7Validator(published).iter_errors(project)]
+    assert literal == ["variables.ssh_public_key"]
 
 
 def test_a_variable_in_two_groups_is_reported():

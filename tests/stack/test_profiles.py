@@ -7,7 +7,7 @@ import pytest
 
 from harness.inventory import check_inventory
 
-from .conftest import PROFILES, REPO
+from .conftest import PROFILES, REPO, load_yaml
 
 pytestmark = pytest.mark.terraform
 
@@ -59,6 +59,34 @@ def test_outputs_after_apply(deployed, profile):
         assert out["serving_url"] == f"https://{out['serving_public_ip']}:1234"
         assert f"{out['serving_url']}/invocations" in out["commands_serving"]
         assert "champion" in out["commands_serving"] and "wine-quality" in out["commands_serving"]
+
+
+# Outputs that apply to one kind of deployment only, and the profiles where they do. The form shows every
+# output (an output's `visible` is a boolean in Resource Manager's meta schema), so one that does not apply
+# must be empty there, as its title says.
+CONDITIONAL_OUTPUTS = {
+    "serving_url": {"default", "always-free", "existing-vcn", "notebook", "other-region", "per-person", "sso"},
+    "serving_public_ip": {"default", "always-free", "existing-vcn", "notebook", "other-region", "per-person", "sso"},
+    "commands_serving": {"default", "always-free", "existing-vcn", "notebook", "other-region", "per-person", "sso"},
+    "commands_tracking": set(PROFILES) - {"oke"},
+    "notebook_session_url": {"notebook"},
+    "oke_next_command": {"oke"},
+    "oke_kubeconfig_command": {"oke"},
+    "oke_cluster_id": {"oke"},
+    "oke_deploy_settings": {"oke"},
+}
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_an_output_that_does_not_apply_is_empty_and_its_title_says_when(deployed, profile):
+    titles = {name: spec["title"] for name, spec in load_yaml(REPO / "schema.yaml")["outputs"].items()}
+    out = deployed(profile).outputs
+    for name, applies_to in CONDITIONAL_OUTPUTS.items():
+        assert "empty " in titles[name], name
+        if profile in applies_to:
+            assert out.get(name), f"{name} is empty in the {profile} profile"
+        else:
+            assert out.get(name) in (None, "", {}), f"{name} does not apply to {profile} but is {out.get(name)!r}"
 
 
 def test_always_free_costs_nothing(deployed):
