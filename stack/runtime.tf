@@ -32,6 +32,7 @@ locals {
       "docker/nginx/render.sh",
       "docker/lib/mlflow_oci/__init__.py",
       "docker/lib/mlflow_oci/auth.py",
+      "docker/lib/mlflow_oci/ocids.py",
       "docker/lib/mlflow_oci/secrets.py",
     ]
   }

@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 from ocifakes.server import VAULT, InstanceCloud
 
+from harness import ocids
+
 REPO = Path(__file__).resolve().parents[1]
 LIB = REPO / "docker" / "lib"
 
@@ -69,7 +71,7 @@ def test_a_secret_the_instance_cannot_read_stops_the_start_with_one_line(cloud, 
 def test_a_secret_named_by_its_name_in_a_vault_becomes_its_value(cloud):
     # GetSecretBundleByName: a name is unique within one vault, so the vault is part of the lookup.
     ocid = cloud.add_secret("mlflow-oidc-client-secret", "s3cr3t")
-    cloud.add_secret("mlflow-oidc-client-secret", "another vault's", vault="ocid1.vault.oc1.iad.othervault")
+    cloud.add_secret("mlflow-oidc-client-secret", "another vault's", vault=ocids.mint("vault", "another vault"))
     cloud.grant(secrets=[ocid])
     result = subprocess.run(
         [sys.executable, "-m", "mlflow_oci.secrets", "exec", "--", sys.executable, "-c",

@@ -30,14 +30,14 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from harness import loopback
+from harness import loopback, ocids
 from ormfake import signature
 
 from .pki import CertificateAuthority
 
 FEDERATION_SIGNED = ("date", "(request-target)", "content-length", "content-type", "x-content-sha256")
 TOKEN_SECONDS = 3600
-VAULT = "ocid1.vault.oc1.iad.fakevaultaaaa"  # the vault secrets are added to unless another is named
+VAULT = ocids.mint("vault", "the fake's vault")  # the vault secrets are added to unless another is named
 
 
 class Refused(Exception):

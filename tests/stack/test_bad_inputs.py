@@ -1,6 +1,7 @@
 """A user who types something wrong learns it at plan time, from a message that says what to fix."""
 import pytest
 
+from harness import ocids
 from harness.terraform import Terraform, TerraformError
 
 from .conftest import BASE_TFVARS, repo_layout
@@ -10,6 +11,9 @@ pytestmark = pytest.mark.terraform
 X86_IMAGE = "ocid1.image.oc1..ol9x86new"
 SSO = {"mlflow_users": "sso", "sso_domain_url": "https://idcs-0123456789abcdef0123456789abcdef.identity.oraclecloud.com",
        "sso_admin_group": "mlflow-admins", "sso_user_group": "data-scientists"}  # groups of the double's domain
+
+MY_VAULT = ocids.mint("vault", "mine")
+MY_KEY = ocids.mint("key", "mine")
 
 CASES = {
     "malformed allowed CIDR": ({"allowed_ingress_cidr": "203.0.113.7"},
@@ -60,11 +64,11 @@ CASES = {
                                             ["notebook_subnet_cidr (10.0.1.0/25) overlaps public_subnet_cidr"]),
     "notebook subnet outside the VCN": ({"create_notebook_session": True, "notebook_subnet_cidr": "10.9.0.0/24"},
                                         ["notebook_subnet_cidr (10.9.0.0/24) is not inside vcn_cidr"]),
-    "vault without its key": ({"vault_ocid": "ocid1.vault.oc1..mine"},
+    "vault without its key": ({"vault_ocid": MY_VAULT},
                               ["vault_ocid and vault_key_ocid go together: set both"]),
-    "key without its vault": ({"vault_key_ocid": "ocid1.key.oc1..mine"},
+    "key without its vault": ({"vault_key_ocid": MY_KEY},
                               ["vault_ocid and vault_key_ocid go together: set both"]),
-    "vault OCID of another kind": ({"vault_ocid": "ocid1.key.oc1..mine", "vault_key_ocid": "ocid1.key.oc1..mine"},
+    "vault OCID of another kind": ({"vault_ocid": MY_KEY, "vault_key_ocid": MY_KEY},
                                    ["vault_ocid must be a vault OCID"]),
     "existing VCN without subnets": ({"use_existing_vcn": True, "existing_vcn_id": "ocid1.vcn.oc1..existing"},
                                      ["use_existing_vcn is true: set existing_vcn_id, existing_public_subnet_id"]),

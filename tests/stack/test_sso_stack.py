@@ -132,6 +132,8 @@ def test_the_runtime_finds_the_credentials_where_the_stack_puts_them(deployed):
     tracking = settings_files(deployed, "sso")["tracking"]["tracking.env"]
     by_name = {k: v for k, v in tracking.items() if k.endswith("_SECRET_NAME") or k == "MLFLOW_VAULT_OCID"}
     assert len(by_name) == 3, by_name
+    # a vault's OCID as OCI mints it: ocid1.vault.oc1.<region>.<future use>.<unique>
+    assert len(by_name["MLFLOW_VAULT_OCID"].split(".")) == 6, by_name["MLFLOW_VAULT_OCID"]
     cloud = InstanceCloud().start()
     try:
         env = {k: v for k, v in os.environ.items() if not k.endswith(("_SECRET_OCID", "_SECRET_NAME"))}

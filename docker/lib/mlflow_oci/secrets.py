@@ -18,13 +18,11 @@ import os
 import re
 import sys
 
-from . import auth
+from . import auth, ocids
 
 SUFFIX = "_SECRET_OCID"
 NAME_SUFFIX = "_SECRET_NAME"
 VAULT_VARIABLE = "MLFLOW_VAULT_OCID"
-SECRET_OCID = re.compile(r"^ocid1\.vaultsecret\.[a-z0-9-]+\.[a-z0-9-]*\.[a-z0-9]+$")
-VAULT_OCID = re.compile(r"^ocid1\.vault\.[a-z0-9-]+\.[a-z0-9-]*\.[a-z0-9]+$")
 SECRET_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,255}$")
 PROGRAM = "mlflow-secrets"
 
@@ -35,7 +33,7 @@ class SecretError(Exception):
 
 def read(secret_ocid: str, name: str = "secret") -> str:
     """The current value of a Vault secret (BASE64 content, UTF-8 text)."""
-    if not SECRET_OCID.match(secret_ocid):
+    if not ocids.is_ocid(secret_ocid, "vaultsecret"):
         raise SecretError(f"{name} is not a Vault secret OCID (ocid1.vaultsecret.…): {secret_ocid!r}")
     return _bundle_text(lambda client: client.get_secret_bundle(secret_ocid), secret_ocid, name)
 
@@ -44,8 +42,10 @@ def read_by_name(secret_name: str, vault_ocid: str, name: str = "secret") -> str
     """The current value of the secret called `secret_name` in the vault `vault_ocid`."""
     if not SECRET_NAME.match(secret_name):
         raise SecretError(f"{name} is not a Vault secret name (letters, digits, . _ -): {secret_name!r}")
-    if not VAULT_OCID.match(vault_ocid or ""):
+    if not vault_ocid:
         raise SecretError(f"{name} names a secret by name: set {VAULT_VARIABLE} to its vault's OCID (ocid1.vault.…)")
+    if not ocids.is_ocid(vault_ocid, "vault"):
+        raise SecretError(f"{VAULT_VARIABLE} is not a vault's OCID (ocid1.vault.<realm>.<region>.<…>.<id>): {vault_ocid!r}")
     where = f"{secret_name} in {vault_ocid}"
     return _bundle_text(lambda client: client.get_secret_bundle_by_name(secret_name=secret_name, vault_id=vault_ocid),
                         where, name, missing_hint="it is created after this machine by the stack, so until then "

@@ -10,6 +10,7 @@ import json
 import re
 from dataclasses import dataclass
 
+from .. import ocids
 from ..errors import ExitCode, UserError
 
 OUTPUT = "oke_deploy_settings"
@@ -17,7 +18,6 @@ NAMESPACE = "mlflow"
 PROXY_PORT = "8443"
 TRACKING_UPSTREAM = "mlflow-tracking:5000"
 
-OCID = re.compile(r"^ocid1\.([a-z0-9]+)\.[a-z0-9-]+\.[a-z0-9-]*\.[a-z0-9]+$")
 IMAGE = re.compile(r"^[a-z0-9.-]+(:[0-9]+)?(/[a-z0-9._-]+)+(:[A-Za-z0-9._-]+|@sha256:[0-9a-f]{64})$")
 ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 
@@ -67,8 +67,8 @@ def _text(raw: dict, key: str) -> str:
 
 def _ocid(raw: dict, key: str, kind: str) -> str:
     value = _text(raw, key)
-    match = OCID.match(value)
-    if not match or match.group(1) != kind:
+    ocid = ocids.parse(value)
+    if ocid is None or ocid.type != kind:
         raise _problem(key, f"is not an OCID of a {kind} (got {value!r})")
     return value
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from tf.types import Unknown
 
+from .. import ocids
 from .planning import mark_computed_unknown
 
 FIXTURES_FILE = Path(__file__).resolve().parent / "fixtures.json"
@@ -41,9 +42,10 @@ def _ocid_kind(type_name: str) -> str:
 class Faker:
     """Fills unknown values of one object; the same type, seed and path always give the same value."""
 
-    def __init__(self, type_name: str, seed: str):
+    def __init__(self, type_name: str, seed: str, region: str | None = None):
         self.type_name = type_name
         self.seed = seed
+        self.region = region or "us-ashburn-1"
 
     def scalar(self, cty_type, path):
         name = path[-1] if path else ""
@@ -68,6 +70,8 @@ class Faker:
             return h[:32]  # identity domain resources have 32-hex ids; an app's name is its OAuth client id
         if self.type_name == "oci_identity_domains_app" and name == "client_secret":
             return f"idcscs-{h[32:68]}"
+        if name == "id" and _ocid_kind(self.type_name) in ocids.WITH_FUTURE_PART:
+            return ocids.mint(_ocid_kind(self.type_name), h, self.region)  # vaults and keys: 6 parts
         if name == "id":
             return f"ocid1.{_ocid_kind(self.type_name)}.oc1..fake{h[:20]}"
         if name.endswith("_id"):

@@ -145,7 +145,8 @@ class OciDouble(rpc.ProviderServicer):
             self._trace("delete", type=request.type_name)
             return pb.ApplyResourceChange.Response(new_state=to_dynamic_value(None))
         config = read_dynamic_value(request.config) or {}
-        new_state = Faker(request.type_name, config_digest(config)).fill(self._resource(request.type_name), planned)
+        faker = Faker(request.type_name, config_digest(config), self.region)
+        new_state = faker.fill(self._resource(request.type_name), planned)
         if request.type_name == "oci_core_instance":
             # a VM launched with a chosen private IP has that address, as the Launch Instance API does
             chosen = ((new_state.get("create_vnic_details") or [{}])[0] or {}).get("private_ip")
