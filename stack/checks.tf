@@ -1,7 +1,6 @@
-# Rules that involve more than one input. Terraform 1.0 has no preconditions and a validation
-# block sees only its own variable, so each rule is a condition in a map keyed by the message a
-# user sees. Any rule that holds stops the plan: tobool() of a non-boolean string fails with
-# that string in the error ("cannot convert \"<message>\" to bool").
+# Rules that involve more than one input (a variable's validation sees only its own value before
+# Terraform 1.9): each is a condition in a map keyed by the message a user sees, and the precondition
+# of terraform_data.input_checks stops the plan with every rule that fails.
 
 locals {
   # First address and size of each CIDR the stack creates, to compare ranges as numbers.
@@ -92,7 +91,13 @@ locals {
     "sso_admin_group ${var.sso_admin_group} is not a group of the identity domain ${local.sso_domain_url}: give a group name as the domain's Groups page shows it" = local.sso_enabled && var.sso_admin_group != "" && length(try(local.sso_group_ids.admin, [])) != 1
     "sso_user_group ${var.sso_user_group} is not a group of the identity domain ${local.sso_domain_url}: give a group name as the domain's Groups page shows it"   = local.sso_enabled && var.sso_user_group != "" && length(try(local.sso_group_ids.user, [])) != 1
   } : message if failed]
+}
 
-  # Terraform evaluates every local during plan, used or not, so a failed rule stops the plan.
-  inputs_ok = length(local.input_errors) == 0 ? true : tobool("Invalid input: ${join(" | ", local.input_errors)}")
+resource "terraform_data" "input_checks" {
+  lifecycle {
+    precondition {
+      condition     = length(local.input_errors) == 0
+      error_message = "Invalid input: ${join(" | ", local.input_errors)}"
+    }
+  }
 }

@@ -287,6 +287,9 @@ resource "oci_containerengine_node_pool" "workers" {
     }
   }
 
+  # the nodes' defined tag is usable only once OCI has propagated it (waits.tf)
+  depends_on = [time_sleep.oke_node_tag]
+
   lifecycle {
     ignore_changes = [node_source_details[0].image_id]
   }

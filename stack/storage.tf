@@ -12,7 +12,8 @@ resource "oci_objectstorage_bucket" "artifacts" {
   kms_key_id            = var.bucket_kms_key_id == "" ? null : var.bucket_kms_key_id
   freeform_tags         = local.freeform_tags
 
-  depends_on = [oci_identity_policy.bucket_kms]
+  # the key's policy, and the seconds OCI takes to apply it (waits.tf)
+  depends_on = [oci_identity_policy.bucket_kms, time_sleep.bucket_key_policy]
 }
 
 # Object Storage encrypts with a customer-managed key only when the service may use that key.

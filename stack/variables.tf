@@ -1,7 +1,7 @@
 # Inputs of the stack. Every variable has a description, a type and, where it can be wrong, a
 # validation whose message says what to change. Cross-variable rules (overlapping CIDRs, shape vs
-# image, serving without a model) live in checks.tf because Terraform 1.0 validations see one
-# variable only. schema.yaml shows these variables as the Resource Manager form.
+# image, serving without a model) live in checks.tf because before Terraform 1.9 a validation sees its
+# own variable only (Resource Manager runs 1.5). schema.yaml shows these variables as the Resource Manager form.
 
 # ---------------------------------------------------------------------------------------------
 # Filled by Resource Manager (and by provider.auto.tfvars for the Terraform CLI)

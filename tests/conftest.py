@@ -33,7 +33,7 @@ def pytest_runtest_makereport(item, call):
 
 
 def pytest_generate_tests(metafunc):
-    # Terraform tests run on 1.0.3 and, when present, on the newer terraform on PATH.
+    # Terraform tests run on the terraform on PATH (1.5 or newer: harness/tools.py).
     if "terraform_binary" in metafunc.fixturenames:
         binaries = terraform_binaries()
         metafunc.parametrize("terraform_binary", [path for _, path in binaries],

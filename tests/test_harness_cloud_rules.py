@@ -9,6 +9,10 @@ configuration written here. (The rules, as OCI documents them:)
   versions first.` The provider has no force-destroy.
 - An identity domain deletes an application only after it is deactivated ("Deleting Applications":
   deactivate it first), unless the delete is forced (the provider's `force_delete`).
+- Replacements the provider decides in its CustomizeDiff functions, beyond the schema's ForceNew flags
+  (oracle/terraform-provider-oci v7.19.0, harness/double/customize_diff.py): a VM whose `metadata`
+  changes its `user_data` or `ssh_authorized_keys` is replaced, other metadata is updated in place; an
+  OKE cluster whose API endpoint moves to another subnet is replaced.
 """
 import pytest
 
@@ -141,3 +145,78 @@ def test_an_active_identity_domain_app_is_deleted_only_when_forced(tmp_path, for
         tf.destroy()
     assert "the application rules-web is active: deactivate it before deleting it" in refused.value.message
     assert tf.state_resources() == ["oci_identity_domains_app.web"]
+
+
+INSTANCE = """
+variable "user_data" {
+  type = string
+}
+variable "ssh_key" {
+  type = string
+}
+variable "role" {
+  type = string
+}
+
+resource "oci_core_instance" "vm" {
+  availability_domain = "Uocm:US-ASHBURN-AD-1"
+  compartment_id      = "ocid1.compartment.oc1..test"
+  shape               = "VM.Standard.E5.Flex"
+  source_details {
+    source_type = "image"
+    source_id   = "ocid1.image.oc1.iad.aaaaaaaatest"
+  }
+  create_vnic_details {
+    subnet_id = "ocid1.subnet.oc1.iad.aaaaaaaatest"
+  }
+  metadata = {
+    user_data           = var.user_data
+    ssh_authorized_keys = var.ssh_key
+    role                = var.role
+  }
+}
+"""
+FIRST = {"user_data": "IyFiaW4vYmFzaA==", "ssh_key": "ssh-ed25519 AAAA one", "role": "tracking"}
+
+
+@pytest.mark.parametrize("change, action", [
+    ({"user_data": "IyEvYmluL3NoCg=="}, ["delete", "create"]),       # a new MLflow version, any setting
+    ({"ssh_key": "ssh-ed25519 AAAA two"}, ["delete", "create"]),
+    ({"role": "serving"}, ["update"]),                                 # any other metadata key
+])
+def test_a_vm_whose_user_data_or_ssh_key_changes_is_replaced(tmp_path, change, action):
+    tf = _config(tmp_path, INSTANCE)
+    tf.apply(FIRST)
+    plan = tf.plan({**FIRST, **change})
+    (vm,) = [c for c in plan["resource_changes"] if c["address"] == "oci_core_instance.vm"]
+    assert vm["change"]["actions"] == action
+    if action != ["update"]:
+        assert ["metadata"] in vm["change"]["replace_paths"]
+
+
+CLUSTER = """
+variable "endpoint_subnet" {
+  type = string
+}
+
+resource "oci_containerengine_cluster" "oke" {
+  compartment_id     = "ocid1.compartment.oc1..test"
+  kubernetes_version = "v1.34.2"
+  name               = "rules-oke"
+  vcn_id             = "ocid1.vcn.oc1.iad.aaaaaaaatest"
+  endpoint_config {
+    subnet_id            = var.endpoint_subnet
+    is_public_ip_enabled = true
+  }
+}
+"""
+
+
+def test_an_oke_cluster_whose_api_endpoint_moves_to_another_subnet_is_replaced(tmp_path):
+    tf = _config(tmp_path, CLUSTER)
+    tf.apply({"endpoint_subnet": "ocid1.subnet.oc1.iad.aaaaaaaaone"})
+    assert tf.plan_exit_code({"endpoint_subnet": "ocid1.subnet.oc1.iad.aaaaaaaaone"}).returncode == 0
+    plan = tf.plan({"endpoint_subnet": "ocid1.subnet.oc1.iad.aaaaaaaatwo"})
+    (cluster,) = [c for c in plan["resource_changes"] if c["address"] == "oci_containerengine_cluster.oke"]
+    assert cluster["change"]["actions"] == ["delete", "create"]
+    assert ["endpoint_config"] in cluster["change"]["replace_paths"]

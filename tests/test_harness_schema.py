@@ -38,11 +38,12 @@ def test_every_oci_type_the_stack_uses_is_served_by_the_double():
         assert used_data - served_data == set(), "add data.<type> to tests/harness/schema/types.txt and regenerate"
 
 
-def test_the_stack_needs_no_provider_but_oracle_oci():
-    # The double serves oracle/oci only; another provider would need its own double.
-    any_declaration = re.compile(r'^\s*(?:resource|data)\s+"([a-z0-9]+)_', re.M)
-    prefixes = {m for f in (REPO_ROOT / "stack").glob("*.tf") for m in any_declaration.findall(f.read_text())}
-    assert prefixes == {"oci"}
+def test_the_stack_needs_no_provider_but_those_the_harness_doubles():
+    # oracle/oci (harness/double), hashicorp/time's time_sleep (harness/time_double.py) and Terraform's
+    # built-in terraform_data; another provider would need its own double.
+    any_declaration = re.compile(r'^\s*(?:resource|data)\s+"([a-z0-9_]+)"', re.M)
+    types = {m for f in (REPO_ROOT / "stack").glob("*.tf") for m in any_declaration.findall(f.read_text())}
+    assert {t for t in types if not t.startswith("oci_")} == {"time_sleep", "terraform_data"}
 
 
 def test_the_stack_declares_oci_types_at_all():

@@ -10,6 +10,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
 import yaml
 
 from harness.project import copy_tracked_files
@@ -65,6 +66,18 @@ def test_ci_runs_the_ci_script_in_debian_on_pushes_and_pull_requests():
     assert job["steps"][-1]["run"].strip() == "bash .ci/run"
     assert job["steps"][-1]["env"]["CI"] == "true"
     assert (REPO_ROOT / ".ci" / "run").is_file()
+
+
+@pytest.mark.parametrize("name", ["ci.yml", "release.yml"])
+def test_the_tests_run_on_the_terraform_resource_manager_runs(name):
+    """Resource Manager runs 1.5.x (1.5.7); this machine's image has a newer Terraform only, so the public
+    workflows install 1.5.7 and checks its checksum before .ci/run."""
+    steps = _workflow(name)["jobs"]["test"]["steps"]
+    names = [step.get("name", step.get("uses")) for step in steps]
+    install = next(i for i, n in enumerate(names) if n.startswith("Terraform 1.5.7"))
+    assert install < names.index("Install what the tests need, then run the tests")
+    run = steps[install]["run"]
+    assert "terraform_1.5.7_linux_amd64.zip" in run and "sha256sum -c" in run and "/usr/local/bin" in run
 
 
 def test_the_actions_used_are_pinned_to_a_major_version():

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.prompt import Confirm
 
-from . import deploy, ociconfig, ocids, render, variables, zipbuild
+from . import deploy, ociconfig, ocids, render, resource_manager, variables, zipbuild
 from .errors import ExitCode, UserError
 
 DEFAULT_STACK_NAME = "oci-mlflow"
@@ -60,7 +60,9 @@ def _deploy_parent() -> argparse.ArgumentParser:
     parent.add_argument("--var-file", action="append", default=[], metavar="FILE",
                         help="variables from a .json, .yaml or .tfvars file (repeatable; later files win, --var "
                         "wins over files, files over the environment)")
-    parent.add_argument("--terraform-version", metavar="VERSION", help="Terraform version of the stack, e.g. 1.5.x")
+    parent.add_argument("--terraform-version", metavar="VERSION", default=resource_manager.TERRAFORM_VERSION,
+                        help=f"Terraform version of the stack (default and oldest Resource Manager runs: "
+                        f"{resource_manager.TERRAFORM_VERSION})")
     parent.add_argument("--source", metavar="DIR", help="directory with stack/ and schema.yaml (default: the "
                         "checkout, else the bundled stack)")
     parent.add_argument("--zip", metavar="FILE", help="upload this zip (from `orm-pack build`) instead of building one")
@@ -171,6 +173,8 @@ def _check_inputs(args: argparse.Namespace) -> None:
         ocids.compartment(args.compartment)
     if getattr(args, "job", None):
         ocids.job(args.job)
+    if getattr(args, "terraform_version", None):
+        resource_manager.terraform_version(args.terraform_version)
     if hasattr(args, "var_file"):  # plan and apply: the stack and the variables it is given
         args.stack_inputs = (zipbuild.stack_artifact(args.source, args.zip), variables.gather(args.var_file, args.var))
         variables.check_given(args.stack_inputs[0].declared, args.stack_inputs[1])

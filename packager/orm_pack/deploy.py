@@ -17,7 +17,7 @@ from .artifact_bucket import ArtifactBucket, BucketContents
 from .cost import CostEstimate, estimate_plan
 from .errors import ExitCode, UserError
 from .plan_review import PlanSummary
-from .resource_manager import Job, LogCursor, LogLine, ResourceManager, Stack, StackOutput, StackResult
+from .resource_manager import TERRAFORM_VERSION, Job, LogCursor, LogLine, ResourceManager, Stack, StackOutput, StackResult
 from .zipbuild import StackArtifact
 
 LOG_TAIL_LINES = 30
@@ -59,7 +59,7 @@ class DeployRequest:
     artifact: StackArtifact
     given: dict                      # variables the user gave (environment, var-files, --var)
     auto: dict                       # tenancy_ocid, region, compartment_ocid, current_user_ocid
-    terraform_version: str | None = None
+    terraform_version: str = TERRAFORM_VERSION
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Callable
@@ -32,7 +33,23 @@ TAG_MANAGED_BY = "managed-by"
 MANAGED_BY = "orm-pack"
 TAG_ZIP_SHA256 = "orm-pack-zip-sha256"
 TERMINAL_STATES = ("SUCCEEDED", "FAILED", "CANCELED")
+# Resource Manager creates no stack and runs no job on a Terraform older than 1.5.x any more ("Supported
+# Terraform Versions", docs.oracle.com/en-us/iaas/Content/ResourceManager/Reference/terraformversions.htm).
+TERRAFORM_VERSION = "1.5.x"
+OLDEST_TERRAFORM = (1, 5)
 GONE_STACK_STATES = ("DELETING", "DELETED")
+
+
+def terraform_version(value: str) -> str:
+    """`value` (e.g. 1.5.x) when Resource Manager still runs it; else a UserError that says which to use."""
+    match = re.fullmatch(r"(\d+)\.(\d+)\.x", value or "")
+    if not match:
+        raise UserError(f"--terraform-version {value!r} is not a Resource Manager Terraform version such as "
+                        f"{TERRAFORM_VERSION}", ExitCode.USAGE)
+    if (int(match[1]), int(match[2])) < OLDEST_TERRAFORM:
+        raise UserError(f"--terraform-version {value}: Resource Manager no longer creates stacks or runs jobs on "
+                        f"Terraform older than {TERRAFORM_VERSION}; use {TERRAFORM_VERSION}", ExitCode.USAGE)
+    return value
 
 
 @dataclass(frozen=True)
@@ -207,7 +224,7 @@ class ResourceManager:
         return Stack.from_sdk(self.client.get_stack(stack_id).data)
 
     def ensure_stack(self, compartment_id: str, name: str, zip_data: bytes, zip_sha256: str,
-                     variables: dict[str, str], terraform_version: str | None = None,
+                     variables: dict[str, str], terraform_version: str = TERRAFORM_VERSION,
                      description: str = "MLflow on OCI, managed by orm-pack", existing: Any = ...) -> StackResult:
         """Find the stack by name or create it; upload the zip only when its sha256 changed.
         `existing`: the result of find_stack when the caller already has it."""
@@ -232,9 +249,9 @@ class ResourceManager:
         if existing.variables != variables:
             update["variables"] = variables
             changes.append("variables")
-        if terraform_version and existing.terraform_version != terraform_version:
+        if existing.terraform_version != terraform_version:
             update["terraform_version"] = terraform_version
-            changes.append("terraform version")
+            changes.append(f"Terraform {existing.terraform_version or 'unset'} -> {terraform_version}")
         if not update:
             return StackResult(existing, "unchanged")
         update["freeform_tags"] = {**existing.freeform_tags, **tags}

@@ -1,7 +1,9 @@
-"""Install the oci provider double for Terraform as a filesystem mirror, and the environment to use it.
+"""Install the provider doubles (oracle/oci, and hashicorp/time's time_sleep) for Terraform as a
+filesystem mirror, and the environment to use them.
 
-The mirror holds a launcher script named like a provider binary; its shebang is this interpreter,
-which has the PyPI package `tf`. Nothing is downloaded: the CLI config allows no other installation.
+The mirror holds a launcher script per provider, named like a provider binary; its shebang is this
+interpreter, which has the PyPI package `tf`. Nothing is downloaded: the CLI config allows no other
+installation.
 """
 import hashlib
 import json
@@ -11,6 +13,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from . import time_double
+from .double import propagation
 from .double.schema import PROVIDER_VERSION
 from .objectstore import ENV_VAR as OBJECT_STORE_ENV
 
@@ -19,14 +23,19 @@ TESTS_DIR = Path(__file__).resolve().parents[1]
 _LAUNCHER = """#!{python}
 import sys
 sys.path.insert(0, {tests_dir!r})
-from harness.double.provider import main
+from {module} import main
 main()
 """
+# (registry address, version, binary name, module serving it)
+PROVIDERS = (
+    ("registry.terraform.io/oracle/oci", PROVIDER_VERSION, "terraform-provider-oci", "harness.double.provider"),
+    (time_double.PROVIDER_ADDR, time_double.PROVIDER_VERSION, "terraform-provider-time", "harness.time_double"),
+)
 
 _CLI_CONFIG = """provider_installation {{
   filesystem_mirror {{
     path    = "{mirror}"
-    include = ["registry.terraform.io/oracle/oci"]
+    include = ["registry.terraform.io/oracle/oci", "registry.terraform.io/hashicorp/time"]
   }}
 }}
 disable_checkpoint = true
@@ -40,7 +49,7 @@ def _platform() -> str:
 
 def mirror_dir() -> Path:
     """One mirror per interpreter and checkout, built on first use and reused afterwards."""
-    key = hashlib.sha256(f"{sys.executable}\0{TESTS_DIR}".encode()).hexdigest()[:12]
+    key = hashlib.sha256(f"{sys.executable}\0{TESTS_DIR}\0{PROVIDERS}".encode()).hexdigest()[:12]
     root = Path(tempfile.gettempdir()) / f"oci-double-{os.getuid()}-{key}"
     cli_config = root / "terraformrc"
     if not cli_config.exists():
@@ -50,11 +59,12 @@ def mirror_dir() -> Path:
 
 def _build(root: Path) -> None:
     staging = Path(tempfile.mkdtemp(prefix=root.name + ".", dir=root.parent))
-    plugin_dir = staging / "mirror" / "registry.terraform.io" / "oracle" / "oci" / PROVIDER_VERSION / _platform()
-    plugin_dir.mkdir(parents=True)
-    launcher = plugin_dir / f"terraform-provider-oci_v{PROVIDER_VERSION}"
-    launcher.write_text(_LAUNCHER.format(python=sys.executable, tests_dir=str(TESTS_DIR)))
-    launcher.chmod(0o755)
+    for address, version, binary, module in PROVIDERS:
+        plugin_dir = staging / "mirror" / address / version / _platform()
+        plugin_dir.mkdir(parents=True)
+        launcher = plugin_dir / f"{binary}_v{version}"
+        launcher.write_text(_LAUNCHER.format(python=sys.executable, tests_dir=str(TESTS_DIR), module=module))
+        launcher.chmod(0o755)
     (staging / "home").mkdir()
     (staging / "terraformrc").write_text(_CLI_CONFIG.format(mirror=root / "mirror"))
     try:
@@ -79,6 +89,10 @@ def terraform_env(workdir: Path, fixtures: dict | None = None, base: dict | None
     )
     # Buckets and their objects outlive one Terraform run (the double is a new process each time).
     env.setdefault(OBJECT_STORE_ENV, str(Path(workdir) / ".oci-double-objects.json"))
+    # When identity objects were written, for the delays before OCI lets them be used; the delays and
+    # the stack's waits (time_sleep) both run at a tenth of the cloud's pace.
+    env.setdefault(propagation.STATE_ENV, str(Path(workdir) / ".oci-double-written.json"))
+    env.setdefault(propagation.SCALE_ENV, "0.1")
     if fixtures:
         path = Path(workdir) / ".oci-double-fixtures.json"
         path.write_text(json.dumps(fixtures))

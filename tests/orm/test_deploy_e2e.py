@@ -21,6 +21,7 @@ def test_apply_reapply_outputs_destroy(orm_pack, fake):
     assert len(stacks) == 1, fake.stacks
     stack = stacks[0]
     assert stack["freeformTags"]["managed-by"] == "orm-pack"
+    assert stack["terraformVersion"] == "1.5.x"  # the only version Resource Manager runs
     assert len(stack["freeformTags"]["orm-pack-zip-sha256"]) == 64
     assert stack["variables"]["compartment_ocid"] == COMPARTMENT            # filled like the console does
     assert stack["variables"]["tenancy_ocid"].startswith("ocid1.tenancy.")

@@ -22,7 +22,7 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from harness import loopback
+from harness import loopback, ocids
 from harness.objectstore import ENV_VAR as OBJECT_STORE_ENV
 from harness.objectstore import ObjectStore
 
@@ -30,7 +30,10 @@ from . import containerengine, identitydomain, objectstorage, signature
 from .jobs import JobCanceled, TerraformJob
 
 API = "/20180917"
-TERRAFORM_VERSIONS = ("0.12.x", "0.13.x", "0.14.x", "1.0.x", "1.1.x", "1.2.x", "1.5.x")
+# "Supported Terraform Versions" (Resource Manager documentation): 1.5.x; the versions before it are
+# retired: no stack is created or moved to one, and no job runs on a stack that still names one.
+TERRAFORM_VERSIONS = ("1.5.x",)
+RETIRED_TERRAFORM_VERSIONS = ("0.12.x", "0.13.x", "0.14.x", "1.0.x", "1.1.x", "1.2.x")
 ACTIVE_JOB_STATES = ("ACCEPTED", "IN_PROGRESS", "CANCELING")
 ERROR_CODES = {400: "InvalidParameter", 401: "NotAuthenticated", 404: "NotAuthorizedOrNotFound", 409: "Conflict",
                429: "TooManyRequests", 500: "InternalServerError", 503: "ServiceUnavailable"}
@@ -50,7 +53,7 @@ def _parse_ts(text: str) -> datetime:
 
 
 def _ocid(kind: str) -> str:
-    return f"ocid1.orm{kind}.oc1.phx.{secrets.token_hex(30)}"
+    return ocids.mint(f"orm{kind}", secrets.token_hex(16), "us-phoenix-1")
 
 
 class ApiError(Exception):
@@ -83,13 +86,14 @@ class ResourceManagerFake:
         # Object Storage's contents, shared by the Object Storage API here and the double in the jobs.
         self.object_store = ObjectStore(self.root / "objectstore.json")
         if terraform is None or env_for is None:
+            from harness import tools
             from harness.mirror import terraform_env
-            from harness.tools import terraform_103
 
-            terraform = terraform or terraform_103()
+            terraform = terraform or tools.terraform()
             store_env = {**os.environ, OBJECT_STORE_ENV: str(self.object_store.path)}
             env_for = env_for or (lambda workdir: terraform_env(workdir, base=store_env))
         self.terraform = terraform
+        self.terraform_label = f"Terraform at {terraform}"
         self.env_for = env_for
         self.lock = threading.RLock()
         self.stacks: dict[str, dict] = {}
@@ -223,7 +227,9 @@ class ResourceManagerFake:
     @staticmethod
     def _terraform_version(version):
         if version is not None and version not in TERRAFORM_VERSIONS:
-            raise ApiError(400, f"terraformVersion {version} is not supported")
+            retired = " any more" if version in RETIRED_TERRAFORM_VERSIONS else ""
+            raise ApiError(400, f"terraformVersion {version} is not supported{retired}; supported versions: "
+                                f"{', '.join(TERRAFORM_VERSIONS)}")
         return version
 
     # ------------------------------------------------------------- stacks
@@ -309,6 +315,9 @@ class ResourceManagerFake:
             stack = self._stack(body.get("stackId") or "")
             if stack["lifecycleState"] != "ACTIVE":
                 raise ApiError(409, f"Stack is {stack['lifecycleState']}", "IncorrectState")
+            if stack["terraformVersion"] not in TERRAFORM_VERSIONS:
+                raise ApiError(400, f"The stack's Terraform version {stack['terraformVersion']} is not supported any "
+                                    f"more: update the stack to {TERRAFORM_VERSIONS[-1]} to run jobs")
             details = body.get("jobOperationDetails") or {}
             operation = body.get("operation") or details.get("operation")
             if operation not in ("PLAN", "APPLY", "DESTROY"):
@@ -395,7 +404,7 @@ class ResourceManagerFake:
             self._set(job_id, lifecycleState="IN_PROGRESS")
             files = self.job_files[job_id]
             self.log(job_id, "INFO", f"Job {operation} started on stack {stack_id} "
-                                     f"(Terraform {files['terraformVersion']}, run with 1.0.3)")
+                                     f"(Terraform {files['terraformVersion']}, run with {self.terraform_label})")
             if operation == "APPLY" and plan_job_id:
                 self.log(job_id, "INFO", f"Applying the execution plan of job {plan_job_id}")
                 runner.apply_plan()

@@ -13,7 +13,7 @@ from tf.utils import read_dynamic_value, to_dynamic_value
 
 from ..objectstore import ENV_VAR as OBJECT_STORE_ENV
 from ..objectstore import BucketNotEmpty, NoSuchBucket, ObjectStore
-from . import planning
+from . import customize_diff, planning, propagation
 from .fakes import Faker, answer_data_source, config_digest, load_fixtures
 from .schema import PROVIDER_ADDR, load_provider_schema, schema_to_pb
 
@@ -123,6 +123,7 @@ class OciDouble(rpc.ProviderServicer):
         else:
             planned = planning.mark_computed_unknown(block, planning.keep_prior_computed(block, proposed, prior))
             replace = planning.replace_reasons(block, prior, planned)
+            replace += [r for r in customize_diff.replace_reasons(request.type_name, prior, planned) if r not in replace]
             if replace:
                 planned = planning.mark_computed_unknown(block, planning.forget_computed(block, proposed))
         return pb.PlanResourceChange.Response(
@@ -145,6 +146,10 @@ class OciDouble(rpc.ProviderServicer):
             self._trace("delete", type=request.type_name)
             return pb.ApplyResourceChange.Response(new_state=to_dynamic_value(None))
         config = read_dynamic_value(request.config) or {}
+        too_soon = propagation.refused(request.type_name, config)
+        if too_soon:
+            self._trace("refused", type=request.type_name, reason=too_soon)
+            return pb.ApplyResourceChange.Response(diagnostics=[_error(too_soon)], new_state=request.prior_state)
         faker = Faker(request.type_name, config_digest(config), self.region)
         new_state = faker.fill(self._resource(request.type_name), planned)
         if request.type_name == "oci_core_instance":
@@ -157,6 +162,7 @@ class OciDouble(rpc.ProviderServicer):
         if request.type_name == "oci_objectstorage_preauthrequest":
             new_state = self._with_par_paths(new_state)
         self._trace("apply", type=request.type_name, id=new_state.get("id"))
+        propagation.record(request.type_name, new_state)
         failed = self._object_storage_write(request.type_name, new_state)
         if failed:
             return pb.ApplyResourceChange.Response(diagnostics=[failed])

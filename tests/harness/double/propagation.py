@@ -1,0 +1,94 @@
+"""What OCI's identity service makes visible only some seconds after it is written.
+
+- A new tag namespace or tag used in `defined_tags` at once is refused: `400-InvalidParameter, Failed to
+  validate tags: TagNamespace <name> does not exists`, for about 10 s and longer across regions
+  (oracle-quickstart/oci-openshift#40, "It needs at least a 10 second delay"; terraform-oci-modules-
+  orchestrator#67 waits 10 s).
+- A new or changed policy takes effect "typically within 10 seconds" (OCI CLI reference, `iam policy
+  create` and `update`): until then the services it lets in are refused. Here: a Data Science notebook
+  session (the service may not yet use the subnet) answers 404-NotAuthorizedOrNotFound, and a bucket
+  encrypted with a customer key (Object Storage may not yet use the key) 400-InsufficientServicePermissions.
+
+Every delay is multiplied by OCI_DOUBLE_TIME_SCALE, as the time_sleep double's waits are, so the tests
+keep the cloud's proportions at a fraction of its pace. What was written when is kept in a small JSON
+file (OCI_DOUBLE_CREATED) because the stack writes identity objects through a second provider process
+(the home-region alias) and uses them through the first.
+"""
+import fcntl
+import json
+import os
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+STATE_ENV = "OCI_DOUBLE_CREATED"
+SCALE_ENV = "OCI_DOUBLE_TIME_SCALE"
+TAG_SECONDS = 10.0
+POLICY_SECONDS = 10.0
+
+
+def _scale() -> float:
+    return float(os.environ.get(SCALE_ENV, "1"))
+
+
+@contextmanager
+def _state():
+    path = Path(os.environ.get(STATE_ENV) or "/nonexistent")
+    if not os.environ.get(STATE_ENV):
+        yield {}
+        return
+    path.touch(exist_ok=True)
+    with open(path, "r+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        text = handle.read()
+        state = json.loads(text) if text.strip() else {}
+        yield state
+        handle.seek(0)
+        handle.truncate()
+        handle.write(json.dumps(state))
+
+
+def record(type_name: str, state: dict) -> None:
+    """Note when an identity object the cloud propagates slowly was written."""
+    now = time.time()
+    with _state() as written:
+        if type_name == "oci_identity_tag_namespace":
+            written.setdefault("namespaces", {})[state["id"]] = state["name"]
+            written.setdefault("tags", {})[state["name"]] = now
+        elif type_name == "oci_identity_tag":
+            namespace = written.get("namespaces", {}).get(state.get("tag_namespace_id"))
+            if namespace:
+                written.setdefault("tags", {})[f"{namespace}.{state['name']}"] = now
+        elif type_name == "oci_identity_policy":
+            written["policy"] = now
+
+
+def _defined_tag_keys(value):
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            if key == "defined_tags" and isinstance(inner, dict):
+                yield from inner
+            else:
+                yield from _defined_tag_keys(inner)
+    elif isinstance(value, list):
+        for inner in value:
+            yield from _defined_tag_keys(inner)
+
+
+def refused(type_name: str, config: dict) -> str | None:
+    """The error OCI gives for using what is not visible yet, or None."""
+    now = time.time()
+    with _state() as written:
+        tags, policy = written.get("tags", {}), written.get("policy")
+    for key in _defined_tag_keys(config):
+        namespace = key.split(".", 1)[0]
+        for name, what in ((namespace, "TagNamespace"), (key, "Tag")):
+            if name in tags and now - tags[name] < TAG_SECONDS * _scale():
+                return f"400-InvalidParameter, Failed to validate tags: {what} {name} does not exists"
+    if policy is not None and now - policy < POLICY_SECONDS * _scale():
+        if type_name == "oci_datascience_notebook_session":
+            return "404-NotAuthorizedOrNotFound, Authorization failed or requested resource not found"
+        if type_name == "oci_objectstorage_bucket" and config.get("kms_key_id"):
+            return ("400-InsufficientServicePermissions, Permissions granted to the object storage service "
+                    "principal to use this key are insufficient")
+    return None
