@@ -53,10 +53,13 @@ locals {
       [format("Allow %s to read secret-bundles in compartment id %s where any {%s}",
         local.iam_subjects[role], var.compartment_ocid,
       join(", ", [for id in local.readable_secrets[role] : "target.secret.id = '${id}'"]))],
-      # The identity domain application's credentials, by name in the stack's vault (sso.tf).
-      contains(["tracking", "workers"], role) && local.sso_enabled ? [for name in values(local.sso_secret_names) : format(
-        "Allow %s to read secret-bundles in compartment id %s where all {target.vault.id = '%s', target.secret.name = '%s'}",
-      local.iam_subjects[role], var.compartment_ocid, local.vault_id, name)] : [],
+      # The identity domain application's credentials, read by name (sso.tf): granted by their names,
+      # which carry the stack's prefix. Vault's policy reference names target.secret.name for a read of
+      # secret-bundles; nothing documents target.vault.id as set for a read by name, so it is not used.
+      contains(["tracking", "workers"], role) && local.sso_enabled ? [format(
+        "Allow %s to read secret-bundles in compartment id %s where any {%s}",
+        local.iam_subjects[role], var.compartment_ocid,
+      join(", ", [for name in sort(values(local.sso_secret_names)) : "target.secret.name = '${name}'"]))] : [],
       contains(["tracking", "workers"], role) && var.artifact_store == "oci" ? [
         "Allow ${local.iam_subjects[role]} to manage objects in compartment id ${var.compartment_ocid} where target.bucket.name = '${local.bucket_name}'",
       ] : [],

@@ -64,11 +64,10 @@ resource "oci_identity_domains_app" "sso" {
   based_on_template {
     value = "CustomWebAppTemplateId"
   }
-  client_type               = "confidential"
-  is_oauth_client           = true
-  allowed_grants            = ["authorization_code"]
-  redirect_uris             = [local.sso_redirect_uri]
-  post_logout_redirect_uris = ["${local.tracking_url}/"]
+  client_type     = "confidential"
+  is_oauth_client = true
+  allowed_grants  = ["authorization_code"]
+  redirect_uris   = [local.sso_redirect_uri]
   # The redirect's host is a bare IP address: without this the domain checks it as a DNS name.
   all_url_schemes_allowed = true
   # Only members of the granted groups (below) get tokens for this application.

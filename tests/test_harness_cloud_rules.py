@@ -19,6 +19,8 @@ import pytest
 from harness.objectstore import ObjectStore
 from harness.terraform import Terraform, TerraformError
 
+SUBNET_A = "ocid1.subnet.oc1.iad.amaaaaaakcfxo3gxt3xlxc6rmpj622jp5glw3yqa4kewbihh4o4sm4aci4ta"
+
 pytestmark = pytest.mark.terraform
 
 VERSIONS = """
@@ -31,7 +33,7 @@ terraform {
 POLICY = """
 resource "oci_identity_policy" "readers" {
   %s
-  compartment_id = "ocid1.tenancy.oc1..test"
+  compartment_id = "ocid1.tenancy.oc1..aaaaaaaahxusqrskr7qsgyqq4dgoaaymjyom23m4mui2oapgdbrmklngzzia"
   name           = "readers"
   description    = "test policy"
   statements     = ["Allow group readers to read all-resources in tenancy"]
@@ -71,7 +73,7 @@ provider "oci" {
 }
 
 data "oci_identity_region_subscriptions" "home" {
-  tenancy_id = "ocid1.tenancy.oc1..test"
+  tenancy_id = "ocid1.tenancy.oc1..aaaaaaaahxusqrskr7qsgyqq4dgoaaymjyom23m4mui2oapgdbrmklngzzia"
   filter {
     name   = "is_home_region"
     values = [true]
@@ -93,7 +95,7 @@ provider "oci" {
 }
 
 resource "oci_objectstorage_bucket" "artifacts" {
-  compartment_id = "ocid1.compartment.oc1..test"
+  compartment_id = "ocid1.compartment.oc1..aaaaaaaahbi7m5qn5a66envartcbaj47n6h63dko6v2cc7hpv7njg7ysvevq"
   namespace      = "testnamespace"
   name           = "rules-artifacts"
   versioning     = "Enabled"
@@ -160,14 +162,14 @@ variable "role" {
 
 resource "oci_core_instance" "vm" {
   availability_domain = "Uocm:US-ASHBURN-AD-1"
-  compartment_id      = "ocid1.compartment.oc1..test"
+  compartment_id      = "ocid1.compartment.oc1..aaaaaaaahbi7m5qn5a66envartcbaj47n6h63dko6v2cc7hpv7njg7ysvevq"
   shape               = "VM.Standard.E5.Flex"
   source_details {
     source_type = "image"
-    source_id   = "ocid1.image.oc1.iad.aaaaaaaatest"
+    source_id   = "ocid1.image.oc1.iad.amaaaaaab3vx245wfasqnthbijhqdurjwloowpvop46u2r6ctjxkwxgqtulq"
   }
   create_vnic_details {
-    subnet_id = "ocid1.subnet.oc1.iad.aaaaaaaatest"
+    subnet_id = "ocid1.subnet.oc1.iad.amaaaaaazd6lxd2ngz222kmfopvzow4lqrqdci4kdxolojefcevfm5xx4qrq"
   }
   metadata = {
     user_data           = var.user_data
@@ -200,10 +202,10 @@ variable "endpoint_subnet" {
 }
 
 resource "oci_containerengine_cluster" "oke" {
-  compartment_id     = "ocid1.compartment.oc1..test"
+  compartment_id     = "ocid1.compartment.oc1..aaaaaaaahbi7m5qn5a66envartcbaj47n6h63dko6v2cc7hpv7njg7ysvevq"
   kubernetes_version = "v1.34.2"
   name               = "rules-oke"
-  vcn_id             = "ocid1.vcn.oc1.iad.aaaaaaaatest"
+  vcn_id             = "ocid1.vcn.oc1.iad.amaaaaaasrndt23qungdif3r2tjktmpgp6hyjpejc4caa5tqjzrn42mzfeqa"
   endpoint_config {
     subnet_id            = var.endpoint_subnet
     is_public_ip_enabled = true
@@ -214,9 +216,9 @@ resource "oci_containerengine_cluster" "oke" {
 
 def test_an_oke_cluster_whose_api_endpoint_moves_to_another_subnet_is_replaced(tmp_path):
     tf = _config(tmp_path, CLUSTER)
-    tf.apply({"endpoint_subnet": "ocid1.subnet.oc1.iad.aaaaaaaaone"})
-    assert tf.plan_exit_code({"endpoint_subnet": "ocid1.subnet.oc1.iad.aaaaaaaaone"}).returncode == 0
-    plan = tf.plan({"endpoint_subnet": "ocid1.subnet.oc1.iad.aaaaaaaatwo"})
+    tf.apply({"endpoint_subnet": SUBNET_A})
+    assert tf.plan_exit_code({"endpoint_subnet": SUBNET_A}).returncode == 0
+    plan = tf.plan({"endpoint_subnet": "ocid1.subnet.oc1.iad.amaaaaaaw6cih3tj3rwvhzuysddnath4gggdvnfvt4ay3yi77slt4zpm47vq"})
     (cluster,) = [c for c in plan["resource_changes"] if c["address"] == "oci_containerengine_cluster.oke"]
     assert cluster["change"]["actions"] == ["delete", "create"]
     assert ["endpoint_config"] in cluster["change"]["replace_paths"]

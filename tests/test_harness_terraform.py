@@ -79,13 +79,13 @@ def test_plan_marks_computed_attributes_unknown_and_reads_data_sources(planned_c
     assert db["after_sensitive"]["admin_password"] is True
     instance = changes["oci_core_instance.app"]["after"]
     # the newest Oracle Linux 9 image compatible with the shape, as the images API answers
-    assert instance["source_details"][0]["source_id"] == "ocid1.image.oc1..ol9x86new"
+    assert instance["source_details"][0]["source_id"] == "ocid1.image.oc1.iad.amaaaaaak7zeokbygadn2vmfjh3kmfjsc543l24wi2ejyrubol5ze7o7737q"
     assert plan["planned_values"]["outputs"]["namespace"]["value"] == "testnamespace"
 
 
 def test_images_follow_the_shape_architecture(plan_summary):
     values, _, outputs = plan_summary({"shape": "VM.Standard.A1.Flex"})
-    assert outputs["image_id"] == "ocid1.image.oc1..ol9aarch64new"
+    assert outputs["image_id"] == "ocid1.image.oc1.iad.amaaaaaaarlambklpz7ddvatmrlo5nsppfelvk4rseu66ri2vjbcqokz2jka"
 
 
 def test_apply_then_replan_shows_no_changes_and_destroy_succeeds(fresh_config):

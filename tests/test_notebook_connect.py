@@ -17,7 +17,7 @@ from ocifakes.server import InstanceCloud
 
 REPO = Path(__file__).resolve().parents[1]
 WINE = REPO / "examples" / "wine"
-NOTEBOOK_SESSION = "ocid1.datasciencenotebooksession.oc1.iad.fakesession0001"
+NOTEBOOK_SESSION = "ocid1.datasciencenotebooksession.oc1.iad.amaaaaaalpicn2foywk7vwcurjmw75frvrupmddkbnla7y74tinfmabtnnvq"
 PROBE = ("import json, os; from mlflow_connect import mlflow_server as server; "
          "print(json.dumps({'password': os.environ['MLFLOW_TRACKING_PASSWORD'], 'tls': os.environ.get("
          "'MLFLOW_TRACKING_INSECURE_TLS'), 'serving': server.serving_url}))")
@@ -65,7 +65,7 @@ def test_a_secret_the_session_may_not_read_is_one_clear_error(cloud, tmp_path):
 @pytest.mark.parametrize("settings, message", [
     ({"MLFLOW_TRACKING_URI": ""}, "set MLFLOW_TRACKING_URI (the stack's output notebook_setup lists them)"),
     ({}, "set MLFLOW_TRACKING_PASSWORD or MLFLOW_TRACKING_PASSWORD_SECRET_OCID"),
-    ({"MLFLOW_TRACKING_PASSWORD_SECRET_OCID": "ocid1.vaultsecret.oc1..x"},
+    ({"MLFLOW_TRACKING_PASSWORD_SECRET_OCID": "ocid1.vaultsecret.oc1.iad.amaaaaaajmdl46ycdytl5r5n4ut5c23pd5kzxtxgp3oxjovylc5ktq2tmgxa"},
      "outside a notebook session set MLFLOW_TRACKING_PASSWORD, or MLFLOW_OCI_AUTH=api_key"),
 ])
 def test_a_missing_setting_is_named(settings, message):

@@ -19,6 +19,8 @@ from ocifakes.server import VAULT, InstanceCloud
 
 from harness import ocids
 
+VAULTSECRET_A = "ocid1.vaultsecret.oc1.iad.amaaaaaa2wffplfyziif7sobvzpww5hcwzngzjnimcvmdy2rzdge5twd5fba"
+
 REPO = Path(__file__).resolve().parents[1]
 LIB = REPO / "docker" / "lib"
 
@@ -98,7 +100,7 @@ def test_a_secret_by_name_that_does_not_exist_yet_says_the_start_is_tried_again(
 
 @pytest.mark.parametrize("extra, message", [
     ({}, "MLFLOW_OIDC_CLIENT_ID_SECRET_NAME names a secret by name: set MLFLOW_VAULT_OCID to its vault's OCID (ocid1.vault.…)"),
-    ({"MLFLOW_VAULT_OCID": VAULT, "MLFLOW_OIDC_CLIENT_ID_SECRET_OCID": "ocid1.vaultsecret.oc1.iad.x.abc"},
+    ({"MLFLOW_VAULT_OCID": VAULT, "MLFLOW_OIDC_CLIENT_ID_SECRET_OCID": VAULTSECRET_A},
      "set MLFLOW_OIDC_CLIENT_ID_SECRET_OCID or MLFLOW_OIDC_CLIENT_ID_SECRET_NAME, not both"),
 ])
 def test_a_secret_name_without_its_vault_or_with_an_ocid_too_is_refused(cloud, extra, message):

@@ -144,3 +144,23 @@ def test_a_real_vault_needs_the_pattern_that_reads_six_parts():
     assert vaults and not any(five_parts.match(v) for v in vaults)
     assert all(runtime_ocids.is_ocid(v, "vault") for v in vaults)
     assert all(len(minter.mint("vault", seed).split(".")) == 6 for seed in ("a", "b"))
+
+
+def test_no_ocid_written_in_the_tests_has_a_shape_oci_never_mints():
+    """Every OCID the fakes, fixtures, inventories and tests write out is shaped like its type's (this
+    file's own table of refused values aside, and README's placeholders, which tests find in README)."""
+    tests = REPO / "tests"
+    placeholders = set(minter.literals_in((REPO / "README.md").read_text()))
+    assert placeholders == {"ocid1.compartment.oc1..xxxx"}
+    wrong = []
+    for path in sorted(tests.rglob("*")):
+        if path.suffix not in (".py", ".yaml", ".yml", ".json", ".tf") or path == Path(__file__) \
+                or "schema" in path.relative_to(tests).parts or not path.is_file():
+            continue
+        for ocid in minter.literals_in(path.read_text()):
+            problem = None if ocid in placeholders else minter.shape_problem(ocid)
+            if problem:
+                wrong.append(f"{path.relative_to(REPO)}: {ocid}: {problem}")
+    assert wrong == []
+    assert minter.shape_problem("ocid1.vault.oc1.iad.fakevaultaaaa") == "5 parts, a vault OCID has 6"
+    assert minter.shape_problem("ocid1.instance.oc1..aaaa") is not None

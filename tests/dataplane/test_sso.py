@@ -206,7 +206,7 @@ def test_the_entrypoint_names_every_missing_setting_on_a_line_of_its_own(tmp_pat
     expected = ["set MLFLOW_OIDC_ISSUER: ", "set MLFLOW_OIDC_CLIENT_ID: ",
                 "set MLFLOW_OIDC_CLIENT_SECRET: its client secret (or MLFLOW_OIDC_CLIENT_SECRET_SECRET_OCID, a Vault secret)",
                 "MLFLOW_OIDC_ADMIN_GROUP and MLFLOW_OIDC_USER_GROUP must name different groups",
-                "MLFLOW_FLASK_SERVER_SECRET_KEY signs the sign-in sessions: at least 32 random characters"]
+                "MLFLOW_FLASK_SERVER_SECRET_KEY signs the sign-in sessions: at least 30 random characters"]
     assert len(lines) == len(expected), result.stderr
     assert all(line.startswith(start) for line, start in zip(lines, expected, strict=True)), lines
 

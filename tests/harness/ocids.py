@@ -13,10 +13,11 @@ The unique part is 60 lowercase base32 characters; the same seed always gives th
 """
 import base64
 import hashlib
+import re
 
 TENANCY_LEVEL = frozenset({
     "tenancy", "compartment", "policy", "dynamicgroup", "user", "group", "tagnamespace", "tagdefinition",
-    "domain", "credential", "customersecretkey", "apikey", "authtoken",
+    "domain", "credential", "customersecretkey", "apikey", "authtoken", "availabilitydomain", "mysqlconfiguration",
 })
 WITH_FUTURE_PART = frozenset({"vault", "key"})  # the vault's 13-character prefix
 WITH_TWO_FUTURE_PARTS = frozenset({"keyversion"})  # the vault's prefix, then the version's
@@ -41,3 +42,31 @@ def mint(resource_type: str, seed: str = "", region: str = "us-ashburn-1", realm
     if resource_type in WITH_TWO_FUTURE_PARTS:
         return f"ocid1.{resource_type}.{realm}.{region}.{vault_prefix}.{_base32('version/' + seed, 13)}.abuwcljr{unique}"
     return f"ocid1.{resource_type}.{realm}.{region}.amaaaaaa{unique}"
+
+
+REGION_KEYS_IN_OCIDS = frozenset(SHORT_REGION_KEYS.values())
+_OCID_LITERAL = re.compile(r"ocid1\.[a-z0-9]+\.[a-z0-9]+\.[a-z0-9-]*(?:\.[a-z0-9]+)+")
+
+
+def shape_problem(ocid: str) -> str | None:
+    """What makes `ocid` unlike the OCIDs OCI mints for its type (None when it is alike): the number of
+    parts, the region (blank exactly for tenancy-level types; iad/phx or a region's name otherwise) and a
+    unique part of 60 lowercase base32 characters."""
+    parts = ocid.split(".")
+    kind, region, unique = parts[1], parts[3], parts[-1]
+    extra = 2 if kind in WITH_TWO_FUTURE_PARTS else 1 if kind in WITH_FUTURE_PART else 0
+    if len(parts) != 5 + extra:
+        return f"{len(parts)} parts, a {kind} OCID has {5 + extra}"
+    if kind in TENANCY_LEVEL and region:
+        return f"a {kind} is tenancy-level: its region part is blank"
+    if kind not in TENANCY_LEVEL and not (region in REGION_KEYS_IN_OCIDS or re.fullmatch(r"[a-z]+-[a-z]+-\d+", region)):
+        return f"a {kind} is regional: its region part is iad, phx or a region's name, not {region!r}"
+    if not re.fullmatch(r"[a-z2-7]{60}", unique):
+        return "the unique part is not 60 lowercase base32 characters"
+    return None
+
+
+def literals_in(text: str) -> list[str]:
+    """Every OCID written out in `text` (a name built in code, like f"ocid1.{kind}…", is not one)."""
+    return [match.group(0) for match in _OCID_LITERAL.finditer(text)
+            if text[match.end():match.end() + 1] not in ("{", "<")]

@@ -53,7 +53,9 @@ class CertificateAuthority:
     def issue(self, instance_ocid: str, compartment_ocid: str) -> InstanceIdentity:
         key = _key()
         subject = x509.Name([
-            x509.NameAttribute(NameOID.COMMON_NAME, instance_ocid),
+            # An instance OCID is 83 characters or more, past X.509's 64 for a common name; OCI's instance
+            # certificates carry it there all the same, so the library's length check is skipped.
+            x509.NameAttribute(NameOID.COMMON_NAME, instance_ocid, _validate=False),
             x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "opc-certtype:instance"),
             x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, f"opc-compartment:{compartment_ocid}"),
             x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, f"opc-instance:{instance_ocid}"),

@@ -61,12 +61,12 @@ class Upload:
 
 class InstanceCloud:
     def __init__(self, namespace: str = "fakens", region_key: str = "iad",
-                 tenancy: str = "ocid1.tenancy.oc1..aaaafaketenancy",
-                 compartment: str = "ocid1.compartment.oc1..aaaafakecompartment"):
+                 tenancy: str = "ocid1.tenancy.oc1..aaaaaaaazwwwee73ct4kxkwgblayn6glb67vamagy4bgafzf4ojk3xfhglpq",
+                 compartment: str = "ocid1.compartment.oc1..aaaaaaaa3a5v7wcfmtcuqkx6owozoyddmkvggpmlxpy7rkbkwpjqndjwuoxq"):
         self.namespace = namespace
         self.region_key = region_key
         self.ca = CertificateAuthority(tenancy)
-        self.instance = self.ca.issue(f"ocid1.instance.oc1.{region_key}.fake{uuid.uuid4().hex[:16]}", compartment)
+        self.instance = self.ca.issue(ocids.mint("instance", uuid.uuid4().hex, region_key), compartment)
         self.token_key = os.urandom(32)
         self.lock = threading.Lock()
         self.secrets: dict[str, str] = {}
@@ -83,7 +83,7 @@ class InstanceCloud:
     def add_secret(self, name: str, value: str, ocid: str | None = None, vault: str = VAULT) -> str:
         """A secret (or a new current version of one) called `name` in `vault`; `ocid` keeps the OCID a plan
         gave it."""
-        ocid = ocid or f"ocid1.vaultsecret.oc1.{self.region_key}.fake{hashlib.sha256(f'{vault}/{name}'.encode()).hexdigest()[:20]}"
+        ocid = ocid or ocids.mint("vaultsecret", f"{vault}/{name}", self.region_key)
         self.secrets[ocid] = value
         self.secret_names[(vault, name)] = ocid
         return ocid

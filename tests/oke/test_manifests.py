@@ -11,6 +11,9 @@ from orm_pack.oke import render
 from . import images
 from .conftest import REPO_ROOT, deploy_settings, find, pod_specs
 
+SUBNET_A = "ocid1.subnet.oc1.phx.amaaaaaar732q5annpzknceat7sqenrus2277xofqsuqcxb77i3g7bk6ltla"
+NETWORKSECURITYGROUP_A = "ocid1.networksecuritygroup.oc1.phx.amaaaaaa67naw7fnphncdc4hvywvpletwuwbnivbjzt7wpgb27nbpl4cmkqa"
+
 # OKE's newest Kubernetes minor and the one before ("Supported Versions of Kubernetes", Container Engine
 # for Kubernetes documentation; the add-on support table lists 1.34 as the newest).
 KUBERNETES_VERSIONS = ("1.34.0", "1.33.0")
@@ -36,8 +39,8 @@ def test_the_render_leaves_no_placeholder_and_the_settings_arrive(rendered):
     assert not re.search(r"<[^<>\s]+>", text)
     service = find(documents, "Service", "mlflow")
     annotations = service["metadata"]["annotations"]
-    assert annotations["service.beta.kubernetes.io/oci-load-balancer-subnet1"] == "ocid1.subnet.oc1.phx.aaaalb"
-    assert annotations["oci.oraclecloud.com/oci-network-security-groups"] == "ocid1.networksecuritygroup.oc1.phx.aaaansg"
+    assert annotations["service.beta.kubernetes.io/oci-load-balancer-subnet1"] == SUBNET_A
+    assert annotations["oci.oraclecloud.com/oci-network-security-groups"] == NETWORKSECURITYGROUP_A
     assert annotations["service.beta.kubernetes.io/oci-load-balancer-shape"] == "flexible"
     assert service["spec"]["loadBalancerSourceRanges"] == ["203.0.113.0/24"]
     assert service["spec"]["loadBalancerIP"] == "192.0.2.10"  # the stack's reserved address

@@ -12,6 +12,7 @@ DATA_SOURCE = TESTS_DIR / "orm" / "fixtures" / "stack-data"
 SMALL = ("--compartment", COMPARTMENT, "--stack-name", "bad-inputs", "--source", str(FIXTURE_SOURCE))
 DATA = ("--compartment", COMPARTMENT, "--stack-name", "bad-inputs", "--source", str(DATA_SOURCE))
 PASSWORD_ENV = {"ORM_PACK_VAR_mysql_admin_password": "Sup3r-Secret-pw"}
+STACK_OCID = "ocid1.ormstack.oc1.phx.amaaaaaaqi3vqdhviwxhg5fztezvqlq5dhm2ecrceazpvedwikiibxrozmqa"
 
 
 @dataclass
@@ -53,8 +54,7 @@ CASES = {
     "job id that is a path": Case(
         ("logs", "x/../../y"), 2, "JOB 'x/../../y' is not an OCID"),
     "job id of another kind": Case(
-        ("outputs", "ocid1.ormstack.oc1.phx.aaaaaaaa"), 2,
-        "JOB 'ocid1.ormstack.oc1.phx.aaaaaaaa' is the OCID of a ormstack, not of a ormjob"),
+        ("outputs", STACK_OCID), 2, f"JOB '{STACK_OCID}' is the OCID of a ormstack, not of a ormjob"),
     "compartment that is a path": Case(
         ("status", "--compartment", "../../20180917/stacks"), 2, "--compartment '../../20180917/stacks' is not an OCID"),
     "unknown variable from the environment": Case(

@@ -15,8 +15,11 @@ from orm_pack import zipbuild
 from orm_pack.errors import ExitCode, UserError
 from ormfake.testing import FIXTURE_SOURCE, REPO_ROOT, cli_env
 
-AUTO_VARS = {"tenancy_ocid": "ocid1.tenancy.oc1..aaaatest", "compartment_ocid": "ocid1.compartment.oc1..aaaatest",
-             "region": "us-phoenix-1", "current_user_ocid": "ocid1.user.oc1..aaaatest"}
+TENANCY_A = "ocid1.tenancy.oc1..aaaaaaaatc6d2ao5wzjmocrwhoqgne346psyd72nrm4kjehql47gtwdgvepa"
+COMPARTMENT_A = "ocid1.compartment.oc1..aaaaaaaaajzyzsqgluavr6uwglc6pyvpnqb2x5pizc6iij652css7hs7yn4a"
+
+AUTO_VARS = {"tenancy_ocid": TENANCY_A, "compartment_ocid": COMPARTMENT_A,
+             "region": "us-phoenix-1", "current_user_ocid": "ocid1.user.oc1..aaaaaaaavqnfqvr7plhc45rnopyyoid2vz2kqb46lqrrtyoa6uqh6lr6glcq"}
 
 
 def _sources():

@@ -103,7 +103,7 @@ def test_throttling_without_retries_is_one_clear_line(orm_pack, fake):
 
 
 def test_missing_compartment_is_one_clear_line(orm_pack, fake):
-    missing = "ocid1.compartment.oc1..aaaaaaaadoesnotexist"
+    missing = "ocid1.compartment.oc1..aaaaaaaadeuipczisqitb53au2xyllnbkxaewjwmraxrkmoapbrbq7vrjgaa"
     result = orm_pack("apply", "--compartment", missing, "--source", str(FIXTURE_SOURCE), "--auto-approve")
     assert result.code == 4, result
     lines = [line for line in result.stderr.strip().splitlines() if line.strip()]

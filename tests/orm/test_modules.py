@@ -15,6 +15,8 @@ from orm_pack.plan_review import PlanSummary
 from ormfake import write_oci_config
 from ormfake.testing import COMPARTMENT, FIXTURE_SOURCE, REPO_ROOT
 
+TENANCY_A = "ocid1.tenancy.oc1..aaaaaaaalg7naomncco3nxuvvpsxnmqcnsgg3a6k4agil34e4pnjkq274krq"
+
 VARS = tfvariables.read_variables(FIXTURE_SOURCE / "stack")
 
 
@@ -153,8 +155,8 @@ def test_yaml_errors_name_the_line(tmp_path):
 
 
 # ------------------------------------------------------------------ variables
-AUTO = {"tenancy_ocid": "ocid1.tenancy.oc1..t", "region": "eu-frankfurt-1", "compartment_ocid": COMPARTMENT,
-        "current_user_ocid": "ocid1.user.oc1..u"}
+AUTO = {"tenancy_ocid": TENANCY_A, "region": "eu-frankfurt-1", "compartment_ocid": COMPARTMENT,
+        "current_user_ocid": "ocid1.user.oc1..aaaaaaaaooov55iims2gwvftmyew3newg5beemopgmlqoksfbnjkgbjrxjpq"}
 
 
 def test_values_are_encoded_as_resource_manager_strings():
@@ -252,7 +254,9 @@ def test_fake_rejects_unsigned_and_tampered_requests(fake, api_key):
                                headers={"content-type": "application/json", "date": formatdate(usegmt=True)})
     prepared = requests.Session().prepare_request(request)
     signer(prepared)
-    prepared.body = body.replace("testcompartment", "evilcompartment")  # same length, other content
+    evil = COMPARTMENT[:-1] + ("b" if COMPARTMENT.endswith("a") else "a")
+    prepared.body = body.replace(COMPARTMENT, evil)  # same length, other content
+    assert prepared.body != body
     tampered = requests.Session().send(prepared, timeout=10)
     assert tampered.status_code == 401
     assert "x-content-sha256 does not match the body" in fake.auth_failures[-1]

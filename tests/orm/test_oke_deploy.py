@@ -10,6 +10,8 @@ import pytest
 from okefake import install
 from ormfake.containerengine import Cluster
 
+CLUSTER_A = "ocid1.cluster.oc1.phx.amaaaaaat4afwx2vrqlht4jjshasjbczhp3to64saojrnawtiutz5pvxp2ia"
+
 SETTINGS = Path(__file__).resolve().parents[1] / "oke" / "settings.json"
 
 
@@ -102,7 +104,7 @@ def test_the_fake_cluster_refuses_what_the_real_one_refuses(tmp_path, kube, fake
     kubectl("apply", "--filename", "-", stdin=json.dumps(service))
     assert json.loads(kubectl("get", "service/s", "--output", "json").stdout)["status"]["loadBalancer"] == {}
     other = tmp_path / "other.yaml"
-    other.write_text(config.read_text().replace(settings["cluster_id"], "ocid1.cluster.oc1.phx.someoneelse"))
+    other.write_text(config.read_text().replace(settings["cluster_id"], CLUSTER_A))
     refused = subprocess.run(["kubectl", "--kubeconfig", str(other), "get", "service/s"], capture_output=True,
                              text=True, env=env)
     assert "Unauthorized" in refused.stderr

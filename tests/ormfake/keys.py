@@ -6,8 +6,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-TENANCY = "ocid1.tenancy.oc1..aaaaaaaatesttenancy"
-USER = "ocid1.user.oc1..aaaaaaaatestuser"
+TENANCY = "ocid1.tenancy.oc1..aaaaaaaahm32hgg7k53bwriwy2jmtnqxqpglxzbxi3x5hmwu622uywby3yua"
+USER = "ocid1.user.oc1..aaaaaaaa7xov6egsvlsjqjbeduextlxfcd2uujd2vkzmemdhme4q2wbnlopq"
 
 
 @dataclass(frozen=True)

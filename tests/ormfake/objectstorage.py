@@ -9,6 +9,8 @@ from urllib.parse import unquote
 
 from harness.objectstore import NoSuchBucket, ObjectStore
 
+COMPARTMENT_A = "ocid1.compartment.oc1..aaaaaaaahbi7m5qn5a66envartcbaj47n6h63dko6v2cc7hpv7njg7ysvevq"
+
 
 class ObjectStorageError(Exception):
     def __init__(self, status: int, code: str, message: str):
@@ -35,7 +37,7 @@ def handle(store: ObjectStore, method: str, path: str, query: dict, body: bytes,
         if not rest and method == "GET":
             if not store.has_bucket(namespace, bucket):
                 raise NoSuchBucket(bucket)
-            return 200, {"namespace": namespace, "name": bucket, "compartmentId": "ocid1.compartment.oc1..test",
+            return 200, {"namespace": namespace, "name": bucket, "compartmentId": COMPARTMENT_A,
                          "versioning": "Enabled"}, {}
         if rest == ["objectversions"] and method == "GET":
             versions = store.versions(namespace, bucket)

@@ -6,7 +6,7 @@ from pathlib import Path
 TESTS_DIR = Path(__file__).resolve().parents[1]
 REPO_ROOT = TESTS_DIR.parent
 FIXTURE_SOURCE = TESTS_DIR / "orm" / "fixtures" / "stack-small"
-COMPARTMENT = "ocid1.compartment.oc1..aaaaaaaatestcompartment"
+COMPARTMENT = "ocid1.compartment.oc1..aaaaaaaakozzphxxae36lujiyjrnhbra6k4x7k4umhbzq3c2bez2uafvjuaq"
 REGION = "us-phoenix-1"
 
 

@@ -19,10 +19,10 @@ PROFILES = sorted(p.stem for p in INVENTORIES.glob("*.yaml"))
 
 # What Resource Manager or a Terraform CLI user always provides (each profile adds its own).
 BASE_TFVARS = {
-    "tenancy_ocid": "ocid1.tenancy.oc1..test",
-    "compartment_ocid": "ocid1.compartment.oc1..test",
+    "tenancy_ocid": "ocid1.tenancy.oc1..aaaaaaaahxusqrskr7qsgyqq4dgoaaymjyom23m4mui2oapgdbrmklngzzia",
+    "compartment_ocid": "ocid1.compartment.oc1..aaaaaaaahbi7m5qn5a66envartcbaj47n6h63dko6v2cc7hpv7njg7ysvevq",
     "region": "us-ashburn-1",
-    "current_user_ocid": "ocid1.user.oc1..test",
+    "current_user_ocid": "ocid1.user.oc1..aaaaaaaaoi4kh4e3gb2furbecjzwxmh242soyt7qmucjp2vyakeczu7oxlsa",
     "allowed_ingress_cidr": "203.0.113.7/32",
     "mysql_admin_password": "Sup3r-Secret-pw",
     "mlflow_password": "correct-horse-battery",

@@ -6,9 +6,16 @@ from harness.terraform import Terraform, TerraformError
 
 from .conftest import BASE_TFVARS, repo_layout
 
+SUBNET_A = "ocid1.subnet.oc1.iad.amaaaaaa7kd2fr2rl733oj22koggwlsea5gyekmf5ntfo7pvozwhh2agk5xa"
+SUBNET_B = "ocid1.subnet.oc1.iad.amaaaaaa67tan46j33qj6pbsa36v7ct56giyf3cxfg3me63nta74yn44ejca"
+VCN_A = "ocid1.vcn.oc1.iad.amaaaaaahar5gzpuu4ws6mjhetsovteqku3zbhm3tlbhjk3d7svgyd5hltza"
+SUBNET_C = "ocid1.subnet.oc1.iad.amaaaaaajvcizfbgth56yspnlyyat2w62rojcocegm7sfvkjkuxdqj72urza"
+SUBNET_D = "ocid1.subnet.oc1.iad.amaaaaaa5vv2lpuggfhlracz632vjptrbbdeo5aj4brbz7vlczlxuuap5pjq"
+IMAGE_A = "ocid1.image.oc1.iad.amaaaaaatbmzyyt7j4h7uc2ioggoiwbjrdtddaq7jbvzsw67pz7k56ewz4mq"
+
 pytestmark = pytest.mark.terraform
 
-X86_IMAGE = "ocid1.image.oc1..ol9x86new"
+X86_IMAGE = "ocid1.image.oc1.iad.amaaaaaak7zeokbygadn2vmfjh3kmfjsc543l24wi2ejyrubol5ze7o7737q"
 SSO = {"mlflow_users": "sso", "sso_domain_url": "https://idcs-0123456789abcdef0123456789abcdef.identity.oraclecloud.com",
        "sso_admin_group": "mlflow-admins", "sso_user_group": "data-scientists"}  # groups of the double's domain
 
@@ -56,9 +63,9 @@ CASES = {
     "a default permission MLflow lacks": ({"mlflow_users": "per-person", "mlflow_default_permission": "ADMIN"},
                                           ["mlflow_default_permission must be READ, EDIT or NO_PERMISSIONS"]),
     "notebook in an existing VCN": ({"create_notebook_session": True, "use_existing_vcn": True,
-                                     "existing_vcn_id": "ocid1.vcn.oc1..existing",
-                                     "existing_public_subnet_id": "ocid1.subnet.oc1..existingpublic",
-                                     "existing_private_subnet_id": "ocid1.subnet.oc1..existingprivate"},
+                                     "existing_vcn_id": VCN_A,
+                                     "existing_public_subnet_id": SUBNET_A,
+                                     "existing_private_subnet_id": SUBNET_B},
                                     ["create_notebook_session needs the stack's own VCN"]),
     "notebook subnet over the public one": ({"create_notebook_session": True, "notebook_subnet_cidr": "10.0.1.0/25"},
                                             ["notebook_subnet_cidr (10.0.1.0/25) overlaps public_subnet_cidr"]),
@@ -70,7 +77,7 @@ CASES = {
                               ["vault_ocid and vault_key_ocid go together: set both"]),
     "vault OCID of another kind": ({"vault_ocid": MY_KEY, "vault_key_ocid": MY_KEY},
                                    ["vault_ocid must be a vault OCID"]),
-    "existing VCN without subnets": ({"use_existing_vcn": True, "existing_vcn_id": "ocid1.vcn.oc1..existing"},
+    "existing VCN without subnets": ({"use_existing_vcn": True, "existing_vcn_id": VCN_A},
                                      ["use_existing_vcn is true: set existing_vcn_id, existing_public_subnet_id"]),
     "short MLflow password": ({"mlflow_password": "short"}, ["mlflow_password must be 12 to 64 characters long"]),
     "bad name prefix": ({"name_prefix": "MLflow_"}, ["name_prefix must be 2-16 characters"]),
@@ -79,9 +86,9 @@ CASES = {
                                ["deployment_target is oke but container_registry is empty: a Kubernetes cluster "
                                 "pulls the tracking image and cannot build it"]),
     "OKE in an existing VCN": ({"deployment_target": "oke", "use_existing_vcn": True,
-                                "existing_vcn_id": "ocid1.vcn.oc1..existing",
-                                "existing_public_subnet_id": "ocid1.subnet.oc1..existingpublic",
-                                "existing_private_subnet_id": "ocid1.subnet.oc1..existingprivate"},
+                                "existing_vcn_id": VCN_A,
+                                "existing_public_subnet_id": SUBNET_A,
+                                "existing_private_subnet_id": SUBNET_B},
                                ["deployment_target is oke but use_existing_vcn is true"]),
     "OKE with a notebook session": ({"deployment_target": "oke", "create_notebook_session": True},
                                     ["create_notebook_session needs deployment_target = vm"]),
@@ -119,12 +126,12 @@ def test_bad_input_fails_at_plan_with_a_clear_message(tf, case):
 
 
 def test_existing_private_subnet_given_as_public_is_refused(tmp_path):
-    fixtures = {"oci_core_subnet": {"cidr_block": "10.20.2.0/24", "vcn_id": "ocid1.vcn.oc1..existing",
+    fixtures = {"oci_core_subnet": {"cidr_block": "10.20.2.0/24", "vcn_id": VCN_A,
                                     "prohibit_public_ip_on_vnic": True, "state": "AVAILABLE"}}
     tf = Terraform(repo_layout(tmp_path), fixtures=fixtures)
     tf.init()
-    tfvars = {**BASE_TFVARS, "use_existing_vcn": True, "existing_vcn_id": "ocid1.vcn.oc1..existing",
-              "existing_public_subnet_id": "ocid1.subnet.oc1..a", "existing_private_subnet_id": "ocid1.subnet.oc1..b"}
+    tfvars = {**BASE_TFVARS, "use_existing_vcn": True, "existing_vcn_id": VCN_A,
+              "existing_public_subnet_id": SUBNET_C, "existing_private_subnet_id": SUBNET_D}
     with pytest.raises(TerraformError) as failure:
         tf.plan(tfvars)
     assert "existing_public_subnet_id is a private subnet (it prohibits public IPs)" in failure.value.message
@@ -132,6 +139,6 @@ def test_existing_private_subnet_given_as_public_is_refused(tmp_path):
 
 def test_a_compatible_custom_image_is_accepted(tf):
     """The control for the image check: an x86 image on an x86 shape plans and is used."""
-    plan = tf.plan_summary({**BASE_TFVARS, "tracking_image_id": "ocid1.image.oc1..ol8x86"})
+    plan = tf.plan_summary({**BASE_TFVARS, "tracking_image_id": IMAGE_A})
     (tracking,) = [v for v in plan.values.values() if v.get("display_name") == "mlflow-tracking"]
-    assert tracking["source_details"][0]["source_id"] == "ocid1.image.oc1..ol8x86"
+    assert tracking["source_details"][0]["source_id"] == IMAGE_A

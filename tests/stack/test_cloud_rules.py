@@ -9,6 +9,8 @@ from harness.terraform import Terraform
 
 from .conftest import BASE_TFVARS, REPO, repo_layout
 
+IMAGE_A = "ocid1.image.oc1.iad.amaaaaaakcdy6e46zd662rdzxlfuzzsf2ejkm4ly6rnzjqoeaksqhwu55jpq"
+
 pytestmark = pytest.mark.terraform
 
 
@@ -62,8 +64,8 @@ def _images_with_a_newer_one() -> dict:
     """The double's image fixtures plus an Oracle Linux 9 image published after all of them."""
     fixtures = json.loads((REPO / "tests" / "harness" / "double" / "fixtures.json").read_text())
     images = fixtures["oci_core_images"]["images"]
-    newest = dict(next(i for i in images if i["id"] == "ocid1.image.oc1..ol9x86new"),
-                  id="ocid1.image.oc1..ol9x86newer", display_name="Oracle-Linux-9.7-2026.11.20-0",
+    newest = dict(next(i for i in images if i["id"] == "ocid1.image.oc1.iad.amaaaaaak7zeokbygadn2vmfjh3kmfjsc543l24wi2ejyrubol5ze7o7737q"),
+                  id=IMAGE_A, display_name="Oracle-Linux-9.7-2026.11.20-0",
                   time_created="2026-11-20T00:00:00Z")
     return {"oci_core_images": {"images": [newest, *images]}}
 
@@ -83,10 +85,10 @@ def test_a_newer_platform_image_leaves_the_vms_alone(tmp_path):
     plan = later.plan({**BASE_TFVARS, "allowed_ingress_cidr": "198.51.100.0/24"})  # an unrelated change
     assert set(map(tuple, _instance_actions(plan).values())) == {("no-op",)}, _instance_actions(plan)
     # choosing an image in the form moves a VM on, deliberately: a new tracking VM from that image
-    moved = later.plan({**BASE_TFVARS, "tracking_image_id": "ocid1.image.oc1..ol9x86newer"})
+    moved = later.plan({**BASE_TFVARS, "tracking_image_id": IMAGE_A})
     created = [r for r in moved["resource_changes"] if r["type"] == "oci_core_instance" and "create" in
                r["change"]["actions"]]
-    assert [r["change"]["after"]["source_details"][0]["source_id"] for r in created] == ["ocid1.image.oc1..ol9x86newer"]
+    assert [r["change"]["after"]["source_details"][0]["source_id"] for r in created] == [IMAGE_A]
     assert [r["change"]["after"]["display_name"] for r in created] == ["mlflow-tracking"]
 
 

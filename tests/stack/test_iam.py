@@ -12,8 +12,8 @@ creates and replaces, are matched as OKE documents for a node pool ("Managing Ac
 Cluster-Related Resources"): by a defined tag the pool puts on its nodes, `tag.<namespace>.<key>.value =
 '<value>'` (free-form tags cannot be used in matching rules), here together with `instance.compartment.id`;
 the tag's namespace must be this stack's own, so no other instance carries it by accident. A secret the
-stack can only name (it is created after the VM that reads it: single sign-on) is granted by
-`all {target.vault.id = '<vault>', target.secret.name = '<name>'}`, the stack's vault and that name. OKE's
+stack can only name (it is created after the VM that reads it: single sign-on) is granted by its name,
+`any {target.secret.name = '<name>', …}` (the names carry the stack's prefix). OKE's
 cloud controller assigns a load balancer its reserved public IP as the cluster itself (`any-user … where
 request.principal.type = 'cluster'`, and `request.principal.id` its OCID), with `read public-ips` and
 `manage floating-ips` (OKE docs, "Specifying Load Balancer Reserved IP")."""
@@ -28,7 +28,7 @@ pytestmark = pytest.mark.terraform
 STATEMENT = re.compile(r"^Allow (?P<subject>dynamic-group id \S+|dynamic-group \S+) to (?P<verb>\w+) (?P<resource>[\w-]+)"
                        r" in compartment id (?P<compartment>\S+) where (?P<where>.+)$")
 SECRET_CONDITION = re.compile(r"^any \{(target\.secret\.id = '[^']+'(, )?)+\}$")
-SECRET_BY_NAME = re.compile(r"^all \{target\.vault\.id = '(?P<vault>[^']+)', target\.secret\.name = '(?P<name>[^']+)'\}$")
+SECRET_BY_NAME = re.compile(r"^any \{(target\.secret\.name = '[^']+'(, )?)+\}$")
 
 
 def resources(plan: dict, type_name: str) -> dict:
@@ -40,7 +40,7 @@ def stack_facts(d) -> dict:
     plan = d.replan
     every_secret = resources(plan, "oci_vault_secret")
     secrets = {v["secret_name"].split("-", 1)[1]: v["id"] for a, v in every_secret.items() if ".sso[" not in a}
-    by_name = {(v["vault_id"], v["secret_name"]) for a, v in every_secret.items() if ".sso[" in a}
+    by_name = {v["secret_name"] for a, v in every_secret.items() if ".sso[" in a}
     instances = {v["freeform_tags"]["role"]: v["id"] for v in resources(plan, "oci_core_instance").values()}
     rules = {role: f"ALL {{instance.id = '{ocid}'}}" for role, ocid in instances.items()}
     for session in resources(plan, "oci_datascience_notebook_session").values():
@@ -68,7 +68,7 @@ def grants(statements: list, subjects: dict, compartment: str) -> dict:
         where = m["where"]
         by_name = SECRET_BY_NAME.match(where)
         if m["resource"] == "secret-bundles" and by_name:
-            targets = {(by_name["vault"], by_name["name"])}
+            targets = set(re.findall(r"target\.secret\.name = '([^']+)'", where))
         elif m["resource"] == "secret-bundles":
             assert SECRET_CONDITION.match(where), statement
             targets = set(re.findall(r"target\.secret\.id = '([^']+)'", where))
@@ -137,11 +137,12 @@ def test_the_vms_may_read_their_secrets_and_write_the_bucket_and_nothing_else(de
 def test_a_wider_statement_is_caught():
     """The checker itself: a statement without a condition (every secret of the compartment) or for a
     subject of another stack is refused."""
-    compartment = "ocid1.compartment.oc1..test"
-    subjects = {"serving": "dynamic-group id ocid1.dynamicgroup.oc1..s"}
+    compartment = "ocid1.compartment.oc1..aaaaaaaahbi7m5qn5a66envartcbaj47n6h63dko6v2cc7hpv7njg7ysvevq"
+    ours = "dynamic-group id ocid1.dynamicgroup.oc1..aaaaaaaa6ctajykefj2c4z6u7eyegz77ndpyejaulnhpn5vdnvifa26c3nka"
+    other = "dynamic-group id ocid1.dynamicgroup.oc1..aaaaaaaayuia7jkgn7kptloz64i4er33tagnzbh3sjpxhq4kca36xoqytvfa"
+    subjects = {"serving": ours}
     with pytest.raises(AssertionError, match="not a scoped statement"):
-        grants(["Allow dynamic-group id ocid1.dynamicgroup.oc1..s to read secret-bundles in compartment id "
-                "ocid1.compartment.oc1..test"], subjects, compartment)
+        grants([f"Allow {ours} to read secret-bundles in compartment id {compartment}"], subjects, compartment)
     with pytest.raises(AssertionError, match="outside this stack"):
-        grants(["Allow dynamic-group id ocid1.dynamicgroup.oc1..x to read secret-bundles in compartment id "
-                "ocid1.compartment.oc1..test where any {target.secret.id = 'a'}"], subjects, compartment)
+        grants([f"Allow {other} to read secret-bundles in compartment id {compartment} where any {{target.secret.id = 'a'}}"],
+               subjects, compartment)

@@ -18,7 +18,7 @@ from harness.tools import require_binary
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "userdata" / "mlflow-refresh-login.sh"
-LOGIN_SECRET = "ocid1.vaultsecret.oc1..fakeloginsecret0001"
+LOGIN_SECRET = "ocid1.vaultsecret.oc1.iad.amaaaaaai4pccrkuqm4dl3ei66xfbj4inyzratwtgssuk66lvs6255jjxgpq"
 
 # Passwords a user can type in the form (the old sed-based rotation broke on some), and one shaped
 # like Vault's DBAAS_DEFAULT_PASSWORD template.

@@ -20,6 +20,10 @@ from harness.terraform import Terraform
 
 from .conftest import BASE_TFVARS, REPO, instance_user_data, repo_layout
 
+IMAGE_A = "ocid1.image.oc1.iad.amaaaaaaxm5xzkrv2rfxw3lduoh6lw4xdrrsfi6pewml4wmxbczgpuuocf5q"
+IMAGE_B = "ocid1.image.oc1.iad.amaaaaaa7mkba6cmv65rc4wnxvr3kzjvgbysdkynshdtlldr2myzinum7tha"
+PRIVATEIP_A = "ocid1.privateip.oc1.iad.amaaaaaa6ai24q5xhpzsifsiqtzlkowmonm3jvagjwieealji533qnykz4hq"
+
 pytestmark = pytest.mark.terraform
 
 OKE = {**BASE_TFVARS, "deployment_target": "oke"}
@@ -190,20 +194,20 @@ def test_the_node_pool_keeps_its_image_until_told_otherwise(tmp_path):
     first.init()
     first.apply(OKE)
     newer = {"source_type": "IMAGE", "source_name": "Oracle-Linux-8.10-2026.11.20-0-OKE-1.34.2-1700",
-             "image_id": "ocid1.image.oc1..oke1342x86newer"}
+             "image_id": IMAGE_A}
     later = Terraform(workdir, fixtures=_node_pool_options([newer]))
     unrelated = later.plan({**OKE, "allowed_ingress_cidr": "198.51.100.0/24"})
     assert {a: actions for a, (actions, _) in _pools(unrelated).items()} == {
         'oci_containerengine_node_pool.workers["v1.34.2"]': ["no-op"]}
-    chosen = later.plan({**OKE, "oke_node_image_id": "ocid1.image.oc1..oke1342x86newer"})
+    chosen = later.plan({**OKE, "oke_node_image_id": IMAGE_A})
     created = {a: source for a, (actions, source) in _pools(chosen).items() if actions == ["create"]}
-    assert [s[0]["image_id"] for s in created.values()] == ["ocid1.image.oc1..oke1342x86newer"]
+    assert [s[0]["image_id"] for s in created.values()] == [IMAGE_A]
     assert [a for a, (actions, _) in _pools(chosen).items() if actions == ["delete"]] == [
         'oci_containerengine_node_pool.workers["v1.34.2"]']
     upgraded = later.plan({**OKE, "kubernetes_version": "v1.34.10"})
     assert {a: (actions, source and source[0]["image_id"]) for a, (actions, source) in _pools(upgraded).items()} == {
         'oci_containerengine_node_pool.workers["v1.34.2"]': (["delete"], None),
-        'oci_containerengine_node_pool.workers["v1.34.10"]': (["create"], "ocid1.image.oc1..oke13410x86")}
+        'oci_containerengine_node_pool.workers["v1.34.10"]': (["create"], IMAGE_B)}
 
 
 def test_an_arm_node_pool_runs_the_aarch64_image_within_the_always_free_allowance(tmp_path):
@@ -213,7 +217,7 @@ def test_an_arm_node_pool_runs_the_aarch64_image_within_the_always_free_allowanc
                             "mysql_shape": "MySQL.Free"})
     (pool,) = [v for a, v in plan.values.items() if a.startswith("oci_containerengine_node_pool.")]
     assert pool["node_shape"] == "VM.Standard.A1.Flex"
-    assert pool["node_source_details"][0]["image_id"] == "ocid1.image.oc1..oke1342arm"
+    assert pool["node_source_details"][0]["image_id"] == "ocid1.image.oc1.iad.amaaaaaag7pytke26jjv4aougilohm4a7kqjdakshxw5wmg55uzjykqfimeq"
     size = pool["node_config_details"][0]["size"]
     assert size * pool["node_shape_config"][0]["ocpus"] <= 2 and size * pool["node_shape_config"][0]["memory_in_gbs"] <= 12
     from orm_pack.cost import estimate_plan
@@ -249,7 +253,7 @@ def test_without_iam_the_administrator_gets_the_nodes_rule_and_the_tag_exists(tm
     assert "oci_identity_dynamic_group" not in plan.counts and "oci_identity_policy" not in plan.counts
     assert plan.counts["oci_identity_tag_namespace"] == plan.counts["oci_identity_tag"] == 1
     assert plan.outputs["iam_dynamic_groups"] == {"mlflow-workers-2c8d884d": (
-        "ALL {instance.compartment.id = 'ocid1.compartment.oc1..test', "
+        "ALL {instance.compartment.id = 'ocid1.compartment.oc1..aaaaaaaahbi7m5qn5a66envartcbaj47n6h63dko6v2cc7hpv7njg7ysvevq', "
         "tag.mlflow-oke-2c8d884d.node-pool.value = 'mlflow-workers'}")}
 
 
@@ -265,8 +269,8 @@ def test_the_load_balancer_keeps_its_reserved_address_once_kubernetes_assigned_i
     state = json.loads(state_file.read_text())
     (reserved,) = [r for r in state["resources"] if r["type"] == "oci_core_public_ip" and r["name"] == "oke_lb"]
     attributes = reserved["instances"][0]["attributes"]
-    attributes.update(private_ip_id="ocid1.privateip.oc1.iad.loadbalancerprivateip", assigned_entity_type="PRIVATE_IP",
-                      assigned_entity_id="ocid1.privateip.oc1.iad.loadbalancerprivateip")
+    attributes.update(private_ip_id=PRIVATEIP_A, assigned_entity_type="PRIVATE_IP",
+                      assigned_entity_id=PRIVATEIP_A)
     state["serial"] += 1
     state_file.write_text(json.dumps(state))
     assert tf.plan_exit_code(OKE).returncode == 0, "a re-plan would change the assigned reserved IP"

@@ -33,7 +33,7 @@ def test_each_newer_feature_is_refused(hcl, expected):
 
 
 def test_what_1_5_has_is_allowed():
-    hcl = ('import {\n  to = oci_core_vcn.v\n  id = "ocid1.vcn.oc1.iad.aaaa"\n}\n'
+    hcl = ('import {\n  to = oci_core_vcn.v\n  id = "ocid1.vcn.oc1.iad.amaaaaaaga2ihfhv5ov5jvmz3lpwylglm5vtqwx5wnx7fcp2riwjb2dloqkq"\n}\n'
            'moved {\n  from = oci_core_vcn.a\n  to = oci_core_vcn.b\n}\n'
            'check "x" {\n  assert {\n    condition = true\n    error_message = "x."\n  }\n}\n'
            'variable "a" {\n  type = string\n  validation {\n    condition = startswith(var.a, "b")\n'

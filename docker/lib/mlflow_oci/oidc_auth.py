@@ -34,6 +34,9 @@ from urllib.parse import quote, urlencode, urljoin, urlparse
 
 CALLBACK_PATH = "/oidc/callback"
 LOGOUT_PATH = "/oidc/logout"
+# The stack's session key is a 30-character Vault passphrase (the lengths Vault's generation is known to
+# take); the sessions are signed with a 256-bit key hashed from it.
+MIN_SECRET_KEY_CHARACTERS = 30
 SESSION_COOKIE = "mlflow_oidc_session"
 LOGIN_COOKIE = "mlflow_oidc_login"     # state, nonce and PKCE verifier between the redirect and the callback
 LOGIN_SECONDS = 600                    # how long a person may take at the provider's sign-in page
@@ -134,9 +137,9 @@ def load_settings(environ=os.environ) -> Settings:
     if not session.isdigit() or not 300 <= int(session) <= 7 * 86400:
         problems.append(f"MLFLOW_OIDC_SESSION_SECONDS must be an integer between 300 and 604800 (got '{session}')")
     secret_key = environ.get("MLFLOW_FLASK_SERVER_SECRET_KEY", "")
-    if len(secret_key) < 32:
-        problems.append("MLFLOW_FLASK_SERVER_SECRET_KEY signs the sign-in sessions: at least 32 random characters, "
-                        "the same on every replica")
+    if len(secret_key) < MIN_SECRET_KEY_CHARACTERS:
+        problems.append(f"MLFLOW_FLASK_SERVER_SECRET_KEY signs the sign-in sessions: at least "
+                        f"{MIN_SECRET_KEY_CHARACTERS} random characters, the same on every replica")
     if problems:
         raise SettingsError("\n".join(problems))
     return Settings(issuer, client_id, client_secret, admin_group, user_group,
@@ -144,6 +147,12 @@ def load_settings(environ=os.environ) -> Settings:
                     environ.get("MLFLOW_OIDC_USERNAME_CLAIM", "").strip() or "preferred_username",
                     redirect_uri, int(session), secret_key,
                     environ.get("MLFLOW_AUTH_ADMIN_USERNAME") or None)
+
+
+def signing_key(secret_key: str) -> str:
+    """The key the sign-in sessions are signed with: SHA-256 of the configured secret, so every replica
+    that has the same secret has the same key, and a 30-character secret gives a full-length key."""
+    return hashlib.sha256(f"mlflow-oidc-sessions\0{secret_key}".encode()).hexdigest()
 
 
 # ------------------------------------------------------------------------------------------------ provider
@@ -308,8 +317,9 @@ class Runtime:
 
         self.settings = settings
         # Different salts: a login cookie can never pass as a session.
-        self.sessions = URLSafeTimedSerializer(settings.secret_key, salt="mlflow-oidc-session")
-        self.logins = URLSafeTimedSerializer(settings.secret_key, salt="mlflow-oidc-login")
+        key = signing_key(settings.secret_key)
+        self.sessions = URLSafeTimedSerializer(key, salt="mlflow-oidc-session")
+        self.logins = URLSafeTimedSerializer(key, salt="mlflow-oidc-login")
         self._lock = threading.Lock()
         self._verifier: TokenVerifier | None = None
         self._synced: dict[str, tuple[bool, float]] = {}

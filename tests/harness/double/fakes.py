@@ -24,6 +24,8 @@ def config_digest(config) -> str:
     return digest(json.dumps(config, sort_keys=True, default=str))
 
 
+# Attributes named <kind>_id whose OCID kind is another.
+_ATTRIBUTE_KINDS = {"kms_key_id": "key", "tag_namespace_id": "tagnamespace", "private_ip_id": "privateip"}
 # Types whose OCID kind is not their name without the service prefix.
 _OCID_KINDS = {"oci_vault_secret": "vaultsecret", "oci_identity_tag": "tagdefinition"}
 
@@ -70,12 +72,11 @@ class Faker:
             return h[:32]  # identity domain resources have 32-hex ids; an app's name is its OAuth client id
         if self.type_name == "oci_identity_domains_app" and name == "client_secret":
             return f"idcscs-{h[32:68]}"
-        if name == "id" and _ocid_kind(self.type_name) in ocids.WITH_FUTURE_PART:
-            return ocids.mint(_ocid_kind(self.type_name), h, self.region)  # vaults and keys: 6 parts
         if name == "id":
-            return f"ocid1.{_ocid_kind(self.type_name)}.oc1..fake{h[:20]}"
+            return ocids.mint(_ocid_kind(self.type_name), h, self.region)
         if name.endswith("_id"):
-            return f"ocid1.{name[:-3].replace('_', '')}.oc1..fake{h[:20]}"
+            kind = _ATTRIBUTE_KINDS.get(name, name[:-3].replace("_", ""))
+            return ocids.mint(kind, h, self.region)
         if self.type_name == "oci_core_public_ip" and name == "ip_address" or "public_ip" in name:
             return f"203.0.113.{int(h[:2], 16) % 250 + 2}"  # TEST-NET-3, never routable
         if "ip_address" in name or name in ("private_ip", "ip"):

@@ -183,7 +183,7 @@ class OciDouble(rpc.ProviderServicer):
     def _with_par_paths(self, state: dict) -> dict:
         """A pre-authenticated request's path and full URL, shaped as Object Storage gives them."""
         if state.get("access_uri", "").startswith("fake-"):
-            token = state["id"].rsplit("fake", 1)[-1]
+            token = state["id"].rsplit(".", 1)[-1]
             state["access_uri"] = f"/p/{token}/n/{state['namespace']}/b/{state['bucket']}/o/{state['object_name']}"
             state["full_path"] = f"https://objectstorage.{self.region or 'us-ashburn-1'}.oraclecloud.com" \
                                  + state["access_uri"]
