@@ -9,7 +9,6 @@ declares covers the delay in the tests exactly as it does against OCI, only fast
 import json
 import os
 import re
-import sys
 import time
 from datetime import datetime, timezone
 
@@ -18,6 +17,7 @@ from tf.gen import tfplugin_pb2_grpc as rpc
 from tf.types import Unknown
 from tf.utils import read_dynamic_value, to_dynamic_value
 
+from . import plugin
 from .double.propagation import SCALE_ENV
 from .double.schema import schema_to_pb
 
@@ -126,15 +126,5 @@ class TimeDouble(rpc.ProviderServicer):
         return pb.GetFunctions.Response()
 
 
-class _ProviderName:
-    def full_name(self):
-        return PROVIDER_ADDR
-
-
 def main(argv=None):
-    import tf.provider
-    from tf.runner import run_provider
-
-    servicer = TimeDouble()
-    tf.provider.ProviderServicer = lambda _provider: servicer
-    run_provider(_ProviderName(), argv or sys.argv)
+    plugin.serve(TimeDouble(), PROVIDER_ADDR, argv)

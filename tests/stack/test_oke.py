@@ -252,9 +252,9 @@ def test_without_iam_the_administrator_gets_the_nodes_rule_and_the_tag_exists(tm
     plan = tf.plan_summary({**OKE, "create_iam_policies": False})
     assert "oci_identity_dynamic_group" not in plan.counts and "oci_identity_policy" not in plan.counts
     assert plan.counts["oci_identity_tag_namespace"] == plan.counts["oci_identity_tag"] == 1
-    assert plan.outputs["iam_dynamic_groups"] == {"mlflow-workers-2c8d884d": (
+    assert plan.outputs["iam_dynamic_groups"] == {"mlflow-workers-86dc8520": (
         "ALL {instance.compartment.id = 'ocid1.compartment.oc1..aaaaaaaahbi7m5qn5a66envartcbaj47n6h63dko6v2cc7hpv7njg7ysvevq', "
-        "tag.mlflow-oke-2c8d884d.node-pool.value = 'mlflow-workers'}")}
+        "tag.mlflow-oke-86dc8520.node-pool.value = 'mlflow-workers'}")}
 
 
 def test_the_load_balancer_keeps_its_reserved_address_once_kubernetes_assigned_it(tmp_path):

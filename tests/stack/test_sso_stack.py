@@ -88,16 +88,18 @@ def test_the_client_secret_reaches_vault_only(deployed):
     assert change["change"]["after_sensitive"]["secret_content"][0]["content"] is True  # hidden in plans
 
 
-def test_only_the_tracking_vm_may_read_the_credentials_and_only_in_the_stacks_vault(deployed):
+def test_only_the_tracking_vm_may_read_the_credentials_and_only_those_two(deployed):
+    """The two secrets exist only after the VM, so they are granted by name: the stack's prefixed names
+    (target.secret.name), not a vault condition nothing documents for a read by name."""
     d = deployed("sso")
     groups = {r["index"]: r["values"]["id"] for r in d.replan["prior_state"]["values"]["root_module"]["resources"]
               if r["address"].startswith("oci_identity_dynamic_group.vm[")}
-    readers = [s for s in d.outputs["iam_statements"] if "target.secret.name" in s]
-    assert len(readers) == 2
-    for statement in readers:
-        assert groups["tracking"] in statement and groups["serving"] not in statement
-        assert f"target.vault.id = '{d.outputs['vault_id']}'" in statement
-        assert statement.startswith(f"Allow dynamic-group id {groups['tracking']} to read secret-bundles ")
+    names = sorted(applied(d, f'oci_vault_secret.sso["{key}"]')["secret_name"] for key in ("client_id", "client_secret"))
+    (reader,) = [s for s in d.outputs["iam_statements"] if "target.secret.name" in s]
+    assert reader == (f"Allow dynamic-group id {groups['tracking']} to read secret-bundles in compartment id "
+                      f"{BASE_TFVARS['compartment_ocid']} where any {{target.secret.name = '{names[0]}', "
+                      f"target.secret.name = '{names[1]}'}}")
+    assert all(name.startswith("mlflow-") for name in names)
 
 
 def test_on_oke_the_application_redirects_to_the_load_balancers_reserved_address(tmp_path, deployed):
@@ -117,7 +119,7 @@ def test_on_oke_the_application_redirects_to_the_load_balancers_reserved_address
     assert pods["MLFLOW_VAULT_OCID"] == out["vault_id"]
     by_name = [s for s in out["iam_statements"] if "target.secret.name" in s]
     (workers,) = {s.split(" to read ")[0] for s in out["iam_statements"] if "target.secret.id" in s}  # the one group
-    assert len(by_name) == 2 and {s.split(" to read ")[0] for s in by_name} == {workers}
+    assert len(by_name) == 1 and {s.split(" to read ")[0] for s in by_name} == {workers}
     (rule,) = out["iam_dynamic_groups"].values()
     assert "tag." in rule  # the worker nodes', matched by the stack's tag
 

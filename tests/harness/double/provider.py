@@ -5,12 +5,12 @@ The PyPI package `tf` does the go-plugin handshake, TLS and the gRPC server.
 """
 import json
 import os
-import sys
 
 from tf.gen import tfplugin_pb2 as pb
 from tf.gen import tfplugin_pb2_grpc as rpc
 from tf.utils import read_dynamic_value, to_dynamic_value
 
+from .. import plugin
 from ..objectstore import ENV_VAR as OBJECT_STORE_ENV
 from ..objectstore import BucketNotEmpty, NoSuchBucket, ObjectStore
 from . import customize_diff, planning, propagation
@@ -239,21 +239,8 @@ class OciDouble(rpc.ProviderServicer):
         return pb.GetFunctions.Response()
 
 
-class _ProviderName:
-    """What `tf.runner.run_provider` asks of a provider object: its full name."""
-
-    def full_name(self):
-        return PROVIDER_ADDR
-
-
 def main(argv=None):
-    import tf.provider
-    from tf.runner import run_provider
-
-    servicer = OciDouble()
-    # run_provider wraps a `tf` framework provider in tf.provider.ProviderServicer; we serve our own.
-    tf.provider.ProviderServicer = lambda _provider: servicer
-    run_provider(_ProviderName(), argv or sys.argv)
+    plugin.serve(OciDouble(), PROVIDER_ADDR, argv)
 
 
 def _active_app_delete_refused(type_name: str, prior: dict | None) -> pb.Diagnostic | None:
