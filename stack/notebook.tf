@@ -140,5 +140,5 @@ resource "oci_datascience_notebook_session" "mlflow" {
   }
 
   # Data Science attaches the session to the subnet only once its service policy is in effect (waits.tf).
-  depends_on = [oci_identity_policy.datascience, time_sleep.datascience_policy]
+  depends_on = [oci_identity_policy.datascience, time_sleep.policy]
 }

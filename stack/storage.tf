@@ -13,7 +13,7 @@ resource "oci_objectstorage_bucket" "artifacts" {
   freeform_tags         = local.freeform_tags
 
   # the key's policy, and the seconds OCI takes to apply it (waits.tf)
-  depends_on = [oci_identity_policy.bucket_kms, time_sleep.bucket_key_policy]
+  depends_on = [oci_identity_policy.bucket_kms, time_sleep.policy]
 }
 
 # Object Storage encrypts with a customer-managed key only when the service may use that key.

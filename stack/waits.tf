@@ -15,22 +15,20 @@ resource "time_sleep" "oke_node_tag" {
   }
 }
 
-resource "time_sleep" "datascience_policy" {
-  count = length(oci_identity_policy.datascience)
-
-  create_duration = "30s"
-  triggers = {
-    policy     = oci_identity_policy.datascience[0].id
-    statements = sha256(join("\n", oci_identity_policy.datascience[0].statements))
-  }
+# The policies something waits for, by what waits: each exists only with its feature.
+locals {
+  waited_policies = merge(
+    { for policy in oci_identity_policy.datascience : "datascience" => policy },
+    { for policy in oci_identity_policy.bucket_kms : "bucket_key" => policy },
+  )
 }
 
-resource "time_sleep" "bucket_key_policy" {
-  count = length(oci_identity_policy.bucket_kms)
+resource "time_sleep" "policy" {
+  for_each = local.waited_policies
 
   create_duration = "30s"
   triggers = {
-    policy     = oci_identity_policy.bucket_kms[0].id
-    statements = sha256(join("\n", oci_identity_policy.bucket_kms[0].statements))
+    policy     = each.value.id
+    statements = sha256(join("\n", each.value.statements))
   }
 }

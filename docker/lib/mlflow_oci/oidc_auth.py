@@ -199,6 +199,11 @@ def discover(issuer: str) -> Provider:
     if "groups" in (document.get("scopes_supported") or []):
         scopes.append("groups")  # OCI identity domains offer it
     absolute = lambda key: urljoin(issuer + "/", document[key]) if document.get(key) else None  # noqa: E731
+    plain = [key for key in ("authorization_endpoint", "token_endpoint", "jwks_uri", "end_session_endpoint")
+             if document.get(key) and not _is_allowed_url(absolute(key))]
+    if plain:
+        # the client secret, the codes and the signing keys travel there: never over plain http
+        raise Refused(503, f"the discovery document at {url} names endpoints that are not https: {', '.join(plain)}")
     return Provider(
         issuer=document["issuer"], authorization_endpoint=absolute("authorization_endpoint"),
         token_endpoint=absolute("token_endpoint"), jwks_uri=absolute("jwks_uri"),
@@ -298,9 +303,9 @@ class TokenVerifier:
             raise Refused(401, "the token's signature does not verify") from exc
         except jwt.PyJWTError as exc:
             raise Refused(401, f"not a valid token from the identity provider ({type(exc).__name__})") from exc
-        # OIDC Core 3.1.3.7: with several audiences, the authorized party (when named) must be this client.
-        audiences = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
-        if len(audiences) > 1 and claims.get("azp") not in (None, self.settings.client_id):
+        # OIDC Core 3.1.3.7: the authorized party, when the token names one, must be this client, even
+        # when this client is among the audiences (a token obtained by another application).
+        if claims.get("azp") not in (None, self.settings.client_id):
             raise Refused(401, "the token was issued for another application (azp)")
         if nonce is not None and not hmac.compare_digest(str(claims.get("nonce", "")), nonce):
             raise Refused(401, "the sign-in answer does not belong to this sign-in (nonce)")
@@ -413,8 +418,12 @@ def _is_page_request(request) -> bool:
 
 
 def _safe_next(target: str | None) -> str:
-    """Only a path on this server: never an open redirect to another site."""
-    if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
+    """Only a plain path on this server, never an open redirect to another site. Browsers drop tabs and
+    line breaks from a Location and read a backslash as a slash, so `/<TAB>/evil.example` would become
+    `//evil.example`; a path with a control character, whitespace, a backslash or `//` anywhere is refused."""
+    path = (target or "").split("?", 1)[0]
+    if not target or not target.startswith("/") or "//" in path or "\\" in target \
+            or any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in target):
         return "/"
     return target
 
