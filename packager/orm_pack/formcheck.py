@@ -99,6 +99,7 @@ DEVIATIONS = (
     ),
 )
 
+
 @lru_cache(maxsize=1)
 def _meta_validator() -> tuple[jsonschema.Draft7Validator, dict]:
     """Oracle's meta schema with DEVIATIONS applied, and where each of its subschemas sits in it."""
