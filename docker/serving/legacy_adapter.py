@@ -18,9 +18,12 @@ proxy) answers GET/HEAD with the status only, and the listen backlog holds burst
 """
 import http.client
 import json
+import re
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
 
 LEGACY_FORMATS = {"pandas-split": "dataframe_split", "pandas-records": "dataframe_records"}
 CURRENT_KEYS = {"dataframe_split", "dataframe_records", "instances", "inputs"}
@@ -201,10 +204,11 @@ class _Handler(BaseHTTPRequestHandler):
         chunks, total = [], 0
         while True:
             line = self.rfile.readline(1024).split(b";")[0].strip()
-            try:
-                size = int(line or b"0", 16)
-            except ValueError:
-                raise RequestRejected(400, "BAD_REQUEST", "malformed chunked body", close=True) from None
+            # chunk-size is 1*HEXDIG (RFC 9112 7.1): int() would also take "-1", which reads to the end of
+            # the stream past the limit, and "+", "0x" or "_" forms
+            if not CHUNK_SIZE.fullmatch(line):
+                raise RequestRejected(400, "BAD_REQUEST", "malformed chunked body", close=True)
+            size = int(line, 16)
             if size == 0:
                 while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
                     pass

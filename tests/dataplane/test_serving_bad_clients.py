@@ -111,6 +111,24 @@ def test_a_chunked_body_over_the_limit_is_cut_off(endpoint):
     assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
 
 
+@pytest.mark.parametrize("size", [b"-1", b"+10", b"0x10", b"1_0", b""])
+def test_a_chunk_size_that_is_not_plain_hex_is_refused_before_the_body_is_read(endpoint, size):
+    """A chunk size of -1 made the adapter read to the end of the stream, past the body limit."""
+    with socket.create_connection(endpoint.server_address[:2], timeout=10) as sock:
+        sock.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     + size + b"\r\n" + b"a" * (LIMIT + 4096))
+        try:
+            sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass  # the server may have answered and closed already
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 400 "), answer[:200]
+    assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["message"] == "malformed chunked body"
+    assert _request(endpoint, "GET", "/health")[0] == 200
+
+
 @pytest.mark.parametrize("body, message", [
     (b"{not json", "the body is not valid JSON"),
     (b"[" * 100_000, "nested too deeply"),
