@@ -73,6 +73,8 @@ STRING_KINDS = {"string"}
 TEXT_KINDS = {"string", "map", "object", "list", "set", "tuple"}
 
 META_SCHEMA_FILE = Path(__file__).resolve().with_name("resource_manager_meta_schema.yaml")
+# libyaml's loader when PyYAML has it: the pure-Python one takes ~0.2 s for schema.yaml
+YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass(frozen=True)
@@ -103,7 +105,7 @@ DEVIATIONS = (
 @lru_cache(maxsize=1)
 def _meta_validator() -> tuple[jsonschema.Draft7Validator, dict]:
     """Oracle's meta schema with DEVIATIONS applied, and where each of its subschemas sits in it."""
-    meta = yaml.load(META_SCHEMA_FILE.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    meta = yaml.load(META_SCHEMA_FILE.read_text(encoding="utf-8"), Loader=YAML_LOADER)
     for deviation in DEVIATIONS:
         deviation.apply(meta)
     places: dict[int, str] = {}
@@ -147,8 +149,7 @@ def load_form(path: Path | str) -> dict:
     """Read schema.yaml; raises UserError naming the file and line on a YAML error."""
     path = Path(path)
     try:
-        # libyaml's loader when PyYAML has it: the pure-Python one takes ~0.2 s for schema.yaml
-        document = yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        document = yaml.load(path.read_text(encoding="utf-8"), Loader=YAML_LOADER)
     except FileNotFoundError:
         raise UserError(f"{path} not found: the stack needs a schema.yaml (Resource Manager form)", ExitCode.USAGE) from None
     except yaml.YAMLError as exc:

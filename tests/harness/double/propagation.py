@@ -33,10 +33,10 @@ def _scale() -> float:
 
 @contextmanager
 def _state():
-    path = Path(os.environ.get(STATE_ENV) or "/nonexistent")
     if not os.environ.get(STATE_ENV):
         yield {}
         return
+    path = Path(os.environ[STATE_ENV])
     path.touch(exist_ok=True)
     with open(path, "r+") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
