@@ -59,8 +59,9 @@ locals {
   # through the instance principal at start (docker/lib/mlflow_oci/secrets.py).
   tracking_settings = merge(
     {
-      MLFLOW_DB_HOST                   = oci_mysql_mysql_db_system.mlflow.ip_address
+      MLFLOW_DB_HOST                   = local.mysql_private_ip
       MLFLOW_DB_PORT                   = "3306"
+      MLFLOW_DB_WAIT_SECONDS           = "1800" # the VM boots while the DB system is still being created
       MLFLOW_DB_NAME                   = var.mlflow_db_name
       MLFLOW_DB_USER                   = var.mlflow_db_user
       MLFLOW_DB_PASSWORD_SECRET_OCID   = local.secret_ids["mlflow-db"]
@@ -116,7 +117,7 @@ locals {
     name_prefix  = var.name_prefix
     username     = var.mlflow_username
     login_secret = local.secret_ids["mlflow-login"]
-    db_host      = oci_mysql_mysql_db_system.mlflow.ip_address
+    db_host      = local.mysql_private_ip
     db_name      = var.mlflow_db_name
     db_user      = var.mlflow_db_user
     artifacts = (var.artifact_store == "oci"

@@ -71,9 +71,6 @@ resource "oci_core_instance" "vm" {
     var.ssh_public_key == "" ? {} : { ssh_authorized_keys = var.ssh_public_key },
   )
 
-  # The DB system must accept connections before the tracking VM's first boot runs its SQL.
-  depends_on = [oci_mysql_mysql_db_system.mlflow]
-
   lifecycle {
     ignore_changes = [source_details[0].source_id]
   }

@@ -10,6 +10,7 @@ resource "oci_mysql_mysql_db_system" "mlflow" {
   display_name            = "${var.name_prefix}-mysql"
   description             = "MLflow backend store (${var.name_prefix})"
   subnet_id               = local.private_subnet_id
+  ip_address              = local.mysql_private_ip
   nsg_ids                 = [oci_core_network_security_group.role["mysql"].id]
   shape_name              = var.mysql_shape
   configuration_id        = local.mysql_configuration
@@ -32,8 +33,9 @@ resource "oci_mysql_mysql_db_system" "mlflow" {
   }
 
   lifecycle {
-    # admin_password forces a new DB system in the provider: a retyped form value must never
-    # wipe the MLflow database. Rotate the admin password in the console (commands.txt says how).
-    ignore_changes = [admin_password]
+    # admin_password and ip_address force a new DB system in the provider: a retyped form value must
+    # never wipe the MLflow database. Rotate the admin password in the console (commands.txt says how);
+    # the address is chosen once, at creation (locals.tf, mysql_private_ip).
+    ignore_changes = [admin_password, ip_address]
   }
 }

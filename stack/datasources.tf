@@ -75,3 +75,11 @@ data "oci_core_private_ips" "vm" {
 
   vnic_id = data.oci_core_vnic_attachments.vm[each.key].vnic_attachments[0].vnic_id
 }
+
+# This stack's DB system when it exists already. Stacks before 0.3.0 let MySQL choose the address, and
+# ip_address forces a new DB system: an existing one keeps its address (and its data). The list gives
+# the address only under `endpoints`; a deleted DB system stays listed for a while.
+data "oci_mysql_mysql_db_systems" "this_stack" {
+  compartment_id = var.compartment_ocid
+  display_name   = "${var.name_prefix}-mysql"
+}

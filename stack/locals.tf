@@ -90,6 +90,17 @@ locals {
   mysql_storage_gb    = local.is_free_mysql ? 50 : var.mysql_data_storage_gb
   mysql_configuration = try(data.oci_mysql_mysql_configurations.standalone.configurations[0].id, null)
 
+  # The DB's address is known before the DB system exists, so the VMs boot, install and pull while
+  # MySQL is created (about 10 minutes) and wait for it only at their first SQL.
+  existing_mysql_ips = [
+    for db in data.oci_mysql_mysql_db_systems.this_stack.db_systems : try(db.endpoints[0].ip_address, "")
+    if !contains(["DELETING", "DELETED", "FAILED"], db.state)
+  ]
+  mysql_private_ip = (
+    length(local.existing_mysql_ips) > 0 ? local.existing_mysql_ips[0] :
+    var.mysql_private_ip != "" ? var.mysql_private_ip : cidrhost(local.private_subnet_cidr, 10)
+  )
+
   # -------------------------------------------------------------------------------------------
   # Object Storage
   # -------------------------------------------------------------------------------------------

@@ -88,7 +88,7 @@ locals {
     lb_subnet_id               = local.public_subnet_id
     lb_nsg_id                  = local.nsg_ids["oke-lb"]
     ingress_cidr               = var.allowed_ingress_cidr
-    mysql_cidr                 = "${oci_mysql_mysql_db_system.mlflow.ip_address}/32"
+    mysql_cidr                 = "${local.mysql_private_ip}/32"
     workers_cidr               = var.oke_workers_subnet_cidr
   } : {}
 }

@@ -483,6 +483,17 @@ variable "tracking_private_ip" {
   }
 }
 
+variable "mysql_private_ip" {
+  description = "Private IP of a new MySQL DB system in the private subnet, known before it exists so the VMs boot while it is created. Empty: the subnet's 10th address (10.0.2.10 by default). Set another free address when that one is taken in an existing subnet. A DB system that exists keeps its address."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.mysql_private_ip == "" || can(regex("^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$", var.mysql_private_ip))
+    error_message = "The mysql_private_ip must be an IPv4 address such as 10.0.2.10, or empty."
+  }
+}
+
 variable "tracking_image_id" {
   description = "Optional Oracle Linux image OCID for the tracking VM. Empty: the newest Oracle Linux platform image for the shape when the VM is created; the VM keeps it when newer ones appear. Setting an OCID replaces the VM with one booted from that image."
   type        = string

@@ -13,6 +13,10 @@ configuration written here. (The rules, as OCI documents them:)
   (oracle/terraform-provider-oci v7.19.0, harness/double/customize_diff.py): a VM whose `metadata`
   changes its `user_data` or `ssh_authorized_keys` is replaced, other metadata is updated in place; an
   OKE cluster whose API endpoint moves to another subnet is replaced.
+- MySQL DB systems (harness/double/db_systems.py): one created with `ip_address` has that address on its
+  endpoint; the list data source carries the address only under `endpoints` (the provider copies
+  DbSystemSummary, which has no top-level address or subnet), and a deleted DB system stays listed as
+  DELETED.
 """
 import pytest
 
@@ -222,3 +226,47 @@ def test_an_oke_cluster_whose_api_endpoint_moves_to_another_subnet_is_replaced(t
     (cluster,) = [c for c in plan["resource_changes"] if c["address"] == "oci_containerengine_cluster.oke"]
     assert cluster["change"]["actions"] == ["delete", "create"]
     assert ["endpoint_config"] in cluster["change"]["replace_paths"]
+
+
+DB_SYSTEM = """
+resource "oci_mysql_mysql_db_system" "db" {
+  count               = %d
+  compartment_id      = "ocid1.compartment.oc1..aaaaaaaahbi7m5qn5a66envartcbaj47n6h63dko6v2cc7hpv7njg7ysvevq"
+  availability_domain = "Uocm:US-ASHBURN-AD-1"
+  display_name        = "team-mysql"
+  subnet_id           = "%s"
+  shape_name          = "MySQL.Free"
+  admin_username      = "mlflowadmin"
+  admin_password      = "Sup3r-Secret-pw"
+  ip_address          = "10.0.2.10"
+}
+
+data "oci_mysql_mysql_db_systems" "listed" {
+  depends_on     = [oci_mysql_mysql_db_system.db]
+  compartment_id = "ocid1.compartment.oc1..aaaaaaaahbi7m5qn5a66envartcbaj47n6h63dko6v2cc7hpv7njg7ysvevq"
+  display_name   = "team-mysql"
+}
+
+output "created" {
+  value = [for db in oci_mysql_mysql_db_system.db : { ip = db.ip_address, endpoint = db.endpoints[0].ip_address }]
+}
+
+output "listed" {
+  value = [for db in data.oci_mysql_mysql_db_systems.listed.db_systems : {
+    state = db.state, ip = db.ip_address, subnet = db.subnet_id, endpoint = db.endpoints[0].ip_address
+  }]
+}
+"""
+
+
+def test_a_db_system_has_the_address_it_was_created_with_and_is_listed_without_a_top_level_one(tmp_path):
+    tf = _config(tmp_path, DB_SYSTEM % (1, SUBNET_A))
+    tf.apply()
+    outputs = tf.output()
+    assert outputs["created"] == [{"ip": "10.0.2.10", "endpoint": "10.0.2.10"}]
+    # read in the same apply, after the create: the summary's fields only
+    assert outputs["listed"] == [{"state": "ACTIVE", "ip": None, "subnet": None, "endpoint": "10.0.2.10"}]
+
+    (tf.workdir / "main.tf").write_text(VERSIONS + DB_SYSTEM % (0, SUBNET_A))
+    tf.apply()
+    assert tf.output()["listed"] == [{"state": "DELETED", "ip": None, "subnet": None, "endpoint": "10.0.2.10"}]

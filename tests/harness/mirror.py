@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 from . import time_double
-from .double import propagation
+from .double import memory, propagation
 from .double.schema import PROVIDER_VERSION
 from .objectstore import ENV_VAR as OBJECT_STORE_ENV
 
@@ -91,7 +91,7 @@ def terraform_env(workdir: Path, fixtures: dict | None = None, base: dict | None
     env.setdefault(OBJECT_STORE_ENV, str(Path(workdir) / ".oci-double-objects.json"))
     # When identity objects were written, for the delays before OCI lets them be used; the delays and
     # the stack's waits (time_sleep) both run at a tenth of the cloud's pace.
-    env.setdefault(propagation.STATE_ENV, str(Path(workdir) / ".oci-double-written.json"))
+    env.setdefault(memory.STATE_ENV, str(Path(workdir) / ".oci-double-written.json"))
     env.setdefault(propagation.SCALE_ENV, "0.1")
     if fixtures:
         path = Path(workdir) / ".oci-double-fixtures.json"

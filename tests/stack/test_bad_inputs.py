@@ -31,6 +31,11 @@ CASES = {
                             ["public_subnet_cidr (10.0.1.0/24) and private_subnet_cidr (10.0.1.128/25) overlap"]),
     "subnet outside the VCN": ({"private_subnet_cidr": "10.1.2.0/24"},
                                ["private_subnet_cidr (10.1.2.0/24) is not inside vcn_cidr (10.0.0.0/16)"]),
+    "MySQL address outside its subnet": ({"mysql_private_ip": "10.0.1.20"},
+                                         ["mysql_private_ip (10.0.1.20) is not a usable address of the private subnet "
+                                          "(10.0.2.0/24)"]),
+    "MySQL address OCI keeps": ({"mysql_private_ip": "10.0.2.1"}, ["mysql_private_ip (10.0.2.1) is not a usable address"]),
+    "MySQL address not an address": ({"mysql_private_ip": "10.0.2"}, ["mysql_private_ip must be an IPv4 address"]),
     "short MySQL password": ({"mysql_admin_password": "Ab1-"}, ["mysql_admin_password must be 8 to 32 characters long"]),
     "MySQL password without digit and special": (
         {"mysql_admin_password": "Passwordonly"},

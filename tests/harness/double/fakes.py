@@ -200,9 +200,19 @@ def _matches_scim_filter(element: dict, scim_filter) -> bool:
     return str(element.get(attribute, "")).lower() == match.group(2).lower()
 
 
+def _answer_for(fixture: dict, config: dict) -> dict:
+    """A fixture's `x_per_argument` answers ({argument: {value: fields}}, our own key) laid over its
+    default answer for the value the data source asks about, e.g. one subnet's range by its OCID."""
+    answer = {k: v for k, v in fixture.items() if k != "x_per_argument"}
+    for argument, answers in (fixture.get("x_per_argument") or {}).items():
+        answer.update(answers.get(config.get(argument), {}))
+    return answer
+
+
 def answer_data_source(type_name: str, block: dict, config: dict, fixture: dict) -> dict:
     """The state a data source read returns: fixture values (filtered like the API) + fakes."""
     state = mark_computed_unknown(block, config)
+    fixture = _answer_for(fixture, config)
     scim_filter = next((config.get(k) for k in config if k.endswith("_filter") and type_name.startswith(
         "oci_identity_domains_")), None)
     for name, value in _substitute(deepcopy(fixture), config).items():

@@ -10,18 +10,15 @@
   encrypted with a customer key (Object Storage may not yet use the key) 400-InsufficientServicePermissions.
 
 Every delay is multiplied by OCI_DOUBLE_TIME_SCALE, as the time_sleep double's waits are, so the tests
-keep the cloud's proportions at a fraction of its pace. What was written when is kept in a small JSON
-file (OCI_DOUBLE_CREATED) because the stack writes identity objects through a second provider process
-(the home-region alias) and uses them through the first.
+keep the cloud's proportions at a fraction of its pace. What was written when is kept in the double's
+memory (memory.py): the stack writes identity objects through the home-region provider process and uses
+them through the other.
 """
-import fcntl
-import json
 import os
 import time
-from contextlib import contextmanager
-from pathlib import Path
 
-STATE_ENV = "OCI_DOUBLE_CREATED"
+from .memory import opened
+
 SCALE_ENV = "OCI_DOUBLE_TIME_SCALE"
 TAG_SECONDS = 10.0
 POLICY_SECONDS = 10.0
@@ -31,27 +28,10 @@ def _scale() -> float:
     return float(os.environ.get(SCALE_ENV, "1"))
 
 
-@contextmanager
-def _state():
-    if not os.environ.get(STATE_ENV):
-        yield {}
-        return
-    path = Path(os.environ[STATE_ENV])
-    path.touch(exist_ok=True)
-    with open(path, "r+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        text = handle.read()
-        state = json.loads(text) if text.strip() else {}
-        yield state
-        handle.seek(0)
-        handle.truncate()
-        handle.write(json.dumps(state))
-
-
 def record(type_name: str, state: dict) -> None:
     """Note when an identity object the cloud propagates slowly was written."""
     now = time.time()
-    with _state() as written:
+    with opened() as written:
         if type_name == "oci_identity_tag_namespace":
             written.setdefault("namespaces", {})[state["id"]] = state["name"]
             written.setdefault("tags", {})[state["name"]] = now
@@ -78,7 +58,7 @@ def _defined_tag_keys(value):
 def refused(type_name: str, config: dict) -> str | None:
     """The error OCI gives for using what is not visible yet, or None."""
     now = time.time()
-    with _state() as written:
+    with opened() as written:
         tags, policy = written.get("tags", {}), written.get("policy")
     for key in _defined_tag_keys(config):
         namespace = key.split(".", 1)[0]

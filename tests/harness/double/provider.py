@@ -13,7 +13,7 @@ from tf.utils import read_dynamic_value, to_dynamic_value
 from .. import plugin
 from ..objectstore import ENV_VAR as OBJECT_STORE_ENV
 from ..objectstore import BucketNotEmpty, NoSuchBucket, ObjectStore
-from . import customize_diff, planning, propagation
+from . import customize_diff, db_systems, planning, propagation
 from .fakes import Faker, answer_data_source, config_digest, load_fixtures
 from .schema import PROVIDER_ADDR, load_provider_schema, schema_to_pb
 
@@ -143,6 +143,8 @@ class OciDouble(rpc.ProviderServicer):
                 request.type_name, prior)
             if refused:
                 return pb.ApplyResourceChange.Response(diagnostics=[refused], new_state=request.prior_state)
+            if request.type_name == db_systems.RESOURCE:
+                db_systems.deleted(prior)
             self._trace("delete", type=request.type_name)
             return pb.ApplyResourceChange.Response(new_state=to_dynamic_value(None))
         config = read_dynamic_value(request.config) or {}
@@ -157,12 +159,16 @@ class OciDouble(rpc.ProviderServicer):
             chosen = ((new_state.get("create_vnic_details") or [{}])[0] or {}).get("private_ip")
             if chosen:
                 new_state["private_ip"] = chosen
+        if request.type_name == db_systems.RESOURCE:
+            new_state = db_systems.with_endpoint(new_state)
         if request.type_name == "oci_containerengine_cluster" and not new_state.get("endpoints"):
             new_state["endpoints"] = [_cluster_endpoints(new_state, config_digest(config))]
         if request.type_name == "oci_objectstorage_preauthrequest":
             new_state = self._with_par_paths(new_state)
         self._trace("apply", type=request.type_name, id=new_state.get("id"))
         propagation.record(request.type_name, new_state)
+        if request.type_name == db_systems.RESOURCE:
+            db_systems.record(new_state)
         failed = self._object_storage_write(request.type_name, new_state)
         if failed:
             return pb.ApplyResourceChange.Response(diagnostics=[failed])
@@ -228,7 +234,10 @@ class OciDouble(rpc.ProviderServicer):
     def ReadDataSource(self, request, context):
         block = self._data_source(request.type_name)
         config = read_dynamic_value(request.config)
-        state = answer_data_source(request.type_name, block, config, self.fixtures.get(request.type_name, {}))
+        fixture = self.fixtures.get(request.type_name, {})
+        if request.type_name == db_systems.DATA_SOURCE:  # what the double created, beside any fixture's
+            fixture = {**fixture, "db_systems": fixture.get("db_systems", []) + db_systems.listed()}
+        state = answer_data_source(request.type_name, block, config, fixture)
         self._trace("read", type=request.type_name)
         return pb.ReadDataSource.Response(state=to_dynamic_value(state))
 
