@@ -43,6 +43,8 @@ LOGIN_SECONDS = 600                    # how long a person may take at the provi
 LEEWAY_SECONDS = 30                    # clock skew allowed on exp/iat
 KEYS_LIFESPAN_SECONDS = 900            # the JWKS is fetched again after this, or at once for an unknown kid
 KEYS_COOLDOWN_SECONDS = 30             # ...but no more often than this (a token with a made-up kid costs nothing)
+KEYS_TIMEOUT_SECONDS = 3               # a request waits no longer than this for the provider's keys
+KEYS_BACKOFF_SECONDS = (5, 300)        # after a failed fetch: the first pause, doubled up to the second
 USER_SYNC_SECONDS = 300                # a bearer user's row is checked again after this, per process
 HTTP_TIMEOUT = 15
 # Asymmetric algorithms only: a shared-secret (HS*) or unsigned token must never verify.
@@ -169,11 +171,11 @@ class Provider:
     scopes: str
 
 
-def _get_json(url: str, what: str) -> dict:
+def _get_json(url: str, what: str, timeout: float = HTTP_TIMEOUT) -> dict:
     import requests
 
     try:
-        answer = requests.get(url, timeout=HTTP_TIMEOUT, headers={"Accept": "application/json"})
+        answer = requests.get(url, timeout=timeout, headers={"Accept": "application/json"})
     except requests.RequestException as exc:
         raise Refused(503, f"cannot reach the identity provider's {what} at {url}: {type(exc).__name__}") from exc
     if answer.status_code != 200:
@@ -214,35 +216,75 @@ def discover(issuer: str) -> Provider:
 
 class SigningKeys:
     """The provider's JWKS, kept for KEYS_LIFESPAN_SECONDS and fetched again early (at most every
-    KEYS_COOLDOWN_SECONDS) when a token names a key it does not hold: the provider rotated its keys."""
+    KEYS_COOLDOWN_SECONDS) when a token names a key it does not hold: the provider rotated its keys.
+
+    A provider outage must not take MLflow down: one request at a time fetches, outside the lock and for
+    at most KEYS_TIMEOUT_SECONDS, while the others go on with the keys held; a failed fetch keeps those
+    keys and is tried again only after a pause that doubles (KEYS_BACKOFF_SECONDS)."""
 
     def __init__(self, jwks_uri: str):
         self.jwks_uri = jwks_uri
-        self._lock = threading.Lock()
+        self._changed = threading.Condition()
         self._keys: dict = {}
         self._fetched = float("-inf")
+        self._fetching = False
+        self._failures = 0
+        self._retry_at = float("-inf")
+        self._last_error: str | None = None
 
-    def refresh(self) -> None:
+    def download(self) -> dict:
+        """kid -> PyJWK of the provider's signing keys, or Refused(503) saying why not."""
         import jwt
 
-        document = _get_json(self.jwks_uri, "signing keys")
+        document = _get_json(self.jwks_uri, "signing keys", timeout=KEYS_TIMEOUT_SECONDS)
         try:
             keyset = jwt.PyJWKSet.from_dict(document)
         except jwt.PyJWTError as exc:
             raise Refused(503, f"the identity provider's signing keys at {self.jwks_uri} hold no usable key") from exc
-        self._keys = {key.key_id: key for key in keyset.keys if key.public_key_use in ("sig", None)}
-        self._fetched = time.monotonic()
+        return {key.key_id: key for key in keyset.keys if key.public_key_use in ("sig", None)}
 
     def key_for(self, kid: str | None):
         """The PyJWK that signed a token with this `kid` header; a token without one may use the only key."""
-        with self._lock:
-            age = time.monotonic() - self._fetched
-            if age > KEYS_LIFESPAN_SECONDS or (self._lookup(kid) is None and age > KEYS_COOLDOWN_SECONDS):
-                self.refresh()
+        with self._changed:
+            if self._fetching and self._lookup(kid) is None:  # only the fetch under way may bring this key
+                self._changed.wait(KEYS_TIMEOUT_SECONDS + 1)
             key = self._lookup(kid)
+            fetch = self._should_fetch(key)
+            if fetch:
+                self._fetching = True
+        if fetch:
+            self._fetch()
+            with self._changed:
+                key = self._lookup(kid)
         if key is None:
+            if self._last_error:
+                raise Refused(503, f"cannot check the token's signature: {self._last_error}")
             raise Refused(401, "the token is not signed by a key of the identity provider")
         return key
+
+    def _should_fetch(self, key) -> bool:
+        now = time.monotonic()
+        age = now - self._fetched
+        wanted = age > KEYS_LIFESPAN_SECONDS or (key is None and age > KEYS_COOLDOWN_SECONDS)
+        return wanted and not self._fetching and now >= self._retry_at
+
+    def _fetch(self) -> None:
+        try:
+            keys, error = self.download(), None
+        except Refused as refused:
+            keys, error = None, refused.reason
+        with self._changed:
+            self._fetching = False
+            if keys is not None:
+                self._keys, self._fetched, self._failures, self._retry_at = keys, time.monotonic(), 0, float("-inf")
+                self._last_error = None
+            else:
+                pause = min(KEYS_BACKOFF_SECONDS[0] * 2 ** self._failures, KEYS_BACKOFF_SECONDS[1])
+                self._failures += 1
+                self._retry_at = time.monotonic() + pause
+                self._last_error = error
+                _logger.warning("%s; keeping %d signing keys, next try in %d s", error, len(self._keys), pause)
+            self._changed.notify_all()
 
     def _lookup(self, kid: str | None):
         if kid is None and len(self._keys) == 1:
@@ -598,7 +640,7 @@ def check(environ=os.environ) -> tuple[list[str], str]:
     except Refused as refused:
         return [f"MLFLOW_OIDC_ISSUER {settings.issuer}: {refused.reason}"], ""
     try:
-        SigningKeys(provider.jwks_uri).refresh()
+        SigningKeys(provider.jwks_uri).download()
     except Refused as refused:
         return [f"MLFLOW_OIDC_ISSUER {settings.issuer}: {refused.reason} (an OCI identity domain serves its keys "
                 "to anyone only when its settings allow client access to the signing certificate)"], ""

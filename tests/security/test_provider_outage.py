@@ -1,0 +1,135 @@
+"""An identity provider outage does not take MLflow down (docker/lib/mlflow_oci/oidc_auth.py, SigningKeys),
+driven against a real key-set endpoint on loopback that answers, fails or hangs on command:
+
+- keys held keep verifying tokens when a refresh fails, and a failing provider is asked again only after
+  a pause that doubles (not on every request);
+- a hanging provider holds one request for at most KEYS_TIMEOUT_SECONDS, and the others do not queue
+  behind it: they go on with the keys held.
+"""
+import json
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from unittest import mock
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "docker" / "lib"))
+from mlflow_oci import oidc_auth  # noqa: E402
+
+KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+JWKS = {"keys": [{**jwt.algorithms.RSAAlgorithm.to_jwk(KEY.public_key(), as_dict=True),
+                  "kid": "k1", "use": "sig", "alg": "RS256"}]}
+
+
+class KeySetEndpoint:
+    """The provider's jwks_uri: mode "up" answers the key set, "down" 503, "hang" waits for `release`."""
+
+    def __init__(self):
+        self.mode = "up"
+        self.requests = 0
+        self.release = threading.Event()
+        endpoint = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                endpoint.requests += 1
+                if endpoint.mode == "hang":
+                    endpoint.release.wait(60)
+                body = json.dumps(JWKS).encode() if endpoint.mode != "down" else b"{}"
+                self.send_response(200 if endpoint.mode != "down" else 503)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/jwk"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def provider():
+    endpoint = KeySetEndpoint()
+    yield endpoint
+    endpoint.close()
+
+
+def _expire(keys: oidc_auth.SigningKeys) -> None:
+    """Make the held keys older than their lifespan, as if KEYS_LIFESPAN_SECONDS had passed."""
+    keys._fetched = time.monotonic() - oidc_auth.KEYS_LIFESPAN_SECONDS - 1
+
+
+def test_held_keys_keep_working_while_the_provider_is_down_and_it_is_asked_again_only_after_a_pause(provider):
+    keys = oidc_auth.SigningKeys(provider.url)
+    assert keys.key_for("k1").key_id == "k1" and provider.requests == 1
+
+    provider.mode = "down"
+    _expire(keys)
+    for _ in range(20):  # a busy minute of bearer calls during the outage
+        assert keys.key_for("k1").key_id == "k1"
+    assert provider.requests == 2  # one failed refresh, then a pause
+
+    first_pause = keys._retry_at - time.monotonic()
+    assert oidc_auth.KEYS_BACKOFF_SECONDS[0] - 1 < first_pause <= oidc_auth.KEYS_BACKOFF_SECONDS[0]
+    keys._retry_at = time.monotonic()  # the pause is over
+    assert keys.key_for("k1").key_id == "k1" and provider.requests == 3
+    assert keys._retry_at - time.monotonic() > 2 * oidc_auth.KEYS_BACKOFF_SECONDS[0] - 1  # doubled
+
+    provider.mode = "up"
+    keys._retry_at = time.monotonic()
+    assert keys.key_for("k1").key_id == "k1" and provider.requests == 4
+    assert keys._failures == 0 and keys._retry_at < time.monotonic()
+
+
+def test_a_key_the_set_does_not_hold_is_503_while_the_provider_is_down_and_401_when_it_answers(provider):
+    keys = oidc_auth.SigningKeys(provider.url)
+    provider.mode = "down"
+    with pytest.raises(oidc_auth.Refused) as refused:
+        keys.key_for("k1")
+    assert refused.value.status == 503 and "answered 503" in refused.value.reason
+
+    provider.mode = "up"
+    keys._retry_at = time.monotonic()
+    assert keys.key_for("k1").key_id == "k1"
+    keys._fetched = time.monotonic() - oidc_auth.KEYS_COOLDOWN_SECONDS - 1
+    with pytest.raises(oidc_auth.Refused) as refused:
+        keys.key_for("made-up")
+    assert refused.value.status == 401
+
+
+def test_a_hanging_provider_holds_one_request_for_the_timeout_and_the_others_not_at_all(provider):
+    keys = oidc_auth.SigningKeys(provider.url)
+    keys.key_for("k1")
+    provider.mode = "hang"
+    _expire(keys)
+
+    done = {}
+
+    def refresh_in_background():
+        done["first"] = keys.key_for("k1").key_id
+
+    with mock.patch.object(oidc_auth, "KEYS_TIMEOUT_SECONDS", 1):
+        first = threading.Thread(target=refresh_in_background)
+        first.start()
+        while provider.requests < 2:  # the first request is now waiting on the provider
+            time.sleep(0.01)
+        others = [keys.key_for("k1").key_id for _ in range(10)]  # served at once, from the held keys
+        assert others == ["k1"] * 10 and keys._fetching and provider.requests == 2
+        first.join(10)
+        # the first request gave up on the provider long before it answers, and still got the held key
+        assert not first.is_alive() and done["first"] == "k1" and not provider.release.is_set()
+    assert keys._last_error and "cannot reach" in keys._last_error
