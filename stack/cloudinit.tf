@@ -46,6 +46,7 @@ locals {
       PROXY_TLS_CERT      = "/etc/pki/nginx/mlflow-serving.crt"
       PROXY_TLS_KEY       = "/etc/pki/nginx/private/mlflow-serving.key"
       PROXY_SERVER_NAME   = "_"
+      PROXY_FRONTS        = "serving"
       # per-person: the tracking server says who may call the model (any of MLflow's users).
       PROXY_AUTH                     = local.per_person_users ? "tracking" : "proxy"
       PROXY_AUTH_URL                 = local.tracking_internal_uri

@@ -15,6 +15,8 @@
 #   PROXY_TLS_CERT       PEM certificate; with PROXY_TLS_KEY, a self-signed pair is created
 #   PROXY_TLS_KEY        PEM private key  when neither file exists
 #   PROXY_SERVER_NAME    nginx server_name list (default "_"); also the self-signed cert's names
+#   PROXY_FRONTS         tracking (default) or serving: in front of a served model, no Origin or Cookie
+#                        header reaches the upstream
 # Needs only bash, sed and openssl: it runs on Oracle Linux 8/9 hosts and on Debian.
 set -euo pipefail
 
@@ -46,6 +48,10 @@ case ${PROXY_AUTH:=proxy} in
   *) die "PROXY_AUTH must be proxy, upstream or tracking (got '$PROXY_AUTH')" ;;
 esac
 PROXY_AUTH_URL=${PROXY_AUTH_URL:-none}
+case ${PROXY_FRONTS:=tracking} in
+  tracking | serving) ;;
+  *) die "PROXY_FRONTS must be tracking or serving (got '$PROXY_FRONTS')" ;;
+esac
 safe_value PROXY_LISTEN_PORT "${PROXY_LISTEN_PORT:-}"
 [[ -n ${PROXY_UPSTREAM:-} ]] || die "PROXY_UPSTREAM is not set"
 for name in PROXY_HTPASSWD_FILE PROXY_TLS_CERT PROXY_TLS_KEY; do
@@ -127,6 +133,8 @@ done
 # A line tagged `#auth:MODE[,MODE]` belongs to those modes: kept (untagged) for them, dropped for the others.
 sed_args+=(-e "/  #auth:\([a-z,]*,\)\{0,1\}${PROXY_AUTH}\(,[a-z,]*\)\{0,1\}\$/s/  #auth:[a-z,]*\$//"
   -e '/  #auth:[a-z,]*$/d')
+# A line tagged `#fronts:KIND` belongs to the proxy in front of that kind of server.
+sed_args+=(-e "/  #fronts:${PROXY_FRONTS}\$/s/  #fronts:[a-z]*\$//" -e '/  #fronts:[a-z]*$/d')
 rendered=$(template_with_servers | sed "${sed_args[@]}")
 placeholder='[$][{]PROXY_[A-Z_]*[}]'
 if grep -q "$placeholder" <<<"$rendered"; then

@@ -124,7 +124,7 @@ def serving_stack(tracker, tmp_path_factory, tracking_stack) -> ServingStack:
     log = workdir / "supervisor.log"
     supervisor = tracker.start("serving", serving_argv(RUNTIME), env, log)
     processes.wait_ready(supervisor, f"http://127.0.0.1:{port}/health", 120, accept=(200, 503))
-    proxy, url = start_proxy(tracker, workdir / "proxy", port, tracking_stack.login)
+    proxy, url = start_proxy(tracker, workdir / "proxy", port, tracking_stack.login, fronts="serving")
     yield ServingStack(url, port, tracking_stack.login, supervisor, log)
     tracker.remember_tree(supervisor)
     tracker.stop(proxy)

@@ -30,11 +30,11 @@ UNSET_TRACKING_URI = "http://127.0.0.1:9"
 
 def start_proxy(tracker: ProcessTracker, workdir: Path, upstream_port: int | Sequence[int],
                 login: credentials.Credentials, runtime: RuntimeFiles = RUNTIME, auth: str = "proxy",
-                auth_url: str | None = None):
+                auth_url: str | None = None, fronts: str = "tracking"):
     """nginx with our template (or `runtime`'s) in front of 127.0.0.1:upstream_port, or of several such
     ports as one upstream (replicas, balanced round-robin); returns (service, URL). `auth="upstream"`
     passes logins on to MLflow's own users instead of checking `login`; `auth="tracking"` asks the tracking
-    server at `auth_url`."""
+    server at `auth_url`; `fronts="serving"` is the proxy in front of a served model."""
     binary = nginx_binary()
     require_binary("openssl", how="apt-get install openssl")  # render.sh makes the self-signed pair
     port = free_port()
@@ -44,7 +44,7 @@ def start_proxy(tracker: ProcessTracker, workdir: Path, upstream_port: int | Seq
     block = nginx.render_proxy(runtime, workdir / "proxy.conf", listen=f"127.0.0.1:{port}",
                                upstream=" ".join(f"127.0.0.1:{each}" for each in upstream_ports), htpasswd=htpasswd,
                                tls_cert=workdir / "tls" / "proxy.crt", tls_key=workdir / "tls" / "proxy.key",
-                               auth=auth, auth_url=auth_url)
+                               auth=auth, auth_url=auth_url, fronts=fronts)
     conf = nginx.write_main_conf(workdir, [block])
     nginx.check_config(binary, conf)
     service = tracker.start("nginx", nginx.nginx_argv(binary, conf), dict(os.environ), workdir / "nginx.log")
@@ -69,7 +69,7 @@ def serving_proxy_asking(tracker: ProcessTracker, workdir: Path, tracking_url: s
     try:
         processes.wait_ready(upstream, f"http://127.0.0.1:{port}/invocations", 30)
         proxy, url = start_proxy(tracker, workdir / "serving-proxy", port, login, auth="tracking",
-                                 auth_url=tracking_url)
+                                 auth_url=tracking_url, fronts="serving")
         yield url
     finally:
         if proxy is not None:

@@ -171,9 +171,10 @@ def test_render_puts_each_listed_upstream_on_a_server_line_of_its_own(tmp_path):
     ({"PROXY_UPSTREAM": " , "}, "PROXY_UPSTREAM lists no host:port"),
     ({"PROXY_HTPASSWD_FILE": "/nonexistent/htpasswd"}, "htpasswd -cB /nonexistent/htpasswd"),
     ({"PROXY_TLS_CERT": ""}, "PROXY_TLS_CERT is not set"),
+    ({"PROXY_FRONTS": "model"}, "PROXY_FRONTS must be tracking or serving (got 'model')"),
 ], ids=["injection", "port-range", "upstream-without-port", "upstream-list-entry-without-port",
         "upstream-list-line-injection", "upstream-list-entry-injection", "upstream-list-empty", "missing-htpasswd",
-        "missing-cert-path"])
+        "missing-cert-path", "unknown-kind-of-upstream"])
 def test_render_refuses_bad_settings(tmp_path, overrides, message):
     result = render(tmp_path, **overrides)
     assert result.returncode == 2 and message in result.stderr

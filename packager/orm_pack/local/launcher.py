@@ -126,7 +126,8 @@ def up(options: LocalOptions) -> LocalEndpoints:
             blocks.append(nginx.render_proxy(runtime, state.nginx / "serving.conf",
                                              listen=f"{host}:{options.serving_port}",
                                              upstream=f"127.0.0.1:{supervisor_port}", htpasswd=state.htpasswd_file,
-                                             tls_cert=state.tls / "proxy.crt", tls_key=state.tls / "proxy.key"))
+                                             tls_cert=state.tls / "proxy.crt", tls_key=state.tls / "proxy.key",
+                                             fronts="serving"))
         conf = nginx.write_main_conf(state.nginx, blocks)
         nginx.check_config(nginx_binary, conf)
         proxy = processes.start("proxy", nginx.nginx_argv(nginx_binary, conf), os.environ.copy(),

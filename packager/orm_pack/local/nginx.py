@@ -41,15 +41,16 @@ def require_nginx() -> str:
 
 def render_proxy(runtime: RuntimeFiles, output: Path, *, listen: str, upstream: str, htpasswd: Path,
                  tls_cert: Path, tls_key: Path, server_name: str = "_", auth: str = "proxy",
-                 auth_url: str | None = None) -> Path:
+                 auth_url: str | None = None, fronts: str = "tracking") -> Path:
     """Runs render.sh; returns the rendered server block. Raises UserError with render.sh's message.
     `auth`: "proxy" (nginx checks the htpasswd login), "upstream" (MLflow's own users) or "tracking" (the
-    tracking server at `auth_url` decides); see render.sh."""
+    tracking server at `auth_url` decides); see render.sh. `fronts`: "tracking" or "serving" (a served model
+    gets no Origin or Cookie)."""
     if not shutil.which("openssl") and not (tls_cert.exists() and tls_key.exists()):
         raise UserError("openssl is needed to create the proxy's self-signed certificate: install openssl")
     env = dict(os.environ, PROXY_LISTEN_PORT=listen, PROXY_UPSTREAM=upstream, PROXY_HTPASSWD_FILE=str(htpasswd),
                PROXY_TLS_CERT=str(tls_cert), PROXY_TLS_KEY=str(tls_key), PROXY_SERVER_NAME=server_name,
-               PROXY_AUTH=auth, **({"PROXY_AUTH_URL": auth_url} if auth_url else {}))
+               PROXY_AUTH=auth, PROXY_FRONTS=fronts, **({"PROXY_AUTH_URL": auth_url} if auth_url else {}))
     result = subprocess.run(["bash", str(runtime.proxy_render), str(output)], env=env, capture_output=True,
                             text=True, check=False)
     if result.returncode != 0:
