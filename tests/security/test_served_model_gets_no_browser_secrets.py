@@ -67,8 +67,9 @@ def test_a_served_model_gets_no_cookie_origin_or_login(tracker, tmp_path, auth):
     try:
         _, url = start_proxy(tracker, tmp_path / "proxy", model.port, LOGIN, auth=auth,
                              auth_url=f"http://127.0.0.1:{tracking.port}", fronts="serving")
-        answer = requests.post(f"{url}/invocations", json={"inputs": [[1.0]]}, auth=(LOGIN.username, LOGIN.password), verify=False, timeout=30,
-                               headers={"Origin": url, "Cookie": "mlflow_oidc_session=a-signed-session; other=1"})
+        answer = requests.post(f"{url}/invocations", json={"inputs": [[1.0]]}, auth=(LOGIN.username, LOGIN.password),
+                               headers={"Origin": url, "Cookie": "mlflow_oidc_session=a-signed-session; other=1"},
+                               verify=False, timeout=30)
         assert answer.status_code == 200, answer.text
         calls = [seen for seen in model.seen if seen["path"] == "/invocations"]
         assert len(calls) == 1
