@@ -132,13 +132,13 @@ def provider():
 
 @pytest.fixture(scope="module")
 def site(tracker, tmp_path_factory, mariadb, s3, provider):
-    """(proxy URL, the two replicas)."""
+    """(proxy URL, the two replicas, the proxy's directory: its nginx.conf and access.log)."""
     workdir = tmp_path_factory.mktemp("sso")
     replicas = [start_tracking_replica(tracker, mariadb, s3, workdir, name, database="mlflow_sso", s3_prefix="sso",
                                        extra_env=sso_env(provider.url)) for name in ("a", "b")]
     proxy, url = start_proxy(tracker, workdir / "proxy", [r.port for r in replicas], credentials.Credentials(*ADMIN),
                              auth="upstream")
-    yield url, replicas
+    yield url, replicas, workdir / "proxy"
     for service in (proxy, *(r.service for r in replicas)):
         tracker.stop(service)
 
@@ -169,10 +169,11 @@ def sign_in_without_a_browser(url: str, subject: str) -> str:
     """What a browser does, with requests, straight to a replica: the server's redirect, the provider's page
     answered as `subject`, the callback. Returns the session cookie's value."""
     agent = requests.Session()
-    to_provider = agent.get(url + "/", headers={"Accept": "text/html"}, allow_redirects=False, timeout=30)
+    # verify=False: the proxy's self-signed certificate, when `url` is the proxy
+    to_provider = agent.get(url + "/", headers={"Accept": "text/html"}, allow_redirects=False, timeout=30, verify=False)
     back = agent.post(to_provider.headers["Location"], data={"sub": subject}, allow_redirects=False, timeout=30)
     callback = urlparse(back.headers["Location"])
-    signed_in = agent.get(f"{url}{callback.path}?{callback.query}", allow_redirects=False, timeout=30)
+    signed_in = agent.get(f"{url}{callback.path}?{callback.query}", allow_redirects=False, timeout=30, verify=False)
     assert signed_in.status_code == 302, signed_in.text
     return agent.cookies[SESSION_COOKIE]
 
@@ -226,7 +227,7 @@ def test_the_entrypoint_refuses_a_provider_it_cannot_use(tmp_path, issuer, messa
 
 
 def test_the_server_says_which_provider_and_groups_it_uses(site, provider):
-    _, replicas = site
+    _, replicas, _ = site
     log = replicas[0].service.log.read_text()
     assert (f"users: single sign-on through {provider.url} for client {CLIENT_ID}; admins: group {ADMINS}, "
             f"users: group {USERS}, groups from claim 'groups', sessions last 3600 s") in log
@@ -256,7 +257,7 @@ def page_fetch(page, method: str, path: str, body: dict | None = None) -> list:
 
 @pytest.mark.browser
 def test_a_person_signs_in_through_the_provider_and_works_in_the_ui_as_themselves(browser, site, provider):  # noqa: F811
-    url, replicas = site
+    url, replicas, _ = site
     ui = url.replace("127.0.0.1", NAME)
     context, page = sign_in(browser, ui, provider, "u-alice")
     try:
@@ -305,7 +306,7 @@ def test_a_person_signs_in_through_the_provider_and_works_in_the_ui_as_themselve
 
 @pytest.mark.browser
 def test_groups_decide_who_may_edit_another_persons_experiment(browser, site, provider):  # noqa: F811
-    url, _ = site
+    url, _, _ = site
     ui = url.replace("127.0.0.1", NAME)
     created = post(url, "/api/2.0/mlflow/experiments/create", {"name": "alices-shared"},
                    headers=bearer(provider.id_token("u-alice")))
@@ -348,7 +349,7 @@ def test_groups_decide_who_may_edit_another_persons_experiment(browser, site, pr
 def test_a_python_client_works_with_a_token_from_the_provider(site, provider, monkeypatch):
     from mlflow import MlflowClient
 
-    url, _ = site
+    url, _, _ = site
     monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", provider.id_token("u-dave"))
     client = MlflowClient(url)
     experiment = client.create_experiment("daves-from-python")
@@ -375,7 +376,7 @@ def test_a_python_client_works_with_a_token_from_the_provider(site, provider, mo
     (lambda p: "not-a-token", 401, "not a valid token from the identity provider (DecodeError)"),
 ], ids=["wrong-audience", "expired", "wrong-issuer", "no-mapped-group", "first-admins-name", "tampered", "garbage"])
 def test_tokens_the_server_refuses(site, provider, make_token, status, reason):
-    url, replicas = site
+    url, replicas, _ = site
     token = make_token(provider)
     direct = who(replicas[0].url, headers=bearer(token))
     assert direct.status_code == status and reason in direct.text, direct.text
@@ -389,7 +390,7 @@ def test_through_the_proxy_a_refusal_keeps_the_servers_challenge_and_reason(site
     """A browser opens its password dialog for a Basic challenge: with single sign-on only the server's
     Bearer one may reach it (the UI's calls after the session ended, an expired token), and a client's
     error shows the server's reason."""
-    url, _ = site
+    url, _, _ = site
     expired = provider.sign(dict(iss=provider.url, aud=CLIENT_ID, sub="u-bob", groups=[USERS],
                                  iat=int(time.time()) - 7200, exp=int(time.time()) - 3600))
     answer = who(url, headers=bearer(expired))
@@ -413,7 +414,7 @@ def tampered(token: str) -> str:
 
 
 def test_the_admin_flag_follows_the_groups_each_time(site, provider, mariadb):
-    url, replicas = site
+    url, replicas, _ = site
 
     def is_admin() -> int:
         with mariadb.admin("mlflow_sso_auth") as connection, connection.cursor() as cursor:
@@ -431,7 +432,7 @@ def test_mlflow_passwords_still_work_beside_single_sign_on(site, monkeypatch):
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    url, _ = site
+    url, _, _ = site
     created = post(url, "/api/2.0/mlflow/users/create", {"username": "ci-bot", "password": "Ci-bot-Passw0rd-2026"},
                    auth=ADMIN)
     assert created.status_code == 200, created.text
@@ -447,7 +448,7 @@ def test_mlflow_passwords_still_work_beside_single_sign_on(site, monkeypatch):
 
 
 def test_a_sign_in_answer_that_does_not_belong_to_a_sign_in_is_refused(site):
-    _, replicas = site
+    _, replicas, _ = site
     replica = replicas[1].url
     without = get(replica, "/oidc/callback?code=stolen&state=guess")
     assert without.status_code == 400 and "this sign-in has expired or was started elsewhere" in without.text
@@ -460,7 +461,7 @@ def test_a_sign_in_answer_that_does_not_belong_to_a_sign_in_is_refused(site):
 
 
 def test_signing_out_forgets_the_session_here_and_at_the_provider(site, provider):
-    _, replicas = site
+    _, replicas, _ = site
     session = sign_in_without_a_browser(replicas[0].url, "u-bob")
     assert who(replicas[1].url, cookies={SESSION_COOKIE: session}).json()["user"]["username"] == "bob"
     out = get(replicas[1].url, "/oidc/logout", cookies={SESSION_COOKIE: session}, allow_redirects=False)
@@ -471,7 +472,7 @@ def test_signing_out_forgets_the_session_here_and_at_the_provider(site, provider
 def test_the_serving_endpoint_accepts_the_same_tokens(site, provider, tracker, tmp_path):
     """The serving VM's proxy (PROXY_AUTH=tracking) asks the tracking server, which checks a token as it
     checks its own callers: a person of either group calls the model, other tokens are refused."""
-    _, replicas = site
+    _, replicas, _ = site
     with serving_proxy_asking(tracker, tmp_path, replicas[1].url, credentials.Credentials(*ADMIN)) as url:
         for subject in ("u-dave", "u-carol"):  # a user, an admin
             answer = get(url, "/invocations", headers=bearer(provider.id_token(subject)))
@@ -485,7 +486,7 @@ def test_the_serving_endpoint_accepts_the_same_tokens(site, provider, tracker, t
 
 
 def test_no_token_secret_or_session_reaches_the_logs(site, provider):
-    _, replicas = site
+    _, replicas, _ = site
     logs = [replica.service.log.read_text(errors="replace") for replica in replicas]
     assert provider.issued and any("created MLflow user dave (admin=False)" in log for log in logs)
     for replica, log in zip(replicas, logs, strict=True):
@@ -498,3 +499,11 @@ def test_no_token_secret_or_session_reaches_the_logs(site, provider):
                 if path.is_file() and path.stat().st_size < 1_000_000:
                     text = path.read_text(errors="replace")
                     assert CLIENT_SECRET not in text, path
+
+
+def test_the_proxys_access_log_keeps_no_authorization_code(site):
+    url, _, proxy_dir = site
+    sign_in_without_a_browser(url, "u-dave")  # through the proxy, as a browser comes back from the provider
+    lines = (proxy_dir / "access.log").read_text().splitlines()
+    assert any('"GET / ' in line for line in lines)  # the log is written, with the sign-in's other steps
+    assert not [line for line in lines if "code=" in line or "/oidc/callback" in line]
