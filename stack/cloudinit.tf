@@ -32,6 +32,7 @@ locals {
       PROXY_TLS_CERT      = "/etc/pki/nginx/mlflow-tracking.crt"
       PROXY_TLS_KEY       = "/etc/pki/nginx/private/mlflow-tracking.key"
       PROXY_SERVER_NAME   = "_"
+      PROXY_MAX_BODY_MB   = tostring(var.max_request_body_mb)
       # per-person: MLflow checks logins itself; the proxy passes them on.
       PROXY_AUTH     = local.per_person_users ? "upstream" : "proxy"
       MLFLOW_UI_USER = var.mlflow_username
@@ -47,6 +48,7 @@ locals {
       PROXY_TLS_KEY       = "/etc/pki/nginx/private/mlflow-serving.key"
       PROXY_SERVER_NAME   = "_"
       PROXY_FRONTS        = "serving"
+      PROXY_MAX_BODY_MB   = tostring(var.max_request_body_mb)
       # per-person: the tracking server says who may call the model (any of MLflow's users).
       PROXY_AUTH                     = local.per_person_users ? "tracking" : "proxy"
       PROXY_AUTH_URL                 = local.tracking_internal_uri

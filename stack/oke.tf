@@ -89,6 +89,7 @@ locals {
     lb_nsg_id                  = local.nsg_ids["oke-lb"]
     ingress_cidr               = var.allowed_ingress_cidr
     mysql_cidr                 = "${local.mysql_private_ip}/32"
+    max_request_body_mb        = tostring(var.max_request_body_mb)
     workers_cidr               = var.oke_workers_subnet_cidr
   } : {}
 }

@@ -665,6 +665,17 @@ variable "mlflow_default_permission" {
   }
 }
 
+variable "max_request_body_mb" {
+  description = "Largest request body the auth proxy lets through to MLflow or the model, in MiB (413 beyond). MLflow reads a body before it checks the login, so this bounds what anyone can make it hold. Artifact uploads are exempt: they pass, of any size, once the login is checked."
+  type        = number
+  default     = 64
+
+  validation {
+    condition     = var.max_request_body_mb >= 1 && var.max_request_body_mb <= 10240 && floor(var.max_request_body_mb) == var.max_request_body_mb
+    error_message = "The max_request_body_mb must be a whole number of MiB between 1 and 10240."
+  }
+}
+
 # ---------------------------------------------------------------------------------------------
 # Secrets and identity
 # ---------------------------------------------------------------------------------------------

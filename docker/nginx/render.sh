@@ -17,6 +17,9 @@
 #   PROXY_SERVER_NAME    nginx server_name list (default "_"); also the self-signed cert's names
 #   PROXY_FRONTS         tracking (default) or serving: in front of a served model, no Origin or Cookie
 #                        header reaches the upstream
+#   PROXY_MAX_BODY_MB    largest request body in MiB (default 64; 413 beyond), except artifact uploads,
+#                        which pass, of any size, once the login is checked
+#   PROXY_MAX_CONNECTIONS_PER_ADDRESS  open connections one client address may hold (default 256)
 # Needs only bash, sed and openssl: it runs on Oracle Linux 8/9 hosts and on Debian.
 set -euo pipefail
 
@@ -48,6 +51,10 @@ case ${PROXY_AUTH:=proxy} in
   *) die "PROXY_AUTH must be proxy, upstream or tracking (got '$PROXY_AUTH')" ;;
 esac
 PROXY_AUTH_URL=${PROXY_AUTH_URL:-none}
+[[ ${PROXY_MAX_BODY_MB:=64} =~ ^[1-9][0-9]{0,4}$ ]] ||
+  die "PROXY_MAX_BODY_MB must be a whole number of MiB from 1 to 99999 (got '$PROXY_MAX_BODY_MB')"
+[[ ${PROXY_MAX_CONNECTIONS_PER_ADDRESS:=256} =~ ^[1-9][0-9]{0,5}$ ]] ||
+  die "PROXY_MAX_CONNECTIONS_PER_ADDRESS must be a whole number from 1 to 999999 (got '$PROXY_MAX_CONNECTIONS_PER_ADDRESS')"
 case ${PROXY_FRONTS:=tracking} in
   tracking | serving) ;;
   *) die "PROXY_FRONTS must be tracking or serving (got '$PROXY_FRONTS')" ;;
@@ -126,7 +133,7 @@ template_with_servers() {
 sed_escape() { sed -e 's/[\/&|]/\\&/g' <<<"$1"; }
 sed_args=()
 for name in PROXY_UPSTREAM_NAME PROXY_ID PROXY_LISTEN_PORT PROXY_HTPASSWD_FILE \
-  PROXY_TLS_CERT PROXY_TLS_KEY PROXY_SERVER_NAME PROXY_AUTH_URL; do
+  PROXY_TLS_CERT PROXY_TLS_KEY PROXY_SERVER_NAME PROXY_AUTH_URL PROXY_MAX_BODY_MB PROXY_MAX_CONNECTIONS_PER_ADDRESS; do
   sed_args+=(-e "s|\${$name}|$(sed_escape "${!name}")|g")
 done
 

@@ -121,7 +121,8 @@ def test_rendered_proxy_config_has_the_settings_uploads_and_mlflow_need(tmp_path
     result = render(tmp_path)
     assert result.returncode == 0, result.stderr
     conf = (tmp_path / "out.conf").read_text()
-    for directive in ("listen 443 ssl;", "server 127.0.0.1:5000;", "keepalive 16;", "client_max_body_size    0;",
+    for directive in ("listen 443 ssl;", "server 127.0.0.1:5000;", "keepalive 16;", "client_max_body_size    64m;",
+                      "client_max_body_size 0;", "limit_conn              p443_conns 256;",
                       "proxy_request_buffering off;", "proxy_set_header   Host $http_host;",
                       "server_name mlflow.example.test 10.0.0.5;", "auth_basic off;",
                       f"auth_basic_user_file {tmp_path / 'htpasswd'};"):
@@ -172,9 +173,11 @@ def test_render_puts_each_listed_upstream_on_a_server_line_of_its_own(tmp_path):
     ({"PROXY_HTPASSWD_FILE": "/nonexistent/htpasswd"}, "htpasswd -cB /nonexistent/htpasswd"),
     ({"PROXY_TLS_CERT": ""}, "PROXY_TLS_CERT is not set"),
     ({"PROXY_FRONTS": "model"}, "PROXY_FRONTS must be tracking or serving (got 'model')"),
+    ({"PROXY_MAX_BODY_MB": "64m"}, "PROXY_MAX_BODY_MB must be a whole number of MiB from 1 to 99999 (got '64m')"),
+    ({"PROXY_MAX_CONNECTIONS_PER_ADDRESS": "0"}, "PROXY_MAX_CONNECTIONS_PER_ADDRESS must be a whole number"),
 ], ids=["injection", "port-range", "upstream-without-port", "upstream-list-entry-without-port",
         "upstream-list-line-injection", "upstream-list-entry-injection", "upstream-list-empty", "missing-htpasswd",
-        "missing-cert-path", "unknown-kind-of-upstream"])
+        "missing-cert-path", "unknown-kind-of-upstream", "body-cap-with-unit", "no-connections"])
 def test_render_refuses_bad_settings(tmp_path, overrides, message):
     result = render(tmp_path, **overrides)
     assert result.returncode == 2 and message in result.stderr

@@ -163,10 +163,11 @@ def test_with_mlflows_own_users_the_proxy_pods_pass_logins_on(tmp_path):
     container then reads no login from Vault and renders a config that checks none."""
     raw = json.loads(SETTINGS.read_text())
     raw["tracking_env"] = json.dumps({**json.loads(raw["tracking_env"]), "MLFLOW_AUTH": "mlflow"})
+    raw["max_request_body_mb"] = "128"  # the stack's form setting
     _, documents = render.render(REPO_ROOT / "oke", settings.from_output(raw), require_binary("kubectl"))
     proxy_settings = [d["data"] for d in documents
                       if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("mlflow-proxy-")][0]
-    assert proxy_settings["PROXY_AUTH"] == "upstream"
+    assert proxy_settings["PROXY_AUTH"] == "upstream" and proxy_settings["PROXY_MAX_BODY_MB"] == "128"
     setup = [d for d in documents if d["kind"] == "Deployment" and d["metadata"]["name"] == "mlflow-proxy"][0]
     container = setup["spec"]["template"]["spec"]["initContainers"][0]
     env = {**python_env(), **proxy_settings, "PROXY_DIR": str(tmp_path / "files"), "HOME": str(tmp_path),
@@ -176,4 +177,5 @@ def test_with_mlflows_own_users_the_proxy_pods_pass_logins_on(tmp_path):
     assert result.returncode == 0, result.stderr
     conf = (tmp_path / "files" / "conf.d" / "mlflow.conf").read_text()
     assert "auth_basic_user_file" not in conf and 'Authorization ""' not in conf and "proxy_intercept_errors on;" in conf
+    assert "client_max_body_size    128m;" in conf
     assert not (tmp_path / "files" / "htpasswd").exists()

@@ -4,8 +4,6 @@ and no login to the model server, whichever way the endpoint checks logins. Driv
 through the real nginx with the project's template, in front of an upstream that records what reaches it.
 """
 import base64
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
@@ -13,45 +11,11 @@ import requests
 from dataplane.servers import ProcessTracker
 from dataplane.stacks import start_proxy
 from orm_pack.local import credentials
+from security.recording import RecordingServer
 
 pytestmark = [pytest.mark.dataplane, pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")]
 
 LOGIN = credentials.Credentials("mlflow", "correct-horse-battery")
-
-
-class RecordingServer:
-    """127.0.0.1 HTTP server answering 200 to everything and keeping each request's headers."""
-
-    def __init__(self):
-        self.seen: list[dict] = []
-        recorder = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def _answer(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                self.rfile.read(length)
-                recorder.seen.append({"path": self.path, **{k.lower(): v for k, v in self.headers.items()}})
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"{}")
-
-            do_GET = do_POST = _answer
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
@@ -63,7 +27,8 @@ def tracker():
 
 @pytest.mark.parametrize("auth", ["proxy", "tracking"])
 def test_a_served_model_gets_no_cookie_origin_or_login(tracker, tmp_path, auth):
-    model, tracking = RecordingServer(), RecordingServer()  # the model server; the tracking server that says yes
+    basic = "Basic " + base64.b64encode(f"{LOGIN.username}:{LOGIN.password}".encode()).decode()
+    model, tracking = RecordingServer(), RecordingServer(good_login=basic)  # the model; the server that says yes
     try:
         _, url = start_proxy(tracker, tmp_path / "proxy", model.port, LOGIN, auth=auth,
                              auth_url=f"http://127.0.0.1:{tracking.port}", fronts="serving")
@@ -75,7 +40,6 @@ def test_a_served_model_gets_no_cookie_origin_or_login(tracker, tmp_path, auth):
         assert len(calls) == 1
         assert not {"cookie", "origin", "authorization"} & set(calls[0]), calls[0]
         if auth == "tracking":  # the tracking server, which checks the login, still gets it
-            basic = "Basic " + base64.b64encode(f"{LOGIN.username}:{LOGIN.password}".encode()).decode()
             assert [seen["authorization"] for seen in tracking.seen] == [basic]
     finally:
         model.close()

@@ -179,6 +179,7 @@ def test_rendered_nginx_config_passes_nginx_t(deployed, role, tmp_path):
     conf = "pid nginx.pid;\nevents {}\nhttp {\n" + rendered.stdout + "\n}\n"
     assert static.nginx_test_errors(conf) == []
     assert f"listen {env['PROXY_LISTEN_PORT']} ssl;" in rendered.stdout
+    assert "client_max_body_size    64m;" in rendered.stdout  # max_request_body_mb's default
     # the serving VM's proxy keeps the browser's cookies and Origin from the model's code
     assert ('proxy_set_header   Cookie "";' in rendered.stdout) == (role == "serving")
 

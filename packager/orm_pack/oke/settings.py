@@ -36,6 +36,7 @@ class DeploySettings:
     lb_nsg_id: str
     ingress_cidr: str
     mysql_cidr: str
+    max_request_body_mb: str = "64"  # the stack's max_request_body_mb; stacks before it had none
 
     def proxy_env(self) -> dict:
         """The proxy pod's settings (docker/nginx/setup-from-vault.sh and render.sh). With MLflow's own
@@ -45,6 +46,7 @@ class DeploySettings:
                 "PROXY_LOGIN_USER": self.login_user,
                 "PROXY_LOGIN_PASSWORD_SECRET_OCID": self.login_password_secret_ocid,
                 "PROXY_LISTEN_PORT": PROXY_PORT, "PROXY_UPSTREAM": TRACKING_UPSTREAM, "PROXY_SERVER_NAME": "_",
+                "PROXY_MAX_BODY_MB": self.max_request_body_mb,
                 "MLFLOW_OCI_AUTH": self.tracking_env.get("MLFLOW_OCI_AUTH", "instance_principal")}
 
     def deploy_values(self) -> dict:
@@ -87,6 +89,13 @@ def _ipv4(raw: dict, key: str) -> str:
         return str(ipaddress.IPv4Address(value))
     except ValueError:
         raise _problem(key, f"is not an IPv4 address (got {value!r})") from None
+
+
+def _whole_number(raw: dict, key: str, default: str) -> str:
+    value = raw.get(key, default)
+    if not isinstance(value, str) or not re.fullmatch(r"[1-9][0-9]{0,4}", value):
+        raise _problem(key, f"is not a whole number (got {value!r})")
+    return value
 
 
 def _env(raw: dict, key: str) -> dict:
@@ -133,4 +142,5 @@ def from_output(raw, image_override: str | None = None) -> DeploySettings:
         login_password_secret_ocid=_ocid(raw, "login_password_secret_ocid", "vaultsecret"),
         lb_ip=_ipv4(raw, "lb_ip"), lb_subnet_id=_ocid(raw, "lb_subnet_id", "subnet"),
         lb_nsg_id=_ocid(raw, "lb_nsg_id", "networksecuritygroup"),
-        ingress_cidr=_cidr(raw, "ingress_cidr"), mysql_cidr=_cidr(raw, "mysql_cidr"))
+        ingress_cidr=_cidr(raw, "ingress_cidr"), mysql_cidr=_cidr(raw, "mysql_cidr"),
+        max_request_body_mb=_whole_number(raw, "max_request_body_mb", default="64"))
