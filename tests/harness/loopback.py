@@ -6,9 +6,15 @@ import urllib.request
 from http.server import ThreadingHTTPServer
 
 
+class _Server(ThreadingHTTPServer):
+    # The servers these stand in for queue bursts of connections (uvicorn listens with a backlog of
+    # 2048); socketserver's default of 5 refuses some of a burst on a busy machine.
+    request_queue_size = 128
+
+
 def serve(handler, port: int = 0) -> ThreadingHTTPServer:
     """Serves `handler` on 127.0.0.1:`port` (0: any free port) from a daemon thread; stop() ends it."""
-    server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+    server = _Server(("127.0.0.1", port), handler)
     server.daemon_threads = True
     # A short poll lets stop() return at once instead of after serve_forever's default 0.5 s.
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
