@@ -200,7 +200,8 @@ fi
 if [[ $MLFLOW_AUTH == mlflow || $MLFLOW_AUTH == oidc ]]; then
   # MLflow reads the auth app's settings from a file only; it holds the database password, so it
   # lives in a private directory (configparser would expand the URI's %-escapes: they are doubled).
-  # With oidc, MLflow asks lib/mlflow_oci/oidc_auth.py who a request is instead of checking passwords itself.
+  # With oidc, MLflow asks lib/mlflow_oci/oidc_auth.py who a request is instead of checking passwords itself;
+  # with mlflow, its own basic auth through lib/mlflow_oci/artifact_rules.py. Both add the artifact rules.
   auth_dir=$(mktemp -d "${TMPDIR:-/tmp}/mlflow-auth.XXXXXX") || die "cannot create a private directory in ${TMPDIR:-/tmp}"
   export MLFLOW_AUTH_CONFIG_PATH=$auth_dir/auth.ini
   # The permission and the mode go in argv (the defaults above are not exported), the URI through the environment.
@@ -210,11 +211,14 @@ e = os.environ
 with open(e["MLFLOW_AUTH_CONFIG_PATH"], "w") as ini:
     ini.write("[mlflow]\ndefault_permission = {}\ndatabase_uri = {}\n".format(
         sys.argv[1], e["MLFLOW_AUTH_DATABASE_URI"].replace("%", "%%")))
-    if sys.argv[2] == "oidc":
-        ini.write("authorization_function = mlflow_oci.oidc_auth:authenticate\n")' \
+    ini.write("authorization_function = mlflow_oci.{}\n".format(
+        "oidc_auth:authenticate" if sys.argv[2] == "oidc" else "artifact_rules:authenticate_basic"))' \
     "$MLFLOW_AUTH_DEFAULT_PERMISSION" "$MLFLOW_AUTH") ||
     die "cannot write $MLFLOW_AUTH_CONFIG_PATH"
   unset MLFLOW_AUTH_DATABASE_URI
+  # Artifact locations a user names are refused unless MLflow can check them (lib/mlflow_oci/artifact_rules.py).
+  export MLFLOW_CREATE_MODEL_VERSION_SOURCE_VALIDATION_REGEX
+  MLFLOW_CREATE_MODEL_VERSION_SOURCE_VALIDATION_REGEX=$(python3 -c 'from mlflow_oci.artifact_rules import MODEL_VERSION_SOURCES as s; print(s)')
   args+=(--app-name basic-auth)
 fi
 log "starting: mlflow ${args[*]}"

@@ -152,3 +152,31 @@ def test_the_readme_user_commands_manage_a_person(replicas, tmp_path):
     assert "alice" in result.stdout.splitlines()  # listed before she is removed
     assert "alice: EDIT on experiment" in result.stderr
     assert current_user(url, ("alice", "anything")).status_code == 401
+
+
+def test_nobody_names_an_artifact_location_the_server_would_open_for_them(replicas, s3):
+    """The server reads artifacts with its own identity: a store URI a user names (as a model version's
+    source, or as a new experiment's location) would let them read another experiment's files through
+    `get-artifact`. Only locations MLflow checks against their permissions are taken."""
+    first, _, url = replicas
+    users(first.url, "add", "mallory", "--password-stdin", stdin="Mallory-login-Passw0rd\n")
+    mallory = ("mallory", "Mallory-login-Passw0rd")
+
+    def post(path: str, body: dict, auth) -> requests.Response:
+        return requests.post(f"{url}/api/2.0/mlflow/{path}", json=body, auth=auth, verify=False, timeout=30)
+
+    private = post("experiments/create", {"name": "someone-elses-work"}, ADMIN_AUTH).json()["experiment_id"]
+    run = post("runs/create", {"experiment_id": private}, ADMIN_AUTH).json()["run"]["info"]["run_id"]
+    files = f"s3://{s3.bucket}/users/{private}/{run}/artifacts"  # where that run's artifacts are stored
+
+    assert post("registered-models/create", {"name": "mallorys-model"}, mallory).status_code == 200
+    stolen = post("model-versions/create", {"name": "mallorys-model", "source": f"{files}/model"}, mallory)
+    assert stolen.status_code == 400 and "Invalid model version source" in stolen.text, stolen.text
+    elsewhere = post("experiments/create", {"name": "mallorys-window", "artifact_location": files}, mallory)
+    assert elsewhere.status_code == 400 and "artifact_location is chosen by the server" in elsewhere.text
+
+    own = post("experiments/create", {"name": "mallorys-own"}, mallory).json()["experiment_id"]
+    own_run = post("runs/create", {"experiment_id": own}, mallory).json()["run"]["info"]["run_id"]
+    registered = post("model-versions/create", {"name": "mallorys-model", "source": f"runs:/{own_run}/model",
+                                                "run_id": own_run}, mallory)
+    assert registered.status_code == 200, registered.text

@@ -507,3 +507,16 @@ def test_the_proxys_access_log_keeps_no_authorization_code(site):
     lines = (proxy_dir / "access.log").read_text().splitlines()
     assert any('"GET / ' in line for line in lines)  # the log is written, with the sign-in's other steps
     assert not [line for line in lines if "code=" in line or "/oidc/callback" in line]
+    # and a refused sign-in's page, which stays at the callback's address, sends no Referer from it
+    refused = get(url, "/oidc/callback?code=spent&state=guess")
+    assert refused.status_code == 400 and refused.headers["Referrer-Policy"] == "no-referrer"
+    assert refused.headers["Strict-Transport-Security"] == "max-age=31536000"
+
+
+def test_a_signed_in_person_cannot_name_an_artifact_location(site, provider):
+    url, _, _ = site
+    token = bearer(provider.id_token("u-alice"))
+    elsewhere = post(url, "/api/2.0/mlflow/experiments/create",
+                     {"name": "alices-window", "artifact_location": "s3://mlflow/sso/0"}, headers=token)
+    assert elsewhere.status_code == 400 and "artifact_location is chosen by the server" in elsewhere.text
+    assert post(url, "/api/2.0/mlflow/experiments/create", {"name": "alices-own"}, headers=token).status_code == 200

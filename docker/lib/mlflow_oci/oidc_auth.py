@@ -624,6 +624,9 @@ def authenticate():
             _logger.info("refused: %s", refused.reason)
         return _refusal(refused)
     if isinstance(result, Authorization):  # (any attribute "exists" on one: hasattr would not tell)
+        from .artifact_rules import refusal
+
+        result = refusal(request) or result
         g._mlflow_oci_authorization = result
     return result
 
