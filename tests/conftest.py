@@ -32,17 +32,6 @@ def pytest_runtest_makereport(item, call):
                                + ", ".join(f"@pytest.mark.{m}" for m in unmarked) + " (or to its module's pytestmark)")
 
 
-def pytest_collection_modifyitems(items):
-    """With pytest-xdist (two workers), tests of one group run in one worker, where they share that
-    worker's session and module fixtures: the stack tests share one apply of each profile, and each
-    other file its own servers."""
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            relative = item.path.relative_to(REPO_ROOT / "tests")
-            group = "stack" if relative.parts[0] == "stack" else relative.as_posix()
-            item.add_marker(pytest.mark.xdist_group(group))
-
-
 def pytest_generate_tests(metafunc):
     # Terraform tests run on the terraform on PATH (1.5 or newer: harness/tools.py).
     if "terraform_binary" in metafunc.fixturenames:
