@@ -14,26 +14,29 @@ from orm_pack.local.ports import free_port
 
 
 class ProcessTracker:
-    """Starts services, stops them, and knows every pid that was part of their process trees."""
+    """Starts services, stops them, and knows every pid that was part of their process trees. A pid is
+    known with its start time: the machine reuses pids (pid_max 32768 here), and a new process that got a
+    stopped one's pid is not a leftover."""
 
     def __init__(self):
         self.services: list[processes.Service] = []
-        self.seen: dict[int, str] = {}
+        self.seen: dict[int, tuple[str, str | None]] = {}   # pid -> (service, start time in /proc)
 
     def start(self, name: str, argv: list[str], env: dict, log: Path, cwd: Path | None = None) -> processes.Service:
         needs.used("dataplane")
         service = processes.start(name, argv, env, log, cwd)
         self.services.append(service)
-        self.seen[service.pid] = name
+        self.seen[service.pid] = (name, _start_time(service.pid))
         return service
 
     def remember_tree(self, service: processes.Service) -> None:
         for pid in processes.descendants(service.pid):
-            self.seen.setdefault(pid, service.name)
+            self.seen.setdefault(pid, (service.name, _start_time(pid)))
 
     def stop(self, service: processes.Service) -> None:
+        self.remember_tree(service)  # with their start times, while they still run
         for pid in processes.stop(service.pid):
-            self.seen.setdefault(pid, service.name)
+            self.seen.setdefault(pid, (service.name, None))
         if service in self.services:
             self.services.remove(service)
 
@@ -42,7 +45,16 @@ class ProcessTracker:
             self.stop(service)
 
     def leftovers(self) -> dict[int, str]:
-        return {pid: name for pid, name in self.seen.items() if processes.is_alive(pid)}
+        return {pid: name for pid, (name, started) in self.seen.items()
+                if processes.is_alive(pid) and (started is None or _start_time(pid) == started)}
+
+
+def _start_time(pid: int) -> str | None:
+    """Field 22 of /proc/<pid>/stat (clock ticks since boot), or None when the process is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
 
 
 @dataclass(frozen=True)

@@ -90,7 +90,7 @@ def test_a_proxy_without_the_origin_fix_fails_the_ui_write_line(stack, tracker, 
     shutil.copytree(RUNTIME.root / "docker" / "nginx", unfixed / "docker" / "nginx")
     template = unfixed / "docker" / "nginx" / "mlflow-proxy.conf.template"
     text = template.read_text()
-    fix = ["    proxy_set_header   Origin $${PROXY_ID}_fwd_origin;\n",
+    fix = ["    proxy_set_header   Origin $${PROXY_ID}_fwd_origin;  #fronts:tracking\n",
            "    if ($${PROXY_ID}_refused) {\n"
            '        return 403 "Cross-origin request blocked: this server accepts writes only from its own pages\\n";\n'
            "    }\n"]

@@ -29,7 +29,7 @@ pytestmark = pytest.mark.terraform
 OKE = {**BASE_TFVARS, "deployment_target": "oke"}
 SETTINGS_KEYS = {"cluster_id", "region", "namespace", "tracking_image", "tracking_env", "migrate_env", "login_user",
                  "login_password_secret_ocid", "lb_ip", "lb_subnet_id", "lb_nsg_id", "ingress_cidr", "mysql_cidr",
-                 "workers_cidr"}
+                 "workers_cidr", "max_request_body_mb"}
 
 
 def after(plan: dict, address: str) -> dict:
@@ -67,6 +67,7 @@ def test_orm_pack_gets_the_cluster_the_network_and_the_tracking_settings(deploye
     assert f"MLFLOW_TRACKING_URI={out['mlflow_url']}\n" in out["notebook_setup"]
     assert settings["mysql_cidr"] == f"{mysql['ip_address']}/32" == f"{out['mysql_private_ip']}/32"
     assert settings["workers_cidr"] == after(d.replan, "oci_core_subnet.oke_workers[0]")["cidr_block"]
+    assert settings["max_request_body_mb"] == "64"  # the form's default, for the proxy pods
     assert json.loads(settings["migrate_env"]) == {"MYSQL_ADMIN_USER": "mlflowadmin",
                                                    "MYSQL_ADMIN_PASSWORD_SECRET_OCID": secrets["mysql-admin"]}
     env = json.loads(settings["tracking_env"])
