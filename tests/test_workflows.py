@@ -80,6 +80,14 @@ def test_the_tests_run_on_the_terraform_resource_manager_runs(name):
     assert "terraform_1.5.7_linux_amd64.zip" in run and "sha256sum -c" in run and "/usr/local/bin" in run
 
 
+@pytest.mark.parametrize("name", ["ci.yml", "release.yml"])
+def test_the_tests_start_from_the_whole_history(name):
+    """tests/harness/release.py checks earlier releases out of git: a shallow checkout would lack them."""
+    steps = _workflow(name)["jobs"]["test"]["steps"]
+    checkout = next(step for step in steps if step.get("uses", "").startswith("actions/checkout@"))
+    assert checkout["with"]["fetch-depth"] == 0
+
+
 def test_the_actions_used_are_pinned_to_a_major_version():
     for name in ("ci.yml", "release.yml"):
         for job in _workflow(name)["jobs"].values():
