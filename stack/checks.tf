@@ -46,25 +46,22 @@ locals {
     )
   }
 
-  # OCI keeps a subnet's first two and last addresses for itself.
-  public_subnet_range = try({
-    first = sum([for i, octet in split(".", split("/", local.public_subnet_cidr)[0]) : tonumber(octet) * pow(256, 3 - i)])
-    size  = pow(2, 32 - tonumber(split("/", local.public_subnet_cidr)[1]))
-  }, { first = 0, size = 0 })
-  tracking_ip_number = try(sum([for i, octet in split(".", local.tracking_private_ip) : tonumber(octet) * pow(256, 3 - i)]), -1)
-  tracking_ip_usable = (
-    local.tracking_ip_number >= local.public_subnet_range.first + 2 &&
-    local.tracking_ip_number < local.public_subnet_range.first + local.public_subnet_range.size - 1
-  )
-  private_subnet_range = try({
-    first = sum([for i, octet in split(".", split("/", local.private_subnet_cidr)[0]) : tonumber(octet) * pow(256, 3 - i)])
-    size  = pow(2, 32 - tonumber(split("/", local.private_subnet_cidr)[1]))
-  }, { first = 0, size = 0 })
-  mysql_ip_number = try(sum([for i, octet in split(".", var.mysql_private_ip) : tonumber(octet) * pow(256, 3 - i)]), -1)
-  mysql_ip_usable = (
-    local.mysql_ip_number >= local.private_subnet_range.first + 2 &&
-    local.mysql_ip_number < local.private_subnet_range.first + local.private_subnet_range.size - 1
-  )
+  # OCI keeps a subnet's first two and last addresses for itself: an address chosen up front must be
+  # one of the others of its subnet (which may be an existing one).
+  chosen_addresses = {
+    tracking = { ip = local.tracking_private_ip, cidr = local.public_subnet_cidr }
+    mysql    = { ip = var.mysql_private_ip, cidr = local.private_subnet_cidr }
+  }
+  chosen_address_numbers = {
+    for name, chosen in local.chosen_addresses : name => try({
+      ip    = sum([for i, octet in split(".", chosen.ip) : tonumber(octet) * pow(256, 3 - i)])
+      first = sum([for i, octet in split(".", split("/", chosen.cidr)[0]) : tonumber(octet) * pow(256, 3 - i)])
+      size  = pow(2, 32 - tonumber(split("/", chosen.cidr)[1]))
+    }, null)
+  }
+  address_usable = {
+    for name, n in local.chosen_address_numbers : name => try(n.ip >= n.first + 2 && n.ip < n.first + n.size - 1, false)
+  }
 
   input_errors = [for message, failed in {
     "public_subnet_cidr (${var.public_subnet_cidr}) and private_subnet_cidr (${var.private_subnet_cidr}) overlap: give the two subnets separate ranges, e.g. 10.0.1.0/24 and 10.0.2.0/24"                   = !var.use_existing_vcn && local.subnets_overlap
@@ -73,8 +70,8 @@ locals {
     "use_existing_vcn is true: set existing_vcn_id, existing_public_subnet_id and existing_private_subnet_id"                                                                                               = var.use_existing_vcn && (var.existing_vcn_id == "" || var.existing_public_subnet_id == "" || var.existing_private_subnet_id == "")
     "existing_public_subnet_id is a private subnet (it prohibits public IPs): the VMs need a public subnet"                                                                                                 = var.use_existing_vcn && try(data.oci_core_subnet.existing_public[0].prohibit_public_ip_on_vnic, false) == true
     "existing_public_subnet_id and existing_private_subnet_id belong to another VCN than existing_vcn_id"                                                                                                   = var.use_existing_vcn && try(data.oci_core_subnet.existing_public[0].vcn_id != var.existing_vcn_id || data.oci_core_subnet.existing_private[0].vcn_id != var.existing_vcn_id, false)
-    "tracking_private_ip (${local.tracking_private_ip}) is not a usable address of the public subnet (${local.public_subnet_cidr}): give a free address inside it (OCI keeps the first two and the last)"   = var.tracking_private_ip != "" && !local.tracking_ip_usable
-    "mysql_private_ip (${var.mysql_private_ip}) is not a usable address of the private subnet (${local.private_subnet_cidr}): give a free address inside it (OCI keeps the first two and the last)"         = var.mysql_private_ip != "" && !local.mysql_ip_usable
+    "tracking_private_ip (${local.tracking_private_ip}) is not a usable address of the public subnet (${local.public_subnet_cidr}): give a free address inside it (OCI keeps the first two and the last)"   = var.tracking_private_ip != "" && !local.address_usable.tracking
+    "mysql_private_ip (${var.mysql_private_ip}) is not a usable address of the private subnet (${local.private_subnet_cidr}): give a free address inside it (OCI keeps the first two and the last)"         = var.mysql_private_ip != "" && !local.address_usable.mysql
     "serving_enabled is true but no model is named: set serving_model_name (and serving_model_alias) or serving_model_uri, or disable serving"                                                              = local.serving_enabled && var.serving_model_name == "" && var.serving_model_uri == ""
     "s3_credentials_source is supply: set s3_access_key and s3_secret_key (a customer secret key of a user who may write the bucket)"                                                                       = var.artifact_store == "s3" && var.s3_credentials_source == "supply" && (var.s3_access_key == "" || nonsensitive(var.s3_secret_key == ""))
     "s3_credentials_source is create but current_user_ocid is empty: Resource Manager fills it; with the Terraform CLI set it to your user OCID, or supply keys"                                            = local.create_s3_key && var.current_user_ocid == ""

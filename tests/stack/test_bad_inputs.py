@@ -35,6 +35,9 @@ CASES = {
                                          ["mysql_private_ip (10.0.1.20) is not a usable address of the private subnet "
                                           "(10.0.2.0/24)"]),
     "MySQL address OCI keeps": ({"mysql_private_ip": "10.0.2.1"}, ["mysql_private_ip (10.0.2.1) is not a usable address"]),
+    "tracking address outside its subnet": ({"tracking_private_ip": "10.0.2.20"},
+                                            ["tracking_private_ip (10.0.2.20) is not a usable address of the public "
+                                             "subnet (10.0.1.0/24)"]),
     "MySQL address not an address": ({"mysql_private_ip": "10.0.2"}, ["mysql_private_ip must be an IPv4 address"]),
     "short MySQL password": ({"mysql_admin_password": "Ab1-"}, ["mysql_admin_password must be 8 to 32 characters long"]),
     "MySQL password without digit and special": (
@@ -147,3 +150,12 @@ def test_a_compatible_custom_image_is_accepted(tf):
     plan = tf.plan_summary({**BASE_TFVARS, "tracking_image_id": IMAGE_A})
     (tracking,) = [v for v in plan.values.values() if v.get("display_name") == "mlflow-tracking"]
     assert tracking["source_details"][0]["source_id"] == IMAGE_A
+
+
+def test_chosen_addresses_inside_their_subnets_are_accepted(tf):
+    """The control for the address checks: the last usable address of each subnet plans and is used."""
+    plan = tf.plan_summary({**BASE_TFVARS, "tracking_private_ip": "10.0.1.254", "mysql_private_ip": "10.0.2.254"})
+    (tracking,) = [v for v in plan.values.values() if v.get("display_name") == "mlflow-tracking"]
+    (mysql,) = [v for v in plan.values.values() if v.get("display_name") == "mlflow-mysql"]
+    assert tracking["create_vnic_details"][0]["private_ip"] == "10.0.1.254"
+    assert mysql["ip_address"] == "10.0.2.254"
