@@ -1,8 +1,9 @@
 """A stand-in for MLflow or a model server behind the auth proxy: a 127.0.0.1 HTTP server that keeps what
 reached it (each request's path, headers and body size). Its /api/2.0/mlflow/users/current answers 200 to
 the one `good_login` (an Authorization header value) and 401 to anything else, as MLflow's does."""
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from harness import loopback
 
 CURRENT_USER = "/api/2.0/mlflow/users/current"
 
@@ -39,14 +40,11 @@ class RecordingServer:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = loopback.serve(Handler)
         self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def requests_to(self, prefix: str) -> list[dict]:
         return [seen for seen in self.seen if seen["path"].startswith(prefix)]
 
     def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+        loopback.stop(self.server)

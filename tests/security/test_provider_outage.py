@@ -10,13 +10,15 @@ import json
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from unittest import mock
 
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
+
+from harness import loopback
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "docker" / "lib"))
 from mlflow_oci import oidc_auth  # noqa: E402
@@ -50,15 +52,12 @@ class KeySetEndpoint:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = loopback.serve(Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/jwk"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def close(self):
         self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
+        loopback.stop(self.server)
 
 
 @pytest.fixture
