@@ -13,7 +13,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import time_double
+from . import forkserver, time_double
 from .double import memory, propagation
 from .double.schema import PROVIDER_VERSION
 from .objectstore import ENV_VAR as OBJECT_STORE_ENV
@@ -23,8 +23,8 @@ TESTS_DIR = Path(__file__).resolve().parents[1]
 _LAUNCHER = """#!{python}
 import sys
 sys.path.insert(0, {tests_dir!r})
-from {module} import main
-main()
+from harness.forkserver import launch
+launch({module!r})
 """
 # (registry address, version, binary name, module serving it)
 PROVIDERS = (
@@ -49,7 +49,7 @@ def _platform() -> str:
 
 def mirror_dir() -> Path:
     """One mirror per interpreter and checkout, built on first use and reused afterwards."""
-    key = hashlib.sha256(f"{sys.executable}\0{TESTS_DIR}\0{PROVIDERS}".encode()).hexdigest()[:12]
+    key = hashlib.sha256(f"{sys.executable}\0{TESTS_DIR}\0{PROVIDERS}\0{_LAUNCHER}".encode()).hexdigest()[:12]
     root = Path(tempfile.gettempdir()) / f"oci-double-{os.getuid()}-{key}"
     cli_config = root / "terraformrc"
     if not cli_config.exists():
@@ -93,6 +93,7 @@ def terraform_env(workdir: Path, fixtures: dict | None = None, base: dict | None
     # the stack's waits (time_sleep) both run at a tenth of the cloud's pace.
     env.setdefault(memory.STATE_ENV, str(Path(workdir) / ".oci-double-written.json"))
     env.setdefault(propagation.SCALE_ENV, "0.1")
+    env[forkserver.ENV_VAR] = forkserver.address()
     if fixtures:
         path = Path(workdir) / ".oci-double-fixtures.json"
         path.write_text(json.dumps(fixtures))
