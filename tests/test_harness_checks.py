@@ -8,9 +8,14 @@ from harness import checkov, static
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
+@pytest.fixture(scope="module")
+def open_ssh_report():
+    return checkov.run_checkov(FIXTURES / "checkov" / "open-ssh", "terraform")
+
+
 @pytest.mark.terraform  # checkov
-def test_checkov_flags_ssh_open_to_the_world():
-    report = checkov.run_checkov(FIXTURES / "checkov" / "open-ssh", "terraform")
+def test_checkov_flags_ssh_open_to_the_world(open_ssh_report):
+    report = open_ssh_report
     assert report.resource_count == 1
     assert checkov.problems(report, skips={}) == [
         "CKV_OCI_19 failed on oci_core_security_list.open_ssh (/main.tf)"
@@ -18,8 +23,8 @@ def test_checkov_flags_ssh_open_to_the_world():
 
 
 @pytest.mark.terraform  # checkov
-def test_checkov_failure_passes_only_when_skipped_with_a_reason(tmp_path):
-    report = checkov.run_checkov(FIXTURES / "checkov" / "open-ssh", "terraform")
+def test_checkov_failure_passes_only_when_skipped_with_a_reason(open_ssh_report, tmp_path):
+    report = open_ssh_report
     skip_file = tmp_path / "skips.yaml"
     skip_file.write_text("- id: CKV_OCI_19\n  reason: This fixture exists to show an open SSH rule.\n")
     checkov.assert_clean(report, checkov.load_skip_list(skip_file))
@@ -29,8 +34,8 @@ def test_checkov_failure_passes_only_when_skipped_with_a_reason(tmp_path):
 
 
 @pytest.mark.terraform  # checkov
-def test_a_skip_limited_to_some_resources_still_counts_for_the_others(tmp_path):
-    report = checkov.run_checkov(FIXTURES / "checkov" / "open-ssh", "terraform")
+def test_a_skip_limited_to_some_resources_still_counts_for_the_others(open_ssh_report, tmp_path):
+    report = open_ssh_report
     skip_file = tmp_path / "skips.yaml"
     reason = "This fixture exists to show an open SSH rule."
     skip_file.write_text(f"- id: CKV_OCI_19\n  reason: {reason}\n  resources: ['oci_core_security_list.other*']\n")
@@ -38,6 +43,18 @@ def test_a_skip_limited_to_some_resources_still_counts_for_the_others(tmp_path):
         "CKV_OCI_19 failed on oci_core_security_list.open_ssh (/main.tf)"]
     skip_file.write_text(f"- id: CKV_OCI_19\n  reason: {reason}\n  resources: ['oci_core_security_list.open_*']\n")
     assert checkov.problems(report, checkov.load_skip_list(skip_file)) == []
+
+
+@pytest.mark.terraform  # checkov
+def test_one_run_over_several_files_reports_each_files_own_findings(tmp_path):
+    open_rule = (FIXTURES / "checkov" / "open-ssh" / "main.tf").read_text()
+    (tmp_path / "open.tf").write_text(open_rule)
+    (tmp_path / "closed.tf").write_text(open_rule.replace('"0.0.0.0/0"', '"10.0.0.0/16"').replace("open_ssh", "closed"))
+    reports = checkov.run_checkov_each([tmp_path / "open.tf", tmp_path / "closed.tf"], "terraform")
+    assert checkov.problems(reports[tmp_path / "open.tf"], skips={}) == [
+        "CKV_OCI_19 failed on oci_core_security_list.open_ssh (/open.tf)"]
+    assert checkov.problems(reports[tmp_path / "closed.tf"], skips={}) == []
+    assert reports[tmp_path / "closed.tf"].resource_count == 1
 
 
 @pytest.mark.terraform  # checkov

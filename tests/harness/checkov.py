@@ -52,12 +52,11 @@ def load_skip_list(path: Path) -> dict[str, Skip]:
     return skips
 
 
-def run_checkov(target: Path, framework: str) -> CheckovReport:
+def _checkov(where: list[str], framework: str) -> tuple[list, list]:
+    """One checkov run over `where` (-f/-d arguments): (its report parts, lines of checks that crashed)."""
     needs.used("terraform")  # checkov scans Terraform code and plans
     assert framework in FRAMEWORKS, framework
     checkov = require_binary("checkov", "CHECKOV", extra_dirs=(CHECKOV_VENV_BIN,), how="a venv with checkov==3.3.30")
-    target = Path(target)
-    where = ["-f", str(target)] if target.is_file() else ["-d", str(target)]
     env = {**os.environ, "CKV_SKIP_PACKAGE_UPDATE_CHECK": "true", "BC_SKIP_MAPPING": "TRUE", "LOG_LEVEL": "WARNING"}
     result = subprocess.run(
         [checkov, *where, "--framework", framework, "-o", "json", "--skip-download", "--soft-fail"],
@@ -65,7 +64,13 @@ def run_checkov(target: Path, framework: str) -> CheckovReport:
     )
     assert result.returncode == 0, f"checkov exited {result.returncode}:\n{result.stderr[-3000:]}"
     report = json.loads(result.stdout)
-    reports = report if isinstance(report, list) else [report]
+    crashed = [line for line in (result.stderr + result.stdout).splitlines() if "Failed to run check" in line]
+    return (report if isinstance(report, list) else [report]), crashed
+
+
+def run_checkov(target: Path, framework: str) -> CheckovReport:
+    target = Path(target)
+    reports, crashed = _checkov(["-f", str(target)] if target.is_file() else ["-d", str(target)], framework)
     failed, parsing_errors, resources = [], [], 0
     for part in reports:
         summary = part.get("summary", part)
@@ -75,9 +80,38 @@ def run_checkov(target: Path, framework: str) -> CheckovReport:
             parsing_errors.append(f"{summary['parsing_errors']} file(s) failed to parse")
         for check in part.get("results", {}).get("failed_checks", []):
             failed.append((check["check_id"], check["resource"], check.get("file_path", "")))
-    crashed = [line for line in (result.stderr + result.stdout).splitlines() if "Failed to run check" in line]
     return CheckovReport(resource_count=resources, parsing_errors=parsing_errors, failed=failed,
                          crashed=crashed, raw=reports)
+
+
+def run_checkov_each(files: list[Path], framework: str) -> dict[Path, CheckovReport]:
+    """One checkov run over several files (checkov's start is most of a run), judged file by file: each
+    file's report holds its own results; a crashed check counts against every file."""
+    files = [Path(f) for f in files]
+    reports, crashed = _checkov([arg for f in files for arg in ("-f", str(f))], framework)
+    by_file = {f: CheckovReport(0, [], [], list(crashed), []) for f in files}
+
+    def owner(path: str) -> Path:
+        matches = [f for f in files if path == str(f) or path.endswith("/" + f.name)]
+        assert len(matches) == 1, f"checkov reported {path}, which is not one of {[str(f) for f in files]}"
+        return matches[0]
+
+    for part in reports:
+        results = part.get("results", {})
+        for path in results.get("parsing_errors", []) or []:
+            by_file[owner(path)].parsing_errors.append(path)
+        resources: dict[Path, set] = {f: set() for f in files}
+        for kind in ("passed_checks", "failed_checks", "skipped_checks"):
+            for check in results.get(kind, []):
+                file = owner(check.get("file_path", ""))
+                resources[file].add(check["resource"])
+                if kind == "failed_checks":
+                    by_file[file].failed.append((check["check_id"], check["resource"], check.get("file_path", "")))
+        for file, names in resources.items():
+            by_file[file].resource_count += len(names)
+        for report in by_file.values():
+            report.raw.append(part)
+    return by_file
 
 
 def problems(report: CheckovReport, skips: dict[str, Skip]) -> list[str]:

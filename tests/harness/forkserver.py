@@ -152,7 +152,7 @@ def serve(address: str, parent_pid: int) -> None:
 
 # --- the test process's side ------------------------------------------------------------------------------
 
-_started: dict[int, tuple[str, "subprocess.Popen"]] = {}
+_started: dict = {}  # pid of the test process -> (socket, subprocess.Popen)
 
 
 def address() -> str:
@@ -160,7 +160,7 @@ def address() -> str:
     return server()[0]
 
 
-def server() -> tuple[str, "subprocess.Popen"]:
+def server() -> tuple:
     """(socket, process) of this process's fork server, started on first use and stopped at exit."""
     import atexit
     import subprocess

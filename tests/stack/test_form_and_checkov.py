@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.checkov import assert_clean, load_skip_list, run_checkov
+from harness.checkov import assert_clean, load_skip_list, run_checkov, run_checkov_each
 from harness.terraform import Terraform
 from orm_pack.formcheck import check_form, load_form
 from orm_pack.tfvariables import read_module
@@ -117,11 +117,21 @@ def test_checkov_on_the_terraform_code():
     assert report.resource_count >= 10
 
 
+@pytest.fixture(scope="module")
+def profile_plan_reports(deployed, tmp_path_factory) -> dict:
+    """checkov on every profile's plan, in one run."""
+    plans = tmp_path_factory.mktemp("plans")
+    files = {}
+    for profile in PROFILES:
+        files[profile] = plans / f"{profile}.plan.json"
+        files[profile].write_text(json.dumps(deployed(profile).replan))
+    reports = run_checkov_each(list(files.values()), "terraform_plan")
+    return {profile: reports[path] for profile, path in files.items()}
+
+
 @pytest.mark.terraform
 @pytest.mark.parametrize("profile", PROFILES)
-def test_checkov_on_the_plan_of_every_profile(deployed, profile, tmp_path):
-    plan = tmp_path / f"{profile}.plan.json"
-    plan.write_text(json.dumps(deployed(profile).replan))
-    report = run_checkov(plan, "terraform_plan")
+def test_checkov_on_the_plan_of_every_profile(profile_plan_reports, profile):
+    report = profile_plan_reports[profile]
     assert_clean(report, load_skip_list(SKIPS))
     assert report.resource_count >= 10
