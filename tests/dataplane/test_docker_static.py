@@ -225,28 +225,45 @@ def test_tracking_entrypoint_masks_the_password_of_a_given_uri(tmp_path):
     assert "Sup3r-secret" not in result.stderr
 
 
-@pytest.mark.dataplane  # pip resolves the image's lock against the package index
-@pytest.mark.parametrize("architecture", ["x86_64", "aarch64"])
-@pytest.mark.parametrize("image", ["serving", "tracking"])
-def test_pip_finds_a_wheel_with_a_locked_hash_for_each_architecture(image, architecture, tmp_path):
-    """What the VM's `pip install --require-hashes` will do, resolved against the package index for a
-    Linux x86_64 VM and an Arm (A1) VM: every package has a wheel whose hash the lock allows."""
+IMAGES_AND_ARCHITECTURES = [(image, architecture) for image in ("serving", "tracking") for architecture in ("x86_64", "aarch64")]
+
+
+@pytest.fixture(scope="module")
+def lock_resolutions(tmp_path_factory) -> dict:
+    """pip's dry-run install of each image's lock for each architecture, the four at once (they wait on the
+    package index more than they compute): {(image, architecture): (result, report path)}."""
     import importlib.util
     import sys
 
     spec = importlib.util.spec_from_file_location("refresh_locks", DOCKER / "refresh_locks.py")
     refresh_locks = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(refresh_locks)
-    platforms = [arg for tag in refresh_locks.MANYLINUX for arg in ("--platform", f"{tag}_{architecture}")]
-    result = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--dry-run", "--ignore-installed", "--require-hashes",
-         "--no-deps", "--only-binary=:all:", "--python-version", "3.11", "--implementation", "cp", "--abi", "cp311",
-         *platforms, "--target", str(tmp_path), "--report", str(tmp_path / "report.json"),
-         "-r", str(DOCKER / f"requirements-{image}.lock")], capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
+    running = {}
+    for image, architecture in IMAGES_AND_ARCHITECTURES:
+        target = tmp_path_factory.mktemp(f"{image}-{architecture}")
+        platforms = [arg for tag in refresh_locks.MANYLINUX for arg in ("--platform", f"{tag}_{architecture}")]
+        running[image, architecture] = target, subprocess.Popen(
+            [sys.executable, "-m", "pip", "install", "--quiet", "--dry-run", "--ignore-installed", "--require-hashes",
+             "--no-deps", "--only-binary=:all:", "--python-version", "3.11", "--implementation", "cp", "--abi", "cp311",
+             *platforms, "--target", str(target), "--report", str(target / "report.json"),
+             "-r", str(DOCKER / f"requirements-{image}.lock")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    resolutions = {}
+    for key, (target, process) in running.items():
+        _, stderr = process.communicate(timeout=600)
+        resolutions[key] = process.returncode, stderr, target / "report.json"
+    return resolutions
+
+
+@pytest.mark.dataplane  # pip resolves the image's lock against the package index
+@pytest.mark.parametrize(("image", "architecture"), IMAGES_AND_ARCHITECTURES)
+def test_pip_finds_a_wheel_with_a_locked_hash_for_each_architecture(image, architecture, lock_resolutions):
+    """What the VM's `pip install --require-hashes` will do, resolved against the package index for a
+    Linux x86_64 VM and an Arm (A1) VM: every package has a wheel whose hash the lock allows."""
     import json
 
-    chosen = json.loads((tmp_path / "report.json").read_text())["install"]
+    returncode, stderr, report = lock_resolutions[image, architecture]
+    assert returncode == 0, stderr[-3000:]
+    chosen = json.loads(report.read_text())["install"]
     assert len(chosen) == len(_lock_entries(DOCKER / f"requirements-{image}.lock"))
     assert all(architecture in item["download_info"]["url"] or "none-any" in item["download_info"]["url"]
                or "abi3" in item["download_info"]["url"] for item in chosen)
