@@ -84,6 +84,10 @@ def test_the_quickstart_and_the_laptop_runtime_work_from_a_clean_copy(tmp_path):
     # PIP_NO_COMPILE=0 is pip's way of saying --no-compile (the variable sets "compile"): byte-compiling
     # every installed file is most of an install's time and changes nothing the commands do.
     env.update(HOME=str(tmp_path), XDG_STATE_HOME=str(state), PIP_NO_COMPILE="0")
+    # pip keeps its downloads where it would for this user, as a reader's pip does: the test is about the
+    # commands, not about downloading MLflow's wheels again
+    env["PIP_CACHE_DIR"] = os.environ.get("PIP_CACHE_DIR") or str(
+        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pip")
 
     def run(script: str, timeout: float = 1200) -> subprocess.CompletedProcess:
         return subprocess.run(["bash", "-e", "-c", script], cwd=project, env=env, capture_output=True, text=True,

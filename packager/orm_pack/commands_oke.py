@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from . import commands_deploy, deploy, ociconfig, zipbuild
+from . import commands_shared, deploy, ociconfig, zipbuild
 from .errors import ExitCode, UserError
 from .oke import kubeconfig, kubectl, render, settings, workflow
 
@@ -31,7 +31,7 @@ def register(subparsers) -> None:
                         "(default: the region's)")
     common.add_argument("--timeout", type=float, default=900, metavar="SECONDS",
                         help="longest wait for the migrations, each rollout and the load balancer (default 900)")
-    parents = [commands_deploy._auth_parent(), commands_deploy._stack_parent(False), common]
+    parents = [commands_shared.auth_parent(), commands_shared.stack_parent(False), common]
     p = commands.add_parser(
         "deploy", parents=parents, help="render oke/ with the stack's outputs, apply it, wait, print the URL",
         description="Read the stack's outputs, write the cluster's kubeconfig, render oke/overlays/oke, run the "
@@ -116,7 +116,7 @@ def _run_deploy(args) -> int:
     raw = _settings_file(args.settings) if args.settings else None
     if raw is not None and args.dry_run:  # nothing to ask the cloud: render offline
         return _write_manifests(args, _render(args, raw)[1])
-    return commands_deploy._guarded(lambda session: _deploy(session, raw))(args)
+    return commands_shared.guarded(lambda session: _deploy(session, raw))(args)
 
 
 def _deploy(session, raw) -> int:
@@ -138,7 +138,7 @@ def _deploy(session, raw) -> int:
 def _run_delete(args) -> int:
     _check(args)
     raw = _settings_file(args.settings) if args.settings else None
-    return commands_deploy._guarded(lambda session: _delete(session, raw))(args)
+    return commands_shared.guarded(lambda session: _delete(session, raw))(args)
 
 
 def _delete(session, raw) -> int:

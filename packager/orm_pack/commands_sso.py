@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 
 from . import groups_claim, ociconfig
-from .commands_deploy import add_credential_arguments
+from .commands_shared import add_credential_arguments
 from .errors import ExitCode, UserError
 
 

@@ -66,23 +66,23 @@ def _hcl_text(escaped: str) -> str:
     return re.sub(r'\\(["\\])', r"\1", escaped)
 
 
-def _unquote(value: Any) -> Any:
+def unquote(value: Any) -> Any:
     """python-hcl2 keeps string quotes in some versions and wraps expressions in ${...}."""
     if isinstance(value, str):
         if len(value) >= 2 and value[0] == value[-1] == '"':
             value = value[1:-1]
         return value
     if isinstance(value, list):
-        return [_unquote(v) for v in value]
+        return [unquote(v) for v in value]
     if isinstance(value, dict):
-        return {_unquote(k): _unquote(v) for k, v in value.items() if k not in ("__start_line__", "__end_line__")}
+        return {unquote(k): unquote(v) for k, v in value.items() if k not in ("__start_line__", "__end_line__")}
     return value
 
 
 def _type_expr(value: Any) -> str:
     if value is None:
         return "any"
-    text = str(_unquote(value)).strip()
+    text = str(unquote(value)).strip()
     match = re.fullmatch(r"\$\{(.*)\}", text, flags=re.S)
     if match:
         text = match.group(1).strip()
@@ -90,7 +90,7 @@ def _type_expr(value: Any) -> str:
 
 
 def _as_bool(value: Any) -> bool:
-    value = _unquote(value)
+    value = unquote(value)
     if isinstance(value, str):
         return value.strip().lower() in ("true", "${true}")
     return bool(value)
@@ -192,7 +192,7 @@ def read_module(directory: Path | str) -> Module:
         document, output_blocks = _parse_file(path)
         for block in document.get("variable", []):
             for name, body in block.items():
-                name = _unquote(name)
+                name = unquote(name)
                 body = body or {}
                 if name in variables:
                     raise UserError(
@@ -203,10 +203,10 @@ def read_module(directory: Path | str) -> Module:
                 variables[name] = Variable(
                     name=name,
                     type=_type_expr(body.get("type")),
-                    default=None if default is _NO_DEFAULT else _unquote(default),
+                    default=None if default is _NO_DEFAULT else unquote(default),
                     has_default=default is not _NO_DEFAULT,
                     sensitive=_as_bool(body.get("sensitive", False)),
-                    description=_hcl_text(str(_unquote(body.get("description", "")) or "")),
+                    description=_hcl_text(str(unquote(body.get("description", "")) or "")),
                     file=path.name,
                 )
         for name, block in output_blocks:

@@ -78,9 +78,9 @@ def read_var_file(path: str | Path) -> dict[str, Any]:
         if path.suffix == ".tfvars":
             import hcl2
 
-            from .tfvariables import _unquote
+            from .tfvariables import unquote
 
-            document = {k: _unquote(v) for k, v in hcl2.loads(text).items()}
+            document = {k: unquote(v) for k, v in hcl2.loads(text).items()}
         elif path.suffix == ".json":
             document = json.loads(text)
         else:

@@ -3,6 +3,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -108,7 +109,8 @@ class TrackingReplica:
 
 
 def start_tracking_replica(tracker: ProcessTracker, mariadb: MariaDB, s3: S3Server, workdir: Path, name: str, *,
-                           database: str, s3_prefix: str, workers: int = 1, extra_env=()) -> TrackingReplica:
+                           database: str, s3_prefix: str, workers: int = 1, extra_env=(),
+                           wait: bool = True) -> TrackingReplica:
     """docker/tracking/entrypoint.sh as the image runs it, on MariaDB database `database` (with a user of the
     same name) and s3://<bucket>/<s3_prefix>, in an empty HOME, TMPDIR and working directory under
     workdir/name; returns once /health answers. The first replica on a database migrates its schema:
@@ -128,9 +130,37 @@ def start_tracking_replica(tracker: ProcessTracker, mariadb: MariaDB, s3: S3Serv
     env = tracking_env(config)
     env.pop("MLFLOW_BACKEND_STORE_URI", None)
     service = tracker.start(f"tracking-{name}", tracking_argv(RUNTIME), env, workdir / f"{name}.log", cwd=work)
-    processes.wait_ready(service, f"http://127.0.0.1:{port}/health", 300)
-    tracker.remember_tree(service)
-    return TrackingReplica(name, port, (home, tmp, work), service)
+    replica = TrackingReplica(name, port, (home, tmp, work), service)
+    if wait:
+        _wait_ready(tracker, replica)
+    return replica
+
+
+def _wait_ready(tracker: ProcessTracker, replica: TrackingReplica) -> None:
+    processes.wait_ready(replica.service, f"{replica.url}/health", 300)
+    tracker.remember_tree(replica.service)
+
+
+# The entrypoint's line once the database is prepared and it execs the server.
+SCHEMA_READY = "tracking-entrypoint: starting: mlflow server"
+
+
+def start_tracking_replicas(tracker: ProcessTracker, mariadb: MariaDB, s3: S3Server, workdir: Path,
+                            names: Sequence[str], **options) -> list[TrackingReplica]:
+    """Replicas of one deployment, started as a rolling start does: the first prepares the schema, the
+    others start as soon as it has, while it is still starting its server. Returns once all answer."""
+    first = start_tracking_replica(tracker, mariadb, s3, workdir, names[0], wait=False, **options)
+    deadline = time.monotonic() + 300
+    while SCHEMA_READY not in first.service.log.read_text(errors="replace"):
+        if not first.service.alive() or time.monotonic() > deadline:
+            raise processes.ServiceFailed(f"{first.name} did not prepare the database; log {first.service.log}:\n"
+                                          f"{processes.log_tail(first.service.log)}")
+        time.sleep(0.1)
+    replicas = [first] + [start_tracking_replica(tracker, mariadb, s3, workdir, name, wait=False, **options)
+                          for name in names[1:]]
+    for replica in replicas:
+        _wait_ready(tracker, replica)
+    return replicas
 
 
 def healthcheck_command(dockerfile: Path) -> list[str]:

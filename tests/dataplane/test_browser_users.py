@@ -5,7 +5,7 @@ it; another user reads it but a write from the UI's own page is refused by permi
 import pytest
 import requests
 
-from dataplane.stacks import start_proxy, start_tracking_replica
+from dataplane.stacks import start_proxy, start_tracking_replicas
 from dataplane.test_browser import CHROMIUM_FLAGS, NAME, browser  # noqa: F401 (the fixture)
 from orm_pack.local import credentials
 
@@ -25,8 +25,8 @@ assert CHROMIUM_FLAGS
 @pytest.fixture(scope="module")
 def site(tracker, tmp_path_factory, mariadb, s3):
     workdir = tmp_path_factory.mktemp("browser-users")
-    replicas = [start_tracking_replica(tracker, mariadb, s3, workdir, name, database="mlflow_browser",
-                                       s3_prefix="browser-users", extra_env=AUTH_ENV) for name in ("a", "b")]
+    replicas = start_tracking_replicas(tracker, mariadb, s3, workdir, ("a", "b"), database="mlflow_browser",
+                                       s3_prefix="browser-users", extra_env=AUTH_ENV)
     proxy, url = start_proxy(tracker, workdir / "proxy", [r.port for r in replicas],
                              credentials.Credentials(*ADMIN), auth="upstream")
     for user in (ALICE, BOB):

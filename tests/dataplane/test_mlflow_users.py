@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from dataplane.stacks import CLIENT_ENV, serving_proxy_asking, start_proxy, start_tracking_replica
+from dataplane.stacks import CLIENT_ENV, serving_proxy_asking, start_proxy, start_tracking_replicas
 from orm_pack.local import credentials
 from orm_pack.local.services import python_env
 
@@ -26,10 +26,8 @@ AUTH_ENV = (("MLFLOW_AUTH", "mlflow"), ("MLFLOW_AUTH_ADMIN_USERNAME", ADMIN.user
 @pytest.fixture(scope="module")
 def replicas(tracker, tmp_path_factory, mariadb, s3):
     workdir = tmp_path_factory.mktemp("users")
-    first = start_tracking_replica(tracker, mariadb, s3, workdir, "a", database=DATABASE, s3_prefix="users",
-                                   extra_env=AUTH_ENV)
-    second = start_tracking_replica(tracker, mariadb, s3, workdir, "b", database=DATABASE, s3_prefix="users",
-                                    extra_env=AUTH_ENV)
+    first, second = start_tracking_replicas(tracker, mariadb, s3, workdir, ("a", "b"), database=DATABASE,
+                                            s3_prefix="users", extra_env=AUTH_ENV)
     proxy, url = start_proxy(tracker, workdir / "proxy", [first.port, second.port], ADMIN, auth="upstream")
     yield first, second, url
     for service in (proxy, second.service, first.service):

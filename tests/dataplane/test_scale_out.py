@@ -12,7 +12,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 
 from dataplane.servers import MariaDB, ProcessTracker, S3Server
-from dataplane.stacks import TrackingReplica, start_proxy, start_tracking_replica
+from dataplane.stacks import TrackingReplica, start_proxy, start_tracking_replicas
 from orm_pack.local import credentials
 
 pytestmark = [pytest.mark.dataplane, pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")]
@@ -37,11 +37,14 @@ class ScaleOut:
     proxy_url: str = ""
     login: credentials.Credentials | None = None
 
+    def start_replicas(self, *names: str) -> list[TrackingReplica]:
+        started = start_tracking_replicas(self.tracker, self.mariadb, self.s3, self.root, names, database=DATABASE,
+                                          s3_prefix=S3_PREFIX)
+        self.replicas.update((replica.name, replica) for replica in started)
+        return started
+
     def start_replica(self, name: str) -> TrackingReplica:
-        replica = start_tracking_replica(self.tracker, self.mariadb, self.s3, self.root, name, database=DATABASE,
-                                         s3_prefix=S3_PREFIX)
-        self.replicas[name] = replica
-        return replica
+        return self.start_replicas(name)[0]
 
     def proxy_client(self, monkeypatch) -> MlflowClient:
         monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", self.login.username)
@@ -53,7 +56,7 @@ class ScaleOut:
 def scale_out(tracker, tmp_path_factory, mariadb, s3) -> ScaleOut:
     """Replicas a and b behind one proxy; b starts once a has migrated the schema."""
     cluster = ScaleOut(tracker, mariadb, s3, tmp_path_factory.mktemp("scale-out"))
-    first, second = cluster.start_replica("a"), cluster.start_replica("b")
+    first, second = cluster.start_replicas("a", "b")
     cluster.login = credentials.generate("mlflow-user")
     proxy, cluster.proxy_url = start_proxy(tracker, cluster.root / "proxy", [first.port, second.port], cluster.login)
     yield cluster

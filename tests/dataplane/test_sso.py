@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, unquote, urlencode, urlparse
 import pytest
 import requests
 
-from dataplane.stacks import serving_proxy_asking, start_proxy, start_tracking_replica
+from dataplane.stacks import serving_proxy_asking, start_proxy, start_tracking_replicas
 from dataplane.test_browser import NAME, browser  # noqa: F401 (the fixture)
 from orm_pack.local import credentials
 
@@ -134,8 +134,8 @@ def provider():
 def site(tracker, tmp_path_factory, mariadb, s3, provider):
     """(proxy URL, the two replicas, the proxy's directory: its nginx.conf and access.log)."""
     workdir = tmp_path_factory.mktemp("sso")
-    replicas = [start_tracking_replica(tracker, mariadb, s3, workdir, name, database="mlflow_sso", s3_prefix="sso",
-                                       extra_env=sso_env(provider.url)) for name in ("a", "b")]
+    replicas = start_tracking_replicas(tracker, mariadb, s3, workdir, ("a", "b"), database="mlflow_sso", s3_prefix="sso",
+                                       extra_env=sso_env(provider.url))
     proxy, url = start_proxy(tracker, workdir / "proxy", [r.port for r in replicas], credentials.Credentials(*ADMIN),
                              auth="upstream")
     yield url, replicas, workdir / "proxy"

@@ -4,6 +4,7 @@ Each deployment profile is a YAML inventory in inventories/ (tfvars in; counts, 
 Terraform runs in copies under tmp_path so no .terraform/ or state lands in the repository.
 """
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,27 +67,44 @@ class Deployed:
     replan_exit_code: int  # `plan -detailed-exitcode` after apply: 0 = no changes
 
 
+def _deploy(profile: str, workdir: Path) -> Deployed:
+    inventory = load_inventory(INVENTORIES / f"{profile}.yaml")
+    tf = Terraform(repo_layout(workdir), fixtures=inventory.get("fixtures"))
+    tf.init()
+    tfvars = tfvars_of(inventory)
+    first = tf.plan_summary(tfvars)
+    tf.apply(tfvars, plan_file="plan.bin")
+    outputs = tf.output()
+    exit_code = tf.plan_exit_code(tfvars).returncode
+    replan = tf.plan(tfvars, "replan.bin")
+    return Deployed(profile, inventory, tf, first, outputs, replan, exit_code)
+
+
+# A run with at least this many tests on deployed profiles uses all of them: deploy them two at a time.
+PREPARE_ALL_FROM = 20
+
+
 @pytest.fixture(scope="session")
-def deployed(tmp_path_factory):
-    """Plan, apply and re-plan each profile once per session (the slow part, shared by tests)."""
-    cache = {}
+def deployed(request, tmp_path_factory):
+    """Plan, apply and re-plan each profile once per session (the slow part, shared by tests). In a run
+    with many such tests, every profile is deployed in the background, two at a time, while other tests
+    run: the suite is serial and uses one of the machine's cores on average."""
+    workdirs = {profile: tmp_path_factory.mktemp(f"stack-{profile}") for profile in PROFILES}
+    users = sum("deployed" in getattr(item, "fixturenames", ()) for item in request.session.items)
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="deploy") as pool:
+        futures = {}
 
-    def get(profile: str) -> Deployed:
-        if profile not in cache:
-            inventory = load_inventory(INVENTORIES / f"{profile}.yaml")
-            workdir = repo_layout(tmp_path_factory.mktemp(f"stack-{profile}"))
-            tf = Terraform(workdir, fixtures=inventory.get("fixtures"))
-            tf.init()
-            tfvars = tfvars_of(inventory)
-            first = tf.plan_summary(tfvars)
-            tf.apply(tfvars, plan_file="plan.bin")
-            outputs = tf.output()
-            exit_code = tf.plan_exit_code(tfvars).returncode
-            replan = tf.plan(tfvars, "replan.bin")
-            cache[profile] = Deployed(profile, inventory, tf, first, outputs, replan, exit_code)
-        return cache[profile]
+        def get(profile: str) -> Deployed:
+            if profile not in futures:
+                futures[profile] = pool.submit(_deploy, profile, workdirs[profile])
+            return futures[profile].result()
 
-    return get
+        if users >= PREPARE_ALL_FROM:
+            for profile in PROFILES:
+                futures[profile] = pool.submit(_deploy, profile, workdirs[profile])
+        yield get
+        for future in futures.values():
+            future.cancel()
 
 
 def instance_user_data(plan: dict) -> dict:

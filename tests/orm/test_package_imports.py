@@ -1,0 +1,67 @@
+"""The package's modules meet through their public names: no module imports or reaches into a private
+(`_name`) of another module of orm_pack. What two command modules share lives in commands_shared."""
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[2] / "packager" / "orm_pack"
+
+
+def _module_name(path: Path, root: Path) -> str:
+    parts = path.relative_to(root.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _source(package: str, node: ast.ImportFrom) -> str:
+    """The absolute module an ImportFrom names; `package` is the importing module's package."""
+    if not node.level:
+        return node.module or ""
+    parts = package.split(".")
+    parts = parts[:len(parts) - (node.level - 1)]
+    return ".".join(parts + ([node.module] if node.module else []))
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
+def private_reaches(path: Path, root: Path = PACKAGE) -> list[str]:
+    module = _module_name(path, root)
+    package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
+    tree = ast.parse(path.read_text())
+    found, module_aliases = [], {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            source = _source(package, node)
+            if not source.startswith("orm_pack"):
+                continue
+            for alias in node.names:
+                if _private(alias.name):
+                    found.append(f"{module}:{node.lineno} imports {source}.{alias.name}")
+                else:  # `from . import deploy` binds a module of the package
+                    module_aliases[alias.asname or alias.name] = f"{source}.{alias.name}"
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith("orm_pack"):
+                    module_aliases[alias.asname or alias.name] = alias.name
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Attribute) and _private(node.attr) and isinstance(node.value, ast.Name)
+                and node.value.id in module_aliases):
+            found.append(f"{module}:{node.lineno} reaches {module_aliases[node.value.id]}.{node.attr}")
+    return found
+
+
+def test_no_module_uses_a_private_name_of_another():
+    problems = [problem for path in sorted(PACKAGE.rglob("*.py")) if "bundle" not in path.parts
+                for problem in private_reaches(path)]
+    assert problems == []
+
+
+def test_the_check_sees_both_ways_of_reaching_in(tmp_path):
+    """The control: an import of a private name and an attribute access to one are both reported."""
+    root = tmp_path / "orm_pack"
+    (root / "oke").mkdir(parents=True)
+    (root / "oke" / "workflow.py").write_text("from .. import commands_shared\nfrom ..tfvariables import _unquote\n"
+                                              "parent = commands_shared._auth_parent()\n")
+    assert private_reaches(root / "oke" / "workflow.py", root) == [
+        "orm_pack.oke.workflow:2 imports orm_pack.tfvariables._unquote",
+        "orm_pack.oke.workflow:3 reaches orm_pack.commands_shared._auth_parent"]
