@@ -153,7 +153,7 @@ def _run_destroy(session: shared.Session) -> int:
 
     def storage_client():
         strategy = ociconfig.retry_strategy(args.max_attempts)
-        return ociconfig.object_storage_client(session.context, strategy, args.object_storage_endpoint)
+        return ociconfig.client("object_storage", session.context, strategy, args.object_storage_endpoint)
 
     result = deploy.destroy(session.rm, args.compartment, args.stack_name, shared.ConsoleEvents(session.err), confirm,
                             keep_stack=args.keep_stack, client_for_bucket=storage_client,

@@ -86,7 +86,7 @@ def _check(args) -> None:
 
 
 def _kube(args, session, deploy_settings: settings.DeploySettings, kubectl_binary: str) -> kubectl.Kubectl:
-    client = ociconfig.container_engine_client(session.context, endpoint=args.container_engine_endpoint)
+    client = ociconfig.client("container_engine", session.context, endpoint=args.container_engine_endpoint)
     path = Path(args.kubeconfig).expanduser() if args.kubeconfig else kubeconfig.default_path(args.stack_name)
     kubeconfig.write(path, kubeconfig.fetch(client, deploy_settings.cluster_id))
     session.err.print(f"kubeconfig for cluster {deploy_settings.cluster_id}: {path}", markup=False)

@@ -123,7 +123,7 @@ def open_session(args: argparse.Namespace) -> Session:
         err_console.print(f"WARNING: {warning}", markup=False)
     strategy = ociconfig.retry_strategy(args.max_attempts,
                                         on_retry=lambda notice: err_console.print(notice.message(), markup=False))
-    client = ociconfig.resource_manager_client(context, strategy)
+    client = ociconfig.client("resource_manager", context, strategy, context.endpoint)
     out = Console(highlight=False, soft_wrap=True)
     return Session(args, context, ResourceManager(client, poll_seconds=max(args.poll_interval, 0.05)), out,
                    err_console if args.json else out)

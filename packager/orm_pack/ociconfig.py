@@ -1,4 +1,4 @@
-"""OCI authentication and the Resource Manager client, the way oci-cli does it.
+"""OCI authentication and the SDK clients, the way oci-cli does it.
 
 Options and their environment variables (option wins, then environment, then default):
 
@@ -9,7 +9,7 @@ Options and their environment variables (option wins, then environment, then def
     --auth          OCI_CLI_AUTH          api_key | instance_principal | resource_principal | security_token
 
     >>> context = load(AuthOptions(profile="DEFAULT"))
-    >>> client = resource_manager_client(context, retry_strategy(8))
+    >>> rm = client("resource_manager", context, retry_strategy(8), context.endpoint)
 """
 from __future__ import annotations
 
@@ -303,45 +303,30 @@ def retry_strategy(max_attempts: int = DEFAULT_MAX_ATTEMPTS, on_retry: Callable[
                                   decorrelated_jitter=built.decorrelated_jitter)
 
 
-def resource_manager_client(context: OciContext, strategy=None, timeout=(10, 120)):
-    """A ResourceManagerClient for `context` (endpoint override honoured)."""
+# service -> (SDK module, client class, the flag that overrides its endpoint)
+CLIENTS = {
+    "resource_manager": ("resource_manager", "ResourceManagerClient", "--endpoint"),
+    "object_storage": ("object_storage", "ObjectStorageClient", "--object-storage-endpoint"),
+    "container_engine": ("container_engine", "ContainerEngineClient", "--container-engine-endpoint"),
+}
+
+
+def client(service: str, context: OciContext, strategy=None, endpoint: str | None = None, timeout=(10, 120)):
+    """The SDK client of `service` (a key of CLIENTS) for `context`: its signer, region and retries, the
+    region's endpoint unless `endpoint` overrides it. The one place the package makes an OCI client."""
+    import importlib
+
     import oci  # imported when needed: `orm-pack build` starts faster without the SDK
 
+    module, class_name, flag = CLIENTS[service]
     kwargs: dict[str, Any] = {"signer": context.signer, "timeout": timeout,
                               "retry_strategy": strategy if strategy is not None else retry_strategy()}
-    if context.endpoint:
-        kwargs["service_endpoint"] = context.endpoint
+    if endpoint:
+        check_endpoint(endpoint, flag)
+        kwargs["service_endpoint"] = endpoint
     config = dict(context.config)
     config.setdefault("region", context.region or "us-ashburn-1")
     try:
-        return oci.resource_manager.ResourceManagerClient(config, **kwargs)
+        return getattr(importlib.import_module(f"oci.{module}"), class_name)(config, **kwargs)
     except oci.exceptions.InvalidConfig as exc:
         raise UserError(f"{context.describe()} is invalid: {exc}", ExitCode.CONFIG) from None
-
-
-def object_storage_client(context: OciContext, strategy=None, endpoint: str | None = None, timeout=(10, 120)):
-    """An ObjectStorageClient for `context`; `endpoint` overrides the region's."""
-    import oci  # imported when needed: `orm-pack build` starts faster without the SDK
-
-    kwargs: dict[str, Any] = {"signer": context.signer, "timeout": timeout,
-                              "retry_strategy": strategy if strategy is not None else retry_strategy()}
-    if endpoint:
-        check_endpoint(endpoint, "--object-storage-endpoint")
-        kwargs["service_endpoint"] = endpoint
-    config = dict(context.config)
-    config.setdefault("region", context.region or "us-ashburn-1")
-    return oci.object_storage.ObjectStorageClient(config, **kwargs)
-
-
-def container_engine_client(context: OciContext, strategy=None, endpoint: str | None = None, timeout=(10, 120)):
-    """A ContainerEngineClient for `context`; `endpoint` overrides the region's."""
-    import oci  # imported when needed: `orm-pack build` starts faster without the SDK
-
-    kwargs: dict[str, Any] = {"signer": context.signer, "timeout": timeout,
-                              "retry_strategy": strategy if strategy is not None else retry_strategy()}
-    if endpoint:
-        check_endpoint(endpoint, "--container-engine-endpoint")
-        kwargs["service_endpoint"] = endpoint
-    config = dict(context.config)
-    config.setdefault("region", context.region or "us-ashburn-1")
-    return oci.container_engine.ContainerEngineClient(config, **kwargs)

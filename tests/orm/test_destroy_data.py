@@ -54,7 +54,7 @@ def test_the_fake_refuses_to_delete_a_bucket_that_is_not_empty(fake, deployed_wi
     from orm_pack.resource_manager import ResourceManager
 
     context = ociconfig.load(ociconfig.AuthOptions(config_file=str(oci_config), endpoint=fake.url), {})
-    rm = ResourceManager(ociconfig.resource_manager_client(context, ociconfig.retry_strategy(1)), poll_seconds=0.1)
+    rm = ResourceManager(ociconfig.client("resource_manager", context, ociconfig.retry_strategy(1), context.endpoint), poll_seconds=0.1)
     (stack,) = [s for s in fake.stacks.values() if s["displayName"] == STACK]
     job = rm.follow_job(rm.start_job(stack["id"], "DESTROY").id)
     assert job.state == "FAILED"

@@ -268,7 +268,7 @@ def test_fake_rejects_unsigned_and_tampered_requests(fake, api_key):
 @pytest.mark.terraform
 def test_streamed_logs_are_complete_and_without_duplicates(fake, oci_config):
     context = ociconfig.load(ociconfig.AuthOptions(config_file=str(oci_config), endpoint=fake.url), {})
-    client = ociconfig.resource_manager_client(context, ociconfig.retry_strategy(1))
+    client = ociconfig.client("resource_manager", context, ociconfig.retry_strategy(1), context.endpoint)
     rm = resource_manager.ResourceManager(client, poll_seconds=0.1, page_size=3)  # pages of 3: many pages per poll
     source = zipbuild.collect(FIXTURE_SOURCE)
     data = zipbuild.zip_bytes(source)

@@ -65,3 +65,17 @@ def test_the_check_sees_both_ways_of_reaching_in(tmp_path):
     assert private_reaches(root / "oke" / "workflow.py", root) == [
         "orm_pack.oke.workflow:2 imports orm_pack.tfvariables._unquote",
         "orm_pack.oke.workflow:3 reaches orm_pack.commands_shared._auth_parent"]
+
+
+def test_one_factory_makes_the_sdk_clients():
+    """ociconfig.client is the only place a client of the OCI SDK is built (signer, region, retries and an
+    endpoint override the same way for every service)."""
+    import re
+
+    built_elsewhere = [f"{path.relative_to(PACKAGE)}: {match.group(0)}" for path in sorted(PACKAGE.rglob("*.py"))
+                       if "bundle" not in path.parts
+                       for match in re.finditer(r"\b\w+Client\((?!\))", path.read_text())]
+    assert built_elsewhere == []
+    from orm_pack import ociconfig
+
+    assert set(ociconfig.CLIENTS) == {"resource_manager", "object_storage", "container_engine"}
