@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,26 @@ def distributions(tmp_path_factory) -> dict:
     return {"wheel": next((work / "out").glob("*.whl")), "sdist": next((work / "out").glob("*.tar.gz"))}
 
 
+def _requirement(kind: str, distributions: dict) -> str:
+    return f"{distributions['wheel']}[local]" if kind == "local" else str(distributions[kind])
+
+
+@pytest.fixture(scope="module")
+def fresh_venvs(request, distributions, tmp_path_factory) -> dict:
+    """kind -> the future bin directory of a fresh venv with that install ("wheel", "sdist", "local": the wheel
+    with its [local] extra), for the kinds this run's tests use, all made at once: pip waits on the package
+    index as much as it computes. A failed install fails only the test that uses it."""
+    kinds = set()
+    for item in request.session.items:
+        if item.module is request.module and "fresh_venvs" in item.fixturenames:
+            kinds.add(item.callspec.params.get("kind", "local") if hasattr(item, "callspec") else "local")
+    paths = {kind: tmp_path_factory.mktemp(f"venv-{kind}") / "venv" for kind in sorted(kinds)}
+    with ThreadPoolExecutor(max_workers=len(paths) or 1) as pool:
+        futures = {kind: pool.submit(_fresh_venv, path, _requirement(kind, distributions))
+                   for kind, path in paths.items()}
+        yield futures
+
+
 def _fresh_venv(path: Path, requirement: str) -> Path:
     _run([sys.executable, "-m", "venv", path], timeout=300)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
@@ -60,8 +81,8 @@ def test_the_sdist_carries_exactly_the_stack_files(distributions):
 
 
 @pytest.mark.parametrize("kind", ["wheel", "sdist"])
-def test_every_command_works_from_a_clean_install(kind, distributions, fake, oci_config, tmp_path):
-    bin_dir = _fresh_venv(tmp_path / "venv", str(distributions[kind]))
+def test_every_command_works_from_a_clean_install(kind, fresh_venvs, fake, oci_config, tmp_path):
+    bin_dir = fresh_venvs[kind].result()
     extras = _run([bin_dir / "python", "-c", "import importlib.util as u; "
                    "print([m for m in ('requests', 'mlflow', 'pytest') if u.find_spec(m)])"]).stdout
     assert extras.strip() == "[]", "the clean install brought packages only the extras should"
@@ -119,8 +140,8 @@ def test_every_command_works_from_a_clean_install(kind, distributions, fake, oci
     assert local.stderr.strip().splitlines()[-1].endswith("pip install 'oci-mlflow-stack[local]'")
 
 
-def test_the_local_extra_runs_local_up_and_down(distributions, tmp_path):
-    bin_dir = _fresh_venv(tmp_path / "venv", f"{distributions['wheel']}[local]")
+def test_the_local_extra_runs_local_up_and_down(fresh_venvs, tmp_path):
+    bin_dir = fresh_venvs["local"].result()
     state_dir = tmp_path / "state"
     port, serving_port = free_port(), free_port()
     env = cli_env(tmp_path, {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"})
