@@ -22,9 +22,12 @@ def oci_config(tmp_path, api_key) -> Path:
 
 @pytest.fixture
 def fake(tmp_path, api_key):
-    """A running Resource Manager fake that knows the test key and COMPARTMENT; small pages force paging."""
+    """A running Resource Manager fake that knows the test key and COMPARTMENT; small pages force paging of
+    stacks, jobs and outputs. Job logs come in pages of 100, the CLI's page size: a plan of the real stack
+    logs thousands of lines, which pages of 5 turned into a thousand signed requests (log paging itself:
+    test_modules.py, pages of 3)."""
     server = ResourceManagerFake(tmp_path / "fake", {api_key.key_id: api_key.public_key},
-                                 compartments={COMPARTMENT, api_key.tenancy}, page_size=5).start()
+                                 compartments={COMPARTMENT, api_key.tenancy}, page_size=5, log_page_size=100).start()
     yield server
     server.stop()
 

@@ -77,11 +77,12 @@ class Fault:
 
 class ResourceManagerFake:
     def __init__(self, root: Path, public_keys: dict, compartments=(), terraform: str | None = None, env_for=None,
-                 page_size: int = 100, job_start_delay: float = 0.0):
+                 page_size: int = 100, job_start_delay: float = 0.0, log_page_size: int | None = None):
         self.root = Path(root)
         self.public_keys = dict(public_keys)
         self.compartments = set(compartments)
         self.page_size = page_size
+        self.log_page_size = log_page_size or page_size  # the largest page of a job's log
         self.job_start_delay = job_start_delay
         # Object Storage's contents, shared by the Object Storage API here and the double in the jobs.
         self.object_store = ObjectStore(self.root / "objectstore.json")
@@ -494,7 +495,7 @@ class ResourceManagerFake:
             raise ApiError(400, "timestamp filters must be RFC 3339 date-times") from None
         if query.get("sortOrder", "ASC") == "DESC":
             entries.reverse()
-        page, next_page = self._page(entries, query, 100, self.page_size)
+        page, next_page = self._page(entries, query, 100, self.log_page_size)
         return [{k: v for k, v in e.items() if not k.startswith("_")} for e in page], next_page
 
     def logs_content(self, job_id: str) -> str:
