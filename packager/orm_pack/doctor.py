@@ -11,15 +11,14 @@ Only the standard library: the doctor runs from a clean `pip install` of orm-pac
 from __future__ import annotations
 
 import hashlib
-import http.client
 import ipaddress
-import json
 import socket
 import ssl
 import time
-from base64 import b64encode
 from dataclasses import dataclass
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
+
+from . import mlflow_http
 
 ARTIFACTS_API = "/api/2.0/mlflow-artifacts/artifacts"
 MLFLOW_API = "/api/2.0/mlflow"
@@ -28,7 +27,6 @@ MODEL_HEADER = "X-MLflow-Model-URI"
 # origin write, so only another name shows whether a page's own writes get through.
 LOOPBACK_BROWSER_HOST = "orm-pack-doctor.test"
 FOREIGN_ORIGIN = "https://orm-pack-doctor.invalid"
-BLOCK = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -52,62 +50,6 @@ class Check:
     fix: str = ""
 
 
-@dataclass(frozen=True)
-class Answer:
-    status: int
-    headers: dict
-    body: bytes
-
-    def json(self) -> dict:
-        try:
-            return json.loads(self.body or b"{}")
-        except ValueError:
-            return {}
-
-    def text(self, limit: int = 160) -> str:
-        return " ".join(self.body.decode(errors="replace").split())[:limit]
-
-
-class Endpoint:
-    """One HTTPS (or HTTP) base URL, spoken to with http.client: no retries, no hidden redirects."""
-
-    def __init__(self, url: str, username: str, password: str, timeout: float):
-        parts = urlsplit(url.rstrip("/"))
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"{url!r} is not an http(s) URL")
-        self.url, self.scheme, self.host = url.rstrip("/"), parts.scheme, parts.hostname
-        self.port = parts.port or (443 if parts.scheme == "https" else 80)
-        self.authority = parts.netloc.rsplit("@", 1)[-1]
-        self.authorization = "Basic " + b64encode(f"{username}:{password}".encode()).decode()
-        self.timeout = timeout
-
-    def connection(self) -> http.client.HTTPConnection:
-        if self.scheme == "http":
-            return http.client.HTTPConnection(self.host, self.port, timeout=self.timeout, blocksize=BLOCK)
-        return http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout, context=_unverified(),
-                                           blocksize=BLOCK)
-
-    def request(self, method: str, path: str, body=None, headers: dict | None = None, auth: bool = True) -> Answer:
-        connection = self.connection()
-        try:
-            sent = {"Host": self.authority, **(headers or {})}
-            if auth:
-                sent["Authorization"] = self.authorization
-            if isinstance(body, (dict, list)):
-                body, sent["Content-Type"] = json.dumps(body).encode(), "application/json"
-            connection.request(method, path, body=body, headers=sent)
-            response = connection.getresponse()
-            return Answer(response.status, dict(response.getheaders()), response.read())
-        finally:
-            connection.close()
-
-
-def _unverified() -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
-    return context
-
-
 def _is_loopback(host: str) -> bool:
     try:
         return ipaddress.ip_address(host).is_loopback
@@ -116,12 +58,12 @@ def _is_loopback(host: str) -> bool:
 
 
 # ------------------------------------------------------------------ the checks
-def check_tls(endpoint: Endpoint) -> Check:
+def check_tls(endpoint: mlflow_http.Endpoint) -> Check:
     if endpoint.scheme != "https":
         return Check("tls", False, f"{endpoint.url} is plain HTTP", "use the https:// URL the stack prints")
     try:
         with socket.create_connection((endpoint.host, endpoint.port), timeout=endpoint.timeout) as raw, \
-                _unverified().wrap_socket(raw, server_hostname=endpoint.host) as tls:
+                mlflow_http.unverified_context().wrap_socket(raw, server_hostname=endpoint.host) as tls:
             version, cipher = tls.version(), tls.cipher()[0]
     except OSError as exc:
         return Check("tls", False, f"no TLS connection to {endpoint.authority}: {exc}",
@@ -139,7 +81,7 @@ def check_tls(endpoint: Endpoint) -> Check:
     return Check("tls", True, f"{version} {cipher}, {trusted}")
 
 
-def check_health(endpoint: Endpoint) -> Check:
+def check_health(endpoint: mlflow_http.Endpoint) -> Check:
     answer = endpoint.request("GET", "/health", auth=False)
     if answer.status == 200:
         return Check("health", True, "GET /health answers 200 without a password")
@@ -147,7 +89,7 @@ def check_health(endpoint: Endpoint) -> Check:
                  "the server behind the proxy is not up: see the service's journal (commands.txt says where)")
 
 
-def check_auth(endpoint: Endpoint) -> Check:
+def check_auth(endpoint: mlflow_http.Endpoint) -> Check:
     path = f"{MLFLOW_API}/experiments/search?max_results=1"
     anonymous = endpoint.request("GET", path, auth=False)
     if anonymous.status != 401:
@@ -166,11 +108,11 @@ def check_auth(endpoint: Endpoint) -> Check:
 class Scratch:
     """The experiment and run the checks write to, deleted at the end."""
 
-    def __init__(self, endpoint: Endpoint):
+    def __init__(self, endpoint: mlflow_http.Endpoint):
         self.endpoint = endpoint
         self.experiments: list[str] = []
 
-    def created(self, answer: Answer) -> str | None:
+    def created(self, answer: mlflow_http.Answer) -> str | None:
         experiment = answer.json().get("experiment_id") if answer.status == 200 else None
         if experiment:
             self.experiments.append(experiment)
@@ -181,7 +123,7 @@ class Scratch:
             self.endpoint.request("POST", f"{MLFLOW_API}/experiments/delete", {"experiment_id": experiment})
 
 
-def check_same_origin_write(endpoint: Endpoint, scratch: Scratch, browser_host: str) -> Check:
+def check_same_origin_write(endpoint: mlflow_http.Endpoint, scratch: Scratch, browser_host: str) -> Check:
     authority = browser_host if endpoint.port == 443 else f"{browser_host}:{endpoint.port}"
     answer = endpoint.request("POST", f"{MLFLOW_API}/experiments/create",
                               {"name": f"orm-pack-doctor-{time.time_ns()}"},
@@ -197,7 +139,7 @@ def check_same_origin_write(endpoint: Endpoint, scratch: Scratch, browser_host: 
                  f"{answer.text()}", "see the tracking server's log (commands.txt says where)")
 
 
-def check_cross_origin_write(endpoint: Endpoint, scratch: Scratch) -> Check:
+def check_cross_origin_write(endpoint: mlflow_http.Endpoint, scratch: Scratch) -> Check:
     answer = endpoint.request("POST", f"{MLFLOW_API}/experiments/create",
                               {"name": f"orm-pack-doctor-foreign-{time.time_ns()}"},
                               headers={"Origin": FOREIGN_ORIGIN})
@@ -231,7 +173,7 @@ class _PatternStream:
         return piece
 
 
-def check_artifacts(endpoint: Endpoint, scratch: Scratch, megabytes: int) -> Check:
+def check_artifacts(endpoint: mlflow_http.Endpoint, scratch: Scratch, megabytes: int) -> Check:
     experiment = scratch.created(endpoint.request("POST", f"{MLFLOW_API}/experiments/create",
                                                   {"name": f"orm-pack-doctor-artifacts-{time.time_ns()}"}))
     if not experiment:
@@ -271,7 +213,7 @@ def check_artifacts(endpoint: Endpoint, scratch: Scratch, megabytes: int) -> Che
                  "identical")
 
 
-def _alias_version(endpoint: Endpoint, target: DoctorTarget) -> tuple[str | None, Check]:
+def _alias_version(endpoint: mlflow_http.Endpoint, target: DoctorTarget) -> tuple[str | None, Check]:
     path = (f"{MLFLOW_API}/registered-models/alias?name={quote(target.model_name)}&alias={quote(target.alias)}")
     answer = endpoint.request("GET", path)
     version = answer.json().get("model_version", {}).get("version") if answer.status == 200 else None
@@ -282,7 +224,7 @@ def _alias_version(endpoint: Endpoint, target: DoctorTarget) -> tuple[str | None
                        f"{target.alias} on a version in the MLflow UI")
 
 
-def check_serving(serving: Endpoint, target: DoctorTarget, version: str | None) -> Check:
+def check_serving(serving: mlflow_http.Endpoint, target: DoctorTarget, version: str | None) -> Check:
     answer = serving.request("GET", "/ping")
     served = answer.headers.get(MODEL_HEADER)
     if answer.status == 503 or not served:
@@ -297,7 +239,7 @@ def check_serving(serving: Endpoint, target: DoctorTarget, version: str | None) 
 
 
 def run(target: DoctorTarget) -> list[Check]:
-    tracking = Endpoint(target.tracking_url, target.username, target.password, target.timeout)
+    tracking = mlflow_http.Endpoint(target.tracking_url, target.username, target.password, target.timeout)
     checks = [check_tls(tracking)]
     if not checks[0].passed and "no TLS connection" in checks[0].detail:
         return checks
@@ -314,7 +256,7 @@ def run(target: DoctorTarget) -> list[Check]:
     version, alias_check = _alias_version(tracking, target)
     checks.append(alias_check)
     if target.serving_url:
-        serving = Endpoint(target.serving_url, target.username, target.password, target.timeout)
+        serving = mlflow_http.Endpoint(target.serving_url, target.username, target.password, target.timeout)
         try:
             checks.append(check_serving(serving, target, version))
         except OSError as exc:

@@ -1,19 +1,18 @@
 """MLflow's users and permissions over its auth REST API (the tracking server's `basic-auth` app), as an
-admin: the calls `orm-pack users` makes. Standard library only: the base install has no HTTP client.
+admin: the calls `orm-pack users` makes, over the package's one MLflow HTTP client (mlflow_http).
 
     >>> api = UsersApi("https://203.0.113.7", "mlflow", password, verify_tls=False)
     >>> api.create("alice", "a-long-password"); api.grant("alice", "experiment", "12", "EDIT")
 """
 from __future__ import annotations
 
+import http.client
 import json
 import ssl
-import urllib.error
-import urllib.request
-from base64 import b64encode
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit
 
+from . import mlflow_http
 from .errors import ExitCode, UserError
 
 PERMISSIONS = ("READ", "USE", "EDIT", "MANAGE", "NO_PERMISSIONS")
@@ -28,59 +27,50 @@ class User:
 
 class UsersApi:
     def __init__(self, url: str, username: str, password: str, verify_tls: bool = True, timeout: float = 30):
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise UserError(f"the MLflow URL must be http(s)://host[:port] (got {url!r})", ExitCode.USAGE)
-        self.base = url.rstrip("/")
-        self.authorization = "Basic " + b64encode(f"{username}:{password}".encode()).decode()
+        try:
+            self.endpoint = mlflow_http.Endpoint(url, username, password, timeout, verify_tls=verify_tls)
+        except ValueError:
+            raise UserError(f"the MLflow URL must be http(s)://host[:port] (got {url!r})", ExitCode.USAGE) from None
+        self.base = self.endpoint.url
         self.username = username
-        self.timeout = timeout
-        self.context = ssl.create_default_context()
-        if not verify_tls:
-            self.context.check_hostname, self.context.verify_mode = False, ssl.CERT_NONE
+        self.path_prefix = urlsplit(self.base).path  # a server under a path keeps it
 
     def _call(self, method: str, path: str, body: dict | None = None, query: dict | None = None) -> dict:
-        url = self.base + path + (f"?{urlencode(query)}" if query else "")
+        target = self.path_prefix + path + (f"?{urlencode(query)}" if query else "")
         data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(url, data=data, method=method, headers={
-            "Authorization": self.authorization, "Content-Type": "application/json", "Accept": "application/json"})
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout, context=self.context) as response:
-                text = response.read().decode() or "{}"
-        except urllib.error.HTTPError as error:
-            raise self._refused(error) from None
+            answer = self.endpoint.request(method, target, body=data, headers={
+                "Content-Type": "application/json", "Accept": "application/json"})
         except ssl.SSLCertVerificationError:
             raise UserError(f"{self.base}: the server's certificate is not trusted (the stack's is self-signed): "
                             "pass --insecure or set MLFLOW_TRACKING_INSECURE_TLS=true", ExitCode.CONFIG) from None
-        except (urllib.error.URLError, OSError) as error:
-            reason = getattr(error, "reason", error)
-            raise UserError(f"cannot reach MLflow at {self.base}: {reason}", ExitCode.SERVICE) from None
+        except (OSError, http.client.HTTPException) as error:
+            raise UserError(f"cannot reach MLflow at {self.base}: {error}", ExitCode.SERVICE) from None
+        if answer.status >= 400:
+            raise self._refused(answer)
         try:
-            return json.loads(text)
+            return json.loads(answer.body.decode() or "{}")
         except ValueError:
             raise UserError(f"{method} {path}: MLflow answered with something that is not JSON", ExitCode.SERVICE) \
                 from None
 
-    def _refused(self, error: urllib.error.HTTPError) -> UserError:
-        try:
-            message = json.loads(error.read().decode()).get("message", "")
-        except ValueError:
-            message = ""
+    def _refused(self, answer: mlflow_http.Answer) -> UserError:
+        message = answer.json().get("message", "") if answer.body else ""
         # MLflow appends the database error to some messages, SQL parameters (a password hash) included:
         # only its own first sentence is shown.
-        message = message.split("\n", 1)[0].split(" Error: (", 1)[0].strip()
-        if error.code == 401:
+        message = str(message).split("\n", 1)[0].split(" Error: (", 1)[0].strip()
+        if answer.status == 401:
             return UserError(f"MLflow refused the login of {self.username!r} (401): check MLFLOW_TRACKING_USERNAME "
                              "and MLFLOW_TRACKING_PASSWORD", ExitCode.CONFIG)
-        if error.code == 403:
+        if answer.status == 403:
             return UserError(f"{self.username!r} may not do this (403): users are managed by an MLflow admin",
                              ExitCode.CONFIG)
-        if error.code == 404 and not message:
+        if answer.status == 404 and not message:
             return UserError(f"{self.base} has no user API (404): is the tracking server running with its auth "
                              "app (--app-name basic-auth)?", ExitCode.NOT_FOUND)
-        conflict = error.code == 409 or "already exists" in message
-        code = ExitCode.NOT_FOUND if error.code == 404 else ExitCode.CONFLICT if conflict else ExitCode.USAGE
-        return UserError(f"MLflow refused ({error.code}): {message or error.reason}", code)
+        conflict = answer.status == 409 or "already exists" in message
+        code = ExitCode.NOT_FOUND if answer.status == 404 else ExitCode.CONFLICT if conflict else ExitCode.USAGE
+        return UserError(f"MLflow refused ({answer.status}): {message or answer.reason}", code)
 
     # ------------------------------------------------------------------ users
     def list(self) -> list[User]:

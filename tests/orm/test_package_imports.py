@@ -79,3 +79,14 @@ def test_one_factory_makes_the_sdk_clients():
     from orm_pack import ociconfig
 
     assert set(ociconfig.CLIENTS) == {"resource_manager", "object_storage", "container_engine"}
+
+
+def test_one_client_speaks_http_to_mlflow():
+    """orm_pack.mlflow_http is the package's only HTTP client to MLflow (users, doctor, readiness checks):
+    no other module opens its own http.client connection or urllib request."""
+    import re
+
+    elsewhere = [f"{path.relative_to(PACKAGE)}: {match.group(0)}" for path in sorted(PACKAGE.rglob("*.py"))
+                 if "bundle" not in path.parts and path.name != "mlflow_http.py"
+                 for match in re.finditer(r"urllib\.request|urlopen\(|HTTPS?Connection\(", path.read_text())]
+    assert elsewhere == []

@@ -1,14 +1,15 @@
 """Start background services in their own session, wait until they answer, stop them and every
 process they started (Linux /proc is used to find descendants)."""
+import http.client
 import os
 import signal
-import ssl
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
+
+from .. import mlflow_http
 
 
 class ServiceFailed(Exception):
@@ -95,14 +96,13 @@ def log_tail(log: Path, lines: int = 25) -> str:
 
 
 def http_status(url: str, timeout: float = 5) -> int | None:
-    """The HTTP status url answers with (self-signed TLS accepted), None when nothing answers."""
-    context = ssl._create_unverified_context() if url.startswith("https:") else None
+    """The HTTP status url answers a GET with (self-signed TLS accepted), None when nothing answers."""
+    parts = urlsplit(url)
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     try:
-        with urllib.request.urlopen(url, timeout=timeout, context=context) as response:
-            return response.status
-    except urllib.error.HTTPError as error:
-        return error.code
-    except (OSError, ValueError):
+        endpoint = mlflow_http.Endpoint(f"{parts.scheme}://{parts.netloc}", "", "", timeout)
+        return endpoint.request("GET", path, auth=False).status
+    except (OSError, ValueError, http.client.HTTPException):
         return None
 
 
