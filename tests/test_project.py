@@ -44,3 +44,16 @@ def test_the_docs_name_only_paths_the_vms_have():
     for doc in ("README.md", "docker/README.md", "CONTRIBUTING.md"):
         for path in set(re.findall(r"/etc/[\w./-]*\w", (REPO_ROOT / doc).read_text())):
             assert path in provisioned, f"{doc} names {path}, which no VM has"
+
+
+def test_every_document_the_project_names_is_in_the_project():
+    """A reader sent to an upper-case document (README.md and the like) finds it in the repository."""
+    tracked = subprocess.run(["git", "ls-files"], cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout.split()
+    documents = {Path(name).name for name in tracked if name.endswith(".md")}
+    missing = set()
+    for name in tracked:
+        path = REPO_ROOT / name
+        if path.suffix in (".md", ".py", ".tf", ".yaml", ".yml", ".sh", ".txt", "") and path.is_file():
+            text = path.read_text(errors="replace")
+            missing |= {f"{name}: {found}" for found in re.findall(r"(?<![\w-])[A-Z][A-Z_-]*\.md\b", text) if found not in documents}
+    assert missing == set()

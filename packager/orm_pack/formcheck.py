@@ -8,7 +8,7 @@ Structure is checked against Resource Manager's own meta schema (resource_manage
 Oracle publishes it, with the DEVIATIONS Oracle's own stacks show); meaning in Python: every variable reference
 (`visible`, `required`, `dependsOn`, variableGroups) names a variable, pickers have the dependsOn keys
 they need, form types agree with Terraform types, primaryOutputButton names a `link` output, and the
-form and the Terraform variables match both ways (DESIGN.md §3).
+form and the Terraform variables match both ways.
 """
 from __future__ import annotations
 
