@@ -57,3 +57,34 @@ def test_every_document_the_project_names_is_in_the_project():
             text = path.read_text(errors="replace")
             missing |= {f"{name}: {found}" for found in re.findall(r"(?<![\w-])[A-Z][A-Z_-]*\.md\b", text) if found not in documents}
     assert missing == set()
+
+
+def test_the_pre_commit_hooks_pass_on_the_tree(tmp_path):
+    """Each hook of .pre-commit-config.yaml, run on every tracked file it would see, passes on main; the
+    terraform hook also refuses a badly formatted file."""
+    import os
+    import shlex
+    import shutil
+
+    import yaml
+
+    hooks = yaml.safe_load((REPO_ROOT / ".pre-commit-config.yaml").read_text())["repos"][0]["hooks"]
+    assert [hook["id"] for hook in hooks] == ["ruff", "terraform-fmt", "yaml"]
+    tracked = subprocess.run(["git", "ls-files"], cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout.split()
+    suffixes = {"python": (".py",), "yaml": (".yaml", ".yml")}
+    python_bin = Path(sys.executable).parent
+    env = {**os.environ, "PATH": f"{python_bin}{os.pathsep}{os.environ['PATH']}", "TF_CLI_CONFIG_FILE": os.devnull}
+    for hook in hooks:
+        entry = shlex.split(hook["entry"].replace(".venv/bin/", f"{python_bin}/"))
+        if hook.get("pass_filenames", True):
+            wanted = tuple(s for kind in hook.get("types", []) for s in suffixes[kind])
+            entry += [name for name in tracked if name.endswith(wanted)]
+        if entry[0] == "terraform" and shutil.which("terraform") is None:
+            raise AssertionError("terraform is not on PATH")
+        result = subprocess.run(entry, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, f"{hook['id']}: {result.stdout[-2000:]}{result.stderr[-2000:]}"
+    badly_formatted = tmp_path / "stack" / "main.tf"
+    badly_formatted.parent.mkdir()
+    badly_formatted.write_text('variable "x" {\ndefault="a"\n}\n')
+    terraform_fmt = next(shlex.split(hook["entry"]) for hook in hooks if hook["id"] == "terraform-fmt")
+    assert subprocess.run(terraform_fmt, cwd=tmp_path, env=env, capture_output=True).returncode != 0
