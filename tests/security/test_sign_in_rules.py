@@ -70,3 +70,32 @@ def test_a_discovery_document_with_a_plain_http_endpoint_is_refused(endpoint):
         document[endpoint] = "http://attacker.example/x"
         with pytest.raises(oidc_auth.Refused, match=f"not https: {endpoint}"):
             oidc_auth.discover(ISSUER)
+
+
+def _settings():
+    return oidc_auth.Settings(ISSUER, CLIENT, "secret", "admins", "users", "groups", "preferred_username",
+                              None, 3600, "k" * 30, "mlflow")
+
+
+@pytest.mark.parametrize("claimed", [
+    "mlflow ",          # MySQL's PAD SPACE collation matched this to the first admin's row
+    "mlflow\u00a0",     # a no-break space, a plain space after NFKC
+    "\uff4d\uff4c\uff46\uff4c\uff4f\uff57",  # full-width letters, "mlflow" after NFKC
+    "MLflow",           # the same login to a person reading the UI
+])
+def test_no_sign_in_name_reaches_the_first_admins_row(claimed):
+    with pytest.raises(oidc_auth.Refused) as refused:
+        oidc_auth.identity_from_claims({"preferred_username": claimed, "groups": ["admins"]}, _settings())
+    assert refused.value.status == 403
+
+
+@pytest.mark.parametrize("claimed", ["alice ", " alice", "al ice", "alice\t", "alice\u200b", "alice\x00"])
+def test_a_name_with_whitespace_or_control_characters_is_refused(claimed):
+    with pytest.raises(oidc_auth.Refused, match="whitespace or control characters"):
+        oidc_auth.identity_from_claims({"preferred_username": claimed, "groups": ["users"]}, _settings())
+
+
+def test_a_plain_name_signs_in_as_itself():
+    identity = oidc_auth.identity_from_claims({"preferred_username": "Alice.Smith@example.test",
+                                               "groups": ["users"]}, _settings())
+    assert identity == oidc_auth.Identity("Alice.Smith@example.test", False)

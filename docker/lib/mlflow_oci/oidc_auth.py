@@ -29,6 +29,7 @@ import secrets
 import sys
 import threading
 import time
+import unicodedata
 from dataclasses import dataclass
 from urllib.parse import quote, urlencode, urljoin, urlparse
 
@@ -299,13 +300,25 @@ class Identity:
     is_admin: bool
 
 
+def sign_in_name(claimed: str) -> str:
+    """The MLflow username a claimed name becomes: NFKC-normalised (a full-width or compatibility form is the
+    name it looks like), refused with whitespace or control characters: MySQL's PAD SPACE comparison takes
+    "mlflow " for "mlflow", and a log line or the UI would show such names as someone else's."""
+    name = unicodedata.normalize("NFKC", claimed)
+    if any(character.isspace() or unicodedata.category(character).startswith("C") for character in name):
+        raise Refused(403, f"the sign-in name {claimed!r} has whitespace or control characters: "
+                           "ask the identity domain's administrator for a plain user name")
+    return name
+
+
 def identity_from_claims(claims: dict, settings: Settings) -> Identity:
     """Who the verified claims name, and whether their groups let them in (Refused 403 when not)."""
-    username = next((claims[name] for name in (settings.username_claim, "email", "sub")
-                     if isinstance(claims.get(name), str) and claims[name].strip()), None)
-    if username is None:
+    claimed = next((claims[name] for name in (settings.username_claim, "email", "sub")
+                    if isinstance(claims.get(name), str) and claims[name].strip()), None)
+    if claimed is None:
         raise Refused(403, f"the token names nobody (no {settings.username_claim}, email or sub claim)")
-    if username == settings.reserved_username:
+    username = sign_in_name(claimed)
+    if settings.reserved_username and username.casefold() == settings.reserved_username.casefold():
         raise Refused(403, f"{username} is the first admin's own login: use its password")
     groups = claims.get(settings.groups_claim)
     groups = {groups} if isinstance(groups, str) else {g for g in groups or () if isinstance(g, str)}
