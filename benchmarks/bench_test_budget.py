@@ -16,10 +16,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 # family -> (marker expression, budget in seconds); keep in step with CONTRIBUTING.md's table
 FAMILIES = {
-    "fast lane": ("not terraform and not dataplane", 110),
+    "fast lane": ("not terraform and not dataplane", 120),
     "terraform": ("terraform and not dataplane", 360),
-    "dataplane": ("dataplane and not install and not browser", 390),
-    "install": ("install", 150),
+    "dataplane": ("dataplane and not install and not browser", 360),
+    "install": ("install", 165),
     "browser": ("browser", 80),
 }
 
