@@ -37,10 +37,8 @@ class UsersApi:
 
     def _call(self, method: str, path: str, body: dict | None = None, query: dict | None = None) -> dict:
         target = self.path_prefix + path + (f"?{urlencode(query)}" if query else "")
-        data = json.dumps(body).encode() if body is not None else None
-        try:
-            answer = self.endpoint.request(method, target, body=data, headers={
-                "Content-Type": "application/json", "Accept": "application/json"})
+        try:  # a dict body goes as JSON (mlflow_http sets its Content-Type)
+            answer = self.endpoint.request(method, target, body=body, headers={"Accept": "application/json"})
         except ssl.SSLCertVerificationError:
             raise UserError(f"{self.base}: the server's certificate is not trusted (the stack's is self-signed): "
                             "pass --insecure or set MLFLOW_TRACKING_INSECURE_TLS=true", ExitCode.CONFIG) from None
@@ -55,7 +53,7 @@ class UsersApi:
                 from None
 
     def _refused(self, answer: mlflow_http.Answer) -> UserError:
-        message = answer.json().get("message", "") if answer.body else ""
+        message = answer.json().get("message", "")
         # MLflow appends the database error to some messages, SQL parameters (a password hash) included:
         # only its own first sentence is shown.
         message = str(message).split("\n", 1)[0].split(" Error: (", 1)[0].strip()
