@@ -3,15 +3,36 @@
 A test module chooses the configuration it plans by overriding `tf_config_dir` (default: stack/).
 """
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
-from harness import needs
+from harness import lanes, needs
 from harness.terraform import Terraform
 from harness.tools import terraform_binaries
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+# `pytest -n 2` (README's command): the runtime and the plans in two lanes (harness/lanes.py).
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node):
+    config = node.config
+    if not hasattr(config, "lanes_file"):
+        config.lanes_file = Path(tempfile.mkdtemp(prefix="pytest-lanes-")) / "lanes.json"
+    node.workerinput[lanes.WORKER_INPUT_KEY] = str(config.lanes_file)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    return lanes.LaneScheduling(config, log, config.lanes_file)
+
+
+def pytest_collection_modifyitems(config, items):
+    path = getattr(config, "workerinput", {}).get(lanes.WORKER_INPUT_KEY)
+    if path:
+        lanes.write_lanes(path, items)
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -24,7 +24,7 @@ RUN_BY = {
         "tests/test_readme_commands.py::test_the_quickstart_and_the_laptop_runtime_work_from_a_clean_copy",
     ".venv/bin/pip install -e '.[local]' && .venv/bin/orm-pack local up":
         "tests/test_readme_commands.py::test_the_quickstart_and_the_laptop_runtime_work_from_a_clean_copy",
-    '.venv/bin/python -m pytest -m "not terraform and not dataplane"':
+    '.venv/bin/python -m pytest -n 2 -m "not terraform and not dataplane"':
         "tests/test_readme_commands.py::test_the_fast_lane_command_leaves_out_terraform_and_the_runtime",
     "read -rsp 'MySQL admin password: ' ORM_PACK_VAR_mysql_admin_password && export ORM_PACK_VAR_mysql_admin_password":
         "tests/orm/test_readme_deploy.py::test_the_readme_terminal_deploy_applies_with_the_typed_passwords",
@@ -43,7 +43,7 @@ RUN_BY = {
         "tests/orm/test_sso_groups_claim.py::test_the_readme_command_adds_the_claim",
 }
 NOT_RUN = {
-    ".venv/bin/python -m pytest": "the suite itself; tests/test_project.py checks that .ci/run runs exactly it",
+    ".venv/bin/python -m pytest -n 2": "the suite itself; tests/test_project.py checks that .ci/run runs exactly it",
     "docker build -f docker/Dockerfile-tracking -t <region-key>.ocir.io/<namespace>/oci-mlflow-tracking:<version> .":
         "needs a Docker engine and an OCIR login; the Dockerfile is checked statically "
         "(tests/dataplane/test_docker_static.py) and --image by tests/orm/test_oke_deploy.py",
@@ -61,7 +61,7 @@ def test_every_readme_code_block_is_run_by_a_test_or_says_why_not():
 
 
 def test_the_fast_lane_command_leaves_out_terraform_and_the_runtime():
-    command = block_starting('.venv/bin/python -m pytest -m "not terraform and not dataplane"').text.strip()
+    command = block_starting('.venv/bin/python -m pytest -n 2 -m "not terraform and not dataplane"').text.strip()
     argv = [sys.executable if word == ".venv/bin/python" else word.strip('"')
             for word in command.replace('"not terraform and not dataplane"', "MARKEXPR").split()]
     argv = [("not terraform and not dataplane" if word == "MARKEXPR" else word) for word in argv]
