@@ -86,7 +86,9 @@ def test_a_user_works_through_the_ui_and_the_endpoint_follows(page, stack):
     page.wait_for_url("**/#/experiments/*")
     assert _get(stack, SEARCH, experiment_name="from-the-browser").status_code == 200
 
-    # open the run the notebook logged, and its model
+    # open the run the notebook logged, from its link (a fresh load: only the hash differs from the page
+    # above, and MLflow's UI can fail the in-page move between the two while the experiment page loads)
+    page.goto("about:blank")
     page.goto(f"{_ui(stack)}/#/experiments/{experiment}/runs/{logged['run_id']}")
     page.get_by_text(logged["run_id"]).first.wait_for()
     model_id = logged["model_uri"].removeprefix("models:/")
