@@ -7,7 +7,9 @@
 #   serving   reads the login secret (to talk to the tracking server and to guard its own endpoint)
 #   notebook  reads the login secret (create_notebook_session; its resource principal)
 #   workers   the OKE worker nodes (deployment_target = "oke"), whose pods run the tracking server, its
-#             migrations and its auth proxy: the tracking VM's statements, word for word
+#             migrations and its auth proxy: the tracking VM's statements but the MySQL administrator's
+#             secret. On a basic cluster every pod has the nodes' identity, so that secret is read by
+#             `orm-pack oke deploy` with the user's key and given to the migrate Job alone (oke/).
 #   cluster   (oke) OKE's cloud controller, which assigns the load balancer its reserved public IP
 # IAM writes go to the home region (provider oci.home). With create_iam_policies = false nothing here is
 # created and the outputs iam_dynamic_groups and iam_statements say what an administrator must add;
@@ -45,7 +47,7 @@ locals {
     tracking = [for name in local.secret_names : local.secret_ids[name]]
     serving  = [local.secret_ids["mlflow-login"]]
     notebook = [local.secret_ids["mlflow-login"]]
-    workers  = [for name in local.secret_names : local.secret_ids[name]]
+    workers  = [for name in local.secret_names : local.secret_ids[name] if name != "mysql-admin"]
   }
   # What the dynamic groups may do (policy "vm"), and everything an administrator adds without IAM.
   principal_statements = flatten([

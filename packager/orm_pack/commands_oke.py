@@ -13,7 +13,7 @@ from pathlib import Path
 
 from . import commands_shared, deploy, ociconfig, zipbuild
 from .errors import ExitCode, UserError
-from .oke import kubeconfig, kubectl, render, settings, workflow
+from .oke import admin_password, kubeconfig, kubectl, render, settings, workflow
 
 
 def register(subparsers) -> None:
@@ -40,6 +40,8 @@ def register(subparsers) -> None:
     p.add_argument("--image", metavar="IMAGE", help="tracking image to run instead of the release's, e.g. "
                    "<region>.ocir.io/<namespace>/oci-mlflow-tracking:<version>")
     p.add_argument("--source", metavar="DIR", help="directory with oke/ (default: the checkout, else the bundled one)")
+    p.add_argument("--secrets-endpoint", metavar="URL", help="Vault secret retrieval endpoint URL (default: the "
+                   "region's); the MySQL administrator's password is read with your key, for the migrate Job")
     p.add_argument("--dry-run", action="store_true", help="only render: write the manifests and stop")
     p.add_argument("--output", metavar="FILE", help="with --dry-run: write the manifests here (default: stdout)")
     p.set_defaults(func=_run_deploy)
@@ -127,8 +129,10 @@ def _deploy(session, raw) -> int:
     if args.dry_run:
         return _write_manifests(args, text)
     kube = _kube(args, session, deploy_settings, binary)
+    password = admin_password.read(session.context, deploy_settings.admin_password_secret_ocid,
+                                   args.secrets_endpoint)
     say = lambda line: session.err.print(line, markup=False, highlight=False)  # noqa: E731
-    result = workflow.deploy(kube, documents, args.timeout, say)
+    result = workflow.deploy(kube, documents, args.timeout, say, password)
     session.out.print(f"\nMLflow on OKE: {result.url}", markup=False, style="bold")
     session.out.print(f"user {deploy_settings.login_user}; the password: the stack output mlflow_password_command",
                       markup=False)

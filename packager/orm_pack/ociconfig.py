@@ -308,6 +308,7 @@ CLIENTS = {
     "resource_manager": ("resource_manager", "ResourceManagerClient", "--endpoint"),
     "object_storage": ("object_storage", "ObjectStorageClient", "--object-storage-endpoint"),
     "container_engine": ("container_engine", "ContainerEngineClient", "--container-engine-endpoint"),
+    "secrets": ("secrets", "SecretsClient", "--secrets-endpoint"),
 }
 
 

@@ -104,9 +104,11 @@ def test_settings_carry_secret_ocids_and_no_secret_value(documents):
                 assert value.startswith("ocid1.vaultsecret."), (name, key)
     # The administrator's login reaches the migrate Job only.
     assert not [k for k in config_maps["mlflow-tracking"] if k.startswith("MYSQL_ADMIN")]
-    assert "MYSQL_ADMIN_PASSWORD_SECRET_OCID" in config_maps["mlflow-migrate"]
-    job_sources = [s["configMapRef"]["name"] for s in
-                   find(documents, "Job", "mlflow-migrate")["spec"]["template"]["spec"]["containers"][0]["envFrom"]]
+    # Its name only: the password's secret is read by orm-pack with the user's key, never by a pod.
+    assert config_maps["mlflow-migrate"] == {"MYSQL_ADMIN_USER": "admin"}
+    job_env_from = find(documents, "Job", "mlflow-migrate")["spec"]["template"]["spec"]["containers"][0]["envFrom"]
+    assert {"secretRef": {"name": "mlflow-migrate-admin", "optional": True}} in job_env_from
+    job_sources = [s["configMapRef"]["name"] for s in job_env_from if "configMapRef" in s]
     tracking_sources = [s["configMapRef"]["name"] for s in find(documents, "Deployment", "mlflow-tracking")
                         ["spec"]["template"]["spec"]["containers"][0]["envFrom"]]
     assert any(n.startswith("mlflow-migrate") for n in job_sources)

@@ -30,13 +30,19 @@ class FakeCluster:
         return self.state().get("objects", {})
 
 
-def install(directory: Path, cluster_id: str, with_oci_cli: bool = True) -> FakeCluster:
-    """The fake kubectl as `kubectl` in directory/bin; the real kubectl still renders (`kustomize`)."""
+MYSQL_ADMIN_PASSWORD = "Adm1n-Pass_word-9"  # the DB system's administrator, as the stack's Vault secret holds it
+
+
+def install(directory: Path, cluster_id: str, with_oci_cli: bool = True, database_ready: bool = False,
+            mysql_admin_password: str = MYSQL_ADMIN_PASSWORD) -> FakeCluster:
+    """The fake kubectl as `kubectl` in directory/bin; the real kubectl still renders (`kustomize`).
+    `database_ready`: the database and its user exist already (an earlier deploy made them)."""
     real = shutil.which("kubectl")
     bin_dir = directory / "bin"
     bin_dir.mkdir(parents=True, exist_ok=True)
     state = directory / "cluster.json"
-    state.write_text(json.dumps({"cluster_id": cluster_id, "objects": {}, "calls": []}))
+    state.write_text(json.dumps({"cluster_id": cluster_id, "objects": {}, "calls": [],
+                                 "mysql": {"admin_password": mysql_admin_password, "database_ready": database_ready}}))
     script = bin_dir / "kubectl"
     script.write_text(f"#!/bin/sh\nFAKE_KUBE_REAL_KUBECTL='{real or ''}' exec '{sys.executable}' "
                       f"'{HERE / 'kubectl.py'}' \"$@\"\n")

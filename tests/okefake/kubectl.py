@@ -7,11 +7,18 @@ controller that the deployment depends on:
 - a Job's pod template is immutable (spec.template: field is immutable), so a changed Job is replaced;
 - a pod whose envFrom ConfigMap does not exist does not start (CreateContainerConfigError): the Job
   never completes and a rollout times out;
+- a pod whose envFrom Secret does not exist does not start either, unless the reference is `optional`;
+- `create` refuses an object that exists (AlreadyExists), where `apply` would change it;
 - on a basic cluster created without load-balancer subnets, a LoadBalancer Service gets an address only
   with the service.beta.kubernetes.io/oci-load-balancer-subnet1 annotation (OKE: "Summary of
   Annotations for Load Balancers").
+The migrate Job does what init_db.py does with the environment its pod gets: with MYSQL_ADMIN_USER and
+MYSQL_ADMIN_PASSWORD it creates the database (the password must be the DB system's), without them it
+needs a database made before; a *_SECRET_OCID for the administrator fails, as the nodes may not read that
+secret (stack/iam.tf).
 Behaviours: FAKE_KUBE_MIGRATE_FAILS=1 makes the migrate Job fail. `kustomize` runs the real kubectl.
 """
+import base64
 import json
 import os
 import re
@@ -23,9 +30,9 @@ import yaml
 NAMESPACED = {"ServiceAccount", "ConfigMap", "NetworkPolicy", "Job", "Deployment", "Service",
               "PodDisruptionBudget", "HorizontalPodAutoscaler", "Secret"}
 KINDS = {"namespace": "Namespace", "job": "Job", "service": "Service", "deployment": "Deployment",
-         "configmap": "ConfigMap"}
+         "configmap": "ConfigMap", "secret": "Secret"}
 PLURAL = {"Job": "jobs.batch", "Service": "services", "Deployment": "deployments.apps", "Namespace": "namespaces",
-          "ConfigMap": "configmaps"}
+          "ConfigMap": "configmaps", "Secret": "secrets"}
 SUBNET = re.compile(r"^ocid1\.subnet\.")
 
 
@@ -58,6 +65,25 @@ class Cluster:
                  for source in container.get("envFrom", []) if "configMapRef" in source]
         return [name for name in names if not self.find("ConfigMap", namespace, name)]
 
+    def secrets_missing(self, pod_spec: dict, namespace: str) -> list[str]:
+        names = [source["secretRef"]["name"] for container in pod_spec.get("containers", [])
+                 for source in container.get("envFrom", [])
+                 if "secretRef" in source and not source["secretRef"].get("optional")]
+        return [name for name in names if not self.find("Secret", namespace, name)]
+
+    def pod_env(self, pod_spec: dict, namespace: str) -> dict:
+        """The environment a pod's containers get from their ConfigMaps and Secrets."""
+        env = {}
+        for container in pod_spec.get("containers", []):
+            for source in container.get("envFrom", []):
+                if "configMapRef" in source:
+                    env.update((self.find("ConfigMap", namespace, source["configMapRef"]["name"]) or {}).get("data", {}))
+                elif "secretRef" in source:
+                    secret = self.find("Secret", namespace, source["secretRef"]["name"]) or {}
+                    env.update({k: base64.b64decode(v).decode() for k, v in secret.get("data", {}).items()})
+                    env.update(secret.get("stringData", {}))
+        return env
+
 
 def authenticate(cluster: Cluster, kubeconfig: str | None):
     if not kubeconfig or not Path(kubeconfig).is_file():
@@ -68,7 +94,7 @@ def authenticate(cluster: Cluster, kubeconfig: str | None):
         fail("error: You must be logged in to the server (Unauthorized)")
 
 
-def apply(cluster: Cluster, namespace: str, text: str):
+def apply(cluster: Cluster, namespace: str, text: str, create: bool = False):
     for document in [doc for doc in yaml.safe_load_all(text) if doc]:
         kind, name = document.get("kind"), document.get("metadata", {}).get("name")
         if not kind or not name or not document.get("apiVersion"):
@@ -78,6 +104,9 @@ def apply(cluster: Cluster, namespace: str, text: str):
             fail(f'Error from server (NotFound): error when creating "STDIN": namespaces "{object_namespace}" '
                  "not found")
         existing = cluster.find(kind, object_namespace, name)
+        if create and existing:
+            fail(f'Error from server (AlreadyExists): error when creating "STDIN": {PLURAL.get(kind, kind.lower())} '
+                 f'"{name}" already exists')
         if kind == "Job" and existing and existing["spec"]["template"] != document["spec"]["template"]:
             fail(f'The Job "{name}" is invalid: spec.template: Invalid value: field is immutable')
         document.setdefault("status", {})
@@ -93,11 +122,34 @@ def apply(cluster: Cluster, namespace: str, text: str):
         print(f"{kind.lower()}/{name} {'configured' if existing else 'created'}")
 
 
+FAILED = {"failed": 4, "conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]}
+
+
 def job_status(cluster: Cluster, job: dict, namespace: str) -> dict:
-    if cluster.config_maps_missing(job["spec"]["template"]["spec"], namespace):
+    pod_spec = job["spec"]["template"]["spec"]
+    if cluster.config_maps_missing(pod_spec, namespace) or cluster.secrets_missing(pod_spec, namespace):
         return {"active": 1}
     if os.environ.get("FAKE_KUBE_MIGRATE_FAILS") == "1":
-        return {"failed": 4, "conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]}
+        cluster.data["job_log"] = ["tracking-entrypoint: waiting up to 300s for database 10.0.1.20:3306",
+                                   "init_db: ERROR: cannot connect to 10.0.1.20:3306 as the administrator"]
+        return FAILED
+    env, mysql = cluster.pod_env(pod_spec, namespace), cluster.data["mysql"]
+    if env.get("MYSQL_ADMIN_PASSWORD_SECRET_OCID"):
+        cluster.data["job_log"] = [f"tracking-entrypoint: ERROR: cannot read secret {env['MYSQL_ADMIN_PASSWORD_SECRET_OCID']}"
+                                   " (404 NotAuthorizedOrNotFound)"]
+        return FAILED
+    if env.get("MYSQL_ADMIN_USER") and env.get("MYSQL_ADMIN_PASSWORD"):
+        if env["MYSQL_ADMIN_PASSWORD"] != mysql["admin_password"]:
+            cluster.data["job_log"] = [f"init_db: ERROR: the database refused MYSQL_ADMIN_USER "
+                                       f"{env['MYSQL_ADMIN_USER']!r}: check the administrator user name and password"]
+            return FAILED
+        mysql["database_ready"] = True
+    elif not mysql["database_ready"]:
+        cluster.data["job_log"] = ["tracking-entrypoint: MYSQL_ADMIN_USER/MYSQL_ADMIN_PASSWORD not set: database "
+                                   "mlflow and its user must exist",
+                                   "(1049, \"Unknown database 'mlflow'\")"]
+        return FAILED
+    cluster.data["job_log"] = ["init_db: schema migrations done"]
     return {"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]}
 
 
@@ -129,8 +181,8 @@ def main(argv: list[str]) -> int:
     authenticate(cluster, options.get("--kubeconfig"))
     namespace = options.get("--namespace", "default")
     verb = words[0] if words else ""
-    if verb == "apply" and options.get("--filename") == "-":
-        apply(cluster, namespace, sys.stdin.read())
+    if verb in ("apply", "create") and options.get("--filename") == "-":
+        apply(cluster, namespace, sys.stdin.read(), create=verb == "create")
     elif verb == "get":
         kind, name = target(words[1])
         found = cluster.find(kind, namespace, name)
@@ -149,9 +201,8 @@ def main(argv: list[str]) -> int:
         kind, name = target(words[1])
         if not cluster.find(kind, namespace, name):
             not_found(kind, name)
-        if os.environ.get("FAKE_KUBE_MIGRATE_FAILS") == "1":
-            print("tracking-entrypoint: waiting up to 300s for database 10.0.1.20:3306")
-            print("init_db: ERROR: cannot connect to 10.0.1.20:3306 as the administrator")
+        for line in cluster.data.get("job_log", []):
+            print(line)
     elif verb == "rollout" and words[1:2] == ["status"]:
         kind, name = target(words[2])
         deployment = cluster.find(kind, namespace, name)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from okefake import install
+from okefake.install import MYSQL_ADMIN_PASSWORD
 from ormfake.containerengine import Cluster
 
 CLUSTER_A = "ocid1.cluster.oc1.phx.amaaaaaat4afwx2vrqlht4jjshasjbczhp3to64saojrnawtiutz5pvxp2ia"
@@ -20,15 +21,21 @@ def cluster_settings():
     return json.loads(SETTINGS.read_text())
 
 
+def admin_secret_id(cluster_settings: dict) -> str:
+    return json.loads(cluster_settings["migrate_env"])["MYSQL_ADMIN_PASSWORD_SECRET_OCID"]
+
+
 @pytest.fixture
 def kube(tmp_path, fake, cluster_settings):
     cluster_id = cluster_settings["cluster_id"]
     fake.add_cluster(Cluster(cluster_id, cluster_settings["region"], public_endpoint="203.0.113.10:6443"))
+    fake.add_secret(admin_secret_id(cluster_settings), MYSQL_ADMIN_PASSWORD)  # the stack's Vault secret
     return install(tmp_path / "kube", cluster_id)
 
 
 def oke(orm_pack, fake, kube, action, *args, settings_file=SETTINGS, **behaviour):
-    return orm_pack("oke", action, "--settings", str(settings_file), "--container-engine-endpoint", fake.url,
+    endpoints = ["--container-engine-endpoint", fake.url] + (["--secrets-endpoint", fake.url] if action == "deploy" else [])
+    return orm_pack("oke", action, "--settings", str(settings_file), *endpoints,
                     "--kubeconfig", str(kube.bin_dir.parent / "kubeconfig.yaml"), "--timeout", "20", *args,
                     env=kube.env(**behaviour))
 
@@ -55,6 +62,49 @@ def test_deploy_prepares_migrates_then_rolls_out_and_prints_the_url(orm_pack, fa
     assert "job/mlflow-migrate: complete" in result.stdout
 
 
+def test_only_the_migrate_job_gets_the_administrators_password_and_only_while_it_runs(orm_pack, fake, kube,
+                                                                                     cluster_settings):
+    result = oke(orm_pack, fake, kube, "deploy")
+    assert result.code == 0, result
+    calls = [" ".join(call[:2]) for call in kube.calls()]
+    # read with the user's key, handed over as a Secret just before the Job and deleted right after it
+    secret_read = [path for method, path, _ in fake.requests if "/secretbundles/" in path]
+    assert secret_read == [f"/20190301/secretbundles/{admin_secret_id(cluster_settings)}"]
+    created = calls.index("create")
+    assert calls.index("delete secret/mlflow-migrate-admin", created) > calls.index("get job/mlflow-migrate") > created
+    assert calls.index("delete secret/mlflow-migrate-admin", created) < calls.index("rollout status")
+    objects = kube.objects()
+    assert not [key for key in objects if key.startswith("Secret/")]
+    job = objects["Job/mlflow/mlflow-migrate"]["spec"]["template"]["spec"]["containers"][0]
+    assert {"secretRef": {"name": "mlflow-migrate-admin", "optional": True}} in job["envFrom"]
+    # the cluster's own settings never name the administrator's secret: the nodes may not read it
+    assert admin_secret_id(cluster_settings) not in json.dumps(objects)
+    assert kube.state()["mysql"]["database_ready"]  # the Job made the database with the password it got
+    assert MYSQL_ADMIN_PASSWORD not in result.stdout + result.stderr + json.dumps(objects)
+
+
+def test_a_user_who_may_not_read_the_admin_secret_is_told_what_to_ask_for_and_nothing_is_applied(
+        orm_pack, fake, kube, cluster_settings):
+    fake.unreadable_secrets.add(admin_secret_id(cluster_settings))
+    result = oke(orm_pack, fake, kube, "deploy")
+    assert result.code == 3, result
+    assert "cannot read the MySQL administrator's secret" in result.stderr
+    assert "read secret-bundles" in result.stderr and "404 NotAuthorizedOrNotFound" in result.stderr
+    assert not [call for call in kube.calls() if call[0] in ("apply", "create")]
+
+
+def test_a_wrong_administrator_password_fails_the_job_and_leaves_no_secret(tmp_path, fake, cluster_settings,
+                                                                          orm_pack):
+    cluster_id = cluster_settings["cluster_id"]
+    fake.add_cluster(Cluster(cluster_id, cluster_settings["region"], public_endpoint="203.0.113.10:6443"))
+    fake.add_secret(admin_secret_id(cluster_settings), "not-the-db-systems-password")
+    kube = install(tmp_path / "kube", cluster_id)
+    result = oke(orm_pack, fake, kube, "deploy")
+    assert result.code == 1, result
+    assert "the database refused MYSQL_ADMIN_USER 'admin'" in result.stderr
+    assert not [key for key in kube.objects() if key.startswith(("Secret/", "Deployment/"))]
+
+
 def test_deploying_again_replaces_the_migrate_job_whose_template_cannot_change(orm_pack, fake, kube, tmp_path):
     assert oke(orm_pack, fake, kube, "deploy").code == 0
     result = oke(orm_pack, fake, kube, "deploy", "--image", "ocir.example.test/ns/oci-mlflow-tracking:1.3.0")
@@ -68,7 +118,52 @@ def test_a_failed_migration_shows_its_log_and_rolls_nothing_out(orm_pack, fake, 
     assert result.code == 1, result
     assert "job/mlflow-migrate failed" in result.stderr
     assert "cannot connect to 10.0.1.20:3306 as the administrator" in result.stderr
-    assert not any(key.startswith("Deployment/") for key in kube.objects())
+    assert not any(key.startswith(("Deployment/", "Secret/")) for key in kube.objects())
+
+
+def test_the_fake_migrate_job_needs_the_password_in_its_environment(tmp_path, kube, fake, cluster_settings):
+    """The fake Job reads what init_db.py reads, so the tests above fail if the password does not arrive."""
+    import subprocess
+
+    from ormfake.containerengine import kubeconfig
+
+    config = tmp_path / "kc.yaml"
+    config.write_text(kubeconfig(fake.clusters[cluster_settings["cluster_id"]], "PUBLIC_ENDPOINT"))
+    env = {**__import__("os").environ, **kube.env()}
+
+    def kubectl(verb, document):
+        return subprocess.run(["kubectl", "--kubeconfig", str(config), "--namespace", "mlflow", verb, "--filename", "-"],
+                              input=json.dumps(document), capture_output=True, text=True, env=env)
+
+    def job(name, env_from):
+        return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name}, "spec": {"template": {"spec": {
+            "containers": [{"name": "migrate", "image": "i", "envFrom": env_from}]}}}}
+
+    def state(name):
+        conditions = kube.objects()[f"Job/mlflow/{name}"]["status"].get("conditions") or [{"type": "Running"}]
+        return conditions[0]["type"]
+
+    def config_map(name, data):
+        return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": data}
+
+    kubectl("apply", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "mlflow"}})
+    kubectl("apply", config_map("by-ocid", {"MYSQL_ADMIN_USER": "admin",
+                                            "MYSQL_ADMIN_PASSWORD_SECRET_OCID": admin_secret_id(cluster_settings)}))
+    kubectl("apply", config_map("user", {"MYSQL_ADMIN_USER": "admin"}))
+    kubectl("apply", job("nodes-read-vault", [{"configMapRef": {"name": "by-ocid"}}]))
+    assert state("nodes-read-vault") == "Failed"  # the nodes may not read the administrator's secret
+    kubectl("apply", job("no-password", [{"configMapRef": {"name": "user"}}]))
+    assert state("no-password") == "Failed"  # no database yet, and nobody to make it
+    kubectl("apply", job("secret-missing", [{"configMapRef": {"name": "user"}}, {"secretRef": {"name": "s"}}]))
+    assert state("secret-missing") == "Running"  # CreateContainerConfigError: the pod never starts
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
+              "stringData": {"MYSQL_ADMIN_PASSWORD": MYSQL_ADMIN_PASSWORD}}
+    assert kubectl("create", secret).returncode == 0
+    assert "AlreadyExists" in kubectl("create", secret).stderr
+    kubectl("apply", job("with-password", [{"configMapRef": {"name": "user"}}, {"secretRef": {"name": "s"}}]))
+    assert state("with-password") == "Complete" and kube.state()["mysql"]["database_ready"]
+    kubectl("apply", job("afterwards", [{"configMapRef": {"name": "user"}}]))
+    assert state("afterwards") == "Complete"  # the database exists now: migrations need no administrator
 
 
 def test_the_fake_cluster_refuses_what_the_real_one_refuses(tmp_path, kube, fake):
@@ -114,7 +209,8 @@ def test_delete_removes_the_load_balancer_before_the_namespace(orm_pack, fake, k
     assert oke(orm_pack, fake, kube, "deploy").code == 0
     result = oke(orm_pack, fake, kube, "delete")
     assert result.code == 0, result
-    deletes = [c[1] for c in kube.calls() if c[0] == "delete" and c[1] != "job/mlflow-migrate"]
+    deletes = [c[1] for c in kube.calls() if c[0] == "delete" and c[1] not in ("job/mlflow-migrate",
+                                                                            "secret/mlflow-migrate-admin")]
     assert deletes == ["service/mlflow", "namespace/mlflow"]
     assert kube.objects() == {}
 

@@ -42,9 +42,11 @@ def test_the_readme_oke_commands_deploy_mlflow_on_the_stacks_cluster(tmp_path, a
     assert outputs["oke_cluster_id"].startswith("ocid1.cluster.")
     assert "orm-pack oke deploy" in outputs["oke_next_command"]
 
-    kube = install(tmp_path / "kube", outputs["oke_cluster_id"])
+    kube = install(tmp_path / "kube", outputs["oke_cluster_id"], mysql_admin_password=MYSQL_PASSWORD)
     cluster_env = {**kube.env(), "PATH": f"{kube.bin_dir}{os.pathsep}{env['PATH']}"}
-    deployed = run(deploy_line + f" --container-engine-endpoint {fake.url} --timeout 30", cluster_env)
+    # The administrator's password comes from the stack's Vault secret, read with the reader's key.
+    deployed = run(deploy_line + f" --container-engine-endpoint {fake.url} --secrets-endpoint {fake.url} --timeout 30",
+                   cluster_env)
     assert deployed.returncode == 0, deployed.stdout[-3000:] + deployed.stderr[-3000:]
     # the load balancer comes up at the stack's reserved address: the URL the outputs gave before the deploy
     assert f"MLflow on OKE: {outputs['mlflow_url']}/" in deployed.stdout

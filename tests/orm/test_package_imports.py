@@ -78,7 +78,7 @@ def test_one_factory_makes_the_sdk_clients():
     assert built_elsewhere == []
     from orm_pack import ociconfig
 
-    assert set(ociconfig.CLIENTS) == {"resource_manager", "object_storage", "container_engine"}
+    assert set(ociconfig.CLIENTS) == {"resource_manager", "object_storage", "container_engine", "secrets"}
 
 
 def test_one_client_speaks_http_to_mlflow():

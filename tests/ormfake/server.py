@@ -26,7 +26,7 @@ from harness import loopback, ocids
 from harness.objectstore import ENV_VAR as OBJECT_STORE_ENV
 from harness.objectstore import ObjectStore
 
-from . import containerengine, identitydomain, objectstorage, signature
+from . import containerengine, identitydomain, objectstorage, signature, vaultsecrets
 from .jobs import JobCanceled, TerraformJob
 
 API = "/20180917"
@@ -111,6 +111,8 @@ class ResourceManagerFake:
         self.clusters: dict[str, containerengine.Cluster] = {}  # the Container Engine API's clusters
         self.custom_claims: dict[str, dict] = {}  # the identity domain's custom claims, by id
         self.domain_admins: set[str] = set()  # API key ids (tenancy/user/fingerprint) of Identity Domain Administrators
+        self.secrets: dict[str, str] = {}  # Vault secrets added by tests: OCID -> base64 content
+        self.unreadable_secrets: set[str] = set()  # secrets no policy lets the caller read
         self.server = None
 
     # ------------------------------------------------------------- lifecycle
@@ -148,6 +150,20 @@ class ResourceManagerFake:
         for state in states:
             if state.exists() and state.stat().st_size:
                 found.update(containerengine.clusters_in_state(json.loads(state.read_text())))
+        return found
+
+    def add_secret(self, secret_id: str, value: str) -> None:
+        with self.lock:
+            self.secrets[secret_id] = base64.b64encode(value.encode()).decode()
+
+    def known_secrets(self) -> dict:
+        """The secrets added by tests and those the stacks' applies created (from their state)."""
+        with self.lock:
+            found = dict(self.secrets)
+            states = [self.stack_state_file(stack_id) for stack_id in self.stacks]
+        for state in states:
+            if state.exists() and state.stat().st_size:
+                found.update(vaultsecrets.secrets_in_state(json.loads(state.read_text())))
         return found
 
     def add_fault(self, status: int, count: int = 1, method: str | None = None, path_contains: str | None = None,
@@ -569,6 +585,14 @@ class _Handler(BaseHTTPRequestHandler):
                 status, code = getattr(exc, "status", 400), getattr(exc, "code", "InvalidParameter")
                 return self._error(status, getattr(exc, "message", str(exc)), code)
             return self._send(status, text, content_type="application/x-yaml")
+        if vaultsecrets.is_secrets(parts.path):
+            secret_id = parts.path.rsplit("/", 1)[-1]
+            try:
+                status, document = vaultsecrets.handle(fake.known_secrets(), secret_id not in fake.unreadable_secrets,
+                                                  self.command, parts.path)
+            except vaultsecrets.SecretsError as exc:
+                return self._error(exc.status, exc.message, exc.code)
+            return self._send(status, document)
         if identitydomain.is_identity_domain(parts.path):
             key_id = signature.parse_authorization(self.headers.get("authorization", ""))["keyId"]
             try:

@@ -85,7 +85,9 @@ def expected_grants(facts: dict, roles, artifact_store: str) -> dict:
     expected = {"tracking": {("read", "secret-bundles"): set(secrets.values()) | facts["by_name"]},
                 "serving": {("read", "secret-bundles"): {secrets["mlflow-login"]}},
                 "notebook": {("read", "secret-bundles"): {secrets["mlflow-login"]}},
-                "workers": {("read", "secret-bundles"): set(secrets.values()) | facts["by_name"]}}  # the tracking VM's
+                # the tracking VM's but the MySQL administrator's: every pod of a basic cluster is a worker node
+                "workers": {("read", "secret-bundles"): {v for k, v in secrets.items() if k != "mysql-admin"}
+                            | facts["by_name"]}}
     if artifact_store == "oci":
         expected["tracking"][("manage", "objects")] = {facts["bucket"]}
         expected["workers"][("manage", "objects")] = {facts["bucket"]}

@@ -47,6 +47,9 @@ class Kubectl:
     def apply(self, documents: list[dict]) -> None:
         self.run("apply", "--filename", "-", stdin=yaml.safe_dump_all(documents, sort_keys=False))
 
+    def create(self, documents: list[dict]) -> None:
+        self.run("create", "--filename", "-", stdin=yaml.safe_dump_all(documents, sort_keys=False))
+
     def get(self, kind: str, name: str) -> dict | None:
         result = self.run("get", f"{kind}/{name}", "--output", "json", check=False)
         if result.returncode != 0:

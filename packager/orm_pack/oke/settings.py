@@ -28,7 +28,8 @@ class DeploySettings:
     region: str
     tracking_image: str
     tracking_env: dict
-    migrate_env: dict
+    migrate_env: dict              # the migrate Job's settings but the administrator's password
+    admin_password_secret_ocid: str  # read by orm-pack with the user's key, never by the cluster
     login_user: str
     login_password_secret_ocid: str
     lb_ip: str
@@ -136,9 +137,14 @@ def from_output(raw, image_override: str | None = None) -> DeploySettings:
     migrate_env = _env(raw, "migrate_env")
     if any(name.startswith("MYSQL_ADMIN") for name in tracking_env):
         raise _problem("tracking_env", "holds the MySQL administrator's settings, which only the migrate Job gets")
+    # The worker nodes may not read the administrator's secret (every pod of a basic cluster has the
+    # nodes' identity): orm-pack reads it with the user's key and hands it to the migrate Job alone.
+    admin_secret = _ocid(migrate_env, "MYSQL_ADMIN_PASSWORD_SECRET_OCID", "vaultsecret")
+    _text(migrate_env, "MYSQL_ADMIN_USER")
+    migrate_env = {name: value for name, value in migrate_env.items() if name != "MYSQL_ADMIN_PASSWORD_SECRET_OCID"}
     return DeploySettings(
         cluster_id=_ocid(raw, "cluster_id", "cluster"), region=_text(raw, "region"), tracking_image=image,
-        tracking_env=tracking_env, migrate_env=migrate_env, login_user=_text(raw, "login_user"),
+        tracking_env=tracking_env, migrate_env=migrate_env, admin_password_secret_ocid=admin_secret, login_user=_text(raw, "login_user"),
         login_password_secret_ocid=_ocid(raw, "login_password_secret_ocid", "vaultsecret"),
         lb_ip=_ipv4(raw, "lb_ip"), lb_subnet_id=_ocid(raw, "lb_subnet_id", "subnet"),
         lb_nsg_id=_ocid(raw, "lb_nsg_id", "networksecuritygroup"),

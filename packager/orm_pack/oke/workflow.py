@@ -1,8 +1,9 @@
 """The steps of `orm-pack oke deploy` and `orm-pack oke delete`, in order, on a Kubectl.
 
-deploy: the prepared objects (namespace, accounts, settings, network policies) -> the migrate Job, run
-to completion (a failed one stops everything before a pod of the new version starts) -> everything
-else -> both rollouts -> the load balancer's address.
+deploy: the prepared objects (namespace, accounts, settings, network policies) -> the MySQL
+administrator's password as a Secret for the migrate Job alone -> the migrate Job, run to completion (a
+failed one stops everything before a pod of the new version starts) -> the Secret deleted, whatever the
+Job's end -> everything else -> both rollouts -> the load balancer's address.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from ..errors import ExitCode, UserError
 from .kubectl import Kubectl
 
 MIGRATE_JOB = "mlflow-migrate"
+ADMIN_SECRET = "mlflow-migrate-admin"  # oke/base/migrate-job.yaml reads it (optional: a hand-made run has none)
 DEPLOYMENTS = ("mlflow-tracking", "mlflow-proxy")
 SERVICE = "mlflow"
 PREPARED_KINDS = ("Namespace", "ServiceAccount", "ConfigMap", "NetworkPolicy")
@@ -42,10 +44,28 @@ def _job_state(job: dict | None) -> str:
     return "Running"
 
 
+def admin_secret(password: str) -> dict:
+    return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": {"name": ADMIN_SECRET, "labels": {"app.kubernetes.io/component": "migrate"}},
+            "stringData": {"MYSQL_ADMIN_PASSWORD": password}}
+
+
 def run_migrations(kube: Kubectl, job: list[dict], timeout: float, say: Callable[[str], None],
-                   poll: float = 5.0) -> None:
+                   admin_password: str, poll: float = 5.0) -> None:
+    """The migrate Job with the administrator's password in a Secret that lives only while the Job runs.
+    `kubectl create`, not apply: apply would copy the password into an annotation of the object."""
     # A Job's pod template cannot change: the previous run goes first (it is safe to run again).
     kube.delete("job", MIGRATE_JOB, timeout=120)
+    kube.delete("secret", ADMIN_SECRET, timeout=120)
+    kube.create([admin_secret(admin_password)])
+    try:
+        _run_job(kube, job, timeout, say, poll)
+    finally:
+        kube.delete("secret", ADMIN_SECRET, timeout=120)
+        say(f"secret/{ADMIN_SECRET}: deleted (the administrator's password was the Job's alone)")
+
+
+def _run_job(kube: Kubectl, job: list[dict], timeout: float, say: Callable[[str], None], poll: float) -> None:
     kube.apply(job)
     say(f"job/{MIGRATE_JOB}: preparing the database (first-boot SQL, schema migrations)")
     deadline = time.monotonic() + timeout
@@ -76,11 +96,11 @@ def wait_address(kube: Kubectl, timeout: float, poll: float = 5.0) -> str:
 
 
 def deploy(kube: Kubectl, documents: list[dict], timeout: float, say: Callable[[str], None],
-           poll: float = 5.0) -> Deployed:
+           admin_password: str, poll: float = 5.0) -> Deployed:
     prepared, job, rest = split(documents)
     say(f"applying {len(prepared)} objects: namespace, service accounts, settings, network policies")
     kube.apply(prepared)
-    run_migrations(kube, job, timeout, say, poll)
+    run_migrations(kube, job, timeout, say, admin_password, poll)
     say(f"applying {len(rest)} objects: tracking and proxy deployments, services, budgets, autoscaler")
     kube.apply(rest)
     for name in DEPLOYMENTS:
