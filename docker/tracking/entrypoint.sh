@@ -25,6 +25,18 @@ done
 log() { printf '%s tracking-entrypoint: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 2; }
 
+# The administrator's password as a file (the OKE migrate Job's Secret, mounted: never in the pod's
+# environment). No file: nobody made that Secret, and the Job migrates an existing database only.
+if [[ -n ${MYSQL_ADMIN_PASSWORD_FILE:-} ]]; then
+  if [[ -f $MYSQL_ADMIN_PASSWORD_FILE ]]; then
+    MYSQL_ADMIN_PASSWORD=$(<"$MYSQL_ADMIN_PASSWORD_FILE")
+    export MYSQL_ADMIN_PASSWORD
+  else
+    log "no $MYSQL_ADMIN_PASSWORD_FILE: no first-boot SQL with the administrator"
+  fi
+  unset MYSQL_ADMIN_PASSWORD_FILE
+fi
+
 MODE=${1:-serve}
 case $MODE in
   serve | migrate) ;;

@@ -60,16 +60,24 @@ def manifests(cloud, mariadb) -> dict:
     return {"config_maps": config_maps, "pods": pods, "secrets": {secret["metadata"]["name"]: secret["stringData"]}}
 
 
-def pod_env(manifests, container: dict, cloud, home) -> dict:
-    """What the container sees: its ConfigMaps and env, and (as on an OKE node) the instance principal."""
+def pod_env(manifests, container: dict, cloud, home, pod: dict | None = None) -> dict:
+    """What the container sees: its ConfigMaps and env, (as on an OKE node) the instance principal, and the
+    Secrets its pod mounts, as files under `home`/mounts where a setting names their mount path."""
     env = python_env()
     for source in container.get("envFrom", []):
-        if "secretRef" in source:
-            env.update(manifests["secrets"].get(source["secretRef"]["name"], {}))
-            continue
         prefix = source["configMapRef"]["name"].rsplit("-", 1)[0]
         env.update(manifests["config_maps"][prefix])
     env.update({item["name"]: item["value"] for item in container.get("env", [])})
+    secret_volumes = {v["name"]: v["secret"]["secretName"] for v in (pod or {}).get("volumes", []) if "secret" in v}
+    for mount in container.get("volumeMounts", []):
+        if mount["name"] not in secret_volumes or secret_volumes[mount["name"]] not in manifests["secrets"]:
+            continue
+        local = home.parent / "mounts" / mount["name"]
+        local.mkdir(parents=True, exist_ok=True)
+        for key, value in manifests["secrets"][secret_volumes[mount["name"]]].items():
+            (local / key).write_text(value)
+        env.update({name: value.replace(mount["mountPath"], str(local)) for name, value in env.items()
+                    if value.startswith(mount["mountPath"] + "/")})
     env.update(cloud.runtime_env())
     home.mkdir(parents=True, exist_ok=True)
     env.update(HOME=str(home), TMPDIR=str(home))
@@ -78,8 +86,10 @@ def pod_env(manifests, container: dict, cloud, home) -> dict:
 
 @pytest.fixture(scope="module")
 def migrated(manifests, cloud, tmp_path_factory):
-    job = manifests["pods"]["mlflow-migrate"]["containers"][0]
-    env = pod_env(manifests, job, cloud, tmp_path_factory.mktemp("migrate"))
+    pod = manifests["pods"]["mlflow-migrate"]
+    job = pod["containers"][0]
+    env = pod_env(manifests, job, cloud, tmp_path_factory.mktemp("migrate") / "home", pod)
+    assert "MYSQL_ADMIN_PASSWORD" not in env  # a file, not a setting
     result = subprocess.run(images.native_argv(job), env=env, capture_output=True, text=True, timeout=600)
     return result
 

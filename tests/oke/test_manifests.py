@@ -106,9 +106,15 @@ def test_settings_carry_secret_ocids_and_no_secret_value(documents):
     assert not [k for k in config_maps["mlflow-tracking"] if k.startswith("MYSQL_ADMIN")]
     # Its name only: the password's secret is read by orm-pack with the user's key, never by a pod.
     assert config_maps["mlflow-migrate"] == {"MYSQL_ADMIN_USER": "admin"}
-    job_env_from = find(documents, "Job", "mlflow-migrate")["spec"]["template"]["spec"]["containers"][0]["envFrom"]
-    assert {"secretRef": {"name": "mlflow-migrate-admin", "optional": True}} in job_env_from
-    job_sources = [s["configMapRef"]["name"] for s in job_env_from if "configMapRef" in s]
+    job_pod = find(documents, "Job", "mlflow-migrate")["spec"]["template"]["spec"]
+    # orm-pack's short-lived Secret, as a file the Job's user may read (fsGroup), never in its environment
+    assert {"name": "mysql-admin", "secret": {"secretName": "mlflow-migrate-admin", "optional": True,
+                                              "defaultMode": 0o440}} in job_pod["volumes"]
+    assert job_pod["securityContext"]["fsGroup"] == job_pod["securityContext"]["runAsGroup"]
+    migrate = job_pod["containers"][0]
+    assert {"name": "MYSQL_ADMIN_PASSWORD_FILE", "value": "/run/secrets/mysql-admin/password"} in migrate["env"]
+    assert {"name": "mysql-admin", "mountPath": "/run/secrets/mysql-admin", "readOnly": True} in migrate["volumeMounts"]
+    job_sources = [s["configMapRef"]["name"] for s in migrate["envFrom"]]
     tracking_sources = [s["configMapRef"]["name"] for s in find(documents, "Deployment", "mlflow-tracking")
                         ["spec"]["template"]["spec"]["containers"][0]["envFrom"]]
     assert any(n.startswith("mlflow-migrate") for n in job_sources)

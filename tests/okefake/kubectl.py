@@ -7,15 +7,15 @@ controller that the deployment depends on:
 - a Job's pod template is immutable (spec.template: field is immutable), so a changed Job is replaced;
 - a pod whose envFrom ConfigMap does not exist does not start (CreateContainerConfigError): the Job
   never completes and a rollout times out;
-- a pod whose envFrom Secret does not exist does not start either, unless the reference is `optional`;
+- a pod whose envFrom or volume Secret does not exist does not start either, unless it is `optional`;
 - `create` refuses an object that exists (AlreadyExists), where `apply` would change it;
 - on a basic cluster created without load-balancer subnets, a LoadBalancer Service gets an address only
   with the service.beta.kubernetes.io/oci-load-balancer-subnet1 annotation (OKE: "Summary of
   Annotations for Load Balancers").
-The migrate Job does what init_db.py does with the environment its pod gets: with MYSQL_ADMIN_USER and
-MYSQL_ADMIN_PASSWORD it creates the database (the password must be the DB system's), without them it
-needs a database made before; a *_SECRET_OCID for the administrator fails, as the nodes may not read that
-secret (stack/iam.tf).
+The migrate Job does what its entrypoint and init_db.py do with what its pod gets (ConfigMaps, env, a
+Secret's file named by MYSQL_ADMIN_PASSWORD_FILE): with MYSQL_ADMIN_USER and the password it creates
+the database (the password must be the DB system's), without them it needs a database made before; a
+*_SECRET_OCID for the administrator fails, as the nodes may not read that secret (stack/iam.tf).
 Behaviours: FAKE_KUBE_MIGRATE_FAILS=1 makes the migrate Job fail. `kustomize` runs the real kubectl.
 """
 import base64
@@ -66,22 +66,39 @@ class Cluster:
         return [name for name in names if not self.find("ConfigMap", namespace, name)]
 
     def secrets_missing(self, pod_spec: dict, namespace: str) -> list[str]:
-        names = [source["secretRef"]["name"] for container in pod_spec.get("containers", [])
-                 for source in container.get("envFrom", [])
-                 if "secretRef" in source and not source["secretRef"].get("optional")]
-        return [name for name in names if not self.find("Secret", namespace, name)]
+        references = [source["secretRef"] for container in pod_spec.get("containers", [])
+                      for source in container.get("envFrom", []) if "secretRef" in source]
+        references += [{"name": volume["secret"]["secretName"], "optional": volume["secret"].get("optional")}
+                       for volume in pod_spec.get("volumes", []) if "secret" in volume]
+        return [ref["name"] for ref in references
+                if not ref.get("optional") and not self.find("Secret", namespace, ref["name"])]
+
+    def secret_values(self, namespace: str, name: str) -> dict:
+        secret = self.find("Secret", namespace, name) or {}
+        return {**{k: base64.b64decode(v).decode() for k, v in secret.get("data", {}).items()},
+                **secret.get("stringData", {})}
 
     def pod_env(self, pod_spec: dict, namespace: str) -> dict:
-        """The environment a pod's containers get from their ConfigMaps and Secrets."""
-        env = {}
+        """What a pod's container sees: its ConfigMaps, Secrets and env, and a *_FILE setting that names a
+        file of a mounted Secret read into the setting (as the tracking entrypoint reads it)."""
+        env, files = {}, {}
+        secret_volumes = {volume["name"]: volume["secret"]["secretName"]
+                          for volume in pod_spec.get("volumes", []) if "secret" in volume}
         for container in pod_spec.get("containers", []):
             for source in container.get("envFrom", []):
                 if "configMapRef" in source:
                     env.update((self.find("ConfigMap", namespace, source["configMapRef"]["name"]) or {}).get("data", {}))
                 elif "secretRef" in source:
-                    secret = self.find("Secret", namespace, source["secretRef"]["name"]) or {}
-                    env.update({k: base64.b64decode(v).decode() for k, v in secret.get("data", {}).items()})
-                    env.update(secret.get("stringData", {}))
+                    env.update(self.secret_values(namespace, source["secretRef"]["name"]))
+            env.update({item["name"]: item["value"] for item in container.get("env", []) if "value" in item})
+            for mount in container.get("volumeMounts", []):
+                if mount["name"] in secret_volumes:
+                    for key, value in self.secret_values(namespace, secret_volumes[mount["name"]]).items():
+                        files[f"{mount['mountPath']}/{key}"] = value
+        for name in [n for n in env if n.endswith("_FILE")]:
+            path = env.pop(name)
+            if path in files:
+                env[name.removesuffix("_FILE")] = files[path]
         return env
 
 

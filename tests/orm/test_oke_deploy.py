@@ -75,8 +75,9 @@ def test_only_the_migrate_job_gets_the_administrators_password_and_only_while_it
     assert calls.index("delete secret/mlflow-migrate-admin", created) < calls.index("rollout status")
     objects = kube.objects()
     assert not [key for key in objects if key.startswith("Secret/")]
-    job = objects["Job/mlflow/mlflow-migrate"]["spec"]["template"]["spec"]["containers"][0]
-    assert {"secretRef": {"name": "mlflow-migrate-admin", "optional": True}} in job["envFrom"]
+    pod = objects["Job/mlflow/mlflow-migrate"]["spec"]["template"]["spec"]
+    assert {"name": "mysql-admin", "secret": {"secretName": "mlflow-migrate-admin", "optional": True,
+                                              "defaultMode": 0o440}} in pod["volumes"]
     # the cluster's own settings never name the administrator's secret: the nodes may not read it
     assert admin_secret_id(cluster_settings) not in json.dumps(objects)
     assert kube.state()["mysql"]["database_ready"]  # the Job made the database with the password it got
@@ -135,9 +136,14 @@ def test_the_fake_migrate_job_needs_the_password_in_its_environment(tmp_path, ku
         return subprocess.run(["kubectl", "--kubeconfig", str(config), "--namespace", "mlflow", verb, "--filename", "-"],
                               input=json.dumps(document), capture_output=True, text=True, env=env)
 
-    def job(name, env_from):
-        return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name}, "spec": {"template": {"spec": {
-            "containers": [{"name": "migrate", "image": "i", "envFrom": env_from}]}}}}
+    def job(name, env_from, secret=None, optional=False):
+        container = {"name": "migrate", "image": "i", "envFrom": env_from}
+        pod = {"containers": [container]}
+        if secret:  # as oke/base/migrate-job.yaml mounts it
+            container["env"] = [{"name": "MYSQL_ADMIN_PASSWORD_FILE", "value": "/run/secrets/a/password"}]
+            container["volumeMounts"] = [{"name": "a", "mountPath": "/run/secrets/a"}]
+            pod["volumes"] = [{"name": "a", "secret": {"secretName": secret, "optional": optional}}]
+        return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name}, "spec": {"template": {"spec": pod}}}
 
     def state(name):
         conditions = kube.objects()[f"Job/mlflow/{name}"]["status"].get("conditions") or [{"type": "Running"}]
@@ -154,13 +160,15 @@ def test_the_fake_migrate_job_needs_the_password_in_its_environment(tmp_path, ku
     assert state("nodes-read-vault") == "Failed"  # the nodes may not read the administrator's secret
     kubectl("apply", job("no-password", [{"configMapRef": {"name": "user"}}]))
     assert state("no-password") == "Failed"  # no database yet, and nobody to make it
-    kubectl("apply", job("secret-missing", [{"configMapRef": {"name": "user"}}, {"secretRef": {"name": "s"}}]))
-    assert state("secret-missing") == "Running"  # CreateContainerConfigError: the pod never starts
+    kubectl("apply", job("secret-missing", [{"configMapRef": {"name": "user"}}], secret="s"))
+    assert state("secret-missing") == "Running"  # the secret volume cannot be mounted: the pod never starts
+    kubectl("apply", job("optional-secret-missing", [{"configMapRef": {"name": "user"}}], secret="s", optional=True))
+    assert state("optional-secret-missing") == "Failed"  # starts without the file: no password, no database
     secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
-              "stringData": {"MYSQL_ADMIN_PASSWORD": MYSQL_ADMIN_PASSWORD}}
+              "stringData": {"password": MYSQL_ADMIN_PASSWORD}}
     assert kubectl("create", secret).returncode == 0
     assert "AlreadyExists" in kubectl("create", secret).stderr
-    kubectl("apply", job("with-password", [{"configMapRef": {"name": "user"}}, {"secretRef": {"name": "s"}}]))
+    kubectl("apply", job("with-password", [{"configMapRef": {"name": "user"}}], secret="s"))
     assert state("with-password") == "Complete" and kube.state()["mysql"]["database_ready"]
     kubectl("apply", job("afterwards", [{"configMapRef": {"name": "user"}}]))
     assert state("afterwards") == "Complete"  # the database exists now: migrations need no administrator

@@ -231,9 +231,10 @@ def test_an_arm_node_pool_runs_the_aarch64_image_within_the_always_free_allowanc
     assert estimate.total == 0, [line for line in estimate.lines if line.monthly]
 
 
-def test_the_nodes_may_do_what_the_tracking_vm_may(deployed):
-    """The pods act as their node: the workers' dynamic group gets word for word the tracking VM's
-    statements, on this stack's secrets and bucket (test_iam.py checks the scoping on every profile)."""
+def test_the_nodes_may_do_what_the_tracking_vm_may_but_read_the_mysql_admin_secret(deployed):
+    """The pods act as their node: the workers' dynamic group gets the tracking VM's statements, on this
+    stack's secrets and bucket (test_iam.py checks the scoping on every profile), less the MySQL
+    administrator's secret: every pod of a basic cluster has the nodes' identity."""
     def grants(d, role):
         group = resources(d.replan, "oci_identity_dynamic_group")[f'oci_identity_dynamic_group.vm["{role}"]']["id"]
         names = {ocid: name for name, ocid in d.outputs["vault_secrets"].items()}
@@ -242,7 +243,9 @@ def test_the_nodes_may_do_what_the_tracking_vm_may(deployed):
                 for s in d.outputs["iam_statements"] if s.startswith(f"Allow dynamic-group id {group} ")]
 
     workers = grants(deployed("oke"), "workers")
-    assert len(workers) == 2 and workers == grants(deployed("default"), "tracking")
+    tracking = grants(deployed("default"), "tracking")
+    assert len(workers) == 2 and "'mysql-admin'" not in workers[0] and "'mysql-admin'" in tracking[0]
+    assert workers == [tracking[0].replace("target.secret.id = 'mysql-admin', ", ""), *tracking[1:]]
 
 
 def test_without_iam_the_administrator_gets_the_nodes_rule_and_the_tag_exists(tmp_path):

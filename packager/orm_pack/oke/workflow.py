@@ -47,7 +47,7 @@ def _job_state(job: dict | None) -> str:
 def admin_secret(password: str) -> dict:
     return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
             "metadata": {"name": ADMIN_SECRET, "labels": {"app.kubernetes.io/component": "migrate"}},
-            "stringData": {"MYSQL_ADMIN_PASSWORD": password}}
+            "stringData": {"password": password}}
 
 
 def run_migrations(kube: Kubectl, job: list[dict], timeout: float, say: Callable[[str], None],
