@@ -178,3 +178,48 @@ def test_nobody_names_an_artifact_location_the_server_would_open_for_them(replic
     registered = post("model-versions/create", {"name": "mallorys-model", "source": f"runs:/{own_run}/model",
                                                 "run_id": own_run}, mallory)
     assert registered.status_code == 200, registered.text
+
+
+def test_a_version_registered_before_the_source_rule_is_not_served_from_elsewhere(replicas, mariadb, s3):
+    """A version registered before MLflow refused store-URI sources may name another experiment's files;
+    `get-artifact` would read them with the server's own identity. Made here as that server stored it."""
+    first, _, url = replicas
+    users(first.url, "add", "trudy", "--password-stdin", stdin="Trudy-login-Passw0rd\n")
+    trudy = ("trudy", "Trudy-login-Passw0rd")
+
+    def post(path: str, body: dict, auth) -> requests.Response:
+        return requests.post(f"{url}/api/2.0/mlflow/{path}", json=body, auth=auth, verify=False, timeout=30)
+
+    def upload(experiment: str, run: str, name: str, content: bytes, auth) -> None:
+        put = requests.put(f"{url}/api/2.0/mlflow-artifacts/artifacts/{experiment}/{run}/artifacts/model/{name}",
+                           data=content, auth=auth, verify=False, timeout=30)
+        assert put.status_code == 200, put.text
+
+    def download(version: str, name: str, auth) -> requests.Response:
+        return requests.get(f"{url}/model-versions/get-artifact", params={
+            "name": "trudys-model", "version": version, "path": name}, auth=auth, verify=False, timeout=30)
+
+    private = post("experiments/create", {"name": "the-admins-secrets"}, ADMIN_AUTH).json()["experiment_id"]
+    run = post("runs/create", {"experiment_id": private}, ADMIN_AUTH).json()["run"]["info"]["run_id"]
+    upload(private, run, "secret.txt", b"the admin's secret", ADMIN_AUTH)
+    own = post("experiments/create", {"name": "trudys-own"}, trudy).json()["experiment_id"]
+    own_run = post("runs/create", {"experiment_id": own}, trudy).json()["run"]["info"]["run_id"]
+    upload(own, own_run, "own.txt", b"trudy's model", trudy)
+    assert post("registered-models/create", {"name": "trudys-model"}, trudy).status_code == 200
+    for _ in range(2):
+        created = post("model-versions/create", {"name": "trudys-model", "source": f"runs:/{own_run}/model",
+                                                 "run_id": own_run}, trudy)
+        assert created.status_code == 200, created.text
+    # version 2 as the server before the rule stored a store-URI source: the location as given
+    elsewhere = f"s3://{s3.bucket}/users/{private}/{run}/artifacts/model"  # the admin's run's files
+    with mariadb.admin(DATABASE) as connection, connection.cursor() as cursor:
+        cursor.execute("UPDATE model_versions SET source = %s, storage_location = %s "
+                       "WHERE name = 'trudys-model' AND version = 2", (elsewhere, elsewhere))
+        assert cursor.rowcount == 1
+
+    assert download("1", "own.txt", trudy).content == b"trudy's model"  # her own, through the server's root
+    for who in (trudy, ADMIN_AUTH):
+        refused = download("2", "secret.txt", who)
+        assert refused.status_code == 403, (refused.status_code, refused.text)
+        assert b"the admin's secret" not in refused.content
+        assert "outside the server's artifact root" in refused.json()["message"]

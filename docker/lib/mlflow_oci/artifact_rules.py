@@ -9,6 +9,9 @@ user names is a location the server opens for them. Two kinds are refused:
   and `mlflow-artifacts:` sources against what the user may read, but a store URI against nothing, and
   `get-artifact` then serves it. That one is refused by MLflow itself, with the pattern below
   (MLFLOW_CREATE_MODEL_VERSION_SOURCE_VALIDATION_REGEX, set by docker/tracking/entrypoint.sh).
+A version registered before that rule may still name such a location. The server serves every
+artifact through its own root (`--serve-artifacts`: every location it made is `mlflow-artifacts:/…`), so
+`get-artifact` of a version stored anywhere else is refused too, for everyone.
 """
 import re
 
@@ -16,22 +19,53 @@ import re
 # registry sends (mlflow/prompt/constants.py, _PROMPT_SOURCE_PLACEHOLDERS).
 MODEL_VERSION_SOURCES = r"^(runs:/|models:/|mlflow-artifacts:/|dummy-source$|prompt-template$)"
 EXPERIMENT_CREATE = re.compile(r"^/(ajax-)?api/2\.0/mlflow/experiments/create$")
+MODEL_VERSION_ARTIFACT = "/model-versions/get-artifact"  # the UI's download route (mlflow/server/__init__.py)
+SERVED_ROOT = "mlflow-artifacts:"
 
 
-def refusal(request):
-    """A 400 Response for a request that names its own artifact location, else None."""
-    if request.method != "POST" or not EXPERIMENT_CREATE.match(request.path):
-        return None
+def _answer(status: int, code: str, message: str):
+    from flask import jsonify
+
+    answer = jsonify(error_code=code, message=message)
+    answer.status_code = status
+    return answer
+
+
+def _own_location(request):
     body = request.get_json(silent=True)
     if not isinstance(body, dict) or not body.get("artifact_location"):
         return None
-    from flask import jsonify
+    return _answer(400, "INVALID_PARAMETER_VALUE", "artifact_location is chosen by the server: create the "
+                   "experiment without one (its artifacts go under the server's artifact root)")
 
-    answer = jsonify(error_code="INVALID_PARAMETER_VALUE",
-                     message="artifact_location is chosen by the server: create the experiment without one "
-                             "(its artifacts go under the server's artifact root)")
-    answer.status_code = 400
-    return answer
+
+def _version_stored_elsewhere(request):
+    name, version = request.args.get("name"), request.args.get("version")
+    if not name or not version:
+        return None  # MLflow answers a malformed request itself
+    from mlflow.exceptions import MlflowException
+    from mlflow.server.handlers import _get_model_registry_store
+
+    try:
+        location = _get_model_registry_store().get_model_version_download_uri(name, version)
+    except MlflowException:
+        return None  # no such version: MLflow's own 404
+    if location.startswith(SERVED_ROOT):
+        return None
+    scheme = location.split(":", 1)[0]
+    return _answer(403, "PERMISSION_DENIED", f"version {version} of {name} was registered from a {scheme}: location "
+                   "outside the server's artifact root, which the server does not open for anyone; an admin "
+                   "registers it again from its run (runs:/<run id>/<path>) and deletes this version")
+
+
+def refusal(request):
+    """The Response refusing a request that names an artifact location of its own, or downloads a model
+    version stored outside the server's artifact root; else None."""
+    if request.method == "POST" and EXPERIMENT_CREATE.match(request.path):
+        return _own_location(request)
+    if request.method == "GET" and request.path.endswith(MODEL_VERSION_ARTIFACT):
+        return _version_stored_elsewhere(request)
+    return None
 
 
 def authenticate_basic():
