@@ -174,3 +174,46 @@ def test_local_up_refuses_a_busy_port(tmp_path, capsys):
 def test_local_down_without_anything_running(tmp_path, capsys):
     assert orm_pack(["local", "down", "--state-dir", str(tmp_path)]) == 0
     assert "nothing" in capsys.readouterr().out
+
+
+def test_local_up_with_people_runs_the_stacks_per_person_users(tmp_path):
+    """`--users per-person` runs the tracking server with MLflow's own users as the stack's per-person
+    setting does: the login is the first admin, `orm-pack users` adds people, a new user may read but not
+    change another's experiment, and the model endpoint takes the same people and nobody else."""
+    state_dir = tmp_path / "state"
+    port, serving_port = free_port(), free_port()
+    env = dict(python_env(), **CLIENT_ENV)
+    up = run_cli("up", "--state-dir", str(state_dir), "--port", str(port), "--serving-port", str(serving_port),
+                 "--users", "per-person", env=env)
+    try:
+        assert up.returncode == 0, up.stderr + up.stdout
+        assert "per-person: this login is the admin" in up.stdout
+        admin = tuple(json.loads((state_dir / "credentials.json").read_text()).values())
+        url = f"https://127.0.0.1:{port}"
+        added = subprocess.run([sys.executable, "-m", "orm_pack.cli", "users", "add", "bob", "--url", url],
+                               env=dict(env, MLFLOW_TRACKING_USERNAME=admin[0], MLFLOW_TRACKING_PASSWORD=admin[1]),
+                               capture_output=True, text=True, timeout=120)
+        assert added.returncode == 0, added.stderr
+        bob = ("bob", added.stdout.strip())
+
+        def call(method: str, path: str, auth, **body) -> requests.Response:
+            return requests.request(method, f"{url}/api/2.0/mlflow/{path}", auth=auth, verify=False, timeout=30,
+                                    **({"json": body} if method == "POST" else {"params": body}))
+
+        assert call("GET", "users/current", bob).json()["user"]["username"] == "bob"
+        assert call("GET", "users/current", ("bob", "not-his-password")).status_code == 401
+        experiment = call("POST", "experiments/create", admin, name="the-admins").json()["experiment_id"]
+        assert call("GET", "experiments/get", bob, experiment_id=experiment).status_code == 200  # READ
+        refused = call("POST", "experiments/update", bob, experiment_id=experiment, new_name="bobs-now")
+        assert refused.status_code == 403, refused.text
+        # the model endpoint asks MLflow whether a login is one of its users: 503 = let in, no model yet
+        invocations = f"https://127.0.0.1:{serving_port}/invocations"
+        for login, status in ((bob, 503), (("bob", "not-his-password"), 401), (("mallory", "guess"), 401)):
+            answer = requests.post(invocations, json={}, auth=login, verify=False, timeout=30)
+            assert answer.status_code == status, (login[0], answer.status_code, answer.text)
+        settings = json.loads((state_dir / "settings.json").read_text())
+        assert settings["users"] == "per-person"
+        assert oct((state_dir / "signing-key").stat().st_mode & 0o777) == "0o600"
+    finally:
+        down = run_cli("down", "--state-dir", str(state_dir), env=env)
+        assert down.returncode == 0, down.stderr

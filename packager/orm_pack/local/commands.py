@@ -64,6 +64,10 @@ def register(subparsers) -> None:
     up.add_argument("--model-alias", default="champion", help="alias to follow (default champion)")
     up.add_argument("--poll-seconds", type=float, default=10, help="how often serving checks the alias (default 10)")
     up.add_argument("--workers", type=int, default=1, help="tracking server worker processes (default 1)")
+    up.add_argument("--users", choices=("shared", "per-person"), default="shared",
+                    help="who logs in: shared (one login, checked by the proxy; the default) or per-person "
+                         "(MLflow's own users and permissions, the login below as their first admin; add people "
+                         "with `orm-pack users add NAME --url URL`), as the stack's mlflow_users")
     up.add_argument("--json", action="store_true", help="print URLs, login and process ids as JSON")
     up.set_defaults(func=_up)
 
@@ -117,7 +121,7 @@ def _up(args) -> int:
         serving_port=args.serving_port, backend_store_uri=args.backend_store_uri,
         artifacts_destination=args.artifacts_destination, s3_endpoint=args.s3_endpoint, serving=args.serving,
         model_name=args.model_name, model_alias=args.model_alias, poll_seconds=args.poll_seconds,
-        workers=args.workers))
+        workers=args.workers, users=args.users))
     login = endpoints.credentials
     if args.json:
         print(json.dumps({**_document(login, endpoints.services), "state_dir": str(endpoints.state.root)}, indent=2))
@@ -125,6 +129,9 @@ def _up(args) -> int:
     print(f"MLflow is running in the background: {endpoints.tracking_url}  (self-signed certificate)")
     print(f"  user:     {login.username}")
     print(f"  password: {login.password}   (kept in {endpoints.state.credentials_file})")
+    if args.users == "per-person":
+        print(f"  users:    per-person: this login is the admin; add people with `orm-pack users add NAME --url "
+              f"{endpoints.tracking_url}` (with the exports below); new users may read")
     if endpoints.serving_url:
         print(f"Model endpoint: {endpoints.serving_url}  (POST {endpoints.serving_url}/invocations) serves "
               f"models:/{args.model_name}@{args.model_alias} once that alias exists")

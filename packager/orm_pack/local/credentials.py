@@ -37,6 +37,17 @@ def load(path: Path) -> Credentials | None:
     return Credentials(data["username"], data["password"])
 
 
+def signing_key(path: Path) -> str:
+    """The key MLflow signs its UI's CSRF tokens with (per-person users): made once, kept 0600."""
+    if path.is_file():
+        return path.read_text().strip()
+    key = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key)
+    return key
+
+
 def write_htpasswd(credentials: Credentials, path: Path, rounds: int = BCRYPT_ROUNDS) -> None:
     hashed = bcrypt.hashpw(credentials.password.encode(), bcrypt.gensalt(rounds=rounds)).decode()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -32,6 +32,10 @@ class LocalOptions:
     model_alias: str = "champion"
     poll_seconds: float = 10
     workers: int = 1
+    users: str = "shared"                      # or "per-person": MLflow's own users, as the stack's mlflow_users
+
+
+USERS = ("shared", "per-person")
 
 
 @dataclass
@@ -67,6 +71,8 @@ def validate(options: LocalOptions, env=os.environ) -> None:
         raise UserError("--port and --serving-port must differ")
     if options.workers < 1:
         raise UserError("--workers must be at least 1")
+    if options.users not in USERS:
+        raise UserError(f"--users must be one of {', '.join(USERS)} (got {options.users!r})")
     if importlib.util.find_spec("mlflow") is None:
         raise UserError("MLflow is not installed in this environment: pip install 'oci-mlflow-stack[local]'")
 
@@ -81,6 +87,17 @@ def _is_ours(record: ServiceRecord) -> bool:
 
 def _record(service: processes.Service, url: str = "") -> ServiceRecord:
     return ServiceRecord(service.name, service.pid, processes.start_time(service.pid) or 0, str(service.log), url)
+
+
+def users_env(users: str, login: creds.Credentials, state: StateDir) -> tuple[tuple[str, str], ...]:
+    """The tracking server's settings for `users`, as the stack sets them (docker/tracking/entrypoint.sh):
+    per-person keeps MLflow's users in a database of their own, the login as their first admin."""
+    if users == "shared":
+        return ()
+    return (("MLFLOW_AUTH", "mlflow"), ("MLFLOW_AUTH_ADMIN_USERNAME", login.username),
+            ("MLFLOW_AUTH_ADMIN_PASSWORD", login.password), ("MLFLOW_AUTH_DEFAULT_PERMISSION", "READ"),
+            ("MLFLOW_AUTH_DATABASE_URI", f"sqlite:///{state.data / 'users.db'}"),
+            ("MLFLOW_FLASK_SERVER_SECRET_KEY", creds.signing_key(state.signing_key_file)))
 
 
 def up(options: LocalOptions) -> LocalEndpoints:
@@ -112,22 +129,27 @@ def up(options: LocalOptions) -> LocalEndpoints:
             s3_endpoint=options.s3_endpoint, workers=options.workers,
             # MLflow listens on loopback behind the proxy, which checks the password on every request:
             # it takes whatever name or address the proxy is reached by (as on the VMs).
-            allowed_hosts="*")), state.logs / "tracking.log")
+            allowed_hosts="*", extra_env=users_env(options.users, login, state))), state.logs / "tracking.log")
         started.append(_record(tracking, f"http://127.0.0.1:{tracking_port}"))
         processes.wait_ready(tracking, f"http://127.0.0.1:{tracking_port}/health", TRACKING_START_SECONDS)
 
         tracking_url = f"https://{_url_host(host)}:{options.tracking_port}"
         serving_url = f"https://{_url_host(host)}:{options.serving_port}" if options.serving else None
+        # per-person: the proxy passes logins on to MLflow, and the model endpoint asks MLflow (on loopback,
+        # as the serving VM asks the tracking VM) whether a login is one of its users.
+        per_person = options.users == "per-person"
         blocks = [nginx.render_proxy(runtime, state.nginx / "tracking.conf", listen=f"{host}:{options.tracking_port}",
                                      upstream=f"127.0.0.1:{tracking_port}", htpasswd=state.htpasswd_file,
-                                     tls_cert=state.tls / "proxy.crt", tls_key=state.tls / "proxy.key")]
+                                     tls_cert=state.tls / "proxy.crt", tls_key=state.tls / "proxy.key",
+                                     auth="upstream" if per_person else "proxy")]
         supervisor_port = free_port()
         if options.serving:
             blocks.append(nginx.render_proxy(runtime, state.nginx / "serving.conf",
                                              listen=f"{host}:{options.serving_port}",
                                              upstream=f"127.0.0.1:{supervisor_port}", htpasswd=state.htpasswd_file,
                                              tls_cert=state.tls / "proxy.crt", tls_key=state.tls / "proxy.key",
-                                             fronts="serving"))
+                                             fronts="serving", auth="tracking" if per_person else "proxy",
+                                             auth_url=f"http://127.0.0.1:{tracking_port}" if per_person else None))
         conf = nginx.write_main_conf(state.nginx, blocks)
         nginx.check_config(nginx_binary, conf)
         proxy = processes.start("proxy", nginx.nginx_argv(nginx_binary, conf), os.environ.copy(),
@@ -150,7 +172,8 @@ def up(options: LocalOptions) -> LocalEndpoints:
         _stop_all(started)
         raise
     state.save_services(started)
-    state.save_settings({"model_name": options.model_name, "model_alias": options.model_alias})
+    state.save_settings({"model_name": options.model_name, "model_alias": options.model_alias,
+                         "users": options.users})
     return LocalEndpoints(tracking_url, serving_url, login, state, started)
 
 

@@ -25,6 +25,7 @@ class StateDir:
     htpasswd_file = property(lambda self: self.root / "nginx" / "htpasswd")
     services_file = property(lambda self: self.root / "services.json")
     settings_file = property(lambda self: self.root / "settings.json")
+    signing_key_file = property(lambda self: self.root / "signing-key")  # per-person: the UI's CSRF tokens
 
     def create(self) -> None:
         for directory in (self.root, self.data, self.logs, self.nginx, self.tls):
