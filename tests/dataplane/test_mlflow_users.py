@@ -206,9 +206,9 @@ def test_a_version_registered_before_the_source_rule_is_not_served_from_elsewher
     own_run = post("runs/create", {"experiment_id": own}, trudy).json()["run"]["info"]["run_id"]
     upload(own, own_run, "own.txt", b"trudy's model", trudy)
     assert post("registered-models/create", {"name": "trudys-model"}, trudy).status_code == 200
-    for _ in range(2):
-        created = post("model-versions/create", {"name": "trudys-model", "source": f"runs:/{own_run}/model",
-                                                 "run_id": own_run}, trudy)
+    for _ in range(2):  # her own run's files, by the location get-artifact serves them from
+        created = post("model-versions/create", {"name": "trudys-model", "run_id": own_run,
+                                                 "source": f"mlflow-artifacts:/{own}/{own_run}/artifacts/model"}, trudy)
         assert created.status_code == 200, created.text
     # version 2 as the server before the rule stored a store-URI source: the location as given
     elsewhere = f"s3://{s3.bucket}/users/{private}/{run}/artifacts/model"  # the admin's run's files
@@ -217,7 +217,8 @@ def test_a_version_registered_before_the_source_rule_is_not_served_from_elsewher
                        "WHERE name = 'trudys-model' AND version = 2", (elsewhere, elsewhere))
         assert cursor.rowcount == 1
 
-    assert download("1", "own.txt", trudy).content == b"trudy's model"  # her own, through the server's root
+    own_file = download("1", "own.txt", trudy)
+    assert own_file.content == b"trudy's model", own_file.text
     for who in (trudy, ADMIN_AUTH):
         refused = download("2", "secret.txt", who)
         assert refused.status_code == 403, (refused.status_code, refused.text)

@@ -9,9 +9,9 @@ user names is a location the server opens for them. Two kinds are refused:
   and `mlflow-artifacts:` sources against what the user may read, but a store URI against nothing, and
   `get-artifact` then serves it. That one is refused by MLflow itself, with the pattern below
   (MLFLOW_CREATE_MODEL_VERSION_SOURCE_VALIDATION_REGEX, set by docker/tracking/entrypoint.sh).
-A version registered before that rule may still name such a location. The server serves every
-artifact through its own root (`--serve-artifacts`: every location it made is `mlflow-artifacts:/…`), so
-`get-artifact` of a version stored anywhere else is refused too, for everyone.
+A version registered before that rule may still name such a location: `get-artifact` of a version whose
+location is not one of those MLflow checks (every location this server makes is) is refused too, for
+everyone.
 """
 import re
 
@@ -20,7 +20,6 @@ import re
 MODEL_VERSION_SOURCES = r"^(runs:/|models:/|mlflow-artifacts:/|dummy-source$|prompt-template$)"
 EXPERIMENT_CREATE = re.compile(r"^/(ajax-)?api/2\.0/mlflow/experiments/create$")
 MODEL_VERSION_ARTIFACT = "/model-versions/get-artifact"  # the UI's download route (mlflow/server/__init__.py)
-SERVED_ROOT = "mlflow-artifacts:"
 
 
 def _answer(status: int, code: str, message: str):
@@ -50,7 +49,7 @@ def _version_stored_elsewhere(request):
         location = _get_model_registry_store().get_model_version_download_uri(name, version)
     except MlflowException:
         return None  # no such version: MLflow's own 404
-    if location.startswith(SERVED_ROOT):
+    if re.match(MODEL_VERSION_SOURCES, location):
         return None
     scheme = location.split(":", 1)[0]
     return _answer(403, "PERMISSION_DENIED", f"version {version} of {name} was registered from a {scheme}: location "
@@ -60,7 +59,7 @@ def _version_stored_elsewhere(request):
 
 def refusal(request):
     """The Response refusing a request that names an artifact location of its own, or downloads a model
-    version stored outside the server's artifact root; else None."""
+    version stored at a store URI; else None."""
     if request.method == "POST" and EXPERIMENT_CREATE.match(request.path):
         return _own_location(request)
     if request.method == "GET" and request.path.endswith(MODEL_VERSION_ARTIFACT):
