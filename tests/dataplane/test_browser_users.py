@@ -6,7 +6,7 @@ import pytest
 import requests
 
 from dataplane.stacks import start_proxy, start_tracking_replicas
-from dataplane.test_browser import CHROMIUM_FLAGS, NAME, browser  # noqa: F401 (the fixture)
+from dataplane.test_browser import CHROMIUM_FLAGS, NAME, browser, shows  # noqa: F401 (the fixture)
 from orm_pack.local import credentials
 
 pytestmark = [pytest.mark.dataplane, pytest.mark.browser,
@@ -68,7 +68,7 @@ def test_each_person_signs_in_writes_what_they_may_and_is_refused_the_rest(brows
     context, page = open_as(browser, BOB)
     try:
         page.goto(f"{ui}/#/experiments/{experiment}")
-        page.get_by_text("alices-experiment").first.wait_for()  # READ, the default for new users
+        shows(page, "alices-experiment")  # READ, the default for new users
         answer = page.evaluate("""async (id) => {
             const r = await fetch("/ajax-api/2.0/mlflow/runs/create", {method: "POST",
                 headers: {"Content-Type": "application/json"}, body: JSON.stringify({experiment_id: id})});
