@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ormfake import ApiKey, ResourceManagerFake, write_oci_config
+from ormfake import ApiKey, ResourceManagerFake, inprocess, write_oci_config
 from ormfake.testing import COMPARTMENT, REGION, CliResult, cli_env
 
 
@@ -32,15 +32,12 @@ def fake(tmp_path, api_key):
     server.stop()
 
 
-@pytest.fixture
-def orm_pack(tmp_path, oci_config, fake):
-    """orm_pack(*args, env=None, timeout=...) runs the real CLI against the fake with the test config.
-    Retries are off (--max-attempts 1) unless the test passes its own --max-attempts."""
+def _runner(tmp_path, oci_config, fake, in_process: bool):
     home = tmp_path / "home"
     home.mkdir(exist_ok=True)
 
     def run(*args, env=None, timeout=600, retries=False, auth=True) -> CliResult:
-        command = [sys.executable, "-m", "orm_pack.cli", *args]
+        argv = list(args)
         if auth and args and args[0] != "build":
             defaults = {"--config-file": str(oci_config), "--endpoint": fake.url, "--poll-interval": "0.2"}
             if args[0] == "destroy":  # it looks at the artifact bucket first, through Object Storage
@@ -49,9 +46,25 @@ def orm_pack(tmp_path, oci_config, fake):
                 defaults["--max-attempts"] = "1"
             for flag, value in defaults.items():
                 if flag not in args:
-                    command += [flag, value]
-        result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=tmp_path,
-                                env=cli_env(home, env), stdin=subprocess.DEVNULL)
+                    argv += [flag, value]
+        if in_process:
+            return inprocess.run(argv, cli_env(home, env), tmp_path)
+        result = subprocess.run([sys.executable, "-m", "orm_pack.cli", *argv], capture_output=True, text=True,
+                                timeout=timeout, cwd=tmp_path, env=cli_env(home, env), stdin=subprocess.DEVNULL)
         return CliResult(result.returncode, result.stdout, result.stderr)
 
     return run
+
+
+@pytest.fixture
+def orm_pack(tmp_path, oci_config, fake):
+    """orm_pack(*args, env=None, timeout=...) runs the real CLI's main() against the fake with the test config,
+    in this process (ormfake/inprocess.py). Retries are off (--max-attempts 1) unless the test passes its own
+    --max-attempts."""
+    return _runner(tmp_path, oci_config, fake, in_process=True)
+
+
+@pytest.fixture
+def orm_pack_process(tmp_path, oci_config, fake):
+    """The same, as `python -m orm_pack.cli` in a process of its own: the paths a user takes end to end."""
+    return _runner(tmp_path, oci_config, fake, in_process=False)

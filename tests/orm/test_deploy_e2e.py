@@ -11,6 +11,12 @@ pytestmark = pytest.mark.terraform
 STACK = "mlflow-e2e"
 
 
+@pytest.fixture
+def orm_pack(orm_pack_process):
+    """The user's path end to end: orm-pack in a process of its own, as a terminal runs it."""
+    return orm_pack_process
+
+
 def test_apply_reapply_outputs_destroy(orm_pack, fake):
     common = ("--compartment", COMPARTMENT, "--stack-name", STACK, "--source", str(FIXTURE_SOURCE))
 
