@@ -534,6 +534,9 @@ class _Handler(BaseHTTPRequestHandler):
             data = body.encode()
         else:
             data = body or b""
+        # Recorded before the answer leaves: a client that asserts on it right after must find it.
+        with self.fake.lock:
+            self.fake.requests.append((self.command, urlsplit(self.path).path, status))
         self.send_response(status)
         self.send_header("opc-request-id", secrets.token_hex(16).upper())
         if data or status != 204:
@@ -545,8 +548,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)
-        with self.fake.lock:
-            self.fake.requests.append((self.command, urlsplit(self.path).path, status))
 
     def _error(self, status: int, message: str, code: str | None = None):
         self._send(status, {"code": code or ERROR_CODES.get(status, "Error"), "message": message})
