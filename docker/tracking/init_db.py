@@ -98,12 +98,36 @@ def connect_as_admin(settings):
             time.sleep(2)
 
 
+# The users' database compares names byte for byte, trailing spaces included: under a PAD SPACE collation
+# (utf8mb4_bin) a sign-in as 'mlflow ' finds the row of 'mlflow'. MySQL 8 (HeatWave) calls its NO PAD
+# binary collation utf8mb4_0900_bin, MariaDB utf8mb4_nopad_bin.
+NO_PAD_COLLATIONS = ("utf8mb4_0900_bin", "utf8mb4_nopad_bin")
+
+
+def no_pad_collation(execute) -> str:
+    """The server's NO PAD binary collation; `execute(sql, params)` returns the rows."""
+    rows = execute("SELECT COLLATION_NAME FROM information_schema.COLLATIONS WHERE COLLATION_NAME IN (%s, %s)",
+                   NO_PAD_COLLATIONS)
+    found = {row[0] for row in rows}
+    for name in NO_PAD_COLLATIONS:
+        if name in found:
+            return name
+    raise SettingsError(f"the MySQL server has none of the collations {', '.join(NO_PAD_COLLATIONS)}, which the "
+                        "users' database needs so that names compare with their trailing spaces")
+
+
 def ensure_database_and_user(connection, settings) -> None:
     user = settings["user"]
     databases = [settings["database"]] + ([settings["auth_database"]] if settings["auth_database"] else [])
     with connection.cursor() as cursor:
+        def execute(sql, params=None):
+            cursor.execute(sql, params)
+            return cursor.fetchall()
+
+        no_pad = no_pad_collation(execute) if settings["auth_database"] else None
         for database in databases:
-            cursor.execute(f"CREATE DATABASE IF NOT EXISTS `{database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+            collation = no_pad if database == settings["auth_database"] else "utf8mb4_bin"
+            cursor.execute(f"CREATE DATABASE IF NOT EXISTS `{database}` CHARACTER SET utf8mb4 COLLATE {collation}")
         # '%%' is the host wildcard '%' escaped for PyMySQL's parameter formatting.
         cursor.execute(f"CREATE USER IF NOT EXISTS '{user}'@'%%' IDENTIFIED BY %s", (settings["password"],))
         cursor.execute(f"ALTER USER '{user}'@'%%' IDENTIFIED BY %s", (settings["password"],))
@@ -193,11 +217,35 @@ def bring_auth_schema_to_head(uri: str) -> str:
     engine = _engine(uri, "users' database")
     try:
         auth_db_utils.migrate(engine, "head")
+        convert_to_no_pad(engine)
         with engine.connect() as connection:
             return MigrationContext.configure(
                 connection, opts={"version_table": "alembic_version_auth"}).get_current_revision()
     finally:
         engine.dispose()
+
+
+def convert_to_no_pad(engine) -> None:
+    """Once, for a users' database made before it was NO PAD: its default and every table's columns. The
+    MLflow user may (ALL on that database); a unique name cannot collide, as PAD SPACE was the stricter."""
+    with engine.begin() as connection:
+        def execute(sql, params=None):
+            return connection.exec_driver_sql(sql, params).fetchall()
+
+        collation = no_pad_collation(execute)
+        database = engine.url.database
+        padded = [row[0] for row in execute(
+            "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_TYPE = 'BASE TABLE' "
+            "AND TABLE_COLLATION <> %s", (database, collation))]
+        default = execute("SELECT DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s",
+                          (database,))
+        if not padded and default and default[0][0] == collation:
+            return
+        connection.exec_driver_sql(f"ALTER DATABASE `{database}` CHARACTER SET utf8mb4 COLLATE {collation}")
+        for table in padded:
+            connection.exec_driver_sql(f"ALTER TABLE `{table}` CONVERT TO CHARACTER SET utf8mb4 COLLATE {collation}")
+        log(f"users' database `{database}` converted to {collation} ({len(padded)} tables): names compare with "
+            "their trailing spaces")
 
 
 def bring_schema_to_head(uri: str) -> str:

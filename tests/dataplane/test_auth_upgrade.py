@@ -145,3 +145,49 @@ def test_an_auth_database_from_the_first_schema_is_migrated_with_its_permissions
         assert other.status_code == 403, other.text  # nothing beyond the grant (NO_PERMISSIONS default)
     finally:
         tracker.stop(replica.service)
+
+
+def test_the_users_database_compares_names_with_their_trailing_spaces(mariadb):
+    """With utf8mb4_bin (PAD SPACE, what earlier releases made) 'mlflow ' finds the admin's row: a sign-in
+    by that name took the break-glass admin over. New users' databases are NO PAD, old ones are converted
+    by the migrations, as the MLflow user."""
+    from mlflow.server.auth.db import utils as auth_db_utils
+
+    sys.path.insert(0, str(RUNTIME.root / "docker" / "tracking"))
+    try:
+        import init_db
+        init_db.install_statement_rewrites()
+    finally:
+        sys.path.pop(0)
+
+    def rows_named(database: str, name: str) -> int:
+        with mariadb.admin(database) as connection, connection.cursor() as cursor:
+            cursor.execute("SELECT COUNT(*) FROM users WHERE username = %s", (name,))
+            return cursor.fetchone()[0]
+
+    with mariadb.admin() as connection, connection.cursor() as cursor:
+        cursor.execute("CREATE DATABASE `mlflow_padded_auth` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+    auth_uri = uri(mariadb, "mlflow_padded_auth", mariadb.admin_user, mariadb.admin_password)
+    engine = sqlalchemy.create_engine(auth_uri)
+    auth_db_utils.migrate(engine, "head")  # the tables as an earlier release left them
+    with engine.begin() as connection:
+        connection.execute(sqlalchemy.text(
+            "INSERT INTO users (id, username, password_hash, is_admin) VALUES (1, 'mlflow', 'x', 1)"))
+    engine.dispose()
+    assert rows_named("mlflow_padded_auth", "mlflow ") == 1  # the attack's way in
+
+    init_db.bring_auth_schema_to_head(auth_uri)
+    assert rows_named("mlflow_padded_auth", "mlflow ") == 0 and rows_named("mlflow_padded_auth", "mlflow") == 1
+    with mariadb.admin() as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT DISTINCT COLLATION_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = "
+                       "'mlflow_padded_auth' AND COLLATION_NAME IS NOT NULL")
+        assert {row[0] for row in cursor.fetchall()} == {"utf8mb4_nopad_bin"}
+
+    settings = {"user": "mlflow_nopad", "password": DB_PASSWORD, "database": "mlflow_nopad",
+                "auth_database": "mlflow_nopad_auth"}
+    with mariadb.admin() as connection:
+        init_db.ensure_database_and_user(connection, settings)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT SCHEMA_NAME, DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA "
+                           "WHERE SCHEMA_NAME LIKE 'mlflow\\_nopad%%'")
+            assert dict(cursor.fetchall()) == {"mlflow_nopad": "utf8mb4_bin", "mlflow_nopad_auth": "utf8mb4_nopad_bin"}
