@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import yaml
 
+from .tfstate import managed_attributes
+
 API = "/20180222"
 TOKEN_VERSIONS = ("1.0.0", "2.0.0")
 ENDPOINTS = ("LEGACY_KUBERNETES", "PUBLIC_ENDPOINT", "PRIVATE_ENDPOINT", "VCN_HOSTNAME")
@@ -34,16 +36,12 @@ class Cluster:
 def clusters_in_state(state: dict) -> dict:
     """The OKE clusters a Terraform state holds, by OCID."""
     found = {}
-    for resource in state.get("resources", []):
-        if resource.get("type") != "oci_containerengine_cluster" or resource.get("mode") != "managed":
-            continue
-        for instance in resource.get("instances", []):
-            attributes = instance["attributes"]
-            endpoints = (attributes.get("endpoints") or [{}])[0]
-            public = endpoints.get("public_endpoint") or None
-            region = attributes["id"].split(".")[3] or "us-phoenix-1"
-            found[attributes["id"]] = Cluster(attributes["id"], region, public,
-                                              endpoints.get("private_endpoint") or "10.0.4.2:6443")
+    for attributes in managed_attributes(state, "oci_containerengine_cluster"):
+        endpoints = (attributes.get("endpoints") or [{}])[0]
+        public = endpoints.get("public_endpoint") or None
+        region = attributes["id"].split(".")[3] or "us-phoenix-1"
+        found[attributes["id"]] = Cluster(attributes["id"], region, public,
+                                          endpoints.get("private_endpoint") or "10.0.4.2:6443")
     return found
 
 

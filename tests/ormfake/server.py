@@ -142,29 +142,27 @@ class ResourceManagerFake:
         with self.lock:
             self.clusters[cluster.id] = cluster
 
-    def known_clusters(self) -> dict:
-        """The clusters added by tests and those the stacks' applies created (from their state)."""
+    def _added_and_applied(self, added: dict, in_state) -> dict:
+        """What tests added, and what `in_state(state)` finds in the stacks' Terraform states."""
         with self.lock:
-            found = dict(self.clusters)
+            found = dict(added)
             states = [self.stack_state_file(stack_id) for stack_id in self.stacks]
         for state in states:
             if state.exists() and state.stat().st_size:
-                found.update(containerengine.clusters_in_state(json.loads(state.read_text())))
+                found.update(in_state(json.loads(state.read_text())))
         return found
+
+    def known_clusters(self) -> dict:
+        """The clusters added by tests and those the stacks' applies created."""
+        return self._added_and_applied(self.clusters, containerengine.clusters_in_state)
 
     def add_secret(self, secret_id: str, value: str) -> None:
         with self.lock:
             self.secrets[secret_id] = base64.b64encode(value.encode()).decode()
 
     def known_secrets(self) -> dict:
-        """The secrets added by tests and those the stacks' applies created (from their state)."""
-        with self.lock:
-            found = dict(self.secrets)
-            states = [self.stack_state_file(stack_id) for stack_id in self.stacks]
-        for state in states:
-            if state.exists() and state.stat().st_size:
-                found.update(vaultsecrets.secrets_in_state(json.loads(state.read_text())))
-        return found
+        """The secrets added by tests and those the stacks' applies created."""
+        return self._added_and_applied(self.secrets, vaultsecrets.secrets_in_state)
 
     def add_fault(self, status: int, count: int = 1, method: str | None = None, path_contains: str | None = None,
                   code: str | None = None) -> None:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from .tfstate import managed_attributes
+
 API = "/20190301/secretbundles/"
 
 
@@ -29,14 +31,10 @@ def is_secrets(path: str) -> bool:
 def secrets_in_state(state: dict) -> dict:
     """secret OCID -> base64 content of every oci_vault_secret in a Terraform state."""
     found = {}
-    for resource in state.get("resources", []):
-        if resource.get("type") != "oci_vault_secret" or resource.get("mode") != "managed":
-            continue
-        for instance in resource.get("instances", []):
-            attributes = instance.get("attributes", {})
-            content = (attributes.get("secret_content") or [{}])[0].get("content")
-            if attributes.get("id") and content:
-                found[attributes["id"]] = content
+    for attributes in managed_attributes(state, "oci_vault_secret"):
+        content = (attributes.get("secret_content") or [{}])[0].get("content")
+        if attributes.get("id") and content:
+            found[attributes["id"]] = content
     return found
 
 
