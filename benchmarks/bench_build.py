@@ -16,14 +16,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "packager"))
 
-from orm_pack import zipbuild  # noqa: E402
+from orm_pack.stack import archive  # noqa: E402
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    source = zipbuild.find_source(None, cwd=ROOT)
+    source = archive.find_source(None, cwd=ROOT)
     with tempfile.TemporaryDirectory() as tmp:
         walls, builds = [], []
         for run in range(args.runs):
@@ -33,7 +33,7 @@ def main() -> int:
                            check=True, capture_output=True, cwd=tmp)
             walls.append(time.perf_counter() - start)
             start = time.perf_counter()
-            built = zipbuild.build_zip(source, Path(tmp) / f"lib-{run}.zip")
+            built = archive.build_zip(source, Path(tmp) / f"lib-{run}.zip")
             builds.append(time.perf_counter() - start)
         size = built.size
     print(f"source            {source}")

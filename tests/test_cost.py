@@ -5,7 +5,7 @@ from pathlib import Path
 
 import yaml
 
-from orm_pack.cost import estimate_plan, price_table
+from orm_pack.deploy.cost import estimate_plan, price_table
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -5,7 +5,7 @@ import socket
 import subprocess
 import sys
 
-from orm_pack.local.commands import default_state_dir
+from orm_pack.commands.local import default_state_dir
 from orm_pack.local.ports import port_is_free
 
 

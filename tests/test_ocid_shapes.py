@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from harness import ocids as minter
-from orm_pack import ocids as cli_ocids
+from orm_pack.cloud import ocids as cli_ocids
 from orm_pack.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]

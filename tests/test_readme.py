@@ -27,7 +27,7 @@ def _default(variable) -> str:
 
 
 def generated_tables() -> str:
-    from orm_pack.tfvariables import read_module
+    from orm_pack.stack.declarations import read_module
 
     module = read_module(REPO_ROOT / "stack")
     form = yaml.safe_load((REPO_ROOT / "schema.yaml").read_text())

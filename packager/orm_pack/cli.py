@@ -7,17 +7,17 @@ import argparse
 import importlib
 import sys
 
-from . import __version__
-from .errors import UserError
+from orm_pack import __version__
+from orm_pack.errors import UserError
 
 COMMAND_MODULES = (
-    "orm_pack.commands_build",
-    "orm_pack.commands_deploy",
-    "orm_pack.commands_doctor",
-    "orm_pack.commands_oke",
-    "orm_pack.commands_sso",
-    "orm_pack.commands_users",
-    "orm_pack.local.commands",
+    "orm_pack.commands.build",
+    "orm_pack.commands.deploy",
+    "orm_pack.commands.doctor",
+    "orm_pack.commands.oke",
+    "orm_pack.commands.sso",
+    "orm_pack.commands.users",
+    "orm_pack.commands.local",
 )
 
 

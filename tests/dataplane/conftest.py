@@ -21,14 +21,7 @@ from dataplane.stacks import (
 from harness.tools import require_binary
 from orm_pack.local import credentials, processes
 from orm_pack.local.ports import free_port
-from orm_pack.local.services import (
-    ServingConfig,
-    TrackingConfig,
-    serving_argv,
-    serving_env,
-    tracking_argv,
-    tracking_env,
-)
+from orm_pack.local.services import ServingConfig, TrackingConfig, serving_argv, serving_env, tracking_argv, tracking_env
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -19,7 +19,8 @@ from oke.conftest import REPO_ROOT, SETTINGS
 from orm_pack.local import nginx, processes
 from orm_pack.local.ports import free_port
 from orm_pack.local.services import python_env
-from orm_pack.oke import render, settings, workflow
+from orm_pack.oke import manifests as oke_manifests
+from orm_pack.oke import settings, workflow
 
 pytestmark = pytest.mark.dataplane
 
@@ -52,7 +53,7 @@ def manifests(cloud, mariadb) -> dict:
     raw.update(tracking_env=json.dumps(tracking_env), login_password_secret_ocid=login,
                migrate_env=json.dumps({"MYSQL_ADMIN_USER": mariadb.admin_user,
                                        "MYSQL_ADMIN_PASSWORD_SECRET_OCID": admin}))
-    _, documents = render.render(REPO_ROOT / "oke", settings.from_output(raw), "kubectl")
+    _, documents = oke_manifests.render(REPO_ROOT / "oke", settings.from_output(raw), "kubectl")
     config_maps = {d["metadata"]["name"].rsplit("-", 1)[0]: d["data"] for d in documents if d["kind"] == "ConfigMap"}
     pods = {d["metadata"]["name"]: d["spec"]["template"]["spec"] for d in documents if d["kind"] in ("Job", "Deployment")}
     # What `orm-pack oke deploy` creates for the Job from the password it read with the user's key.
@@ -180,7 +181,7 @@ def test_with_mlflows_own_users_the_proxy_pods_pass_logins_on(tmp_path):
     raw = json.loads(SETTINGS.read_text())
     raw["tracking_env"] = json.dumps({**json.loads(raw["tracking_env"]), "MLFLOW_AUTH": "mlflow"})
     raw["max_request_body_mb"] = "128"  # the stack's form setting
-    _, documents = render.render(REPO_ROOT / "oke", settings.from_output(raw), require_binary("kubectl"))
+    _, documents = oke_manifests.render(REPO_ROOT / "oke", settings.from_output(raw), require_binary("kubectl"))
     proxy_settings = [d["data"] for d in documents
                       if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("mlflow-proxy-")][0]
     assert proxy_settings["PROXY_AUTH"] == "upstream" and proxy_settings["PROXY_MAX_BODY_MB"] == "128"

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from harness.tools import require_binary
-from orm_pack.oke import render, settings
+from orm_pack.oke import manifests, settings
 
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[1]
@@ -26,7 +26,7 @@ def kubectl() -> str:
 
 @pytest.fixture(scope="session")
 def rendered(kubectl) -> tuple[str, list[dict]]:
-    return render.render(REPO_ROOT / "oke", deploy_settings(), kubectl)
+    return manifests.render(REPO_ROOT / "oke", deploy_settings(), kubectl)
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ import kubernetes_validate
 import pytest
 
 from orm_pack.errors import UserError
-from orm_pack.oke import render
+from orm_pack.oke import manifests
 
 from . import images
 from .conftest import REPO_ROOT, deploy_settings, find, pod_specs
@@ -35,7 +35,7 @@ def test_strict_validation_catches_a_misspelt_field(documents):
 
 def test_the_render_leaves_no_placeholder_and_the_settings_arrive(rendered):
     text, documents = rendered
-    assert not render.leftovers(documents)
+    assert not manifests.leftovers(documents)
     assert not re.search(r"<[^<>\s]+>", text)
     service = find(documents, "Service", "mlflow")
     annotations = service["metadata"]["annotations"]
@@ -58,7 +58,7 @@ def test_a_stand_in_that_was_not_replaced_is_an_error(kubectl, tmp_path):
     start = text.index("  - source: {kind: ConfigMap, name: oke-deploy-settings, fieldPath: data.mysql_cidr}")
     kustomization.write_text(text[:start])
     with pytest.raises(UserError) as error:
-        render.render(copy, deploy_settings(), kubectl)
+        manifests.render(copy, deploy_settings(), kubectl)
     assert "MYSQL_CIDR" in str(error.value)
 
 

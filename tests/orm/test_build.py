@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from harness.terraform import Terraform
-from orm_pack import zipbuild
 from orm_pack.errors import ExitCode, UserError
+from orm_pack.stack import archive
 from ormfake.testing import FIXTURE_SOURCE, REPO_ROOT, cli_env
 
 TENANCY_A = "ocid1.tenancy.oc1..aaaaaaaatc6d2ao5wzjmocrwhoqgne346psyd72nrm4kjehql47gtwdgvepa"
@@ -25,7 +25,7 @@ AUTO_VARS = {"tenancy_ocid": TENANCY_A, "compartment_ocid": COMPARTMENT_A,
 def _sources():
     """The fixture stack always; the project's own stack once it exists in the checkout."""
     sources = [pytest.param(FIXTURE_SOURCE, id="fixture")]
-    if zipbuild.is_source(REPO_ROOT) and list((REPO_ROOT / "stack").glob("*.tf")):
+    if archive.is_source(REPO_ROOT) and list((REPO_ROOT / "stack").glob("*.tf")):
         sources.append(pytest.param(REPO_ROOT, id="project"))
     return sources
 
@@ -51,13 +51,13 @@ def test_two_builds_are_byte_identical(source, tmp_path):
     a, b = json.loads(first.stdout), json.loads(second.stdout)
     assert a["sha256"] == b["sha256"] == hashlib.sha256((tmp_path / "b.zip").read_bytes()).hexdigest()
     assert (tmp_path / "a.zip").read_bytes() == (tmp_path / "b.zip").read_bytes()
-    assert a["size"] <= zipbuild.MAX_ZIP_BYTES
+    assert a["size"] <= archive.MAX_ZIP_BYTES
 
 
 def test_zip_root_layout_modes_and_dates(tmp_path):
-    built = zipbuild.build_zip(FIXTURE_SOURCE, tmp_path / "stack.zip")
-    with zipfile.ZipFile(built.path) as archive:
-        infos = archive.infolist()
+    built = archive.build_zip(FIXTURE_SOURCE, tmp_path / "stack.zip")
+    with zipfile.ZipFile(built.path) as zipped:
+        infos = zipped.infolist()
     names = [i.filename for i in infos]
     assert names == sorted(names) == list(built.files)
     assert {"main.tf", "outputs.tf", "variables.tf", "versions.tf", "schema.yaml"} <= set(names)  # zip root
@@ -79,11 +79,11 @@ def test_cli_prints_files_size_and_sha256(tmp_path):
 @pytest.mark.terraform
 @pytest.mark.parametrize("source", _sources())
 def test_the_zip_plans_from_its_root(source, tmp_path, terraform_binary):
-    built = zipbuild.build_zip(source, tmp_path / "stack.zip")
+    built = archive.build_zip(source, tmp_path / "stack.zip")
     root = tmp_path / "root"
-    with zipfile.ZipFile(built.path) as archive:
-        archive.extractall(root)
-    from orm_pack.tfvariables import read_variables
+    with zipfile.ZipFile(built.path) as zipped:
+        zipped.extractall(root)
+    from orm_pack.stack.declarations import read_variables
 
     declared = read_variables(root)
     tfvars = {k: v for k, v in AUTO_VARS.items() if k in declared}
@@ -101,7 +101,7 @@ def test_the_zip_plans_from_its_root(source, tmp_path, terraform_binary):
 def test_zip_over_the_limit_is_refused_and_nothing_is_written(tmp_path):
     output = tmp_path / "big.zip"
     with pytest.raises(UserError) as error:
-        zipbuild.build_zip(FIXTURE_SOURCE, output, max_bytes=1000)
+        archive.build_zip(FIXTURE_SOURCE, output, max_bytes=1000)
     assert error.value.exit_code == ExitCode.TOO_LARGE
     assert "over Resource Manager's" in str(error.value)
     assert list(tmp_path.iterdir()) == []
@@ -154,9 +154,9 @@ def test_source_that_is_not_a_stack_is_a_clear_error(tmp_path):
 
 
 def test_default_source_is_the_current_directory_else_this_checkout(tmp_path):
-    assert zipbuild.find_source(None, cwd=FIXTURE_SOURCE) == FIXTURE_SOURCE
+    assert archive.find_source(None, cwd=FIXTURE_SOURCE) == FIXTURE_SOURCE
     # from a directory that is not a stack source, the checkout this (editable) package runs from
-    assert zipbuild.find_source(None, cwd=tmp_path) == REPO_ROOT
+    assert archive.find_source(None, cwd=tmp_path) == REPO_ROOT
 
 
 def check(*args, cwd: Path, home: Path):
@@ -168,7 +168,7 @@ def test_check_passes_a_built_zip_and_refuses_one_whose_form_the_console_would_r
     """`orm-pack check` (the release's last step before it publishes) reads the zip as Resource Manager
     does: a zip whose schema.yaml gives an output a variable as `visible` is refused, naming the path and
     the meta schema's rule, with exit code 2."""
-    built = zipbuild.build_zip(FIXTURE_SOURCE, tmp_path / "good.zip")
+    built = archive.build_zip(FIXTURE_SOURCE, tmp_path / "good.zip")
     good = check(str(built.path), cwd=tmp_path, home=tmp_path)
     assert good.returncode == 0, good.stderr
     assert f"{built.path}: {len(built.files)} files" in good.stdout and built.sha256 in good.stdout

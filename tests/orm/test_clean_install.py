@@ -72,12 +72,12 @@ def _fresh_venv(path: Path, requirement: str) -> Path:
 def test_the_sdist_carries_exactly_the_stack_files(distributions):
     import tarfile
 
-    from orm_pack import stack_files
+    from orm_pack.stack import allowlist
 
     with tarfile.open(distributions["sdist"]) as archive:
         names = [m.name.split("/", 1)[1] for m in archive.getmembers() if m.isfile()]
     stack_parts = sorted(n for n in names if n in ("schema.yaml", "VERSION") or n.split("/")[0] in ("stack", "userdata", "docker", "oke"))
-    assert stack_parts == sorted(relative for relative, _ in stack_files.select(REPO_ROOT))
+    assert stack_parts == sorted(relative for relative, _ in allowlist.select(REPO_ROOT))
 
 
 @pytest.mark.parametrize("kind", ["wheel", "sdist"])

@@ -50,8 +50,8 @@ def test_destroy_stops_and_says_how_to_keep_the_artifacts(orm_pack, fake, deploy
 
 def test_the_fake_refuses_to_delete_a_bucket_that_is_not_empty(fake, deployed_with_artifacts, oci_config):
     """What a DESTROY job does without orm-pack's look first: the database goes, the bucket stays."""
-    from orm_pack import ociconfig
-    from orm_pack.resource_manager import ResourceManager
+    from orm_pack.cloud import ociconfig
+    from orm_pack.cloud.resource_manager import ResourceManager
 
     context = ociconfig.load(ociconfig.AuthOptions(config_file=str(oci_config), endpoint=fake.url), {})
     rm = ResourceManager(ociconfig.client("resource_manager", context, ociconfig.retry_strategy(1), context.endpoint), poll_seconds=0.1)

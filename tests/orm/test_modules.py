@@ -9,18 +9,19 @@ import pytest
 import requests
 import yaml
 
-from orm_pack import formcheck, ociconfig, resource_manager, tfvariables, variables, zipbuild
+from orm_pack.cloud import ociconfig, resource_manager
+from orm_pack.deploy.plan_review import PlanSummary
 from orm_pack.errors import ExitCode, UserError
-from orm_pack.plan_review import PlanSummary
+from orm_pack.stack import archive, declarations, formcheck, inputs
 from ormfake import write_oci_config
 from ormfake.testing import COMPARTMENT, FIXTURE_SOURCE, REPO_ROOT
 
 TENANCY_A = "ocid1.tenancy.oc1..aaaaaaaalg7naomncco3nxuvvpsxnmqcnsgg3a6k4agil34e4pnjkq274krq"
 
-VARS = tfvariables.read_variables(FIXTURE_SOURCE / "stack")
+VARS = declarations.read_variables(FIXTURE_SOURCE / "stack")
 
 
-# ------------------------------------------------------------------ tfvariables
+# ------------------------------------------------------------------ stack declarations
 def test_terraform_variables_are_read_with_types_defaults_and_sensitivity():
     assert VARS["allowed_ingress_cidrs"].type == "list(string)"
     assert VARS["allowed_ingress_cidrs"].default == ["0.0.0.0/0"]
@@ -28,7 +29,7 @@ def test_terraform_variables_are_read_with_types_defaults_and_sensitivity():
     assert VARS["tenancy_ocid"].required and not VARS["name_prefix"].required
     assert VARS["mlflow_password"].sensitive and not VARS["name_prefix"].sensitive
     assert VARS["extra_tags"].kind == "map" and VARS["extra_tags"].default == {}
-    assert set(tfvariables.read_outputs(FIXTURE_SOURCE / "stack")) == {
+    assert set(declarations.read_outputs(FIXTURE_SOURCE / "stack")) == {
         "mlflow_url", "tracking_public_ip", "serving_public_ip", "commands_tracking", "commands_serving"}
 
 
@@ -36,7 +37,7 @@ def test_descriptions_read_as_written_between_the_quotes(tmp_path):
     (tmp_path / "variables.tf").write_text(
         'variable "store" {\n  description = "\\"oci\\" or \\"s3\\"; a \\\\ stays one"\n  type = string\n}\n'
         'output "where" {\n  description = "the \\"oci\\" URI"\n  value = 1\n}\n')
-    module = tfvariables.read_module(tmp_path)
+    module = declarations.read_module(tmp_path)
     assert module.variables["store"].description == '"oci" or "s3"; a \\ stays one'
     assert module.outputs["where"].description == 'the "oci" URI'
 
@@ -44,13 +45,13 @@ def test_descriptions_read_as_written_between_the_quotes(tmp_path):
 def test_broken_hcl_and_duplicates_are_user_errors(tmp_path):
     (tmp_path / "a.tf").write_text('variable "x" {\n  default = \n')
     with pytest.raises(UserError, match="a.tf is not valid HCL"):
-        tfvariables.read_variables(tmp_path)
+        declarations.read_variables(tmp_path)
     (tmp_path / "a.tf").write_text('variable "x" {}\n')
     (tmp_path / "b.tf").write_text('variable "x" {}\n')
     with pytest.raises(UserError, match="variable 'x' is declared twice"):
-        tfvariables.read_variables(tmp_path)
+        declarations.read_variables(tmp_path)
     with pytest.raises(UserError, match="no Terraform files"):
-        tfvariables.read_variables(tmp_path / "nothing")
+        declarations.read_variables(tmp_path / "nothing")
 
 
 # ------------------------------------------------------------------ formcheck
@@ -61,7 +62,7 @@ def _form(**changes):
 
 
 def test_the_fixture_form_is_clean():
-    assert formcheck.check_form(_form(), VARS, tfvariables.read_outputs(FIXTURE_SOURCE / "stack")) == []
+    assert formcheck.check_form(_form(), VARS, declarations.read_outputs(FIXTURE_SOURCE / "stack")) == []
 
 
 @pytest.mark.parametrize("change, expected", [
@@ -103,7 +104,7 @@ def test_variable_rules(name, spec, expected):
 def test_output_rules():
     doc = _form()
     doc["outputs"] = {**doc["outputs"], "mlflow_url": {"type": "hyperlink"}, "ghost": {"type": "string"}}
-    errors = formcheck.check_form(doc, VARS, tfvariables.read_outputs(FIXTURE_SOURCE / "stack"))
+    errors = formcheck.check_form(doc, VARS, declarations.read_outputs(FIXTURE_SOURCE / "stack"))
     assert any("outputs.mlflow_url.type: unknown output type 'hyperlink'" in e for e in errors), errors
     assert any("outputs.ghost is not a Terraform output" in e for e in errors), errors
     assert any("primaryOutputButton names 'mlflow_url', whose type is 'hyperlink'" in e for e in errors), errors
@@ -116,11 +117,11 @@ def test_an_output_shown_by_an_expression_is_refused(visible):
     refuses a form with anything else ("Errors exist in your schema file")."""
     doc = _form()
     doc["outputs"] = {**doc["outputs"], "serving_public_ip": {"type": "copyableString", "visible": visible}}
-    errors = formcheck.check_form(doc, VARS, tfvariables.read_outputs(FIXTURE_SOURCE / "stack"))
+    errors = formcheck.check_form(doc, VARS, declarations.read_outputs(FIXTURE_SOURCE / "stack"))
     assert errors == [f"outputs.serving_public_ip.visible: {visible!r} is not of type 'boolean' (Resource Manager's "
                       "meta schema: definitions.baseOutput.properties.visible.type)"]
     doc["outputs"]["serving_public_ip"]["visible"] = False
-    assert formcheck.check_form(doc, VARS, tfvariables.read_outputs(FIXTURE_SOURCE / "stack")) == []
+    assert formcheck.check_form(doc, VARS, declarations.read_outputs(FIXTURE_SOURCE / "stack")) == []
 
 
 def test_the_meta_schema_is_oracles_with_only_the_ssh_key_control_added():
@@ -162,7 +163,7 @@ AUTO = {"tenancy_ocid": TENANCY_A, "region": "eu-frankfurt-1", "compartment_ocid
 def test_values_are_encoded_as_resource_manager_strings():
     given = {"name_prefix": "demo", "enable_serving": False, "allowed_ingress_cidrs": ["10.0.0.0/8", "1.2.3.4/32"],
              "extra_tags": {"team": "ml"}}
-    result = variables.resolve(VARS, given, AUTO)
+    result = inputs.resolve(VARS, given, AUTO)
     assert result["name_prefix"] == "demo" and result["enable_serving"] == "false"
     assert json.loads(result["allowed_ingress_cidrs"]) == ["10.0.0.0/8", "1.2.3.4/32"]
     assert json.loads(result["extra_tags"]) == {"team": "ml"}
@@ -172,7 +173,7 @@ def test_values_are_encoded_as_resource_manager_strings():
 
 def test_user_values_win_over_filled_ones_and_stack_values_are_kept():
     current = {"name_prefix": "old", "gone_variable": "x", "region": "us-ashburn-1"}
-    result = variables.resolve(VARS, {"region": "ap-tokyo-1"}, AUTO, current)
+    result = inputs.resolve(VARS, {"region": "ap-tokyo-1"}, AUTO, current)
     assert result["region"] == "ap-tokyo-1" and result["name_prefix"] == "old" and "gone_variable" not in result
 
 
@@ -186,29 +187,29 @@ def test_user_values_win_over_filled_ones_and_stack_values_are_kept():
 ])
 def test_bad_variables_are_one_line_usage_errors(given, message):
     with pytest.raises(UserError) as error:
-        variables.resolve(VARS, given, AUTO)
+        inputs.resolve(VARS, given, AUTO)
     assert message in str(error.value) and error.value.exit_code == ExitCode.USAGE
 
 
 def test_required_variables_must_be_given():
     with pytest.raises(UserError, match="needs a value for 'tenancy_ocid'"):
-        variables.resolve(VARS, {}, {**AUTO, "tenancy_ocid": None})
+        inputs.resolve(VARS, {}, {**AUTO, "tenancy_ocid": None})
 
 
 def test_var_assignments_and_files(tmp_path):
-    assert variables.parse_assignments(["a=b=c", "x="]) == {"a": "b=c", "x": ""}
+    assert inputs.parse_assignments(["a=b=c", "x="]) == {"a": "b=c", "x": ""}
     with pytest.raises(UserError, match="is not NAME=VALUE"):
-        variables.parse_assignments(["novalue"])
+        inputs.parse_assignments(["novalue"])
     (tmp_path / "v.json").write_text('{"enable_serving": false}')
     (tmp_path / "v.yaml").write_text("allowed_ingress_cidrs: [10.0.0.0/8]\n")
     (tmp_path / "v.tfvars").write_text('name_prefix = "tf"\nextra_tags = { team = "ml" }\n')
-    assert variables.read_var_file(tmp_path / "v.json") == {"enable_serving": False}
-    assert variables.read_var_file(tmp_path / "v.yaml") == {"allowed_ingress_cidrs": ["10.0.0.0/8"]}
-    tfvars = variables.read_var_file(tmp_path / "v.tfvars")
+    assert inputs.read_var_file(tmp_path / "v.json") == {"enable_serving": False}
+    assert inputs.read_var_file(tmp_path / "v.yaml") == {"allowed_ingress_cidrs": ["10.0.0.0/8"]}
+    tfvars = inputs.read_var_file(tmp_path / "v.tfvars")
     assert tfvars["name_prefix"] == "tf" and tfvars["extra_tags"] == {"team": "ml"}
     (tmp_path / "bad.json").write_text("{")
     with pytest.raises(UserError, match="cannot be parsed"):
-        variables.read_var_file(tmp_path / "bad.json")
+        inputs.read_var_file(tmp_path / "bad.json")
 
 
 # ------------------------------------------------------------------ ociconfig
@@ -270,10 +271,10 @@ def test_streamed_logs_are_complete_and_without_duplicates(fake, oci_config):
     context = ociconfig.load(ociconfig.AuthOptions(config_file=str(oci_config), endpoint=fake.url), {})
     client = ociconfig.client("resource_manager", context, ociconfig.retry_strategy(1), context.endpoint)
     rm = resource_manager.ResourceManager(client, poll_seconds=0.1, page_size=3)  # pages of 3: many pages per poll
-    source = zipbuild.collect(FIXTURE_SOURCE)
-    data = zipbuild.zip_bytes(source)
+    source = archive.collect(FIXTURE_SOURCE)
+    data = archive.zip_bytes(source)
     stack = rm.ensure_stack(COMPARTMENT, "logs", data, hashlib.sha256(data).hexdigest(),
-                            variables.resolve(VARS, {}, AUTO)).stack
+                            inputs.resolve(VARS, {}, AUTO)).stack
     seen, states = [], []
     job = rm.follow_job(rm.start_job(stack.id, "PLAN").id, on_log=seen.append, on_state=states.append)
     assert job.state == "SUCCEEDED"

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from orm_pack.cost import price_table
+from orm_pack.deploy.cost import price_table
 from ormfake.testing import COMPARTMENT, TESTS_DIR, cli_env
 
 pytestmark = pytest.mark.terraform

@@ -8,8 +8,8 @@ import zipfile
 
 import pytest
 
-from orm_pack import stack_files, zipbuild
 from orm_pack.errors import ExitCode, UserError
+from orm_pack.stack import allowlist, archive
 from ormfake.testing import FIXTURE_SOURCE, REPO_ROOT, cli_env
 
 KEY_TEXT = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC-planted\n-----END PRIVATE KEY-----\n"
@@ -27,8 +27,8 @@ def _copy(source, target):
 
 
 def _zip_contents(path) -> dict:
-    with zipfile.ZipFile(path) as archive:
-        return {name: archive.read(name) for name in archive.namelist()}
+    with zipfile.ZipFile(path) as zipped:
+        return {name: zipped.read(name) for name in zipped.namelist()}
 
 
 def test_planted_secret_files_and_a_linked_key_stay_out_of_the_zip(tmp_path):
@@ -40,8 +40,8 @@ def test_planted_secret_files_and_a_linked_key_stay_out_of_the_zip(tmp_path):
         (source / name).parent.mkdir(parents=True, exist_ok=True)
         (source / name).write_text(KEY_TEXT)
     (source / "stack" / "oci_api_key.pem").symlink_to(key)  # a link under a name the stack never takes
-    clean = zipbuild.build_zip(FIXTURE_SOURCE, tmp_path / "clean.zip")
-    dirty = zipbuild.build_zip(source, tmp_path / "dirty.zip")
+    clean = archive.build_zip(FIXTURE_SOURCE, tmp_path / "clean.zip")
+    dirty = archive.build_zip(source, tmp_path / "dirty.zip")
     assert dirty.files == clean.files
     assert dirty.sha256 == clean.sha256
     assert not any(b"BEGIN PRIVATE KEY" in data for data in _zip_contents(dirty.path).values())
@@ -70,25 +70,25 @@ def test_a_linked_directory_is_refused(tmp_path):
     source = _copy(FIXTURE_SOURCE, tmp_path / "src")
     (source / "docker" / "extra").symlink_to(elsewhere)
     with pytest.raises(UserError) as error:
-        zipbuild.collect(source)
+        archive.collect(source)
     assert "docker/extra is a symbolic link" in str(error.value)
 
 
 def test_a_given_zip_is_held_to_the_same_list(tmp_path):
-    built = zipbuild.build_zip(FIXTURE_SOURCE, tmp_path / "stack.zip")
-    assert zipbuild.read_zip(built.path).sha256 == built.sha256
+    built = archive.build_zip(FIXTURE_SOURCE, tmp_path / "stack.zip")
+    assert archive.read_zip(built.path).sha256 == built.sha256
     smuggled = tmp_path / "smuggled.zip"
     shutil.copy(built.path, smuggled)
-    with zipfile.ZipFile(smuggled, "a") as archive:
-        archive.writestr("docker/nginx/tls.key", KEY_TEXT)
+    with zipfile.ZipFile(smuggled, "a") as zipped:
+        zipped.writestr("docker/nginx/tls.key", KEY_TEXT)
     with pytest.raises(UserError) as error:
-        zipbuild.read_zip(smuggled)
+        archive.read_zip(smuggled)
     assert "holds 'docker/nginx/tls.key', which a stack zip never carries" in str(error.value)
     escaping = tmp_path / "escaping.zip"
-    with zipfile.ZipFile(escaping, "w") as archive:
-        archive.writestr("../../etc/cron.d/x.tf", "x")
+    with zipfile.ZipFile(escaping, "w") as zipped:
+        zipped.writestr("../../etc/cron.d/x.tf", "x")
     with pytest.raises(UserError):
-        zipbuild.read_zip(escaping)
+        archive.read_zip(escaping)
 
 
 def test_the_wheel_bundles_exactly_the_allowlisted_files(tmp_path):
@@ -107,8 +107,8 @@ def test_the_wheel_bundles_exactly_the_allowlisted_files(tmp_path):
     assert built.returncode == 0, built.stderr
     bundle = lib / "orm_pack" / "bundle"
     bundled = sorted(p.relative_to(bundle).as_posix() for p in bundle.rglob("*") if p.is_file())
-    assert bundled == [relative for relative, _ in stack_files.select(REPO_ROOT)]
+    assert bundled == [relative for relative, _ in allowlist.select(REPO_ROOT)]
     listing = subprocess.run([sys.executable, "-m", "orm_pack.cli", "build", str(bundle), "-o", "b.zip", "--json"],
                              capture_output=True, text=True, cwd=tmp_path, env=cli_env(tmp_path), timeout=120)
     assert listing.returncode == 0, listing.stderr
-    assert json.loads(listing.stdout)["files"] == [name for name, _ in zipbuild.collect(REPO_ROOT).entries]
+    assert json.loads(listing.stdout)["files"] == [name for name, _ in archive.collect(REPO_ROOT).entries]

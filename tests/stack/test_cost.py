@@ -9,7 +9,7 @@ import re
 import pytest
 import yaml
 
-from orm_pack.cost import estimate_plan, price_table
+from orm_pack.deploy.cost import estimate_plan, price_table
 
 from .conftest import PROFILES, REPO
 

@@ -9,8 +9,8 @@ import yaml
 
 from harness.checkov import assert_clean, load_skip_list, run_checkov, run_checkov_each
 from harness.terraform import Terraform
-from orm_pack.formcheck import check_form, load_form
-from orm_pack.tfvariables import read_module
+from orm_pack.stack.declarations import read_module
+from orm_pack.stack.formcheck import check_form, load_form
 
 from .conftest import PROFILES, REPO
 

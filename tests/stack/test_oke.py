@@ -221,7 +221,7 @@ def test_an_arm_node_pool_runs_the_aarch64_image_within_the_always_free_allowanc
     assert pool["node_source_details"][0]["image_id"] == "ocid1.image.oc1.iad.amaaaaaag7pytke26jjv4aougilohm4a7kqjdakshxw5wmg55uzjykqfimeq"
     size = pool["node_config_details"][0]["size"]
     assert size * pool["node_shape_config"][0]["ocpus"] <= 2 and size * pool["node_shape_config"][0]["memory_in_gbs"] <= 12
-    from orm_pack.cost import estimate_plan
+    from orm_pack.deploy.cost import estimate_plan
 
     estimate = estimate_plan(plan.raw)
     assert estimate.not_priced == ()

@@ -5,13 +5,13 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import ExitCode, UserError
-from . import credentials as creds
-from . import nginx, processes
-from .ports import free_port, port_is_free
-from .runtime_files import find_runtime_files
-from .services import ServingConfig, TrackingConfig, serving_argv, serving_env, tracking_argv, tracking_env
-from .state import ServiceRecord, StateDir
+from orm_pack.errors import ExitCode, UserError
+from orm_pack.local import credentials as creds
+from orm_pack.local import nginx, processes
+from orm_pack.local.ports import free_port, port_is_free
+from orm_pack.local.runtime_files import find_runtime_files
+from orm_pack.local.services import ServingConfig, TrackingConfig, serving_argv, serving_env, tracking_argv, tracking_env
+from orm_pack.local.state import ServiceRecord, StateDir
 
 TRACKING_START_SECONDS = 300   # first start runs MLflow's schema migrations
 PROXY_START_SECONDS = 30
@@ -204,7 +204,7 @@ def saved_login(state_dir: Path) -> creds.Credentials | None:
 
 def doctor_target(state_dir: Path, artifact_mb: int = 50):
     """What `orm-pack local doctor` checks: the running local services, with their login."""
-    from ..doctor import DoctorTarget
+    from orm_pack.mlflow_api.doctor import DoctorTarget
 
     state = StateDir(state_dir)
     running = {record.name: record for record in running_services(state)}

@@ -6,8 +6,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from ..errors import UserError
-from .runtime_files import RuntimeFiles
+from orm_pack.errors import UserError
+from orm_pack.local.runtime_files import RuntimeFiles
 
 
 def find_nginx() -> str | None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .. import mlflow_http
+from orm_pack.mlflow_api import http_client
 
 
 class ServiceFailed(Exception):
@@ -100,7 +100,7 @@ def http_status(url: str, timeout: float = 5) -> int | None:
     parts = urlsplit(url)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     try:
-        endpoint = mlflow_http.Endpoint(f"{parts.scheme}://{parts.netloc}", "", "", timeout)
+        endpoint = http_client.Endpoint(f"{parts.scheme}://{parts.netloc}", "", "", timeout)
         return endpoint.request("GET", path, auth=False).status
     except (OSError, ValueError, http.client.HTTPException):
         return None

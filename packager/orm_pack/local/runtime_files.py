@@ -3,7 +3,7 @@ runs from, or the copy bundled into the installed package."""
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import UserError
+from orm_pack.errors import UserError
 
 _PACKAGE = Path(__file__).resolve().parents[1]
 _CANDIDATES = (_PACKAGE.parents[1], _PACKAGE / "bundle")  # repo root (packager/orm_pack/..), bundle

@@ -5,8 +5,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .credentials import Credentials
-from .runtime_files import RuntimeFiles
+from orm_pack.local.credentials import Credentials
+from orm_pack.local.runtime_files import RuntimeFiles
 
 
 def python_env(base: dict | None = None) -> dict:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import base64
 
-from .. import ociconfig
-from ..errors import ExitCode, UserError
+from orm_pack.cloud import ociconfig
+from orm_pack.errors import ExitCode, UserError
 
 
 def read(context, secret_id: str, endpoint: str | None = None) -> str:

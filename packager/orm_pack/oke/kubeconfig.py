@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from ..errors import ExitCode, UserError
+from orm_pack.errors import ExitCode, UserError
 
 TOKEN_VERSION = "2.0.0"
 ENDPOINT = "PUBLIC_ENDPOINT"

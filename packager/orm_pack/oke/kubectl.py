@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from ..errors import ExitCode, UserError
+from orm_pack.errors import ExitCode, UserError
 
 
 def find(explicit: str | None) -> str:

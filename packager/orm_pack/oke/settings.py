@@ -10,8 +10,8 @@ import json
 import re
 from dataclasses import dataclass
 
-from .. import ocids
-from ..errors import ExitCode, UserError
+from orm_pack.cloud import ocids
+from orm_pack.errors import ExitCode, UserError
 
 OUTPUT = "oke_deploy_settings"
 NAMESPACE = "mlflow"

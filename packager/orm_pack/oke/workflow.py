@@ -11,8 +11,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from ..errors import ExitCode, UserError
-from .kubectl import Kubectl
+from orm_pack.errors import ExitCode, UserError
+from orm_pack.oke.kubectl import Kubectl
 
 MIGRATE_JOB = "mlflow-migrate"
 ADMIN_SECRET = "mlflow-migrate-admin"  # oke/base/migrate-job.yaml reads it (optional: a hand-made run has none)

@@ -8,7 +8,7 @@ Layout of a SOURCE directory (the project checkout, or orm_pack/bundle inside th
     SOURCE/docker/**           -> docker/**
 
 Two builds of the same files are byte-identical: entries sorted, timestamps fixed to 1980-01-01,
-modes 0644 (0755 for executables), fixed compression level. Only the files stack_files.STACK_FILES
+modes 0644 (0755 for executables), fixed compression level. Only the files allowlist.STACK_FILES
 names go in (an allowlist: state, tfvars, keys and anything unexpected stay out; links are refused).
 The zip is validated before it is written (schema.yaml against Resource Manager's form rules and the
 Terraform variables) and must stay under Resource Manager's 11 MB.
@@ -27,8 +27,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import formcheck, stack_files, tfvariables
-from .errors import ExitCode, UserError
+from orm_pack.errors import ExitCode, UserError
+from orm_pack.stack import allowlist, declarations, formcheck
 
 MAX_ZIP_BYTES = 11 * 1024 * 1024  # Resource Manager's limit for an uploaded configuration
 ROOT_FILES = ("schema.yaml", "VERSION")  # beside the flattened stack/*.tf at the zip root
@@ -57,13 +57,16 @@ class Source:
         return self.root / "stack"
 
 
+PACKAGE = Path(__file__).resolve().parents[1]  # orm_pack/stack/archive.py -> orm_pack
+
+
 def is_source(directory: Path) -> bool:
     return (directory / "stack").is_dir() and (directory / "schema.yaml").is_file()
 
 
 def bundled_source() -> Path:
     """The stack copied into the installed package at wheel build time (see setup.py)."""
-    return Path(__file__).resolve().parent / "bundle"
+    return PACKAGE / "bundle"
 
 
 def find_source(explicit: str | os.PathLike | None, cwd: Path | None = None) -> Path:
@@ -81,7 +84,7 @@ def find_source(explicit: str | os.PathLike | None, cwd: Path | None = None) -> 
             )
         return directory.resolve()
     cwd = (cwd or Path.cwd()).resolve()
-    checkout = Path(__file__).resolve().parents[2]  # packager/orm_pack -> checkout root (editable install)
+    checkout = PACKAGE.parents[1]  # packager/orm_pack -> checkout root (editable install)
     for candidate in (cwd, checkout, bundled_source()):
         if is_source(candidate):
             return candidate
@@ -93,12 +96,12 @@ def find_source(explicit: str | os.PathLike | None, cwd: Path | None = None) -> 
 
 
 def collect(root: Path) -> Source:
-    """The stack files of SOURCE `root` (stack_files.STACK_FILES) with their zip names: stack/*.tf go to
+    """The stack files of SOURCE `root` (allowlist.STACK_FILES) with their zip names: stack/*.tf go to
     the zip root. Raises UserError on a symbolic link or a name clash."""
     root = Path(root)
     try:
-        selected = stack_files.select(root)
-    except stack_files.SymlinkRefused as exc:
+        selected = allowlist.select(root)
+    except allowlist.SymlinkRefused as exc:
         raise UserError(f"{root / exc.path} is a symbolic link (to {exc.target}); the stack zip takes only "
                         "regular files: copy the file in its place", ExitCode.USAGE) from None
     entries: dict[str, Path] = {}
@@ -115,7 +118,7 @@ def collect(root: Path) -> Source:
 
 def validate(source: Source) -> None:
     """Schema.yaml against Resource Manager's rules and the Terraform variables/outputs; raises UserError."""
-    module = tfvariables.read_module(source.stack_dir)
+    module = declarations.read_module(source.stack_dir)
     form = formcheck.load_form(source.root / "schema.yaml")
     errors = formcheck.check_form(form, module.variables, module.outputs)
     release = source.root / "VERSION"
@@ -148,7 +151,7 @@ class StackArtifact:
     data: bytes
     sha256: str
     files: tuple[str, ...]
-    declared: dict          # name -> tfvariables.Variable
+    declared: dict          # name -> declarations.Variable
     origin: str             # the SOURCE directory or the --zip file it came from
 
     @property
@@ -170,7 +173,7 @@ def assemble(root: Path | str, max_bytes: int = MAX_ZIP_BYTES) -> StackArtifact:
     _check_size(len(data), "the stack zip", max_bytes)
     return StackArtifact(data=data, sha256=hashlib.sha256(data).hexdigest(),
                          files=tuple(name for name, _ in source.entries),
-                         declared=tfvariables.read_variables(source.stack_dir), origin=str(source.root))
+                         declared=declarations.read_variables(source.stack_dir), origin=str(source.root))
 
 
 def _source_path(arcname: str) -> str:
@@ -202,7 +205,7 @@ def read_zip(path: Path | str, max_bytes: int = MAX_ZIP_BYTES, what: str = "--zi
             relative = _source_path(info.filename)
             is_link = stat.S_ISLNK(info.external_attr >> 16)
             if is_link or ".." in Path(relative).parts or relative.startswith("/") or \
-                    not stack_files.is_stack_file(relative):
+                    not allowlist.is_stack_file(relative):
                 raise UserError(f"{what} {path} holds {info.filename!r}, which a stack zip never carries; build the "
                                 "zip with `orm-pack build`", ExitCode.USAGE)
             target = Path(tmp, relative)
@@ -211,7 +214,7 @@ def read_zip(path: Path | str, max_bytes: int = MAX_ZIP_BYTES, what: str = "--zi
             names.append(info.filename)
         source = collect(Path(tmp))
         validate(source)
-        declared = tfvariables.read_variables(source.stack_dir)
+        declared = declarations.read_variables(source.stack_dir)
     return StackArtifact(data=data, sha256=hashlib.sha256(data).hexdigest(), files=tuple(sorted(names)),
                          declared=declared, origin=str(path))
 

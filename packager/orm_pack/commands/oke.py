@@ -11,9 +11,12 @@ import json
 import sys
 from pathlib import Path
 
-from . import commands_shared, deploy, ociconfig, zipbuild
-from .errors import ExitCode, UserError
-from .oke import admin_password, kubeconfig, kubectl, render, settings, workflow
+from orm_pack.cloud import ociconfig
+from orm_pack.commands import _shared
+from orm_pack.deploy import workflows
+from orm_pack.errors import ExitCode, UserError
+from orm_pack.oke import admin_password, kubeconfig, kubectl, manifests, settings, workflow
+from orm_pack.stack import archive
 
 
 def register(subparsers) -> None:
@@ -31,7 +34,7 @@ def register(subparsers) -> None:
                         "(default: the region's)")
     common.add_argument("--timeout", type=float, default=900, metavar="SECONDS",
                         help="longest wait for the migrations, each rollout and the load balancer (default 900)")
-    parents = [commands_shared.auth_parent(), commands_shared.stack_parent(False), common]
+    parents = [_shared.auth_parent(), _shared.stack_parent(False), common]
     p = commands.add_parser(
         "deploy", parents=parents, help="render oke/ with the stack's outputs, apply it, wait, print the URL",
         description="Read the stack's outputs, write the cluster's kubeconfig, render oke/overlays/oke, run the "
@@ -75,7 +78,7 @@ def _output_from_stack(session) -> dict:
     if not args.compartment:
         raise UserError("pass --compartment (and --stack-name) to read the stack's outputs, or --settings FILE",
                         ExitCode.USAGE)
-    result = deploy.outputs(session.rm, args.compartment, args.stack_name, None)
+    result = workflows.outputs(session.rm, args.compartment, args.stack_name, None)
     found = [o.value for o in result.outputs if o.name == settings.OUTPUT]
     return found[0] if found else None
 
@@ -99,8 +102,8 @@ def _kube(args, session, deploy_settings: settings.DeploySettings, kubectl_binar
 def _render(args, raw) -> tuple[settings.DeploySettings, str, list[dict], str]:
     deploy_settings = settings.from_output(raw, args.image)
     binary = kubectl.find(args.kubectl)
-    source = zipbuild.find_source(args.source)
-    text, documents = render.render(source / "oke", deploy_settings, binary)
+    source = archive.find_source(args.source)
+    text, documents = manifests.render(source / "oke", deploy_settings, binary)
     return deploy_settings, text, documents, binary
 
 
@@ -118,7 +121,7 @@ def _run_deploy(args) -> int:
     raw = _settings_file(args.settings) if args.settings else None
     if raw is not None and args.dry_run:  # nothing to ask the cloud: render offline
         return _write_manifests(args, _render(args, raw)[1])
-    return commands_shared.guarded(lambda session: _deploy(session, raw))(args)
+    return _shared.guarded(lambda session: _deploy(session, raw))(args)
 
 
 def _deploy(session, raw) -> int:
@@ -142,7 +145,7 @@ def _deploy(session, raw) -> int:
 def _run_delete(args) -> int:
     _check(args)
     raw = _settings_file(args.settings) if args.settings else None
-    return commands_shared.guarded(lambda session: _delete(session, raw))(args)
+    return _shared.guarded(lambda session: _delete(session, raw))(args)
 
 
 def _delete(session, raw) -> int:

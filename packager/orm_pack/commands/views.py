@@ -1,5 +1,5 @@
 """How deploy results look: rich tables and panels for people, JSON documents for scripts, both from
-the same result objects (deploy.py). Nothing here talks to the cloud."""
+the same result objects (deploy/workflows.py). Nothing here talks to the cloud."""
 from __future__ import annotations
 
 import json
@@ -8,9 +8,11 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
-from . import cost as cost_module
-from .cost import CostEstimate
-from .deploy import (
+from orm_pack.cloud.resource_manager import StackOutput
+from orm_pack.deploy import cost as cost_module
+from orm_pack.deploy.cost import CostEstimate
+from orm_pack.deploy.plan_review import PlanSummary, data_held_by
+from orm_pack.deploy.workflows import (
     ApplyResult,
     DestroyResult,
     Interrupted,
@@ -20,8 +22,6 @@ from .deploy import (
     PlanResult,
     StatusResult,
 )
-from .plan_review import PlanSummary, data_held_by
-from .resource_manager import StackOutput
 
 ACTION_LABELS = {"create": "create", "update": "update in place", "replace": "REPLACE", "delete": "DESTROY"}
 

@@ -7,8 +7,8 @@ import json
 import os
 import sys
 
-from . import doctor
-from .errors import ExitCode, UserError
+from orm_pack.errors import ExitCode, UserError
+from orm_pack.mlflow_api import doctor
 
 
 def register(subparsers) -> None:

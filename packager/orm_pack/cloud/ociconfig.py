@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from .errors import ExitCode, UserError
+from orm_pack.errors import ExitCode, UserError
 
 AUTH_TYPES = ("api_key", "instance_principal", "resource_principal", "security_token")
 DEFAULT_CONFIG_FILE = "~/.oci/config"

@@ -21,8 +21,8 @@ from typing import Any, Mapping
 
 import yaml
 
-from .errors import ExitCode, UserError
-from .tfvariables import Variable
+from orm_pack.errors import ExitCode, UserError
+from orm_pack.stack.declarations import Variable
 
 AUTO_FILLED = ("tenancy_ocid", "region", "compartment_ocid", "current_user_ocid")
 MAX_VARIABLES = 250
@@ -78,7 +78,7 @@ def read_var_file(path: str | Path) -> dict[str, Any]:
         if path.suffix == ".tfvars":
             import hcl2
 
-            from .tfvariables import unquote
+            from orm_pack.stack.declarations import unquote
 
             document = {k: unquote(v) for k, v in hcl2.loads(text).items()}
         elif path.suffix == ".json":

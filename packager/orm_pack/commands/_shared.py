@@ -10,8 +10,11 @@ from dataclasses import dataclass
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from . import deploy, ociconfig, ocids, render, resource_manager, variables, zipbuild
-from .errors import ExitCode, UserError
+from orm_pack.cloud import ociconfig, ocids, resource_manager
+from orm_pack.commands import views
+from orm_pack.deploy import workflows
+from orm_pack.errors import ExitCode, UserError
+from orm_pack.stack import archive, inputs
 
 DEFAULT_STACK_NAME = "oci-mlflow"
 
@@ -52,7 +55,7 @@ def stack_parent(required: bool) -> argparse.ArgumentParser:
 class Session:
     args: argparse.Namespace
     context: ociconfig.OciContext
-    rm: "deploy.ResourceManager"
+    rm: "workflows.ResourceManager"
     out: Console      # results (stdout)
     err: Console      # progress, logs and messages (stderr with --json)
 
@@ -61,7 +64,7 @@ class Session:
 
 
 class ConsoleEvents:
-    """deploy.Events on the terminal: a spinner with the job's state, its log lines as they come."""
+    """workflows.Events on the terminal: a spinner with the job's state, its log lines as they come."""
 
     def __init__(self, console: Console):
         self.console = console
@@ -108,12 +111,12 @@ def check_inputs(args: argparse.Namespace) -> None:
     if getattr(args, "terraform_version", None):
         resource_manager.terraform_version(args.terraform_version)
     if hasattr(args, "var_file"):  # plan and apply: the stack and the variables it is given
-        args.stack_inputs = (zipbuild.stack_artifact(args.source, args.zip), variables.gather(args.var_file, args.var))
-        variables.check_given(args.stack_inputs[0].declared, args.stack_inputs[1])
+        args.stack_inputs = (archive.stack_artifact(args.source, args.zip), inputs.gather(args.var_file, args.var))
+        inputs.check_given(args.stack_inputs[0].declared, args.stack_inputs[1])
 
 
 def open_session(args: argparse.Namespace) -> Session:
-    from .resource_manager import ResourceManager
+    from orm_pack.cloud.resource_manager import ResourceManager
 
     err_console = Console(stderr=True, highlight=False, soft_wrap=True)
     context = ociconfig.load(ociconfig.AuthOptions(
@@ -139,17 +142,17 @@ def guarded(command):
         import oci  # the SDK loads only once the inputs are known to be good
         from oci._vendor.requests.exceptions import RequestException as VendoredRequestException
 
-        from .resource_manager import translate_service_error
+        from orm_pack.cloud.resource_manager import translate_service_error
 
         session = None
         try:
             session = open_session(args)
             return command(session)
-        except deploy.JobFailed as failure:
-            render.print_job_failure(session.err, failure)
+        except workflows.JobFailed as failure:
+            views.print_job_failure(session.err, failure)
             raise
-        except deploy.Interrupted as interrupted:
-            render.print_interrupted(session.err, interrupted, session.flags())
+        except workflows.Interrupted as interrupted:
+            views.print_interrupted(session.err, interrupted, session.flags())
             return ExitCode.INTERRUPTED
         except oci.exceptions.ServiceError as exc:
             credentials = session.context.describe() if session else "your OCI config"

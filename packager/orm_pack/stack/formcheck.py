@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable, Mapping
 import jsonschema
 import yaml
 
-from .errors import ExitCode, UserError
+from orm_pack.errors import ExitCode, UserError
 
 STATIC_TYPES = {
     "string", "text", "integer", "number", "boolean", "enum", "array", "password", "datetime", "file",
@@ -297,7 +297,7 @@ def _check_variable(name: str, spec: Mapping, known: set[str], terraform: Mappin
 def check_form(schema_doc: Mapping, variables: Mapping | None = None, outputs: Mapping | None = None) -> list[str]:
     """Problems with a parsed schema.yaml, one actionable line each ([] when it is good).
 
-    `variables`: the Terraform variables by name (e.g. from tfvariables.read_variables); when given,
+    `variables`: the Terraform variables by name (e.g. from declarations.read_variables); when given,
     the form and Terraform must declare the same variables and agree on types.
     `outputs`: the Terraform outputs by name; when given, form outputs must exist in Terraform.
     """

@@ -17,7 +17,7 @@ from typing import Any
 
 import hcl2
 
-from .errors import ExitCode, UserError
+from orm_pack.errors import ExitCode, UserError
 
 _NO_DEFAULT = object()
 

@@ -12,13 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Protocol
 
-from . import ocids, variables
-from .artifact_bucket import ArtifactBucket, BucketContents
-from .cost import CostEstimate, estimate_plan
-from .errors import ExitCode, UserError
-from .plan_review import PlanSummary
-from .resource_manager import TERRAFORM_VERSION, Job, LogCursor, LogLine, ResourceManager, Stack, StackOutput, StackResult
-from .zipbuild import StackArtifact
+from orm_pack.cloud import ocids
+from orm_pack.cloud.artifact_bucket import ArtifactBucket, BucketContents
+from orm_pack.cloud.resource_manager import TERRAFORM_VERSION, Job, LogCursor, LogLine, ResourceManager, Stack, StackOutput, StackResult
+from orm_pack.deploy.cost import CostEstimate, estimate_plan
+from orm_pack.deploy.plan_review import PlanSummary
+from orm_pack.errors import ExitCode, UserError
+from orm_pack.stack import inputs
+from orm_pack.stack.archive import StackArtifact
 
 LOG_TAIL_LINES = 30
 
@@ -148,9 +149,9 @@ def _stack_or_error(rm: ResourceManager, compartment: str, stack_name: str, hint
 def upload(rm: ResourceManager, request: DeployRequest, events: Events) -> StackResult:
     """Find or create the stack and bring its zip and variables up to date."""
     ocids.compartment(request.compartment)
-    variables.check_given(request.artifact.declared, request.given)
+    inputs.check_given(request.artifact.declared, request.given)
     existing = rm.find_stack(request.compartment, request.stack_name)
-    values = variables.resolve(request.artifact.declared, request.given, request.auto,
+    values = inputs.resolve(request.artifact.declared, request.given, request.auto,
                                existing.variables if existing else None)
     result = rm.ensure_stack(request.compartment, request.stack_name, request.artifact.data,
                              request.artifact.sha256, values, terraform_version=request.terraform_version,

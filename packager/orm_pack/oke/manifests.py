@@ -13,8 +13,8 @@ from pathlib import Path
 
 import yaml
 
-from ..errors import ExitCode, UserError
-from .settings import DeploySettings
+from orm_pack.errors import ExitCode, UserError
+from orm_pack.oke.settings import DeploySettings
 
 OVERLAY = Path("overlays") / "oke"
 # The base's stand-ins for what the overlay fills in, and the images' short names.

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from . import mlflow_http
+from orm_pack.mlflow_api import http_client
 
 ARTIFACTS_API = "/api/2.0/mlflow-artifacts/artifacts"
 MLFLOW_API = "/api/2.0/mlflow"
@@ -58,12 +58,12 @@ def _is_loopback(host: str) -> bool:
 
 
 # ------------------------------------------------------------------ the checks
-def check_tls(endpoint: mlflow_http.Endpoint) -> Check:
+def check_tls(endpoint: http_client.Endpoint) -> Check:
     if endpoint.scheme != "https":
         return Check("tls", False, f"{endpoint.url} is plain HTTP", "use the https:// URL the stack prints")
     try:
         with socket.create_connection((endpoint.host, endpoint.port), timeout=endpoint.timeout) as raw, \
-                mlflow_http.unverified_context().wrap_socket(raw, server_hostname=endpoint.host) as tls:
+                http_client.unverified_context().wrap_socket(raw, server_hostname=endpoint.host) as tls:
             version, cipher = tls.version(), tls.cipher()[0]
     except OSError as exc:
         return Check("tls", False, f"no TLS connection to {endpoint.authority}: {exc}",
@@ -81,7 +81,7 @@ def check_tls(endpoint: mlflow_http.Endpoint) -> Check:
     return Check("tls", True, f"{version} {cipher}, {trusted}")
 
 
-def check_health(endpoint: mlflow_http.Endpoint) -> Check:
+def check_health(endpoint: http_client.Endpoint) -> Check:
     answer = endpoint.request("GET", "/health", auth=False)
     if answer.status == 200:
         return Check("health", True, "GET /health answers 200 without a password")
@@ -89,7 +89,7 @@ def check_health(endpoint: mlflow_http.Endpoint) -> Check:
                  "the server behind the proxy is not up: see the service's journal (commands.txt says where)")
 
 
-def check_auth(endpoint: mlflow_http.Endpoint) -> Check:
+def check_auth(endpoint: http_client.Endpoint) -> Check:
     path = f"{MLFLOW_API}/experiments/search?max_results=1"
     anonymous = endpoint.request("GET", path, auth=False)
     if anonymous.status != 401:
@@ -108,11 +108,11 @@ def check_auth(endpoint: mlflow_http.Endpoint) -> Check:
 class Scratch:
     """The experiment and run the checks write to, deleted at the end."""
 
-    def __init__(self, endpoint: mlflow_http.Endpoint):
+    def __init__(self, endpoint: http_client.Endpoint):
         self.endpoint = endpoint
         self.experiments: list[str] = []
 
-    def created(self, answer: mlflow_http.Answer) -> str | None:
+    def created(self, answer: http_client.Answer) -> str | None:
         experiment = answer.json().get("experiment_id") if answer.status == 200 else None
         if experiment:
             self.experiments.append(experiment)
@@ -123,7 +123,7 @@ class Scratch:
             self.endpoint.request("POST", f"{MLFLOW_API}/experiments/delete", {"experiment_id": experiment})
 
 
-def check_same_origin_write(endpoint: mlflow_http.Endpoint, scratch: Scratch, browser_host: str) -> Check:
+def check_same_origin_write(endpoint: http_client.Endpoint, scratch: Scratch, browser_host: str) -> Check:
     authority = browser_host if endpoint.port == 443 else f"{browser_host}:{endpoint.port}"
     answer = endpoint.request("POST", f"{MLFLOW_API}/experiments/create",
                               {"name": f"orm-pack-doctor-{time.time_ns()}"},
@@ -139,7 +139,7 @@ def check_same_origin_write(endpoint: mlflow_http.Endpoint, scratch: Scratch, br
                  f"{answer.text()}", "see the tracking server's log (commands.txt says where)")
 
 
-def check_cross_origin_write(endpoint: mlflow_http.Endpoint, scratch: Scratch) -> Check:
+def check_cross_origin_write(endpoint: http_client.Endpoint, scratch: Scratch) -> Check:
     answer = endpoint.request("POST", f"{MLFLOW_API}/experiments/create",
                               {"name": f"orm-pack-doctor-foreign-{time.time_ns()}"},
                               headers={"Origin": FOREIGN_ORIGIN})
@@ -173,7 +173,7 @@ class _PatternStream:
         return piece
 
 
-def check_artifacts(endpoint: mlflow_http.Endpoint, scratch: Scratch, megabytes: int) -> Check:
+def check_artifacts(endpoint: http_client.Endpoint, scratch: Scratch, megabytes: int) -> Check:
     experiment = scratch.created(endpoint.request("POST", f"{MLFLOW_API}/experiments/create",
                                                   {"name": f"orm-pack-doctor-artifacts-{time.time_ns()}"}))
     if not experiment:
@@ -213,7 +213,7 @@ def check_artifacts(endpoint: mlflow_http.Endpoint, scratch: Scratch, megabytes:
                  "identical")
 
 
-def _alias_version(endpoint: mlflow_http.Endpoint, target: DoctorTarget) -> tuple[str | None, Check]:
+def _alias_version(endpoint: http_client.Endpoint, target: DoctorTarget) -> tuple[str | None, Check]:
     path = (f"{MLFLOW_API}/registered-models/alias?name={quote(target.model_name)}&alias={quote(target.alias)}")
     answer = endpoint.request("GET", path)
     version = answer.json().get("model_version", {}).get("version") if answer.status == 200 else None
@@ -224,7 +224,7 @@ def _alias_version(endpoint: mlflow_http.Endpoint, target: DoctorTarget) -> tupl
                        f"{target.alias} on a version in the MLflow UI")
 
 
-def check_serving(serving: mlflow_http.Endpoint, target: DoctorTarget, version: str | None) -> Check:
+def check_serving(serving: http_client.Endpoint, target: DoctorTarget, version: str | None) -> Check:
     answer = serving.request("GET", "/ping")
     served = answer.headers.get(MODEL_HEADER)
     if answer.status == 503 or not served:
@@ -239,7 +239,7 @@ def check_serving(serving: mlflow_http.Endpoint, target: DoctorTarget, version: 
 
 
 def run(target: DoctorTarget) -> list[Check]:
-    tracking = mlflow_http.Endpoint(target.tracking_url, target.username, target.password, target.timeout)
+    tracking = http_client.Endpoint(target.tracking_url, target.username, target.password, target.timeout)
     checks = [check_tls(tracking)]
     if not checks[0].passed and "no TLS connection" in checks[0].detail:
         return checks
@@ -256,7 +256,7 @@ def run(target: DoctorTarget) -> list[Check]:
     version, alias_check = _alias_version(tracking, target)
     checks.append(alias_check)
     if target.serving_url:
-        serving = mlflow_http.Endpoint(target.serving_url, target.username, target.password, target.timeout)
+        serving = http_client.Endpoint(target.serving_url, target.username, target.password, target.timeout)
         try:
             checks.append(check_serving(serving, target, version))
         except OSError as exc:

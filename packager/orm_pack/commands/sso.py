@@ -1,15 +1,15 @@
 """`orm-pack sso groups-claim`: the identity domain setting single sign-on needs and the stack cannot make.
 
 With mlflow_users = "sso" the tracking server tells MLflow admins from users by the groups in the domain's
-tokens; the domain puts them there only once its administrator adds a custom claim (groups_claim.py).
+tokens; the domain puts them there only once its administrator adds a custom claim (identity_domain.py).
 """
 from __future__ import annotations
 
 import sys
 
-from . import groups_claim, ociconfig
-from .commands_shared import add_credential_arguments
-from .errors import ExitCode, UserError
+from orm_pack.cloud import identity_domain, ociconfig
+from orm_pack.commands._shared import add_credential_arguments
+from orm_pack.errors import ExitCode, UserError
 
 
 def register(subparsers) -> None:
@@ -32,9 +32,9 @@ def register(subparsers) -> None:
 
 def _run_groups_claim(args) -> int:
     try:
-        base = groups_claim.domain_base(args.domain_url)
-        groups_claim.check_name(args.claim_name)
-    except groups_claim.ClaimError as exc:
+        base = identity_domain.domain_base(args.domain_url)
+        identity_domain.check_name(args.claim_name)
+    except identity_domain.ClaimError as exc:
         raise UserError(str(exc), ExitCode.USAGE) from None
     if args.domain_endpoint:
         ociconfig.check_endpoint(args.domain_endpoint, "--domain-endpoint")
@@ -42,19 +42,13 @@ def _run_groups_claim(args) -> int:
     context = ociconfig.load(ociconfig.AuthOptions(config_file=args.config_file, profile=args.profile, auth=args.auth))
     for warning in context.warnings:
         print(f"WARNING: {warning}", file=sys.stderr)
-    from oci._vendor import requests  # the SDK's own copy, with which its signers work
-
-    def send(method, url, **kwargs):
-        try:
-            return requests.request(method, url, auth=context.signer, timeout=(10, 60), **kwargs)
-        except requests.exceptions.RequestException as exc:
-            raise UserError(f"cannot reach the identity domain at {target}: {type(exc).__name__}", ExitCode.SERVICE) from None
+    send = identity_domain.signed_sender(context.signer, target)
 
     try:
-        outcome = groups_claim.ensure(send, target, args.claim_name)
-    except groups_claim.ClaimError as exc:
+        outcome = identity_domain.ensure(send, target, args.claim_name)
+    except identity_domain.ClaimError as exc:
         raise UserError(str(exc), ExitCode.FAILURE) from None
     done = "added" if outcome.created else "already has"
     print(f"{base} {done} the custom claim {args.claim_name}: the names of a person's groups "
-          f"({groups_claim.GROUP_NAMES}) in its ID and access tokens")
+          f"({identity_domain.GROUP_NAMES}) in its ID and access tokens")
     return 0

@@ -1,5 +1,5 @@
 """MLflow's users and permissions over its auth REST API (the tracking server's `basic-auth` app), as an
-admin: the calls `orm-pack users` makes, over the package's one MLflow HTTP client (mlflow_http).
+admin: the calls `orm-pack users` makes, over the package's one MLflow HTTP client (http_client).
 
     >>> api = UsersApi("https://203.0.113.7", "mlflow", password, verify_tls=False)
     >>> api.create("alice", "a-long-password"); api.grant("alice", "experiment", "12", "EDIT")
@@ -12,8 +12,8 @@ import ssl
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit
 
-from . import mlflow_http
-from .errors import ExitCode, UserError
+from orm_pack.errors import ExitCode, UserError
+from orm_pack.mlflow_api import http_client
 
 PERMISSIONS = ("READ", "USE", "EDIT", "MANAGE", "NO_PERMISSIONS")
 RESOURCE_TYPES = ("experiment", "registered_model")
@@ -28,7 +28,7 @@ class User:
 class UsersApi:
     def __init__(self, url: str, username: str, password: str, verify_tls: bool = True, timeout: float = 30):
         try:
-            self.endpoint = mlflow_http.Endpoint(url, username, password, timeout, verify_tls=verify_tls)
+            self.endpoint = http_client.Endpoint(url, username, password, timeout, verify_tls=verify_tls)
         except ValueError:
             raise UserError(f"the MLflow URL must be http(s)://host[:port] (got {url!r})", ExitCode.USAGE) from None
         self.base = self.endpoint.url
@@ -37,7 +37,7 @@ class UsersApi:
 
     def _call(self, method: str, path: str, body: dict | None = None, query: dict | None = None) -> dict:
         target = self.path_prefix + path + (f"?{urlencode(query)}" if query else "")
-        try:  # a dict body goes as JSON (mlflow_http sets its Content-Type)
+        try:  # a dict body goes as JSON (http_client sets its Content-Type)
             answer = self.endpoint.request(method, target, body=body, headers={"Accept": "application/json"})
         except ssl.SSLCertVerificationError:
             raise UserError(f"{self.base}: the server's certificate is not trusted (the stack's is self-signed): "
@@ -52,7 +52,7 @@ class UsersApi:
             raise UserError(f"{method} {path}: MLflow answered with something that is not JSON", ExitCode.SERVICE) \
                 from None
 
-    def _refused(self, answer: mlflow_http.Answer) -> UserError:
+    def _refused(self, answer: http_client.Answer) -> UserError:
         message = answer.json().get("message", "")
         # MLflow appends the database error to some messages, SQL parameters (a password hash) included:
         # only its own first sentence is shown.

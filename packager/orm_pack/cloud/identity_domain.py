@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from orm_pack.errors import ExitCode, UserError
+
 CLAIMS_PATH = "/admin/v1/CustomClaims"
 CLAIM_SCHEMA = "urn:ietf:params:scim:schemas:oracle:idcs:CustomClaim"
 GROUP_NAMES = "$user.groups.*.display"   # a user expression: the display names of the person's groups
@@ -46,6 +48,20 @@ def domain_base(domain_url: str) -> str:
 def check_name(name: str) -> None:
     if not CLAIM_NAME.match(name):
         raise ClaimError(f"--claim-name {name!r}: a claim name is a letter or _ then letters, digits or _ (at most 100)")
+
+
+def signed_sender(signer, target: str) -> Callable[..., Any]:
+    """send(method, url, **kwargs) for ensure(): requests signed with the user's OCI key; an unreachable
+    domain is a UserError naming it."""
+    from oci._vendor import requests  # the SDK's own copy, with which its signers work
+
+    def send(method, url, **kwargs):
+        try:
+            return requests.request(method, url, auth=signer, timeout=(10, 60), **kwargs)
+        except requests.exceptions.RequestException as exc:
+            raise UserError(f"cannot reach the identity domain at {target}: {type(exc).__name__}", ExitCode.SERVICE) from None
+
+    return send
 
 
 def ensure(send: Callable[..., Any], base: str, name: str) -> Outcome:

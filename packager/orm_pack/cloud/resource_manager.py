@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Callable
 
-from .errors import ExitCode, UserError
+from orm_pack.errors import ExitCode, UserError
 
 if TYPE_CHECKING:
     import oci

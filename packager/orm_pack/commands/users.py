@@ -12,8 +12,8 @@ import secrets
 import string
 import sys
 
-from .errors import ExitCode, UserError
-from .users import PERMISSIONS, UsersApi
+from orm_pack.errors import ExitCode, UserError
+from orm_pack.mlflow_api.users import PERMISSIONS, UsersApi
 
 MIN_PASSWORD = 12
 

@@ -1,4 +1,4 @@
-"""`orm-pack build`: argument parsing and printing over zipbuild."""
+"""`orm-pack build`: argument parsing and printing over the stack archive (stack/archive.py)."""
 from __future__ import annotations
 
 import argparse
@@ -7,7 +7,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from . import zipbuild
+from orm_pack.stack import archive
 
 DEFAULT_OUTPUT = Path("dist") / "oci-mlflow-stack.zip"
 
@@ -41,8 +41,8 @@ def register(subparsers) -> None:
 
 
 def run_build(args: argparse.Namespace) -> int:
-    source = zipbuild.find_source(args.source)
-    built = zipbuild.build_zip(source, args.output)
+    source = archive.find_source(args.source)
+    built = archive.build_zip(source, args.output)
     if args.json:
         print(json.dumps({"path": str(built.path), "sha256": built.sha256, "size": built.size,
                           "files": list(built.files), "source": str(source)}, indent=2))
@@ -58,7 +58,7 @@ def run_build(args: argparse.Namespace) -> int:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    artifact = zipbuild.read_zip(args.zip, what="ZIP")
+    artifact = archive.read_zip(args.zip, what="ZIP")
     print(f"{args.zip}: {len(artifact.files)} files, {artifact.size:,} bytes, sha256 {artifact.sha256}; "
           "schema.yaml passes Resource Manager's meta schema and matches the Terraform variables")
     return 0

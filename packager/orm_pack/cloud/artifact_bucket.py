@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from .errors import ExitCode, UserError
-from .resource_manager import all_pages
+from orm_pack.cloud.resource_manager import all_pages
+from orm_pack.errors import ExitCode, UserError
 
 
 @dataclass(frozen=True)

@@ -11,16 +11,19 @@ import sys
 from rich.console import Console
 from rich.prompt import Confirm
 
-from . import commands_shared as shared
-from . import deploy, ociconfig, render, resource_manager, variables
-from .errors import ExitCode, UserError
+from orm_pack.cloud import ociconfig, resource_manager
+from orm_pack.commands import _shared as shared
+from orm_pack.commands import views
+from orm_pack.deploy import workflows
+from orm_pack.errors import ExitCode, UserError
+from orm_pack.stack import inputs
 
 
 def _deploy_parent() -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
     parent.add_argument("--var", action="append", default=[], metavar="NAME=VALUE",
                         help="stack variable (repeatable; lists and maps as JSON). Not for passwords: use "
-                        f"{variables.ENV_PREFIX}NAME environment variables or --var-file")
+                        f"{inputs.ENV_PREFIX}NAME environment variables or --var-file")
     parent.add_argument("--var-file", action="append", default=[], metavar="FILE",
                         help="variables from a .json, .yaml or .tfvars file (repeatable; later files win, --var "
                         "wins over files, files over the environment)")
@@ -42,14 +45,14 @@ def register(subparsers) -> None:
         help="upload the stack and run a Resource Manager plan job",
         description="Find or create the stack, upload the zip if it changed, run a PLAN job, stream its log and "
         "show every planned change, the data it puts at risk and an estimated monthly cost.",
-        epilog=f"Variables also come from {variables.ENV_PREFIX}<name> environment variables.")
+        epilog=f"Variables also come from {inputs.ENV_PREFIX}<name> environment variables.")
     p.set_defaults(func=shared.guarded(_run_plan))
     p = subparsers.add_parser(
         "apply", parents=[auth, shared.stack_parent(True), deploy_options],
         help="plan, confirm and apply the stack; print MLflow URL, IPs and commands.txt",
         description="Plan, show what changes (replacements, data at risk, estimated cost), ask (unless "
         "--auto-approve), apply that plan (FROM_PLAN_JOB_ID), then print the outputs and each VM's commands.txt.",
-        epilog=f"Variables also come from {variables.ENV_PREFIX}<name> environment variables.")
+        epilog=f"Variables also come from {inputs.ENV_PREFIX}<name> environment variables.")
     p.set_defaults(func=shared.guarded(_run_apply))
     p = subparsers.add_parser(
         "destroy", parents=[auth, shared.stack_parent(True)],
@@ -89,26 +92,26 @@ def _ask(session: shared.Session, question: str, what: str) -> bool:
     return Confirm.ask(question, console=session.err, default=False)
 
 
-def _request(session: shared.Session) -> deploy.DeployRequest:
+def _request(session: shared.Session) -> workflows.DeployRequest:
     args, context = session.args, session.context
     artifact, given = args.stack_inputs
     auto = {"tenancy_ocid": context.tenancy_id, "region": context.region, "compartment_ocid": args.compartment,
             "current_user_ocid": context.user_id}
-    return deploy.DeployRequest(args.compartment, args.stack_name, artifact, given, auto, args.terraform_version)
+    return workflows.DeployRequest(args.compartment, args.stack_name, artifact, given, auto, args.terraform_version)
 
 
 def _emit(document) -> None:
-    print(render.to_json(document))
+    print(views.to_json(document))
 
 
 # ------------------------------------------------------------------ commands
 def _run_plan(session: shared.Session) -> int:
     args = session.args
-    planned = deploy.plan(session.rm, _request(session), shared.ConsoleEvents(session.err))
-    render.print_plan(session.err, planned)
+    planned = workflows.plan(session.rm, _request(session), shared.ConsoleEvents(session.err))
+    views.print_plan(session.err, planned)
     if args.json:
         _emit({"stack_id": planned.stack.stack.id, "stack_action": planned.stack.action,
-               "plan_job_id": planned.job.id, "plan": render.plan_document(planned)})
+               "plan_job_id": planned.job.id, "plan": views.plan_document(planned)})
     elif not planned.summary.no_changes:
         session.err.print(f"Apply this plan: orm-pack apply --compartment {args.compartment} "
                           f"--stack-name {args.stack_name}", markup=False)
@@ -116,21 +119,21 @@ def _run_plan(session: shared.Session) -> int:
 
 
 def _run_apply(session: shared.Session) -> int:
-    def confirm(planned: deploy.PlanResult) -> bool:
-        render.print_plan(session.err, planned)
+    def confirm(planned: workflows.PlanResult) -> bool:
+        views.print_plan(session.err, planned)
         question = "Apply these changes?"
         if planned.summary.data_at_risk:
             question = "Apply these changes, losing the data above?"
         return _ask(session, question, "apply the plan")
 
-    result = deploy.apply(session.rm, _request(session), shared.ConsoleEvents(session.err), confirm)
+    result = workflows.apply(session.rm, _request(session), shared.ConsoleEvents(session.err), confirm)
     if result.plan.summary.no_changes:
-        render.print_plan(session.err, result.plan)
+        views.print_plan(session.err, result.plan)
     if session.args.json:
-        render.print_outputs(session.err, result.outputs)
-        _emit(render.apply_document(result))
+        views.print_outputs(session.err, result.outputs)
+        _emit(views.apply_document(result))
     else:
-        render.print_outputs(session.out, result.outputs)
+        views.print_outputs(session.out, result.outputs)
     return ExitCode.OK
 
 
@@ -147,7 +150,7 @@ def _run_destroy(session: shared.Session) -> int:
         session.err.print(f"Stack {args.stack_name} manages {len(resources)} resources:", markup=False)
         for address in resources:
             session.err.print(f"  - {address}", markup=False)
-        for warning in render.destroy_warnings(resources):
+        for warning in views.destroy_warnings(resources):
             session.err.print(warning, markup=False, style="bold red")
         return _ask(session, f"Destroy these {len(resources)} resources?", "destroy the resources")
 
@@ -155,11 +158,11 @@ def _run_destroy(session: shared.Session) -> int:
         strategy = ociconfig.retry_strategy(args.max_attempts)
         return ociconfig.client("object_storage", session.context, strategy, args.object_storage_endpoint)
 
-    result = deploy.destroy(session.rm, args.compartment, args.stack_name, shared.ConsoleEvents(session.err), confirm,
+    result = workflows.destroy(session.rm, args.compartment, args.stack_name, shared.ConsoleEvents(session.err), confirm,
                             keep_stack=args.keep_stack, client_for_bucket=storage_client,
                             delete_artifacts=args.delete_artifacts)
     if args.json:
-        _emit(render.destroy_document(result))
+        _emit(views.destroy_document(result))
     return ExitCode.OK
 
 
@@ -174,17 +177,17 @@ def _show(session: shared.Session, document: dict, for_people) -> int:
 
 def _run_outputs(session: shared.Session) -> int:
     args = session.args
-    result = deploy.outputs(session.rm, args.compartment, args.stack_name, args.job)
-    return _show(session, render.outputs_document(result), lambda: render.print_outputs(session.out, result.outputs))
+    result = workflows.outputs(session.rm, args.compartment, args.stack_name, args.job)
+    return _show(session, views.outputs_document(result), lambda: views.print_outputs(session.out, result.outputs))
 
 
 def _run_logs(session: shared.Session) -> int:
     args = session.args
-    result = deploy.logs(session.rm, args.job, shared.ConsoleEvents(session.err), follow_job=args.follow)
+    result = workflows.logs(session.rm, args.job, shared.ConsoleEvents(session.err), follow_job=args.follow)
     if result.followed:
         return ExitCode.OK if result.job.state == "SUCCEEDED" else ExitCode.FAILURE
     if args.json:
-        _emit(render.logs_document(result))
+        _emit(views.logs_document(result))
     else:
         for line in result.lines:
             session.out.print(line.message, markup=False, highlight=False)
@@ -195,5 +198,5 @@ def _run_logs(session: shared.Session) -> int:
 
 def _run_status(session: shared.Session) -> int:
     args = session.args
-    result = deploy.status(session.rm, args.compartment, args.stack_name, args.jobs)
-    return _show(session, render.status_document(result), lambda: render.print_status(session.out, result))
+    result = workflows.status(session.rm, args.compartment, args.stack_name, args.jobs)
+    return _show(session, views.status_document(result), lambda: views.print_status(session.out, result))
