@@ -74,8 +74,8 @@ locals {
   # Network
   # -------------------------------------------------------------------------------------------
   vcn_id              = var.use_existing_vcn ? var.existing_vcn_id : oci_core_vcn.mlflow[0].id
-  public_subnet_id    = var.use_existing_vcn ? var.existing_public_subnet_id : oci_core_subnet.public[0].id
-  private_subnet_id   = var.use_existing_vcn ? var.existing_private_subnet_id : oci_core_subnet.private[0].id
+  public_subnet_id    = var.use_existing_vcn ? var.existing_public_subnet_id : oci_core_subnet.mlflow["public"].id
+  private_subnet_id   = var.use_existing_vcn ? var.existing_private_subnet_id : oci_core_subnet.mlflow["private"].id
   public_subnet_cidr  = var.use_existing_vcn ? data.oci_core_subnet.existing_public[0].cidr_block : var.public_subnet_cidr
   private_subnet_cidr = var.use_existing_vcn ? data.oci_core_subnet.existing_private[0].cidr_block : var.private_subnet_cidr
 

@@ -19,31 +19,6 @@ locals {
   ) : {}
 }
 
-resource "oci_core_nat_gateway" "notebook" {
-  count = local.notebook_enabled ? 1 : 0
-
-  compartment_id = var.compartment_ocid
-  vcn_id         = local.vcn_id
-  display_name   = "${var.name_prefix}-notebook-nat"
-  freeform_tags  = local.freeform_tags
-}
-
-resource "oci_core_route_table" "notebook" {
-  count = local.notebook_enabled ? 1 : 0
-
-  compartment_id = var.compartment_ocid
-  vcn_id         = local.vcn_id
-  display_name   = "${var.name_prefix}-notebook-rt"
-  freeform_tags  = local.freeform_tags
-
-  route_rules {
-    description       = "Outbound only, for the notebook session's packages and Git clone"
-    destination       = "0.0.0.0/0"
-    destination_type  = "CIDR_BLOCK"
-    network_entity_id = oci_core_nat_gateway.notebook[0].id
-  }
-}
-
 # In: only ICMP "fragmentation needed" from the VCN (path MTU discovery), as on the other subnets.
 # Out: HTTPS (packages, Git, OCI APIs, the tracking server), the serving port and HTTP for mirrors.
 resource "oci_core_security_list" "notebook" {
@@ -86,21 +61,6 @@ resource "oci_core_security_list" "notebook" {
   }
 }
 
-resource "oci_core_subnet" "notebook" {
-  count = local.notebook_enabled ? 1 : 0
-
-  compartment_id             = var.compartment_ocid
-  vcn_id                     = local.vcn_id
-  cidr_block                 = var.notebook_subnet_cidr
-  display_name               = "${var.name_prefix}-notebook"
-  dns_label                  = "notebook"
-  prohibit_public_ip_on_vnic = true
-  prohibit_internet_ingress  = true
-  route_table_id             = oci_core_route_table.notebook[0].id
-  security_list_ids          = [oci_core_security_list.notebook[0].id]
-  freeform_tags              = local.freeform_tags
-}
-
 resource "oci_datascience_project" "mlflow" {
   count = local.notebook_enabled ? 1 : 0
 
@@ -120,7 +80,7 @@ resource "oci_datascience_notebook_session" "mlflow" {
 
   notebook_session_config_details {
     shape                     = var.notebook_shape
-    subnet_id                 = oci_core_subnet.notebook[0].id
+    subnet_id                 = oci_core_subnet.mlflow["notebook"].id
     block_storage_size_in_gbs = var.notebook_block_storage_gb
 
     notebook_session_shape_config_details {

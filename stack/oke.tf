@@ -120,16 +120,8 @@ data "oci_core_services" "oke" {
   }
 }
 
-# --- Network: the API endpoint's and the workers' subnets (the load balancer uses the public one) ---
-
-resource "oci_core_nat_gateway" "oke" {
-  count = local.oke_enabled ? 1 : 0
-
-  compartment_id = var.compartment_ocid
-  vcn_id         = local.vcn_id
-  display_name   = "${var.name_prefix}-oke-nat"
-  freeform_tags  = local.freeform_tags
-}
+# --- Network: the workers reach OCI services through a service gateway. Their subnet, the API
+# endpoint's and their NAT gateway are roles in network.tf (the load balancer uses the public subnet) ---
 
 resource "oci_core_service_gateway" "oke" {
   count = local.oke_enabled ? 1 : 0
@@ -142,58 +134,6 @@ resource "oci_core_service_gateway" "oke" {
   services {
     service_id = local.oracle_services_id
   }
-}
-
-resource "oci_core_route_table" "oke_workers" {
-  count = local.oke_enabled ? 1 : 0
-
-  compartment_id = var.compartment_ocid
-  vcn_id         = local.vcn_id
-  display_name   = "${var.name_prefix}-oke-workers-rt"
-  freeform_tags  = local.freeform_tags
-
-  route_rules {
-    description       = "OCI services (OKE, Vault, Object Storage) through the service gateway"
-    destination       = local.oracle_services_cidr
-    destination_type  = "SERVICE_CIDR_BLOCK"
-    network_entity_id = oci_core_service_gateway.oke[0].id
-  }
-
-  route_rules {
-    description       = "Outbound only, for container images"
-    destination       = "0.0.0.0/0"
-    destination_type  = "CIDR_BLOCK"
-    network_entity_id = oci_core_nat_gateway.oke[0].id
-  }
-}
-
-resource "oci_core_subnet" "oke_api" {
-  count = local.oke_enabled ? 1 : 0
-
-  compartment_id             = var.compartment_ocid
-  vcn_id                     = local.vcn_id
-  cidr_block                 = var.oke_api_subnet_cidr
-  display_name               = "${var.name_prefix}-oke-api"
-  dns_label                  = "okeapi"
-  prohibit_public_ip_on_vnic = false
-  route_table_id             = oci_core_route_table.public[0].id
-  security_list_ids          = [oci_core_security_list.baseline[0].id]
-  freeform_tags              = local.freeform_tags
-}
-
-resource "oci_core_subnet" "oke_workers" {
-  count = local.oke_enabled ? 1 : 0
-
-  compartment_id             = var.compartment_ocid
-  vcn_id                     = local.vcn_id
-  cidr_block                 = var.oke_workers_subnet_cidr
-  display_name               = "${var.name_prefix}-oke-workers"
-  dns_label                  = "okeworkers"
-  prohibit_public_ip_on_vnic = true
-  prohibit_internet_ingress  = true
-  route_table_id             = oci_core_route_table.oke_workers[0].id
-  security_list_ids          = [oci_core_security_list.baseline[0].id]
-  freeform_tags              = local.freeform_tags
 }
 
 # --- The cluster and its node pool ---
@@ -213,7 +153,7 @@ resource "oci_containerengine_cluster" "mlflow" {
   }
 
   endpoint_config {
-    subnet_id            = oci_core_subnet.oke_api[0].id
+    subnet_id            = oci_core_subnet.mlflow["oke_api"].id
     is_public_ip_enabled = true
     nsg_ids              = [local.nsg_ids["oke-api"]]
   }
@@ -279,7 +219,7 @@ resource "oci_containerengine_node_pool" "workers" {
       for_each = local.oke_availability_domains
       content {
         availability_domain = placement_configs.value
-        subnet_id           = oci_core_subnet.oke_workers[0].id
+        subnet_id           = oci_core_subnet.mlflow["oke_workers"].id
       }
     }
 

@@ -30,7 +30,7 @@ def test_the_session_environment_is_what_the_notebook_helper_reads(deployed):
     repos = runtime["notebook_session_git_config_details"][0]["notebook_session_git_repo_config_collection"]
     assert [r["url"] for r in repos] == ["https://github.com/oracle-quickstart/oci-mlflow"]
     config = session["notebook_session_config_details"][0]
-    assert config["subnet_id"] == after(d.replan, "oci_core_subnet.notebook[0]")["id"]
+    assert config["subnet_id"] == after(d.replan, 'oci_core_subnet.mlflow["notebook"]')["id"]
     assert d.outputs["notebook_session_url"] == session["notebook_session_url"]
 
 

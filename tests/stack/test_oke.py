@@ -55,7 +55,7 @@ def test_orm_pack_gets_the_cluster_the_network_and_the_tracking_settings(deploye
     assert settings["tracking_image"] == f"ghcr.io/oracle-quickstart/oci-mlflow-tracking:{release}"
     assert settings["login_user"] == "mlflow" and settings["login_password_secret_ocid"] == secrets["mlflow-login"]
     # the load balancer Kubernetes creates goes into the public subnet behind the oke-lb NSG
-    assert settings["lb_subnet_id"] == after(d.replan, "oci_core_subnet.public[0]")["id"]
+    assert settings["lb_subnet_id"] == after(d.replan, 'oci_core_subnet.mlflow["public"]')["id"]
     assert cluster["options"][0]["service_lb_subnet_ids"] == [settings["lb_subnet_id"]]
     assert settings["lb_nsg_id"] == after(d.replan, 'oci_core_network_security_group.role["oke-lb"]')["id"]
     assert settings["ingress_cidr"] == BASE_TFVARS["allowed_ingress_cidr"]
@@ -66,7 +66,7 @@ def test_orm_pack_gets_the_cluster_the_network_and_the_tracking_settings(deploye
     assert out["mlflow_url"] == f"https://{reserved['ip_address']}"
     assert f"MLFLOW_TRACKING_URI={out['mlflow_url']}\n" in out["notebook_setup"]
     assert settings["mysql_cidr"] == f"{mysql['ip_address']}/32" == f"{out['mysql_private_ip']}/32"
-    assert settings["workers_cidr"] == after(d.replan, "oci_core_subnet.oke_workers[0]")["cidr_block"]
+    assert settings["workers_cidr"] == after(d.replan, 'oci_core_subnet.mlflow["oke_workers"]')["cidr_block"]
     assert settings["max_request_body_mb"] == "64"  # the form's default, for the proxy pods
     assert json.loads(settings["migrate_env"]) == {"MYSQL_ADMIN_USER": "mlflowadmin",
                                                    "MYSQL_ADMIN_PASSWORD_SECRET_OCID": secrets["mysql-admin"]}
@@ -150,16 +150,16 @@ def test_the_network_is_what_oke_documents_and_nothing_more(deployed):
     endpoint = cluster["endpoint_config"][0]
     assert endpoint["is_public_ip_enabled"] is True
     assert endpoint["nsg_ids"] == [after(d.replan, 'oci_core_network_security_group.role["oke-api"]')["id"]]
-    assert endpoint["subnet_id"] == after(d.replan, "oci_core_subnet.oke_api[0]")["id"]
+    assert endpoint["subnet_id"] == after(d.replan, 'oci_core_subnet.mlflow["oke_api"]')["id"]
     (pool,) = resources(d.replan, "oci_containerengine_node_pool").values()
-    workers = after(d.replan, "oci_core_subnet.oke_workers[0]")
+    workers = after(d.replan, 'oci_core_subnet.mlflow["oke_workers"]')
     assert workers["prohibit_public_ip_on_vnic"] is True
     assert {p["subnet_id"] for p in pool["node_config_details"][0]["placement_configs"]} == {workers["id"]}
     assert pool["node_config_details"][0]["nsg_ids"] == [
         after(d.replan, 'oci_core_network_security_group.role["oke-workers"]')["id"]]
     routes = {r["destination"]: r["network_entity_id"]
-              for r in after(d.replan, "oci_core_route_table.oke_workers[0]")["route_rules"]}
-    assert routes == {"0.0.0.0/0": after(d.replan, "oci_core_nat_gateway.oke[0]")["id"],
+              for r in after(d.replan, 'oci_core_route_table.mlflow["oke_workers"]')["route_rules"]}
+    assert routes == {"0.0.0.0/0": after(d.replan, 'oci_core_nat_gateway.mlflow["oke"]')["id"],
                       "all-iad-services-in-oracle-services-network": after(d.replan, "oci_core_service_gateway.oke[0]")["id"]}
     # no VM, no VM network rule, no runtime lock for a VM to build with; one public IP, the load balancer's
     assert not any(r["type"] in ("oci_core_instance", "oci_objectstorage_object") for r in d.replan["resource_changes"])
