@@ -182,51 +182,37 @@ locals {
     ]
   }
 
-  # Tracking and serving are separate chains: the serving VM's settings need the tracking VM.
-  user_data = {
-    tracking = local.tracking_user_data
-    serving  = local.serving_user_data
+  # Per role: its settings file, and commands.txt pointing at the stack output that has its URL (the VM
+  # cannot know its public address at boot).
+  role_settings = { tracking = local.tracking_settings, serving = local.serving_settings }
+  vm_commands_txt = {
+    tracking = templatefile("${local.userdata_dir}/commands-tracking.txt.tftpl", merge(local.commands_tracking, { mlflow_url = "https://<public IP: stack output mlflow_url>" }))
+    serving  = templatefile("${local.userdata_dir}/commands-serving.txt.tftpl", merge(local.commands_serving, { serving_url = "https://<public IP: stack output serving_url>:${local.serving_port}" }))
   }
+  vm_enabled = { tracking = !local.oke_enabled, serving = local.serving_enabled }
 
-  tracking_user_data = local.oke_enabled ? "" : base64gzip(templatefile("${local.userdata_dir}/cloud-init.yaml.tftpl", {
-    role = "tracking"
-    files = concat(local.static_files.tracking, [
-      {
-        path    = "/etc/mlflow/tracking.env"
-        mode    = "0600"
-        content = join("", [for k, v in local.tracking_settings : "${k}=${v}\n"])
-      },
-      {
-        path    = "/etc/mlflow/runtime.env"
-        mode    = "0600"
-        content = join("", [for k, v in local.runtime_settings.tracking : "${k}=${v}\n"])
-      },
-      {
-        path    = "/etc/mlflow/commands.txt"
-        mode    = "0644"
-        content = templatefile("${local.userdata_dir}/commands-tracking.txt.tftpl", merge(local.commands_tracking, { mlflow_url = "https://<public IP: stack output mlflow_url>" }))
-      },
-    ])
-  }))
-
-  serving_user_data = local.serving_enabled ? base64gzip(templatefile("${local.userdata_dir}/cloud-init.yaml.tftpl", {
-    role = "serving"
-    files = concat(local.static_files.serving, [
-      {
-        path    = "/etc/mlflow/serving.env"
-        mode    = "0600"
-        content = join("", [for k, v in local.serving_settings : "${k}=${v}\n"])
-      },
-      {
-        path    = "/etc/mlflow/runtime.env"
-        mode    = "0600"
-        content = join("", [for k, v in local.runtime_settings.serving : "${k}=${v}\n"])
-      },
-      {
-        path    = "/etc/mlflow/commands.txt"
-        mode    = "0644"
-        content = templatefile("${local.userdata_dir}/commands-serving.txt.tftpl", merge(local.commands_serving, { serving_url = "https://<public IP: stack output serving_url>:${local.serving_port}" }))
-      },
-    ])
-  })) : ""
+  # The serving VM's settings name the tracking VM by the address it is created with, not by the
+  # instance, so neither role's user_data waits for the other VM.
+  user_data = {
+    for role, enabled in local.vm_enabled : role => enabled ? base64gzip(templatefile("${local.userdata_dir}/cloud-init.yaml.tftpl", {
+      role = role
+      files = concat(local.static_files[role], [
+        {
+          path    = "/etc/mlflow/${role}.env"
+          mode    = "0600"
+          content = join("", [for k, v in local.role_settings[role] : "${k}=${v}\n"])
+        },
+        {
+          path    = "/etc/mlflow/runtime.env"
+          mode    = "0600"
+          content = join("", [for k, v in local.runtime_settings[role] : "${k}=${v}\n"])
+        },
+        {
+          path    = "/etc/mlflow/commands.txt"
+          mode    = "0644"
+          content = local.vm_commands_txt[role]
+        },
+      ])
+    })) : ""
+  }
 }
