@@ -1,4 +1,4 @@
-"""An identity provider outage does not take MLflow down (docker/lib/mlflow_oci/oidc_auth.py, SigningKeys),
+"""An identity provider outage does not take MLflow down (docker/lib/mlflow_oci/oidc.py, SigningKeys),
 driven against a real key-set endpoint on loopback that answers, fails or hangs on command:
 
 - keys held keep verifying tokens when a refresh fails, and a failing provider is asked again only after
@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from harness import loopback
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "docker" / "lib"))
-from mlflow_oci import oidc_auth  # noqa: E402
+from mlflow_oci import oidc  # noqa: E402
 
 KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 JWKS = {"keys": [{**jwt.algorithms.RSAAlgorithm.to_jwk(KEY.public_key(), as_dict=True),
@@ -67,13 +67,13 @@ def provider():
     endpoint.close()
 
 
-def _expire(keys: oidc_auth.SigningKeys) -> None:
+def _expire(keys: oidc.SigningKeys) -> None:
     """Make the held keys older than their lifespan, as if KEYS_LIFESPAN_SECONDS had passed."""
-    keys._fetched = time.monotonic() - oidc_auth.KEYS_LIFESPAN_SECONDS - 1
+    keys._fetched = time.monotonic() - oidc.KEYS_LIFESPAN_SECONDS - 1
 
 
 def test_held_keys_keep_working_while_the_provider_is_down_and_it_is_asked_again_only_after_a_pause(provider):
-    keys = oidc_auth.SigningKeys(provider.url)
+    keys = oidc.SigningKeys(provider.url)
     assert keys.key_for("k1").key_id == "k1" and provider.requests == 1
 
     provider.mode = "down"
@@ -83,10 +83,10 @@ def test_held_keys_keep_working_while_the_provider_is_down_and_it_is_asked_again
     assert provider.requests == 2  # one failed refresh, then a pause
 
     first_pause = keys._retry_at - time.monotonic()
-    assert oidc_auth.KEYS_BACKOFF_SECONDS[0] - 1 < first_pause <= oidc_auth.KEYS_BACKOFF_SECONDS[0]
+    assert oidc.KEYS_BACKOFF_SECONDS[0] - 1 < first_pause <= oidc.KEYS_BACKOFF_SECONDS[0]
     keys._retry_at = time.monotonic()  # the pause is over
     assert keys.key_for("k1").key_id == "k1" and provider.requests == 3
-    assert keys._retry_at - time.monotonic() > 2 * oidc_auth.KEYS_BACKOFF_SECONDS[0] - 1  # doubled
+    assert keys._retry_at - time.monotonic() > 2 * oidc.KEYS_BACKOFF_SECONDS[0] - 1  # doubled
 
     provider.mode = "up"
     keys._retry_at = time.monotonic()
@@ -95,23 +95,23 @@ def test_held_keys_keep_working_while_the_provider_is_down_and_it_is_asked_again
 
 
 def test_a_key_the_set_does_not_hold_is_503_while_the_provider_is_down_and_401_when_it_answers(provider):
-    keys = oidc_auth.SigningKeys(provider.url)
+    keys = oidc.SigningKeys(provider.url)
     provider.mode = "down"
-    with pytest.raises(oidc_auth.Refused) as refused:
+    with pytest.raises(oidc.Refused) as refused:
         keys.key_for("k1")
     assert refused.value.status == 503 and "answered 503" in refused.value.reason
 
     provider.mode = "up"
     keys._retry_at = time.monotonic()
     assert keys.key_for("k1").key_id == "k1"
-    keys._fetched = time.monotonic() - oidc_auth.KEYS_COOLDOWN_SECONDS - 1
-    with pytest.raises(oidc_auth.Refused) as refused:
+    keys._fetched = time.monotonic() - oidc.KEYS_COOLDOWN_SECONDS - 1
+    with pytest.raises(oidc.Refused) as refused:
         keys.key_for("made-up")
     assert refused.value.status == 401
 
 
 def test_a_hanging_provider_holds_one_request_for_the_timeout_and_the_others_not_at_all(provider):
-    keys = oidc_auth.SigningKeys(provider.url)
+    keys = oidc.SigningKeys(provider.url)
     keys.key_for("k1")
     provider.mode = "hang"
     _expire(keys)
@@ -121,7 +121,7 @@ def test_a_hanging_provider_holds_one_request_for_the_timeout_and_the_others_not
     def refresh_in_background():
         done["first"] = keys.key_for("k1").key_id
 
-    with mock.patch.object(oidc_auth, "KEYS_TIMEOUT_SECONDS", 1):
+    with mock.patch.object(oidc, "KEYS_TIMEOUT_SECONDS", 1):
         first = threading.Thread(target=refresh_in_background)
         first.start()
         while provider.requests < 2:  # the first request is now waiting on the provider

@@ -69,10 +69,10 @@ def test_the_tracking_vm_reads_the_credentials_by_name_and_signs_people_in(deplo
     assert files["tracking"]["proxy.env"]["PROXY_AUTH"] == "upstream"
     assert files["serving"]["proxy.env"]["PROXY_AUTH"] == "tracking"
     # a 30-character passphrase, the length the provider's own tests generate, and at least what the
-    # sign-in sessions ask for (oidc_auth.py hashes it into their signing key and checks it at start)
+    # sign-in sessions ask for (oidc.py hashes it into their signing key and checks it at start)
     context = applied(d, 'oci_vault_secret.mlflow["mlflow-session-key"]')["secret_generation_context"][0]
-    oidc_auth = (REPO / "docker" / "lib" / "mlflow_oci" / "oidc_auth.py").read_text()
-    assert context["passphrase_length"] == 30 >= int(re.search(r"MIN_SECRET_KEY_CHARACTERS = (\d+)", oidc_auth)[1])
+    oidc_rules = (REPO / "docker" / "lib" / "mlflow_oci" / "oidc.py").read_text()
+    assert context["passphrase_length"] == 30 >= int(re.search(r"MIN_SECRET_KEY_CHARACTERS = (\d+)", oidc_rules)[1])
 
 
 def test_the_client_secret_reaches_vault_only(deployed):

@@ -1,0 +1,128 @@
+"""The OpenID Connect rules of single sign-on (docker/lib/mlflow_oci/oidc.py), without a server: the
+settings the entrypoint checks at start, the token checks, and who a token's claims let in. The attacks
+(crafted redirects, another application's token, an http discovery document, look-alike names) are in
+tests/security/test_sign_in_rules.py; the sign-in itself, in a browser, in tests/dataplane/test_sso.py."""
+import base64
+import hashlib
+import hmac
+import json
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from harness.oidc_tokens import CLIENT, ISSUER, oidc, settings, token, verifier
+
+GOOD_ENVIRONMENT = {
+    "MLFLOW_OIDC_ISSUER": ISSUER + "/", "MLFLOW_OIDC_CLIENT_ID": CLIENT, "MLFLOW_OIDC_CLIENT_SECRET": "s3cret",
+    "MLFLOW_OIDC_ADMIN_GROUP": "mlflow-admins", "MLFLOW_OIDC_USER_GROUP": "mlflow-users",
+    "MLFLOW_FLASK_SERVER_SECRET_KEY": "x" * 30, "MLFLOW_AUTH_ADMIN_USERNAME": "mlflow",
+}
+
+
+def test_settings_take_defaults_for_what_the_stack_leaves_out():
+    loaded = oidc.load_settings(GOOD_ENVIRONMENT)
+    assert loaded.issuer == ISSUER  # the trailing slash the console shows is dropped
+    assert (loaded.groups_claim, loaded.username_claim) == ("groups", "preferred_username")
+    assert (loaded.session_seconds, loaded.redirect_uri, loaded.reserved_username) == (28800, None, "mlflow")
+
+
+def test_every_missing_setting_is_named_on_a_line_of_its_own():
+    with pytest.raises(oidc.SettingsError) as error:
+        oidc.load_settings({})
+    lines = str(error.value).splitlines()
+    for name in ("MLFLOW_OIDC_ISSUER", "MLFLOW_OIDC_CLIENT_ID", "MLFLOW_OIDC_CLIENT_SECRET", "MLFLOW_OIDC_ADMIN_GROUP",
+                 "MLFLOW_OIDC_USER_GROUP", "MLFLOW_FLASK_SERVER_SECRET_KEY"):
+        assert sum(name in line for line in lines) == 1, (name, lines)
+    assert len(lines) == 6
+
+
+@pytest.mark.parametrize("changes, problem", [
+    ({"MLFLOW_OIDC_ISSUER": "http://idcs.example.test"}, "MLFLOW_OIDC_ISSUER must be an https:// URL"),
+    ({"MLFLOW_OIDC_USER_GROUP": "mlflow-admins"}, "must name different groups"),
+    ({"MLFLOW_OIDC_REDIRECT_URI": "https://mlflow.example.test/elsewhere"}, "MLFLOW_OIDC_REDIRECT_URI must be"),
+    ({"MLFLOW_OIDC_SESSION_SECONDS": "60"}, "between 300 and 604800"),
+    ({"MLFLOW_OIDC_SESSION_SECONDS": "8h"}, "between 300 and 604800"),
+    ({"MLFLOW_FLASK_SERVER_SECRET_KEY": "x" * 29}, "at least 30 random characters"),
+])
+def test_a_wrong_setting_is_refused_with_what_to_set(changes, problem):
+    with pytest.raises(oidc.SettingsError, match=problem):
+        oidc.load_settings({**GOOD_ENVIRONMENT, **changes})
+
+
+def _b64(data: bytes) -> bytes:
+    return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+
+def test_a_token_of_the_provider_for_this_client_is_accepted():
+    checker, key = verifier()
+    assert checker.claims(token(key, nonce="n-1"), nonce="n-1")["sub"] == "alice"
+
+
+@pytest.mark.parametrize("claims, reason", [
+    ({"exp": 1_000_000}, "has expired"),
+    ({"iss": "https://idcs-ffffffffffffffffffffffffffffffff.identity.oraclecloud.com"}, "another provider"),
+    ({"aud": "another-app"}, r"another application \(audience\)"),
+    ({"nonce": "replayed"}, r"does not belong to this sign-in \(nonce\)"),
+])
+def test_a_token_that_is_not_for_this_sign_in_is_refused(claims, reason):
+    checker, key = verifier()
+    with pytest.raises(oidc.Refused, match=reason) as refused:
+        checker.claims(token(key, **claims), nonce="n-1" if "nonce" in claims else None)
+    assert refused.value.status == 401
+
+
+@pytest.mark.parametrize("claim", ["exp", "iat", "aud"])
+def test_a_token_without_a_required_claim_is_refused(claim):
+    checker, key = verifier()
+    with pytest.raises(oidc.Refused, match=f"no {claim} claim"):
+        checker.claims(token(key, drop=(claim,)))
+
+
+def test_a_token_signed_with_another_key_or_a_shared_secret_is_refused():
+    checker, key = verifier()
+    _, stranger = verifier()
+    with pytest.raises(oidc.Refused, match="signature does not verify"):
+        checker.claims(token(stranger))
+    # HS256 keyed with the provider's public key: the classic key-confusion forgery, made by hand because
+    # PyJWT refuses to make it
+    public_pem = key.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+    claims = jwt.decode(token(key), options={"verify_signature": False})
+    signing_input = b".".join(_b64(json.dumps(part).encode()) for part in ({"alg": "HS256", "kid": "k1"}, claims))
+    forged = (signing_input + b"." + _b64(hmac.new(public_pem, signing_input, hashlib.sha256).digest())).decode()
+    with pytest.raises(oidc.Refused, match="not a valid token"):
+        checker.claims(forged)
+
+
+@pytest.mark.parametrize("groups, admin", [(["admins"], True), (["users"], False), ("admins", True),
+                                           (["users", "admins"], True)])
+def test_the_groups_claim_makes_an_admin_or_a_user(groups, admin):
+    identity = oidc.identity_from_claims({"preferred_username": "alice", "groups": groups}, settings())
+    assert identity == oidc.Identity("alice", admin)
+
+
+@pytest.mark.parametrize("claims, reason", [
+    ({"preferred_username": "alice", "groups": ["finance"]}, "in neither admins nor users"),
+    ({"preferred_username": "alice"}, "in neither admins nor users"),
+    ({"preferred_username": " ", "groups": ["users"]}, "names nobody"),
+])
+def test_anyone_else_is_refused_with_403(claims, reason):
+    with pytest.raises(oidc.Refused, match=reason) as refused:
+        oidc.identity_from_claims(claims, settings())
+    assert refused.value.status == 403
+
+
+def test_the_name_falls_back_to_email_then_subject():
+    assert oidc.identity_from_claims({"email": "bob@example.test", "sub": "u1", "groups": ["users"]},
+                                     settings()).username == "bob@example.test"
+    assert oidc.identity_from_claims({"sub": "u1", "groups": ["users"]}, settings()).username == "u1"
+
+
+def test_pkce_challenge_is_rfc_7636s_s256():
+    # RFC 7636, Appendix B: the example verifier and its S256 challenge
+    assert oidc.pkce_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk") == "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+
+
+def test_the_session_signing_key_is_derived_and_differs_per_secret():
+    assert oidc.signing_key("a" * 30) == oidc.signing_key("a" * 30) != oidc.signing_key("b" * 30)
+    assert "a" * 30 not in oidc.signing_key("a" * 30)
