@@ -21,21 +21,16 @@ locals {
       "docker/Dockerfile-tracking",
       "docker/tracking/entrypoint.sh",
       "docker/tracking/init_db.py",
-      "docker/nginx/mlflow-proxy.conf.template",
-      "docker/nginx/render.sh",
-    ], local.docker_lib_files)
-    serving = [
-      "docker/Dockerfile-serving",
-      "docker/serving/supervisor.py",
-      "docker/serving/legacy_adapter.py",
-      "docker/nginx/mlflow-proxy.conf.template",
-      "docker/nginx/render.sh",
-      "docker/lib/mlflow_oci/__init__.py",
-      "docker/lib/mlflow_oci/auth.py",
-      "docker/lib/mlflow_oci/ocids.py",
-      "docker/lib/mlflow_oci/secrets.py",
-    ]
+    ], local.proxy_files, local.docker_lib_files)
+    serving = concat(
+      ["docker/Dockerfile-serving", "docker/serving/supervisor.py", "docker/serving/legacy_adapter.py"],
+      local.proxy_files,
+      [for name in ["__init__", "auth", "ocids", "secrets"] : "docker/lib/mlflow_oci/${name}.py"],
+    )
   }
+  # The auth proxy each VM renders: the template, render.sh and the auth-<mode> / fronts-<kind> files
+  # render.sh writes into it.
+  proxy_files = [for f in sort(fileset(local.docker_dir, "nginx/{mlflow-proxy.conf.template,render.sh,auth-*.conf,fronts-*.conf}")) : "docker/${f}"]
   # docker/lib, the instance-principal runtime: the tracking image takes all of it (the oci:// store,
   # Vault secrets), the serving image only what reads secrets (Dockerfile-serving copies the same).
   docker_lib_files = [for f in sort(fileset(local.docker_dir, "lib/**")) : "docker/${f}" if length(regexall("__pycache__", f)) == 0]

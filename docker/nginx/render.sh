@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Renders mlflow-proxy.conf.template (next to this script) from environment variables.
+# Renders mlflow-proxy.conf.template (next to this script) from environment variables, with the
+# auth-<PROXY_AUTH>.conf and fronts-<PROXY_FRONTS>.conf files beside it written in place of its includes.
 #   usage: render.sh OUTPUT_FILE        (OUTPUT_FILE "-" writes to stdout)
 #   PROXY_LISTEN_PORT    port or address:port nginx listens on (TLS), e.g. 443 or 127.0.0.1:8443
 #   PROXY_UPSTREAM       host:port of mlflow server or the serving supervisor, e.g. 127.0.0.1:5000; or
@@ -114,13 +115,22 @@ PROXY_UPSTREAM_NAME=mlflow_upstream_$(tr -c 'A-Za-z0-9\n' '_' <<<"$PROXY_LISTEN_
 # shellcheck disable=SC2034
 PROXY_ID=p$(tr -c '0-9\n' '_' <<<"$PROXY_LISTEN_PORT")
 
-# The template's upstream line, repeated once per upstream address.
+# The template as one text: each `include auth-….conf;` / `include fronts-….conf;` line (named by
+# PROXY_AUTH and PROXY_FRONTS) is replaced by that file beside it, indented as the line was, and the
+# upstream's server line is repeated once per upstream address.
 # shellcheck disable=SC2016  # the placeholder itself, not an expansion
 server_line='server ${PROXY_UPSTREAM};'
-template_with_servers() {
-  local line upstream
+include_line='^([[:space:]]*)include[[:space:]]+((auth|fronts)-[$][{]PROXY_(AUTH|FRONTS)[}][.]conf);[[:space:]]*$'
+assembled_template() {
+  local line upstream indent name
   while IFS= read -r line || [[ -n $line ]]; do
-    if [[ $line == *"$server_line"* ]]; then
+    if [[ $line =~ $include_line ]]; then
+      indent=${BASH_REMATCH[1]}
+      # shellcheck disable=SC2016  # the placeholders themselves, replaced by the settings
+      name=${BASH_REMATCH[2]/'${PROXY_AUTH}'/$PROXY_AUTH} name=${name/'${PROXY_FRONTS}'/$PROXY_FRONTS}
+      [[ -f $HERE/$name ]] || die "the template includes $name, which is not beside it in $HERE"
+      sed "/./s/^/$indent/" "$HERE/$name"
+    elif [[ $line == *"$server_line"* ]]; then
       for upstream in "${upstreams[@]}"; do
         printf '%s\n' "${line%%"$server_line"*}server $upstream;${line#*"$server_line"}"
       done
@@ -136,13 +146,10 @@ for name in PROXY_UPSTREAM_NAME PROXY_ID PROXY_LISTEN_PORT PROXY_HTPASSWD_FILE \
   PROXY_TLS_CERT PROXY_TLS_KEY PROXY_SERVER_NAME PROXY_AUTH_URL PROXY_MAX_BODY_MB PROXY_MAX_CONNECTIONS_PER_ADDRESS; do
   sed_args+=(-e "s|\${$name}|$(sed_escape "${!name}")|g")
 done
-
-# A line tagged `#auth:MODE[,MODE]` belongs to those modes: kept (untagged) for them, dropped for the others.
-sed_args+=(-e "/  #auth:\([a-z,]*,\)\{0,1\}${PROXY_AUTH}\(,[a-z,]*\)\{0,1\}\$/s/  #auth:[a-z,]*\$//"
-  -e '/  #auth:[a-z,]*$/d')
-# A line tagged `#fronts:KIND` belongs to the proxy in front of that kind of server.
-sed_args+=(-e "/  #fronts:${PROXY_FRONTS}\$/s/  #fronts:[a-z]*\$//" -e '/  #fronts:[a-z]*$/d')
-rendered=$(template_with_servers | sed "${sed_args[@]}")
+rendered=$(assembled_template | sed "${sed_args[@]}")
+if grep -Eq '^[[:space:]]*include[[:space:]]' <<<"$rendered"; then
+  die "an include line the template may not have: $(grep -E '^[[:space:]]*include[[:space:]]' <<<"$rendered" | head -1)"
+fi
 placeholder='[$][{]PROXY_[A-Z_]*[}]'
 if grep -q "$placeholder" <<<"$rendered"; then
   die "template placeholders left unrendered: $(grep -o "$placeholder" <<<"$rendered" | sort -u | tr '\n' ' ')"

@@ -2,6 +2,7 @@
 requirements, and entrypoints that refuse bad settings with a message saying what to set."""
 import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -106,14 +107,14 @@ def test_shell_script_is_strict_and_shellcheck_clean(script):
     assert shellcheck_errors(text, script.name) == []
 
 
-def render(tmp_path, **overrides) -> subprocess.CompletedProcess:
+def render(tmp_path, script: Path = RENDER, **overrides) -> subprocess.CompletedProcess:
     htpasswd = tmp_path / "htpasswd"
     htpasswd.write_text("mlflow:$2b$05$abcdefghijklmnopqrstuuJ0m2xHzGQ5U8zXg9QdGmE0i3d6wVWm2\n")
     env = dict(os.environ, PROXY_LISTEN_PORT="443", PROXY_UPSTREAM="127.0.0.1:5000",
                PROXY_HTPASSWD_FILE=str(htpasswd), PROXY_TLS_CERT=str(tmp_path / "tls" / "proxy.crt"),
                PROXY_TLS_KEY=str(tmp_path / "tls" / "proxy.key"), PROXY_SERVER_NAME="mlflow.example.test 10.0.0.5")
     env.update(overrides)
-    return subprocess.run(["bash", str(RENDER), str(tmp_path / "out.conf")], env=env, capture_output=True,
+    return subprocess.run(["bash", str(script), str(tmp_path / "out.conf")], env=env, capture_output=True,
                           text=True, timeout=60)
 
 
@@ -134,6 +135,37 @@ def test_rendered_proxy_config_passes_nginx_t(tmp_path):
     assert render(tmp_path).returncode == 0
     main = f"pid {tmp_path}/nginx.pid;\nevents {{}}\nhttp {{\n    include {tmp_path / 'out.conf'};\n}}\n"
     assert nginx_test_errors(main) == []
+
+
+@pytest.mark.parametrize("auth", ["proxy", "upstream", "tracking"])
+@pytest.mark.parametrize("fronts", ["tracking", "serving"])
+def test_every_mode_renders_its_own_files_into_one_config_nginx_accepts(tmp_path, auth, fronts):
+    """render.sh writes auth-<PROXY_AUTH>.conf and fronts-<PROXY_FRONTS>.conf in place of the template's
+    include lines: the result stands alone (no include left) and nginx accepts it."""
+    result = render(tmp_path, PROXY_AUTH=auth, PROXY_FRONTS=fronts, PROXY_AUTH_URL="https://10.0.1.10")
+    assert result.returncode == 0, result.stderr
+    conf = (tmp_path / "out.conf").read_text()
+    assert not re.search(r"^\s*include\s", conf, re.MULTILINE)
+    for name in (f"auth-{auth}.conf", f"fronts-{fronts}.conf"):
+        first_directive = next(line for line in (RENDER.parent / name).read_text().splitlines()
+                               if line and not line.startswith("#"))
+        assert first_directive.replace("$${PROXY_ID}", "$p443") in conf, name
+    assert ("auth_basic_user_file" in conf) == (auth == "proxy")
+    assert ("/.mlflow-login-here" in conf) == (auth == "upstream")
+    assert ("https://10.0.1.10/api/2.0/mlflow/users/current" in conf) == (auth == "tracking")
+    assert ('proxy_set_header   Cookie "";' in conf) == (fronts == "serving")
+    main = f"pid {tmp_path}/nginx.pid;\nevents {{}}\nhttp {{\n    include {tmp_path / 'out.conf'};\n}}\n"
+    assert nginx_test_errors(main) == []
+
+
+def test_a_mode_whose_file_is_missing_is_refused_by_name(tmp_path):
+    copy = tmp_path / "nginx"
+    shutil.copytree(RENDER.parent, copy)
+    (copy / "auth-tracking.conf").unlink()
+    result = render(tmp_path, script=copy / "render.sh", PROXY_AUTH="tracking", PROXY_AUTH_URL="https://10.0.1.10")
+    assert result.returncode == 2
+    assert f"the template includes auth-tracking.conf, which is not beside it in {copy}" in result.stderr
+    assert not (tmp_path / "out.conf").exists()
 
 
 def test_render_creates_a_self_signed_pair_once_and_keeps_a_given_one(tmp_path):

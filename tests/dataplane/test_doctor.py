@@ -88,16 +88,18 @@ def test_a_wrong_password_fails_the_auth_line(stack):
 def test_a_proxy_without_the_origin_fix_fails_the_ui_write_line(stack, tracker, tmp_path):
     unfixed = tmp_path / "runtime"
     shutil.copytree(RUNTIME.root / "docker" / "nginx", unfixed / "docker" / "nginx")
-    template = unfixed / "docker" / "nginx" / "mlflow-proxy.conf.template"
-    text = template.read_text()
-    fix = ["    proxy_set_header   Origin $${PROXY_ID}_fwd_origin;  #fronts:tracking\n",
-           "    if ($${PROXY_ID}_refused) {\n"
-           '        return 403 "Cross-origin request blocked: this server accepts writes only from its own pages\\n";\n'
-           "    }\n"]
-    for part in fix:
-        assert part in text, "the template changed: update what this test takes out"
-        text = text.replace(part, "")
-    template.write_text(text)
+    nginx = unfixed / "docker" / "nginx"
+    fix = {"fronts-tracking.conf": ["proxy_set_header   Origin $${PROXY_ID}_fwd_origin;\n"],
+           "mlflow-proxy.conf.template": [
+               "    if ($${PROXY_ID}_refused) {\n"
+               '        return 403 "Cross-origin request blocked: this server accepts writes only from its own pages\\n";\n'
+               "    }\n"]}
+    for name, parts in fix.items():
+        text = (nginx / name).read_text()
+        for part in parts:
+            assert part in text, f"{name} changed: update what this test takes out"
+            text = text.replace(part, "")
+        (nginx / name).write_text(text)
     login = Credentials(stack.username, stack.password)
     proxy, url = start_proxy(tracker, tmp_path / "proxy", int(stack.direct_tracking_url.rsplit(":", 1)[1]), login,
                              runtime=RuntimeFiles(unfixed))

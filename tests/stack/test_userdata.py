@@ -75,6 +75,8 @@ def test_the_runtime_files_reach_the_vm_unchanged_through_the_bucket(deployed):
         files = static.written_files(text)
         shipped = {path: base64.b64decode(content) for path, content in json.loads(bundles[role]).items()}
         expected = {f"docker/Dockerfile-{role}", "docker/nginx/render.sh", "docker/nginx/mlflow-proxy.conf.template",
+                    "docker/nginx/auth-proxy.conf", "docker/nginx/auth-upstream.conf", "docker/nginx/auth-tracking.conf",
+                    "docker/nginx/fronts-tracking.conf", "docker/nginx/fronts-serving.conf",
                     "docker/lib/mlflow_oci/ocids.py", "docker/lib/mlflow_oci/secrets.py"}
         expected |= ({"docker/tracking/entrypoint.sh", "docker/tracking/init_db.py", "docker/lib/mlflow_oci/artifacts.py",
                       "docker/lib/mlflow_oci-0.dist-info/entry_points.txt"} if role == "tracking"

@@ -34,6 +34,7 @@ STACK_FILES = (
     "docker/*/*.sh",
     "docker/*/*.py",
     "docker/*/*.template",
+    "docker/nginx/*.conf",
     "docker/lib/*/*.py",
     "docker/lib/*.dist-info/*",
     "oke/base/*.yaml",
