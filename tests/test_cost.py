@@ -5,6 +5,7 @@ from pathlib import Path
 
 import yaml
 
+from harness.project import stack_variables_text
 from orm_pack.deploy.cost import estimate_plan, price_table
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -56,7 +57,7 @@ def test_every_shape_the_form_offers_has_a_price():
     for name in ("tracking_shape", "serving_shape"):
         assert set(form[name]["enum"]) <= set(prices["compute_flex"]), name
     mysql_shapes = set(prices["mysql"]["ecpus"]) | set(prices["mysql"]["free_shapes"])
-    variables_tf = (REPO_ROOT / "stack" / "variables.tf").read_text()
+    variables_tf = stack_variables_text()
     offered = re.search(r'contains\((\[[^]]*"MySQL\.[^]]*\]), var\.mysql_shape\)', variables_tf).group(1)
     assert set(yaml.safe_load(offered)) <= mysql_shapes
 

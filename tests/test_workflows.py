@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.project import copy_tracked_files
+from harness.project import copy_tracked_files, stack_variables_text
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = REPO_ROOT / ".github" / "workflows"
@@ -129,7 +129,7 @@ def test_the_stack_default_registry_is_where_the_release_pushes():
     """The VMs pull <container_registry>/oci-mlflow-<role>; the release pushes to ghcr.io/<owner>, the
     owner being the one in the Deploy button's URL."""
     owner = re.search(r"github\.com/([\w.-]+)/oci-mlflow/releases", (REPO_ROOT / "README.md").read_text()).group(1)
-    variables = (REPO_ROOT / "stack" / "variables.tf").read_text()
+    variables = stack_variables_text()
     default = re.search(r'variable "container_registry" \{.*?default\s*=\s*"([^"]*)"', variables, re.S).group(1)
     assert default == f"ghcr.io/{owner}"
 

@@ -15,3 +15,8 @@ def copy_tracked_files(destination: Path) -> Path:
             (destination / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, destination / name)
     return destination
+
+
+def stack_variables_text(root: Path = REPO_ROOT) -> str:
+    """Every variable declaration of the stack: variables.tf and its variables-<concern>.tf siblings."""
+    return "".join(path.read_text() for path in sorted((root / "stack").glob("variables*.tf")))

@@ -5,6 +5,7 @@ import re
 
 import pytest
 
+from harness.project import stack_variables_text
 from harness.terraform import Terraform
 
 from .conftest import BASE_TFVARS, REPO, repo_layout
@@ -33,7 +34,7 @@ def test_a_stack_outside_the_home_region_applies(deployed):
 
 
 def _region_rule() -> re.Pattern:
-    text = (REPO / "stack" / "variables.tf").read_text()
+    text = stack_variables_text()
     block = text[text.index('variable "region"'):]
     return re.compile(re.search(r'regex\("([^"]+)", var\.region\)', block).group(1).replace("\\\\", "\\"))
 

@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from harness.checkov import assert_clean, load_skip_list, run_checkov, run_checkov_each
+from harness.project import stack_variables_text
 from harness.terraform import Terraform
 from orm_pack.stack.declarations import read_module
 from orm_pack.stack.formcheck import check_form, load_form
@@ -60,8 +61,8 @@ ADMIN_NAMES = ["mlflowadmin", "root", "administrator", "1admin", "ociadmin", "ad
 
 
 def _variable_block(name: str) -> str:
-    """The `variable "<name>" { ... }` block of stack/variables.tf, braces matched."""
-    text = (REPO / "stack" / "variables.tf").read_text()
+    """The `variable "<name>" { ... }` block of the stack's variables*.tf, braces matched."""
+    text = stack_variables_text()
     start = text.index(f'variable "{name}" {{')
     depth = 0
     for end in range(text.index("{", start), len(text)):
