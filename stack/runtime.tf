@@ -29,8 +29,8 @@ locals {
     )
   }
   # The auth proxy each VM renders: the template, render.sh and the auth-<mode> / fronts-<kind> files
-  # render.sh writes into it.
-  proxy_files = [for f in sort(fileset(local.docker_dir, "nginx/{mlflow-proxy.conf.template,render.sh,auth-*.conf,fronts-*.conf}")) : "docker/${f}"]
+  # render.sh writes into it, and tls-self-signed.sh for the certificate.
+  proxy_files = [for f in sort(fileset(local.docker_dir, "nginx/{mlflow-proxy.conf.template,render.sh,tls-self-signed.sh,auth-*.conf,fronts-*.conf}")) : "docker/${f}"]
   # docker/lib, the instance-principal runtime: the tracking image takes all of it (the oci:// store,
   # Vault secrets), the serving image only what reads secrets (Dockerfile-serving copies the same).
   docker_lib_files = [for f in sort(fileset(local.docker_dir, "lib/**")) : "docker/${f}" if length(regexall("__pycache__", f)) == 0]

@@ -217,6 +217,7 @@ install -d -m 0755 "$(dirname "$PROXY_TLS_CERT")"
 install -d -m 0700 "$(dirname "$PROXY_TLS_KEY")"
 
 step "render the nginx auth proxy (port $PORT -> $PROXY_UPSTREAM)"
+bash "$SRC/docker/nginx/tls-self-signed.sh" 2>>"$LOG"
 bash "$SRC/docker/nginx/render.sh" "$NGINX_CONF_D/$SERVICE.conf" 2>>"$LOG"
 restorecon -R "$(dirname "$PROXY_HTPASSWD_FILE")" "$(dirname "$PROXY_TLS_CERT")" "$(dirname "$PROXY_TLS_KEY")" "$NGINX_CONF_D" 2>/dev/null || true
 nginx -t 2>>"$LOG" || die "nginx -t rejected the rendered configuration (see $LOG)"

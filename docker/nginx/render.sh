@@ -13,15 +13,15 @@
 #                        the serving endpoint) and passes nothing but allowed requests on
 #   PROXY_AUTH_URL       with PROXY_AUTH=tracking: the tracking server's base URL, e.g. https://10.0.1.10
 #   PROXY_HTPASSWD_FILE  existing htpasswd file with bcrypt entries (htpasswd -B); PROXY_AUTH=proxy only
-#   PROXY_TLS_CERT       PEM certificate; with PROXY_TLS_KEY, a self-signed pair is created
-#   PROXY_TLS_KEY        PEM private key  when neither file exists
-#   PROXY_SERVER_NAME    nginx server_name list (default "_"); also the self-signed cert's names
+#   PROXY_TLS_CERT       PEM certificate  (both files must exist: tls-self-signed.sh beside this script
+#   PROXY_TLS_KEY        PEM private key   makes a self-signed pair)
+#   PROXY_SERVER_NAME    nginx server_name list (default "_")
 #   PROXY_FRONTS         tracking (default) or serving: in front of a served model, no Origin or Cookie
 #                        header reaches the upstream
 #   PROXY_MAX_BODY_MB    largest request body in MiB (default 64; 413 beyond), except artifact uploads,
 #                        which pass, of any size, once the login is checked
 #   PROXY_MAX_CONNECTIONS_PER_ADDRESS  open connections one client address may hold (default 256)
-# Needs only bash, sed and openssl: it runs on Oracle Linux 8/9 hosts and on Debian.
+# Needs only bash and sed: it runs on Oracle Linux 8/9 hosts and on Debian. It only substitutes and checks.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -81,32 +81,8 @@ done
 [[ $PROXY_AUTH != proxy || -f $PROXY_HTPASSWD_FILE ]] ||
   die "PROXY_HTPASSWD_FILE $PROXY_HTPASSWD_FILE does not exist; create it with: htpasswd -cB $PROXY_HTPASSWD_FILE <user>"
 
-make_self_signed() {
-  local names=() san="DNS:localhost,IP:127.0.0.1" cn=localhost
-  for server_name in $PROXY_SERVER_NAME; do
-    [[ $server_name == _ ]] && continue
-    names+=("$server_name")
-    if [[ $server_name =~ ^[0-9.]+$ || $server_name == *:* ]]; then
-      san+=",IP:$server_name"
-    else
-      san+=",DNS:$server_name"
-    fi
-  done
-  ((${#names[@]} == 0)) || cn=${names[0]}
-  mkdir -p "$(dirname "$PROXY_TLS_CERT")" "$(dirname "$PROXY_TLS_KEY")"
-  (umask 077 && openssl req -x509 -newkey rsa:2048 -sha256 -nodes -days 825 \
-    -subj "/CN=$cn" -addext "subjectAltName=$san" \
-    -keyout "$PROXY_TLS_KEY" -out "$PROXY_TLS_CERT" 2>/dev/null) ||
-    die "openssl could not create a self-signed certificate at $PROXY_TLS_CERT"
-  chmod 644 "$PROXY_TLS_CERT"
-  log "created a self-signed certificate for $san at $PROXY_TLS_CERT"
-}
-
-if [[ ! -e $PROXY_TLS_CERT && ! -e $PROXY_TLS_KEY ]]; then
-  make_self_signed
-elif [[ ! -f $PROXY_TLS_CERT || ! -f $PROXY_TLS_KEY ]]; then
-  die "only one of PROXY_TLS_CERT ($PROXY_TLS_CERT) and PROXY_TLS_KEY ($PROXY_TLS_KEY) exists: give both, or neither for a self-signed pair"
-fi
+[[ -f $PROXY_TLS_CERT && -f $PROXY_TLS_KEY ]] ||
+  die "PROXY_TLS_CERT ($PROXY_TLS_CERT) and PROXY_TLS_KEY ($PROXY_TLS_KEY) must both exist: give a pair, or make a self-signed one with tls-self-signed.sh beside this script"
 
 # One upstream name and one short variable prefix per listener, so the tracking and serving blocks
 # can share an nginx (whose variable names must stay short for its hash tables).

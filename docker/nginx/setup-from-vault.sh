@@ -20,10 +20,11 @@ die() { log "ERROR: $*"; exit 2; }
 [[ -n ${PROXY_DIR:-} ]] || die "PROXY_DIR is not set"
 mkdir -p "$PROXY_DIR/conf.d" "$PROXY_DIR/tls" || die "cannot write to $PROXY_DIR"
 export PROXY_AUTH=${PROXY_AUTH:-proxy}
+export PROXY_TLS_CERT=$PROXY_DIR/tls/cert.pem PROXY_TLS_KEY=$PROXY_DIR/tls/key.pem
+bash "$HERE/tls-self-signed.sh"
 if [[ $PROXY_AUTH != proxy ]]; then
   log "PROXY_AUTH=$PROXY_AUTH: logins go on to MLflow; no password file"
-  PROXY_TLS_CERT=$PROXY_DIR/tls/cert.pem PROXY_TLS_KEY=$PROXY_DIR/tls/key.pem \
-    exec bash "$HERE/render.sh" "$PROXY_DIR/conf.d/mlflow.conf"
+  exec bash "$HERE/render.sh" "$PROXY_DIR/conf.d/mlflow.conf"
 fi
 for name in PROXY_LOGIN_USER PROXY_LOGIN_PASSWORD_SECRET_OCID; do
   [[ -n ${!name:-} ]] || die "$name is not set"
@@ -37,5 +38,4 @@ printf '%s' "$password" | python3 -m mlflow_oci.htpasswd "$PROXY_LOGIN_USER" "$P
 unset password
 log "wrote the password file for '$PROXY_LOGIN_USER'"
 
-PROXY_HTPASSWD_FILE=$PROXY_DIR/htpasswd PROXY_TLS_CERT=$PROXY_DIR/tls/cert.pem PROXY_TLS_KEY=$PROXY_DIR/tls/key.pem \
-  bash "$HERE/render.sh" "$PROXY_DIR/conf.d/mlflow.conf"
+PROXY_HTPASSWD_FILE=$PROXY_DIR/htpasswd bash "$HERE/render.sh" "$PROXY_DIR/conf.d/mlflow.conf"

@@ -14,6 +14,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DOCKER = REPO_ROOT / "docker"
 DOCKERFILES = sorted(DOCKER.glob("Dockerfile-*"))
 RENDER = DOCKER / "nginx" / "render.sh"
+TLS_SELF_SIGNED = DOCKER / "nginx" / "tls-self-signed.sh"
 ENTRYPOINT = DOCKER / "tracking" / "entrypoint.sh"
 
 
@@ -100,22 +101,34 @@ def test_the_image_installs_its_lock_and_nothing_else(dockerfile):
     assert installs == ["--no-cache-dir --require-hashes --no-deps --only-binary=:all: -r /tmp/requirements.lock"]
 
 
-@pytest.mark.parametrize("script", [ENTRYPOINT, RENDER], ids=lambda path: path.name)
+@pytest.mark.parametrize("script", [ENTRYPOINT, RENDER, TLS_SELF_SIGNED], ids=lambda path: path.name)
 def test_shell_script_is_strict_and_shellcheck_clean(script):
     text = script.read_text()
     assert "set -euo pipefail" in text
     assert shellcheck_errors(text, script.name) == []
 
 
-def render(tmp_path, script: Path = RENDER, **overrides) -> subprocess.CompletedProcess:
+def proxy_env(tmp_path, **overrides) -> dict:
     htpasswd = tmp_path / "htpasswd"
     htpasswd.write_text("mlflow:$2b$05$abcdefghijklmnopqrstuuJ0m2xHzGQ5U8zXg9QdGmE0i3d6wVWm2\n")
     env = dict(os.environ, PROXY_LISTEN_PORT="443", PROXY_UPSTREAM="127.0.0.1:5000",
                PROXY_HTPASSWD_FILE=str(htpasswd), PROXY_TLS_CERT=str(tmp_path / "tls" / "proxy.crt"),
                PROXY_TLS_KEY=str(tmp_path / "tls" / "proxy.key"), PROXY_SERVER_NAME="mlflow.example.test 10.0.0.5")
-    env.update(overrides)
-    return subprocess.run(["bash", str(script), str(tmp_path / "out.conf")], env=env, capture_output=True,
+    return {**env, **overrides}
+
+
+def self_signed(tmp_path, **overrides) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(TLS_SELF_SIGNED)], env=proxy_env(tmp_path, **overrides), capture_output=True,
                           text=True, timeout=60)
+
+
+def render(tmp_path, script: Path = RENDER, **overrides) -> subprocess.CompletedProcess:
+    """render.sh as every caller runs it: after tls-self-signed.sh."""
+    made = self_signed(tmp_path, **overrides)
+    if made.returncode != 0:
+        return made
+    return subprocess.run(["bash", str(script), str(tmp_path / "out.conf")], env=proxy_env(tmp_path, **overrides),
+                          capture_output=True, text=True, timeout=60)
 
 
 def test_rendered_proxy_config_has_the_settings_uploads_and_mlflow_need(tmp_path):
@@ -168,16 +181,24 @@ def test_a_mode_whose_file_is_missing_is_refused_by_name(tmp_path):
     assert not (tmp_path / "out.conf").exists()
 
 
-def test_render_creates_a_self_signed_pair_once_and_keeps_a_given_one(tmp_path):
-    assert render(tmp_path).returncode == 0
+def test_a_self_signed_pair_is_made_once_for_the_server_names_and_a_given_one_kept(tmp_path):
+    assert self_signed(tmp_path).returncode == 0
     cert, key = tmp_path / "tls" / "proxy.crt", tmp_path / "tls" / "proxy.key"
     text = subprocess.run(["openssl", "x509", "-in", str(cert), "-noout", "-text"], capture_output=True,
                           text=True, check=True).stdout
     assert "DNS:mlflow.example.test" in text and "IP Address:10.0.0.5" in text
     assert oct(key.stat().st_mode & 0o777) == "0o600"
     before = cert.read_bytes()
-    assert render(tmp_path).returncode == 0
+    assert self_signed(tmp_path).returncode == 0
     assert cert.read_bytes() == before
+
+
+def test_render_only_substitutes_and_refuses_a_missing_certificate(tmp_path):
+    """render.sh makes no certificate: without a pair it says where one comes from and writes nothing."""
+    result = subprocess.run(["bash", str(RENDER), str(tmp_path / "out.conf")], env=proxy_env(tmp_path),
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "tls-self-signed.sh beside this script" in result.stderr
+    assert not (tmp_path / "tls").exists() and not (tmp_path / "out.conf").exists()
 
 
 def test_render_puts_each_listed_upstream_on_a_server_line_of_its_own(tmp_path):
@@ -216,7 +237,7 @@ def test_render_refuses_bad_settings(tmp_path, overrides, message):
     assert not (tmp_path / "out.conf").exists()
 
 
-def test_render_refuses_half_a_certificate_pair(tmp_path):
+def test_half_a_certificate_pair_is_refused(tmp_path):
     (tmp_path / "tls").mkdir()
     (tmp_path / "tls" / "proxy.crt").write_text("only the certificate")
     result = render(tmp_path)

@@ -77,6 +77,7 @@ def test_the_runtime_files_reach_the_vm_unchanged_through_the_bucket(deployed):
         expected = {f"docker/Dockerfile-{role}", "docker/nginx/render.sh", "docker/nginx/mlflow-proxy.conf.template",
                     "docker/nginx/auth-proxy.conf", "docker/nginx/auth-upstream.conf", "docker/nginx/auth-tracking.conf",
                     "docker/nginx/fronts-tracking.conf", "docker/nginx/fronts-serving.conf",
+                    "docker/nginx/tls-self-signed.sh",
                     "docker/lib/mlflow_oci/ocids.py", "docker/lib/mlflow_oci/secrets.py"}
         expected |= ({"docker/tracking/entrypoint.sh", "docker/tracking/init_db.py", "docker/lib/mlflow_oci/artifacts.py",
                       "docker/lib/mlflow_oci-0.dist-info/entry_points.txt"} if role == "tracking"
@@ -161,7 +162,8 @@ def test_serving_settings_follow_the_model_alias_through_the_tracking_vm(deploye
 
 @pytest.mark.parametrize("role", ["tracking", "serving"])
 def test_rendered_nginx_config_passes_nginx_t(deployed, role, tmp_path):
-    """Run the render.sh the VM fetches, with the proxy.env cloud-init writes, then `nginx -t`."""
+    """Run the tls-self-signed.sh and render.sh the VM fetches, with the proxy.env cloud-init writes, then
+    `nginx -t`."""
     files = static.written_files(user_data_of(deployed, "default")[role][1])
     src = tmp_path / "src"
     for path, content in runtime_files_of(deployed, "default")[role].items():
@@ -175,6 +177,9 @@ def test_rendered_nginx_config_passes_nginx_t(deployed, role, tmp_path):
         env[name] = str(tmp_path / env[name].lstrip("/"))
     Path(env["PROXY_HTPASSWD_FILE"]).parent.mkdir(parents=True, exist_ok=True)
     Path(env["PROXY_HTPASSWD_FILE"]).write_text("mlflow:$2y$05$abcdefghijklmnopqrstuu5Q1yNfPbvVdKDK.ZqGHsNhZ1xvuhYZS\n")
+    made = subprocess.run(["bash", str(src / "tls-self-signed.sh")], env={**os.environ, **env}, capture_output=True,
+                          text=True, timeout=60)  # as the bootstrap does, before render.sh
+    assert made.returncode == 0, made.stderr
     rendered = subprocess.run(["bash", str(src / "render.sh"), "-"], env={**os.environ, **env},
                               capture_output=True, text=True, timeout=60)
     assert rendered.returncode == 0, rendered.stderr

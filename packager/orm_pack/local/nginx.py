@@ -42,7 +42,7 @@ def require_nginx() -> str:
 def render_proxy(runtime: RuntimeFiles, output: Path, *, listen: str, upstream: str, htpasswd: Path,
                  tls_cert: Path, tls_key: Path, server_name: str = "_", auth: str = "proxy",
                  auth_url: str | None = None, fronts: str = "tracking") -> Path:
-    """Runs render.sh; returns the rendered server block. Raises UserError with render.sh's message.
+    """Runs tls-self-signed.sh (a pair when there is none) and render.sh; returns the rendered server block. Raises UserError with render.sh's message.
     `auth`: "proxy" (nginx checks the htpasswd login), "upstream" (MLflow's own users) or "tracking" (the
     tracking server at `auth_url` decides); see render.sh. `fronts`: "tracking" or "serving" (a served model
     gets no Origin or Cookie)."""
@@ -51,10 +51,10 @@ def render_proxy(runtime: RuntimeFiles, output: Path, *, listen: str, upstream: 
     env = dict(os.environ, PROXY_LISTEN_PORT=listen, PROXY_UPSTREAM=upstream, PROXY_HTPASSWD_FILE=str(htpasswd),
                PROXY_TLS_CERT=str(tls_cert), PROXY_TLS_KEY=str(tls_key), PROXY_SERVER_NAME=server_name,
                PROXY_AUTH=auth, PROXY_FRONTS=fronts, **({"PROXY_AUTH_URL": auth_url} if auth_url else {}))
-    result = subprocess.run(["bash", str(runtime.proxy_render), str(output)], env=env, capture_output=True,
-                            text=True, check=False)
-    if result.returncode != 0:
-        raise UserError(f"rendering the proxy configuration failed: {result.stderr.strip()}")
+    for script, args in ((runtime.proxy_tls, []), (runtime.proxy_render, [str(output)])):
+        result = subprocess.run(["bash", str(script), *args], env=env, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise UserError(f"rendering the proxy configuration failed: {result.stderr.strip()}")
     return output
 
 

@@ -30,6 +30,10 @@ class RuntimeFiles:
         return self.root / "docker" / "nginx" / "render.sh"
 
     @property
+    def proxy_tls(self) -> Path:
+        return self.root / "docker" / "nginx" / "tls-self-signed.sh"
+
+    @property
     def serving_supervisor(self) -> Path:
         return self.root / "docker" / "serving" / "supervisor.py"
 
