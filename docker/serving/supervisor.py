@@ -6,17 +6,24 @@ resolves, then polls the registry every SERVING_POLL_SECONDS; when the alias poi
 version it starts a second model server, switches new requests to it once it answers /ping, and
 stops the old one after its in-flight requests finished: no request is dropped during a reload.
 
+The model's code runs with nothing of the supervisor's: the supervisor downloads the version's files
+itself (it holds the registry login) into a directory of their own, and the model server serves that
+copy with a clean environment (PATH, a HOME of its own, the locale): no tracking URI, login or secret.
+
 Environment (see docker/README.md): MLFLOW_TRACKING_URI MLFLOW_TRACKING_USERNAME
 MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_PASSWORD_SECRET_OCID, read from Vault at start with
 docker/lib beside docker/serving) MLFLOW_TRACKING_INSECURE_TLS SERVING_MODEL_NAME SERVING_MODEL_ALIAS
 (champion) SERVING_MODEL_URI (a fixed URI instead of name/alias) SERVING_HOST (127.0.0.1)
-SERVING_PORT (8080) SERVING_POLL_SECONDS (30) SERVING_START_TIMEOUT (600)
+SERVING_PORT (8080) SERVING_POLL_SECONDS (30) SERVING_START_TIMEOUT (600) SERVING_MODELS_DIR (where the
+local copies go; a directory under the system's temporary directory)
 """
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -94,19 +101,51 @@ def free_loopback_port() -> int:
         return sock.getsockname()[1]
 
 
+# What the model server's environment keeps of the supervisor's: the locale and the time zone.
+MODEL_ENV_KEPT = ("LANG", "LC_ALL", "TZ")
+
+
+def models_dir() -> Path:
+    root = Path(os.environ.get("SERVING_MODELS_DIR") or Path(tempfile.gettempdir()) / "mlflow-served-models")
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return root
+
+
+def local_copy(model_uri: str) -> Path:
+    """The model's files, downloaded with the supervisor's login into a directory of their own."""
+    from mlflow.artifacts import download_artifacts
+
+    target = Path(tempfile.mkdtemp(prefix="model-", dir=models_dir()))
+    try:
+        return Path(download_artifacts(artifact_uri=model_uri, dst_path=str(target)))
+    except BaseException:
+        shutil.rmtree(target, ignore_errors=True)
+        raise
+
+
+def model_env(home: Path) -> dict:
+    """A clean environment: `mlflow models serve` looks uvicorn up on PATH (this interpreter's bin first)."""
+    env = {name: os.environ[name] for name in MODEL_ENV_KEPT if name in os.environ}
+    env.update(PATH=os.pathsep.join([str(Path(sys.executable).parent), "/usr/local/bin", "/usr/bin", "/bin"]),
+               HOME=str(home), PYTHONUNBUFFERED="1")
+    return env
+
+
 class ModelServer:
-    """One `mlflow models serve` child in its own process group (it starts uvicorn workers)."""
+    """One `mlflow models serve` child in its own process group (it starts uvicorn workers), serving a
+    local copy of the model with a clean environment."""
 
     def __init__(self, model_uri: str):
         self.model_uri = model_uri
         self.port = free_loopback_port()
-        env = dict(os.environ)
-        # `mlflow models serve` looks uvicorn up on PATH: put this interpreter's bin directory first.
-        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+        self.model_dir = local_copy(model_uri)
+        self.workdir = self.model_dir.parent
+        home = self.workdir / "home"
+        home.mkdir()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri, "-h", "127.0.0.1",
+            [sys.executable, "-m", "mlflow", "models", "serve", "-m", str(self.model_dir), "-h", "127.0.0.1",
              "-p", str(self.port), "--env-manager", "local"],
-            env=env, stdin=subprocess.DEVNULL, start_new_session=True)
+            env=model_env(home), cwd=str(home), stdin=subprocess.DEVNULL, start_new_session=True)
         log(f"starting model server for {model_uri} on 127.0.0.1:{self.port} (pid {self.process.pid})")
 
     def alive(self) -> bool:
@@ -142,6 +181,7 @@ class ModelServer:
             os.killpg(self.process.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+        shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 class RegistryWatcher:
@@ -214,7 +254,11 @@ class Supervisor:
 
     def _load(self, model_uri: str) -> bool:
         """Starts a model server for model_uri and switches to it; False if it did not come up."""
-        server = ModelServer(model_uri)
+        try:
+            server = ModelServer(model_uri)
+        except Exception as exc:  # the download: the registry or the artifact store refused or is away
+            log(f"could not download {model_uri}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+            return False
         self.servers[server.port] = server
         if not server.wait_ready(self.settings.start_timeout, self.stop_event):
             log(f"model server for {model_uri} did not become ready; keeping the current one")
