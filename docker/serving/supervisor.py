@@ -111,16 +111,12 @@ def models_dir() -> Path:
     return root
 
 
-def local_copy(model_uri: str) -> Path:
-    """The model's files, downloaded with the supervisor's login into a directory of their own."""
+def local_copy(model_uri: str, workdir: Path) -> Path:
+    """The model's files, downloaded with the supervisor's login into workdir/model."""
     from mlflow.artifacts import download_artifacts
 
-    target = Path(tempfile.mkdtemp(prefix="model-", dir=models_dir()))
-    try:
-        return Path(download_artifacts(artifact_uri=model_uri, dst_path=str(target)))
-    except BaseException:
-        shutil.rmtree(target, ignore_errors=True)
-        raise
+    (workdir / "model").mkdir()
+    return Path(download_artifacts(artifact_uri=model_uri, dst_path=str(workdir / "model")))
 
 
 def model_env(home: Path) -> dict:
@@ -138,8 +134,13 @@ class ModelServer:
     def __init__(self, model_uri: str):
         self.model_uri = model_uri
         self.port = free_loopback_port()
-        self.model_dir = local_copy(model_uri)
-        self.workdir = self.model_dir.parent
+        # One directory per model server, removed with it: the model's files and a HOME for its code.
+        self.workdir = Path(tempfile.mkdtemp(prefix="model-", dir=models_dir()))
+        try:
+            self.model_dir = local_copy(model_uri, self.workdir)
+        except BaseException:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            raise
         home = self.workdir / "home"
         home.mkdir()
         self.process = subprocess.Popen(

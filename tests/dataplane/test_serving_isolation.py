@@ -84,7 +84,7 @@ def test_a_served_models_code_finds_no_login_uri_or_secret(tracker, tracking_sta
     assert set(found["env"]) <= {"PATH", "HOME", "PYTHONUNBUFFERED", "LANG", "LC_ALL", "TZ"} | _set_by_mlflow(found)
     # the model server was given the downloaded copy, not the registry URI it would fetch with a login
     serve = next(argv for argv in found["chain"] if "serve" in argv and "-m" in argv)
-    served = Path(serve[serve.index("-m") + 1])
+    served = Path(serve[serve.index("-m", serve.index("serve")) + 1])
     assert served.is_relative_to(tmp_path / "models") and not str(served).startswith("models:/")
     assert Path(found["cwd"]).is_relative_to(tmp_path / "models")
     time.sleep(0.5)  # the supervisor removes the copy when it stops its model server
@@ -92,6 +92,8 @@ def test_a_served_models_code_finds_no_login_uri_or_secret(tracker, tracking_sta
 
 
 def _set_by_mlflow(found: dict) -> set:
-    """Variables `mlflow models serve` sets for its own workers (names only, none carries a value of ours)."""
-    return {name for name in found["env"] if name.startswith(("_MLFLOW", "MLFLOW_PYFUNC", "GUNICORN", "UVICORN",
-                                                               "MLFLOW_MODELS_WORKERS", "MLFLOW_SCORING"))}
+    """What `mlflow models serve` adds for its workers: the shell it starts them through (SHLVL, PWD, _),
+    the model's path and its own settings (__pyfunc_model_path__, _MLFLOW_*, MLFLOW_SCORING_*); names only,
+    their values are checked above."""
+    return {name for name in found["env"]
+            if name in ("SHLVL", "PWD", "OLDPWD", "_") or name.startswith(("__pyfunc", "_MLFLOW_", "MLFLOW_SCORING_"))}
