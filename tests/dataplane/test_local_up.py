@@ -217,3 +217,58 @@ def test_local_up_with_people_runs_the_stacks_per_person_users(tmp_path):
     finally:
         down = run_cli("down", "--state-dir", str(state_dir), env=env)
         assert down.returncode == 0, down.stderr
+
+
+def test_local_up_with_single_sign_on_lets_people_in_by_their_provider_groups(tmp_path):
+    """`--users sso` runs the stack's single sign-on on a laptop against a provider on loopback: a person
+    signs in through the provider and works as themselves, a token of the provider works for scripts and the
+    model endpoint, someone in neither group is refused, and the client secret is in no file it writes."""
+    from dataplane.test_sso import ADMINS, CLIENT_ID, CLIENT_SECRET, SESSION_COOKIE, USERS, Provider, bearer, sign_in_without_a_browser
+
+    provider = Provider()
+    secret_file = tmp_path / "client-secret"
+    secret_file.write_text(CLIENT_SECRET + "\n")
+    state_dir = tmp_path / "state"
+    port, serving_port = free_port(), free_port()
+    env = dict(python_env(), **CLIENT_ENV)
+    up = run_cli("up", "--state-dir", str(state_dir), "--port", str(port), "--serving-port", str(serving_port),
+                 "--users", "sso", "--oidc-issuer", provider.url, "--oidc-client-id", CLIENT_ID,
+                 "--oidc-client-secret-file", str(secret_file), "--oidc-admin-group", ADMINS,
+                 "--oidc-user-group", USERS, env=env)
+    try:
+        assert up.returncode == 0, up.stderr + up.stdout
+        assert f"sso: people sign in through {provider.url}" in up.stdout
+        url = f"https://127.0.0.1:{port}"
+
+        def current(**kwargs) -> requests.Response:
+            return requests.get(f"{url}/api/2.0/mlflow/users/current", verify=False, timeout=30, **kwargs)
+
+        alice = current(cookies={SESSION_COOKIE: sign_in_without_a_browser(url, "u-alice")}).json()["user"]
+        assert (alice["username"], alice["is_admin"]) == ("alice", False)
+        carol = current(headers=bearer(provider.id_token("u-carol"))).json()["user"]
+        assert (carol["username"], carol["is_admin"]) == ("carol@example.test", True)
+        assert current(headers=bearer(provider.id_token("u-mallory"))).status_code == 403  # in neither group
+        assert current().status_code == 401
+        # the model endpoint asks MLflow whether a login is one of its people: 503 = let in, no model yet
+        invocations = f"https://127.0.0.1:{serving_port}/invocations"
+        for headers, status in ((bearer(provider.id_token("u-bob")), 503), ({}, 401)):
+            answer = requests.post(invocations, json={}, headers=headers, verify=False, timeout=30)
+            assert answer.status_code == status, answer.text
+        written = [path for path in state_dir.rglob("*") if path.is_file() and CLIENT_SECRET.encode() in path.read_bytes()]
+        assert written == []
+    finally:
+        down = run_cli("down", "--state-dir", str(state_dir), env=env)
+        provider.stop()
+        assert down.returncode == 0, down.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--users", "sso", "--oidc-client-id", "x"], "--users sso needs --oidc-issuer URL and --oidc-client-id ID"),
+    (["--users", "sso", "--oidc-issuer", "https://idp.example.test", "--oidc-client-id", "x"],
+     "--users sso needs the client secret: --oidc-client-secret-file FILE or ORM_PACK_OIDC_CLIENT_SECRET"),
+    (["--users", "per-person", "--oidc-issuer", "https://idp.example.test"], "the --oidc-* options go with --users sso"),
+])
+def test_local_up_says_what_single_sign_on_needs(tmp_path, capsys, args, message):
+    code = orm_pack(["local", "up", "--state-dir", str(tmp_path / "state"), *args])
+    assert code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "state").exists()

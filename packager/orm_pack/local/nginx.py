@@ -42,7 +42,8 @@ def require_nginx() -> str:
 def render_proxy(runtime: RuntimeFiles, output: Path, *, listen: str, upstream: str, htpasswd: Path,
                  tls_cert: Path, tls_key: Path, server_name: str = "_", auth: str = "proxy",
                  auth_url: str | None = None, fronts: str = "tracking") -> Path:
-    """Runs tls-self-signed.sh (a pair when there is none) and render.sh; returns the rendered server block. Raises UserError with render.sh's message.
+    """Runs tls-self-signed.sh (a pair when there is none) and render.sh; returns the rendered server block.
+    Raises UserError with their message.
     `auth`: "proxy" (nginx checks the htpasswd login), "upstream" (MLflow's own users) or "tracking" (the
     tracking server at `auth_url` decides); see render.sh. `fronts`: "tracking" or "serving" (a served model
     gets no Origin or Cookie)."""
