@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import json
+import time
 
 import jwt
 import pytest
@@ -126,3 +127,72 @@ def test_pkce_challenge_is_rfc_7636s_s256():
 def test_the_session_signing_key_is_derived_and_differs_per_secret():
     assert oidc.signing_key("a" * 30) == oidc.signing_key("a" * 30) != oidc.signing_key("b" * 30)
     assert "a" * 30 not in oidc.signing_key("a" * 30)
+
+
+# ------------------------------------------------------------------------------------------------ sign-outs
+@pytest.mark.parametrize("value", ["0", "61", "soon"])
+def test_a_sign_out_check_beyond_a_minute_is_refused(value):
+    with pytest.raises(oidc.SettingsError, match="MLFLOW_OIDC_SIGNOUT_CHECK_SECONDS must be an integer between 1 and 60"):
+        oidc.load_settings({**GOOD_ENVIRONMENT, "MLFLOW_OIDC_SIGNOUT_CHECK_SECONDS": value})
+    assert oidc.load_settings(GOOD_ENVIRONMENT).signout_check_seconds == 30
+
+
+def test_sign_outs_are_shared_through_the_database_and_seen_within_the_check_interval(tmp_path):
+    import sqlalchemy
+    from mlflow_oci.signouts import SignOuts
+
+    engine = sqlalchemy.create_engine(f"sqlite:///{tmp_path / 'users.db'}")
+    here, there = SignOuts(engine, check_seconds=0.2), SignOuts(engine, check_seconds=0.2)
+    assert there.last("bob") == 0.0
+    at = here.record("bob")
+    assert here.last("bob") == at          # the replica that recorded it knows at once
+    assert there.last("bob") == 0.0        # another one answers from its cache...
+    time.sleep(0.25)
+    assert there.last("bob") == at         # ...for no longer than its check interval
+    assert there.record("bob") > at and here.record("bob") > at  # a second sign-out moves the time on
+
+
+def _runtime(signed_out_at: float, provider_answers: bool = True):
+    """oidc_auth's Runtime with its sign-outs and provider stubbed: what the session code asks of them."""
+    from mlflow_oci import oidc_auth
+
+    rt = oidc_auth.Runtime(settings())
+    recorded = []
+    rt._signouts = type("Recorded", (), {"last": lambda self, name: signed_out_at,
+                                          "record": lambda self, name: recorded.append(name) or time.time()})()
+    rt._verifier = verifier()[0] if provider_answers else None
+    return rt, recorded
+
+
+def _provider_away(issuer):
+    raise oidc.Refused(503, "cannot reach the identity provider")
+
+
+def test_a_session_issued_before_its_owners_last_sign_out_is_none(monkeypatch):
+    from flask import Flask
+    from mlflow_oci import oidc_auth
+
+    rt, _ = _runtime(signed_out_at=time.time())
+    old = rt.sessions.dumps({"u": "bob", "t": time.time() - 5})
+    new = rt.sessions.dumps({"u": "bob", "t": time.time() + 5})
+    app = Flask(__name__)
+    for cookie, expected in ((old, None), (new, "bob")):
+        with app.test_request_context("/", headers={"Cookie": f"{oidc_auth.SESSION_COOKIE}={cookie}"}):
+            from flask import request
+
+            assert oidc_auth._session_username(request, rt) == expected
+
+
+def test_signing_out_works_while_the_provider_is_away(monkeypatch):
+    from flask import Flask, request
+    from mlflow_oci import oidc_auth
+
+    monkeypatch.setattr(oidc_auth, "discover", _provider_away)
+    rt, recorded = _runtime(signed_out_at=0.0, provider_answers=False)
+    cookie = rt.sessions.dumps({"u": "bob", "t": time.time()})
+    with Flask(__name__).test_request_context("/oidc/logout", method="POST",
+                                               headers={"Cookie": f"{oidc_auth.SESSION_COOKIE}={cookie}"}):
+        answer = oidc_auth.sign_out(request, rt)
+    assert answer.status_code == 200 and "Signed out of MLflow. The identity provider did not answer" in answer.get_data(True)
+    assert answer.headers["Set-Cookie"].startswith(f"{oidc_auth.SESSION_COOKIE}=;")
+    assert recorded == ["bob"]

@@ -33,6 +33,7 @@ CLIENT_SECRET = "Client-secret/with+odd=chars-2026"
 SECRET_KEY = "one-key-for-every-replica-0123456789"
 ADMINS, USERS = "mlflow-admins", "mlflow-users"
 SESSION_COOKIE = "mlflow_oidc_session"
+SIGNOUT_CHECK_SECONDS = 2   # how stale a replica's view of sign-outs may be here (the product's default: 30)
 # Who the provider knows: subject -> claims (the username comes from preferred_username, else email, else sub).
 PEOPLE = {
     "u-alice": {"preferred_username": "alice", "email": "alice@example.test", "groups": [USERS, "staff"]},
@@ -120,7 +121,8 @@ def sso_env(provider_url: str) -> tuple:
             ("MLFLOW_AUTH_DEFAULT_PERMISSION", "READ"), ("MLFLOW_FLASK_SERVER_SECRET_KEY", SECRET_KEY),
             ("MLFLOW_ALLOWED_HOSTS", "*"), ("MLFLOW_OIDC_ISSUER", provider_url), ("MLFLOW_OIDC_CLIENT_ID", CLIENT_ID),
             ("MLFLOW_OIDC_CLIENT_SECRET", CLIENT_SECRET), ("MLFLOW_OIDC_ADMIN_GROUP", ADMINS),
-            ("MLFLOW_OIDC_USER_GROUP", USERS), ("MLFLOW_OIDC_SESSION_SECONDS", "3600"))
+            ("MLFLOW_OIDC_USER_GROUP", USERS), ("MLFLOW_OIDC_SESSION_SECONDS", "3600"),
+            ("MLFLOW_OIDC_SIGNOUT_CHECK_SECONDS", str(SIGNOUT_CHECK_SECONDS)))
 
 
 @pytest.fixture(scope="module")
@@ -464,9 +466,51 @@ def test_signing_out_forgets_the_session_here_and_at_the_provider(site, provider
     _, replicas, _ = site
     session = sign_in_without_a_browser(replicas[0].url, "u-bob")
     assert who(replicas[1].url, cookies={SESSION_COOKIE: session}).json()["user"]["username"] == "bob"
-    out = get(replicas[1].url, "/oidc/logout", cookies={SESSION_COOKIE: session}, allow_redirects=False)
+    page = get(replicas[1].url, "/oidc/logout", cookies={SESSION_COOKIE: session})
+    assert page.status_code == 200 and '<form method="post" action="/oidc/logout">' in page.text  # a GET signs nobody out
+    assert who(replicas[1].url, cookies={SESSION_COOKIE: session}).status_code == 200
+    out = requests.post(replicas[1].url + "/oidc/logout", cookies={SESSION_COOKIE: session}, allow_redirects=False,
+                        timeout=30)
     assert out.status_code == 302 and out.headers["Location"] == f"{provider.url}/oauth2/end_session?client_id={CLIENT_ID}"
     assert out.headers["Set-Cookie"].startswith(f"{SESSION_COOKIE}=; Expires=Thu, 01 Jan 1970")
+
+
+def _refused_everywhere(replicas, session: str) -> list[int]:
+    """The statuses the session gets from every replica once their view of sign-outs is fresh."""
+    time.sleep(SIGNOUT_CHECK_SECONDS + 0.5)
+    return [who(replica.url, cookies={SESSION_COOKIE: session}).status_code for replica in replicas]
+
+
+def test_a_session_copied_before_sign_out_is_refused_by_every_replica(site):
+    """A stolen cookie: its owner signs out on one replica, and the copy stops working on all of them."""
+    _, replicas, _ = site
+    session = sign_in_without_a_browser(replicas[0].url, "u-dave")
+    stolen = dict(cookies={SESSION_COOKIE: session})
+    assert [who(r.url, **stolen).status_code for r in replicas] == [200, 200]
+    out = requests.post(replicas[1].url + "/oidc/logout", allow_redirects=False, timeout=30, **stolen)
+    assert out.status_code == 302
+    assert _refused_everywhere(replicas, session) == [401, 401]
+    again = sign_in_without_a_browser(replicas[0].url, "u-dave")  # signing in again is a new session
+    assert who(replicas[1].url, cookies={SESSION_COOKIE: again}).json()["user"]["username"] == "dave"
+
+
+def test_an_admin_signs_a_person_out_of_every_session_with_orm_pack(site, monkeypatch, capsys):
+    from orm_pack.cli import main as orm_pack
+
+    url, replicas, _ = site
+    session = sign_in_without_a_browser(replicas[0].url, "u-erin")
+    assert who(replicas[1].url, cookies={SESSION_COOKIE: session}).status_code == 200
+    alice = sign_in_without_a_browser(replicas[0].url, "u-alice")
+    refused = requests.post(replicas[0].url + "/oidc/revoke", json={"username": "erin"}, timeout=30,
+                            cookies={SESSION_COOKIE: alice})
+    assert refused.status_code == 403, refused.text  # alice is no admin
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", ADMIN[0])
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", ADMIN[1])
+    assert orm_pack(["users", "revoke", "erin", "--url", url, "--insecure"]) == 0
+    assert "signed erin out of every session" in capsys.readouterr().err
+    assert _refused_everywhere(replicas, session) == [401, 401]
+    assert orm_pack(["users", "revoke", "nobody-here", "--url", url, "--insecure"]) == 4
+    assert "no MLflow user named nobody-here" in capsys.readouterr().err
 
 
 def test_the_serving_endpoint_accepts_the_same_tokens(site, provider, tracker, tmp_path):

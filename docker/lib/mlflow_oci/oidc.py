@@ -58,6 +58,7 @@ class Settings:
     session_seconds: int
     secret_key: str
     reserved_username: str | None   # the first admin's break-glass login: never taken over by a sign-in
+    signout_check_seconds: int = 30  # how stale a replica's view of sign-outs may be (signouts.py)
 
 
 def _is_allowed_url(url: str) -> bool:
@@ -95,6 +96,10 @@ def load_settings(environ=os.environ) -> Settings:
     session = environ.get("MLFLOW_OIDC_SESSION_SECONDS", "28800").strip()
     if not session.isdigit() or not 300 <= int(session) <= 7 * 86400:
         problems.append(f"MLFLOW_OIDC_SESSION_SECONDS must be an integer between 300 and 604800 (got '{session}')")
+    signout_check = environ.get("MLFLOW_OIDC_SIGNOUT_CHECK_SECONDS", "30").strip()
+    if not signout_check.isdigit() or not 1 <= int(signout_check) <= 60:
+        problems.append("MLFLOW_OIDC_SIGNOUT_CHECK_SECONDS must be an integer between 1 and 60: a sign-out reaches "
+                        f"every replica within it (got '{signout_check}')")
     secret_key = environ.get("MLFLOW_FLASK_SERVER_SECRET_KEY", "")
     if len(secret_key) < MIN_SECRET_KEY_CHARACTERS:
         problems.append(f"MLFLOW_FLASK_SERVER_SECRET_KEY signs the sign-in sessions: at least "
@@ -105,7 +110,7 @@ def load_settings(environ=os.environ) -> Settings:
                     environ.get("MLFLOW_OIDC_GROUPS_CLAIM", "").strip() or "groups",
                     environ.get("MLFLOW_OIDC_USERNAME_CLAIM", "").strip() or "preferred_username",
                     redirect_uri, int(session), secret_key,
-                    environ.get("MLFLOW_AUTH_ADMIN_USERNAME") or None)
+                    environ.get("MLFLOW_AUTH_ADMIN_USERNAME") or None, int(signout_check))
 
 
 def signing_key(secret_key: str) -> str:

@@ -48,8 +48,10 @@ from mlflow_oci.oidc import (
     safe_next,
     signing_key,
 )
+from mlflow_oci.signouts import SignOuts
 
 LOGOUT_PATH = "/oidc/logout"
+REVOKE_PATH = "/oidc/revoke"         # an admin signs a person out of every session
 SESSION_COOKIE = "mlflow_oidc_session"
 LOGIN_COOKIE = "mlflow_oidc_login"     # state, nonce and PKCE verifier between the redirect and the callback
 LOGIN_SECONDS = 600                    # how long a person may take at the provider's sign-in page
@@ -95,6 +97,17 @@ class Runtime:
         self._lock = threading.Lock()
         self._verifier: TokenVerifier | None = None
         self._synced: dict[str, tuple[bool, float]] = {}
+        self._signouts: SignOuts | None = None
+
+    @property
+    def signouts(self) -> SignOuts:
+        """In the users' database MLflow's auth app opened (its store is set up before any request)."""
+        from mlflow.server.auth import store
+
+        with self._lock:
+            if self._signouts is None:
+                self._signouts = SignOuts(store.engine, self.settings.signout_check_seconds)
+            return self._signouts
 
     @property
     def verifier(self) -> TokenVerifier:
@@ -253,20 +266,78 @@ def finish_sign_in(request, rt: Runtime):
     answer.headers["Cache-Control"] = "no-store"
     # One Set-Cookie per answer: MLflow's security-headers middleware keeps only the last of several. The
     # login cookie is left to expire (it is sent to CALLBACK_PATH only, and its code was spent just now).
-    answer.set_cookie(SESSION_COOKIE, rt.sessions.dumps({"u": identity.username}), max_age=rt.settings.session_seconds,
-                      **_cookie_options(request))
+    session = rt.sessions.dumps({"u": identity.username, "t": time.time()})  # t: to the sub-second, for sign-outs
+    answer.set_cookie(SESSION_COOKIE, session, max_age=rt.settings.session_seconds, **_cookie_options(request))
     return answer
+
+
+SIGN_OUT_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Sign out of MLflow</title></head>
+<body><form method="post" action="%s"><button type="submit">Sign out of MLflow</button></form>
+<p>This signs you out of MLflow in every browser.</p></body></html>
+"""
 
 
 def sign_out(request, rt: Runtime):
-    """Forgets the session here; the provider's own session ends on its end-session page, if it has one."""
+    """POST: every session of this person ends on every replica (signouts.py), the cookie goes, and the
+    browser goes on to the provider's end-session page when the provider says it has one. Works while the
+    provider is away. GET shows the button that posts (a link or an image cannot sign anyone out)."""
     from flask import redirect
 
-    provider = rt.verifier.provider
-    answer = (redirect(f"{provider.end_session_endpoint}?{urlencode({'client_id': rt.settings.client_id})}", 302)
-              if provider.end_session_endpoint else _text(200, "Signed out of MLflow."))
+    if request.method != "POST":
+        return _text(200, SIGN_OUT_PAGE % LOGOUT_PATH, **{"Content-Type": "text/html; charset=utf-8"})
+    username = _session_username(request, rt)
+    if username:
+        rt.signouts.record(username)
+        _logger.info("%s signed out (every session)", username)
+    try:
+        provider = rt.verifier.provider
+    except Refused:  # the provider is away: MLflow's sessions end all the same
+        provider = None
+    if provider and provider.end_session_endpoint:
+        answer = redirect(f"{provider.end_session_endpoint}?{urlencode({'client_id': rt.settings.client_id})}", 302)
+    else:
+        answer = _text(200, "Signed out of MLflow." + ("" if provider else " The identity provider did not answer: "
+                                                        "sign out there too if this is a shared computer."))
     answer.delete_cookie(SESSION_COOKIE, **_cookie_options(request))
     return answer
+
+
+def revoke(request, rt: Runtime):
+    """POST {"username": NAME} by an MLflow admin: every session of NAME ends on every replica
+    (`orm-pack users revoke NAME`). Passwords and tokens are checked on every request and need no revoking."""
+    import json
+
+    from mlflow.server.auth import store
+
+    if request.method != "POST":
+        raise Refused(405, "sign a person out with POST {\"username\": NAME}")
+    caller = _caller(request, rt)
+    if not caller or not store.get_user(caller).is_admin:
+        raise Refused(403, "only an MLflow admin may sign people out")
+    body = request.get_json(silent=True)
+    username = body.get("username") if isinstance(body, dict) else None
+    if not isinstance(username, str) or not username:
+        raise Refused(400, "send {\"username\": NAME}")
+    if not store.has_user(username):
+        raise Refused(404, f"no MLflow user named {username}")
+    at = rt.signouts.record(username)
+    _logger.info("%s signed %s out (every session)", caller, username)
+    return _text(200, json.dumps({"username": username, "signed_out_at": at}),
+                 **{"Content-Type": "application/json"})
+
+
+def _caller(request, rt: Runtime) -> str | None:
+    """Who sends this request, by any of the ways in: a password, a token or a session."""
+    from mlflow.server.auth import authenticate_request_basic_auth
+    from werkzeug.datastructures import Authorization
+
+    scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "basic":
+        result = authenticate_request_basic_auth()
+        return result.username if isinstance(result, Authorization) else None
+    if scheme.lower() == "bearer" and credentials.strip():
+        return _bearer_identity(credentials.strip(), rt).username
+    return _session_username(request, rt)
 
 
 def _session_username(request, rt: Runtime) -> str | None:
@@ -276,9 +347,13 @@ def _session_username(request, rt: Runtime) -> str | None:
     if not cookie:
         return None
     try:
-        return rt.sessions.loads(cookie, max_age=rt.settings.session_seconds)["u"]
-    except (BadSignature, KeyError, TypeError):
+        session, issued = rt.sessions.loads(cookie, max_age=rt.settings.session_seconds, return_timestamp=True)
+        username, issued_at = session["u"], float(session.get("t", issued.timestamp()))
+    except (BadSignature, KeyError, TypeError, ValueError, AttributeError):
         return None  # expired or forged: as if there were none
+    if issued_at <= rt.signouts.last(username):
+        return None  # its owner signed out (or was signed out) since
+    return username
 
 
 def _bearer_identity(token: str, rt: Runtime) -> Identity:
@@ -301,6 +376,8 @@ def _authenticate(request):
         return finish_sign_in(request, rt)
     if request.path == LOGOUT_PATH:
         return sign_out(request, rt)
+    if request.path == REVOKE_PATH:
+        return revoke(request, rt)
     scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() == "basic":
         return authenticate_request_basic_auth()

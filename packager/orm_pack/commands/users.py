@@ -41,6 +41,12 @@ def register(subparsers) -> None:
     p = commands.add_parser("remove", parents=[common], help="delete a user")
     p.add_argument("username")
     p.set_defaults(func=_run_remove)
+    p = commands.add_parser("revoke", parents=[common], help="sign a person out of every session (single sign-on)",
+                            description="End every sign-in session of USERNAME on every replica, within a minute: "
+                            "for a lost laptop or a person who left. Their password and tokens are checked on every "
+                            "request anyway; remove them from the provider's groups to keep them out.")
+    p.add_argument("username")
+    p.set_defaults(func=_run_revoke)
     p = commands.add_parser("grant", parents=[common], help="set a user's permission on an experiment or a "
                             "registered model")
     p.add_argument("username")
@@ -93,6 +99,12 @@ def _run_add(args) -> int:
 def _run_remove(args) -> int:
     _api(args).remove(args.username)
     print(f"removed {args.username}", file=sys.stderr)
+    return ExitCode.OK
+
+
+def _run_revoke(args) -> int:
+    _api(args).revoke(args.username)
+    print(f"signed {args.username} out of every session", file=sys.stderr)
     return ExitCode.OK
 
 

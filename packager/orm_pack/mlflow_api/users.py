@@ -53,7 +53,8 @@ class UsersApi:
                 from None
 
     def _refused(self, answer: http_client.Answer) -> UserError:
-        message = answer.json().get("message", "")
+        message = answer.json().get("message", "") or (answer.text() if answer.headers.get(
+            "Content-Type", "").startswith("text/plain") else "")
         # MLflow appends the database error to some messages, SQL parameters (a password hash) included:
         # only its own first sentence is shown.
         message = str(message).split("\n", 1)[0].split(" Error: (", 1)[0].strip()
@@ -88,6 +89,16 @@ class UsersApi:
         if username == self.username:
             raise UserError("refusing to remove the user you are logged in as", ExitCode.USAGE)
         self._call("DELETE", "/api/2.0/mlflow/users/delete", {"username": username})
+
+    def revoke(self, username: str) -> None:
+        """Ends every sign-in session of `username` on every replica (single sign-on's /oidc/revoke)."""
+        try:
+            self._call("POST", "/oidc/revoke", {"username": username})
+        except UserError as error:
+            if error.exit_code != ExitCode.NOT_FOUND or f"no MLflow user named {username}" in str(error):
+                raise
+            raise UserError(f"{self.base} keeps no sign-in sessions (its people sign in with passwords, checked on "
+                            f"every request): change or remove {username}'s password instead", ExitCode.USAGE) from None
 
     # ------------------------------------------------------------------ permissions
     def experiment_id(self, name_or_id: str) -> str:
