@@ -91,6 +91,10 @@ locals {
       MLFLOW_AUTH_DEFAULT_PERMISSION             = var.mlflow_default_permission
       MLFLOW_FLASK_SERVER_SECRET_KEY_SECRET_OCID = local.secret_ids["mlflow-session-key"]
     } : {},
+    # ...and the model endpoint's registered model exists before anyone can claim it (served_model.py).
+    local.per_person_users && local.serving_enabled && var.serving_model_uri == "" ? {
+      MLFLOW_SERVED_MODEL_NAME = var.serving_model_name
+    } : {},
     # Single sign-on (sso.tf): the application's credentials by name, since they exist only after this VM.
     local.sso_enabled ? {
       MLFLOW_OIDC_ISSUER                    = local.sso_domain_url

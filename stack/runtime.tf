@@ -21,6 +21,7 @@ locals {
       "docker/Dockerfile-tracking",
       "docker/tracking/entrypoint.sh",
       "docker/tracking/init_db.py",
+      "docker/tracking/served_model.py",
     ], local.proxy_files, local.docker_lib_files)
     serving = concat(
       ["docker/Dockerfile-serving", "docker/serving/supervisor.py", "docker/serving/legacy_adapter.py"],

@@ -206,6 +206,15 @@ def test_local_up_with_people_runs_the_stacks_per_person_users(tmp_path):
         assert call("GET", "experiments/get", bob, experiment_id=experiment).status_code == 200  # READ
         refused = call("POST", "experiments/update", bob, experiment_id=experiment, new_name="bobs-now")
         assert refused.status_code == 403, refused.text
+        # the served model's name was taken before bob could claim it, and he may not publish under it
+        assert call("GET", "registered-models/get", bob, name="wine-quality").status_code == 200
+        claimed = call("POST", "registered-models/create", bob, name="wine-quality")
+        assert claimed.status_code == 400 and "RESOURCE_ALREADY_EXISTS" in claimed.text, claimed.text
+        own = call("POST", "experiments/create", bob, name="bobs").json()["experiment_id"]
+        run = call("POST", "runs/create", bob, experiment_id=own).json()["run"]["info"]["run_id"]
+        published = call("POST", "model-versions/create", bob, name="wine-quality", run_id=run,
+                         source=f"runs:/{run}/model")
+        assert published.status_code == 403, published.text
         # the model endpoint asks MLflow whether a login is one of its users: 503 = let in, no model yet
         invocations = f"https://127.0.0.1:{serving_port}/invocations"
         for login, status in ((bob, 503), (("bob", "not-his-password"), 401), (("mallory", "guess"), 401)):

@@ -23,6 +23,7 @@ def load(path: Path):
 adapter = load(DOCKER / "serving" / "legacy_adapter.py")
 supervisor = load(DOCKER / "serving" / "supervisor.py")
 init_db = load(DOCKER / "tracking" / "init_db.py")
+served_model = load(DOCKER / "tracking" / "served_model.py")
 
 SPLIT = {"columns": ["a", "b"], "data": [[1, 2]]}
 RECORDS = [{"a": 1, "b": 2}]
@@ -138,3 +139,15 @@ def test_the_admin_connection_asks_for_tls_unless_told_off():
     with pytest.raises(init_db.SettingsError, match="MLFLOW_DB_TLS must be required or off"):
         init_db.read_settings({"MYSQL_ADMIN_USER": "a", "MYSQL_ADMIN_PASSWORD": "b", "MLFLOW_DB_HOST": "h",
                                "MLFLOW_DB_USER": "u", "MLFLOW_DB_PASSWORD": "p", "MLFLOW_DB_TLS": "maybe"})
+
+
+def test_the_served_model_is_reserved_once_and_kept(tmp_path):
+    """The entrypoint's first start creates the model endpoint's registered model; a later start (or a
+    replica) finds it and changes nothing."""
+    from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert served_model.reserve(uri, "wine-quality") is True
+    assert served_model.reserve(uri, "wine-quality") is False
+    model = SqlAlchemyStore(uri).get_registered_model("wine-quality")
+    assert model.description == served_model.DESCRIPTION and model.latest_versions == []

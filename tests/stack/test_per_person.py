@@ -35,6 +35,7 @@ def test_per_person_turns_on_mlflows_users_on_both_vms(deployed):
     assert tracking["MLFLOW_AUTH_ADMIN_PASSWORD_SECRET_OCID"] == secrets["mlflow-login"]
     assert tracking["MLFLOW_FLASK_SERVER_SECRET_KEY_SECRET_OCID"] == secrets["mlflow-session-key"]
     assert tracking["MLFLOW_AUTH_DEFAULT_PERMISSION"] == "EDIT"
+    assert tracking["MLFLOW_SERVED_MODEL_NAME"] == "wine-quality"  # reserved before anyone claims it
     assert files["tracking"]["proxy.env"]["PROXY_AUTH"] == "upstream"
     serving_proxy = files["serving"]["proxy.env"]
     assert serving_proxy["PROXY_AUTH"] == "tracking"
@@ -61,6 +62,7 @@ def test_oke_pods_get_the_same_users_settings(deployed):
 def test_shared_keeps_the_one_login(deployed):
     files = settings_files(deployed, "default")
     assert "MLFLOW_AUTH" not in files["tracking"]["tracking.env"]
+    assert "MLFLOW_SERVED_MODEL_NAME" not in files["tracking"]["tracking.env"]
     assert files["tracking"]["proxy.env"]["PROXY_AUTH"] == "proxy"
     assert files["serving"]["proxy.env"]["PROXY_AUTH"] == "proxy"
     assert "mlflow-session-key" not in deployed("default").outputs["vault_secrets"]

@@ -103,8 +103,8 @@ def _record(service: processes.Service, url: str = "") -> ServiceRecord:
     return ServiceRecord(service.name, service.pid, processes.start_time(service.pid) or 0, str(service.log), url)
 
 
-def users_env(users: str, login: creds.Credentials, state: StateDir,
-              sso: SsoOptions | None = None) -> tuple[tuple[str, str], ...]:
+def users_env(users: str, login: creds.Credentials, state: StateDir, sso: SsoOptions | None = None,
+              served_model: str | None = None) -> tuple[tuple[str, str], ...]:
     """The tracking server's settings for `users`, as the stack sets them (docker/tracking/entrypoint.sh):
     per-person keeps MLflow's users in a database of their own, the login as their first admin; sso adds
     the provider, whose groups make people admins or users (the login stays the break-glass admin)."""
@@ -114,6 +114,8 @@ def users_env(users: str, login: creds.Credentials, state: StateDir,
               ("MLFLOW_AUTH_ADMIN_PASSWORD", login.password), ("MLFLOW_AUTH_DEFAULT_PERMISSION", "READ"),
               ("MLFLOW_AUTH_DATABASE_URI", f"sqlite:///{state.data / 'users.db'}"),
               ("MLFLOW_FLASK_SERVER_SECRET_KEY", creds.signing_key(state.signing_key_file)))
+    if served_model:  # reserved before anyone can claim it, as on the stack (docker/tracking/served_model.py)
+        people += (("MLFLOW_SERVED_MODEL_NAME", served_model),)
     if users != "sso":
         return people
     return people + (("MLFLOW_OIDC_ISSUER", sso.issuer), ("MLFLOW_OIDC_CLIENT_ID", sso.client_id),
@@ -150,7 +152,8 @@ def up(options: LocalOptions) -> LocalEndpoints:
             s3_endpoint=options.s3_endpoint, workers=options.workers,
             # MLflow listens on loopback behind the proxy, which checks the password on every request:
             # it takes whatever name or address the proxy is reached by (as on the VMs).
-            allowed_hosts="*", extra_env=users_env(options.users, login, state, options.sso))), state.logs / "tracking.log")
+            allowed_hosts="*", extra_env=users_env(
+                options.users, login, state, options.sso, options.model_name if options.serving else None))), state.logs / "tracking.log")
         started.append(_record(tracking, f"http://127.0.0.1:{tracking_port}"))
         processes.wait_ready(tracking, f"http://127.0.0.1:{tracking_port}/health", TRACKING_START_SECONDS)
 
