@@ -504,6 +504,9 @@ def test_an_admin_signs_a_person_out_of_every_session_with_orm_pack(site, monkey
     refused = requests.post(replicas[0].url + "/oidc/revoke", json={"username": "erin"}, timeout=30,
                             cookies={SESSION_COOKIE: alice})
     assert refused.status_code == 403, refused.text  # alice is no admin
+    wrong = requests.post(replicas[0].url + "/oidc/revoke", json={"username": "erin"}, timeout=30,
+                          auth=(ADMIN[0], "not-the-password"))
+    assert wrong.status_code == 401, wrong.text
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", ADMIN[0])
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", ADMIN[1])
     assert orm_pack(["users", "revoke", "erin", "--url", url, "--insecure"]) == 0

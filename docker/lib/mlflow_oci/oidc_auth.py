@@ -334,7 +334,9 @@ def _caller(request, rt: Runtime) -> str | None:
     scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() == "basic":
         result = authenticate_request_basic_auth()
-        return result.username if isinstance(result, Authorization) else None
+        if not isinstance(result, Authorization):
+            raise Refused(401, "the MLflow user or password is wrong")
+        return result.username
     if scheme.lower() == "bearer" and credentials.strip():
         return _bearer_identity(credentials.strip(), rt).username
     return _session_username(request, rt)
