@@ -285,3 +285,18 @@ def test_streamed_logs_are_complete_and_without_duplicates(fake, oci_config):
     assert len(log_requests) > len(seen) / 3  # it really paged
     summary = PlanSummary.from_plan(rm.plan_json(job.id))
     assert (summary.add, summary.change, summary.destroy) == (3, 0, 0)
+
+
+@pytest.mark.parametrize("target_service, named", [
+    ("resource_manager", "Resource Manager"), ("secrets", "Vault"), ("container_engine", "Container Engine"),
+    ("object_storage", "Object Storage"), (None, "Resource Manager"), ("some_new_service", "OCI")])
+def test_a_service_error_names_the_service_that_answered(target_service, named):
+    import oci
+
+    for status, code in ((401, "NotAuthenticated"), (409, "Conflict"), (429, "TooManyRequests"),
+                         (500, "InternalServerError"), (400, "InvalidParameter")):
+        error = oci.exceptions.ServiceError(status, code, {}, "it went wrong.", target_service=target_service,
+                                            operation_name="get_thing")
+        text = str(resource_manager.translate_service_error(error, "~/.oci/config [DEFAULT]"))
+        assert named in text, (status, text)
+        assert ("orm-pack status" in text) == (status == 409 and named == "Resource Manager"), text

@@ -147,29 +147,35 @@ class StackResult:
     changes: tuple = ()    # what an update changed: "configuration", "variables", "terraform version"
 
 
+# The SDK's target_service of each client the package makes (cloud/ociconfig.CLIENTS), as people name it.
+SERVICE_NAMES = {"resource_manager": "Resource Manager", "object_storage": "Object Storage",
+                 "container_engine": "Container Engine", "secrets": "Vault"}
+
+
 def translate_service_error(error: oci.exceptions.ServiceError, credentials: str) -> UserError:
-    """A ServiceError the SDK gave up on -> one actionable line with a distinct exit code.
-    `credentials` says where the key comes from (OciContext.describe())."""
+    """A ServiceError the SDK gave up on -> one actionable line with a distinct exit code, naming the
+    service that answered. `credentials` says where the key comes from (OciContext.describe())."""
     status, code = error.status, error.code
     message = (error.message or "").strip().rstrip(".")
     op = getattr(error, "operation_name", None) or "request"
+    service = SERVICE_NAMES.get(getattr(error, "target_service", None) or "resource_manager", "OCI")
     if status == 401:
         return UserError(
-            f"Resource Manager rejected the request signature (401 {code}): check user, fingerprint, key_file "
+            f"{service} rejected the request signature (401 {code}): check user, fingerprint, key_file "
             f"and tenancy in {credentials}; the key must be the API key uploaded for that user", ExitCode.CONFIG)
     if status == 404:
         return UserError(f"{op}: not found or not authorized (404 {code}): {message}; check the OCID and your "
                          "IAM policies", ExitCode.NOT_FOUND)
     if status == 409:
-        return UserError(f"{op}: Resource Manager refused because of the resource's state (409 {code}): "
-                         f"{message}; another job may be running: see `orm-pack status`", ExitCode.CONFLICT)
+        hint = "; another job may be running: see `orm-pack status`" if service == "Resource Manager" else ""
+        return UserError(f"{op}: {service} refused because of the resource's state (409 {code}): {message}{hint}",
+                         ExitCode.CONFLICT)
     if status == 429:
-        return UserError(f"{op}: throttled by Resource Manager (429 {code}) after retries; try again in a minute",
+        return UserError(f"{op}: throttled by {service} (429 {code}) after retries; try again in a minute",
                          ExitCode.SERVICE)
     if status >= 500:
-        return UserError(f"{op}: Resource Manager failed ({status} {code}): {message}; try again later",
-                         ExitCode.SERVICE)
-    return UserError(f"{op}: Resource Manager rejected the request ({status} {code}): {message}", ExitCode.USAGE)
+        return UserError(f"{op}: {service} failed ({status} {code}): {message}; try again later", ExitCode.SERVICE)
+    return UserError(f"{op}: {service} rejected the request ({status} {code}): {message}", ExitCode.USAGE)
 
 
 def all_pages(list_call, *args, max_items: int | None = None, **kwargs) -> list:
