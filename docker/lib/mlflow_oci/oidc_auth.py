@@ -327,19 +327,13 @@ def revoke(request, rt: Runtime):
 
 
 def _caller(request, rt: Runtime) -> str | None:
-    """Who sends this request, by any of the ways in: a password, a token or a session."""
-    from mlflow.server.auth import authenticate_request_basic_auth
+    """The name `_credentials` finds, None without any; a wrong password is a 401."""
     from werkzeug.datastructures import Authorization
 
-    scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() == "basic":
-        result = authenticate_request_basic_auth()
-        if not isinstance(result, Authorization):
-            raise Refused(401, "the MLflow user or password is wrong")
-        return result.username
-    if scheme.lower() == "bearer" and credentials.strip():
-        return _bearer_identity(credentials.strip(), rt).username
-    return _session_username(request, rt)
+    found = _credentials(request, rt)
+    if found is not None and not isinstance(found, Authorization):
+        raise Refused(401, "the MLflow user or password is wrong")
+    return found.username if found is not None else None
 
 
 def _session_username(request, rt: Runtime) -> str | None:
@@ -370,9 +364,21 @@ def _authorization(username: str):
     return Authorization("bearer", {"username": username})
 
 
-def _authenticate(request):
+def _credentials(request, rt: Runtime):
+    """What a request carries, by any of the ways in: an Authorization naming the user (a password, a token
+    or a session), MLflow's own answer to a wrong password, or None when it carries nothing."""
     from mlflow.server.auth import authenticate_request_basic_auth
 
+    scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "basic":
+        return authenticate_request_basic_auth()
+    if scheme.lower() == "bearer" and credentials.strip():
+        return _authorization(_bearer_identity(credentials.strip(), rt).username)
+    username = _session_username(request, rt)
+    return _authorization(username) if username else None
+
+
+def _authenticate(request):
     rt = runtime()
     if request.path == CALLBACK_PATH:
         return finish_sign_in(request, rt)
@@ -380,14 +386,9 @@ def _authenticate(request):
         return sign_out(request, rt)
     if request.path == REVOKE_PATH:
         return revoke(request, rt)
-    scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() == "basic":
-        return authenticate_request_basic_auth()
-    if scheme.lower() == "bearer" and credentials.strip():
-        return _authorization(_bearer_identity(credentials.strip(), rt).username)
-    username = _session_username(request, rt)
-    if username:
-        return _authorization(username)
+    found = _credentials(request, rt)
+    if found is not None:
+        return found
     if _is_page_request(request):
         return start_sign_in(request, rt)
     raise Refused(401, "sign in: a browser through the identity provider, a client with a bearer token "

@@ -48,18 +48,17 @@ class SignOuts:
         from sqlalchemy import exc, text
 
         now = self.clock()
+        update = text(f"UPDATE {TABLE} SET signed_out_at = :t WHERE username = :u")
+        params = {"t": now, "u": username}
         with self.engine.begin() as connection:
             self._ensure_table(connection)
-            updated = connection.execute(text(f"UPDATE {TABLE} SET signed_out_at = :t WHERE username = :u"),
-                                         {"t": now, "u": username}).rowcount
-            if not updated:
+            if not connection.execute(update, params).rowcount:
                 try:
                     with connection.begin_nested():
                         connection.execute(text(f"INSERT INTO {TABLE} (username, signed_out_at) VALUES (:u, :t)"),
-                                           {"t": now, "u": username})
+                                           params)
                 except exc.IntegrityError:  # another replica recorded one a moment ago
-                    connection.execute(text(f"UPDATE {TABLE} SET signed_out_at = :t WHERE username = :u"),
-                                       {"t": now, "u": username})
+                    connection.execute(update, params)
         with self._lock:
             self._known[username] = (now, time.monotonic())
         return now
