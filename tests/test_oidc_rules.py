@@ -98,14 +98,15 @@ def test_a_token_signed_with_another_key_or_a_shared_secret_is_refused():
 @pytest.mark.parametrize("groups, admin", [(["admins"], True), (["users"], False), ("admins", True),
                                            (["users", "admins"], True)])
 def test_the_groups_claim_makes_an_admin_or_a_user(groups, admin):
-    identity = oidc.identity_from_claims({"preferred_username": "alice", "groups": groups}, settings())
-    assert identity == oidc.Identity("alice", admin)
+    identity = oidc.identity_from_claims({"sub": "u-1", "preferred_username": "alice", "groups": groups}, settings())
+    assert identity == oidc.Identity("u-1", "alice", admin)
 
 
 @pytest.mark.parametrize("claims, reason", [
-    ({"preferred_username": "alice", "groups": ["finance"]}, "in neither admins nor users"),
-    ({"preferred_username": "alice"}, "in neither admins nor users"),
-    ({"preferred_username": " ", "groups": ["users"]}, "names nobody"),
+    ({"sub": "u-1", "preferred_username": "alice", "groups": ["finance"]}, "in neither admins nor users"),
+    ({"sub": "u-1", "preferred_username": "alice"}, "in neither admins nor users"),
+    ({"preferred_username": "alice", "groups": ["users"]}, "names nobody"),
+    ({"sub": " ", "preferred_username": "alice", "groups": ["users"]}, "names nobody"),
 ])
 def test_anyone_else_is_refused_with_403(claims, reason):
     with pytest.raises(oidc.Refused, match=reason) as refused:
@@ -117,6 +118,8 @@ def test_the_name_falls_back_to_email_then_subject():
     assert oidc.identity_from_claims({"email": "bob@example.test", "sub": "u1", "groups": ["users"]},
                                      settings()).username == "bob@example.test"
     assert oidc.identity_from_claims({"sub": "u1", "groups": ["users"]}, settings()).username == "u1"
+    assert oidc.identity_from_claims({"preferred_username": " ", "sub": "u1", "groups": ["users"]},
+                                     settings()).username == "u1"
 
 
 def test_pkce_challenge_is_rfc_7636s_s256():

@@ -193,6 +193,10 @@ if [[ $MLFLOW_BACKEND_STORE_URI == mysql* ]]; then
 fi
 # The administrator's login was for the first-boot SQL only: the server never holds it.
 unset MYSQL_ADMIN_USER MYSQL_ADMIN_PASSWORD
+# With MLflow's own users: who signed in through the provider, by subject (its tables, a one-time migration).
+if [[ $MLFLOW_AUTH == mlflow || $MLFLOW_AUTH == oidc ]]; then
+  python3 -m mlflow_oci.people prepare || die "could not prepare the table of people who sign in (see above)"
+fi
 # With MLflow's own users, the model endpoint's registered model exists before anyone can claim it.
 if [[ ($MLFLOW_AUTH == mlflow || $MLFLOW_AUTH == oidc) && -n ${MLFLOW_SERVED_MODEL_NAME:-} ]]; then
   python3 "$HERE/served_model.py" || die "could not reserve the registered model $MLFLOW_SERVED_MODEL_NAME (see above)"

@@ -449,6 +449,35 @@ def test_mlflow_passwords_still_work_beside_single_sign_on(site, monkeypatch):
     assert who(url, auth=("dave", "dave")).status_code == 401
 
 
+def test_a_sign_in_under_a_password_users_name_takes_nothing_over(site, provider, mariadb):
+    """Before people were keyed by subject, an identity named like a password user (or a service login)
+    signed in as that user and its groups set the user's admin flag."""
+    url, replicas, _ = site
+    created = post(url, "/api/2.0/mlflow/users/create", {"username": "frank", "password": "Frank-Passw0rd-2026"},
+                   auth=ADMIN)
+    assert created.status_code == 200, created.text
+    for claimed in ("frank", "Frank"):
+        provider.set_user("u-impostor", {"preferred_username": claimed, "groups": [ADMINS]})
+        answer = who(replicas[0].url, headers=bearer(provider.id_token("u-impostor")))
+        assert answer.status_code == 403, answer.text
+        assert "an MLflow user named frank exists that single sign-on did not create" in answer.text
+    with mariadb.admin("mlflow_sso_auth") as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT username, is_admin FROM users WHERE username LIKE 'frank%'")
+        assert cursor.fetchall() == (("frank", 0),)
+    assert who(url, auth=("frank", "Frank-Passw0rd-2026")).json()["user"]["username"] == "frank"
+
+
+def test_a_person_the_provider_renames_stays_the_same_mlflow_user(site, provider):
+    _, replicas, _ = site
+    provider.set_user("u-grace", {"preferred_username": "grace", "groups": [USERS]})
+    assert who(replicas[0].url, headers=bearer(provider.id_token("u-grace"))).json()["user"]["username"] == "grace"
+    provider.set_user("u-grace", {"preferred_username": "grace.hopper", "groups": [USERS]})
+    session = sign_in_without_a_browser(replicas[1].url, "u-grace")
+    assert who(replicas[0].url, cookies={SESSION_COOKIE: session}).json()["user"]["username"] == "grace"
+    provider.set_user("u-new-grace", {"preferred_username": "Grace", "groups": [USERS]})  # a newcomer, the old name
+    assert who(replicas[1].url, headers=bearer(provider.id_token("u-new-grace"))).status_code == 403
+
+
 def test_a_sign_in_answer_that_does_not_belong_to_a_sign_in_is_refused(site):
     _, replicas, _ = site
     replica = replicas[1].url

@@ -15,6 +15,8 @@ import unicodedata
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlparse
 
+from mlflow_oci.people import folded
+
 CALLBACK_PATH = "/oidc/callback"     # where the provider sends a browser back to, on this server
 # The stack's session key is a 30-character Vault passphrase (the lengths Vault's generation is known to
 # take); the sessions are signed with a 256-bit key hashed from it.
@@ -257,36 +259,39 @@ class SigningKeys:
 # ----------------------------------------------------------------------------------------------- identities
 @dataclass(frozen=True)
 class Identity:
-    username: str
+    subject: str       # the provider's `sub`: who the person is, for good (people.py maps it to the username)
+    username: str      # the readable name they get at their first sign-in
     is_admin: bool
 
 
 def sign_in_name(claimed: str) -> str:
     """The MLflow username a claimed name becomes: NFKC-normalised (a full-width or compatibility form is the
-    name it looks like), refused with whitespace or control characters: MySQL's PAD SPACE comparison takes
-    "mlflow " for "mlflow", and a log line or the UI would show such names as someone else's."""
-    name = unicodedata.normalize("NFKC", claimed)
-    if any(character.isspace() or unicodedata.category(character).startswith("C") for character in name):
+    name it looks like), stripped and casefolded (as a person reads it); refused with whitespace or control
+    characters inside: a log line or the UI would show such a name as someone else's."""
+    name = folded(claimed).strip()
+    if not name or any(character.isspace() or unicodedata.category(character).startswith("C") for character in name):
         raise Refused(403, f"the sign-in name {claimed!r} has whitespace or control characters: "
                            "ask the identity domain's administrator for a plain user name")
     return name
 
 
 def identity_from_claims(claims: dict, settings: Settings) -> Identity:
-    """Who the verified claims name, and whether their groups let them in (Refused 403 when not)."""
-    claimed = next((claims[name] for name in (settings.username_claim, "email", "sub")
-                    if isinstance(claims.get(name), str) and claims[name].strip()), None)
-    if claimed is None:
-        raise Refused(403, f"the token names nobody (no {settings.username_claim}, email or sub claim)")
+    """Who the verified claims name, and whether their groups let them in (Refused 403 when not). The person
+    is their `sub`, which the provider never reassigns; the name is only what they are called."""
+    subject = claims.get("sub")
+    if not isinstance(subject, str) or not subject.strip():
+        raise Refused(403, "the token names nobody (no sub claim)")
+    claimed = next((claims[name] for name in (settings.username_claim, "email")
+                    if isinstance(claims.get(name), str) and claims[name].strip()), subject)
     username = sign_in_name(claimed)
-    if settings.reserved_username and username.casefold() == settings.reserved_username.casefold():
+    if settings.reserved_username and username == sign_in_name(settings.reserved_username):
         raise Refused(403, f"{username} is the first admin's own login: use its password")
     groups = claims.get(settings.groups_claim)
     groups = {groups} if isinstance(groups, str) else {g for g in groups or () if isinstance(g, str)}
     if settings.admin_group in groups:
-        return Identity(username, True)
+        return Identity(subject, username, True)
     if settings.user_group in groups:
-        return Identity(username, False)
+        return Identity(subject, username, False)
     raise Refused(403, f"{username} is in neither {settings.admin_group} nor {settings.user_group}: "
                        "ask an administrator for access to MLflow")
 

@@ -13,8 +13,9 @@ auth ini). A request gets in by, in this order:
 Otherwise a browser page is sent to the provider and an API call gets 401.
 
 The person's groups (MLFLOW_OIDC_GROUPS_CLAIM) decide: MLFLOW_OIDC_ADMIN_GROUP makes an MLflow admin,
-MLFLOW_OIDC_USER_GROUP an ordinary user, neither is refused (403). The MLflow user is created on first
-sight with a random password nobody knows, and its admin flag follows the groups on every sign-in.
+MLFLOW_OIDC_USER_GROUP an ordinary user, neither is refused (403). A person is their provider subject
+(`sub`): their MLflow user is created at their first sign-in, under their readable name, with a random
+password nobody knows (people.py), and its admin flag follows the groups on every sign-in.
 
     python3 -m mlflow_oci.oidc_auth check    settings and the provider, one line per problem (the entrypoint)
 
@@ -48,6 +49,7 @@ from mlflow_oci.oidc import (
     safe_next,
     signing_key,
 )
+from mlflow_oci.people import NameTaken, People
 from mlflow_oci.signouts import SignOuts
 
 LOGOUT_PATH = "/oidc/logout"
@@ -96,8 +98,9 @@ class Runtime:
         self.logins = URLSafeTimedSerializer(key, salt="mlflow-oidc-login")
         self._lock = threading.Lock()
         self._verifier: TokenVerifier | None = None
-        self._synced: dict[str, tuple[bool, float]] = {}
+        self._synced: dict[str, tuple[str, bool, float]] = {}   # subject -> (username, admin, when: monotonic)
         self._signouts: SignOuts | None = None
+        self._people: People | None = None
 
     @property
     def signouts(self) -> SignOuts:
@@ -116,32 +119,30 @@ class Runtime:
                 self._verifier = TokenVerifier(self.settings, discover(self.settings.issuer))
             return self._verifier
 
-    def sync_user(self, identity: Identity, force: bool = False) -> None:
-        """Creates the MLflow user on first sight and makes its admin flag follow the groups. Bearer calls
-        skip the database while this process synced the same flag less than USER_SYNC_SECONDS ago."""
-        seen = self._synced.get(identity.username)
-        if not force and seen and seen[0] == identity.is_admin and time.monotonic() - seen[1] < USER_SYNC_SECONDS:
-            return
-        _store_user(identity)
-        self._synced[identity.username] = (identity.is_admin, time.monotonic())
+    @property
+    def people(self) -> People:
+        from mlflow.server.auth import store
 
+        with self._lock:
+            if self._people is None:
+                self._people = People(store)
+            return self._people
 
-def _store_user(identity: Identity) -> None:
-    from mlflow.exceptions import MlflowException
-    from mlflow.server.auth import store
-
-    if not store.has_user(identity.username):
+    def sync_user(self, identity: Identity, force: bool = False) -> str:
+        """The person's MLflow username (people.py: created on first sight, keyed by subject), with the admin
+        flag their groups give. Bearer calls skip the database while this process synced the same person with
+        the same flag less than USER_SYNC_SECONDS ago."""
+        seen = self._synced.get(identity.subject)
+        if not force and seen and seen[1] == identity.is_admin and time.monotonic() - seen[2] < USER_SYNC_SECONDS:
+            return seen[0]
         try:
-            # A password nobody knows: the person signs in through the provider (an admin may set one later).
-            store.create_user(identity.username, secrets.token_urlsafe(32), identity.is_admin)
-            _logger.info("created MLflow user %s (admin=%s)", identity.username, identity.is_admin)
-            return
-        except MlflowException as exc:  # another replica created it a moment ago
-            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
-                raise
-    if store.get_user(identity.username).is_admin != identity.is_admin:
-        store.update_user(identity.username, is_admin=identity.is_admin)
-        _logger.info("%s is now admin=%s (groups)", identity.username, identity.is_admin)
+            username = self.people.username_for(identity.subject, identity.username, identity.is_admin)
+        except NameTaken as taken:
+            raise Refused(403, f"an MLflow user named {taken.existing} exists that single sign-on did not create "
+                               "for you: an MLflow admin renames or deletes it, or the identity provider gives "
+                               "you another user name") from None
+        self._synced[identity.subject] = (username, identity.is_admin, time.monotonic())
+        return username
 
 
 _runtime: Runtime | None = None
@@ -260,13 +261,13 @@ def finish_sign_in(request, rt: Runtime):
         raise Refused(400, "the sign-in answer does not belong to this sign-in (state): open MLflow again")
     tokens = _exchange_code(request, rt, request.args.get("code", ""), login["verifier"])
     identity = identity_from_claims(rt.verifier.claims(tokens["id_token"], nonce=login["nonce"]), rt.settings)
-    rt.sync_user(identity, force=True)
-    _logger.info("%s signed in (admin=%s)", identity.username, identity.is_admin)
+    username = rt.sync_user(identity, force=True)
+    _logger.info("%s signed in (admin=%s)", username, identity.is_admin)
     answer = redirect(login["next"], 302)
     answer.headers["Cache-Control"] = "no-store"
     # One Set-Cookie per answer: MLflow's security-headers middleware keeps only the last of several. The
     # login cookie is left to expire (it is sent to CALLBACK_PATH only, and its code was spent just now).
-    session = rt.sessions.dumps({"u": identity.username, "t": time.time()})  # t: to the sub-second, for sign-outs
+    session = rt.sessions.dumps({"u": username, "s": identity.subject, "t": time.time()})  # t: to the sub-second, for sign-outs
     answer.set_cookie(SESSION_COOKIE, session, max_age=rt.settings.session_seconds, **_cookie_options(request))
     return answer
 
@@ -352,10 +353,8 @@ def _session_username(request, rt: Runtime) -> str | None:
     return username
 
 
-def _bearer_identity(token: str, rt: Runtime) -> Identity:
-    identity = identity_from_claims(rt.verifier.claims(token), rt.settings)
-    rt.sync_user(identity)
-    return identity
+def _bearer_username(token: str, rt: Runtime) -> str:
+    return rt.sync_user(identity_from_claims(rt.verifier.claims(token), rt.settings))
 
 
 def _authorization(username: str):
@@ -373,7 +372,7 @@ def _credentials(request, rt: Runtime):
     if scheme.lower() == "basic":
         return authenticate_request_basic_auth()
     if scheme.lower() == "bearer" and credentials.strip():
-        return _authorization(_bearer_identity(credentials.strip(), rt).username)
+        return _authorization(_bearer_username(credentials.strip(), rt))
     username = _session_username(request, rt)
     return _authorization(username) if username else None
 
