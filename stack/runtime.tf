@@ -22,6 +22,7 @@ locals {
       "docker/tracking/entrypoint.sh",
       "docker/tracking/init_db.py",
       "docker/tracking/served_model.py",
+      "docker/tracking/service_users.py",
     ], local.proxy_files, local.docker_lib_files)
     serving = concat(
       ["docker/Dockerfile-serving", "docker/serving/supervisor.py", "docker/serving/legacy_adapter.py"],

@@ -201,6 +201,13 @@ fi
 if [[ ($MLFLOW_AUTH == mlflow || $MLFLOW_AUTH == oidc) && -n ${MLFLOW_SERVED_MODEL_NAME:-} ]]; then
   python3 "$HERE/served_model.py" || die "could not reserve the registered model $MLFLOW_SERVED_MODEL_NAME (see above)"
 fi
+# ...and the model endpoint and the notebook session log in as users of their own, never as the admin:
+# created, made non-admins and given their current password at every start (the endpoint's may read the
+# served model).
+if [[ ($MLFLOW_AUTH == mlflow || $MLFLOW_AUTH == oidc) && -n ${MLFLOW_SERVING_USERNAME:-}${MLFLOW_NOTEBOOK_USERNAME:-} ]]; then
+  python3 "$HERE/service_users.py" || die "could not prepare the model endpoint's and the notebook's users (see above)"
+fi
+unset MLFLOW_SERVING_PASSWORD MLFLOW_NOTEBOOK_PASSWORD  # the server never holds them
 if [[ $MODE == migrate ]]; then
   log "migrate: the database is ready; not starting the server"
   exit 0

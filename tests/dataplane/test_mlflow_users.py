@@ -18,9 +18,16 @@ pytestmark = pytest.mark.dataplane
 DATABASE = "mlflow_users"
 ADMIN = credentials.Credentials("mlflow", "Admin-login-Passw0rd-2026")
 ADMIN_AUTH = (ADMIN.username, ADMIN.password)
+# The model endpoint's and the notebook's own users, as the stack names them (stack/vault.tf).
+SERVING = credentials.Credentials("mlflow-serving", "Serving-login-Passw0rd-2026")
+NOTEBOOK = credentials.Credentials("mlflow-notebook", "Notebook-login-Passw0rd-2026")
+SERVED_MODEL = "wine-quality"
 AUTH_ENV = (("MLFLOW_AUTH", "mlflow"), ("MLFLOW_AUTH_ADMIN_USERNAME", ADMIN.username),
             ("MLFLOW_AUTH_ADMIN_PASSWORD", ADMIN.password), ("MLFLOW_AUTH_DEFAULT_PERMISSION", "READ"),
-            ("MLFLOW_FLASK_SERVER_SECRET_KEY", "one-key-for-every-replica-0123456789"))
+            ("MLFLOW_FLASK_SERVER_SECRET_KEY", "one-key-for-every-replica-0123456789"),
+            ("MLFLOW_SERVED_MODEL_NAME", SERVED_MODEL),
+            ("MLFLOW_SERVING_USERNAME", SERVING.username), ("MLFLOW_SERVING_PASSWORD", SERVING.password),
+            ("MLFLOW_NOTEBOOK_USERNAME", NOTEBOOK.username), ("MLFLOW_NOTEBOOK_PASSWORD", NOTEBOOK.password))
 
 
 @pytest.fixture(scope="module")
@@ -224,3 +231,37 @@ def test_a_version_registered_before_the_source_rule_is_not_served_from_elsewher
         assert refused.status_code == 403, (refused.status_code, refused.text)
         assert b"the admin's secret" not in refused.content
         assert "outside the server's artifact root" in refused.json()["message"]
+
+
+def test_the_endpoint_and_the_notebook_log_in_as_users_of_their_own_not_as_admins(replicas):
+    """The serving VM's and the notebook's logins (stack: serving-login, notebook-login) are MLflow users the
+    tracking server made: neither is an admin, the endpoint's may read the model it serves but not change it
+    nor grant anything, and the notebook's works like anyone's."""
+    first, second, url = replicas
+    serving, notebook = (SERVING.username, SERVING.password), (NOTEBOOK.username, NOTEBOOK.password)
+
+    def call(method: str, path: str, auth, version: str = "2.0", **body) -> requests.Response:
+        return requests.request(method, f"{url}/api/{version}/mlflow/{path}", auth=auth, verify=False, timeout=30,
+                                **({"params": body} if method == "GET" else {"json": body}))
+
+    for login in (serving, notebook):
+        me = call("GET", "users/current", login)
+        assert me.status_code == 200, me.text
+        assert me.json()["user"]["username"] == login[0] and me.json()["user"]["is_admin"] is False
+    listed = call("GET", "users/permissions/list", ADMIN_AUTH, "3.0", username=SERVING.username)
+    assert listed.status_code == 200, listed.text
+    own_grants = {(row["resource_type"], row["resource_pattern"], row["permission"])
+                  for row in listed.json()["permissions"]}
+    assert own_grants == {("registered_model", SERVED_MODEL, "READ")}, listed.text
+    assert call("GET", "registered-models/get", serving, name=SERVED_MODEL).status_code == 200
+    edited = call("PATCH", "registered-models/update", serving, name=SERVED_MODEL, description="mine now")
+    assert edited.status_code == 403, edited.text
+    experiment = call("POST", "experiments/create", ADMIN_AUTH, name="the-endpoint-may-not-grant").json()["experiment_id"]
+    widened = call("POST", "users/permissions/grant", serving, "3.0", username=SERVING.username,
+                   resource_type="experiment", resource_id=experiment, permission="MANAGE")
+    assert widened.status_code == 403, widened.text
+    assert call("POST", "users/create", serving, username="mallory", password="Mallory-Passw0rd-1").status_code == 403
+    # the notebook's user logs runs in an experiment of its own, like any user
+    own = call("POST", "experiments/create", notebook, name="from-the-notebook")
+    assert own.status_code == 200, own.text
+    assert call("POST", "runs/create", notebook, experiment_id=own.json()["experiment_id"]).status_code == 200

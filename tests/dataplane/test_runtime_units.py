@@ -24,6 +24,7 @@ adapter = load(DOCKER / "serving" / "legacy_adapter.py")
 supervisor = load(DOCKER / "serving" / "supervisor.py")
 init_db = load(DOCKER / "tracking" / "init_db.py")
 served_model = load(DOCKER / "tracking" / "served_model.py")
+service_users = load(DOCKER / "tracking" / "service_users.py")
 
 SPLIT = {"columns": ["a", "b"], "data": [[1, 2]]}
 RECORDS = [{"a": 1, "b": 2}]
@@ -151,3 +152,35 @@ def test_the_served_model_is_reserved_once_and_kept(tmp_path):
     assert served_model.reserve(uri, "wine-quality") is False
     model = SqlAlchemyStore(uri).get_registered_model("wine-quality")
     assert model.description == served_model.DESCRIPTION and model.latest_versions == []
+
+
+def test_the_clients_users_take_their_current_password_at_every_start(tmp_path, monkeypatch, capsys):
+    """The model endpoint's and the notebook's users: made non-admins with the secret's current version at
+    each start, so a rotated secret applies and an admin flag given by hand does not last; the admin's
+    name is refused for either."""
+    from mlflow.server.auth.sqlalchemy_store import SqlAlchemyStore
+
+    uri = f"sqlite:///{tmp_path / 'users.db'}"
+    env = {"MLFLOW_AUTH_DATABASE_URI": uri, "MLFLOW_AUTH_ADMIN_USERNAME": "mlflow",
+           "MLFLOW_SERVED_MODEL_NAME": "wine-quality",
+           "MLFLOW_SERVING_USERNAME": "mlflow-serving", "MLFLOW_SERVING_PASSWORD": "Serving-first-Passw0rd",
+           "MLFLOW_NOTEBOOK_USERNAME": "mlflow-notebook", "MLFLOW_NOTEBOOK_PASSWORD": "Notebook-first-Passw0rd"}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert service_users.main() == 0
+    store = SqlAlchemyStore()
+    store.init_db(uri)
+    assert store.authenticate_user("mlflow-serving", "Serving-first-Passw0rd")
+    store.update_user("mlflow-notebook", is_admin=True)  # someone made it an admin meanwhile
+    monkeypatch.setenv("MLFLOW_SERVING_PASSWORD", "Serving-rotated-Passw0rd")
+    assert service_users.main() == 0
+    assert store.authenticate_user("mlflow-serving", "Serving-rotated-Passw0rd")
+    assert not store.authenticate_user("mlflow-serving", "Serving-first-Passw0rd")
+    assert not store.get_user("mlflow-notebook").is_admin and not store.get_user("mlflow-serving").is_admin
+    grants = store.list_registered_model_permissions("mlflow-serving")
+    assert [(g.name, g.permission) for g in grants] == [("wine-quality", "READ")]
+    assert store.list_registered_model_permissions("mlflow-notebook") == []
+    assert "Passw0rd" not in capsys.readouterr().err  # no password in the log
+    monkeypatch.setenv("MLFLOW_NOTEBOOK_USERNAME", "MLflow")
+    assert service_users.main() == 2
+    assert "must not be the admin" in capsys.readouterr().err
