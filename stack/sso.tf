@@ -66,8 +66,10 @@ resource "oci_identity_domains_app" "sso" {
   }
   client_type     = "confidential"
   is_oauth_client = true
-  allowed_grants  = ["authorization_code"]
-  redirect_uris   = [local.sso_redirect_uri]
+  # refresh_token: the tracking server asks for a signed-in person's groups again every 15 minutes with it
+  # (docker/lib/mlflow_oci/group_checks.py); the domain issues one for the offline_access scope only.
+  allowed_grants = ["authorization_code", "refresh_token"]
+  redirect_uris  = [local.sso_redirect_uri]
   # The redirect's host is a bare IP address: without this the domain checks it as a DNS name.
   all_url_schemes_allowed = true
   # Only members of the granted groups (below) get tokens for this application.

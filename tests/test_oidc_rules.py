@@ -132,6 +132,29 @@ def test_the_session_signing_key_is_derived_and_differs_per_secret():
     assert "a" * 30 not in oidc.signing_key("a" * 30)
 
 
+@pytest.mark.parametrize("value", ["0", "901", "15m"])
+def test_a_group_check_beyond_15_minutes_is_refused(value):
+    with pytest.raises(oidc.SettingsError, match="MLFLOW_OIDC_GROUP_CHECK_SECONDS must be an integer between 1 and 900"):
+        oidc.load_settings({**GOOD_ENVIRONMENT, "MLFLOW_OIDC_GROUP_CHECK_SECONDS": value})
+    assert oidc.load_settings(GOOD_ENVIRONMENT).group_check_seconds == 900
+
+
+def test_the_sign_in_asks_for_groups_and_a_refresh_token_where_the_provider_offers_them():
+    """An OCI identity domain's discovery document lists both scopes, and a userinfo endpoint (relative)."""
+    from unittest import mock
+
+    document = {"issuer": "https://identity.oraclecloud.com/", "authorization_endpoint": "/oauth2/v1/authorize",
+                "token_endpoint": "/oauth2/v1/token", "jwks_uri": "/admin/v1/SigningCert/jwk",
+                "userinfo_endpoint": "/oauth2/v1/userinfo",
+                "scopes_supported": ["openid", "profile", "offline_access", "email", "groups", "get_groups"]}
+    with mock.patch.object(oidc, "_get_json", return_value=document):
+        found = oidc.discover(ISSUER)
+        assert found.scopes == "openid profile email groups offline_access"
+        assert found.userinfo_endpoint == f"{ISSUER}/oauth2/v1/userinfo"
+        document["scopes_supported"] = ["openid", "profile", "email"]   # asking for an unlisted scope may fail
+        assert oidc.discover(ISSUER).scopes == "openid profile email"
+
+
 # ------------------------------------------------------------------------------------------------ sign-outs
 @pytest.mark.parametrize("value", ["0", "61", "soon"])
 def test_a_sign_out_check_beyond_a_minute_is_refused(value):

@@ -34,6 +34,7 @@ SECRET_KEY = "one-key-for-every-replica-0123456789"
 ADMINS, USERS = "mlflow-admins", "mlflow-users"
 SESSION_COOKIE = "mlflow_oidc_session"
 SIGNOUT_CHECK_SECONDS = 2   # how stale a replica's view of sign-outs may be here (the product's default: 30)
+GROUP_CHECK_SECONDS = 3     # how old a session's groups may be here before they are asked again (default: 900)
 # Who the provider knows: subject -> claims (the username comes from preferred_username, else email, else sub).
 PEOPLE = {
     "u-alice": {"preferred_username": "alice", "email": "alice@example.test", "groups": [USERS, "staff"]},
@@ -122,7 +123,8 @@ def sso_env(provider_url: str) -> tuple:
             ("MLFLOW_ALLOWED_HOSTS", "*"), ("MLFLOW_OIDC_ISSUER", provider_url), ("MLFLOW_OIDC_CLIENT_ID", CLIENT_ID),
             ("MLFLOW_OIDC_CLIENT_SECRET", CLIENT_SECRET), ("MLFLOW_OIDC_ADMIN_GROUP", ADMINS),
             ("MLFLOW_OIDC_USER_GROUP", USERS), ("MLFLOW_OIDC_SESSION_SECONDS", "3600"),
-            ("MLFLOW_OIDC_SIGNOUT_CHECK_SECONDS", str(SIGNOUT_CHECK_SECONDS)))
+            ("MLFLOW_OIDC_SIGNOUT_CHECK_SECONDS", str(SIGNOUT_CHECK_SECONDS)),
+            ("MLFLOW_OIDC_GROUP_CHECK_SECONDS", str(GROUP_CHECK_SECONDS)))
 
 
 @pytest.fixture(scope="module")
@@ -476,6 +478,39 @@ def test_a_person_the_provider_renames_stays_the_same_mlflow_user(site, provider
     assert who(replicas[0].url, cookies={SESSION_COOKIE: session}).json()["user"]["username"] == "grace"
     provider.set_user("u-new-grace", {"preferred_username": "Grace", "groups": [USERS]})  # a newcomer, the old name
     assert who(replicas[1].url, headers=bearer(provider.id_token("u-new-grace"))).status_code == 403
+
+
+def test_a_person_removed_from_the_groups_loses_every_session_at_the_next_group_check(site, provider):
+    """Before, a session cookie was good for its whole life (hours) whatever the provider said meanwhile."""
+    _, replicas, _ = site
+    provider.set_user("u-ivan", {"preferred_username": "ivan", "groups": [USERS]})
+    sessions = [sign_in_without_a_browser(replica.url, "u-ivan") for replica in replicas]
+    refreshes = len([r for r in provider.requests_to("/oauth2/token", "POST")
+                     if r["form"].get("grant_type") == ["refresh_token"]])
+    time.sleep(GROUP_CHECK_SECONDS + 0.5)
+    # Still in the groups: the server asked the provider again (a refresh) and the session goes on.
+    assert who(replicas[0].url, cookies={SESSION_COOKIE: sessions[0]}).status_code == 200
+    asked = [r for r in provider.requests_to("/oauth2/token", "POST") if r["form"].get("grant_type") == ["refresh_token"]]
+    assert len(asked) > refreshes and CLIENT_SECRET not in str(asked[-1]["form"])  # the secret went in the header
+    provider.set_user("u-ivan", {"preferred_username": "ivan", "groups": ["former-staff"]})
+    time.sleep(GROUP_CHECK_SECONDS + 0.5)
+    assert who(replicas[0].url, cookies={SESSION_COOKIE: sessions[0]}).status_code == 401
+    # every session, on every replica, within the sign-out check
+    deadline = time.monotonic() + SIGNOUT_CHECK_SECONDS + 1
+    while who(replicas[1].url, cookies={SESSION_COOKIE: sessions[1]}).status_code != 401:
+        assert time.monotonic() < deadline, "the other replica still accepts the session"
+        time.sleep(0.2)
+
+
+def test_a_refused_refresh_ends_the_session(site, provider):
+    """The provider revoked the person's tokens (an administrator there ended their sessions)."""
+    _, replicas, _ = site
+    provider.set_user("u-judy", {"preferred_username": "judy", "groups": [USERS]})
+    session = sign_in_without_a_browser(replicas[0].url, "u-judy")
+    assert who(replicas[0].url, cookies={SESSION_COOKIE: session}).status_code == 200
+    assert requests.post(f"{provider.url}/users/u-judy/revoke-tokens", timeout=10).status_code == 204
+    time.sleep(GROUP_CHECK_SECONDS + 0.5)
+    assert who(replicas[0].url, cookies={SESSION_COOKIE: session}).status_code == 401
 
 
 def test_a_sign_in_answer_that_does_not_belong_to_a_sign_in_is_refused(site):

@@ -24,7 +24,8 @@ def settings(**changes) -> oidc.Settings:
 
 def provider() -> oidc.Provider:
     return oidc.Provider(ISSUER, f"{ISSUER}/oauth2/v1/authorize", f"{ISSUER}/oauth2/v1/token",
-                         f"{ISSUER}/admin/v1/SigningCert/jwk", None, "client_secret_basic", ("RS256",), "openid")
+                         f"{ISSUER}/admin/v1/SigningCert/jwk", None, f"{ISSUER}/oauth2/v1/userinfo",
+                         "client_secret_basic", ("RS256",), "openid")
 
 
 def verifier() -> tuple[oidc.TokenVerifier, rsa.RSAPrivateKey]:

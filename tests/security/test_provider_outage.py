@@ -132,3 +132,68 @@ def test_a_hanging_provider_holds_one_request_for_the_timeout_and_the_others_not
         # the first request gave up on the provider long before it answers, and still got the held key
         assert not first.is_alive() and done["first"] == "k1" and not provider.release.is_set()
     assert keys._last_error and "cannot reach" in keys._last_error
+
+
+class HangingTokenEndpoint:
+    """The provider's token endpoint, hanging: it accepts the connection and never answers."""
+
+    def __init__(self):
+        self.requests = 0
+        self.release = threading.Event()
+        endpoint = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                endpoint.requests += 1
+                endpoint.release.wait(60)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = loopback.serve(Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/oauth2/v1/token"
+
+    def close(self):
+        self.release.set()
+        loopback.stop(self.server)
+
+
+def test_a_session_goes_on_while_the_provider_cannot_recheck_its_groups_and_is_asked_again_soon(tmp_path):
+    """A session's groups are due for their check and the provider hangs: the person's request waits at most
+    KEYS_TIMEOUT_SECONDS, their session goes on (nobody is signed out by an outage), and the provider is asked
+    again after RETRY_SECONDS rather than on every request or only after another whole interval."""
+    import dataclasses
+
+    import sqlalchemy
+    from flask import Flask, request
+
+    from harness.oidc_tokens import settings, verifier
+    from mlflow_oci import group_checks, oidc_auth
+
+    hanging = HangingTokenEndpoint()
+    try:
+        rt = oidc_auth.Runtime(settings())
+        signed_out = []
+        rt._signouts = type("Recorded", (), {"last": lambda self, name: 0.0,
+                                              "record": lambda self, name: signed_out.append(name) or time.time()})()
+        checker = verifier()[0]
+        checker.provider = dataclasses.replace(checker.provider, token_endpoint=hanging.url)
+        rt._verifier = checker
+        checks = rt._group_checks = group_checks.GroupChecks(sqlalchemy.create_engine(f"sqlite:///{tmp_path}/u.db"))
+        checks.clock = lambda: time.time() - group_checks.CHECK_SECONDS - 10   # signed in 15 minutes ago
+        checks.signed_in("u-bob", "refresh-token-of-bob")
+        checks.clock, checks._fresh_until = time.time, {}
+        cookie = rt.sessions.dumps({"u": "bob", "s": "u-bob", "t": time.time() - group_checks.CHECK_SECONDS - 10})
+        with Flask(__name__).test_request_context("/", headers={"Cookie": f"{oidc_auth.SESSION_COOKIE}={cookie}"}):
+            started = time.monotonic()
+            assert oidc_auth._session_username(request, rt) == "bob"
+            waited = time.monotonic() - started
+            assert oidc_auth._session_username(request, rt) == "bob"    # the next request does not ask again
+        assert hanging.requests == 1 and signed_out == []
+        assert oidc.KEYS_TIMEOUT_SECONDS <= waited < oidc.HTTP_TIMEOUT   # the refresh's timeout, not a sign-in's
+        checks._fresh_until = {}
+        assert checks.due("u-bob") == group_checks.Due.FRESH                  # not before RETRY_SECONDS...
+        checks.clock = lambda: time.time() + group_checks.RETRY_SECONDS + 1
+        assert checks.due("u-bob") == "refresh-token-of-bob"                  # ...and then again
+    finally:
+        hanging.close()

@@ -42,7 +42,7 @@ def test_the_application_redirects_to_the_tracking_vm_and_only_the_two_groups_ma
     assert not app["post_logout_redirect_uris"]
     assert app["idcs_endpoint"] == DOMAIN  # the form's ":443" is dropped
     assert (app["client_type"], app["allowed_grants"], app["allow_access_control"]) == (
-        "confidential", ["authorization_code"], True)
+        "confidential", ["authorization_code", "refresh_token"], True)  # refresh: groups asked again
     grants = {role: applied(d, f'oci_identity_domains_grant.sso["{role}"]') for role in ("admin", "user")}
     assert {role: g["grantee"][0]["value"] for role, g in grants.items()} == {
         "admin": "5f0c1e2d3c4b5a69788796a5b4c3d2e1", "user": "6a1d2f3e4d5c6b7a8998a7b6c5d4e3f2"}  # fixture groups

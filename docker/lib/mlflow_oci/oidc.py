@@ -61,6 +61,7 @@ class Settings:
     secret_key: str
     reserved_username: str | None   # the first admin's break-glass login: never taken over by a sign-in
     signout_check_seconds: int = 30  # how stale a replica's view of sign-outs may be (signouts.py)
+    group_check_seconds: int = 900   # how old a session's groups may be before they are asked again (group_checks.py)
 
 
 def _is_allowed_url(url: str) -> bool:
@@ -102,6 +103,10 @@ def load_settings(environ=os.environ) -> Settings:
     if not signout_check.isdigit() or not 1 <= int(signout_check) <= 60:
         problems.append("MLFLOW_OIDC_SIGNOUT_CHECK_SECONDS must be an integer between 1 and 60: a sign-out reaches "
                         f"every replica within it (got '{signout_check}')")
+    group_check = environ.get("MLFLOW_OIDC_GROUP_CHECK_SECONDS", "900").strip()
+    if not group_check.isdigit() or not 1 <= int(group_check) <= 900:
+        problems.append("MLFLOW_OIDC_GROUP_CHECK_SECONDS must be an integer between 1 and 900: a signed-in person's "
+                        f"groups are asked again after it (got '{group_check}')")
     secret_key = environ.get("MLFLOW_FLASK_SERVER_SECRET_KEY", "")
     if len(secret_key) < MIN_SECRET_KEY_CHARACTERS:
         problems.append(f"MLFLOW_FLASK_SERVER_SECRET_KEY signs the sign-in sessions: at least "
@@ -112,7 +117,7 @@ def load_settings(environ=os.environ) -> Settings:
                     environ.get("MLFLOW_OIDC_GROUPS_CLAIM", "").strip() or "groups",
                     environ.get("MLFLOW_OIDC_USERNAME_CLAIM", "").strip() or "preferred_username",
                     redirect_uri, int(session), secret_key,
-                    environ.get("MLFLOW_AUTH_ADMIN_USERNAME") or None, int(signout_check))
+                    environ.get("MLFLOW_AUTH_ADMIN_USERNAME") or None, int(signout_check), int(group_check))
 
 
 def signing_key(secret_key: str) -> str:
@@ -130,6 +135,7 @@ class Provider:
     token_endpoint: str
     jwks_uri: str
     end_session_endpoint: str | None
+    userinfo_endpoint: str | None   # where a refresh that brings no ID token reads the groups
     token_auth_method: str          # client_secret_basic or client_secret_post
     algorithms: tuple[str, ...]
     scopes: str
@@ -162,10 +168,14 @@ def discover(issuer: str) -> Provider:
     methods = document.get("token_endpoint_auth_methods_supported") or ["client_secret_basic"]
     offered = document.get("id_token_signing_alg_values_supported") or ["RS256"]
     scopes = ["openid", "profile", "email"]
-    if "groups" in (document.get("scopes_supported") or []):
+    offered_scopes = document.get("scopes_supported") or []
+    if "groups" in offered_scopes:
         scopes.append("groups")  # OCI identity domains offer it
+    if "offline_access" in offered_scopes:
+        scopes.append("offline_access")  # a refresh token, to ask for the groups again (OCI asks for this scope)
     absolute = lambda key: urljoin(issuer + "/", document[key]) if document.get(key) else None  # noqa: E731
-    plain = [key for key in ("authorization_endpoint", "token_endpoint", "jwks_uri", "end_session_endpoint")
+    plain = [key for key in ("authorization_endpoint", "token_endpoint", "jwks_uri", "end_session_endpoint",
+                             "userinfo_endpoint")
              if document.get(key) and not _is_allowed_url(absolute(key))]
     if plain:
         # the client secret, the codes and the signing keys travel there: never over plain http
@@ -173,7 +183,7 @@ def discover(issuer: str) -> Provider:
     return Provider(
         issuer=document["issuer"], authorization_endpoint=absolute("authorization_endpoint"),
         token_endpoint=absolute("token_endpoint"), jwks_uri=absolute("jwks_uri"),
-        end_session_endpoint=absolute("end_session_endpoint"),
+        end_session_endpoint=absolute("end_session_endpoint"), userinfo_endpoint=absolute("userinfo_endpoint"),
         token_auth_method="client_secret_basic" if "client_secret_basic" in methods else "client_secret_post",
         algorithms=tuple(a for a in offered if a in SIGNING_ALGORITHMS) or ("RS256",), scopes=" ".join(scopes))
 

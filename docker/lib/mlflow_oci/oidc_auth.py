@@ -33,9 +33,11 @@ import threading
 import time
 from urllib.parse import quote, urlencode
 
+from mlflow_oci.group_checks import Due, GroupChecks
 from mlflow_oci.oidc import (
     CALLBACK_PATH,
     HTTP_TIMEOUT,
+    KEYS_TIMEOUT_SECONDS,
     Identity,
     Refused,
     Settings,
@@ -101,6 +103,7 @@ class Runtime:
         self._synced: dict[str, tuple[str, bool, float]] = {}   # subject -> (username, admin, when: monotonic)
         self._signouts: SignOuts | None = None
         self._people: People | None = None
+        self._group_checks: GroupChecks | None = None
 
     @property
     def signouts(self) -> SignOuts:
@@ -118,6 +121,15 @@ class Runtime:
             if self._verifier is None:
                 self._verifier = TokenVerifier(self.settings, discover(self.settings.issuer))
             return self._verifier
+
+    @property
+    def group_checks(self) -> GroupChecks:
+        from mlflow.server.auth import store
+
+        with self._lock:
+            if self._group_checks is None:
+                self._group_checks = GroupChecks(store.engine, self.settings.group_check_seconds)
+            return self._group_checks
 
     @property
     def people(self) -> People:
@@ -217,20 +229,19 @@ def start_sign_in(request, rt: Runtime):
     return answer
 
 
-def _exchange_code(request, rt: Runtime, code: str, verifier: str) -> dict:
+def _token_request(rt: Runtime, form: dict, timeout: float = HTTP_TIMEOUT) -> tuple[int, dict]:
+    """POST to the provider's token endpoint as this confidential client: (status, the JSON answer or {})."""
     import requests
 
     provider = rt.verifier.provider
-    form = {"grant_type": "authorization_code", "code": code, "redirect_uri": _redirect_uri(request, rt.settings),
-            "code_verifier": verifier}
     auth = None
     if provider.token_auth_method == "client_secret_basic":
         # RFC 6749 2.3.1: both parts are form-encoded before they go into the Basic header.
         auth = (quote(rt.settings.client_id, safe=""), quote(rt.settings.client_secret, safe=""))
     else:
-        form.update(client_id=rt.settings.client_id, client_secret=rt.settings.client_secret)
+        form = dict(form, client_id=rt.settings.client_id, client_secret=rt.settings.client_secret)
     try:
-        answer = requests.post(provider.token_endpoint, data=form, auth=auth, timeout=HTTP_TIMEOUT,
+        answer = requests.post(provider.token_endpoint, data=form, auth=auth, timeout=timeout,
                                headers={"Accept": "application/json"})
     except requests.RequestException as exc:
         raise Refused(503, f"cannot reach the identity provider's token endpoint: {type(exc).__name__}") from exc
@@ -238,10 +249,15 @@ def _exchange_code(request, rt: Runtime, code: str, verifier: str) -> dict:
         tokens = answer.json()
     except ValueError:
         tokens = None
-    tokens = tokens if isinstance(tokens, dict) else {}
-    if answer.status_code != 200 or not isinstance(tokens.get("id_token"), str):
+    return answer.status_code, tokens if isinstance(tokens, dict) else {}
+
+
+def _exchange_code(request, rt: Runtime, code: str, verifier: str) -> dict:
+    status, tokens = _token_request(rt, {"grant_type": "authorization_code", "code": code,
+                                         "redirect_uri": _redirect_uri(request, rt.settings), "code_verifier": verifier})
+    if status != 200 or not isinstance(tokens.get("id_token"), str):
         error = str(tokens.get("error", "no ID token"))[:64]
-        raise Refused(502, f"the identity provider did not complete the sign-in ({answer.status_code} {error})")
+        raise Refused(502, f"the identity provider did not complete the sign-in ({status} {error})")
     return tokens
 
 
@@ -262,6 +278,8 @@ def finish_sign_in(request, rt: Runtime):
     tokens = _exchange_code(request, rt, request.args.get("code", ""), login["verifier"])
     identity = identity_from_claims(rt.verifier.claims(tokens["id_token"], nonce=login["nonce"]), rt.settings)
     username = rt.sync_user(identity, force=True)
+    refresh_token = tokens.get("refresh_token")
+    rt.group_checks.signed_in(identity.subject, refresh_token if isinstance(refresh_token, str) else None)
     _logger.info("%s signed in (admin=%s)", username, identity.is_admin)
     answer = redirect(login["next"], 302)
     answer.headers["Cache-Control"] = "no-store"
@@ -350,7 +368,73 @@ def _session_username(request, rt: Runtime) -> str | None:
         return None  # expired or forged: as if there were none
     if issued_at <= rt.signouts.last(username):
         return None  # its owner signed out (or was signed out) since
+    if not _groups_still_hold(rt, session.get("s"), username, issued_at):
+        return None
     return username
+
+
+def _groups_still_hold(rt: Runtime, subject: str | None, username: str, issued_at: float) -> bool:
+    """Whether a session's groups may still be trusted: checked less than group_check_seconds ago, or asked
+    again now with the person's refresh token. A session with nothing to ask with lasts that long only (a
+    browser then signs in again, usually without a prompt). While the provider is away, sessions go on."""
+    due = rt.group_checks.due(subject) if subject else Due.NOTHING
+    if due == Due.FRESH:
+        return True
+    if due == Due.NOTHING:
+        return time.time() - issued_at < rt.settings.group_check_seconds
+    try:
+        identity, refresh_token = _refreshed_identity(rt, due)
+        if identity.subject != subject:
+            raise Refused(403, "the provider's refreshed tokens name someone else")
+    except Refused as refused:
+        if refused.status >= 500:
+            rt.group_checks.retry_soon(subject)
+            _logger.warning("could not check %s's groups: %s; the session goes on, asked again soon", username,
+                            refused.reason)
+            return True
+        rt.group_checks.forget(subject)
+        rt.signouts.record(username)
+        _logger.info("%s signed out of every session: %s", username, refused.reason)
+        return False
+    rt.sync_user(identity, force=True)  # the admin flag follows the groups
+    rt.group_checks.checked(subject, refresh_token or due)
+    return True
+
+
+def _refreshed_identity(rt: Runtime, refresh_token: str) -> tuple[Identity, str | None]:
+    """The person as the provider sees them now, from a refresh: the new ID token's claims, else its userinfo
+    (which some providers answer instead); and the new refresh token, when it rotates them."""
+    import requests
+
+    # A person's request waits for this: no longer than for the signing keys while the provider is away.
+    status, tokens = _token_request(rt, {"grant_type": "refresh_token", "refresh_token": refresh_token},
+                                    timeout=KEYS_TIMEOUT_SECONDS)
+    if status >= 500:
+        raise Refused(503, f"the identity provider's token endpoint answered {status}")
+    if status != 200 or not isinstance(tokens.get("access_token"), str):
+        raise Refused(403, f"the identity provider refused to refresh the session ({str(tokens.get('error', status))[:64]})")
+    provider = rt.verifier.provider
+    if isinstance(tokens.get("id_token"), str):
+        claims = rt.verifier.claims(tokens["id_token"])
+    elif provider.userinfo_endpoint:
+        try:
+            answer = requests.get(provider.userinfo_endpoint, timeout=KEYS_TIMEOUT_SECONDS,
+                                  headers={"Authorization": f"Bearer {tokens['access_token']}", "Accept": "application/json"})
+        except requests.RequestException as exc:
+            raise Refused(503, f"cannot reach the identity provider's userinfo endpoint: {type(exc).__name__}") from exc
+        if answer.status_code != 200:
+            raise Refused(503 if answer.status_code >= 500 else 403,
+                          f"the identity provider's userinfo endpoint answered {answer.status_code}")
+        try:
+            claims = answer.json()
+        except ValueError:
+            claims = None
+        if not isinstance(claims, dict):
+            raise Refused(503, "the identity provider's userinfo endpoint answered no JSON object")
+    else:
+        raise Refused(403, "the identity provider's refresh brought no ID token and it has no userinfo endpoint")
+    new_token = tokens.get("refresh_token")
+    return identity_from_claims(claims, rt.settings), new_token if isinstance(new_token, str) else None
 
 
 def _bearer_username(token: str, rt: Runtime) -> str:
