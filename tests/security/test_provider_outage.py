@@ -166,9 +166,9 @@ def test_a_session_goes_on_while_the_provider_cannot_recheck_its_groups_and_is_a
 
     import sqlalchemy
     from flask import Flask, request
+    from mlflow_oci import group_checks, oidc_auth
 
     from harness.oidc_tokens import settings, verifier
-    from mlflow_oci import group_checks, oidc_auth
 
     hanging = HangingTokenEndpoint()
     try:
