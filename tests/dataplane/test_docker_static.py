@@ -48,7 +48,8 @@ def test_dockerfile_runs_as_non_root_with_a_healthcheck_and_no_secret(dockerfile
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda path: path.name)
 def test_dockerfile_copies_files_that_exist(dockerfile):
     """Build context: the repository (or stack zip) root, where docker/ and examples/ sit."""
-    for line in re.findall(r"^COPY\s+(.+)$", dockerfile.read_text(), re.MULTILINE):
+    instructions = dockerfile.read_text().replace("\\\n", " ")  # a line continued with a backslash is one line
+    for line in re.findall(r"^COPY\s+(.+)$", instructions, re.MULTILINE):
         sources = [part for part in line.split()[:-1] if not part.startswith("--")]
         for source in sources:
             assert (REPO_ROOT / source).exists(), f"{dockerfile.name}: COPY {source} does not exist"

@@ -14,7 +14,8 @@ def entrypoint() -> list[str]:
 
 def copied_to(image_path: str) -> str:
     """The repository file (relative) that the COPY lines put at `image_path`."""
-    for line in re.findall(r"^COPY (.+)$", DOCKERFILE.read_text(), re.MULTILINE):
+    instructions = DOCKERFILE.read_text().replace("\\\n", " ")  # a line continued with a backslash is one line
+    for line in re.findall(r"^COPY (.+)$", instructions, re.MULTILINE):
         *sources, target = line.split()
         for source in sources:
             if target.endswith("/"):  # files into a directory
