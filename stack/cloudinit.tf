@@ -34,11 +34,8 @@ locals {
       PROXY_SERVER_NAME   = "_"
       PROXY_MAX_BODY_MB   = tostring(var.max_request_body_mb)
       # per-person: MLflow checks logins itself; the proxy passes them on.
-      PROXY_AUTH     = local.per_person_users ? "upstream" : "proxy"
-      MLFLOW_UI_USER = var.mlflow_username
-      # The login comes from Vault; the role's image reads it (userdata/mlflow-refresh-login.sh).
-      MLFLOW_UI_PASSWORD_SECRET_OCID = local.secret_ids["mlflow-login"]
-      MLFLOW_IMAGE                   = "localhost/mlflow-tracking:latest"
+      PROXY_AUTH   = local.per_person_users ? "upstream" : "proxy"
+      MLFLOW_IMAGE = "localhost/mlflow-tracking:latest"
     }
     serving = {
       PROXY_LISTEN_PORT   = tostring(local.serving_port)
@@ -50,12 +47,17 @@ locals {
       PROXY_FRONTS        = "serving"
       PROXY_MAX_BODY_MB   = tostring(var.max_request_body_mb)
       # per-person: the tracking server says who may call the model (any of MLflow's users).
-      PROXY_AUTH                     = local.per_person_users ? "tracking" : "proxy"
-      PROXY_AUTH_URL                 = local.tracking_internal_uri
-      MLFLOW_UI_USER                 = var.mlflow_username
-      MLFLOW_UI_PASSWORD_SECRET_OCID = local.secret_ids["mlflow-login"]
-      MLFLOW_IMAGE                   = "localhost/mlflow-serving:latest"
+      PROXY_AUTH     = local.per_person_users ? "tracking" : "proxy"
+      PROXY_AUTH_URL = local.tracking_internal_uri
+      MLFLOW_IMAGE   = "localhost/mlflow-serving:latest"
     }
+  }
+  # The proxy's one login (PROXY_AUTH=proxy: mlflow-refresh-login writes its password file). The serving
+  # proxy asks the tracking server with per-person users and keeps no password, so the VM needs no login
+  # but its own (serving_settings).
+  proxy_logins = {
+    tracking = { MLFLOW_UI_USER = var.mlflow_username, MLFLOW_UI_PASSWORD_SECRET_OCID = local.secret_ids["mlflow-login"] }
+    serving  = local.per_person_users ? {} : { MLFLOW_UI_USER = var.mlflow_username, MLFLOW_UI_PASSWORD_SECRET_OCID = local.secret_ids["mlflow-login"] }
   }
 
   # Settings name Vault secrets (<NAME>_SECRET_OCID), never values: the entrypoints resolve them
@@ -95,6 +97,17 @@ locals {
     local.per_person_users && local.serving_enabled && var.serving_model_uri == "" ? {
       MLFLOW_SERVED_MODEL_NAME = var.serving_model_name
     } : {},
+    # ...and the model endpoint and the notebook session log in as MLflow users of their own, which the
+    # tracking server creates (service_users.py; the endpoint's may read the served model). With the
+    # shared login both use that login and the proxies guard everything: nothing here.
+    local.per_person_users && local.serving_enabled ? {
+      MLFLOW_SERVING_USERNAME             = local.serving_username
+      MLFLOW_SERVING_PASSWORD_SECRET_OCID = local.secret_ids["serving-login"]
+    } : {},
+    local.per_person_users && local.notebook_enabled ? {
+      MLFLOW_NOTEBOOK_USERNAME             = local.notebook_username
+      MLFLOW_NOTEBOOK_PASSWORD_SECRET_OCID = local.secret_ids["notebook-login"]
+    } : {},
     # Single sign-on (sso.tf): the application's credentials by name, since they exist only after this VM.
     local.sso_enabled ? {
       MLFLOW_OIDC_ISSUER                    = local.sso_domain_url
@@ -105,10 +118,11 @@ locals {
       MLFLOW_OIDC_CLIENT_SECRET_SECRET_NAME = local.sso_secret_names.client_secret
     } : {},
   )
+  # The model endpoint's login: its own MLflow user with per-person users, the shared login otherwise (vault.tf).
   serving_settings = {
     MLFLOW_TRACKING_URI                  = local.tracking_internal_uri
-    MLFLOW_TRACKING_USERNAME             = var.mlflow_username
-    MLFLOW_TRACKING_PASSWORD_SECRET_OCID = local.secret_ids["mlflow-login"]
+    MLFLOW_TRACKING_USERNAME             = local.serving_login.username
+    MLFLOW_TRACKING_PASSWORD_SECRET_OCID = local.serving_login.secret
     MLFLOW_TRACKING_INSECURE_TLS         = "true"
     MLFLOW_OCI_AUTH                      = "instance_principal"
     SERVING_MODEL_NAME                   = var.serving_model_name
@@ -121,20 +135,24 @@ locals {
 
 
   commands_tracking = {
-    name_prefix  = var.name_prefix
-    username     = var.mlflow_username
-    login_secret = local.secret_ids["mlflow-login"]
-    db_host      = local.mysql_private_ip
-    db_name      = var.mlflow_db_name
-    db_user      = var.mlflow_db_user
+    name_prefix   = var.name_prefix
+    per_person    = local.per_person_users
+    serving_user  = local.serving_username
+    notebook_user = local.notebook_username
+    username      = var.mlflow_username
+    login_secret  = local.secret_ids["mlflow-login"]
+    db_host       = local.mysql_private_ip
+    db_name       = var.mlflow_db_name
+    db_user       = var.mlflow_db_user
     artifacts = (var.artifact_store == "oci"
       ? "${local.artifacts_destination} (Object Storage through this VM's instance principal; no key)"
     : "${local.artifacts_destination} through ${local.s3_endpoint} (customer secret key from Vault)")
   }
   commands_serving = {
     name_prefix  = var.name_prefix
-    username     = var.mlflow_username
-    login_secret = local.secret_ids["mlflow-login"]
+    per_person   = local.per_person_users
+    username     = local.serving_login.username
+    login_secret = local.serving_login.secret
     model        = local.serving_model
     model_name   = var.serving_model_name
     alias        = var.serving_model_alias
@@ -176,7 +194,7 @@ locals {
       {
         path    = "/etc/mlflow/proxy.env"
         mode    = "0644"
-        content = join("", [for k, v in local.proxy_settings[role] : "${k}=${v}\n"])
+        content = join("", [for k, v in merge(local.proxy_settings[role], local.proxy_logins[role]) : "${k}=${v}\n"])
       },
       {
         path    = "/etc/mlflow/image.env"

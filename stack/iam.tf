@@ -4,12 +4,18 @@
 #   tracking  reads its secrets (MySQL admin, MLflow DB user, login, S3 key with artifact_store = "s3",
 #             with sso the identity domain application's two, by name in the stack's vault) and manages
 #             objects in the artifact bucket (artifact_store = "oci")
-#   serving   reads the login secret (to talk to the tracking server and to guard its own endpoint)
-#   notebook  reads the login secret (create_notebook_session; its resource principal)
+#             (with per-person or sso also serving-login and notebook-login: it sets those users' passwords)
+#   serving   with mlflow_users = "shared": the login secret (to talk to the tracking server and to guard
+#             its own endpoint); with per-person or sso: its own serving-login alone (its proxy asks the
+#             tracking server and keeps no login), never the admin's mlflow-login
+#   notebook  (create_notebook_session; its resource principal) the login secret with "shared", its own
+#             notebook-login with per-person or sso
 #   workers   the OKE worker nodes (deployment_target = "oke"), whose pods run the tracking server, its
 #             migrations and its auth proxy: the tracking VM's statements but the MySQL administrator's
 #             secret. On a basic cluster every pod has the nodes' identity, so that secret is read by
-#             `orm-pack oke deploy` with the user's key and given to the migrate Job alone (oke/).
+#             `orm-pack oke deploy` with the user's key and given to the migrate Job alone (oke/). They
+#             read mlflow-login (the proxy's login, or MLflow's first admin) and, like the tracking VM,
+#             notebook-login.
 #   cluster   (oke) OKE's cloud controller, which assigns the load balancer its reserved public IP
 # IAM writes go to the home region (provider oci.home). With create_iam_policies = false nothing here is
 # created and the outputs iam_dynamic_groups and iam_statements say what an administrator must add;
@@ -45,8 +51,8 @@ locals {
 
   readable_secrets = {
     tracking = [for name in local.secret_names : local.secret_ids[name]]
-    serving  = [local.secret_ids["mlflow-login"]]
-    notebook = [local.secret_ids["mlflow-login"]]
+    serving  = [local.serving_login.secret]
+    notebook = [local.notebook_login.secret]
     workers  = [for name in local.secret_names : local.secret_ids[name] if name != "mysql-admin"]
   }
   # What the dynamic groups may do (policy "vm"), and everything an administrator adds without IAM.

@@ -5,15 +5,17 @@
 # serving NSGs admit that subnet's CIDR (nsg.tf). Its environment names the tracking URL inside the VCN,
 # the user and the Vault secret of the password; the session reads the secret with its resource
 # principal (iam.tf grants it that one secret) through examples/wine/mlflow_connect.py, which the Git
-# clone puts beside the notebook.
+# clone puts beside the notebook. With mlflow_users = "per-person" or "sso" that is the notebook's own
+# MLflow user (mlflow-notebook, an ordinary user) and its secret <prefix>-notebook-login, never the
+# admin's; with "shared" it is the one shared login (vault.tf).
 
 locals {
   notebook_enabled = var.create_notebook_session
   notebook_environment = local.notebook_enabled ? merge(
     {
       MLFLOW_TRACKING_URI                  = local.tracking_internal_uri
-      MLFLOW_TRACKING_USERNAME             = var.mlflow_username
-      MLFLOW_TRACKING_PASSWORD_SECRET_OCID = local.secret_ids["mlflow-login"]
+      MLFLOW_TRACKING_USERNAME             = local.notebook_login.username
+      MLFLOW_TRACKING_PASSWORD_SECRET_OCID = local.notebook_login.secret
     },
     local.serving_enabled ? { MLFLOW_SERVING_URL = "https://${local.instances["serving"].private_ip}:${local.serving_port}" } : {},
   ) : {}

@@ -11,6 +11,11 @@ variable "mlflow_username" {
     condition     = can(regex("^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$", var.mlflow_username))
     error_message = "The mlflow_username must be 1-32 letters, digits, dots, dashes or underscores, starting with a letter or digit."
   }
+
+  validation {
+    condition     = !contains(["mlflow-serving", "mlflow-notebook"], lower(var.mlflow_username))
+    error_message = "The mlflow_username must not be mlflow-serving or mlflow-notebook: with per-person users those are the model endpoint's and the notebook session's own MLflow users."
+  }
 }
 
 variable "mlflow_password" {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Applies the MLflow login kept in Vault to this VM: run it after a new version of the login secret
-# (the stack output mlflow_password_command names it), on each VM:
+# (the stack output mlflow_password_command names it), on each VM (with per-person users the serving
+# VM's proxy keeps no login: there it only restarts the supervisor, which reads its own login):
 #   sudo mlflow-refresh-login               update the proxy's password file, reload nginx, and on the
 #                                           serving VM restart the supervisor (it reads the login at start)
 #   sudo mlflow-refresh-login --no-restart  only the password file (the first boot uses this)
@@ -29,6 +30,16 @@ set -a
 # shellcheck source=/dev/null
 . "$CONF/proxy.env"
 set +a
+# With MLflow's own users the serving VM's proxy asks the tracking server (PROXY_AUTH=tracking) and keeps
+# no login: nothing to write; the supervisor reads its own login (serving.env) when it restarts.
+if [[ ${PROXY_AUTH:-proxy} != proxy && -z ${MLFLOW_UI_PASSWORD_SECRET_OCID:-} ]]; then
+  log "PROXY_AUTH=$PROXY_AUTH: MLflow checks the logins, this proxy keeps no password file"
+  if $restart && [[ -f $CONF/serving.env ]]; then
+    systemctl restart mlflow-serving
+    log "the serving supervisor restarted with the current version of its login"
+  fi
+  exit 0
+fi
 for name in PROXY_HTPASSWD_FILE MLFLOW_UI_USER MLFLOW_UI_PASSWORD_SECRET_OCID MLFLOW_IMAGE; do
   [[ -n ${!name:-} ]] || die 2 "$CONF/proxy.env must set $name"
 done

@@ -3,6 +3,8 @@
 Each deployment profile is a YAML inventory in inventories/ (tfvars in; counts, values, outputs out).
 Terraform runs in copies under tmp_path so no .terraform/ or state lands in the repository.
 """
+import json
+import re
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -11,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from harness import static
 from harness.inventory import load_inventory
 from harness.terraform import PlannedValues, Terraform
 
@@ -127,3 +130,47 @@ def runtime_objects(plan: dict) -> dict:
 
 def load_yaml(path: Path):
     return yaml.safe_load(path.read_text())
+
+
+SECRET_OCID = re.compile(r"ocid1\.vaultsecret\.[A-Za-z0-9._-]+")
+OWN_LOGINS = {"serving": ("serving-login", "mlflow-serving"), "notebook": ("notebook-login", "mlflow-notebook")}
+
+
+def _env_files(user_data: str) -> dict[str, dict[str, str]]:
+    files = static.written_files(static.decode_user_data(user_data))
+    return {path.rsplit("/", 1)[1]: dict(line.split("=", 1) for line in text.splitlines() if line)
+            for path, text in files.items() if path.startswith("/etc/mlflow/") and path.endswith(".env")}
+
+
+def assert_only_own_logins(resources: list, outputs: dict) -> set:
+    """With per-person users, from an applied state's resources (every OCID known): the serving VM's and the
+    notebook session's IAM statements and settings name their own login's secret alone, never the break-glass
+    admin's (mlflow-login) nor the MySQL administrator's, and the tracking server is told to make those
+    users with those secrets. Returns the roles it found."""
+    values = {r["address"]: r["values"] for r in resources}
+    secrets = outputs["vault_secrets"]
+    groups = {r["index"]: r["values"]["id"] for r in resources
+              if r["address"].startswith("oci_identity_dynamic_group.vm[")}
+    tracking = _env_files(values['oci_core_instance.vm["tracking"]']["metadata"]["user_data"])["tracking.env"]
+    settings_of = {}
+    if 'oci_core_instance.vm["serving"]' in values:
+        serving = _env_files(values['oci_core_instance.vm["serving"]']["metadata"]["user_data"])
+        assert "MLFLOW_UI_PASSWORD_SECRET_OCID" not in serving["proxy.env"]  # it asks the tracking server
+        settings_of["serving"] = {**serving["serving.env"], **serving["proxy.env"]}
+    if "oci_datascience_notebook_session.mlflow[0]" in values:
+        settings_of["notebook"] = values["oci_datascience_notebook_session.mlflow[0]"][
+            "notebook_session_runtime_config_details"][0]["custom_environment_variables"]
+    for role, settings in settings_of.items():
+        secret, username = OWN_LOGINS[role]
+        own = secrets[secret]
+        assert own not in (secrets["mlflow-login"], secrets["mysql-admin"])
+        statements = [s for s in outputs["iam_statements"] if f"dynamic-group id {groups[role]} " in s]
+        assert statements and set(SECRET_OCID.findall(" ".join(statements))) == {own}, statements
+        assert set(SECRET_OCID.findall(json.dumps(settings))) == {own}, settings
+        assert (settings["MLFLOW_TRACKING_USERNAME"], settings["MLFLOW_TRACKING_PASSWORD_SECRET_OCID"]) == (username, own)
+        key = role.upper()  # the tracking server makes that user with that secret's current version
+        assert (tracking[f"MLFLOW_{key}_USERNAME"], tracking[f"MLFLOW_{key}_PASSWORD_SECRET_OCID"]) == (username, own)
+    for role in set(OWN_LOGINS) - set(settings_of):
+        assert f"MLFLOW_{role.upper()}_USERNAME" not in tracking and OWN_LOGINS[role][0] not in secrets
+    return set(settings_of)
+

@@ -8,7 +8,7 @@ import pytest
 from harness.project import stack_variables_text
 from harness.terraform import Terraform
 
-from .conftest import BASE_TFVARS, REPO, repo_layout
+from .conftest import BASE_TFVARS, REPO, assert_only_own_logins, repo_layout
 
 IMAGE_A = "ocid1.image.oc1.iad.amaaaaaakcdy6e46zd662rdzxlfuzzsf2ejkm4ly6rnzjqoeaksqhwu55jpq"
 
@@ -115,13 +115,18 @@ def test_a_fresh_deployment_destroys_cleanly(tmp_path):
 
 
 def test_a_single_sign_on_deployment_destroys_cleanly(tmp_path):
-    """Its identity domain application is active, which a domain deletes only when forced."""
+    """Its identity domain application is active, which a domain deletes only when forced. Applied with a
+    notebook session, it also shows (from the state, where every OCID is known) that the notebook and the
+    serving VM read their own logins' secrets alone, never the admin's: no profile has both."""
     tfvars = {**BASE_TFVARS, "mlflow_users": "sso", "sso_admin_group": "mlflow-admins", "sso_user_group": "data-scientists",
-              "sso_domain_url": "https://idcs-0123456789abcdef0123456789abcdef.identity.oraclecloud.com"}
+              "sso_domain_url": "https://idcs-0123456789abcdef0123456789abcdef.identity.oraclecloud.com",
+              "create_notebook_session": True}
     tf = Terraform(repo_layout(tmp_path / "stack"))
     tf.init()
     tf.apply(tfvars)
     assert "oci_identity_domains_app.sso[0]" in tf.state_resources()
+    state = json.loads(tf.run("show", "-json").stdout)["values"]["root_module"]["resources"]
+    assert assert_only_own_logins(state, tf.output()) == {"serving", "notebook"}
     tf.destroy(tfvars)
     assert tf.state_resources() == []
 

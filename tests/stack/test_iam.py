@@ -82,9 +82,11 @@ def grants(statements: list, subjects: dict, compartment: str) -> dict:
 
 def expected_grants(facts: dict, roles, artifact_store: str) -> dict:
     secrets = facts["secrets"]
+    # With per-person users the serving VM and the notebook each read their own login, never the admin's;
+    # with the shared login both read that one.
     expected = {"tracking": {("read", "secret-bundles"): set(secrets.values()) | facts["by_name"]},
-                "serving": {("read", "secret-bundles"): {secrets["mlflow-login"]}},
-                "notebook": {("read", "secret-bundles"): {secrets["mlflow-login"]}},
+                "serving": {("read", "secret-bundles"): {secrets.get("serving-login", secrets["mlflow-login"])}},
+                "notebook": {("read", "secret-bundles"): {secrets.get("notebook-login", secrets["mlflow-login"])}},
                 # the tracking VM's but the MySQL administrator's: every pod of a basic cluster is a worker node
                 "workers": {("read", "secret-bundles"): {v for k, v in secrets.items() if k != "mysql-admin"}
                             | facts["by_name"]}}

@@ -96,3 +96,20 @@ def test_a_login_the_vm_cannot_read_changes_nothing(vm, case):
     assert "read secret-bundles" in result.stderr  # the resolver's own line says what to check
     assert htpasswd.read_text() == before and not calls.exists()
     assert not Path(f"{htpasswd}.new").exists()
+
+
+def test_a_serving_proxy_that_asks_the_tracking_server_needs_no_login(vm):
+    """Per-person users: the serving VM's proxy.env names no login (PROXY_AUTH=tracking), the VM may read none
+    but its own: the first boot goes on without Vault, a refresh only restarts the supervisor."""
+    cloud, htpasswd, calls, env = vm
+    conf = Path(env["MLFLOW_CONF_DIR"])
+    (conf / "proxy.env").write_text(f"PROXY_HTPASSWD_FILE={htpasswd}\nPROXY_AUTH=tracking\n"
+                                    "PROXY_AUTH_URL=https://10.0.1.10\nMLFLOW_IMAGE=localhost/mlflow-serving:latest\n")
+    before = htpasswd.read_text()
+    first = _refresh(env, "--no-restart")
+    assert first.returncode == 0, first.stderr
+    assert "keeps no password file" in first.stderr and not calls.exists()
+    again = _refresh(env)
+    assert again.returncode == 0, again.stderr
+    assert calls.read_text().splitlines() == ["restart mlflow-serving"]
+    assert htpasswd.read_text() == before and cloud.requests == []  # Vault was never asked

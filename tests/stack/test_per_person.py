@@ -1,13 +1,15 @@
 """mlflow_users = "per-person": the VMs' settings turn on MLflow's own users (tracking), the proxy that
 passes logins on (tracking) and the one that asks the tracking server (serving); the session key is a
-Vault secret the tracking VM may read and the serving VM may not; "shared" keeps the one login."""
+Vault secret the tracking VM may read and the serving VM may not; the serving VM and the notebook session
+log in as MLflow users of their own, each with a secret only it (and the tracking VM) may read, never the
+admin's; "shared" keeps the one login."""
 import json
 
 import pytest
 
 from harness import static
 
-from .conftest import instance_user_data
+from .conftest import assert_only_own_logins, instance_user_data
 
 pytestmark = pytest.mark.terraform
 
@@ -66,3 +68,17 @@ def test_shared_keeps_the_one_login(deployed):
     assert files["tracking"]["proxy.env"]["PROXY_AUTH"] == "proxy"
     assert files["serving"]["proxy.env"]["PROXY_AUTH"] == "proxy"
     assert "mlflow-session-key" not in deployed("default").outputs["vault_secrets"]
+    # one shared login: the serving VM uses it, and the proxies guard everything
+    secrets = deployed("default").outputs["vault_secrets"]
+    assert not {"serving-login", "notebook-login"} & set(secrets)
+    assert files["serving"]["serving.env"]["MLFLOW_TRACKING_PASSWORD_SECRET_OCID"] == secrets["mlflow-login"]
+    assert "MLFLOW_SERVING_USERNAME" not in files["tracking"]["tracking.env"]
+
+
+
+@pytest.mark.parametrize("profile", ["per-person", "sso"])
+def test_the_endpoint_reads_only_its_own_login(deployed, profile):
+    """The serving VM's IAM statements and settings name its own secret alone (the notebook session's are
+    read from a single sign-on deployment with one, tests/stack/test_cloud_rules.py)."""
+    d = deployed(profile)
+    assert assert_only_own_logins(d.replan["prior_state"]["values"]["root_module"]["resources"], d.outputs) == {"serving"}
