@@ -223,6 +223,18 @@ def test_local_up_with_people_runs_the_stacks_per_person_users(tmp_path):
         settings = json.loads((state_dir / "settings.json").read_text())
         assert settings["users"] == "per-person"
         assert oct((state_dir / "signing-key").stat().st_mode & 0o777) == "0o600"
+        # the serving supervisor logs in as a user of its own (as the serving VM), never with the admin's login
+        own = state_dir / "serving-credentials.json"
+        assert oct(own.stat().st_mode & 0o777) == "0o600"
+        serving_login = tuple(json.loads(own.read_text()).values())
+        assert serving_login[0] == "mlflow-serving" and serving_login[1] != admin[1]
+        me = call("GET", "users/current", serving_login).json()["user"]
+        assert me["username"] == "mlflow-serving" and me["is_admin"] is False
+        (supervisor,) = [r["pid"] for r in json.loads((state_dir / "services.json").read_text())
+                         if r["name"] == "serving"]
+        environ = Path(f"/proc/{supervisor}/environ").read_bytes().split(b"\0")
+        assert f"MLFLOW_TRACKING_USERNAME={serving_login[0]}".encode() in environ
+        assert not [item for item in environ if admin[1].encode() in item]
     finally:
         down = run_cli("down", "--state-dir", str(state_dir), env=env)
         assert down.returncode == 0, down.stderr

@@ -13,6 +13,11 @@ import bcrypt
 BCRYPT_ROUNDS = 4
 
 
+# With MLflow's own users the model endpoint logs in as a non-admin user of its own, as on the stack
+# (docker/tracking/service_users.py creates it).
+SERVING_USERNAME = "mlflow-serving"
+
+
 @dataclass(frozen=True)
 class Credentials:
     username: str
@@ -26,6 +31,7 @@ def generate(username: str = "mlflow") -> Credentials:
 def save(credentials: Credentials, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # also when the file was there before
     with os.fdopen(fd, "w") as handle:
         json.dump({"username": credentials.username, "password": credentials.password}, handle)
 

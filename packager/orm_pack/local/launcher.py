@@ -104,10 +104,13 @@ def _record(service: processes.Service, url: str = "") -> ServiceRecord:
 
 
 def users_env(users: str, login: creds.Credentials, state: StateDir, sso: SsoOptions | None = None,
-              served_model: str | None = None) -> tuple[tuple[str, str], ...]:
+              served_model: str | None = None,
+              serving_login: creds.Credentials | None = None) -> tuple[tuple[str, str], ...]:
     """The tracking server's settings for `users`, as the stack sets them (docker/tracking/entrypoint.sh):
     per-person keeps MLflow's users in a database of their own, the login as their first admin; sso adds
-    the provider, whose groups make people admins or users (the login stays the break-glass admin)."""
+    the provider, whose groups make people admins or users (the login stays the break-glass admin). The
+    model endpoint's own user (`serving_login`) is made by the tracking server, a non-admin that may read
+    the served model."""
     if users == "shared":
         return ()
     people = (("MLFLOW_AUTH", "oidc" if users == "sso" else "mlflow"), ("MLFLOW_AUTH_ADMIN_USERNAME", login.username),
@@ -116,6 +119,9 @@ def users_env(users: str, login: creds.Credentials, state: StateDir, sso: SsoOpt
               ("MLFLOW_FLASK_SERVER_SECRET_KEY", creds.signing_key(state.signing_key_file)))
     if served_model:  # reserved before anyone can claim it, as on the stack (docker/tracking/served_model.py)
         people += (("MLFLOW_SERVED_MODEL_NAME", served_model),)
+    if serving_login:
+        people += (("MLFLOW_SERVING_USERNAME", serving_login.username),
+                   ("MLFLOW_SERVING_PASSWORD", serving_login.password))
     if users != "sso":
         return people
     return people + (("MLFLOW_OIDC_ISSUER", sso.issuer), ("MLFLOW_OIDC_CLIENT_ID", sso.client_id),
@@ -141,6 +147,14 @@ def up(options: LocalOptions) -> LocalEndpoints:
     login = creds.load(state.credentials_file) or creds.generate()
     creds.save(login, state.credentials_file)
     creds.write_htpasswd(login, state.htpasswd_file)
+    # per-person and sso: the proxy passes logins on to MLflow, and the model endpoint asks MLflow (on
+    # loopback, as the serving VM asks the tracking VM) whether a login is one of its users. The serving
+    # supervisor then logs in as its own user, never as the admin; with the shared login it uses that one.
+    per_person = options.users in ("per-person", "sso")
+    serving_login = login
+    if per_person and options.serving:
+        serving_login = (creds.load(state.serving_credentials_file) or creds.generate(creds.SERVING_USERNAME))
+        creds.save(serving_login, state.serving_credentials_file)
 
     started: list[ServiceRecord] = []
     try:
@@ -153,15 +167,13 @@ def up(options: LocalOptions) -> LocalEndpoints:
             # MLflow listens on loopback behind the proxy, which checks the password on every request:
             # it takes whatever name or address the proxy is reached by (as on the VMs).
             allowed_hosts="*", extra_env=users_env(
-                options.users, login, state, options.sso, options.model_name if options.serving else None))), state.logs / "tracking.log")
+                options.users, login, state, options.sso, options.model_name if options.serving else None,
+                serving_login if serving_login is not login else None))), state.logs / "tracking.log")
         started.append(_record(tracking, f"http://127.0.0.1:{tracking_port}"))
         processes.wait_ready(tracking, f"http://127.0.0.1:{tracking_port}/health", TRACKING_START_SECONDS)
 
         tracking_url = f"https://{_url_host(host)}:{options.tracking_port}"
         serving_url = f"https://{_url_host(host)}:{options.serving_port}" if options.serving else None
-        # per-person and sso: the proxy passes logins on to MLflow, and the model endpoint asks MLflow (on
-        # loopback, as the serving VM asks the tracking VM) whether a login is one of its users.
-        per_person = options.users in ("per-person", "sso")
         blocks = [nginx.render_proxy(runtime, state.nginx / "tracking.conf", listen=f"{host}:{options.tracking_port}",
                                      upstream=f"127.0.0.1:{tracking_port}", htpasswd=state.htpasswd_file,
                                      tls_cert=state.tls / "proxy.crt", tls_key=state.tls / "proxy.key",
@@ -183,7 +195,7 @@ def up(options: LocalOptions) -> LocalEndpoints:
 
         if options.serving:
             serving = processes.start("serving", serving_argv(runtime), serving_env(ServingConfig(
-                port=supervisor_port, tracking_uri=tracking_url, credentials=login, model_name=options.model_name,
+                port=supervisor_port, tracking_uri=tracking_url, credentials=serving_login, model_name=options.model_name,
                 model_alias=options.model_alias, poll_seconds=options.poll_seconds)), state.logs / "serving.log")
             started.append(_record(serving, serving_url))
             # 503 until the alias exists: the supervisor is up and waiting for a model.

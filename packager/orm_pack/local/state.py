@@ -22,6 +22,8 @@ class StateDir:
     nginx = property(lambda self: self.root / "nginx")
     tls = property(lambda self: self.root / "tls")
     credentials_file = property(lambda self: self.root / "credentials.json")
+    # per-person: the model endpoint's own MLflow user (never the admin's login)
+    serving_credentials_file = property(lambda self: self.root / "serving-credentials.json")
     htpasswd_file = property(lambda self: self.root / "nginx" / "htpasswd")
     services_file = property(lambda self: self.root / "services.json")
     settings_file = property(lambda self: self.root / "settings.json")
