@@ -25,7 +25,8 @@ locals {
       "docker/tracking/service_users.py",
     ], local.proxy_files, local.docker_lib_files)
     serving = concat(
-      ["docker/Dockerfile-serving", "docker/serving/supervisor.py", "docker/serving/legacy_adapter.py"],
+      ["docker/Dockerfile-serving", "docker/serving/supervisor.py", "docker/serving/launcher.py",
+      "docker/serving/legacy_adapter.py", "docker/serving/model-egress.sh"],
       local.proxy_files,
       [for name in ["__init__", "auth", "ocids", "secrets"] : "docker/lib/mlflow_oci/${name}.py"],
     )

@@ -8,7 +8,9 @@
 # user_data) and unpacks them to /opt/mlflow/src once their SHA-256 matches the one the stack wrote
 # into /etc/mlflow/runtime.env; then it installs podman and nginx from the OS repositories, pulls the
 # release's image or builds it from /opt/mlflow/src, opens the host firewall and SELinux for the
-# proxy, renders the nginx auth proxy and starts the systemd units. Idempotent: running it again
+# proxy, renders the nginx auth proxy and starts the systemd units. On the serving VM it also bars the
+# model server's user from the instance metadata service (docker/serving/model-egress.sh, nftables; the
+# serving unit loads it again before every start). Idempotent: running it again
 # (e.g. `sudo /usr/local/sbin/mlflow-bootstrap.sh tracking`) repairs a half-finished boot.
 # Needs bash, curl, sha256sum and a Python 3 (python3, else EL8's /usr/libexec/platform-python, the
 # one dnf and cloud-init run on), all in Oracle Linux 8/9 images; the rest comes from dnf.
@@ -119,11 +121,13 @@ case $ROLE in
     SERVICE=mlflow-tracking
     DOCKERFILE=docker/Dockerfile-tracking
     PORT=443
+    PACKAGES=()
     ;;
   serving)
     SERVICE=mlflow-serving
     DOCKERFILE=docker/Dockerfile-serving
     PORT=1234
+    PACKAGES=(nftables)
     ;;
   *) die "usage: $0 [--until-done] tracking|serving" ;;
 esac
@@ -157,8 +161,8 @@ unpacked=$(unpack_runtime_files "$BUNDLE" 2>&1) ||
 log "runtime files: $unpacked files in $SRC"
 [[ -f $SRC/$DOCKERFILE ]] || die "$SRC/$DOCKERFILE is missing from the runtime files"
 
-step "install podman, nginx, httpd-tools, openssl and the SELinux tools from the OS repositories"
-retry 30 20 dnf -y install podman nginx httpd-tools openssl policycoreutils-python-utils firewalld ||
+step "install podman, nginx, httpd-tools, openssl, the SELinux tools${PACKAGES[*]:+ and ${PACKAGES[*]}} from the OS repositories"
+retry 30 20 dnf -y install podman nginx httpd-tools openssl policycoreutils-python-utils firewalld "${PACKAGES[@]}" ||
   die "dnf could not install the packages (network or repository problem; see $LOG)"
 
 step "allow nginx to proxy to localhost and to listen on port $PORT (SELinux)"
@@ -175,6 +179,12 @@ if systemctl is-active --quiet firewalld; then
   firewall-cmd --quiet --reload
 else
   firewall-offline-cmd --quiet --add-port="$PORT/tcp"
+fi
+
+if [[ $ROLE == serving ]]; then
+  step "bar the model server's user from the instance metadata service (nftables)"
+  bash "$SRC/docker/serving/model-egress.sh" 2>>"$LOG" ||
+    die "nft did not load $SRC/docker/serving/model-egress.sh (see $LOG)"
 fi
 
 set -a

@@ -9,19 +9,24 @@ stops the old one after its in-flight requests finished: no request is dropped d
 The model's code runs with nothing of the supervisor's: the supervisor downloads the version's files
 itself (it holds the registry login) into a directory of their own, and the model server serves that
 copy with a clean environment (PATH, a HOME of its own, the locale): no tracking URI, login or secret.
+Started as root with SERVING_MODEL_USER and SERVING_SUPERVISOR_USER set (the serving VM's container),
+it also runs the model server as another user: it forks a root launcher before it reads any secret, then
+becomes SERVING_SUPERVISOR_USER for good, and the launcher starts and stops the model servers as
+SERVING_MODEL_USER (launcher.py says why this way). Not root (a laptop), the clean environment is what
+applies.
 
 Environment (see docker/README.md): MLFLOW_TRACKING_URI MLFLOW_TRACKING_USERNAME
 MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_PASSWORD_SECRET_OCID, read from Vault at start with
 docker/lib beside docker/serving) MLFLOW_TRACKING_INSECURE_TLS SERVING_MODEL_NAME SERVING_MODEL_ALIAS
 (champion) SERVING_MODEL_URI (a fixed URI instead of name/alias) SERVING_HOST (127.0.0.1)
 SERVING_PORT (8080) SERVING_POLL_SECONDS (30) SERVING_START_TIMEOUT (600) SERVING_MODELS_DIR (where the
-local copies go; a directory under the system's temporary directory)
+local copies go; a directory under the system's temporary directory) SERVING_SUPERVISOR_USER and
+SERVING_MODEL_USER (names or uids; used when started as root)
 """
 import os
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -31,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import launcher  # noqa: E402
 from legacy_adapter import DEFAULT_MAX_BODY_BYTES, AdapterServer, Backend, BackendSwitch  # noqa: E402
 
 # A registry that is briefly unreachable must not stall polling for minutes in client retries.
@@ -101,13 +107,13 @@ def free_loopback_port() -> int:
         return sock.getsockname()[1]
 
 
-# What the model server's environment keeps of the supervisor's: the locale and the time zone.
-MODEL_ENV_KEPT = ("LANG", "LC_ALL", "TZ")
-
-
-def models_dir() -> Path:
+def models_dir(shared: bool) -> Path:
+    """Where the local copies go. Shared with the model's user: it may pass through to its own copy (0711)
+    but not list what else is there."""
     root = Path(os.environ.get("SERVING_MODELS_DIR") or Path(tempfile.gettempdir()) / "mlflow-served-models")
     root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if shared:
+        root.chmod(0o711)
     return root
 
 
@@ -119,44 +125,60 @@ def local_copy(model_uri: str, workdir: Path) -> Path:
     return Path(download_artifacts(artifact_uri=model_uri, dst_path=str(workdir / "model")))
 
 
-def model_env(home: Path) -> dict:
-    """A clean environment: `mlflow models serve` looks uvicorn up on PATH (this interpreter's bin first)."""
-    env = {name: os.environ[name] for name in MODEL_ENV_KEPT if name in os.environ}
-    env.update(PATH=os.pathsep.join([str(Path(sys.executable).parent), "/usr/local/bin", "/usr/bin", "/bin"]),
-               HOME=str(home), PYTHONUNBUFFERED="1")
-    return env
+def share_read_only(top: Path) -> None:
+    """The model's user may read its copy (a+rX) and nothing gives it write access."""
+    for directory, _, files in os.walk(top):
+        os.chmod(directory, 0o755)
+        for name in files:
+            path = os.path.join(directory, name)
+            if not os.path.islink(path):
+                mode = os.stat(path).st_mode & 0o777
+                os.chmod(path, (mode | 0o444 | (0o111 if mode & 0o100 else 0)) & 0o755)
+
+
+class StartFailed(Exception):
+    """The model server could not be started (the download went well)."""
 
 
 class ModelServer:
-    """One `mlflow models serve` child in its own process group (it starts uvicorn workers), serving a
-    local copy of the model with a clean environment."""
+    """One `mlflow models serve` in its own process group (it starts uvicorn workers), serving a local
+    copy of the model with a clean environment, started by `runner` (launcher.InProcess or, as another
+    user, launcher.Separated)."""
 
-    def __init__(self, model_uri: str):
+    def __init__(self, model_uri: str, runner):
         self.model_uri = model_uri
+        self.runner = runner
         self.port = free_loopback_port()
         # One directory per model server, removed with it: the model's files and a HOME for its code.
-        self.workdir = Path(tempfile.mkdtemp(prefix="model-", dir=models_dir()))
+        self.workdir = Path(tempfile.mkdtemp(prefix="model-", dir=models_dir(runner.separate)))
         try:
             self.model_dir = local_copy(model_uri, self.workdir)
+            home = self.workdir / "home"
+            home.mkdir()
+            if runner.separate:  # the model's user reads its copy and writes only into its HOME
+                share_read_only(self.model_dir)
+                self.workdir.chmod(0o711)
+                home.chmod(0o1777)
+            try:
+                self.pid = runner.start(self.model_dir, self.port, home)
+            except launcher.LauncherGone:
+                raise
+            except OSError as exc:
+                raise StartFailed(str(exc)) from None
         except BaseException:
             shutil.rmtree(self.workdir, ignore_errors=True)
             raise
-        home = self.workdir / "home"
-        home.mkdir()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "models", "serve", "-m", str(self.model_dir), "-h", "127.0.0.1",
-             "-p", str(self.port), "--env-manager", "local"],
-            env=model_env(home), cwd=str(home), stdin=subprocess.DEVNULL, start_new_session=True)
-        log(f"starting model server for {model_uri} on 127.0.0.1:{self.port} (pid {self.process.pid})")
+        log(f"starting model server for {model_uri} on 127.0.0.1:{self.port} (pid {self.pid})")
 
     def alive(self) -> bool:
-        return self.process.poll() is None
+        return self.runner.alive(self.pid)
 
     def wait_ready(self, timeout: float, stop: threading.Event) -> bool:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and not stop.is_set():
-            if not self.alive():
-                log(f"model server for {self.model_uri} exited with code {self.process.returncode}")
+            returncode = self.runner.returncode(self.pid)
+            if returncode is not None:
+                log(f"model server for {self.model_uri} exited with code {returncode}")
                 return False
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/ping", timeout=2) as response:
@@ -168,21 +190,10 @@ class ModelServer:
         return False
 
     def stop(self, timeout: float = 20) -> None:
-        if self.alive():
-            try:
-                os.killpg(self.process.pid, signal.SIGTERM)
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-            except ProcessLookupError:
-                pass
-        # uvicorn workers left in the group after the parent exited
         try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        shutil.rmtree(self.workdir, ignore_errors=True)
+            self.runner.stop(self.pid, timeout)
+        finally:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 class RegistryWatcher:
@@ -219,8 +230,9 @@ class RegistryWatcher:
 
 
 class Supervisor:
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, runner=None):
         self.settings = settings
+        self.runner = runner or launcher.InProcess()
         self.switch = BackendSwitch()
         self.stop_event = threading.Event()
         self.servers: dict[int, ModelServer] = {}
@@ -233,6 +245,7 @@ class Supervisor:
         log(f"listening on {self.settings.host}:{self.settings.port}, serving {self.settings.target}")
         watcher = RegistryWatcher(self.settings)
         failed_uri, failed_at = None, 0.0
+        status = 0
         try:
             while not self.stop_event.is_set():
                 target = watcher.resolve()
@@ -246,17 +259,29 @@ class Supervisor:
                     log(f"model server for {current.model_uri} died: restarting it")
                     self._load(current.model_uri)
                 self.stop_event.wait(self.settings.poll_seconds)
+        except launcher.LauncherGone as exc:
+            log(f"ERROR: {exc}: stopping")
+            status = 1
         finally:
             self.adapter.shutdown()
             for server in list(self.servers.values()):
-                server.stop()
+                try:
+                    server.stop()
+                except launcher.LauncherGone:
+                    pass
+            self.runner.close()
             log("stopped")
-        return 0
+        return status
 
     def _load(self, model_uri: str) -> bool:
         """Starts a model server for model_uri and switches to it; False if it did not come up."""
         try:
-            server = ModelServer(model_uri)
+            server = ModelServer(model_uri, self.runner)
+        except launcher.LauncherGone:
+            raise
+        except StartFailed as exc:
+            log(f"could not start a model server for {model_uri}: {exc}")
+            return False
         except Exception as exc:  # the download: the registry or the artifact store refused or is away
             log(f"could not download {model_uri}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
             return False
@@ -291,17 +316,64 @@ def resolve_secrets() -> None:
     os.environ.update(resolved)
 
 
+def separate_users(env) -> tuple[launcher.Account, launcher.Account] | None:
+    """(the supervisor's user, the model server's user) when started as root with both set; None otherwise."""
+    own, model = env.get("SERVING_SUPERVISOR_USER", ""), env.get("SERVING_MODEL_USER", "")
+    if os.geteuid() != 0:
+        if model:
+            log(f"not root: the model server runs as this user (uid {os.geteuid()}), with a clean environment")
+        return None
+    if not own or not model:
+        log("WARNING: running as root without SERVING_SUPERVISOR_USER and SERVING_MODEL_USER: the model server "
+            "runs as root, with a clean environment only")
+        return None
+    try:
+        users = launcher.account(own), launcher.account(model)
+    except ValueError as exc:
+        raise SettingsError(f"SERVING_SUPERVISOR_USER / SERVING_MODEL_USER: {exc}") from None
+    if any(user.uid == 0 or user.gid == 0 for user in users):
+        raise SettingsError("SERVING_SUPERVISOR_USER and SERVING_MODEL_USER may not be root or in group 0")
+    if users[0].uid == users[1].uid or users[0].gid == users[1].gid:
+        raise SettingsError("SERVING_SUPERVISOR_USER and SERVING_MODEL_USER must be two users with groups of "
+                            f"their own (got uid:gid {users[0].uid}:{users[0].gid} and {users[1].uid}:{users[1].gid})")
+    return users
+
+
+def start_runner(env):
+    """How model servers start. As root: the launcher is forked (still holding nothing secret), then this
+    process becomes the supervisor's user for good, before it reads any secret."""
+    users = separate_users(env)
+    if users is None:
+        return launcher.InProcess()
+    own, model = users
+    runner = launcher.launch(model)
+    try:
+        launcher.drop_to(own)
+    except OSError as exc:
+        runner.close()
+        raise SettingsError(f"cannot become {own.name} (uid {own.uid}): {exc}") from None
+    log(f"model servers run as {model.name} (uid {model.uid}), this supervisor as {own.name} (uid {own.uid})")
+    return runner
+
+
 def main() -> int:
+    try:
+        runner = start_runner(os.environ)
+    except SettingsError as exc:
+        log(f"ERROR: {exc}")
+        return 2
     try:
         resolve_secrets()
         settings = read_settings(os.environ)
     except SettingsError as exc:
         log(f"ERROR: {exc}")
+        runner.close()
         return 2
     try:
-        supervisor = Supervisor(settings)
+        supervisor = Supervisor(settings, runner)
     except OSError as exc:
         log(f"ERROR: cannot listen on {settings.host}:{settings.port}: {exc.strerror}")
+        runner.close()
         return 2
 
     def stop(signum, _frame):

@@ -363,7 +363,7 @@ def test_the_units_pass_systemd_analyze_verify(deployed, tmp_path, role):
     files = {e["path"]: e["content"] for e in _cloud_config(deployed, role)["write_files"]}
     units = {Path(p).name: c for p, c in files.items() if p.startswith("/etc/systemd/system/")}
     assert set(units) == {"mlflow-bootstrap@.service", f"mlflow-{role}.service"}
-    root = _systemd_root(tmp_path, units, ["/usr/local/sbin/mlflow-bootstrap.sh", "/usr/bin/podman"])
+    root = _systemd_root(tmp_path, units, ["/usr/local/sbin/mlflow-bootstrap.sh", "/usr/bin/podman", "/usr/bin/bash"])
     for unit in (f"mlflow-bootstrap@{role}.service", f"mlflow-{role}.service"):
         result = subprocess.run([analyze, "verify", f"--root={root}", unit], capture_output=True, text=True)
         assert result.returncode == 0, result.stderr

@@ -81,7 +81,8 @@ def test_the_runtime_files_reach_the_vm_unchanged_through_the_bucket(deployed):
                     "docker/lib/mlflow_oci/ocids.py", "docker/lib/mlflow_oci/secrets.py"}
         expected |= ({"docker/tracking/entrypoint.sh", "docker/tracking/init_db.py", "docker/lib/mlflow_oci/artifacts.py",
                       "docker/lib/mlflow_oci-0.dist-info/entry_points.txt"} if role == "tracking"
-                     else {"docker/serving/supervisor.py", "docker/serving/legacy_adapter.py"})
+                     else {"docker/serving/supervisor.py", "docker/serving/launcher.py", "docker/serving/legacy_adapter.py",
+                           "docker/serving/model-egress.sh"})
         assert set(shipped) >= expected, role
         assert not any("__pycache__" in path for path in shipped)
         for rel, content in shipped.items():
@@ -109,6 +110,16 @@ def test_the_runtime_files_reach_the_vm_unchanged_through_the_bucket(deployed):
         assert modes["/usr/local/sbin/mlflow-bootstrap.sh"] == "0755"
         unit = files[f"/etc/systemd/system/mlflow-{role}.service"]
         assert "Restart=on-failure" in unit and f"--env-file /etc/mlflow/{role}.env" in unit
+        # serving: the metadata block loaded before every start, then root in the container with only what
+        # starting the model server as another user takes (docker/serving/launcher.py)
+        lines = unit.splitlines()
+        starts = [line for line in lines if line.startswith(("ExecStartPre=", "ExecStart="))]
+        isolated = ["ExecStartPre=/usr/bin/bash /opt/mlflow/src/docker/serving/model-egress.sh",
+                    "--user 0:0 --cap-drop all --cap-add setuid,setgid,kill --security-opt no-new-privileges"]
+        if role == "serving":
+            assert starts[1] == isolated[0] and isolated[1] in starts[2] and len(starts) == 3, unit
+        else:
+            assert not any(part in unit for part in isolated) and "--user" not in unit, unit
 
 
 def _env(text):
