@@ -62,7 +62,7 @@ def test_ci_runs_the_ci_script_in_debian_on_pushes_and_pull_requests():
     assert workflow["on"]["push"]["branches"] == ["main"]
     assert "pull_request" in workflow["on"]
     job = workflow["jobs"]["test"]
-    assert job["container"].startswith("debian:")
+    assert job["container"]["image"].startswith("debian:")
     assert job["steps"][-1]["run"].strip() == "bash .ci/run"
     assert job["steps"][-1]["env"]["CI"] == "true"
     assert (REPO_ROOT / ".ci" / "run").is_file()
@@ -78,6 +78,14 @@ def test_the_tests_run_on_the_terraform_resource_manager_runs(name):
     assert install < names.index("Install what the tests need, then run the tests")
     run = steps[install]["run"]
     assert "terraform_1.5.7_linux_amd64.zip" in run and "sha256sum -c" in run and "/usr/local/bin" in run
+
+
+@pytest.mark.parametrize("name", ["ci.yml", "release.yml"])
+def test_the_tests_may_make_a_network_namespace_of_their_own(name):
+    """The serving VM's metadata block is tested in a network namespace with nftables rules (unshare -n):
+    the job's container needs CAP_SYS_ADMIN and CAP_NET_ADMIN, which Docker does not give by default."""
+    options = _workflow(name)["jobs"]["test"]["container"]["options"].split()
+    assert {options[i + 1] for i, option in enumerate(options) if option == "--cap-add"} >= {"SYS_ADMIN", "NET_ADMIN"}
 
 
 @pytest.mark.parametrize("name", ["ci.yml", "release.yml"])
