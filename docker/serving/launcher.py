@@ -17,7 +17,9 @@ Two ways, one interface (start / alive / stop / close):
 Why a launcher rather than the supervisor keeping root and CAP_SETUID: the supervisor parses every HTTP
 request (legacy_adapter) and holds the tracking login; it keeps no privilege once the launcher exists,
 and the launcher reads nothing but one-line JSON requests from the supervisor (never pickle), builds the
-model server's command itself and can only ever start it as the model's user.
+model server's command itself and can only ever start it as the model's user. The only code that runs
+with a privilege is the loop below, forked before the process held any secret; everything it does for a
+model server after the fork (entering its HOME, emptying it) it does as the model's user.
 """
 import ctypes
 import json
@@ -235,9 +237,9 @@ class _Launcher:
                     and os.path.isabs(home) and isinstance(port, int) and 1024 <= port <= 65535):
                 raise ValueError("start needs an absolute model_dir and home, and a port 1024-65535")
             process = subprocess.Popen(
-                serve_argv(model_dir, port), env=model_env(home), cwd=home, stdin=subprocess.DEVNULL,
+                serve_argv(model_dir, port), env=model_env(home), stdin=subprocess.DEVNULL,
                 user=self.model.uid, group=self.model.gid, extra_groups=[], start_new_session=True,
-                preexec_fn=self._no_new_privileges)
+                preexec_fn=lambda: self._as_the_model(home))
             self.servers[process.pid] = (process, home)
             return {"pid": process.pid}
         if op == "poll":
@@ -255,10 +257,12 @@ class _Launcher:
         except (KeyError, TypeError):
             raise ValueError(f"no model server {request.get('pid')!r}") from None
 
-    def _no_new_privileges(self) -> None:
-        """In the child, after it became the model's user: no setuid program gives it anything back."""
+    def _as_the_model(self, home: str) -> None:
+        """In the child, once it is the model's user (subprocess sets the groups and ids first): no setuid
+        program gives it anything back, and it enters its HOME as itself, not as root."""
         if self.libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
             raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS)")
+        os.chdir(home)
 
     def _stop(self, pid: int, timeout: float) -> None:
         process, home = self.servers.pop(pid)

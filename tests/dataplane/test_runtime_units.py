@@ -2,10 +2,14 @@
 backend switch used during reloads, and the settings checks of the supervisor and init_db."""
 import importlib.util
 import json
+import os
+import re
 import threading
 from pathlib import Path
 
 import pytest
+
+from harness.tools import missing
 
 DOCKER = Path(__file__).resolve().parents[2] / "docker"
 
@@ -22,6 +26,7 @@ def load(path: Path):
 
 adapter = load(DOCKER / "serving" / "legacy_adapter.py")
 supervisor = load(DOCKER / "serving" / "supervisor.py")
+launcher = supervisor.launcher  # as the supervisor imported it
 init_db = load(DOCKER / "tracking" / "init_db.py")
 served_model = load(DOCKER / "tracking" / "served_model.py")
 service_users = load(DOCKER / "tracking" / "service_users.py")
@@ -105,6 +110,53 @@ def test_supervisor_follows_the_alias_unless_a_uri_is_fixed():
     env = {"MLFLOW_TRACKING_URI": "https://x", "SERVING_MODEL_NAME": "wine"}
     assert supervisor.read_settings(env).target == "models:/wine@champion"
     assert supervisor.read_settings(dict(env, SERVING_MODEL_URI="models:/wine/3")).target == "models:/wine/3"
+
+
+@pytest.mark.parametrize("users, message", [
+    (("0", "10002"), "may not be root or in group 0"),
+    (("10001", "10001"), "must be two users with groups of their own"),
+    (("10001", "no-such-user-here"), "no user named 'no-such-user-here'"),
+])
+def test_the_model_servers_user_is_another_user_than_the_supervisors(monkeypatch, users, message):
+    monkeypatch.setattr(supervisor.os, "geteuid", lambda: 0)
+    env = {"SERVING_SUPERVISOR_USER": users[0], "SERVING_MODEL_USER": users[1]}
+    with pytest.raises(supervisor.SettingsError, match=re.escape(message)):
+        supervisor.separate_users(env)
+
+
+def test_the_users_apply_only_to_a_root_supervisor(monkeypatch):
+    env = {"SERVING_SUPERVISOR_USER": "10001", "SERVING_MODEL_USER": "10002"}
+    monkeypatch.setattr(supervisor.os, "geteuid", lambda: 0)
+    own, model = supervisor.separate_users(env)
+    assert (own.uid, own.gid, model.uid, model.gid) == (10001, 10001, 10002, 10002)
+    assert supervisor.separate_users({}) is None  # root without them: the model server runs as root (a warning)
+    monkeypatch.setattr(supervisor.os, "geteuid", lambda: 1000)
+    assert supervisor.separate_users(env) is None  # a laptop: the clean environment only
+
+
+def test_the_root_launcher_does_only_what_it_is_for(tmp_path):
+    """The launcher answers start, poll and stop alone; it takes no command, refuses what is not an absolute
+    path and a port, enters the model's HOME as the model's user (not as root), and ends with its socket."""
+    if os.geteuid() != 0:
+        missing("root (the launcher)", "run the tests as root, as CI does")
+    runner = launcher.launch(launcher.Account("10002", 10002, 10002, None))
+    try:
+        with pytest.raises(OSError, match="unknown request 'exec'"):
+            runner._call(op="exec", argv=["sh", "-c", "id"])
+        with pytest.raises(OSError, match="an absolute model_dir and home, and a port"):
+            runner.start(Path("relative"), 5000, tmp_path)
+        with pytest.raises(OSError, match="an absolute model_dir and home, and a port"):
+            runner.start(tmp_path, 80, tmp_path)
+        with pytest.raises(OSError, match="no model server 1"):
+            runner.returncode(1)
+        private = tmp_path / "private"  # root enters it; uid 10002 may not
+        private.mkdir(mode=0o700)
+        with pytest.raises(OSError, match="preexec_fn"):
+            runner.start(tmp_path, 5000, private)
+    finally:
+        runner.close()
+    with pytest.raises(ChildProcessError):
+        os.waitpid(runner.launcher_pid, os.WNOHANG)  # reaped: it exited when the supervisor's end closed
 
 
 @pytest.mark.parametrize("env, message", [
