@@ -48,6 +48,11 @@ def read(path):
 
 class CredentialHunter(PythonModel):
     def predict(self, context, model_input, params=None):
+        cache = os.path.join(os.environ["HOME"], ".cache", "hunter")  # what a library leaves in HOME
+        os.makedirs(cache, exist_ok=True)
+        with open(os.path.join(cache, "left-behind"), "w") as f:
+            f.write("x")
+        os.chmod(cache, 0o700)
         chain, pids, pid = [], [], os.getpid()
         for _ in range(6):  # this process and its ancestors, as far as they can be read
             try:
@@ -224,7 +229,7 @@ def test_the_model_server_runs_as_another_user_than_the_supervisor(tracker, trac
     text = log.read_text()
     assert re.search(rf"model servers run as \S+ \(uid {MODEL_UID}\), this supervisor as \S+ \(uid {SUPERVISOR_UID}\)",
                      text), text
-    time.sleep(0.5)  # the copy and what the model wrote into its HOME go with its model server
+    time.sleep(0.5)  # the copy and what the model wrote into its HOME (its user's) go with its model server
     assert list((shared_dir / "models").iterdir()) == []
 
 
