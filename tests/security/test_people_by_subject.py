@@ -86,22 +86,24 @@ def test_a_deleted_persons_name_is_free_again_once_its_mapping_is_stale(store):
 
 
 def test_single_sign_on_users_of_the_earlier_version_are_adopted_once_by_their_current_name(store):
-    for name in ("Erin.Smith", "frank"):             # created by name by the earlier sign-in code
+    for name in ("Erin.Smith", "frank", "mlflow-serving"):   # by name, by the earlier sign-in code; a service login
         store.create_user(name, "random-unknown-password-0123456789", is_admin=False)
-    assert people.prepare(store.engine, "oidc", "mlflow") == 2      # every user but the first admin
-    assert people.prepare(store.engine, "oidc", "mlflow") is None   # once
+    reserved = ["mlflow", "mlflow-serving", "mlflow-notebook"]
+    assert people.prepare(store.engine, "oidc", reserved) == 2       # every user but the reserved ones
+    assert people.prepare(store.engine, "oidc", reserved) is None    # once
     directory = people.People(store)
     assert directory.username_for("u-erin", "erin.smith", is_admin=True) == "Erin.Smith"
     assert store.get_user("Erin.Smith").is_admin is True
     with pytest.raises(people.NameTaken):            # adopted once: not by a second subject
         directory.username_for("u-other-erin", "erin.smith", is_admin=False)
-    with pytest.raises(people.NameTaken):            # the first admin's row is never adoptable
-        directory.username_for("u-root", "mlflow", is_admin=True)
+    for reserved_name in ("mlflow", "mlflow-serving"):  # the first admin's and the endpoint's rows never are
+        with pytest.raises(people.NameTaken):
+            directory.username_for("u-root", reserved_name, is_admin=True)
 
 
 def test_a_deployment_that_had_passwords_only_adopts_nobody_when_it_turns_single_sign_on_on(store):
     store.create_user("bob", PASSWORD, is_admin=False)
-    assert people.prepare(store.engine, "mlflow", "mlflow") == 0     # this version, per-person passwords
-    assert people.prepare(store.engine, "oidc", "mlflow") is None    # later: single sign-on
+    assert people.prepare(store.engine, "mlflow", ["mlflow"]) == 0     # this version, per-person passwords
+    assert people.prepare(store.engine, "oidc", ["mlflow"]) is None    # later: single sign-on
     with pytest.raises(people.NameTaken):
         people.People(store).username_for("u-bob", "bob", is_admin=False)

@@ -67,10 +67,11 @@ def _usernames(connection) -> list[str]:
         return []
 
 
-def prepare(engine, mode: str, reserved_username: str | None) -> int | None:
+def prepare(engine, mode: str, reserved: list[str]) -> int | None:
     """Creates the tables. Once per users' database: with single sign-on (mode "oidc") every user but the
-    first admin becomes adoptable, as the earlier version created them by name; with MLflow's own passwords
-    (a later switch to single sign-on must not take those over) none. Returns how many, None when done before."""
+    reserved ones (the first admin, the serving and notebook logins) becomes adoptable, as the earlier version
+    created them by name; with MLflow's own passwords (a later switch to single sign-on must not take those over)
+    none. Returns how many, None when done before."""
     from sqlalchemy import exc, text
 
     with engine.begin() as connection:
@@ -83,8 +84,8 @@ def prepare(engine, mode: str, reserved_username: str | None) -> int | None:
             return None
         if mode != "oidc":
             return 0
-        reserved = folded(reserved_username) if reserved_username else None
-        names = [name for name in _usernames(connection) if folded(name) != reserved]
+        kept = {folded(name) for name in reserved if name}
+        names = [name for name in _usernames(connection) if folded(name) not in kept]
         for name in names:
             connection.execute(text(f"INSERT INTO {ADOPTABLE} (username) VALUES (:u)"), {"u": name})
         return len(names)
@@ -181,7 +182,9 @@ def main(argv: list[str]) -> int:
         return 2
     engine = sqlalchemy.create_engine(uri, poolclass=sqlalchemy.pool.NullPool)
     try:
-        adoptable = prepare(engine, os.environ.get("MLFLOW_AUTH", ""), os.environ.get("MLFLOW_AUTH_ADMIN_USERNAME"))
+        reserved = [os.environ.get(name, "") for name in
+                    ("MLFLOW_AUTH_ADMIN_USERNAME", "MLFLOW_SERVING_USERNAME", "MLFLOW_NOTEBOOK_USERNAME")]
+        adoptable = prepare(engine, os.environ.get("MLFLOW_AUTH", ""), reserved)
     finally:
         engine.dispose()
     if adoptable:
