@@ -30,6 +30,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,7 +95,8 @@ def _stop_group(process: subprocess.Popen, timeout: float) -> None:
 
 
 class InProcess:
-    """The supervisor starts the model server itself (it is not root: no other user to start it as)."""
+    """The supervisor starts the model server itself, as its own user (not root, or root without the two
+    users: see supervisor.separate_users)."""
 
     separate = False
 
@@ -128,12 +130,14 @@ class Separated:
 
     def __init__(self, sock: socket.socket, launcher_pid: int, model: Account):
         self._sock, self._file, self.launcher_pid, self.model = sock, sock.makefile("rwb"), launcher_pid, model
+        self._lock = threading.Lock()  # one request and its answer at a time
 
     def _call(self, **request) -> dict:
         try:
-            self._file.write(json.dumps(request).encode() + b"\n")
-            self._file.flush()
-            line = self._file.readline()
+            with self._lock:
+                self._file.write(json.dumps(request).encode() + b"\n")
+                self._file.flush()
+                line = self._file.readline()
         except (OSError, ValueError) as exc:
             raise LauncherGone(f"the model launcher does not answer: {exc}") from None
         if not line:

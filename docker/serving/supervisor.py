@@ -192,6 +192,10 @@ class ModelServer:
     def stop(self, timeout: float = 20) -> None:
         try:
             self.runner.stop(self.pid, timeout)
+        except launcher.LauncherGone:
+            raise
+        except OSError as exc:  # the launcher refused (it knows no such server): nothing left to stop
+            log(f"stopping the model server for {self.model_uri}: {exc}")
         finally:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
