@@ -21,6 +21,7 @@ import pytest
 import requests
 
 from dataplane.stacks import CLIENT_ENV, REPO_ROOT, RUNTIME
+from harness.other_users import runnable_by_others
 from harness.tools import missing, require_binary
 from orm_pack.local import processes
 from orm_pack.local.ports import free_port
@@ -161,14 +162,15 @@ def shared_dir():
 
 
 def _runs_as_other_users() -> None:
-    """Both users run this interpreter and import from it (Debian's python3 in CI; not a Python under a
-    0700 home such as /root/.pyenv)."""
+    """Both users run this interpreter and import from it: the command lines below run in a mount namespace
+    where a closed directory on the way (a 0700 /root holding the interpreter) lets them pass."""
+    probe = runnable_by_others(["setpriv", f"--reuid={SUPERVISOR_UID}", f"--regid={SUPERVISOR_UID}", "--clear-groups",
+                                sys.executable, "-c", "import encodings.idna, mlflow.pyfunc"], REPO_ROOT, RUNTIME.root)
     try:
-        subprocess.run([sys.executable, "-c", "import encodings.idna, mlflow.pyfunc"], user=SUPERVISOR_UID,
-                       group=SUPERVISOR_UID, extra_groups=[], cwd="/", check=True, capture_output=True, timeout=120)
+        subprocess.run(probe, cwd="/", check=True, capture_output=True, timeout=120)
     except (OSError, subprocess.CalledProcessError) as exc:
         missing(f"a Python other users may run ({sys.executable}: {getattr(exc, 'stderr', b'')[-300:] or exc})",
-                "a Python and a checkout that other users may read, as CI's Debian python3")
+                "util-linux's unshare and setpriv, as root")
 
 
 def _ids(pid: int) -> dict:
@@ -196,7 +198,7 @@ def test_the_model_server_runs_as_another_user_than_the_supervisor(tracker, trac
     env.update(CLIENT_ENV, AWS_SECRET_ACCESS_KEY="a-key-the-supervisor-holds", SERVING_MODELS_DIR=str(shared_dir / "models"),
                SERVING_SUPERVISOR_USER=str(SUPERVISOR_UID), SERVING_MODEL_USER=str(MODEL_UID))
     log = tmp_path / "supervisor.log"
-    supervisor = tracker.start("separated-serving", serving_argv(RUNTIME), env, log)
+    supervisor = tracker.start("separated-serving", runnable_by_others(serving_argv(RUNTIME), REPO_ROOT, RUNTIME.root), env, log)
     try:
         processes.wait_ready(supervisor, f"http://127.0.0.1:{port}/health", 240, accept=(200,))
         answer = requests.post(f"http://127.0.0.1:{port}/invocations", timeout=60,
