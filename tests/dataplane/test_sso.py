@@ -238,12 +238,12 @@ def test_the_server_says_which_provider_and_groups_it_uses(site, provider):
 
 
 # ----------------------------------------------------------------------------------------------- browser
-def sign_in(browser, ui: str, provider: Provider, subject: str):  # noqa: F811 (the fixture's name)
-    """A fresh browser opens MLflow, is sent to the provider and answers its page as `subject`."""
+def sign_in(browser, ui: str, provider: Provider, subject: str, path: str = "/"):  # noqa: F811 (the fixture's name)
+    """A fresh browser opens `path` on MLflow, is sent to the provider and answers its page as `subject`."""
     context = browser.new_context(ignore_https_errors=True, viewport={"width": 1400, "height": 900})
     context.set_default_timeout(30_000)
     page = context.new_page()
-    page.goto(ui + "/")
+    page.goto(ui + path)
     page.wait_for_url(lambda address: address.startswith(f"{provider.url}/oauth2/authorize?"))
     page.locator("input[name=sub]").fill(subject)
     page.get_by_role("button", name="Authorize").click()
@@ -306,6 +306,47 @@ def test_a_person_signs_in_through_the_provider_and_works_in_the_ui_as_themselve
         assert who(replicas[1].url, cookies={SESSION_COOKIE: forged}).status_code == 401
     finally:
         context.close()
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("crafted", ["/%09/evil.example", "/%5C%5Cevil.example", "//evil.example/"])
+def test_a_crafted_link_brings_the_person_back_to_mlflow_after_sign_in(browser, site, provider, crafted):  # noqa: F811
+    """A link to MLflow whose path the browser reads as another site once tabs are dropped and backslashes
+    turned: before, after the sign-in the browser went on to evil.example."""
+    url, _, _ = site
+    ui = url.replace("127.0.0.1", NAME)
+    context, page = sign_in(browser, ui, provider, "u-bob", path=crafted)
+    try:
+        page.wait_for_url(lambda address: "/oidc/callback" not in address)
+        landed = urlparse(page.url)   # on MLflow (nginx merges the slashes of `//evil.example/` into a plain path)
+        assert (landed.scheme, landed.hostname) == ("https", NAME) and not landed.path.startswith("//"), page.url
+    finally:
+        context.close()
+
+
+@pytest.mark.browser
+def test_a_cookie_copied_out_of_the_browser_dies_when_its_owner_signs_out(browser, site, provider):  # noqa: F811
+    """The owner signs out with the sign-out page's button; the thief's copy, in another browser, stops working."""
+    url, _, _ = site
+    ui = url.replace("127.0.0.1", NAME)
+    owner, page = sign_in(browser, ui, provider, "u-dave")
+    thief = browser.new_context(ignore_https_errors=True)
+    try:
+        thief.add_cookies([next(c for c in owner.cookies() if c["name"] == SESSION_COOKIE)])
+        stolen = thief.new_page()
+        stolen.goto(ui + "/health")
+        assert page_fetch(stolen, "GET", "/ajax-api/2.0/mlflow/users/current")[0] == 200
+        page.goto(ui + "/oidc/logout")
+        page.get_by_role("button", name="Sign out of MLflow").click()
+        page.wait_for_load_state()
+        assert SESSION_COOKIE not in {c["name"] for c in owner.cookies()}
+        deadline = time.monotonic() + SIGNOUT_CHECK_SECONDS + 2
+        while page_fetch(stolen, "GET", "/ajax-api/2.0/mlflow/users/current")[0] != 401:
+            assert time.monotonic() < deadline, "the copied cookie still works after its owner signed out"
+            time.sleep(0.3)
+    finally:
+        thief.close()
+        owner.close()
 
 
 @pytest.mark.browser
