@@ -11,7 +11,8 @@
 # A table of our own (inet mlflow_model_egress), replaced whole in one transaction, so running it again
 # changes nothing. firewalld (on by default on Oracle Linux) rewrites only its own tables and iptables'
 # (filter, nat, mangle, raw, security), so it neither clashes with this one nor removes it; a reject here
-# is final whatever firewalld's chains accept. Not nftables.service: firewalld's unit conflicts with it. The serving VM's mlflow-serving.service runs it before every start of the container
+# is final whatever firewalld's chains accept. Not nftables.service: firewalld's unit conflicts with it.
+# The serving VM's mlflow-serving.service runs it before every start of the container
 # (userdata/container.service.tftpl): the rule is back after a reboot before any model code runs, and
 # the container does not start without it. The tests apply this same script in a network namespace of
 # their own (tests/dataplane/test_serving_isolation.py).
