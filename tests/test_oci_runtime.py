@@ -179,3 +179,63 @@ def test_the_artifact_check_at_start_names_a_missing_grant(cloud, grant):
         assert (result.returncode, result.stderr.strip()) == (
             3, "cannot list oci://artifacts-bucket@fakens/a: 404 BucketNotFound: check that the bucket exists and "
                "that a policy lets this instance's dynamic group 'manage objects' in it")
+
+
+# ------------------------------------------------------------------------------------------- certificates
+def install_certificate(cloud: InstanceCloud, tmp_path: Path, certificate: str, authority: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "mlflow_oci.certificates", "install", certificate, str(tmp_path / "tls" / "proxy.crt"),
+         str(tmp_path / "tls" / "private" / "proxy.key"), "--ca", authority, str(tmp_path / "tls" / "ca.pem")],
+        env=runtime_env(cloud), capture_output=True, text=True, timeout=120)
+
+
+def handshake(tmp_path: Path) -> dict:
+    """A TLS server on 127.0.0.1 with the installed pair, and a client verifying it with the installed CA."""
+    import socket
+    import ssl
+    import threading
+
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(tmp_path / "tls" / "proxy.crt", tmp_path / "tls" / "private" / "proxy.key")
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted = threading.Thread(target=lambda: server_context.wrap_socket(listener.accept()[0], server_side=True).close(),
+                                daemon=True)
+    accepted.start()
+    client_context = ssl.create_default_context(cafile=str(tmp_path / "tls" / "ca.pem"))
+    with socket.create_connection(listener.getsockname()) as raw, \
+            client_context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+        peer = tls.getpeercert()
+    accepted.join(5)
+    listener.close()
+    return peer
+
+
+def test_the_vm_installs_its_certificate_from_the_private_ca_and_takes_each_renewal(cloud, tmp_path):
+    ca = cloud.add_private_ca("mlflow-ca-x1y2")
+    certificate = ca.issue("mlflow-tracking-x1y2", ("203.0.113.10", "10.0.1.10", "127.0.0.1"))
+    cloud.grant_certificate(certificate, authorities=[ca.ocid])
+    first = install_certificate(cloud, tmp_path, certificate, ca.ocid)
+    assert first.returncode == 10, first.stderr   # installed: the caller reloads nginx
+    assert f"installed certificate {certificate} version 1" in first.stderr and "PRIVATE KEY" not in first.stderr
+    assert (tmp_path / "tls" / "private" / "proxy.key").stat().st_mode & 0o777 == 0o600
+    peer = handshake(tmp_path)   # the pair serves TLS that a client verifies with the CA, for the address
+    assert ("IP Address", "203.0.113.10") in peer["subjectAltName"]
+    again = install_certificate(cloud, tmp_path, certificate, ca.ocid)
+    assert again.returncode == 0 and "unchanged: certificate" in again.stderr   # the timer's usual run
+    ca.renew(certificate)
+    renewed = install_certificate(cloud, tmp_path, certificate, ca.ocid)
+    assert renewed.returncode == 10 and "version 2" in renewed.stderr
+    assert handshake(tmp_path)["serialNumber"] != peer["serialNumber"]
+
+
+def test_without_the_grant_for_the_private_key_the_install_stops_with_one_line_and_writes_nothing(cloud, tmp_path):
+    ca = cloud.add_private_ca("mlflow-ca-x1y2")
+    certificate = ca.issue("mlflow-serving-x1y2", ("203.0.113.11",))
+    cloud.grant_certificate(certificate, bundle_types=["CERTIFICATE_CONTENT_PUBLIC_ONLY"], authorities=[ca.ocid])
+    result = install_certificate(cloud, tmp_path, certificate, ca.ocid)
+    assert result.returncode == 3
+    assert result.stderr.strip().splitlines() == [
+        f"mlflow-certificates: error: cannot read the TLS certificate ({certificate}): 404 NotAuthorizedOrNotFound: "
+        "check that it exists and that a policy lets this instance's dynamic group 'read leaf-certificate-bundles' "
+        "on it with bundle type CERTIFICATE_CONTENT_WITH_PRIVATE_KEY"]
+    assert not (tmp_path / "tls").exists()

@@ -4,6 +4,8 @@
   POST /v1/x509                     federation: the instance certificate, signed with its key, for a token
   GET /20190301/secretbundles/{id}  Vault secrets (and POST .../secretbundles/actions/getByName)
   /n/{namespace}/b/{bucket}/...     Object Storage: objects, listing, multipart uploads
+  GET /20210224/certificateBundles/{id}, /20210224/certificateAuthorityBundles/{id}
+                                    Certificates: a private CA's certificates and its own (certificates.py)
 
 Service calls must be signed with the session key named in the token (keyId "ST$<token>"), which an
 instance gets at federation and a resource (a notebook session) finds in its environment (resource
@@ -33,6 +35,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from harness import loopback, ocids
 from ormfake import signature
 
+from .certificates import PUBLIC_ONLY, WITH_PRIVATE_KEY, PrivateCA
 from .pki import CertificateAuthority
 
 FEDERATION_SIGNED = ("date", "(request-target)", "content-length", "content-type", "x-content-sha256")
@@ -50,6 +53,8 @@ class Refused(Exception):
 class Grants:
     secrets: set = field(default_factory=set)
     buckets: set = field(default_factory=set)
+    certificates: dict = field(default_factory=dict)   # certificate OCID -> the bundle types granted
+    authorities: set = field(default_factory=set)      # CA OCIDs whose bundle may be read
 
 
 @dataclass
@@ -73,6 +78,7 @@ class InstanceCloud:
         self.secret_names: dict[tuple[str, str], str] = {}  # (vault OCID, secret name) -> secret OCID
         self.grants: dict[str, Grants] = defaultdict(Grants)
         self.buckets: dict[str, dict[str, bytes]] = {}
+        self.private_cas: dict[str, PrivateCA] = {}
         self.uploads: dict[str, Upload] = {}
         self.commits: list[tuple[str, int]] = []  # (object name, number of parts) of committed multipart uploads
         self.requests: list[tuple[str, str, str, int]] = []  # (method, path, key kind, status)
@@ -92,6 +98,17 @@ class InstanceCloud:
         grants = self.grants[instance or self.instance.instance_ocid]
         grants.secrets.update(secrets)
         grants.buckets.update(buckets)
+
+    def add_private_ca(self, name: str) -> PrivateCA:
+        ca = PrivateCA(name, self.region_key)
+        self.private_cas[ca.ocid] = ca
+        return ca
+
+    def grant_certificate(self, certificate_ocid: str, bundle_types=(PUBLIC_ONLY, WITH_PRIVATE_KEY),
+                          authorities=(), instance: str | None = None) -> None:
+        grants = self.grants[instance or self.instance.instance_ocid]
+        grants.certificates.setdefault(certificate_ocid, set()).update(bundle_types)
+        grants.authorities.update(authorities)
 
     def create_bucket(self, name: str) -> None:
         self.buckets.setdefault(name, {})
@@ -115,6 +132,7 @@ class InstanceCloud:
                 "MLFLOW_OCI_FEDERATION_ENDPOINT": f"{self.url}/v1/x509",
                 "MLFLOW_OCI_SECRETS_ENDPOINT": self.url,
                 "MLFLOW_OCI_OBJECT_STORAGE_ENDPOINT": self.url,
+                "MLFLOW_OCI_CERTIFICATES_ENDPOINT": self.url,
                 "NO_PROXY": "127.0.0.1,localhost"}
 
     def resource_principal_env(self, directory: Path, resource_ocid: str) -> dict:
@@ -195,6 +213,20 @@ class InstanceCloud:
                 "secretBundleContent": {"contentType": "BASE64",
                                         "content": base64.b64encode(self.secrets[secret_ocid].encode()).decode()}}
 
+    def certificate_bundle(self, instance: str, certificate_ocid: str, query: dict) -> dict:
+        bundle_type = query.get("certificateBundleType", PUBLIC_ONLY)
+        if bundle_type not in (PUBLIC_ONLY, WITH_PRIVATE_KEY):
+            raise Refused(400, "InvalidParameter", f"certificateBundleType must be {PUBLIC_ONLY} or {WITH_PRIVATE_KEY}")
+        ca = next((ca for ca in self.private_cas.values() if certificate_ocid in ca.issued), None)
+        if ca is None or bundle_type not in self.grants[instance].certificates.get(certificate_ocid, ()):
+            raise Refused(404, "NotAuthorizedOrNotFound", "Authorization failed or requested resource not found.")
+        return ca.certificate_bundle(certificate_ocid, bundle_type)
+
+    def authority_bundle(self, instance: str, authority_ocid: str) -> dict:
+        if authority_ocid not in self.private_cas or authority_ocid not in self.grants[instance].authorities:
+            raise Refused(404, "NotAuthorizedOrNotFound", "Authorization failed or requested resource not found.")
+        return self.private_cas[authority_ocid].authority_bundle()
+
     def bucket(self, instance: str, namespace: str, name: str) -> dict:
         if namespace != self.namespace or name not in self.buckets or name not in self.grants[instance].buckets:
             raise Refused(404, "BucketNotFound", f"Either the bucket named '{name}' does not exist in the namespace "
@@ -258,6 +290,10 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._json(200, self.cloud.secret_bundle_by_name(instance, query))
             if path.startswith("/20190301/secretbundles/") and self.command == "GET":
                 return self._json(200, self.cloud.secret_bundle(instance, unquote(path.rsplit("/", 1)[1])))
+            if path.startswith("/20210224/certificateBundles/") and self.command == "GET":
+                return self._json(200, self.cloud.certificate_bundle(instance, unquote(path.rsplit("/", 1)[1]), query))
+            if path.startswith("/20210224/certificateAuthorityBundles/") and self.command == "GET":
+                return self._json(200, self.cloud.authority_bundle(instance, unquote(path.rsplit("/", 1)[1])))
             if path.startswith("/n/"):
                 return self._object_storage(instance, [unquote(s) for s in path.split("/")[2:]], query, body)
             raise Refused(404, "NotFound", f"no fake for {self.command} {path}")

@@ -5,8 +5,8 @@ MLFLOW_OCI_AUTH selects the identity:
                                 service, exchanged for short-lived tokens; no key is stored anywhere
   api_key                       ~/.oci/config (OCI_CONFIG_FILE, OCI_CONFIG_PROFILE), for a laptop
 Endpoints may be overridden (private endpoints, other realms) with MLFLOW_OCI_FEDERATION_ENDPOINT,
-MLFLOW_OCI_OBJECT_STORAGE_ENDPOINT and MLFLOW_OCI_SECRETS_ENDPOINT; the instance metadata service
-with the SDK's own OCI_METADATA_BASE_URL.
+MLFLOW_OCI_OBJECT_STORAGE_ENDPOINT, MLFLOW_OCI_SECRETS_ENDPOINT and MLFLOW_OCI_CERTIFICATES_ENDPOINT; the
+instance metadata service with the SDK's own OCI_METADATA_BASE_URL.
 """
 import os
 import threading
@@ -80,6 +80,12 @@ def secrets_client():
     import oci
 
     return _client(oci.secrets.SecretsClient, "MLFLOW_OCI_SECRETS_ENDPOINT")
+
+
+def certificates_client():
+    import oci
+
+    return _client(oci.certificates.CertificatesClient, "MLFLOW_OCI_CERTIFICATES_ENDPOINT")
 
 
 def first_line(exc: BaseException) -> str:
