@@ -7,6 +7,7 @@ import json
 import os
 import sys
 
+from orm_pack.commands import _tls
 from orm_pack.errors import ExitCode, UserError
 from orm_pack.mlflow_api import doctor
 
@@ -14,7 +15,8 @@ from orm_pack.mlflow_api import doctor
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "doctor", help="check a deployed MLflow end to end: TLS, login, UI writes, artifacts, alias, serving",
-        description="Check that a deployment really works, as its users will use it: TLS; 401 without the login "
+        description="Check that a deployment really works, as its users will use it: TLS (the certificate verified, "
+                    "a warning 30 days before it expires); 401 without the login "
                     "and 200 with it; /health; a write from the UI's own origin accepted and one from another "
                     "site refused; an artifact uploaded through the proxy and read back identical; the "
                     "registry alias; the serving endpoint answering with the alias's version. It creates an "
@@ -28,6 +30,7 @@ def register(subparsers) -> None:
     parser.add_argument("--browser-host", metavar="NAME",
                         help="the name browsers reach MLflow by, when not URL's host (a DNS name in front of it)")
     parser.add_argument("--artifact-mb", type=int, default=50, help="size of the test artifact (default 50)")
+    _tls.add_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print the checks as JSON")
     parser.set_defaults(func=_run)
 
@@ -45,10 +48,11 @@ def _password() -> str:
 def _run(args: argparse.Namespace) -> int:
     if args.artifact_mb < 1:
         raise UserError("--artifact-mb must be at least 1", ExitCode.USAGE)
+    verify, ca_file = _tls.settings(args)
     target = doctor.DoctorTarget(
         tracking_url=args.url, username=os.environ.get("MLFLOW_TRACKING_USERNAME") or "mlflow",
         password=_password(), serving_url=args.serving_url, model_name=args.model_name, alias=args.alias,
-        browser_host=args.browser_host, artifact_mb=args.artifact_mb)
+        browser_host=args.browser_host, artifact_mb=args.artifact_mb, ca_file=ca_file, verify_tls=verify)
     try:
         checks = doctor.run(target)
     except ValueError as exc:

@@ -12,6 +12,7 @@ import secrets
 import string
 import sys
 
+from orm_pack.commands import _tls
 from orm_pack.errors import ExitCode, UserError
 from orm_pack.mlflow_api.users import PERMISSIONS, UsersApi
 
@@ -23,12 +24,12 @@ def register(subparsers) -> None:
         "users", help="manage MLflow's users and their permissions (as an MLflow admin)",
         description="Manage the tracking server's own users (its basic-auth app, shared by every replica through "
                     "MySQL). The admin's login: MLFLOW_TRACKING_USERNAME (default mlflow) and "
-                    "MLFLOW_TRACKING_PASSWORD (else a prompt).")
+                    "MLFLOW_TRACKING_PASSWORD (else a prompt). The server's certificate is verified with --ca-file, else "
+                    "$MLFLOW_TRACKING_SERVER_CERT_PATH, else the system's trusted CAs.")
     commands = parser.add_subparsers(dest="users_command", metavar="ACTION")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--url", required=True, metavar="URL", help="the MLflow URL (stack output mlflow_url)")
-    common.add_argument("--insecure", action="store_true", help="do not verify the TLS certificate (the stack's is "
-                        "self-signed; also MLFLOW_TRACKING_INSECURE_TLS=true)")
+    _tls.add_arguments(common)
     p = commands.add_parser("list", parents=[common], help="list the users")
     p.set_defaults(func=_run_list)
     p = commands.add_parser("add", parents=[common], help="create a user and print a generated password once",
@@ -65,9 +66,12 @@ def _api(args) -> UsersApi:
             raise UserError("set MLFLOW_TRACKING_PASSWORD (the admin's; the stack output mlflow_password_command "
                             "prints it): stdin is not a terminal to ask for it", ExitCode.USAGE)
         password = getpass.getpass("MLflow admin password: ")
-    insecure = args.insecure or os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() == "true"
+    if not args.insecure and os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() == "true":
+        print("orm-pack: WARNING: MLFLOW_TRACKING_INSECURE_TLS=true: treated as --insecure", file=sys.stderr)
+        args.insecure = True
+    verify, ca_file = _tls.settings(args)
     return UsersApi(args.url, os.environ.get("MLFLOW_TRACKING_USERNAME") or "mlflow", password,
-                    verify_tls=not insecure)
+                    verify_tls=verify, ca_file=ca_file)
 
 
 def _run_list(args) -> int:

@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-import socket
-import ssl
 import time
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from orm_pack.mlflow_api import http_client
+from orm_pack.mlflow_api import http_client, tls
 
 ARTIFACTS_API = "/api/2.0/mlflow-artifacts/artifacts"
 MLFLOW_API = "/api/2.0/mlflow"
@@ -38,6 +36,8 @@ class DoctorTarget:
     model_name: str = "wine-quality"
     alias: str = "champion"
     browser_host: str | None = None   # the name browsers reach the tracking server by, when not the URL's
+    ca_file: str | None = None        # the CA to verify with; None: the system's trusted CAs
+    verify_tls: bool = True           # False: --insecure, nothing verified
     artifact_mb: int = 50
     timeout: float = 120
 
@@ -59,26 +59,36 @@ def _is_loopback(host: str) -> bool:
 
 # ------------------------------------------------------------------ the checks
 def check_tls(endpoint: http_client.Endpoint) -> Check:
+    """The TLS version, and that the certificate verifies with the endpoint's CA (its CA file, else the system's
+    trusted CAs) for the URL's address; passes with a warning within tls.WARN_DAYS of its expiry."""
     if endpoint.scheme != "https":
         return Check("tls", False, f"{endpoint.url} is plain HTTP", "use the https:// URL the stack prints")
     try:
-        with socket.create_connection((endpoint.host, endpoint.port), timeout=endpoint.timeout) as raw, \
-                http_client.unverified_context().wrap_socket(raw, server_hostname=endpoint.host) as tls:
-            version, cipher = tls.version(), tls.cipher()[0]
+        shown = tls.presented(endpoint.host, endpoint.port, endpoint.timeout)
     except OSError as exc:
         return Check("tls", False, f"no TLS connection to {endpoint.authority}: {exc}",
                      "a new VM needs 10-15 minutes after apply; check that your address is inside "
                      "allowed_ingress_cidr and that the VM runs (orm-pack status)")
-    trusted = "trusted certificate"
+    if shown.version not in ("TLSv1.2", "TLSv1.3"):
+        return Check("tls", False, f"{shown.version} {shown.cipher}", "the proxy must offer TLS 1.2 or 1.3 only")
+    if not endpoint.verify_tls:
+        return Check("tls", True, f"{shown.version} {shown.cipher}, certificate NOT verified (--insecure)")
     try:
-        with socket.create_connection((endpoint.host, endpoint.port), timeout=endpoint.timeout) as raw, \
-                ssl.create_default_context().wrap_socket(raw, server_hostname=endpoint.host):
-            pass
-    except ssl.SSLError:
-        trusted = "self-signed certificate (clients set MLFLOW_TRACKING_INSECURE_TLS=true)"
-    if version not in ("TLSv1.2", "TLSv1.3"):
-        return Check("tls", False, f"{version} {cipher}", "the proxy must offer TLS 1.2 or 1.3 only")
-    return Check("tls", True, f"{version} {cipher}, {trusted}")
+        problem = tls.verify(endpoint.host, endpoint.port, endpoint.context, endpoint.timeout, endpoint.ca_file, shown)
+    except OSError as exc:
+        return Check("tls", False, f"no verified TLS connection to {endpoint.authority}: {exc}",
+                     f"check the server and {tls.trust_source(endpoint.ca_file)}")
+    if problem:
+        return Check("tls", False, problem.detail, problem.fix)
+    detail = f"{shown.version} {shown.cipher}, certificate verified with {tls.trust_source(endpoint.ca_file)}"
+    info = shown.certificate
+    if info is None:
+        return Check("tls", True, detail)
+    days = info.days_left()
+    if days < tls.WARN_DAYS:
+        return Check("tls", True, f"{detail}; WARNING: it expires in {max(int(days), 0)} days "
+                     f"({info.not_after:%Y-%m-%d}): renew it before then")
+    return Check("tls", True, f"{detail} (for {info.names()}; until {info.not_after:%Y-%m-%d})")
 
 
 def check_health(endpoint: http_client.Endpoint) -> Check:
@@ -239,9 +249,10 @@ def check_serving(serving: http_client.Endpoint, target: DoctorTarget, version: 
 
 
 def run(target: DoctorTarget) -> list[Check]:
-    tracking = http_client.Endpoint(target.tracking_url, target.username, target.password, target.timeout)
+    tracking = http_client.Endpoint(target.tracking_url, target.username, target.password, target.timeout,
+                                    verify_tls=target.verify_tls, ca_file=target.ca_file)
     checks = [check_tls(tracking)]
-    if not checks[0].passed and "no TLS connection" in checks[0].detail:
+    if not checks[0].passed and tracking.scheme == "https":  # no TLS, or a certificate the others would refuse too
         return checks
     checks += [check_health(tracking), check_auth(tracking)]
     if not checks[-1].passed:
@@ -256,7 +267,8 @@ def run(target: DoctorTarget) -> list[Check]:
     version, alias_check = _alias_version(tracking, target)
     checks.append(alias_check)
     if target.serving_url:
-        serving = http_client.Endpoint(target.serving_url, target.username, target.password, target.timeout)
+        serving = http_client.Endpoint(target.serving_url, target.username, target.password, target.timeout,
+                                       verify_tls=target.verify_tls, ca_file=target.ca_file)
         try:
             checks.append(check_serving(serving, target, version))
         except OSError as exc:

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import http.client
 import json
-import ssl
 from base64 import b64encode
 from dataclasses import dataclass
 from urllib.parse import urlsplit
+
+from orm_pack.mlflow_api import tls
 
 BLOCK = 1024 * 1024  # read and send size, for uploads of tens of MB
 
@@ -33,7 +34,8 @@ class Answer:
 class Endpoint:
     """One HTTPS (or HTTP) base URL, spoken to with http.client: no retries, no hidden redirects."""
 
-    def __init__(self, url: str, username: str, password: str, timeout: float, verify_tls: bool = False):
+    def __init__(self, url: str, username: str, password: str, timeout: float, verify_tls: bool = True,
+                 ca_file: str | None = None):
         parts = urlsplit(url.rstrip("/"))
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"{url!r} is not an http(s) URL")
@@ -42,7 +44,9 @@ class Endpoint:
         self.authority = parts.netloc.rsplit("@", 1)[-1]
         self.authorization = "Basic " + b64encode(f"{username}:{password}".encode()).decode()
         self.timeout = timeout
-        self.context = ssl.create_default_context() if verify_tls else unverified_context()
+        # verify_tls: with the CA in ca_file, else the system's trusted CAs (OSError when ca_file cannot be read)
+        self.verify_tls, self.ca_file = verify_tls, ca_file
+        self.context = tls.ssl_context(ca_file, verify=verify_tls)
 
     def connection(self) -> http.client.HTTPConnection:
         if self.scheme == "http":
@@ -64,8 +68,3 @@ class Endpoint:
         finally:
             connection.close()
 
-
-def unverified_context() -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
-    return context

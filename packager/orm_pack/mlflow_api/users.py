@@ -1,7 +1,7 @@
 """MLflow's users and permissions over its auth REST API (the tracking server's `basic-auth` app), as an
 admin: the calls `orm-pack users` makes, over the package's one MLflow HTTP client (http_client).
 
-    >>> api = UsersApi("https://203.0.113.7", "mlflow", password, verify_tls=False)
+    >>> api = UsersApi("https://203.0.113.7", "mlflow", password, ca_file="ca.pem")
     >>> api.create("alice", "a-long-password"); api.grant("alice", "experiment", "12", "EDIT")
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit
 
 from orm_pack.errors import ExitCode, UserError
-from orm_pack.mlflow_api import http_client
+from orm_pack.mlflow_api import http_client, tls
 
 PERMISSIONS = ("READ", "USE", "EDIT", "MANAGE", "NO_PERMISSIONS")
 RESOURCE_TYPES = ("experiment", "registered_model")
@@ -26,9 +26,11 @@ class User:
 
 
 class UsersApi:
-    def __init__(self, url: str, username: str, password: str, verify_tls: bool = True, timeout: float = 30):
+    def __init__(self, url: str, username: str, password: str, verify_tls: bool = True, timeout: float = 30,
+                 ca_file: str | None = None):
         try:
-            self.endpoint = http_client.Endpoint(url, username, password, timeout, verify_tls=verify_tls)
+            self.endpoint = http_client.Endpoint(url, username, password, timeout, verify_tls=verify_tls,
+                                                 ca_file=ca_file)
         except ValueError:
             raise UserError(f"the MLflow URL must be http(s)://host[:port] (got {url!r})", ExitCode.USAGE) from None
         self.base = self.endpoint.url
@@ -39,9 +41,11 @@ class UsersApi:
         target = self.path_prefix + path + (f"?{urlencode(query)}" if query else "")
         try:  # a dict body goes as JSON (http_client sets its Content-Type)
             answer = self.endpoint.request(method, target, body=body, headers={"Accept": "application/json"})
-        except ssl.SSLCertVerificationError:
-            raise UserError(f"{self.base}: the server's certificate is not trusted (the stack's is self-signed): "
-                            "pass --insecure or set MLFLOW_TRACKING_INSECURE_TLS=true", ExitCode.CONFIG) from None
+        except ssl.SSLCertVerificationError as error:
+            endpoint = self.endpoint
+            shown = tls.presented_or_none(endpoint.host, endpoint.port, endpoint.timeout)
+            problem = tls.explain(error, endpoint.host, endpoint.ca_file, shown)
+            raise UserError(f"{self.base}: {problem.detail} -> {problem.fix}", ExitCode.CONFIG) from None
         except (OSError, http.client.HTTPException) as error:
             raise UserError(f"cannot reach MLflow at {self.base}: {error}", ExitCode.SERVICE) from None
         if answer.status >= 400:
