@@ -157,9 +157,11 @@ def _up(args) -> int:
         workers=args.workers, users=args.users, sso=_sso_options(args, launcher)))
     login = endpoints.credentials
     if args.json:
-        print(json.dumps({**_document(login, endpoints.services), "state_dir": str(endpoints.state.root)}, indent=2))
+        print(json.dumps({**_document(login, endpoints.services), "ca_file": str(endpoints.ca_file),
+                          "state_dir": str(endpoints.state.root)}, indent=2))
         return ExitCode.OK
-    print(f"MLflow is running in the background: {endpoints.tracking_url}  (self-signed certificate)")
+    print(f"MLflow is running in the background: {endpoints.tracking_url}  (its certificate is from the local CA "
+          f"{endpoints.ca_file})")
     print(f"  user:     {login.username}")
     print(f"  password: {login.password}   (kept in {endpoints.state.credentials_file})")
     if args.users == "per-person":
@@ -174,10 +176,12 @@ def _up(args) -> int:
               f"models:/{args.model_name}@{args.model_alias} once that alias exists")
     print("\nFor notebooks and the wine example (examples/wine/train.py):")
     print(f"  export MLFLOW_TRACKING_URI={endpoints.tracking_url}")
+    print(f"  export MLFLOW_TRACKING_SERVER_CERT_PATH={endpoints.ca_file}")
     print(f"  export MLFLOW_TRACKING_USERNAME={login.username}")
     print(f"  export MLFLOW_TRACKING_PASSWORD='{login.password}'")
-    print("  export MLFLOW_TRACKING_INSECURE_TLS=true")
     flag = f" --state-dir {args.state_dir}" if args.state_dir else ""
+    print(f"(or: eval \"$(orm-pack connect --local{flag})\"; orm-pack connect --local --python for Python). Browsers: "
+          f"import {endpoints.ca_file} as a certificate authority once (README, Run it on your machine)")
     print(f"\nLogs and data: {endpoints.state.root}\nCheck it: orm-pack local doctor{flag}   "
           f"Stop it: orm-pack local down{flag}")
     return ExitCode.OK
@@ -202,7 +206,9 @@ def _status(args) -> int:
     if args.json:
         records = [record for record, _ in services]
         document = _document(launcher.saved_login(state_dir), records, [alive for _, alive in services])
-        print(json.dumps({**document, "state_dir": str(state_dir), "running": all_running}, indent=2))
+        ca_file = launcher.StateDir(state_dir).ca_file
+        print(json.dumps({**document, "ca_file": str(ca_file) if ca_file.is_file() else None,
+                          "state_dir": str(state_dir), "running": all_running}, indent=2))
         return ExitCode.OK if all_running else ExitCode.FAILURE
     if not services:
         print(f"not running (no services recorded in {state_dir})")

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from orm_pack.errors import ExitCode, UserError
+from orm_pack.local import certificates, nginx, processes
 from orm_pack.local import credentials as creds
-from orm_pack.local import nginx, processes
 from orm_pack.local.ports import free_port, port_is_free
 from orm_pack.local.runtime_files import find_runtime_files
 from orm_pack.local.services import ServingConfig, TrackingConfig, serving_argv, serving_env, tracking_argv, tracking_env
@@ -56,6 +56,7 @@ class LocalEndpoints:
     credentials: creds.Credentials
     state: StateDir
     services: list[ServiceRecord] = field(default_factory=list)
+    ca_file: Path | None = None                 # the local CA clients verify the proxy with
 
 
 def validate(options: LocalOptions, env=os.environ) -> None:
@@ -138,12 +139,15 @@ def up(options: LocalOptions) -> LocalEndpoints:
     runtime = find_runtime_files()
     nginx_binary = nginx.require_nginx()
     host = options.listen_address
+    tls_names = certificates.server_names(host)
     for label, port in (("--port", options.tracking_port),) + (
             (("--serving-port", options.serving_port),) if options.serving else ()):
         if not port_is_free(port, host):
             raise UserError(f"port {port} on {host} is in use: pick another one with {label}")
 
     state.create()
+    # the proxy's certificate, from the local CA (kept across restarts; the certificate renewed near its expiry)
+    certificates.ensure(state, tls_names)
     login = creds.load(state.credentials_file) or creds.generate()
     creds.save(login, state.credentials_file)
     creds.write_htpasswd(login, state.htpasswd_file)
@@ -176,14 +180,14 @@ def up(options: LocalOptions) -> LocalEndpoints:
         serving_url = f"https://{_url_host(host)}:{options.serving_port}" if options.serving else None
         blocks = [nginx.render_proxy(runtime, state.nginx / "tracking.conf", listen=f"{host}:{options.tracking_port}",
                                      upstream=f"127.0.0.1:{tracking_port}", htpasswd=state.htpasswd_file,
-                                     tls_cert=state.tls / "proxy.crt", tls_key=state.tls / "proxy.key",
+                                     tls_cert=state.server_cert_file, tls_key=state.server_key_file,
                                      auth="upstream" if per_person else "proxy")]
         supervisor_port = free_port()
         if options.serving:
             blocks.append(nginx.render_proxy(runtime, state.nginx / "serving.conf",
                                              listen=f"{host}:{options.serving_port}",
                                              upstream=f"127.0.0.1:{supervisor_port}", htpasswd=state.htpasswd_file,
-                                             tls_cert=state.tls / "proxy.crt", tls_key=state.tls / "proxy.key",
+                                             tls_cert=state.server_cert_file, tls_key=state.server_key_file,
                                              fronts="serving", auth="tracking" if per_person else "proxy",
                                              auth_url=f"http://127.0.0.1:{tracking_port}" if per_person else None))
         conf = nginx.write_main_conf(state.nginx, blocks)
@@ -196,7 +200,8 @@ def up(options: LocalOptions) -> LocalEndpoints:
         if options.serving:
             serving = processes.start("serving", serving_argv(runtime), serving_env(ServingConfig(
                 port=supervisor_port, tracking_uri=tracking_url, credentials=serving_login, model_name=options.model_name,
-                model_alias=options.model_alias, poll_seconds=options.poll_seconds)), state.logs / "serving.log")
+                model_alias=options.model_alias, poll_seconds=options.poll_seconds,
+                tracking_ca_file=str(state.ca_file))), state.logs / "serving.log")
             started.append(_record(serving, serving_url))
             # 503 until the alias exists: the supervisor is up and waiting for a model.
             processes.wait_ready(serving, f"http://127.0.0.1:{supervisor_port}/health", SERVING_START_SECONDS,
@@ -210,7 +215,7 @@ def up(options: LocalOptions) -> LocalEndpoints:
     state.save_services(started)
     state.save_settings({"model_name": options.model_name, "model_alias": options.model_alias,
                          "users": options.users})
-    return LocalEndpoints(tracking_url, serving_url, login, state, started)
+    return LocalEndpoints(tracking_url, serving_url, login, state, started, state.ca_file)
 
 
 def _url_host(host: str) -> str:
@@ -253,7 +258,8 @@ def doctor_target(state_dir: Path, artifact_mb: int = 50):
     return DoctorTarget(tracking_url=running["proxy"].url, username=login.username, password=login.password,
                         serving_url=serving.url if serving else None,
                         model_name=settings.get("model_name", "wine-quality"),
-                        alias=settings.get("model_alias", "champion"), artifact_mb=artifact_mb)
+                        alias=settings.get("model_alias", "champion"), artifact_mb=artifact_mb,
+                        ca_file=str(state.ca_file))
 
 
 def status(state_dir: Path) -> list[tuple[ServiceRecord, bool]]:

@@ -52,7 +52,8 @@ class ServingConfig:
     model_alias: str = "champion"
     model_uri: str = ""
     poll_seconds: float = 10
-    insecure_tls: bool = True                  # the proxy's self-signed certificate
+    tracking_ca_file: str | None = None        # the CA the tracking server's certificate is verified with
+    insecure_tls: bool = False                 # not verified at all (test stacks with a self-signed certificate)
 
 
 def serving_argv(runtime: RuntimeFiles) -> list[str]:
@@ -66,8 +67,13 @@ def serving_env(config: ServingConfig, base: dict | None = None) -> dict:
                 "MLFLOW_TRACKING_PASSWORD": config.credentials.password,
                 "SERVING_HOST": "127.0.0.1", "SERVING_PORT": str(config.port),
                 "SERVING_MODEL_ALIAS": config.model_alias, "SERVING_POLL_SECONDS": str(config.poll_seconds)})
+    # MLflow refuses both at once; what the caller's environment says is replaced
     if config.insecure_tls:
+        env.pop("MLFLOW_TRACKING_SERVER_CERT_PATH", None)
         env["MLFLOW_TRACKING_INSECURE_TLS"] = "true"
+    elif config.tracking_ca_file:
+        env.pop("MLFLOW_TRACKING_INSECURE_TLS", None)
+        env["MLFLOW_TRACKING_SERVER_CERT_PATH"] = config.tracking_ca_file
     if config.model_uri:
         env["SERVING_MODEL_URI"] = config.model_uri
     else:

@@ -21,6 +21,11 @@ class StateDir:
     logs = property(lambda self: self.root / "logs")
     nginx = property(lambda self: self.root / "nginx")
     tls = property(lambda self: self.root / "tls")
+    # the local CA (certificates.py): what clients verify with, and its key (0600)
+    ca_file = property(lambda self: self.root / "ca.pem")
+    ca_key_file = property(lambda self: self.root / "ca-key.pem")
+    server_cert_file = property(lambda self: self.root / "tls" / "server.pem")  # the proxy's, from the CA
+    server_key_file = property(lambda self: self.root / "tls" / "server-key.pem")
     credentials_file = property(lambda self: self.root / "credentials.json")
     # per-person: the model endpoint's own MLflow user (never the admin's login)
     serving_credentials_file = property(lambda self: self.root / "serving-credentials.json")
