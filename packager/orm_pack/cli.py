@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "orm_pack.commands.oke",
     "orm_pack.commands.sso",
     "orm_pack.commands.users",
+    "orm_pack.commands.connect",
     "orm_pack.commands.local",
 )
 

@@ -27,9 +27,18 @@ class LocalMlflow:
     tracking_port: int
     direct_tracking_url: str     # MLflow itself, behind the proxy
 
+    @property
+    def ca_file(self) -> Path:
+        """local up's CA: what clients verify its certificate with"""
+        return self.state_dir / "ca.pem"
+
     def client_env(self) -> dict:
-        return dict(python_env(), **CLIENT_ENV, MLFLOW_TRACKING_URI=self.tracking_url,
-                    MLFLOW_TRACKING_USERNAME=self.username, MLFLOW_TRACKING_PASSWORD=self.password)
+        """A client's settings, verifying the proxy's certificate with local up's CA."""
+        settings = {k: v for k, v in CLIENT_ENV.items() if k != "MLFLOW_TRACKING_INSECURE_TLS"}
+        env = {k: v for k, v in python_env().items() if k != "MLFLOW_TRACKING_INSECURE_TLS"}
+        return dict(env, **settings, MLFLOW_TRACKING_SERVER_CERT_PATH=str(self.ca_file),
+                    MLFLOW_TRACKING_URI=self.tracking_url, MLFLOW_TRACKING_USERNAME=self.username,
+                    MLFLOW_TRACKING_PASSWORD=self.password)
 
     def auth(self) -> tuple[str, str]:
         return self.username, self.password
@@ -44,7 +53,7 @@ class LocalMlflow:
     def wait_serving(self, model_uri: str, timeout: float = 240) -> None:
         deadline, last = time.monotonic() + timeout, None
         while time.monotonic() < deadline:
-            last = requests.get(f"{self.serving_url}/ping", auth=self.auth(), verify=False, timeout=30)
+            last = requests.get(f"{self.serving_url}/ping", auth=self.auth(), verify=str(self.ca_file), timeout=30)
             if last.headers.get(MODEL_HEADER) == model_uri:
                 return
             time.sleep(1)

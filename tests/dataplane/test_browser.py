@@ -1,8 +1,11 @@
 """The MLflow web UI in a real browser (Debian's Chromium, driven by Playwright), against `orm-pack local
 up` reached by a name that is not localhost, as a deployed server is: log in, create an experiment, open
 a run a Python client logged, register its model, set the alias champion and see the serving endpoint
-switch to it. A page of another site that tries a write is refused. Screenshots are kept on failure."""
+switch to it. A page of another site that tries a write is refused. A browser that trusts local up's CA
+(imported with certutil, as README says) opens the UI with no certificate error. Screenshots are kept on
+failure."""
 import os
+import subprocess
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
@@ -182,3 +185,36 @@ def test_a_page_of_another_site_cannot_write(page, stack):
     access_log = (stack.state_dir / "nginx" / "access.log").read_text()
     refused = [line for line in access_log.splitlines() if "experiments/create" in line and '" 403 ' in line]
     assert refused, "the foreign page's write never reached the proxy"
+
+
+def test_a_browser_that_trusts_the_local_ca_opens_the_ui_without_a_certificate_error(browser, stack, tmp_path):
+    """The CA imported into a fresh NSS database (Chromium's on Linux, $HOME/.pki/nssdb), as README says;
+    no ignore_https_errors: an untrusted certificate would fail the navigation."""
+    certutil = require_binary("certutil", how="apt-get install libnss3-tools")
+    chromium = require_binary("chromium", how="apt-get install chromium chromium-driver")
+    from playwright.sync_api import Error as PlaywrightError
+
+    home = tmp_path / "home"
+    nssdb = home / ".pki" / "nssdb"
+    nssdb.mkdir(parents=True)
+    for argv in ([certutil, "-d", f"sql:{nssdb}", "-N", "--empty-password"],
+                 [certutil, "-d", f"sql:{nssdb}", "-A", "-t", "C,,", "-n", "orm-pack-local", "-i", str(stack.ca_file)]):
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+
+    def open_ui(home_dir):
+        # a Chromium of its own: NSS reads the database when the browser starts
+        launched = browser.browser_type.launch(executable_path=chromium, args=CHROMIUM_FLAGS,
+                                               env={**os.environ, "HOME": str(home_dir)})
+        try:
+            context = launched.new_context(http_credentials={"username": stack.username, "password": stack.password})
+            page = context.new_page()
+            response = page.goto(stack.tracking_url + "/", timeout=60_000)
+            assert response.ok, response.status
+            shows(page, "Experiments")
+        finally:
+            launched.close()
+
+    with pytest.raises(PlaywrightError, match="ERR_CERT_AUTHORITY_INVALID"):  # without the CA: refused
+        open_ui(tmp_path / "stranger")
+    open_ui(home)

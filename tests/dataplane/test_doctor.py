@@ -1,6 +1,8 @@
 """`orm-pack doctor` tells whether MLflow really works, one line per check: it passes against `local up`
-serving a model, and fails with the right line against a wrong password, a proxy without the origin
-fix, and an endpoint whose alias does not exist yet. The tests run in order on one local MLflow."""
+serving a model, verifying its certificate with local up's CA, and fails with the right line against a
+wrong password, a proxy without the origin fix, and an endpoint whose alias does not exist yet. `orm-pack
+connect --local` gives a client what it needs, with verification on. The tests run in order on one local
+MLflow."""
 import json
 import os
 import shutil
@@ -42,12 +44,9 @@ def _lines(output: str) -> dict:
 
 
 def _doctor(stack, url: str, password: str | None = None, *extra: str):
-    import subprocess
-    import sys
-
-
+    """`orm-pack doctor URL` as a user of local up runs it: with its CA in MLflow's own variable."""
     env = dict(python_env(), MLFLOW_TRACKING_USERNAME=stack.username,
-               MLFLOW_TRACKING_PASSWORD=password or stack.password)
+               MLFLOW_TRACKING_PASSWORD=password or stack.password, MLFLOW_TRACKING_SERVER_CERT_PATH=str(stack.ca_file))
     return subprocess.run([sys.executable, "-m", "orm_pack.cli", "doctor", url, "--artifact-mb", "5", *extra],
                           env=env, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
 
@@ -104,11 +103,12 @@ def test_a_proxy_without_the_origin_fix_fails_the_ui_write_line(stack, tracker, 
     proxy, url = start_proxy(tracker, tmp_path / "proxy", int(stack.direct_tracking_url.rsplit(":", 1)[1]), login,
                              runtime=RuntimeFiles(unfixed))
     try:
-        result = _doctor(stack, url)
+        result = _doctor(stack, url, None, "--insecure")  # this stand-in proxy's certificate is self-signed
     finally:
         tracker.stop(proxy)
     lines = _lines(result.stdout)
     assert result.returncode == 1
+    assert "WARNING: --insecure" in result.stderr
     assert lines["ui-write"][0] == "FAIL", result.stdout
     assert "was refused (403 Cross-origin request blocked): the UI cannot save anything" in lines["ui-write"][1]
     assert lines["cross-origin"][0] == "PASS"  # MLflow itself still refuses foreign origins
@@ -121,6 +121,7 @@ def champion(stack) -> dict:
     trained = stack.train("--alpha", "0.4")
     client_env = stack.client_env()
     with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("MLFLOW_TRACKING_INSECURE_TLS", raising=False)  # verified with local up's CA
         for name, value in client_env.items():
             patch.setenv(name, value)
         MlflowClient(tracking_uri=stack.tracking_url).set_registered_model_alias("wine-quality", "champion",
@@ -134,11 +135,14 @@ def test_with_the_alias_set_every_check_passes(stack, champion):
     local = cli("local", "doctor", "--state-dir", str(stack.state_dir), "--artifact-mb", "50")
     assert local.returncode == 0, local.stdout + local.stderr
     assert [verdict for verdict, _ in _lines(local.stdout).values()] == ["PASS"] * 8
+    verified = f"certificate verified with the CA in {stack.ca_file} (for 127.0.0.1, ::1, localhost; until"
+    assert verified in _lines(local.stdout)["tls"][1] and "WARNING" not in local.stdout
     assert local.stdout.rstrip().endswith("all checks passed")
     remote = _doctor(stack, stack.tracking_url, None, "--serving-url", stack.serving_url, "--json")
     assert remote.returncode == 0, remote.stdout + remote.stderr
     document = json.loads(remote.stdout)
     assert document["passed"] and [c["name"] for c in document["checks"]] == CHECKS
+    assert verified in document["checks"][0]["detail"]
     serving = next(c for c in document["checks"] if c["name"] == "serving")
     assert serving["detail"] == f"answers with models:/wine-quality/{trained['version']} (the alias's version)"
 
@@ -146,7 +150,7 @@ def test_with_the_alias_set_every_check_passes(stack, champion):
 # README's "Use it" and "Check it" blocks, run as written with the placeholders filled in.
 def _readme_env(stack) -> dict:
     orm_pack_dir = Path(shutil.which("orm-pack", path=str(Path(sys.executable).parent))).parent
-    return dict(python_env(), MLFLOW_TRACKING_PASSWORD=stack.password,
+    return dict(python_env(), MLFLOW_TRACKING_PASSWORD=stack.password, MLFLOW_TRACKING_SERVER_CERT_PATH=str(stack.ca_file),
                 PATH=f"{orm_pack_dir}{os.pathsep}{os.environ['PATH']}")
 
 
@@ -183,3 +187,28 @@ def test_the_readme_curl_gets_a_prediction(stack, champion):
     assert result.returncode == 0, result.stderr
     predictions = json.loads(result.stdout)["predictions"]
     assert len(predictions) == 1 and 0 < float(predictions[0]) < 10  # a wine quality score
+
+
+def test_connect_local_gives_a_client_what_it_needs_with_verification_on(stack, champion):
+    """eval "$(orm-pack connect --local)" in bash, then an MLflow client call: the URL, local up's CA and the
+    login from its state, the password read from its file and never printed."""
+    connect = cli("connect", "--local", "--state-dir", str(stack.state_dir))
+    assert connect.returncode == 0, connect.stderr
+    assert stack.password not in connect.stdout and "INSECURE" not in connect.stdout
+    assert f"export MLFLOW_TRACKING_SERVER_CERT_PATH={stack.ca_file}" in connect.stdout.splitlines()
+    probe = ("from mlflow import MlflowClient; "
+             "print(MlflowClient().get_model_version_by_alias('wine-quality', 'champion').version)")
+    script = f'eval "$({sys.executable} -m orm_pack.cli connect --local --state-dir {stack.state_dir})"\n' \
+             f'{sys.executable} -c "{probe}"\n'
+    env = {k: v for k, v in python_env().items() if not k.startswith("MLFLOW_")}
+    env.update(MLFLOW_HTTP_REQUEST_MAX_RETRIES="0")
+    result = subprocess.run(["bash", "-e", "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().splitlines()[-1] == str(champion["version"])
+
+    snippet = cli("connect", "--local", "--state-dir", str(stack.state_dir), "--python")
+    assert snippet.returncode == 0 and stack.password not in snippet.stdout, snippet
+    as_python = subprocess.run([sys.executable, "-c", snippet.stdout + probe.replace("; ", "\n")], env=env,
+                               capture_output=True, text=True, timeout=300)
+    assert as_python.returncode == 0, as_python.stderr[-3000:]
+    assert as_python.stdout.strip().splitlines()[-1] == str(champion["version"])

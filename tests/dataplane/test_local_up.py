@@ -67,6 +67,9 @@ def test_local_up_serves_a_model_and_down_leaves_nothing(tmp_path, monkeypatch):
         assert up.returncode == 0, up.stderr + up.stdout
         password = json.loads((state_dir / "credentials.json").read_text())["password"]
         assert f"https://127.0.0.1:{port}" in up.stdout and password in up.stdout
+        # clients verify the proxy with local up's own CA; nothing it prints turns verification off
+        assert f"export MLFLOW_TRACKING_SERVER_CERT_PATH={state_dir.resolve()}/ca.pem" in up.stdout
+        assert "INSECURE" not in up.stdout + up.stderr
         pids = tree_of(state_dir)
 
         status = run_cli("status", "--state-dir", str(state_dir))
