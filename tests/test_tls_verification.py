@@ -3,8 +3,6 @@ certificate from another CA, an expired one, one for another address (with the n
 certificate near its expiry passes with a warning; `--insecure` checks nothing and says so on stderr. Tiny
 TLS servers on 127.0.0.1, certificates made with `cryptography` (the tests' dependency, not orm-pack's)."""
 import contextlib
-import datetime as dt
-import ipaddress
 import json
 import ssl
 import subprocess
@@ -13,46 +11,14 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
 
+from harness.certificates import Authority
 from orm_pack.cli import main as orm_pack
 from orm_pack.local.services import python_env
 from orm_pack.mlflow_api import doctor, http_client
 
 CA_ENV = "MLFLOW_TRACKING_SERVER_CERT_PATH"  # MLflow's own setting
-NOW = dt.datetime.now(dt.timezone.utc)
-
-
-def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-
-
-class Authority:
-    def __init__(self, common_name: str):
-        self.key = ec.generate_private_key(ec.SECP256R1())
-        self.name = _name(common_name)
-        self.cert = (x509.CertificateBuilder().subject_name(self.name).issuer_name(self.name)
-                     .public_key(self.key.public_key()).serial_number(x509.random_serial_number())
-                     .not_valid_before(NOW - dt.timedelta(days=1)).not_valid_after(NOW + dt.timedelta(days=365))
-                     .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-                     .sign(self.key, hashes.SHA256()))
-
-    def issue(self, addresses=("127.0.0.1",), dns=(), days_left: float = 300, days_old: float = 1):
-        key = ec.generate_private_key(ec.SECP256R1())
-        names = [x509.IPAddress(ipaddress.ip_address(a)) for a in addresses] + [x509.DNSName(d) for d in dns]
-        cert = (x509.CertificateBuilder().subject_name(_name("server")).issuer_name(self.name)
-                .public_key(key.public_key()).serial_number(x509.random_serial_number())
-                .not_valid_before(NOW - dt.timedelta(days=days_old)).not_valid_after(NOW + dt.timedelta(days=days_left))
-                .add_extension(x509.SubjectAlternativeName(names), critical=False)
-                .sign(self.key, hashes.SHA256()))
-        return cert, key
-
-    def write(self, path) -> str:
-        path.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
-        return str(path)
 
 
 class _Handler(BaseHTTPRequestHandler):
