@@ -253,6 +253,9 @@ def doctor_target(state_dir: Path, artifact_mb: int = 50):
     if "proxy" not in running or login is None:
         raise UserError(f"orm-pack local is not running from {state.root}: start it with `orm-pack local up`",
                         ExitCode.NOT_FOUND)
+    if not state.ca_file.is_file():
+        raise UserError(f"the running local MLflow was started before `local up` made its own CA ({state.ca_file} is "
+                        "missing): restart it with `orm-pack local down` and `orm-pack local up`", ExitCode.CONFLICT)
     settings = state.load_settings()
     serving = running.get("serving")
     return DoctorTarget(tracking_url=running["proxy"].url, username=login.username, password=login.password,
