@@ -66,7 +66,8 @@ def _api(args) -> UsersApi:
             raise UserError("set MLFLOW_TRACKING_PASSWORD (the admin's; the stack output mlflow_password_command "
                             "prints it): stdin is not a terminal to ask for it", ExitCode.USAGE)
         password = getpass.getpass("MLflow admin password: ")
-    if not args.insecure and os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() == "true":
+    # MLflow's own switch counts as --insecure, unless a CA was named on the command line
+    if not args.insecure and not args.ca_file and os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() == "true":
         print("orm-pack: WARNING: MLFLOW_TRACKING_INSECURE_TLS=true: treated as --insecure", file=sys.stderr)
         args.insecure = True
     verify, ca_file = _tls.settings(args)
