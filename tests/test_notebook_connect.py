@@ -20,7 +20,8 @@ WINE = REPO / "examples" / "wine"
 NOTEBOOK_SESSION = "ocid1.datasciencenotebooksession.oc1.iad.amaaaaaalpicn2foywk7vwcurjmw75frvrupmddkbnla7y74tinfmabtnnvq"
 PROBE = ("import json, os; from mlflow_connect import mlflow_server as server; "
          "print(json.dumps({'password': os.environ['MLFLOW_TRACKING_PASSWORD'], 'tls': os.environ.get("
-         "'MLFLOW_TRACKING_INSECURE_TLS'), 'serving': server.serving_url}))")
+         "'MLFLOW_TRACKING_INSECURE_TLS'), 'ca': os.environ.get('MLFLOW_TRACKING_SERVER_CERT_PATH'), "
+         "'serving': server.serving_url}))")
 
 
 @pytest.fixture
@@ -45,9 +46,35 @@ def test_the_password_comes_from_vault_through_the_resource_principal(cloud, tmp
                                    "MLFLOW_TRACKING_PASSWORD_SECRET_OCID": ocid,
                                    "MLFLOW_SERVING_URL": "https://10.0.1.11:1234"})
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == {"password": "Ab3_Xy9#Qr7-Lm2_Np8#Tv4-Gh6_Kd", "tls": "true",
+    assert json.loads(result.stdout) == {"password": "Ab3_Xy9#Qr7-Lm2_Np8#Tv4-Gh6_Kd", "tls": "true", "ca": None,
                                          "serving": "https://10.0.1.11:1234"}
     assert [kind for _, _, kind, _ in cloud.requests] == ["session-token"]  # no federation, no other key
+
+
+def test_the_servers_ca_comes_from_oci_certificates_and_verification_stays_on(cloud, tmp_path):
+    """The stack's CA (OCI Certificates) read as the notebook session: MLflow then verifies the servers."""
+    from cryptography import x509
+
+    ca = cloud.add_private_ca("mlflow-ca-x1y2")
+    secret = cloud.add_secret("mlflow-notebook-login", "Ab3_Xy9#Qr7-Lm2_Np8#Tv4-Gh6_Kd")
+    cloud.grant(secrets=[secret], authorities=[ca.ocid], instance=NOTEBOOK_SESSION)
+    result = connect_in_a_session({**cloud.resource_principal_env(tmp_path, NOTEBOOK_SESSION), "HOME": str(tmp_path),
+                                   "MLFLOW_TRACKING_PASSWORD_SECRET_OCID": secret, "MLFLOW_TRACKING_CA_OCID": ca.ocid})
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout)
+    assert found["tls"] is None and found["ca"] == str(tmp_path / ".mlflow" / "tracking-ca.pem")
+    assert x509.load_pem_x509_certificate(Path(found["ca"]).read_bytes()) == ca.certificate
+
+
+def test_a_ca_the_session_may_not_read_is_one_clear_error(cloud, tmp_path):
+    ca = cloud.add_private_ca("mlflow-ca-x1y2")
+    result = connect_in_a_session({**cloud.resource_principal_env(tmp_path, NOTEBOOK_SESSION), "HOME": str(tmp_path),
+                                   "MLFLOW_TRACKING_PASSWORD": "given", "MLFLOW_TRACKING_CA_OCID": ca.ocid})
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"mlflow_connect.ConnectError: cannot read the servers' CA certificate ({ca.ocid}): 404 "
+        "NotAuthorizedOrNotFound: check that the notebook session's policy allows 'read certificate-authority-bundles' "
+        "on it")
 
 
 def test_a_secret_the_session_may_not_read_is_one_clear_error(cloud, tmp_path):

@@ -12,9 +12,13 @@ Settings, from the environment (an OCI Data Science notebook session created by 
                                            session's resource principal (MLFLOW_OCI_AUTH=api_key: with
                                            ~/.oci/config); the value stays in this process
     MLFLOW_SERVING_URL                     optional: the model endpoint's base URL, for predict()
+    MLFLOW_TRACKING_SERVER_CERT_PATH       the CA certificate the servers' certificates chain to, or instead
+    MLFLOW_TRACKING_CA_OCID                the stack's certificate authority in OCI Certificates, whose
+                                           certificate is read like the password and saved to
+                                           ~/.mlflow/tracking-ca.pem
 
-The stack's servers use a self-signed certificate: unless MLFLOW_TRACKING_SERVER_CERT_PATH names a CA
-file, TLS is encrypted but the certificate is not verified (MLFLOW_TRACKING_INSECURE_TLS).
+Without either, TLS is encrypted but the certificate is not verified (MLFLOW_TRACKING_INSECURE_TLS), as
+with a stack whose servers still use a self-signed certificate.
 """
 import base64
 import json
@@ -24,6 +28,9 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
+
+CA_FILE = Path.home() / ".mlflow" / "tracking-ca.pem"
 
 
 class ConnectError(Exception):
@@ -75,32 +82,60 @@ def connect() -> MlflowServer:
         if not ocid:
             raise ConnectError("set MLFLOW_TRACKING_PASSWORD or MLFLOW_TRACKING_PASSWORD_SECRET_OCID")
         env["MLFLOW_TRACKING_PASSWORD"] = read_secret(ocid)
-    if not env.get("MLFLOW_TRACKING_SERVER_CERT_PATH"):
+    if not env.get("MLFLOW_TRACKING_SERVER_CERT_PATH") and env.get("MLFLOW_TRACKING_CA_OCID"):
+        CA_FILE.parent.mkdir(parents=True, exist_ok=True)
+        CA_FILE.write_text(read_ca(env["MLFLOW_TRACKING_CA_OCID"]))
+        env["MLFLOW_TRACKING_SERVER_CERT_PATH"] = str(CA_FILE)
+    if env.get("MLFLOW_TRACKING_SERVER_CERT_PATH"):
+        env.pop("MLFLOW_TRACKING_INSECURE_TLS", None)   # MLflow refuses both
+    else:
         env["MLFLOW_TRACKING_INSECURE_TLS"] = "true"
     return MlflowServer(env["MLFLOW_TRACKING_URI"], env["MLFLOW_TRACKING_USERNAME"], env.get("MLFLOW_SERVING_URL", ""))
+
+
+def _client(client_class, endpoint_variable: str):
+    """An OCI client as the notebook session itself (resource principal), or with ~/.oci/config."""
+    import oci
+
+    if os.environ.get("MLFLOW_OCI_AUTH") == "api_key":
+        return client_class(oci.config.from_file())
+    signer = oci.auth.signers.get_resource_principals_signer()
+    return client_class({"region": signer.region}, signer=signer,
+                        service_endpoint=os.environ.get(endpoint_variable) or None)
+
+
+def _read(what: str, ocid: str, grant: str, call):
+    import oci
+
+    try:
+        return call()
+    except oci.exceptions.ServiceError as exc:
+        raise ConnectError(f"cannot read {what} ({ocid}): {exc.status} {exc.code}: check that the notebook "
+                           f"session's policy allows '{grant}' on it") from None
+    except Exception as exc:  # no resource principal here, a missing config, the network
+        raise ConnectError(f"cannot read {what} ({ocid}): {type(exc).__name__}: "
+                           f"{str(exc).splitlines()[0] if str(exc) else ''} (outside a notebook session set "
+                           "MLFLOW_TRACKING_PASSWORD, or MLFLOW_OCI_AUTH=api_key)") from None
 
 
 def read_secret(ocid: str) -> str:
     """The current value of a Vault secret, read as the notebook session itself (resource principal)."""
     import oci
 
-    try:
-        if os.environ.get("MLFLOW_OCI_AUTH") == "api_key":
-            config = oci.config.from_file()
-            client = oci.secrets.SecretsClient(config)
-        else:
-            signer = oci.auth.signers.get_resource_principals_signer()
-            client = oci.secrets.SecretsClient({"region": signer.region}, signer=signer,
-                                               service_endpoint=os.environ.get("MLFLOW_OCI_SECRETS_ENDPOINT") or None)
-        bundle = client.get_secret_bundle(ocid, retry_strategy=oci.retry.NoneRetryStrategy()).data
-    except oci.exceptions.ServiceError as exc:
-        raise ConnectError(f"cannot read the MLflow password from Vault ({ocid}): {exc.status} {exc.code}: check "
-                           "that the notebook session's policy allows 'read secret-bundles' on it") from None
-    except Exception as exc:  # no resource principal here, a missing config, the network
-        raise ConnectError(f"cannot read the MLflow password from Vault ({ocid}): {type(exc).__name__}: "
-                           f"{str(exc).splitlines()[0] if str(exc) else ''} (outside a notebook session set "
-                           "MLFLOW_TRACKING_PASSWORD, or MLFLOW_OCI_AUTH=api_key)") from None
+    bundle = _read("the MLflow password from Vault", ocid, "read secret-bundles", lambda: _client(
+        oci.secrets.SecretsClient, "MLFLOW_OCI_SECRETS_ENDPOINT").get_secret_bundle(
+        ocid, retry_strategy=oci.retry.NoneRetryStrategy()).data)
     return base64.b64decode(bundle.secret_bundle_content.content).decode()
+
+
+def read_ca(ocid: str) -> str:
+    """The certificate of the stack's certificate authority (OCI Certificates), read the same way."""
+    import oci
+
+    bundle = _read("the servers' CA certificate", ocid, "read certificate-authority-bundles", lambda: _client(
+        oci.certificates.CertificatesClient, "MLFLOW_OCI_CERTIFICATES_ENDPOINT").get_certificate_authority_bundle(
+        ocid, retry_strategy=oci.retry.NoneRetryStrategy()).data)
+    return bundle.certificate_pem.strip() + "\n"
 
 
 def __getattr__(name: str):

@@ -94,10 +94,11 @@ class InstanceCloud:
         self.secret_names[(vault, name)] = ocid
         return ocid
 
-    def grant(self, secrets=(), buckets=(), instance: str | None = None) -> None:
+    def grant(self, secrets=(), buckets=(), authorities=(), instance: str | None = None) -> None:
         grants = self.grants[instance or self.instance.instance_ocid]
         grants.secrets.update(secrets)
         grants.buckets.update(buckets)
+        grants.authorities.update(authorities)
 
     def add_private_ca(self, name: str) -> PrivateCA:
         ca = PrivateCA(name, self.region_key)
@@ -150,7 +151,8 @@ class InstanceCloud:
         pem.chmod(0o600)
         return {"OCI_RESOURCE_PRINCIPAL_VERSION": "2.2", "OCI_RESOURCE_PRINCIPAL_RPST": str(token),
                 "OCI_RESOURCE_PRINCIPAL_PRIVATE_PEM": str(pem), "OCI_RESOURCE_PRINCIPAL_REGION": "us-ashburn-1",
-                "MLFLOW_OCI_SECRETS_ENDPOINT": self.url, "NO_PROXY": "127.0.0.1,localhost"}
+                "MLFLOW_OCI_SECRETS_ENDPOINT": self.url, "MLFLOW_OCI_CERTIFICATES_ENDPOINT": self.url,
+                "NO_PROXY": "127.0.0.1,localhost"}
 
     # ------------------------------------------------------------------------- federation
     def federate(self, handler, body: bytes) -> dict:
