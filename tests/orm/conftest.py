@@ -42,6 +42,8 @@ def _runner(tmp_path, oci_config, fake, in_process: bool):
             defaults = {"--config-file": str(oci_config), "--endpoint": fake.url, "--poll-interval": "0.2"}
             if args[0] == "destroy":  # it looks at the artifact bucket first, through Object Storage
                 defaults["--object-storage-endpoint"] = fake.url
+            if args[0] in ("apply", "outputs"):  # they read the servers' CA certificate from OCI Certificates
+                defaults["--certificates-endpoint"] = fake.url
             if not retries:
                 defaults["--max-attempts"] = "1"
             for flag, value in defaults.items():

@@ -92,7 +92,7 @@ def test_one_factory_makes_the_sdk_clients():
     assert built_elsewhere == []
     from orm_pack.cloud import ociconfig
 
-    assert set(ociconfig.CLIENTS) == {"resource_manager", "object_storage", "container_engine", "secrets"}
+    assert set(ociconfig.CLIENTS) == {"resource_manager", "object_storage", "container_engine", "secrets", "certificates"}
 
 
 def test_one_client_speaks_http_to_mlflow():

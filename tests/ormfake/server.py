@@ -26,7 +26,7 @@ from harness import loopback, ocids
 from harness.objectstore import ENV_VAR as OBJECT_STORE_ENV
 from harness.objectstore import ObjectStore
 
-from . import containerengine, identitydomain, objectstorage, signature, vaultsecrets
+from . import certificates, containerengine, identitydomain, objectstorage, signature, vaultsecrets
 from .jobs import JobCanceled, TerraformJob
 
 API = "/20180917"
@@ -113,6 +113,8 @@ class ResourceManagerFake:
         self.domain_admins: set[str] = set()  # API key ids (tenancy/user/fingerprint) of Identity Domain Administrators
         self.secrets: dict[str, str] = {}  # Vault secrets added by tests: OCID -> base64 content
         self.unreadable_secrets: set[str] = set()  # secrets no policy lets the caller read
+        self.authorities: dict[str, str] = {}  # CAs (OCI Certificates) added by tests: OCID -> name
+        self.unreadable_authorities: set[str] = set()
         self.server = None
 
     # ------------------------------------------------------------- lifecycle
@@ -159,6 +161,14 @@ class ResourceManagerFake:
     def add_secret(self, secret_id: str, value: str) -> None:
         with self.lock:
             self.secrets[secret_id] = base64.b64encode(value.encode()).decode()
+
+    def add_authority(self, authority_id: str, name: str) -> None:
+        with self.lock:
+            self.authorities[authority_id] = name
+
+    def known_authorities(self) -> dict:
+        """The CAs added by tests and those the stacks' applies created."""
+        return self._added_and_applied(self.authorities, certificates.authorities_in_state)
 
     def known_secrets(self) -> dict:
         """The secrets added by tests and those the stacks' applies created."""
@@ -584,6 +594,15 @@ class _Handler(BaseHTTPRequestHandler):
                 status, code = getattr(exc, "status", 400), getattr(exc, "code", "InvalidParameter")
                 return self._error(status, getattr(exc, "message", str(exc)), code)
             return self._send(status, text, content_type="application/x-yaml")
+        if certificates.is_certificates(parts.path):
+            authority_id = parts.path.rsplit("/", 1)[-1]
+            try:
+                status, document = certificates.handle(fake.known_authorities(),
+                                                       authority_id not in fake.unreadable_authorities,
+                                                       self.command, parts.path)
+            except certificates.CertificatesError as exc:
+                return self._error(exc.status, exc.message, exc.code)
+            return self._send(status, document)
         if vaultsecrets.is_secrets(parts.path):
             secret_id = parts.path.rsplit("/", 1)[-1]
             try:

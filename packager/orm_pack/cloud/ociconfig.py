@@ -309,6 +309,7 @@ CLIENTS = {
     "object_storage": ("object_storage", "ObjectStorageClient", "--object-storage-endpoint"),
     "container_engine": ("container_engine", "ContainerEngineClient", "--container-engine-endpoint"),
     "secrets": ("secrets", "SecretsClient", "--secrets-endpoint"),
+    "certificates": ("certificates", "CertificatesClient", "--certificates-endpoint"),
 }
 
 

@@ -11,7 +11,7 @@ import sys
 from rich.console import Console
 from rich.prompt import Confirm
 
-from orm_pack.cloud import ociconfig, resource_manager
+from orm_pack.cloud import ociconfig, resource_manager, stack_ca
 from orm_pack.commands import _shared as shared
 from orm_pack.commands import views
 from orm_pack.deploy import workflows
@@ -53,6 +53,7 @@ def register(subparsers) -> None:
         description="Plan, show what changes (replacements, data at risk, estimated cost), ask (unless "
         "--auto-approve), apply that plan (FROM_PLAN_JOB_ID), then print the outputs and each VM's commands.txt.",
         epilog=f"Variables also come from {inputs.ENV_PREFIX}<name> environment variables.")
+    _ca_endpoint_argument(p)
     p.set_defaults(func=shared.guarded(_run_apply))
     p = subparsers.add_parser(
         "destroy", parents=[auth, shared.stack_parent(True)],
@@ -71,6 +72,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("outputs", parents=[auth, shared.stack_parent(False)],
                               help="print the outputs of the last apply (or of JOB)")
     p.add_argument("job", nargs="?", metavar="JOB", help="job OCID (default: the stack's latest successful apply)")
+    _ca_endpoint_argument(p)
     p.set_defaults(func=shared.guarded(_run_outputs))
     p = subparsers.add_parser("logs", parents=[auth], help="print a job's log")
     p.add_argument("job", metavar="JOB", help="job OCID")
@@ -118,6 +120,26 @@ def _run_plan(session: shared.Session) -> int:
     return ExitCode.OK
 
 
+def _ca_endpoint_argument(parser) -> None:
+    parser.add_argument("--certificates-endpoint", metavar="URL",
+                        help="OCI Certificates retrieval endpoint URL, where the servers' CA certificate is read "
+                             "(default: the region's)")
+
+
+def _save_ca(session: shared.Session, outputs: list) -> str | None:
+    """Saves the servers' CA certificate beside the OCI config and says how clients use it; its path."""
+    saved = stack_ca.save(session.context, views.outputs_map(outputs), session.args.stack_name,
+                          session.args.certificates_endpoint)
+    if saved is None:
+        return None
+    if saved.problem:
+        session.err.print(f"WARNING: {saved.problem}", markup=False, style="bold red")
+        return None
+    session.err.print(f"\nThe servers' CA certificate: {saved.path}. Clients verify with it:\n"
+                      f"  export MLFLOW_TRACKING_SERVER_CERT_PATH={saved.path}", markup=False, highlight=False)
+    return str(saved.path)
+
+
 def _run_apply(session: shared.Session) -> int:
     def confirm(planned: workflows.PlanResult) -> bool:
         views.print_plan(session.err, planned)
@@ -131,9 +153,10 @@ def _run_apply(session: shared.Session) -> int:
         views.print_plan(session.err, result.plan)
     if session.args.json:
         views.print_outputs(session.err, result.outputs)
-        _emit(views.apply_document(result))
+        _emit(views.apply_document(result) | {"ca_file": _save_ca(session, result.outputs)})
     else:
         views.print_outputs(session.out, result.outputs)
+        _save_ca(session, result.outputs)
     return ExitCode.OK
 
 
@@ -178,7 +201,12 @@ def _show(session: shared.Session, document: dict, for_people) -> int:
 def _run_outputs(session: shared.Session) -> int:
     args = session.args
     result = workflows.outputs(session.rm, args.compartment, args.stack_name, args.job)
-    return _show(session, views.outputs_document(result), lambda: views.print_outputs(session.out, result.outputs))
+    if args.json:
+        _emit(views.outputs_document(result) | {"ca_file": _save_ca(session, result.outputs)})
+        return ExitCode.OK
+    views.print_outputs(session.out, result.outputs)
+    _save_ca(session, result.outputs)
+    return ExitCode.OK
 
 
 def _run_logs(session: shared.Session) -> int:
