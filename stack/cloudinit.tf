@@ -8,7 +8,9 @@
 #   * MLflow accepts any Host header (MLFLOW_ALLOWED_HOSTS=*). MLflow listens on 127.0.0.1 only
 #     and nginx in front demands the password on every path but /health; the Host check guards
 #     unauthenticated servers against DNS rebinding, which basic auth already stops here.
-#   * the self-signed certificate names localhost (clients set MLFLOW_TRACKING_INSECURE_TLS).
+#   * the TLS certificate comes from the stack's private CA (tls.tf), which names the reserved public IP;
+#     the VM reads it with its instance principal (mlflow-refresh-tls), its OCID from a Vault secret by
+#     name. Without those settings (local runs) tls-self-signed.sh makes a pair naming localhost.
 #   * the copy of commands.txt on each VM points at the stack outputs for its URL; the outputs
 #     commands_tracking / commands_serving carry the same text with the URL filled in.
 
@@ -55,6 +57,22 @@ locals {
   # The proxy's one login (PROXY_AUTH=proxy: mlflow-refresh-login writes its password file). The serving
   # proxy asks the tracking server with per-person users and keeps no password, so the VM needs no login
   # but its own (serving_settings).
+  # The VM's certificate from the private CA (tls.tf): mlflow-refresh-tls reads its OCID from the Vault
+  # secret named here, installs it at PROXY_TLS_CERT / PROXY_TLS_KEY and the CA's at PROXY_TLS_CA_FILE.
+  proxy_tls = {
+    for role in keys(local.vm_shapes) : role => {
+      PROXY_TLS_CERTIFICATE_OCID_SECRET_NAME = local.tls_certificate_secret_names[role]
+      PROXY_TLS_CA_OCID                      = local.tls_ca_id
+      PROXY_TLS_CA_FILE                      = local.tls_ca_file
+      MLFLOW_VAULT_OCID                      = local.vault_id
+    }
+  }
+  # The serving proxy verifies the tracking server it asks (PROXY_AUTH=tracking) with the CA, by the
+  # private IP the tracking certificate names.
+  proxy_auth_tls = local.serving_enabled && local.per_person_users ? {
+    PROXY_AUTH_TLS_CA   = local.tls_ca_file
+    PROXY_AUTH_TLS_NAME = local.tracking_private_ip
+  } : {}
   proxy_logins = {
     tracking = { MLFLOW_UI_USER = var.mlflow_username, MLFLOW_UI_PASSWORD_SECRET_OCID = local.secret_ids["mlflow-login"] }
     serving  = local.per_person_users ? {} : { MLFLOW_UI_USER = var.mlflow_username, MLFLOW_UI_PASSWORD_SECRET_OCID = local.secret_ids["mlflow-login"] }
@@ -123,7 +141,7 @@ locals {
     MLFLOW_TRACKING_URI                  = local.tracking_internal_uri
     MLFLOW_TRACKING_USERNAME             = local.serving_login.username
     MLFLOW_TRACKING_PASSWORD_SECRET_OCID = local.serving_login.secret
-    MLFLOW_TRACKING_INSECURE_TLS         = "true"
+    MLFLOW_TRACKING_SERVER_CERT_PATH     = "/opt/mlflow/tls/mlflow-ca.pem" # the CA's, mounted read-only (container.service.tftpl)
     MLFLOW_OCI_AUTH                      = "instance_principal"
     SERVING_MODEL_NAME                   = var.serving_model_name
     SERVING_MODEL_ALIAS                  = var.serving_model_alias
@@ -182,6 +200,21 @@ locals {
         content = file("${local.userdata_dir}/mlflow-refresh-login.sh")
       },
       {
+        path    = "/usr/local/sbin/mlflow-refresh-tls"
+        mode    = "0755"
+        content = file("${local.userdata_dir}/mlflow-refresh-tls.sh")
+      },
+      {
+        path    = "/etc/systemd/system/mlflow-refresh-tls.service"
+        mode    = "0644"
+        content = file("${local.userdata_dir}/mlflow-refresh-tls.service")
+      },
+      {
+        path    = "/etc/systemd/system/mlflow-refresh-tls.timer"
+        mode    = "0644"
+        content = file("${local.userdata_dir}/mlflow-refresh-tls.timer")
+      },
+      {
         path = "/etc/systemd/system/mlflow-${role}.service"
         mode = "0644"
         content = templatefile("${local.userdata_dir}/container.service.tftpl", {
@@ -194,7 +227,7 @@ locals {
       {
         path    = "/etc/mlflow/proxy.env"
         mode    = "0644"
-        content = join("", [for k, v in merge(local.proxy_settings[role], local.proxy_logins[role]) : "${k}=${v}\n"])
+        content = join("", [for k, v in merge(local.proxy_settings[role], local.proxy_logins[role], local.proxy_tls[role], role == "serving" ? local.proxy_auth_tls : {}) : "${k}=${v}\n"])
       },
       {
         path    = "/etc/mlflow/image.env"

@@ -17,6 +17,8 @@
 #             read mlflow-login (the proxy's login, or MLflow's first admin) and, like the tracking VM,
 #             notebook-login.
 #   cluster   (oke) OKE's cloud controller, which assigns the load balancer its reserved public IP
+#   each VM   (tls.tf) its own TLS certificate with the private key, the CA's certificate, and the secret
+#             naming its certificate; the stack's CA uses its HSM key (policy "tls_ca")
 # IAM writes go to the home region (provider oci.home). With create_iam_policies = false nothing here is
 # created and the outputs iam_dynamic_groups and iam_statements say what an administrator must add;
 # the statements then name the dynamic groups instead of their OCIDs.
@@ -71,9 +73,23 @@ locals {
       contains(["tracking", "workers"], role) && var.artifact_store == "oci" ? [
         "Allow ${local.iam_subjects[role]} to manage objects in compartment id ${var.compartment_ocid} where target.bucket.name = '${local.bucket_name}'",
       ] : [],
+      # TLS (tls.tf): its own certificate with the private key, that bundle type alone; the CA's certificate;
+      # and the secret that holds its certificate's OCID, by the name the stack gave it.
+      contains(keys(local.tls_certificate_ids), role) ? [
+        "Allow ${local.iam_subjects[role]} to read secret-bundles in compartment id ${var.compartment_ocid} where any {target.secret.name = '${local.tls_certificate_secret_names[role]}'}",
+        "Allow ${local.iam_subjects[role]} to read leaf-certificate-bundles in compartment id ${var.compartment_ocid} where all {target.leaf-certificate.id = '${local.tls_certificate_ids[role]}', target.leaf-certificate.bundle-type = 'CERTIFICATE_CONTENT_WITH_PRIVATE_KEY'}",
+        "Allow ${local.iam_subjects[role]} to read certificate-authority-bundles in compartment id ${var.compartment_ocid} where target.certificate-authority.id = '${local.tls_ca_id}'",
+      ] : [],
     )
   ])
-  iam_statements = concat(local.principal_statements, local.oke_cluster_statements, local.datascience_service_statements)
+  iam_statements = concat(local.principal_statements, local.oke_cluster_statements, local.tls_ca_statements, local.datascience_service_statements)
+
+  # The stack's CA signs with its HSM key: OCI Certificates documents this statement for a CA's use of its
+  # key ("Required IAM Policy" of Certificates), here limited to that key. A policy of its own, created
+  # before the CA (waits.tf): the VMs' policy names the VMs, which are created after the CA.
+  tls_ca_statements = local.tls_enabled ? [
+    "Allow any-user to use keys in compartment id ${var.compartment_ocid} where all {request.principal.type = 'certificateauthority', target.key.id = '${local.tls_ca_key_id}'}",
+  ] : []
 
   # OKE's cloud controller gives the load balancer its reserved address (public_ips.tf) as the cluster
   # itself: it looks the address up and assigns it. OKE documents these two grants for a reserved IP in
@@ -109,6 +125,17 @@ resource "oci_identity_policy" "vm" {
   name           = "${var.name_prefix}-vms-${local.iam_suffix}"
   description    = "Lets the ${local.oke_enabled ? "OKE worker nodes" : "VMs"} of the MLflow stack ${var.name_prefix} read their Vault secrets and write the artifact bucket${local.oke_enabled ? ", and its cluster give the load balancer its reserved address" : ""}"
   statements     = concat(local.principal_statements, local.oke_cluster_statements)
+  freeform_tags  = local.freeform_tags
+}
+
+resource "oci_identity_policy" "tls_ca" {
+  count    = var.create_iam_policies && local.tls_enabled ? 1 : 0
+  provider = oci.home
+
+  compartment_id = var.compartment_ocid
+  name           = "${var.name_prefix}-ca-${local.iam_suffix}"
+  description    = "Lets the private CA of the MLflow stack ${var.name_prefix} sign with its key"
+  statements     = local.tls_ca_statements
   freeform_tags  = local.freeform_tags
 }
 

@@ -136,3 +136,13 @@ output "sso_application" {
     groups_claim_command = "orm-pack sso groups-claim --domain-url ${local.sso_domain_url}"
   } : null
 }
+
+output "tls_ca_id" {
+  description = "OCID of the stack's private certificate authority (OCI Certificates), which issues the VMs' TLS certificates; clients verify with its certificate (tls_ca_command). Empty with deployment_target = \"oke\" (its load balancer keeps a self-signed certificate for now)."
+  value       = local.tls_ca_id
+}
+
+output "tls_ca_command" {
+  description = "Writes the CA's certificate to mlflow-ca.pem with the OCI CLI (e.g. in Cloud Shell); then export MLFLOW_TRACKING_SERVER_CERT_PATH=$PWD/mlflow-ca.pem, or import it into a browser. Empty with deployment_target = \"oke\"."
+  value       = local.tls_ca_command
+}

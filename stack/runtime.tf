@@ -28,7 +28,7 @@ locals {
       ["docker/Dockerfile-serving", "docker/serving/supervisor.py", "docker/serving/launcher.py",
       "docker/serving/legacy_adapter.py", "docker/serving/model-egress.sh"],
       local.proxy_files,
-      [for name in ["__init__", "auth", "ocids", "secrets"] : "docker/lib/mlflow_oci/${name}.py"],
+      [for name in ["__init__", "auth", "certificates", "ocids", "secrets"] : "docker/lib/mlflow_oci/${name}.py"],
     )
   }
   # The auth proxy each VM renders: the template, render.sh and the auth-<mode> / fronts-<kind> files

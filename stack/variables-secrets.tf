@@ -30,3 +30,14 @@ variable "create_iam_policies" {
   default     = true
 }
 
+
+variable "tls_ca_key_ocid" {
+  description = "An existing HSM-protected RSA key (of any vault) for the stack's private certificate authority to sign with, when a policy already lets CAs use it (e.g. with create_iam_policies = false). Empty: the stack creates <prefix>-ca (HSM, RSA 2048) in the vault it uses."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.tls_ca_key_ocid == "" || can(regex("^ocid1\\.key\\.", var.tls_ca_key_ocid))
+    error_message = "The tls_ca_key_ocid must be a Vault key OCID (it starts with \"ocid1.key.\") or empty."
+  }
+}

@@ -20,6 +20,7 @@ locals {
   waited_policies = merge(
     { for policy in oci_identity_policy.datascience : "datascience" => policy },
     { for policy in oci_identity_policy.bucket_kms : "bucket_key" => policy },
+    { for policy in oci_identity_policy.tls_ca : "tls_ca" => policy },
   )
 }
 

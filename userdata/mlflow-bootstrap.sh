@@ -8,7 +8,8 @@
 # user_data) and unpacks them to /opt/mlflow/src once their SHA-256 matches the one the stack wrote
 # into /etc/mlflow/runtime.env; then it installs podman and nginx from the OS repositories, pulls the
 # release's image or builds it from /opt/mlflow/src, opens the host firewall and SELinux for the
-# proxy, renders the nginx auth proxy and starts the systemd units. On the serving VM it also bars the
+# proxy, installs the VM's TLS certificate from the stack's CA (mlflow-refresh-tls), renders the nginx
+# auth proxy and starts the systemd units (with the certificate's refresh timer). On the serving VM it also bars the
 # model server's user from the instance metadata service (docker/serving/model-egress.sh, nftables; the
 # serving unit loads it again before every start). Idempotent: running it again
 # (e.g. `sudo /usr/local/sbin/mlflow-bootstrap.sh tracking`) repairs a half-finished boot.
@@ -223,10 +224,18 @@ install -d -m 0750 -o root -g nginx "$(dirname "$PROXY_HTPASSWD_FILE")"
 export MLFLOW_CONF_DIR=$CONF
 retry 20 15 bash "$ROOT/usr/local/sbin/mlflow-refresh-login" --no-restart ||
   die "could not read the MLflow login from Vault: the policy of this VM's dynamic group must allow 'read secret-bundles' on it (see $LOG)"
-install -d -m 0755 "$(dirname "$PROXY_TLS_CERT")"
+install -d -m 0755 "$(dirname "$PROXY_TLS_CERT")" "$STATE/tls"
 install -d -m 0700 "$(dirname "$PROXY_TLS_KEY")"
+if [[ -n ${PROXY_TLS_CA_OCID:-} ]]; then
+  step "install the TLS certificate from the stack's CA (OCI Certificates), and the CA's certificate"
+  # Its policy, like the login's, can take a minute to apply: retry for about 5 minutes.
+  export MLFLOW_STATE_DIR=$STATE
+  retry 20 15 bash "$ROOT/usr/local/sbin/mlflow-refresh-tls" --no-reload ||
+    die "could not read this VM's TLS certificate: the policy of its dynamic group must allow 'read leaf-certificate-bundles' on it (see $LOG)"
+fi
 
 step "render the nginx auth proxy (port $PORT -> $PROXY_UPSTREAM)"
+# Only without a certificate from the CA (no PROXY_TLS_CA_OCID): it keeps a pair that exists.
 bash "$SRC/docker/nginx/tls-self-signed.sh" 2>>"$LOG"
 bash "$SRC/docker/nginx/render.sh" "$NGINX_CONF_D/$SERVICE.conf" 2>>"$LOG"
 restorecon -R "$(dirname "$PROXY_HTPASSWD_FILE")" "$(dirname "$PROXY_TLS_CERT")" "$(dirname "$PROXY_TLS_KEY")" "$NGINX_CONF_D" 2>/dev/null || true
@@ -237,6 +246,9 @@ systemctl daemon-reload
 systemctl enable --now "$SERVICE.service"
 systemctl enable nginx.service
 systemctl restart nginx.service
+if [[ -n ${PROXY_TLS_CA_OCID:-} ]]; then
+  systemctl enable --now mlflow-refresh-tls.timer
+fi
 
 step "write /home/opc/commands.txt"
 install -d "$OPC_HOME"

@@ -12,6 +12,9 @@
 #                        tracking: nginx asks the tracking server at PROXY_AUTH_URL (MLflow's own users;
 #                        the serving endpoint) and passes nothing but allowed requests on
 #   PROXY_AUTH_URL       with PROXY_AUTH=tracking: the tracking server's base URL, e.g. https://10.0.1.10
+#   PROXY_AUTH_TLS_CA    with PROXY_AUTH=tracking: a PEM file of the CA the tracking server's certificate
+#                        must chain to (nginx verifies it, proxy_ssl_verify on); empty: not verified
+#   PROXY_AUTH_TLS_NAME  the name or IP address that certificate must carry (default: PROXY_AUTH_URL's host)
 #   PROXY_HTPASSWD_FILE  existing htpasswd file with bcrypt entries (htpasswd -B); PROXY_AUTH=proxy only
 #   PROXY_TLS_CERT       PEM certificate  (both files must exist: tls-self-signed.sh beside this script
 #   PROXY_TLS_KEY        PEM private key   makes a self-signed pair)
@@ -52,6 +55,15 @@ case ${PROXY_AUTH:=proxy} in
   *) die "PROXY_AUTH must be proxy, upstream or tracking (got '$PROXY_AUTH')" ;;
 esac
 PROXY_AUTH_URL=${PROXY_AUTH_URL:-none}
+if [[ -n ${PROXY_AUTH_TLS_CA:-} && $PROXY_AUTH == tracking ]]; then
+  PROXY_AUTH_TLS_VERIFY=on
+  [[ -f $PROXY_AUTH_TLS_CA ]] || die "PROXY_AUTH_TLS_CA $PROXY_AUTH_TLS_CA does not exist"
+  host=${PROXY_AUTH_URL#*://}
+  PROXY_AUTH_TLS_NAME=${PROXY_AUTH_TLS_NAME:-${host%%:*}}
+else
+  # Not loaded by nginx while proxy_ssl_verify is off.
+  PROXY_AUTH_TLS_VERIFY=off PROXY_AUTH_TLS_CA=none PROXY_AUTH_TLS_NAME=none
+fi
 [[ ${PROXY_MAX_BODY_MB:=64} =~ ^[1-9][0-9]{0,4}$ ]] ||
   die "PROXY_MAX_BODY_MB must be a whole number of MiB from 1 to 99999 (got '$PROXY_MAX_BODY_MB')"
 [[ ${PROXY_MAX_CONNECTIONS_PER_ADDRESS:=256} =~ ^[1-9][0-9]{0,5}$ ]] ||
@@ -62,7 +74,7 @@ case ${PROXY_FRONTS:=tracking} in
 esac
 safe_value PROXY_LISTEN_PORT "${PROXY_LISTEN_PORT:-}"
 [[ -n ${PROXY_UPSTREAM:-} ]] || die "PROXY_UPSTREAM is not set"
-for name in PROXY_HTPASSWD_FILE PROXY_TLS_CERT PROXY_TLS_KEY; do
+for name in PROXY_HTPASSWD_FILE PROXY_TLS_CERT PROXY_TLS_KEY PROXY_AUTH_TLS_CA PROXY_AUTH_TLS_NAME; do
   safe_value "$name" "${!name:-}"
 done
 for server_name in $PROXY_SERVER_NAME; do safe_value PROXY_SERVER_NAME "$server_name"; done
@@ -119,7 +131,7 @@ assembled_template() {
 sed_escape() { sed -e 's/[\/&|]/\\&/g' <<<"$1"; }
 sed_args=()
 for name in PROXY_UPSTREAM_NAME PROXY_ID PROXY_LISTEN_PORT PROXY_HTPASSWD_FILE \
-  PROXY_TLS_CERT PROXY_TLS_KEY PROXY_SERVER_NAME PROXY_AUTH_URL PROXY_MAX_BODY_MB PROXY_MAX_CONNECTIONS_PER_ADDRESS; do
+  PROXY_TLS_CERT PROXY_TLS_KEY PROXY_SERVER_NAME PROXY_AUTH_URL PROXY_AUTH_TLS_VERIFY PROXY_AUTH_TLS_CA PROXY_AUTH_TLS_NAME PROXY_MAX_BODY_MB PROXY_MAX_CONNECTIONS_PER_ADDRESS; do
   sed_args+=(-e "s|\${$name}|$(sed_escape "${!name}")|g")
 done
 rendered=$(assembled_template | sed "${sed_args[@]}")
