@@ -1,8 +1,11 @@
 """The auth proxy in front of a real MLflow server: writes from the page's own origin reach MLflow
 (which on its own refuses them), writes from any other origin do not; modern TLS only, no version in
 the Server header, the security headers once each, and a budget for failed logins per client."""
+import os
 import socket
 import ssl
+import sys
+import time
 
 import pytest
 import requests
@@ -110,3 +113,99 @@ def test_failed_logins_are_limited_per_client(tracker, tracking_stack, tmp_path)
         assert session.get(url + "/", auth=(login.username, login.password), verify=False, timeout=30).status_code == 200
     finally:
         tracker.stop(proxy)
+
+
+# --- The serving proxy verifies the tracking server it asks (PROXY_AUTH_TLS_CA, set on the serving VM) ---
+
+TRACKING_STAND_IN = r"""
+import http.server, ssl, sys
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):  # any login is a user: what is under test is whether nginx asks at all
+        self.send_response(200 if self.path.startswith("/api/2.0/mlflow/users/current") else 404)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+server = http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Handler)
+context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+context.load_cert_chain(sys.argv[2], sys.argv[3])
+server.socket = context.wrap_socket(server.socket, server_side=True)
+server.serve_forever()
+"""
+
+
+def _certificate(subject: str, key, issuer: str, issuer_key, ca: bool, path_prefix):
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    builder = (x509.CertificateBuilder()
+               .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+               .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+               .public_key(key.public_key()).serial_number(x509.random_serial_number())
+               .not_valid_before(now - datetime.timedelta(hours=1)).not_valid_after(now + datetime.timedelta(days=30))
+               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+    if not ca:
+        builder = builder.add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(subject))]),
+                                        critical=False)
+    certificate = builder.sign(issuer_key, hashes.SHA256())
+    cert_file, key_file = path_prefix.with_suffix(".crt"), path_prefix.with_suffix(".key")
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_file, key_file
+
+
+@pytest.fixture(scope="module")
+def stack_ca(tmp_path_factory):
+    """The stack's CA (as OCI Certificates issues them: the tracking certificate names the private IP, here
+    127.0.0.1, in its common name and an IP SAN), and a stand-in with the same names that another CA signed."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    directory = tmp_path_factory.mktemp("stack-ca")
+    new_key = lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048)  # noqa: E731
+    ca_key, other_key = new_key(), new_key()
+    ca_file, _ = _certificate("MLflow test CA", ca_key, "MLflow test CA", ca_key, True, directory / "ca")
+    leaf_key = new_key()
+    good = _certificate("127.0.0.1", leaf_key, "MLflow test CA", ca_key, False, directory / "tracking")
+    # the same names and the same issuer name, signed by another key: it does not chain to the CA
+    rogue = _certificate("127.0.0.1", leaf_key, "MLflow test CA", other_key, False, directory / "rogue")
+    return ca_file, good, rogue
+
+
+@pytest.mark.parametrize("tracking_certificate, expected", [("good", 200), ("rogue", 500)])
+def test_the_serving_proxy_asks_only_a_tracking_server_whose_certificate_chains_to_the_ca(
+        tracker, tmp_path, monkeypatch, stack_ca, tracking_certificate, expected):
+    """With the CA's certificate (PROXY_AUTH_TLS_CA) the serving proxy's login check reaches the tracking
+    server only when its certificate chains to the CA: a stand-in with another CA's certificate never sees the
+    caller's password, and the call is refused."""
+    from dataplane.stacks import serving_proxy_asking
+    from orm_pack.local.ports import free_port
+
+    ca_file, good, rogue = stack_ca
+    cert, key = good if tracking_certificate == "good" else rogue
+    port = free_port()
+    stand_in = tracker.start("tracking-stand-in", [sys.executable, "-c", TRACKING_STAND_IN, str(port), str(cert), str(key)],
+                             dict(os.environ), tmp_path / "stand-in.log")
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            assert time.monotonic() < deadline and stand_in.alive(), (tmp_path / "stand-in.log").read_text()
+            time.sleep(0.1)
+    monkeypatch.setenv("PROXY_AUTH_TLS_CA", str(ca_file))
+    login = credentials.Credentials("alice", "a-password-of-alice")
+    with serving_proxy_asking(tracker, tmp_path, f"https://127.0.0.1:{port}", login) as url:
+        answer = requests.get(url + "/invocations", auth=("alice", "a-password-of-alice"), verify=False, timeout=30)
+    assert answer.status_code == expected, answer.text
+    if expected == 200:
+        assert answer.text == "a prediction\n"
+    else:
+        log = (tmp_path / "serving-proxy" / "error.log").read_text()
+        assert "upstream SSL certificate verify error" in log, log
+    tracker.stop(stand_in)

@@ -2,6 +2,8 @@
 
     podman run --rm --network host --env K=V ... --entrypoint python3 IMAGE ARG...
 
+(`--env NAME` passes the host's value, as podman does; `--volume` is the host's own path here.)
+
 It runs `python3 ARG...` natively with this interpreter (which has the image's locked `oci` SDK), the
 `--env` settings and the repository's docker/lib on PYTHONPATH, as the image has it under /opt/mlflow/lib.
 Any other podman command is only recorded. Every call is appended to `calls_log`."""
@@ -17,17 +19,18 @@ shift
 settings=()
 while (($#)); do
   case $1 in
-    --env) settings+=("$2"); shift 2 ;;
-    --network | --entrypoint) shift 2 ;;
+    --env) if [[ $2 == *=* ]]; then settings+=("$2"); else settings+=("$2=${{!2-}}"); fi; shift 2 ;;  # NAME: the host's value
+    --network | --entrypoint | --user | --volume | --security-opt) shift 2 ;;
     -*) shift ;;
     *) shift; break ;;  # the image
   esac
 done
-exec env "${{settings[@]}}" PYTHONPATH={lib} {python} "$@"
+# python3 in the image is the one with the SDK: this interpreter's, for what the command runs in turn
+exec env "${{settings[@]}}" PATH="{bindir}:$PATH" PYTHONPATH={lib} {python} "$@"
 """
 
 
 def write(path: Path, calls_log: Path) -> Path:
-    path.write_text(SCRIPT.format(calls_log=calls_log, lib=LIB, python=sys.executable))
+    path.write_text(SCRIPT.format(calls_log=calls_log, lib=LIB, python=sys.executable, bindir=Path(sys.executable).parent))
     path.chmod(0o755)
     return path

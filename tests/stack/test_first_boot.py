@@ -26,7 +26,9 @@ from urllib.parse import urlsplit
 import bcrypt
 import pytest
 import yaml
+from cryptography import x509
 from ocifakes import podman
+from ocifakes.certificates import WITH_PRIVATE_KEY
 from ocifakes.server import InstanceCloud
 
 from harness import loopback, static
@@ -168,7 +170,23 @@ def _vault_login(cloud: InstanceCloud, root: Path, password: str, granted: bool 
     ocid = cloud.add_secret("mlflow-login", password, ocid=proxy["MLFLOW_UI_PASSWORD_SECRET_OCID"])
     if granted:
         cloud.grant(secrets=[ocid])
+        _stack_certificate(cloud, root)
     return ocid
+
+
+def _stack_certificate(cloud: InstanceCloud, root: Path) -> tuple:
+    """The VM's certificate from the stack's CA in the Certificates fake, with the grants iam.tf gives the VM:
+    its certificate's OCID in the Vault secret proxy.env names, the bundle with the private key, the CA's.
+    proxy.env is pointed at the fake's CA (which mints its own OCID). Returns (CA, certificate OCID)."""
+    proxy_env = root / "etc/mlflow/proxy.env"
+    proxy = dict(line.split("=", 1) for line in proxy_env.read_text().splitlines() if line)
+    ca = cloud.add_private_ca("mlflow-ca-test")
+    certificate = ca.issue("mlflow-tracking", ("203.0.113.20", "10.0.1.10"))
+    secret = cloud.add_secret(proxy["PROXY_TLS_CERTIFICATE_OCID_SECRET_NAME"], certificate, vault=proxy["MLFLOW_VAULT_OCID"])
+    cloud.grant(secrets=[secret])
+    cloud.grant_certificate(certificate, (WITH_PRIVATE_KEY,), authorities=[ca.ocid])
+    proxy_env.write_text(proxy_env.read_text().replace(proxy["PROXY_TLS_CA_OCID"], ca.ocid))
+    return ca, certificate
 
 
 def _bootstrap_env(root: Path, tmp_path: Path, cloud: InstanceCloud | None = None) -> dict:
@@ -339,6 +357,49 @@ def test_a_vm_takes_the_released_image_when_the_registry_answers(deployed, tmp_p
     assert not (root / "opt/mlflow/src/docker/requirements-tracking.lock").exists()  # only a build needs it
 
 
+def test_the_bootstrap_installs_the_vms_certificate_from_the_ca_and_the_timer_renews_it(deployed, tmp_path, cloud):
+    """The VM's certificate from the stack's CA (the Certificates fake, with the VM's grants as iam.tf writes
+    them): its OCID read by name from Vault, the pair installed where nginx takes it (so tls-self-signed.sh
+    keeps it), the CA's certificate beside it; a renewed version is installed by mlflow-refresh-tls, which
+    reloads nginx, and an unchanged one reloads nothing."""
+    root, state = _vm(deployed, tmp_path)
+    (state / "registry-up").touch()
+    _healthy(state)
+    _vault_login(cloud, root, "login-from-vault-3")
+    (ca,) = cloud.private_cas.values()  # _vault_login put the VM's certificate there (_stack_certificate)
+    (certificate,) = ca.issued
+    proxy = dict(line.split("=", 1) for line in (root / "etc/mlflow/proxy.env").read_text().splitlines() if line)
+    with _object_storage(root, tmp_path, _runtime_object(deployed)):
+        result = _run(root, tmp_path, "tracking", cloud=cloud)
+    log = (root / "var/log/mlflow-bootstrap.log").read_text()
+    assert result.returncode == 0, log + result.stderr
+    cert_file, key_file, ca_file = (Path(proxy[k]) for k in ("PROXY_TLS_CERT", "PROXY_TLS_KEY", "PROXY_TLS_CA_FILE"))
+    installed = x509.load_pem_x509_certificate(cert_file.read_bytes())
+    installed.verify_directly_issued_by(ca.certificate)  # not a self-signed pair
+    assert oct(key_file.stat().st_mode & 0o777) == "0o600"
+    assert x509.load_pem_x509_certificate(ca_file.read_bytes()) == ca.certificate
+    assert (root / "var/lib/mlflow/tls/mlflow-ca.pem").read_bytes() == ca_file.read_bytes()  # the serving container's
+    calls = (state / "calls.log").read_text().splitlines()
+    assert "systemctl enable --now mlflow-refresh-tls.timer" in calls
+    assert "systemctl reload nginx" not in calls  # the first boot starts nginx afterwards
+    assert "BEGIN" not in log + result.stderr  # no key, no certificate in the log
+
+    def refresh():
+        env = dict(_bootstrap_env(root, tmp_path, cloud), MLFLOW_CONF_DIR=str(root / "etc/mlflow"),
+                   MLFLOW_STATE_DIR=str(root / "var/lib/mlflow"))
+        return subprocess.run(["bash", str(root / "usr/local/sbin/mlflow-refresh-tls")], env=env,
+                              capture_output=True, text=True, timeout=120)
+
+    unchanged = refresh()
+    assert unchanged.returncode == 0 and "nothing changed" in unchanged.stderr, unchanged.stderr
+    assert (state / "calls.log").read_text().splitlines().count("systemctl reload nginx") == 0
+    ca.renew(certificate)
+    renewed = refresh()
+    assert renewed.returncode == 0, renewed.stderr
+    assert x509.load_pem_x509_certificate(cert_file.read_bytes()).serial_number != installed.serial_number
+    assert (state / "calls.log").read_text().splitlines().count("systemctl reload nginx") == 1
+
+
 def _systemd_root(tmp_path: Path, units: dict[str, str], executables: list[str]) -> Path:
     root = tmp_path / "sysroot"
     system = root / "usr/lib/systemd/system"
@@ -362,9 +423,12 @@ def test_the_units_pass_systemd_analyze_verify(deployed, tmp_path, role):
     analyze = require_binary("systemd-analyze", how="apt-get install systemd")
     files = {e["path"]: e["content"] for e in _cloud_config(deployed, role)["write_files"]}
     units = {Path(p).name: c for p, c in files.items() if p.startswith("/etc/systemd/system/")}
-    assert set(units) == {"mlflow-bootstrap@.service", f"mlflow-{role}.service"}
-    root = _systemd_root(tmp_path, units, ["/usr/local/sbin/mlflow-bootstrap.sh", "/usr/bin/podman", "/usr/bin/bash"])
-    for unit in (f"mlflow-bootstrap@{role}.service", f"mlflow-{role}.service"):
+    assert set(units) == {"mlflow-bootstrap@.service", f"mlflow-{role}.service", "mlflow-refresh-tls.service",
+                          "mlflow-refresh-tls.timer"}
+    root = _systemd_root(tmp_path, units, ["/usr/local/sbin/mlflow-bootstrap.sh", "/usr/local/sbin/mlflow-refresh-tls",
+                                           "/usr/bin/podman", "/usr/bin/bash"])
+    for unit in (f"mlflow-bootstrap@{role}.service", f"mlflow-{role}.service", "mlflow-refresh-tls.service",
+                 "mlflow-refresh-tls.timer"):
         result = subprocess.run([analyze, "verify", f"--root={root}", unit], capture_output=True, text=True)
         assert result.returncode == 0, result.stderr
         assert "mlflow" not in result.stderr, result.stderr

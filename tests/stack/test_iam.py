@@ -16,7 +16,13 @@ stack can only name (it is created after the VM that reads it: single sign-on) i
 `any {target.secret.name = '<name>', …}` (the names carry the stack's prefix). OKE's
 cloud controller assigns a load balancer its reserved public IP as the cluster itself (`any-user … where
 request.principal.type = 'cluster'`, and `request.principal.id` its OCID), with `read public-ips` and
-`manage floating-ips` (OKE docs, "Specifying Load Balancer Reserved IP")."""
+`manage floating-ips` (OKE docs, "Specifying Load Balancer Reserved IP"). OCI Certificates (its policy
+reference): a VM reads its certificate with the private key by `read leaf-certificate-bundles` where
+`target.leaf-certificate.id` and `target.leaf-certificate.bundle-type = 'CERTIFICATE_CONTENT_WITH_PRIVATE_KEY'`,
+the CA's certificate by `read certificate-authority-bundles` where `target.certificate-authority.id`; a CA
+signs with its Vault key under `Allow any-user to use keys … where all {request.principal.type =
+'certificateauthority', target.key.id = '<key>'}` ("Required IAM Policy")."""
+import base64
 import re
 
 import pytest
@@ -29,6 +35,9 @@ STATEMENT = re.compile(r"^Allow (?P<subject>dynamic-group id \S+|dynamic-group \
                        r" in compartment id (?P<compartment>\S+) where (?P<where>.+)$")
 SECRET_CONDITION = re.compile(r"^any \{(target\.secret\.id = '[^']+'(, )?)+\}$")
 SECRET_BY_NAME = re.compile(r"^any \{(target\.secret\.name = '[^']+'(, )?)+\}$")
+LEAF_CONDITION = re.compile(r"^all \{target\.leaf-certificate\.id = '([^']+)', "
+                            r"target\.leaf-certificate\.bundle-type = 'CERTIFICATE_CONTENT_WITH_PRIVATE_KEY'\}$")
+CA_CONDITION = re.compile(r"^target\.certificate-authority\.id = '([^']+)'$")
 
 
 def resources(plan: dict, type_name: str) -> dict:
@@ -39,8 +48,14 @@ def resources(plan: dict, type_name: str) -> dict:
 def stack_facts(d) -> dict:
     plan = d.replan
     every_secret = resources(plan, "oci_vault_secret")
-    secrets = {v["secret_name"].split("-", 1)[1]: v["id"] for a, v in every_secret.items() if ".sso[" not in a}
+    secrets = {v["secret_name"].split("-", 1)[1]: v["id"] for a, v in every_secret.items() if ".mlflow[" in a}
     by_name = {v["secret_name"] for a, v in every_secret.items() if ".sso[" in a}
+    certificates = {a.split('"')[1]: v["id"] for a, v in resources(plan, "oci_certificates_management_certificate").items()}
+    # the secret that names a VM's certificate, read by its name (tls.tf)
+    tls_names = {a.split('"')[1]: v["secret_name"] for a, v in every_secret.items() if ".tls[" in a}
+    assert {role: base64.b64decode(v["secret_content"][0]["content"]).decode()
+            for role, v in ((a.split('"')[1], v) for a, v in every_secret.items() if ".tls[" in a)} == certificates
+    authorities = [v["id"] for v in resources(plan, "oci_certificates_management_certificate_authority").values()]
     instances = {v["freeform_tags"]["role"]: v["id"] for v in resources(plan, "oci_core_instance").values()}
     rules = {role: f"ALL {{instance.id = '{ocid}'}}" for role, ocid in instances.items()}
     for session in resources(plan, "oci_datascience_notebook_session").values():
@@ -53,7 +68,8 @@ def stack_facts(d) -> dict:
         assert pool["compartment_id"] == compartment
         rules["workers"] = f"ALL {{instance.compartment.id = '{compartment}', tag.{tag}.value = '{value}'}}"
     return {"secrets": secrets, "by_name": by_name, "rules": rules, "bucket": d.outputs["bucket_name"],
-            "compartment": compartment}
+            "compartment": compartment, "certificates": certificates, "tls_names": tls_names,
+            "ca": authorities[0] if authorities else None}
 
 
 def grants(statements: list, subjects: dict, compartment: str) -> dict:
@@ -72,6 +88,14 @@ def grants(statements: list, subjects: dict, compartment: str) -> dict:
         elif m["resource"] == "secret-bundles":
             assert SECRET_CONDITION.match(where), statement
             targets = set(re.findall(r"target\.secret\.id = '([^']+)'", where))
+        elif m["resource"] == "leaf-certificate-bundles":
+            leaf = LEAF_CONDITION.match(where)
+            assert leaf, statement
+            targets = {leaf[1]}
+        elif m["resource"] == "certificate-authority-bundles":
+            ca = CA_CONDITION.match(where)
+            assert ca, statement
+            targets = {ca[1]}
         else:
             assert re.fullmatch(r"target\.bucket\.name = '[^']+'", where), statement
             targets = set(re.findall(r"'([^']+)'", where))
@@ -93,6 +117,11 @@ def expected_grants(facts: dict, roles, artifact_store: str) -> dict:
     if artifact_store == "oci":
         expected["tracking"][("manage", "objects")] = {facts["bucket"]}
         expected["workers"][("manage", "objects")] = {facts["bucket"]}
+    # each VM: its own certificate with the private key, the CA's, and the secret naming its certificate
+    for role, certificate in facts["certificates"].items():
+        expected[role][("read", "secret-bundles")] = expected[role][("read", "secret-bundles")] | {facts["tls_names"][role]}
+        expected[role][("read", "leaf-certificate-bundles")] = {certificate}
+        expected[role][("read", "certificate-authority-bundles")] = {facts["ca"]}
     return {role: expected[role] for role in roles}
 
 
@@ -112,9 +141,10 @@ def test_the_vms_may_read_their_secrets_and_write_the_bucket_and_nothing_else(de
         policies = resources(d.replan, "oci_identity_policy")
         policy = policies["oci_identity_policy.vm[0]"]
         service = policies.get("oci_identity_policy.datascience[0]", {}).get("statements", [])
+        ca_policy = policies.get("oci_identity_policy.tls_ca[0]", {}).get("statements", [])
         statements = policy["statements"]
         assert policy["compartment_id"] == facts["compartment"]
-        assert statements + service == d.outputs["iam_statements"]
+        assert statements + ca_policy + service == d.outputs["iam_statements"]
     else:
         assert groups == {} and not any(a.startswith("oci_identity_policy.vm")
                                         for a in resources(d.replan, "oci_identity_policy"))
@@ -129,6 +159,13 @@ def test_the_vms_may_read_their_secrets_and_write_the_bucket_and_nothing_else(de
     notebook = tfvars.get("create_notebook_session", False)
     assert service == ([f"Allow service datascience to use virtual-network-family in compartment id {facts['compartment']}"]
                        if notebook else [])
+    # The CA may use its key, and only that key (a policy of its own: it is waited for before the CA).
+    ca_key = [s for s in d.outputs["iam_statements"] if "request.principal.type = 'certificateauthority'" in s]
+    keys = {k["id"] for a, k in resources(d.replan, "oci_kms_key").items() if a.startswith("oci_kms_key.tls_ca")}
+    assert ca_key == [f"Allow any-user to use keys in compartment id {facts['compartment']} where all "
+                      f"{{request.principal.type = 'certificateauthority', target.key.id = '{key}'}}" for key in keys]
+    assert (facts["ca"] is None) == (keys == set()) == (tfvars.get("deployment_target") == "oke")
+    statements = [s for s in statements if s not in ca_key]
     cluster = [s for s in statements if s.startswith("Allow any-user ")]
     clusters = [c["id"] for c in resources(d.replan, "oci_containerengine_cluster").values()]
     assert cluster == [f"Allow any-user to {grant} in compartment id {facts['compartment']} where all "
@@ -150,3 +187,9 @@ def test_a_wider_statement_is_caught():
     with pytest.raises(AssertionError, match="outside this stack"):
         grants([f"Allow {other} to read secret-bundles in compartment id {compartment} where any {{target.secret.id = 'a'}}"],
                subjects, compartment)
+    # a certificate's bundle without the bundle type named, or any certificate of the compartment
+    with pytest.raises(AssertionError, match="leaf-certificate-bundles"):
+        grants([f"Allow {ours} to read leaf-certificate-bundles in compartment id {compartment} where "
+                f"target.leaf-certificate.id = 'a'"], subjects, compartment)
+    with pytest.raises(AssertionError, match="not a scoped statement"):
+        grants([f"Allow {ours} to read leaf-certificate-bundles in compartment id {compartment}"], subjects, compartment)
