@@ -2,7 +2,7 @@
 # None of them carries a secret value: the passwords are in Vault, the outputs name their OCIDs.
 
 output "mlflow_url" {
-  description = "MLflow UI and API (HTTPS, basic auth with mlflow_username and the password in Vault: see mlflow_password_command; self-signed certificate). With deployment_target = \"oke\": the reserved address of the load balancer that orm-pack oke deploy has Kubernetes create; it answers once that has run."
+  description = "MLflow UI and API (HTTPS, basic auth with mlflow_username and the password in Vault: see mlflow_password_command; a certificate from the stack's CA, see tls_ca_command). With deployment_target = \"oke\": the reserved address of the load balancer that orm-pack oke deploy has Kubernetes create; it answers once that has run."
   value       = local.tracking_url
 }
 
@@ -73,7 +73,9 @@ output "mlflow_password_command" {
 
 output "vault_secrets" {
   description = "OCIDs of this stack's Vault secrets (the values never leave Vault but for the VMs that read them)."
-  value       = merge(local.secret_ids, { for key, secret in oci_vault_secret.sso : replace(secret.secret_name, "${var.name_prefix}-", "") => secret.id })
+  value = merge(local.secret_ids,
+    { for key, secret in oci_vault_secret.sso : replace(secret.secret_name, "${var.name_prefix}-", "") => secret.id },
+  { for role, secret in oci_vault_secret.tls : "tls-${role}" => secret.id })
 }
 
 output "vault_id" {

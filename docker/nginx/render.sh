@@ -55,6 +55,7 @@ case ${PROXY_AUTH:=proxy} in
   *) die "PROXY_AUTH must be proxy, upstream or tracking (got '$PROXY_AUTH')" ;;
 esac
 PROXY_AUTH_URL=${PROXY_AUTH_URL:-none}
+# shellcheck disable=SC2034  # PROXY_AUTH_TLS_VERIFY: read through ${!name} below
 if [[ -n ${PROXY_AUTH_TLS_CA:-} && $PROXY_AUTH == tracking ]]; then
   PROXY_AUTH_TLS_VERIFY=on
   [[ -f $PROXY_AUTH_TLS_CA ]] || die "PROXY_AUTH_TLS_CA $PROXY_AUTH_TLS_CA does not exist"

@@ -133,7 +133,7 @@ server.serve_forever()
 """
 
 
-def _certificate(subject: str, key, issuer: str, issuer_key, ca: bool, path_prefix):
+def _certificate(subject: str, key, issuer: str, issuer_key, ca: bool, path_prefix, san: str | None = None):
     import datetime
     import ipaddress
 
@@ -149,7 +149,7 @@ def _certificate(subject: str, key, issuer: str, issuer_key, ca: bool, path_pref
                .not_valid_before(now - datetime.timedelta(hours=1)).not_valid_after(now + datetime.timedelta(days=30))
                .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
     if not ca:
-        builder = builder.add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(subject))]),
+        builder = builder.add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(san or subject))]),
                                         critical=False)
     certificate = builder.sign(issuer_key, hashes.SHA256())
     cert_file, key_file = path_prefix.with_suffix(".crt"), path_prefix.with_suffix(".key")
@@ -173,10 +173,14 @@ def stack_ca(tmp_path_factory):
     good = _certificate("127.0.0.1", leaf_key, "MLflow test CA", ca_key, False, directory / "tracking")
     # the same names and the same issuer name, signed by another key: it does not chain to the CA
     rogue = _certificate("127.0.0.1", leaf_key, "MLflow test CA", other_key, False, directory / "rogue")
-    return ca_file, good, rogue
+    # from the CA, for 127.0.0.1 as an IP SAN alone: nginx checks proxy_ssl_name against DNS names and the
+    # common name only, so the stack's certificates carry the private IP as their common name too
+    san_only = _certificate("MLflow tracking", leaf_key, "MLflow test CA", ca_key, False, directory / "san-only",
+                            san="127.0.0.1")
+    return ca_file, {"good": good, "rogue": rogue, "san-only": san_only}
 
 
-@pytest.mark.parametrize("tracking_certificate, expected", [("good", 200), ("rogue", 500)])
+@pytest.mark.parametrize("tracking_certificate, expected", [("good", 200), ("rogue", 500), ("san-only", 500)])
 def test_the_serving_proxy_asks_only_a_tracking_server_whose_certificate_chains_to_the_ca(
         tracker, tmp_path, monkeypatch, stack_ca, tracking_certificate, expected):
     """With the CA's certificate (PROXY_AUTH_TLS_CA) the serving proxy's login check reaches the tracking
@@ -185,8 +189,8 @@ def test_the_serving_proxy_asks_only_a_tracking_server_whose_certificate_chains_
     from dataplane.stacks import serving_proxy_asking
     from orm_pack.local.ports import free_port
 
-    ca_file, good, rogue = stack_ca
-    cert, key = good if tracking_certificate == "good" else rogue
+    ca_file, certificates = stack_ca
+    cert, key = certificates[tracking_certificate]
     port = free_port()
     stand_in = tracker.start("tracking-stand-in", [sys.executable, "-c", TRACKING_STAND_IN, str(port), str(cert), str(key)],
                              dict(os.environ), tmp_path / "stand-in.log")
@@ -207,5 +211,6 @@ def test_the_serving_proxy_asks_only_a_tracking_server_whose_certificate_chains_
         assert answer.text == "a prediction\n"
     else:
         log = (tmp_path / "serving-proxy" / "error.log").read_text()
-        assert "upstream SSL certificate verify error" in log, log
+        assert ("upstream SSL certificate verify error" in log if tracking_certificate == "rogue"
+                else "upstream SSL certificate does not match" in log), log
     tracker.stop(stand_in)

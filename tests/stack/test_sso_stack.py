@@ -95,7 +95,7 @@ def test_only_the_tracking_vm_may_read_the_credentials_and_only_those_two(deploy
     groups = {r["index"]: r["values"]["id"] for r in d.replan["prior_state"]["values"]["root_module"]["resources"]
               if r["address"].startswith("oci_identity_dynamic_group.vm[")}
     names = sorted(applied(d, f'oci_vault_secret.sso["{key}"]')["secret_name"] for key in ("client_id", "client_secret"))
-    (reader,) = [s for s in d.outputs["iam_statements"] if "target.secret.name" in s]
+    (reader,) = [s for s in d.outputs["iam_statements"] if "target.secret.name = 'mlflow-oidc" in s]
     assert reader == (f"Allow dynamic-group id {groups['tracking']} to read secret-bundles in compartment id "
                       f"{BASE_TFVARS['compartment_ocid']} where any {{target.secret.name = '{names[0]}', "
                       f"target.secret.name = '{names[1]}'}}")

@@ -164,7 +164,9 @@ def test_serving_settings_follow_the_model_alias_through_the_tracking_vm(deploye
     tracking = next(r for r in d.replan["resource_changes"] if r["address"] == 'oci_core_instance.vm["tracking"]')
     assert env["MLFLOW_TRACKING_URI"] == f"https://{tracking['change']['after']['private_ip']}"
     assert env["SERVING_MODEL_NAME"] == "wine-quality" and env["SERVING_MODEL_ALIAS"] == "champion"
-    assert env["MLFLOW_TRACKING_INSECURE_TLS"] == "true"
+    # it verifies the tracking server with the stack's CA (mounted from mlflow-refresh-tls's copy), never insecure
+    assert env["MLFLOW_TRACKING_SERVER_CERT_PATH"] == "/opt/mlflow/tls/mlflow-ca.pem"
+    assert "MLFLOW_TRACKING_INSECURE_TLS" not in env
     assert env["MLFLOW_TRACKING_PASSWORD_SECRET_OCID"] == d.outputs["vault_secrets"]["mlflow-login"]
     assert "MLFLOW_TRACKING_PASSWORD" not in env
     proxy = _env(files["/etc/mlflow/proxy.env"])

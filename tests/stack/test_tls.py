@@ -1,0 +1,108 @@
+"""TLS that clients verify (stack/tls.tf, docs/tls.md), read from the plan after apply where every OCID and
+address is known: the CA signs with an HSM-protected RSA key in the vault the stack uses (OCI Certificates
+requires an HSM-protected asymmetric key for a CA), each VM's certificate names that VM's reserved public IP
+and its private IP as IP subject alternative names (its common name the private IP, which nginx checks), the
+VM is told which certificate and CA to read and where, the serving VM verifies the tracking server with the
+CA, and the outputs carry the CA and the command that reads its certificate. IAM is in test_iam.py."""
+import base64
+import ipaddress
+
+import pytest
+
+from .conftest import _env_files, tfvars_of
+
+pytestmark = pytest.mark.terraform
+
+VM_PROFILES = ["default", "existing-vcn", "per-person"]
+
+
+def _resources(plan: dict, type_name: str) -> dict:
+    return {r["address"]: r["change"]["after"] for r in plan["resource_changes"]
+            if r["type"] == type_name and r["change"]["after"]}
+
+
+@pytest.mark.parametrize("profile", VM_PROFILES)
+def test_the_ca_signs_with_an_hsm_rsa_key_in_the_stacks_vault(deployed, profile):
+    d = deployed(profile)
+    tfvars = tfvars_of(d.inventory)
+    key = _resources(d.replan, "oci_kms_key")["oci_kms_key.tls_ca[0]"]
+    assert key["protection_mode"] == "HSM"
+    assert (key["key_shape"][0]["algorithm"], key["key_shape"][0]["length"]) == ("RSA", 256)  # bytes: RSA 2048
+    assert key["display_name"] == f"{tfvars.get('name_prefix', 'mlflow')}-ca"
+    if tfvars.get("vault_ocid"):  # the user's vault: the key goes there too, through its management endpoint
+        assert key["management_endpoint"] == "https://of6wozohugz6n-management.kms.us-ashburn-1.oraclecloud.com"
+    else:
+        (vault,) = _resources(d.replan, "oci_kms_vault").values()
+        assert key["management_endpoint"] == vault["management_endpoint"]
+    (ca,) = _resources(d.replan, "oci_certificates_management_certificate_authority").values()
+    assert ca["kms_key_id"] == key["id"]
+    config = ca["certificate_authority_config"][0]
+    assert (config["config_type"], config["signing_algorithm"]) == ("ROOT_CA_GENERATED_INTERNALLY", "SHA256_WITH_RSA")
+    # a destroyed CA keeps its name while pending deletion: the name carries a suffix of the key's OCID
+    assert ca["name"].startswith(f"{tfvars.get('name_prefix', 'mlflow')}-ca-") and len(ca["name"].rsplit("-", 1)[1]) == 8
+    assert d.outputs["tls_ca_id"] == ca["id"]
+    assert d.outputs["tls_ca_command"] == (
+        f"oci certificates certificate-authority-bundle get --certificate-authority-id {ca['id']} "
+        "--query 'data.\"certificate-pem\"' --raw-output > mlflow-ca.pem")
+
+
+@pytest.mark.parametrize("profile", VM_PROFILES)
+def test_each_vm_certificate_names_its_public_and_private_ip(deployed, profile):
+    d = deployed(profile)
+    (ca,) = _resources(d.replan, "oci_certificates_management_certificate_authority").values()
+    public = {a.split('"')[1]: v["ip_address"] for a, v in _resources(d.replan, "oci_core_public_ip").items()}
+    instances = {v["freeform_tags"]["role"]: v for v in _resources(d.replan, "oci_core_instance").values()}
+    certificates = {a.split('"')[1]: v for a, v in _resources(d.replan, "oci_certificates_management_certificate").items()}
+    assert set(certificates) == set(instances)
+    for role, certificate in certificates.items():
+        config = certificate["certificate_config"][0]
+        private = instances[role]["private_ip"]
+        assert [(san["type"], san["value"]) for san in config["subject_alternative_names"]] == [
+            ("IP", public[role]), ("IP", private)]
+        assert all(ipaddress.ip_address(a) for a in (public[role], private))
+        assert config["subject"][0]["common_name"] == private
+        assert (config["config_type"], config["certificate_profile_type"], config["key_algorithm"]) == (
+            "ISSUED_BY_INTERNAL_CA", "TLS_SERVER", "RSA2048")
+        assert config["issuer_certificate_authority_id"] == ca["id"]
+        assert config["validity"][0]["time_of_validity_not_after"]
+        (rule,) = certificate["certificate_rules"]
+        assert (rule["rule_type"], rule["renewal_interval"], rule["advance_renewal_period"]) == (
+            "CERTIFICATE_RENEWAL_RULE", "P90D", "P30D")
+    if "tracking" in instances:
+        assert instances["tracking"]["private_ip"] == "10.0.1.10" or profile == "existing-vcn"
+
+
+@pytest.mark.parametrize("profile", VM_PROFILES)
+def test_each_vm_is_told_its_certificate_and_the_ca_and_serving_verifies_tracking(deployed, profile):
+    d = deployed(profile)
+    per_person = tfvars_of(d.inventory).get("mlflow_users", "shared") != "shared"
+    (ca,) = _resources(d.replan, "oci_certificates_management_certificate_authority").values()
+    secrets = {a.split('"')[1]: v for a, v in _resources(d.replan, "oci_vault_secret").items() if ".tls[" in a}
+    certificates = {a.split('"')[1]: v["id"] for a, v in
+                    _resources(d.replan, "oci_certificates_management_certificate").items()}
+    for instance in _resources(d.replan, "oci_core_instance").values():
+        role = instance["freeform_tags"]["role"]
+        files = _env_files(instance["metadata"]["user_data"])
+        proxy = files["proxy.env"]
+        secret = secrets[role]
+        assert proxy["PROXY_TLS_CERTIFICATE_OCID_SECRET_NAME"] == secret["secret_name"]
+        assert base64.b64decode(secret["secret_content"][0]["content"]).decode() == certificates[role]
+        assert proxy["MLFLOW_VAULT_OCID"] == secret["vault_id"] == d.outputs["vault_id"]
+        assert proxy["PROXY_TLS_CA_OCID"] == ca["id"]
+        assert proxy["PROXY_TLS_CA_FILE"] == "/etc/pki/nginx/mlflow-ca.pem"
+        if role == "serving":
+            serving = files["serving.env"]
+            assert "MLFLOW_TRACKING_INSECURE_TLS" not in serving
+            assert serving["MLFLOW_TRACKING_SERVER_CERT_PATH"] == "/opt/mlflow/tls/mlflow-ca.pem"
+            tracking_ip = serving["MLFLOW_TRACKING_URI"].removeprefix("https://")
+            if per_person:  # its proxy asks the tracking server for each caller's login
+                assert (proxy["PROXY_AUTH_TLS_CA"], proxy["PROXY_AUTH_TLS_NAME"]) == (proxy["PROXY_TLS_CA_FILE"], tracking_ip)
+            else:
+                assert "PROXY_AUTH_TLS_CA" not in proxy
+
+
+def test_oke_has_no_ca_yet_and_its_outputs_say_so(deployed):
+    d = deployed("oke")
+    assert not _resources(d.replan, "oci_certificates_management_certificate_authority")
+    assert not [a for a in _resources(d.replan, "oci_kms_key") if "tls_ca" in a]
+    assert (d.outputs["tls_ca_id"], d.outputs["tls_ca_command"]) == ("", "")
