@@ -10,8 +10,10 @@
 #   <prefix>-ca-<suffix>          the root CA. A destroyed CA is only scheduled for deletion and keeps its
 #                                 name, so the name carries a suffix of the key's OCID: a new deployment
 #                                 of the same prefix makes a new key, hence a new name.
-#   <prefix>-<role>-<suffix>      one certificate per VM role, for its reserved public IP and its private
-#                                 IP (IP subject alternative names: the endpoints have no DNS name).
+#   <prefix>-<role>-<hash>        one certificate per VM role, for its reserved public IP and its private
+#                                 IP (IP subject alternative names: the endpoints have no DNS name); the
+#                                 hash is of the CA's suffix and the addresses, so a certificate for new
+#                                 addresses never asks for the name of the one it replaces.
 #   <prefix>-tls-<role>           a Vault secret holding that certificate's OCID (no secret value). The
 #                                 certificate names the VM's public IP, which exists only once the VM does,
 #                                 so the VM's user_data cannot carry the certificate's OCID (a cycle): it
@@ -100,9 +102,11 @@ resource "oci_certificates_management_certificate" "vm" {
   for_each = local.tls_enabled ? local.vm_shapes : {}
 
   compartment_id = var.compartment_ocid
-  name           = "${var.name_prefix}-${each.key}-${local.tls_suffix}"
-  description    = "The MLflow stack ${var.name_prefix}'s ${each.key} endpoint"
-  freeform_tags  = local.freeform_tags
+  # Its addresses are in its name: new addresses (a replaced serving VM's private IP) make a new certificate,
+  # and the one it replaces keeps its name while pending deletion.
+  name          = "${var.name_prefix}-${each.key}-${substr(sha256("${local.tls_suffix} ${join(" ", local.tls_addresses[each.key])}"), 0, 8)}"
+  description   = "The MLflow stack ${var.name_prefix}'s ${each.key} endpoint"
+  freeform_tags = local.freeform_tags
 
   certificate_config {
     config_type                     = "ISSUED_BY_INTERNAL_CA"

@@ -6,6 +6,7 @@ VM is told which certificate and CA to read and where, the serving VM verifies t
 CA, and the outputs carry the CA and the command that reads its certificate. IAM is in test_iam.py."""
 import base64
 import ipaddress
+import re
 
 import pytest
 
@@ -64,6 +65,9 @@ def test_each_vm_certificate_names_its_public_and_private_ip(deployed, profile):
         assert (config["config_type"], config["certificate_profile_type"], config["key_algorithm"]) == (
             "ISSUED_BY_INTERNAL_CA", "TLS_SERVER", "RSA2048")
         assert config["issuer_certificate_authority_id"] == ca["id"]
+        # a name of its own per set of addresses: a replaced certificate keeps its name while pending deletion
+        prefix = tfvars_of(d.inventory).get("name_prefix", "mlflow")
+        assert re.fullmatch(rf"{prefix}-{role}-[0-9a-f]{{8}}", certificate["name"]), certificate["name"]
         assert config["validity"][0]["time_of_validity_not_after"]
         (rule,) = certificate["certificate_rules"]
         assert (rule["rule_type"], rule["renewal_interval"], rule["advance_renewal_period"]) == (
