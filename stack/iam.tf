@@ -80,6 +80,10 @@ locals {
         "Allow ${local.iam_subjects[role]} to read leaf-certificate-bundles in compartment id ${var.compartment_ocid} where all {target.leaf-certificate.id = '${local.tls_certificate_ids[role]}', target.leaf-certificate.bundle-type = 'CERTIFICATE_CONTENT_WITH_PRIVATE_KEY'}",
         "Allow ${local.iam_subjects[role]} to read certificate-authority-bundles in compartment id ${var.compartment_ocid} where target.certificate-authority.id = '${local.tls_ca_id}'",
       ] : [],
+      # The notebook verifies the servers with the CA's certificate (examples/wine/mlflow_connect.py).
+      role == "notebook" && local.tls_enabled ? [
+        "Allow ${local.iam_subjects[role]} to read certificate-authority-bundles in compartment id ${var.compartment_ocid} where target.certificate-authority.id = '${local.tls_ca_id}'",
+      ] : [],
     )
   ])
   iam_statements = concat(local.principal_statements, local.oke_cluster_statements, local.tls_ca_statements, local.datascience_service_statements)

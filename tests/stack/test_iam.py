@@ -122,6 +122,9 @@ def expected_grants(facts: dict, roles, artifact_store: str) -> dict:
         expected[role][("read", "secret-bundles")] = expected[role][("read", "secret-bundles")] | {facts["tls_names"][role]}
         expected[role][("read", "leaf-certificate-bundles")] = {certificate}
         expected[role][("read", "certificate-authority-bundles")] = {facts["ca"]}
+    # the notebook: the CA's certificate, to verify the servers with (mlflow_connect.py)
+    if facts["ca"]:
+        expected["notebook"][("read", "certificate-authority-bundles")] = {facts["ca"]}
     return {role: expected[role] for role in roles}
 
 

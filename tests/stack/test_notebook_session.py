@@ -24,6 +24,7 @@ def test_the_session_environment_is_what_the_notebook_helper_reads(deployed):
         "MLFLOW_TRACKING_USERNAME": "mlflow",
         "MLFLOW_TRACKING_PASSWORD_SECRET_OCID": d.outputs["vault_secrets"]["mlflow-login"],
         "MLFLOW_SERVING_URL": f"https://{serving['private_ip']}:1234",
+        "MLFLOW_TRACKING_CA_OCID": d.outputs["tls_ca_id"],   # mlflow_connect.py verifies with its certificate
     }
     helper = (REPO / "examples" / "wine" / "mlflow_connect.py").read_text()
     assert all(f'"{name}' in helper for name in runtime["custom_environment_variables"])
