@@ -159,6 +159,7 @@ locals {
     notebook_user = local.notebook_username
     username      = var.mlflow_username
     login_secret  = local.secret_ids["mlflow-login"]
+    ca_command    = local.tls_ca_command
     db_host       = local.mysql_private_ip
     db_name       = var.mlflow_db_name
     db_user       = var.mlflow_db_user
@@ -175,6 +176,7 @@ locals {
     model_name   = var.serving_model_name
     alias        = var.serving_model_alias
     tracking_uri = local.tracking_internal_uri
+    ca_command   = local.tls_ca_command
   }
   commands_text = {
     tracking = local.oke_enabled ? "" : templatefile("${local.userdata_dir}/commands-tracking.txt.tftpl", merge(local.commands_tracking, { mlflow_url = local.tracking_url }))

@@ -57,13 +57,21 @@ output "commands_serving" {
 }
 
 output "notebook_setup" {
-  description = "Environment variables that connect a notebook or script to this MLflow server (the password is read from Vault with the OCI CLI)."
-  value       = <<-EOT
-    export MLFLOW_TRACKING_URI=${local.tracking_url}
-    export MLFLOW_TRACKING_USERNAME=${var.mlflow_username}
-    export MLFLOW_TRACKING_PASSWORD=$(${local.read_login_command})
-    export MLFLOW_TRACKING_INSECURE_TLS=true
-  EOT
+  description = "Environment variables that connect a notebook or script to this MLflow server (the password is read from Vault, the servers' CA certificate from OCI Certificates, with the OCI CLI)."
+  value = local.tls_enabled ? join("\n", [
+    local.tls_ca_command,
+    "export MLFLOW_TRACKING_SERVER_CERT_PATH=$PWD/mlflow-ca.pem",
+    "export MLFLOW_TRACKING_URI=${local.tracking_url}",
+    "export MLFLOW_TRACKING_USERNAME=${var.mlflow_username}",
+    "export MLFLOW_TRACKING_PASSWORD=$(${local.read_login_command})",
+    "",
+    ]) : join("\n", [
+    "export MLFLOW_TRACKING_URI=${local.tracking_url}",
+    "export MLFLOW_TRACKING_USERNAME=${var.mlflow_username}",
+    "export MLFLOW_TRACKING_PASSWORD=$(${local.read_login_command})",
+    "export MLFLOW_TRACKING_INSECURE_TLS=true  # OKE: the load balancer's certificate is still self-signed",
+    "",
+  ])
 }
 
 output "mlflow_password_command" {

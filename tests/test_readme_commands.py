@@ -31,7 +31,8 @@ RUN_BY = {
     "export MLFLOW_TRACKING_PASSWORD   # the MLflow password (the output mlflow_password_command prints it)":
         "tests/dataplane/test_doctor.py::test_the_readme_doctor_command_passes_on_a_working_deployment",
     "import os": "tests/dataplane/test_doctor.py::test_the_readme_notebook_settings_reach_mlflow",
-    "curl -sk -u mlflow:\"$MLFLOW_TRACKING_PASSWORD\" https://<serving-ip>:1234/invocations \\":
+    "curl -s --cacert \"$MLFLOW_TRACKING_SERVER_CERT_PATH\" -u mlflow:\"$MLFLOW_TRACKING_PASSWORD\" "
+    "https://<serving-ip>:1234/invocations \\":
         "tests/dataplane/test_doctor.py::test_the_readme_curl_gets_a_prediction",
     "flowchart LR": "tests/test_readme_diagram.py::test_the_architecture_diagram_renders",
     "export MLFLOW_TRACKING_USERNAME=mlflow MLFLOW_TRACKING_PASSWORD   # the admin's login (mlflow_password_command)":

@@ -5,7 +5,7 @@ signature and an input example, and registers it as a new version of --model-nam
 
 The tracking server comes from the environment, as for any MLflow client:
     MLFLOW_TRACKING_URI=https://<tracking-ip>  MLFLOW_TRACKING_USERNAME=...  MLFLOW_TRACKING_PASSWORD=...
-    MLFLOW_TRACKING_INSECURE_TLS=true   (while the proxy uses its self-signed certificate)
+    MLFLOW_TRACKING_SERVER_CERT_PATH=<the servers' CA certificate: orm-pack apply saves it>
 
     python train.py --alpha 0.5 --l1-ratio 0.5
 """

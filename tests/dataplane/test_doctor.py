@@ -166,7 +166,8 @@ def test_the_readme_doctor_command_passes_on_a_working_deployment(stack, champio
 def test_the_readme_notebook_settings_reach_mlflow(stack, champion):
     settings = fill(block_starting("import os"),
                     {"https://<tracking-ip>": stack.tracking_url,
-                     "<the password: output mlflow_password_command prints it>": stack.password})
+                     "<the password: output mlflow_password_command prints it>": stack.password,
+                     "<the CA: orm-pack apply saves it as ~/.oci/mlflow-<stack>-ca.pem>": str(stack.ca_file)})
     probe = settings + textwrap.dedent("""
         import json
         from mlflow import MlflowClient
@@ -180,7 +181,7 @@ def test_the_readme_notebook_settings_reach_mlflow(stack, champion):
 
 
 def test_the_readme_curl_gets_a_prediction(stack, champion):
-    script = fill(block_starting('curl -sk -u mlflow:"$MLFLOW_TRACKING_PASSWORD"'),
+    script = fill(block_starting('curl -s --cacert "$MLFLOW_TRACKING_SERVER_CERT_PATH" -u mlflow:'),
                   {"https://<serving-ip>:1234": stack.serving_url})
     result = subprocess.run(["bash", "-e", "-c", script], env=_readme_env(stack), capture_output=True, text=True,
                             timeout=120)

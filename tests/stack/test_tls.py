@@ -110,3 +110,17 @@ def test_oke_has_no_ca_yet_and_its_outputs_say_so(deployed):
     assert not _resources(d.replan, "oci_certificates_management_certificate_authority")
     assert not [a for a in _resources(d.replan, "oci_kms_key") if "tls_ca" in a]
     assert (d.outputs["tls_ca_id"], d.outputs["tls_ca_command"]) == ("", "")
+
+
+@pytest.mark.parametrize("profile", ["default", "per-person"])
+def test_what_the_outputs_tell_clients_verifies_the_servers_and_never_turns_verification_off(deployed, profile):
+    """notebook_setup and each VM's commands.txt read the CA's certificate and point MLflow and curl at it;
+    before the CA, they told every client MLFLOW_TRACKING_INSECURE_TLS=true and `curl -k`."""
+    out = deployed(profile).outputs
+    told = {name: out[name] for name in ("notebook_setup", "commands_tracking", "commands_serving") if out[name]}
+    assert set(told) == {"notebook_setup", "commands_tracking", "commands_serving"}
+    for name, text in told.items():
+        assert "INSECURE" not in text and "curl -k" not in text and "--insecure" not in text, name
+        assert out["tls_ca_command"] in text, name
+    assert "export MLFLOW_TRACKING_SERVER_CERT_PATH=$PWD/mlflow-ca.pem\n" in out["notebook_setup"]
+    assert out["tls_ca_command"].endswith("> mlflow-ca.pem")
