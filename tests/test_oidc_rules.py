@@ -222,3 +222,24 @@ def test_signing_out_works_while_the_provider_is_away(monkeypatch):
     assert answer.status_code == 200 and "Signed out of MLflow. The identity provider did not answer" in answer.get_data(True)
     assert answer.headers["Set-Cookie"].startswith(f"{oidc_auth.SESSION_COOKIE}=;")
     assert recorded == ["bob"]
+
+
+# ------------------------------------------------------------------------------------------------ group checks
+def test_of_two_replicas_one_asks_the_provider_when_a_persons_groups_are_due(tmp_path):
+    import sqlalchemy
+
+    from mlflow_oci.group_checks import CHECK_SECONDS, Due, GroupChecks
+
+    engine = sqlalchemy.create_engine(f"sqlite:///{tmp_path}/users.db")
+    now = [1_800_000_000.0]
+    here, there = (GroupChecks(engine, clock=lambda: now[0]) for _ in range(2))
+    here.signed_in("u-bob", "refresh-1")
+    there.signed_in("u-bob", "refresh-2")          # the same person signed in on the other replica: the latest wins
+    assert here.due("u-bob") == there.due("u-bob") == Due.FRESH
+    now[0] += CHECK_SECONDS + 1
+    here._fresh_until.clear()
+    there._fresh_until.clear()
+    assert [here.due("u-bob"), there.due("u-bob")] == ["refresh-2", Due.FRESH]   # one of them asks
+    here.forget("u-bob")
+    there._fresh_until.clear()
+    assert there.due("u-bob") == Due.NOTHING

@@ -58,14 +58,21 @@ class GroupChecks:
         self._write(subject, None, 0)
 
     def _write(self, subject: str, refresh_token: str | None, at: float) -> None:
-        from sqlalchemy import text
+        from sqlalchemy import exc, text
 
+        params = {"s": subject, "r": refresh_token, "t": at}
+        update = text(f"UPDATE {TABLE} SET refresh_token = :r, checked_at = :t WHERE subject = :s")
         with self.engine.begin() as connection:
             self._ensure_table(connection)
-            connection.execute(text(f"DELETE FROM {TABLE} WHERE subject = :s"), {"s": subject})
-            if refresh_token:
-                connection.execute(text(f"INSERT INTO {TABLE} (subject, refresh_token, checked_at) VALUES (:s, :r, :t)"),
-                                   {"s": subject, "r": refresh_token, "t": at})
+            if not refresh_token:
+                connection.execute(text(f"DELETE FROM {TABLE} WHERE subject = :s"), params)
+            elif not connection.execute(update, params).rowcount:
+                try:
+                    with connection.begin_nested():
+                        connection.execute(text(f"INSERT INTO {TABLE} (subject, refresh_token, checked_at) "
+                                                "VALUES (:s, :r, :t)"), params)
+                except exc.IntegrityError:  # the same person signed in on another replica a moment ago
+                    connection.execute(update, params)
         with self._lock:
             self._fresh_until[subject] = at + self.check_seconds if refresh_token else 0
 
