@@ -227,7 +227,6 @@ def test_signing_out_works_while_the_provider_is_away(monkeypatch):
 # ------------------------------------------------------------------------------------------------ group checks
 def test_of_two_replicas_one_asks_the_provider_when_a_persons_groups_are_due(tmp_path):
     import sqlalchemy
-
     from mlflow_oci.group_checks import CHECK_SECONDS, Due, GroupChecks
 
     engine = sqlalchemy.create_engine(f"sqlite:///{tmp_path}/users.db")
