@@ -26,6 +26,7 @@ STACK_FILES = (
     "userdata/*.tftpl",
     "userdata/*.sh",
     "userdata/*.service",
+    "userdata/*.timer",
     "docker/Dockerfile-*",
     "docker/requirements-*.txt",
     "docker/requirements-*.lock",
