@@ -167,7 +167,7 @@ def test_the_readme_notebook_settings_reach_mlflow(stack, champion):
     settings = fill(block_starting("import os"),
                     {"https://<tracking-ip>": stack.tracking_url,
                      "<the password: output mlflow_password_command prints it>": stack.password,
-                     "<the CA: orm-pack apply saves it as ~/.oci/mlflow-<stack>-ca.pem>": str(stack.ca_file)})
+                     "<the CA: orm-pack apply saves it as ~/.oci/<stack name>-ca.pem>": str(stack.ca_file)})
     probe = settings + textwrap.dedent("""
         import json
         from mlflow import MlflowClient

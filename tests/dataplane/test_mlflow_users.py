@@ -152,10 +152,10 @@ def test_the_readme_user_commands_manage_a_person(replicas, tmp_path):
     import ssl
     from urllib.parse import urlsplit
 
-    ca = tmp_path / "mlflow-mlflow-ca.pem"
+    ca = tmp_path / "oci-mlflow-ca.pem"
     ca.write_text(ssl.get_server_certificate((urlsplit(url).hostname, urlsplit(url).port)))
     script = fill(block_starting("export MLFLOW_TRACKING_USERNAME=mlflow MLFLOW_TRACKING_PASSWORD"),
-                  {"https://<tracking-ip>": url, "~/.oci/mlflow-mlflow-ca.pem": str(ca)})
+                  {"https://<tracking-ip>": url, "~/.oci/oci-mlflow-ca.pem": str(ca)})
     env = dict(python_env(), **CLIENT_ENV, MLFLOW_TRACKING_PASSWORD=ADMIN.password,
                PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     env.pop("MLFLOW_TRACKING_INSECURE_TLS")

@@ -16,7 +16,7 @@ def _context(oci_config) -> ociconfig.OciContext:
 def test_the_ca_named_by_the_outputs_is_saved_beside_the_oci_config(oci_config, fake):
     fake.add_authority(AUTHORITY, "mlflow-ca-x1y2")
     saved = stack_ca.save(_context(oci_config), {"tls_ca_id": AUTHORITY}, "team-a", endpoint=fake.url)
-    assert saved.problem == "" and saved.path == oci_config.parent / "mlflow-team-a-ca.pem"
+    assert saved.problem == "" and saved.path == oci_config.parent / "team-a-ca.pem"
     certificate = x509.load_pem_x509_certificate(saved.path.read_bytes())
     assert certificate.subject.rfc4514_string() == "CN=mlflow-ca-x1y2"
     assert saved.path.stat().st_mode & 0o777 == 0o644
@@ -28,7 +28,7 @@ def test_a_ca_the_user_may_not_read_is_a_warning_that_names_the_grant(oci_config
     fake.add_authority(AUTHORITY, "mlflow-ca-x1y2")
     fake.unreadable_authorities.add(AUTHORITY)
     saved = stack_ca.save(_context(oci_config), {"tls_ca_id": AUTHORITY}, "team-a", endpoint=fake.url)
-    assert saved.path is None and not (oci_config.parent / "mlflow-team-a-ca.pem").exists()
+    assert saved.path is None and not (oci_config.parent / "team-a-ca.pem").exists()
     assert saved.problem == (f"could not read the servers' CA certificate ({AUTHORITY}): 404 NotAuthorizedOrNotFound: "
                              "ask an administrator for 'read certificate-authority-bundles' on it")
 

@@ -24,9 +24,10 @@ class SavedCa:
 
 
 def ca_file(context: ociconfig.OciContext, stack_name: str) -> Path:
-    """~/.oci/mlflow-<stack>-ca.pem, beside the OCI config the credentials came from."""
+    """~/.oci/<stack name>-ca.pem (oci-mlflow-ca.pem for the default stack), beside the OCI config the
+    credentials came from."""
     config = Path(context.config_file or "~/.oci/config").expanduser()
-    return config.parent / f"mlflow-{stack_name}-ca.pem"
+    return config.parent / f"{stack_name}-ca.pem"
 
 
 def save(context: ociconfig.OciContext, outputs: dict, stack_name: str, endpoint: str | None = None) -> SavedCa | None:
