@@ -232,8 +232,8 @@ def test_of_two_replicas_one_asks_the_provider_when_a_persons_groups_are_due(tmp
     engine = sqlalchemy.create_engine(f"sqlite:///{tmp_path}/users.db")
     now = [1_800_000_000.0]
     here, there = (GroupChecks(engine, clock=lambda: now[0]) for _ in range(2))
-    here.signed_in("u-bob", "refresh-1")
-    there.signed_in("u-bob", "refresh-2")          # the same person signed in on the other replica: the latest wins
+    here.keep("u-bob", "refresh-1")
+    there.keep("u-bob", "refresh-2")          # the same person signed in on the other replica: the latest wins
     assert here.due("u-bob") == there.due("u-bob") == Due.FRESH
     now[0] += CHECK_SECONDS + 1
     here._fresh_until.clear()

@@ -181,7 +181,7 @@ def test_a_session_goes_on_while_the_provider_cannot_recheck_its_groups_and_is_a
         rt._verifier = checker
         checks = rt._group_checks = group_checks.GroupChecks(sqlalchemy.create_engine(f"sqlite:///{tmp_path}/u.db"))
         checks.clock = lambda: time.time() - group_checks.CHECK_SECONDS - 10   # signed in 15 minutes ago
-        checks.signed_in("u-bob", "refresh-token-of-bob")
+        checks.keep("u-bob", "refresh-token-of-bob")
         checks.clock, checks._fresh_until = time.time, {}
         cookie = rt.sessions.dumps({"u": "bob", "s": "u-bob", "t": time.time() - group_checks.CHECK_SECONDS - 10})
         with Flask(__name__).test_request_context("/", headers={"Cookie": f"{oidc_auth.SESSION_COOKIE}={cookie}"}):

@@ -36,11 +36,9 @@ class GroupChecks:
                                        "KEY, refresh_token TEXT NOT NULL, checked_at DOUBLE NOT NULL)")
             self._table_ready = True
 
-    def signed_in(self, subject: str, refresh_token: str | None) -> None:
-        """A sign-in just read the groups: its refresh token (None: the provider gave none) replaces the last."""
-        self._write(subject, refresh_token, self.clock())
-
-    def checked(self, subject: str, refresh_token: str) -> None:
+    def keep(self, subject: str, refresh_token: str | None) -> None:
+        """The groups were just read (a sign-in, or a check): this refresh token (None: the provider gave none)
+        replaces the last, and the next check is a whole interval away."""
         self._write(subject, refresh_token, self.clock())
 
     def retry_soon(self, subject: str) -> None:

@@ -105,40 +105,36 @@ class Runtime:
         self._people: People | None = None
         self._group_checks: GroupChecks | None = None
 
+    def _once(self, attribute: str, make):
+        """The object kept in `attribute`, made by `make()` on first use, once, whichever thread asks first."""
+        with self._lock:
+            if getattr(self, attribute) is None:
+                setattr(self, attribute, make())
+            return getattr(self, attribute)
+
+    # The tables below live in the users' database MLflow's auth app opened (its store is set up before any
+    # request).
     @property
     def signouts(self) -> SignOuts:
-        """In the users' database MLflow's auth app opened (its store is set up before any request)."""
         from mlflow.server.auth import store
 
-        with self._lock:
-            if self._signouts is None:
-                self._signouts = SignOuts(store.engine, self.settings.signout_check_seconds)
-            return self._signouts
-
-    @property
-    def verifier(self) -> TokenVerifier:
-        with self._lock:
-            if self._verifier is None:
-                self._verifier = TokenVerifier(self.settings, discover(self.settings.issuer))
-            return self._verifier
+        return self._once("_signouts", lambda: SignOuts(store.engine, self.settings.signout_check_seconds))
 
     @property
     def group_checks(self) -> GroupChecks:
         from mlflow.server.auth import store
 
-        with self._lock:
-            if self._group_checks is None:
-                self._group_checks = GroupChecks(store.engine, self.settings.group_check_seconds)
-            return self._group_checks
+        return self._once("_group_checks", lambda: GroupChecks(store.engine, self.settings.group_check_seconds))
 
     @property
     def people(self) -> People:
         from mlflow.server.auth import store
 
-        with self._lock:
-            if self._people is None:
-                self._people = People(store)
-            return self._people
+        return self._once("_people", lambda: People(store))
+
+    @property
+    def verifier(self) -> TokenVerifier:
+        return self._once("_verifier", lambda: TokenVerifier(self.settings, discover(self.settings.issuer)))
 
     def sync_user(self, identity: Identity, force: bool = False) -> str:
         """The person's MLflow username (people.py: created on first sight, keyed by subject), with the admin
@@ -279,7 +275,7 @@ def finish_sign_in(request, rt: Runtime):
     identity = identity_from_claims(rt.verifier.claims(tokens["id_token"], nonce=login["nonce"]), rt.settings)
     username = rt.sync_user(identity, force=True)
     refresh_token = tokens.get("refresh_token")
-    rt.group_checks.signed_in(identity.subject, refresh_token if isinstance(refresh_token, str) else None)
+    rt.group_checks.keep(identity.subject, refresh_token if isinstance(refresh_token, str) else None)
     _logger.info("%s signed in (admin=%s)", username, identity.is_admin)
     answer = redirect(login["next"], 302)
     answer.headers["Cache-Control"] = "no-store"
@@ -397,7 +393,7 @@ def _groups_still_hold(rt: Runtime, subject: str | None, username: str, issued_a
         _logger.info("%s signed out of every session: %s", username, refused.reason)
         return False
     rt.sync_user(identity, force=True)  # the admin flag follows the groups
-    rt.group_checks.checked(subject, refresh_token or due)
+    rt.group_checks.keep(subject, refresh_token or due)
     return True
 
 
