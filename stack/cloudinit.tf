@@ -82,9 +82,11 @@ locals {
   # through the instance principal at start (docker/lib/mlflow_oci/secrets.py).
   tracking_settings = merge(
     {
-      MLFLOW_DB_HOST                   = local.mysql_private_ip
-      MLFLOW_DB_PORT                   = "3306"
-      MLFLOW_DB_WAIT_SECONDS           = "1800" # the VM boots while the DB system is still being created
+      MLFLOW_DB_HOST         = local.mysql_private_ip
+      MLFLOW_DB_PORT         = "3306"
+      MLFLOW_DB_WAIT_SECONDS = "1800" # the VM boots while the DB system is still being created
+      # MySQL's certificate is verified with the stack CA's, mounted read-only (container.service.tftpl)
+      MLFLOW_DB_SSL_CA                 = "/opt/mlflow/tls/mlflow-ca.pem"
       MLFLOW_DB_NAME                   = var.mlflow_db_name
       MLFLOW_DB_USER                   = var.mlflow_db_user
       MLFLOW_DB_PASSWORD_SECRET_OCID   = local.secret_ids["mlflow-db"]

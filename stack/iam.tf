@@ -19,6 +19,8 @@
 #   cluster   (oke) OKE's cloud controller, which assigns the load balancer its reserved public IP
 #   each VM   (tls.tf) its own TLS certificate with the private key, the CA's certificate, and the secret
 #             naming its certificate; the stack's CA uses its HSM key (policy "tls_ca")
+#   mysql     the MySQL DB systems of the compartment (their resource principal) read the DB system's
+#             certificate, and only that one (policy "mysql_certificate")
 # IAM writes go to the home region (provider oci.home). With create_iam_policies = false nothing here is
 # created and the outputs iam_dynamic_groups and iam_statements say what an administrator must add;
 # the statements then name the dynamic groups instead of their OCIDs.
@@ -50,6 +52,13 @@ locals {
       var.create_iam_policies ? "dynamic-group id ${oci_identity_dynamic_group.vm[role].id}" : "dynamic-group ${name}"
     )
   }
+  # The DB system reads its certificate while it is created, before it has an OCID a rule could name: the
+  # rule is the one HeatWave documents for "bring your own certificate" (Resource Principals), and the
+  # policy names the certificate. A resource of its own: the VMs' groups name the VMs, which the DB system
+  # must not wait for.
+  mysql_dynamic_group_name = "${var.name_prefix}-mysql-${local.iam_suffix}"
+  mysql_dynamic_group_rule = "ALL {resource.type = 'mysqldbsystem', resource.compartment.id = '${var.compartment_ocid}'}"
+  mysql_iam_subject        = var.create_iam_policies ? "dynamic-group id ${oci_identity_dynamic_group.mysql[0].id}" : "dynamic-group ${local.mysql_dynamic_group_name}"
 
   readable_secrets = {
     tracking = [for name in local.secret_names : local.secret_ids[name]]
@@ -86,14 +95,21 @@ locals {
       ] : [],
     )
   ])
-  iam_statements = concat(local.principal_statements, local.oke_cluster_statements, local.tls_ca_statements, local.datascience_service_statements)
+  iam_statements = concat(local.principal_statements, local.oke_cluster_statements, local.tls_ca_statements, local.mysql_certificate_statements, local.datascience_service_statements)
 
   # The stack's CA signs with its HSM key: OCI Certificates documents this statement for a CA's use of its
   # key ("Required IAM Policy" of Certificates), here limited to that key. A policy of its own, created
   # before the CA (waits.tf): the VMs' policy names the VMs, which are created after the CA.
-  tls_ca_statements = local.tls_enabled ? [
+  tls_ca_statements = [
     "Allow any-user to use keys in compartment id ${var.compartment_ocid} where all {request.principal.type = 'certificateauthority', target.key.id = '${local.tls_ca_key_id}'}",
-  ] : []
+  ]
+
+  # HeatWave documents "read leaf-certificate-family" for a DB system's own certificate (Mandatory Policies
+  # and Permissions: bring your own certificate); here limited to the certificate the stack made for it.
+  # A policy of its own, which the DB system waits for (waits.tf).
+  mysql_certificate_statements = [
+    "Allow ${local.mysql_iam_subject} to read leaf-certificate-family in compartment id ${var.compartment_ocid} where target.leaf-certificate.id = '${local.tls_mysql_certificate_id}'",
+  ]
 
   # OKE's cloud controller gives the load balancer its reserved address (public_ips.tf) as the cluster
   # itself: it looks the address up and assigns it. OKE documents these two grants for a reserved IP in
@@ -121,6 +137,17 @@ resource "oci_identity_dynamic_group" "vm" {
   freeform_tags  = local.freeform_tags
 }
 
+resource "oci_identity_dynamic_group" "mysql" {
+  count    = var.create_iam_policies ? 1 : 0
+  provider = oci.home
+
+  compartment_id = var.tenancy_ocid
+  name           = local.mysql_dynamic_group_name
+  description    = "The MySQL DB systems of the MLflow stack ${var.name_prefix}'s compartment (they read the DB system's TLS certificate)"
+  matching_rule  = local.mysql_dynamic_group_rule
+  freeform_tags  = local.freeform_tags
+}
+
 resource "oci_identity_policy" "vm" {
   count    = var.create_iam_policies ? 1 : 0
   provider = oci.home
@@ -133,13 +160,24 @@ resource "oci_identity_policy" "vm" {
 }
 
 resource "oci_identity_policy" "tls_ca" {
-  count    = var.create_iam_policies && local.tls_enabled ? 1 : 0
+  count    = var.create_iam_policies ? 1 : 0
   provider = oci.home
 
   compartment_id = var.compartment_ocid
   name           = "${var.name_prefix}-ca-${local.iam_suffix}"
   description    = "Lets the private CA of the MLflow stack ${var.name_prefix} sign with its key"
   statements     = local.tls_ca_statements
+  freeform_tags  = local.freeform_tags
+}
+
+resource "oci_identity_policy" "mysql_certificate" {
+  count    = var.create_iam_policies ? 1 : 0
+  provider = oci.home
+
+  compartment_id = var.compartment_ocid
+  name           = "${var.name_prefix}-mysql-${local.iam_suffix}"
+  description    = "Lets the MySQL DB system of the MLflow stack ${var.name_prefix} read its TLS certificate"
+  statements     = local.mysql_certificate_statements
   freeform_tags  = local.freeform_tags
 }
 

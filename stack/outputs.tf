@@ -92,8 +92,8 @@ output "vault_id" {
 }
 
 output "iam_dynamic_groups" {
-  description = "Dynamic groups of this stack's VMs and their matching rules (created when create_iam_policies is true; otherwise an administrator creates them in the home region)."
-  value       = local.dynamic_group_rules
+  description = "Dynamic groups of this stack's VMs (and of its MySQL DB system) and their matching rules (created when create_iam_policies is true; otherwise an administrator creates them in the home region)."
+  value       = merge(local.dynamic_group_rules, { (local.mysql_dynamic_group_name) = local.mysql_dynamic_group_rule })
 }
 
 output "iam_statements" {
@@ -148,7 +148,7 @@ output "sso_application" {
 }
 
 output "tls_ca_id" {
-  description = "OCID of the stack's private certificate authority (OCI Certificates), which issues the VMs' TLS certificates; clients verify with its certificate (tls_ca_command). Empty with deployment_target = \"oke\" (its load balancer keeps a self-signed certificate for now)."
+  description = "OCID of the stack's private certificate authority (OCI Certificates), which issues the VMs' and the MySQL DB system's TLS certificates; clients verify with its certificate (tls_ca_command). With deployment_target = \"oke\" the load balancer keeps a self-signed certificate for now."
   value       = local.tls_ca_id
 }
 

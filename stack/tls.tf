@@ -1,8 +1,9 @@
-# TLS that clients verify (docs/tls.md): a private root CA in OCI Certificates issues each VM a certificate
-# for the addresses clients use, and OCI renews it before it expires. The VMs read their certificate's
-# current bundle, private key included, through their instance principal at boot and on a timer
-# (userdata/mlflow-refresh-tls.sh), and keep the CA's certificate, with which the serving proxy verifies
-# the tracking server.
+# TLS that clients verify (docs/tls.md): a private root CA in OCI Certificates issues a certificate to each
+# endpoint for the addresses its clients use, and OCI renews it before it expires. The VMs read their
+# certificate's current bundle, private key included, through their instance principal at boot and on a
+# timer (userdata/mlflow-refresh-tls.sh), and keep the CA's certificate, with which the serving proxy
+# verifies the tracking server and the tracking server verifies MySQL. The MySQL DB system presents its own
+# certificate from the same CA (HeatWave's "bring your own certificate", database.tf).
 #
 #   <prefix>-ca                   an HSM-protected RSA key in the vault the stack uses (its own, or the
 #                                 user's vault_ocid): a CA signs with a hardware-protected asymmetric key,
@@ -10,11 +11,12 @@
 #   <prefix>-ca-<suffix>          the root CA. A destroyed CA is only scheduled for deletion and keeps its
 #                                 name, so the name carries a suffix of the key's OCID: a new deployment
 #                                 of the same prefix makes a new key, hence a new name.
-#   <prefix>-<role>-<hash>        one certificate per VM role, for its reserved public IP and its private
+#   <prefix>-<endpoint>-<hash>    one certificate per endpoint: each VM role ("vm"), for its reserved public
+#                                 IP and its private IP, and mysql ("service"), for the DB system's private
 #                                 IP (IP subject alternative names: the endpoints have no DNS name); the
 #                                 hash is of the CA's suffix and the addresses, so a certificate for new
 #                                 addresses never asks for the name of the one it replaces.
-#   <prefix>-tls-<role>           a Vault secret holding that certificate's OCID (no secret value). The
+#   <prefix>-tls-<role>           a Vault secret holding a VM's certificate's OCID (no secret value). The
 #                                 certificate names the VM's public IP, which exists only once the VM does,
 #                                 so the VM's user_data cannot carry the certificate's OCID (a cycle): it
 #                                 carries the secret's name, which the stack chooses, and reads it by name
@@ -22,18 +24,20 @@
 #
 # IAM (iam.tf): the CA may use its key (a policy of its own, waited for before the CA is created: the VMs'
 # policy names the VMs, which come after their certificates); each VM reads its own certificate with the
-# private key, and the CA's bundle.
-# With deployment_target = "oke" nothing here is created yet: the load balancer's certificate from the same
-# CA comes in a later change (docs/tls.md), and its clients keep the self-signed certificate until then.
+# private key, and the CA's bundle; the DB system reads its certificate (policy "mysql_certificate", waited
+# for before the DB system, which reads it when it is created).
+# With deployment_target = "oke" the key, the CA and MySQL's certificate exist; the load balancer's
+# certificate from the same CA comes in a later change (docs/tls.md), and its clients keep the self-signed
+# certificate until then (tls_enabled: the endpoints clients reach).
 
 locals {
   tls_enabled    = !local.oke_enabled
-  create_tls_key = local.tls_enabled && var.tls_ca_key_ocid == ""
-  tls_ca_key_id  = !local.tls_enabled ? "" : (local.create_tls_key ? oci_kms_key.tls_ca[0].id : var.tls_ca_key_ocid)
+  create_tls_key = var.tls_ca_key_ocid == ""
+  tls_ca_key_id  = local.create_tls_key ? oci_kms_key.tls_ca[0].id : var.tls_ca_key_ocid
   # The management endpoint of the vault the key goes into: the stack's own vault, or the user's.
   tls_key_management_endpoint = local.create_vault ? oci_kms_vault.mlflow[0].management_endpoint : try(data.oci_kms_vault.existing[0].management_endpoint, "")
-  tls_suffix                  = local.tls_enabled ? substr(sha256(local.tls_ca_key_id), 0, 8) : ""
-  tls_ca_id                   = local.tls_enabled ? oci_certificates_management_certificate_authority.mlflow[0].id : ""
+  tls_suffix                  = substr(sha256(local.tls_ca_key_id), 0, 8)
+  tls_ca_id                   = oci_certificates_management_certificate_authority.mlflow.id
 
   # The addresses each role's certificate names: the reserved public IP, then the private IP the VCN's
   # clients use (the serving VM reaches the tracking server there). The private IP is also the common name:
@@ -46,6 +50,11 @@ locals {
     ]
   }
   tls_certificate_ids = { for role, cert in oci_certificates_management_certificate.vm : role => cert.id }
+  # The services whose addresses the stack chooses before any VM exists: MySQL's private IP (locals.tf),
+  # which the tracking server connects to. A resource of their own, so that the DB system, created with its
+  # certificate, never waits for the VMs (the VMs wait for it).
+  tls_service_addresses    = { mysql = [local.mysql_private_ip] }
+  tls_mysql_certificate_id = oci_certificates_management_certificate.service["mysql"].id
   # The VM reads its certificate's OCID from a Vault secret of this name (below), by name.
   tls_certificate_secret_names = { for role in keys(local.vm_shapes) : role => "${var.name_prefix}-tls-${role}" }
 
@@ -77,8 +86,6 @@ resource "oci_kms_key" "tls_ca" {
 }
 
 resource "oci_certificates_management_certificate_authority" "mlflow" {
-  count = local.tls_enabled ? 1 : 0
-
   compartment_id = var.compartment_ocid
   name           = "${var.name_prefix}-ca-${local.tls_suffix}"
   description    = "Private CA of the MLflow stack ${var.name_prefix}: issues its endpoints' certificates"
@@ -99,7 +106,7 @@ resource "oci_certificates_management_certificate_authority" "mlflow" {
 }
 
 resource "oci_certificates_management_certificate" "vm" {
-  for_each = local.tls_enabled ? local.vm_shapes : {}
+  for_each = local.tls_addresses
 
   compartment_id = var.compartment_ocid
   # Its addresses are in its name: new addresses (a replaced serving VM's private IP) make a new certificate,
@@ -140,6 +147,53 @@ resource "oci_certificates_management_certificate" "vm" {
 
   lifecycle {
     # The validity is set once, at creation: a later plan's time is not a change (renewal keeps it current).
+    ignore_changes = [certificate_config[0].validity]
+  }
+}
+
+# Before MySQL's certificate, the CA existed only on VMs (a count).
+moved {
+  from = oci_certificates_management_certificate_authority.mlflow[0]
+  to   = oci_certificates_management_certificate_authority.mlflow
+}
+
+resource "oci_certificates_management_certificate" "service" {
+  for_each = local.tls_service_addresses
+
+  compartment_id = var.compartment_ocid
+  name           = "${var.name_prefix}-${each.key}-${substr(sha256("${local.tls_suffix} ${join(" ", each.value)}"), 0, 8)}"
+  description    = "The MLflow stack ${var.name_prefix}'s ${each.key} endpoint"
+  freeform_tags  = local.freeform_tags
+
+  # As a VM's (above), for its one address: the IP SAN and the common name.
+  certificate_config {
+    config_type                     = "ISSUED_BY_INTERNAL_CA"
+    certificate_profile_type        = "TLS_SERVER"
+    issuer_certificate_authority_id = local.tls_ca_id
+    key_algorithm                   = "RSA2048"
+    signature_algorithm             = "SHA256_WITH_RSA"
+    subject {
+      common_name = each.value[0]
+    }
+    dynamic "subject_alternative_names" {
+      for_each = each.value
+      content {
+        type  = "IP"
+        value = subject_alternative_names.value
+      }
+    }
+    validity {
+      time_of_validity_not_after = timeadd(plantimestamp(), "8760h")
+    }
+  }
+
+  certificate_rules {
+    rule_type              = "CERTIFICATE_RENEWAL_RULE"
+    renewal_interval       = "P90D"
+    advance_renewal_period = "P30D"
+  }
+
+  lifecycle {
     ignore_changes = [certificate_config[0].validity]
   }
 }

@@ -33,3 +33,15 @@ resource "time_sleep" "policy" {
     statements = sha256(join("\n", each.value.statements))
   }
 }
+
+# The DB system reads its certificate while it is created (database.tf), and the policy that allows it names
+# that certificate, which the CA issues after its own wait above: a wait of its own.
+resource "time_sleep" "mysql_certificate_policy" {
+  count = var.create_iam_policies ? 1 : 0
+
+  create_duration = "30s"
+  triggers = {
+    policy     = oci_identity_policy.mysql_certificate[0].id
+    statements = sha256(join("\n", oci_identity_policy.mysql_certificate[0].statements))
+  }
+}

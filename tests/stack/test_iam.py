@@ -50,7 +50,10 @@ def stack_facts(d) -> dict:
     every_secret = resources(plan, "oci_vault_secret")
     secrets = {v["secret_name"].split("-", 1)[1]: v["id"] for a, v in every_secret.items() if ".mlflow[" in a}
     by_name = {v["secret_name"] for a, v in every_secret.items() if ".sso[" in a}
-    certificates = {a.split('"')[1]: v["id"] for a, v in resources(plan, "oci_certificates_management_certificate").items()}
+    every_certificate = resources(plan, "oci_certificates_management_certificate")
+    certificates = {a.split('"')[1]: v["id"] for a, v in every_certificate.items() if a.startswith(
+        "oci_certificates_management_certificate.vm[")}
+    mysql_certificate = every_certificate['oci_certificates_management_certificate.service["mysql"]']["id"]
     # the secret that names a VM's certificate, read by its name (tls.tf)
     tls_names = {a.split('"')[1]: v["secret_name"] for a, v in every_secret.items() if ".tls[" in a}
     assert {role: base64.b64decode(v["secret_content"][0]["content"]).decode()
@@ -61,6 +64,9 @@ def stack_facts(d) -> dict:
     for session in resources(plan, "oci_datascience_notebook_session").values():
         rules["notebook"] = f"ALL {{resource.type = 'datasciencenotebooksession', resource.id = '{session['id']}'}}"
     compartment = tfvars_of(d.inventory)["compartment_ocid"]
+    # HeatWave's documented rule for its DB systems' resource principal: the DB system reads its certificate
+    # while it is created, before it has an OCID a rule could name
+    rules["mysql"] = f"ALL {{resource.type = 'mysqldbsystem', resource.compartment.id = '{compartment}'}}"
     namespaces = {v["name"] for v in resources(plan, "oci_identity_tag_namespace").values()}
     for pool in resources(plan, "oci_containerengine_node_pool").values():
         ((tag, value),) = pool["node_config_details"][0]["defined_tags"].items()
@@ -69,7 +75,7 @@ def stack_facts(d) -> dict:
         rules["workers"] = f"ALL {{instance.compartment.id = '{compartment}', tag.{tag}.value = '{value}'}}"
     return {"secrets": secrets, "by_name": by_name, "rules": rules, "bucket": d.outputs["bucket_name"],
             "compartment": compartment, "certificates": certificates, "tls_names": tls_names,
-            "ca": authorities[0] if authorities else None}
+            "ca": authorities[0] if authorities else None, "mysql_certificate": mysql_certificate}
 
 
 def grants(statements: list, subjects: dict, compartment: str) -> dict:
@@ -135,7 +141,9 @@ def test_the_vms_may_read_their_secrets_and_write_the_bucket_and_nothing_else(de
     tfvars = tfvars_of(d.inventory)
     groups = resources(d.replan, "oci_identity_dynamic_group")
     if tfvars.get("create_iam_policies", True):
-        by_role = {address.split('"')[1]: group for address, group in groups.items()}
+        # the VMs' groups by role, and the DB system's, a resource of its own (it must not wait for the VMs)
+        by_role = {address.split('"')[1] if '"' in address else address.split(".")[1].split("[")[0]: group
+                   for address, group in groups.items()}
         assert set(by_role) == set(facts["rules"])
         for role, group in by_role.items():
             assert group["matching_rule"] == facts["rules"][role]
@@ -144,10 +152,11 @@ def test_the_vms_may_read_their_secrets_and_write_the_bucket_and_nothing_else(de
         policies = resources(d.replan, "oci_identity_policy")
         policy = policies["oci_identity_policy.vm[0]"]
         service = policies.get("oci_identity_policy.datascience[0]", {}).get("statements", [])
-        ca_policy = policies.get("oci_identity_policy.tls_ca[0]", {}).get("statements", [])
+        ca_policy = policies["oci_identity_policy.tls_ca[0]"]["statements"]
+        mysql_policy = policies["oci_identity_policy.mysql_certificate[0]"]["statements"]
         statements = policy["statements"]
         assert policy["compartment_id"] == facts["compartment"]
-        assert statements + ca_policy + service == d.outputs["iam_statements"]
+        assert statements + ca_policy + mysql_policy + service == d.outputs["iam_statements"]
     else:
         assert groups == {} and not any(a.startswith("oci_identity_policy.vm")
                                         for a in resources(d.replan, "oci_identity_policy"))
@@ -167,15 +176,21 @@ def test_the_vms_may_read_their_secrets_and_write_the_bucket_and_nothing_else(de
     keys = {k["id"] for a, k in resources(d.replan, "oci_kms_key").items() if a.startswith("oci_kms_key.tls_ca")}
     assert ca_key == [f"Allow any-user to use keys in compartment id {facts['compartment']} where all "
                       f"{{request.principal.type = 'certificateauthority', target.key.id = '{key}'}}" for key in keys]
-    assert (facts["ca"] is None) == (keys == set()) == (tfvars.get("deployment_target") == "oke")
-    statements = [s for s in statements if s not in ca_key]
+    assert facts["ca"] and len(keys) == 1  # on every target: MySQL's certificate comes from it
+    # The MySQL DB systems of the compartment read the DB system's certificate and nothing else (HeatWave
+    # documents "read leaf-certificate-family" for bring your own certificate).
+    mysql = [s for s in d.outputs["iam_statements"] if "leaf-certificate-family" in s]
+    assert mysql == [f"Allow {subjects['mysql']} to read leaf-certificate-family in compartment id {facts['compartment']} "
+                     f"where target.leaf-certificate.id = '{facts['mysql_certificate']}'"]
+    statements = [s for s in statements if s not in ca_key + mysql]
     cluster = [s for s in statements if s.startswith("Allow any-user ")]
     clusters = [c["id"] for c in resources(d.replan, "oci_containerengine_cluster").values()]
     assert cluster == [f"Allow any-user to {grant} in compartment id {facts['compartment']} where all "
                        f"{{request.principal.type = 'cluster', request.principal.id = '{cluster_id}'}}"
                        for cluster_id in clusters for grant in ("read public-ips", "manage floating-ips")]
-    expected = expected_grants(facts, facts["rules"], tfvars.get("artifact_store", "oci"))
-    assert grants([s for s in statements if s not in cluster], subjects, facts["compartment"]) == expected
+    readers = {role: subject for role, subject in subjects.items() if role != "mysql"}
+    expected = expected_grants(facts, readers, tfvars.get("artifact_store", "oci"))
+    assert grants([s for s in statements if s not in cluster], readers, facts["compartment"]) == expected
 
 
 def test_a_wider_statement_is_caught():

@@ -3,12 +3,17 @@ address is known: the CA signs with an HSM-protected RSA key in the vault the st
 requires an HSM-protected asymmetric key for a CA), each VM's certificate names that VM's reserved public IP
 and its private IP as IP subject alternative names (its common name the private IP, which nginx checks), the
 VM is told which certificate and CA to read and where, the serving VM verifies the tracking server with the
-CA, and the outputs carry the CA and the command that reads its certificate. IAM is in test_iam.py."""
+CA, the MySQL DB system presents a certificate from the same CA for its private IP, which the tracking
+server verifies, and the outputs carry the CA and the command that reads its certificate. IAM is in
+test_iam.py."""
 import base64
 import ipaddress
+import json
 import re
 
 import pytest
+
+from harness import static
 
 from .conftest import _env_files, tfvars_of
 
@@ -53,7 +58,8 @@ def test_each_vm_certificate_names_its_public_and_private_ip(deployed, profile):
     (ca,) = _resources(d.replan, "oci_certificates_management_certificate_authority").values()
     public = {a.split('"')[1]: v["ip_address"] for a, v in _resources(d.replan, "oci_core_public_ip").items()}
     instances = {v["freeform_tags"]["role"]: v for v in _resources(d.replan, "oci_core_instance").values()}
-    certificates = {a.split('"')[1]: v for a, v in _resources(d.replan, "oci_certificates_management_certificate").items()}
+    certificates = {a.split('"')[1]: v for a, v in _resources(d.replan, "oci_certificates_management_certificate").items()
+                    if a.startswith("oci_certificates_management_certificate.vm[")}
     assert set(certificates) == set(instances)
     for role, certificate in certificates.items():
         config = certificate["certificate_config"][0]
@@ -105,11 +111,51 @@ def test_each_vm_is_told_its_certificate_and_the_ca_and_serving_verifies_trackin
                 assert "PROXY_AUTH_TLS_CA" not in proxy
 
 
-def test_oke_has_no_ca_yet_and_its_outputs_say_so(deployed):
+@pytest.mark.parametrize("profile", ["default", "oke"])
+def test_mysql_presents_a_certificate_from_the_ca_for_its_private_ip_and_tracking_verifies_it(deployed, profile):
+    """HeatWave's "bring your own certificate" (the DB system's secure_connections, BYOC, names a certificate
+    of OCI Certificates; MySQL HeatWave docs, Resource Principals): the certificate names the private IP the
+    tracking server connects to, as its only IP SAN and its common name, so the tracking server checks the
+    name as well as the chain. Before, the DB system kept HeatWave's own certificate and the tracking server
+    skipped the name check (ssl_check_hostname=false) and had no CA to check the chain with."""
+    d = deployed(profile)
+    (ca,) = _resources(d.replan, "oci_certificates_management_certificate_authority").values()
+    (db,) = _resources(d.replan, "oci_mysql_mysql_db_system").values()
+    certificate = _resources(d.replan, "oci_certificates_management_certificate")[
+        'oci_certificates_management_certificate.service["mysql"]']
+    assert db["secure_connections"] == [{"certificate_generation_type": "BYOC", "certificate_id": certificate["id"]}]
+    config = certificate["certificate_config"][0]
+    assert [(san["type"], san["value"]) for san in config["subject_alternative_names"]] == [("IP", db["ip_address"])]
+    assert config["subject"][0]["common_name"] == db["ip_address"]
+    assert (config["issuer_certificate_authority_id"], config["certificate_profile_type"]) == (ca["id"], "TLS_SERVER")
+    assert certificate["certificate_rules"][0]["renewal_interval"] == "P90D"
+    # The VMs wait for MySQL, never the other way round: what lets the DB system read its certificate must not
+    # name the VMs (a dynamic group of the VMs' would have the DB system created after them).
+    state = json.loads(d.tf.run("state", "pull").stdout)
+    (db_state,) = [r for r in state["resources"] if r["type"] == "oci_mysql_mysql_db_system"]
+    waits_for = db_state["instances"][0]["dependencies"]
+    assert "time_sleep.mysql_certificate_policy" in waits_for
+    assert not [dep for dep in waits_for if dep.startswith(("oci_core_instance.", "oci_datascience_notebook_session."))]
+    for instance in _resources(d.replan, "oci_core_instance").values():
+        if instance["freeform_tags"]["role"] != "tracking":
+            continue
+        tracking = _env_files(instance["metadata"]["user_data"])["tracking.env"]
+        assert tracking["MLFLOW_DB_HOST"] == db["ip_address"]
+        assert tracking["MLFLOW_DB_SSL_CA"] == "/opt/mlflow/tls/mlflow-ca.pem"
+        files = static.written_files(static.decode_user_data(instance["metadata"]["user_data"]))
+        (start,) = [line for line in files["/etc/systemd/system/mlflow-tracking.service"].splitlines()
+                    if line.startswith("ExecStart=")]
+        # where mlflow-refresh-tls keeps the CA's certificate, read-only in the container
+        assert "--volume /var/lib/mlflow/tls:/opt/mlflow/tls:ro,z" in start
+
+
+def test_oke_has_the_ca_for_mysql_but_no_client_certificate_yet(deployed):
     d = deployed("oke")
-    assert not _resources(d.replan, "oci_certificates_management_certificate_authority")
-    assert not [a for a in _resources(d.replan, "oci_kms_key") if "tls_ca" in a]
-    assert (d.outputs["tls_ca_id"], d.outputs["tls_ca_command"]) == ("", "")
+    (ca,) = _resources(d.replan, "oci_certificates_management_certificate_authority").values()
+    assert [a for a in _resources(d.replan, "oci_kms_key") if "tls_ca" in a]
+    assert set(_resources(d.replan, "oci_certificates_management_certificate")) == {
+        'oci_certificates_management_certificate.service["mysql"]'}
+    assert (d.outputs["tls_ca_id"], d.outputs["tls_ca_command"]) == (ca["id"], "")
 
 
 @pytest.mark.parametrize("profile", ["default", "per-person"])

@@ -40,7 +40,7 @@ def test_same_plan_from_stack_dir_and_from_flattened_zip_root(tmp_path):
     # a certificate is valid for a year from the plan that creates it (plantimestamp(): the two plans differ)
     for plan in (repo_plan, flat_plan):
         for address, values in plan.values.items():
-            if address.startswith("oci_certificates_management_certificate.vm["):
+            if address.startswith("oci_certificates_management_certificate."):
                 assert values["certificate_config"][0].pop("validity")[0]["time_of_validity_not_after"]
     assert repo_plan.values == flat_plan.values
     assert repo_plan.outputs == flat_plan.outputs

@@ -1,7 +1,8 @@
 """OCI makes a new tag or policy usable only seconds after it is written, and the provider double does the
 same (harness/double/propagation.py, with the sources): the stack waits where it uses one (waits.tf).
-With the waits the profiles apply (test_profiles.py applies every one); without them the first apply
-fails the way it would on OCI."""
+With the waits the profiles apply (test_profiles.py applies every one); without them the
+first apply fails the way it would on OCI (each refusal is counted by its own message: without any wait,
+other objects may be refused too)."""
 import pytest
 
 from harness.double import propagation
@@ -15,8 +16,10 @@ pytestmark = pytest.mark.terraform
 
 @pytest.mark.parametrize("profile, waits_for, refusal", [
     ("oke", "oke_node_tag", "400-InvalidParameter, Failed to validate tags: TagNamespace mlflow-oke-"),
-    ("notebook", 'policy["datascience"]', "404-NotAuthorizedOrNotFound"),
+    ("notebook", 'policy["datascience"]', "404-NotAuthorizedOrNotFound, Authorization failed"),
     ("other-region", 'policy["bucket_key"]', "400-InsufficientServicePermissions"),
+    # the DB system reads its own certificate as it is created (HeatWave's bring your own certificate)
+    ("default", "mysql_certificate_policy", "404-NotAuthorizedOrNotFound, the DB system is not authorized"),
 ])
 def test_without_the_wait_the_first_apply_fails_as_it_would_on_oci(deployed, tmp_path, profile, waits_for, refusal):
     applied = deployed(profile)  # with the wait: applied, and the wait is in the state
@@ -26,7 +29,7 @@ def test_without_the_wait_the_first_apply_fails_as_it_would_on_oci(deployed, tmp
     inventory = load_inventory(INVENTORIES / f"{profile}.yaml")
     workdir = repo_layout(tmp_path)
     waits = workdir / "waits.tf"
-    assert waits.read_text().count('create_duration = "30s"') == 2
+    assert waits.read_text().count('create_duration = "30s"') == 3
     waits.write_text(waits.read_text().replace('create_duration = "30s"', 'create_duration = "0s"'))
     tf = Terraform(workdir, fixtures=inventory.get("fixtures"))
     tf.env[propagation.SCALE_ENV] = "1"  # the cloud's own pace: nothing in the double is that slow
