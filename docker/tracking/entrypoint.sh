@@ -66,22 +66,28 @@ export MLFLOW_DB_PORT MLFLOW_DB_NAME MLFLOW_DB_WAIT_SECONDS  # read by init_db.p
 
 # --- backend store -------------------------------------------------------------------------
 # The mysql+pymysql URI of database $1 from MLFLOW_DB_*, read from the environment so no secret is in argv.
-# TLS to MySQL: encrypted always (HeatWave may require it); the server's certificate is verified against
-# MLFLOW_DB_SSL_CA when one is given (not the host name: the DB system is reached by IP).
+# TLS to MySQL: encrypted always (HeatWave may require it), and the server's certificate verified: its chain
+# against MLFLOW_DB_SSL_CA (unset: the system's trust store) and the address it names against MLFLOW_DB_HOST
+# (the DB system is reached by its private IP, which its certificate names). init_db.py connects first and
+# stops the start with one line when the certificate does not verify.
 mysql_uri() {
   python3 -c '
-import os, sys
+import os, ssl, sys
 from urllib.parse import quote
 e = os.environ
 uri = "mysql+pymysql://{}:{}@{}:{}/{}?charset=utf8mb4".format(
     quote(e["MLFLOW_DB_USER"], safe=""), quote(e["MLFLOW_DB_PASSWORD"], safe=""),
     e["MLFLOW_DB_HOST"], e["MLFLOW_DB_PORT"], sys.argv[1])
 if e["MLFLOW_DB_TLS"] == "required":
-    uri += "&ssl_check_hostname=false"
-    if e.get("MLFLOW_DB_SSL_CA"):
-        uri += "&ssl_ca=" + quote(e["MLFLOW_DB_SSL_CA"], safe="")
+    # PyMySQL verifies nothing without a CA file: the system bundle stands for the trust store.
+    paths = ssl.get_default_verify_paths()
+    ca = e.get("MLFLOW_DB_SSL_CA") or next((f for f in (paths.cafile, paths.openssl_cafile) if f and os.path.isfile(f)), None)
+    if not ca:
+        sys.exit(3)
+    uri += "&ssl_ca=" + quote(ca, safe="") + "&ssl_check_hostname=true"
 print(uri)' "$1"
 }
+NO_DB_CA="no CA to verify MySQL's certificate with (this system has no trust store): set MLFLOW_DB_SSL_CA to the CA that issued the DB system's certificate"
 
 if [[ -n ${MLFLOW_BACKEND_STORE_URI:-} ]]; then
   log "backend store: $(mask_uri "$MLFLOW_BACKEND_STORE_URI") (from MLFLOW_BACKEND_STORE_URI)"
@@ -97,7 +103,7 @@ else
   esac
   [[ -z ${MLFLOW_DB_SSL_CA:-} || -f $MLFLOW_DB_SSL_CA ]] || die "MLFLOW_DB_SSL_CA $MLFLOW_DB_SSL_CA does not exist"
   export MLFLOW_DB_TLS  # read by init_db.py
-  MLFLOW_BACKEND_STORE_URI=$(mysql_uri "$MLFLOW_DB_NAME")
+  MLFLOW_BACKEND_STORE_URI=$(mysql_uri "$MLFLOW_DB_NAME") || die "$NO_DB_CA"
   log "backend store: $(mask_uri "$MLFLOW_BACKEND_STORE_URI")"
   [[ -n ${MYSQL_ADMIN_USER:-} && -n ${MYSQL_ADMIN_PASSWORD:-} ]] ||
     log "MYSQL_ADMIN_USER/MYSQL_ADMIN_PASSWORD not set: database ${MLFLOW_DB_NAME} and its user must exist"
@@ -137,7 +143,7 @@ case ${MLFLOW_AUTH:=proxy} in
       [[ -n ${MLFLOW_DB_HOST:-} ]] ||
         die "MLFLOW_AUTH=$MLFLOW_AUTH keeps users in MySQL (MLFLOW_DB_*); with another backend set MLFLOW_AUTH_DATABASE_URI"
       export MLFLOW_AUTH_DB_NAME=${MLFLOW_AUTH_DB_NAME:-${MLFLOW_DB_NAME}_auth}  # read by init_db.py
-      MLFLOW_AUTH_DATABASE_URI=$(mysql_uri "$MLFLOW_AUTH_DB_NAME")
+      MLFLOW_AUTH_DATABASE_URI=$(mysql_uri "$MLFLOW_AUTH_DB_NAME") || die "$NO_DB_CA"
     fi
     export MLFLOW_AUTH_DATABASE_URI MLFLOW_AUTH_ADMIN_USERNAME MLFLOW_AUTH_ADMIN_PASSWORD
     log "users: MLflow's own, in $(mask_uri "$MLFLOW_AUTH_DATABASE_URI"); new users may $MLFLOW_AUTH_DEFAULT_PERMISSION"

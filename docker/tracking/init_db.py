@@ -10,17 +10,21 @@
 3. Users (MLFLOW_AUTH_DATABASE_URI, when MLflow's auth app keeps them): the same for its own database,
    MLFLOW_AUTH_DB_NAME, created and granted to the same user by the first-boot SQL and brought to
    the auth app's head revision, so an upgrade of MLflow migrates its users with its runs.
+Every connection verifies the server's certificate: its chain, its dates and that it names MLFLOW_DB_HOST (an
+IP address is matched against the certificate's IP addresses). A certificate that does not verify stops the
+preparation at once, before anything is created, with one line saying which server, which CA and what failed.
 Never prints a password.
 
 Environment: MYSQL_ADMIN_USER MYSQL_ADMIN_PASSWORD MLFLOW_DB_HOST MLFLOW_DB_PORT (3306)
              MLFLOW_DB_NAME (mlflow) MLFLOW_DB_USER MLFLOW_DB_PASSWORD MLFLOW_BACKEND_STORE_URI
              MLFLOW_DB_WAIT_SECONDS (300: how long to retry while the server is starting)
-             MLFLOW_DB_TLS (required: the admin connection is encrypted, as the MLflow one; off)
-             MLFLOW_DB_SSL_CA (a CA file to verify the server's certificate with)
+             MLFLOW_DB_TLS (required: the connections are encrypted and the server's certificate verified; off)
+             MLFLOW_DB_SSL_CA (the CA file the server's certificate must chain to; unset: the system's trust store)
              MLFLOW_AUTH_DATABASE_URI MLFLOW_AUTH_DB_NAME (MLflow's users; both set by the entrypoint)
 """
 import os
 import re
+import ssl
 import sys
 import time
 
@@ -71,12 +75,55 @@ def read_settings(env) -> dict:
     return settings
 
 
-def tls_options(settings) -> dict | None:
-    """PyMySQL's ssl argument: encrypted; verified against the CA when one is given (not the host name:
-    the DB system is reached by its IP address)."""
+def tls_options(settings) -> ssl.SSLContext | None:
+    """PyMySQL's ssl argument: encrypted, and the server's certificate verified against MLFLOW_DB_SSL_CA (or
+    the system's trust store), with the address the client asked for: the DB system's certificate names its
+    private IP, MLFLOW_DB_HOST."""
     if settings.get("tls", "required") == "off":
         return None
-    return {"check_hostname": False, **({"ca": settings["ssl_ca"]} if settings.get("ssl_ca") else {})}
+    context = ssl.create_default_context(cafile=settings.get("ssl_ca"))
+    context.check_hostname, context.verify_mode = True, ssl.CERT_REQUIRED
+    return context
+
+
+def certificate_problem(exc: BaseException) -> ssl.SSLCertVerificationError | None:
+    """The failed certificate verification behind a PyMySQL or SQLAlchemy error, if that is what it was."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            return exc
+        exc = (getattr(exc, "original_exception", None) or getattr(exc, "orig", None)
+               or exc.__cause__ or exc.__context__)
+    return None
+
+
+# OpenSSL's verification results (X509_V_ERR_*) that a user can act on, in words.
+_VERIFY_RESULTS = {
+    2: "it was not issued by that CA", 18: "it was not issued by that CA (it is self-signed)",
+    19: "it was not issued by that CA", 20: "it was not issued by that CA", 21: "it was not issued by that CA",
+    9: "it is not valid yet (check this machine's clock)", 10: "it has expired",
+}
+
+
+def certificate_refusal(error: ssl.SSLCertVerificationError, host: str, port: int, ca_file: str | None) -> str:
+    """One line: which server, which CA, what failed and what to do."""
+    where = (f"the CA in {ca_file} (MLFLOW_DB_SSL_CA)" if ca_file
+             else "the system's trust store (MLFLOW_DB_SSL_CA is not set)")
+    code = getattr(error, "verify_code", None)
+    if code in (62, 64):  # X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH
+        what = (f"it does not name {host}, the address in MLFLOW_DB_HOST -> give the DB system a certificate for "
+                "that address (its IP address as subject alternative name), or set MLFLOW_DB_HOST to the address "
+                "it names")
+    elif code in _VERIFY_RESULTS:
+        what = _VERIFY_RESULTS[code]
+        if what.startswith("it was not issued"):
+            what += " -> set MLFLOW_DB_SSL_CA to the CA that issued the DB system's certificate"
+        elif code == 10:
+            what += " -> renew the DB system's certificate"
+    else:
+        what = f"{getattr(error, 'verify_message', None) or error}"
+    return f"MySQL at {host}:{port} shows a certificate that does not verify with {where}: {what}"
 
 
 def connect_as_admin(settings):
@@ -88,6 +135,10 @@ def connect_as_admin(settings):
                                    password=settings["admin_password"], connect_timeout=10, autocommit=True,
                                    ssl=tls_options(settings))
         except pymysql.err.OperationalError as exc:
+            problem = certificate_problem(exc)
+            if problem is not None:  # a certificate does not change by waiting
+                raise SettingsError(certificate_refusal(problem, settings["host"], settings["port"],
+                                                        settings["ssl_ca"])) from None
             code = exc.args[0] if exc.args else None
             if code == 1045:  # access denied: retrying will not help
                 raise SettingsError(f"the database refused MYSQL_ADMIN_USER {settings['admin_user']!r}: "
@@ -205,6 +256,10 @@ def _engine(uri: str, what: str):
             pass
     except sqlalchemy.exc.OperationalError as exc:
         engine.dispose()
+        problem = certificate_problem(exc)
+        if problem is not None:
+            raise SettingsError(certificate_refusal(problem, engine.url.host, engine.url.port or 3306,
+                                                    os.environ.get("MLFLOW_DB_SSL_CA") or None)) from None
         raise SettingsError(f"cannot connect to the {what} as its user: {exc.orig}") from None
     return engine
 

@@ -84,8 +84,8 @@ def tracking_stack(tracker, tmp_path_factory, mariadb, s3) -> TrackingStack:
     config = TrackingConfig(
         port=port, artifacts_destination=f"s3://{s3.bucket}/mlflow", s3_endpoint=s3.endpoint, workers=1,
         allowed_hosts="mlflow.example.test",
-        extra_env=(("MLFLOW_DB_HOST", mariadb.host), ("MLFLOW_DB_PORT", str(mariadb.port)),
-                   ("MLFLOW_DB_NAME", "mlflow"), ("MLFLOW_DB_USER", "mlflow"), ("MLFLOW_DB_PASSWORD", DB_PASSWORD),
+        extra_env=(*mariadb.client_env(), ("MLFLOW_DB_NAME", "mlflow"), ("MLFLOW_DB_USER", "mlflow"),
+                   ("MLFLOW_DB_PASSWORD", DB_PASSWORD),
                    ("MYSQL_ADMIN_USER", mariadb.admin_user), ("MYSQL_ADMIN_PASSWORD", mariadb.admin_password),
                    ("AWS_ACCESS_KEY_ID", s3.access_key), ("AWS_SECRET_ACCESS_KEY", s3.secret_key),
                    ("AWS_DEFAULT_REGION", "us-east-1")))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pymysql
 
+from dataplane.trust import CA_FILE, issue_pair
 from harness import needs
 from orm_pack.local import processes
 from orm_pack.local.ports import free_port
@@ -65,26 +66,25 @@ class MariaDB:
     admin_user: str
     admin_password: str
     service: processes.Service
+    ca_file: str                  # the CA that issued its certificate (the lane's)
+    other_address: str            # where it answers too, with a certificate that does not name that address
+
+    def client_env(self) -> tuple[tuple[str, str], ...]:
+        """The tracking entrypoint's settings that reach this server and verify its certificate."""
+        return (("MLFLOW_DB_HOST", self.host), ("MLFLOW_DB_PORT", str(self.port)), ("MLFLOW_DB_SSL_CA", self.ca_file))
 
     def admin(self, database: str | None = None):
         return pymysql.connect(host=self.host, port=self.port, user=self.admin_user, password=self.admin_password,
                                database=database, autocommit=True, ssl={"check_hostname": False})
 
 
-def make_tls_pair(directory: Path) -> tuple[Path, Path]:
-    """A self-signed certificate and key for the test server (HeatWave's clients do not verify host names)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    cert, key = directory / "server.crt", directory / "server.key"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=mariadb",
-                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True, timeout=60)
-    return cert, key
-
-
 def start_mariadb(tracker: ProcessTracker, binaries: dict, workdir: Path, extra_args=()) -> MariaDB:
     """MariaDB on a loopback port with its own datadir; --no-defaults ignores /etc/mysql. Like a HeatWave
-    DB system with require_secure_transport=ON, it refuses TCP connections without TLS."""
+    DB system with require_secure_transport=ON, it refuses TCP connections without TLS, and like one with a
+    certificate of our own (bring your own certificate) it shows a certificate from the lane's CA for its
+    address, 127.0.0.1. It listens on 127.0.0.2 too, where that certificate names another address."""
     datadir, socket = workdir / "data", workdir / "mysqld.sock"
-    cert, key = make_tls_pair(workdir / "tls")
+    cert, key = issue_pair(workdir / "tls", "server")
     user = "root" if os.geteuid() == 0 else os.environ.get("USER", "nobody")
     subprocess.run([binaries["mariadb-install-db"], "--no-defaults", f"--user={user}", f"--datadir={datadir}",
                     "--auth-root-authentication-method=normal", "--skip-test-db"],
@@ -92,9 +92,9 @@ def start_mariadb(tracker: ProcessTracker, binaries: dict, workdir: Path, extra_
     port = free_port()
     service = tracker.start("mariadb", [
         binaries["mariadbd"], "--no-defaults", f"--user={user}", f"--datadir={datadir}", f"--port={port}",
-        "--bind-address=127.0.0.1", f"--socket={socket}", f"--pid-file={workdir / 'mysqld.pid'}",
+        "--bind-address=127.0.0.1,127.0.0.2", "--skip-name-resolve", f"--socket={socket}", f"--pid-file={workdir / 'mysqld.pid'}",
         "--skip-log-bin", "--innodb-buffer-pool-size=64M", "--character-set-server=utf8mb4",
-        "--collation-server=utf8mb4_bin", f"--ssl-cert={cert}", f"--ssl-key={key}", f"--ssl-ca={cert}",
+        "--collation-server=utf8mb4_bin", f"--ssl-cert={cert}", f"--ssl-key={key}", f"--ssl-ca={CA_FILE}",
         "--require-secure-transport=ON", *extra_args], dict(os.environ), workdir / "mariadb.log")
     deadline = time.monotonic() + 60
     while True:
@@ -110,7 +110,7 @@ def start_mariadb(tracker: ProcessTracker, binaries: dict, workdir: Path, extra_
     with root, root.cursor() as cursor:
         cursor.execute("CREATE USER 'admin'@'%%' IDENTIFIED BY %s", (admin_password,))
         cursor.execute("GRANT ALL PRIVILEGES ON *.* TO 'admin'@'%' WITH GRANT OPTION")
-    return MariaDB("127.0.0.1", port, socket, "admin", admin_password, service)
+    return MariaDB("127.0.0.1", port, socket, "admin", admin_password, service, CA_FILE, "127.0.0.2")
 
 
 @dataclass(frozen=True)

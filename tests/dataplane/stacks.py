@@ -121,8 +121,8 @@ def start_tracking_replica(tracker: ProcessTracker, mariadb: MariaDB, s3: S3Serv
     port = free_port()
     config = TrackingConfig(
         port=port, artifacts_destination=f"s3://{s3.bucket}/{s3_prefix}", s3_endpoint=s3.endpoint, workers=workers,
-        extra_env=(("MLFLOW_DB_HOST", mariadb.host), ("MLFLOW_DB_PORT", str(mariadb.port)),
-                   ("MLFLOW_DB_NAME", database), ("MLFLOW_DB_USER", database), ("MLFLOW_DB_PASSWORD", DB_PASSWORD),
+        extra_env=(*mariadb.client_env(), ("MLFLOW_DB_NAME", database), ("MLFLOW_DB_USER", database),
+                   ("MLFLOW_DB_PASSWORD", DB_PASSWORD),
                    ("MYSQL_ADMIN_USER", mariadb.admin_user), ("MYSQL_ADMIN_PASSWORD", mariadb.admin_password),
                    ("AWS_ACCESS_KEY_ID", s3.access_key), ("AWS_SECRET_ACCESS_KEY", s3.secret_key),
                    ("AWS_DEFAULT_REGION", "us-east-1"), ("HOME", str(home)), ("TMPDIR", str(tmp)),

@@ -70,7 +70,7 @@ def test_a_deployment_of_the_previous_minor_version_upgrades_with_its_users(trac
         users.create_experiment_permission(experiment, {BOB[0]!r}, "EDIT")
         print(experiment)
     """, {"MYSQL_ADMIN_USER": mariadb.admin_user, "MYSQL_ADMIN_PASSWORD": mariadb.admin_password,
-          "MLFLOW_DB_HOST": mariadb.host, "MLFLOW_DB_PORT": str(mariadb.port), "MLFLOW_DB_NAME": database,
+          **dict(mariadb.client_env()), "MLFLOW_DB_NAME": database,
           "MLFLOW_DB_USER": database, "MLFLOW_DB_PASSWORD": DB_PASSWORD, "MLFLOW_AUTH_DB_NAME": f"{database}_auth",
           "MLFLOW_BACKEND_STORE_URI": tracking_uri,
           "MLFLOW_AUTH_DATABASE_URI": uri(mariadb, database + "_auth", database, DB_PASSWORD)})

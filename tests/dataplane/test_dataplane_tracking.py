@@ -82,7 +82,9 @@ def test_first_boot_sql_created_the_database_and_its_user(tracking_stack):
 def test_mlflow_talks_to_mysql_over_tls_only(tracking_stack):
     """The test server refuses TCP without TLS (as HeatWave with require_secure_transport=ON): the
     first-boot SQL ran and the tracking server works, so both use TLS, and they ask for it (a server
-    that offered no TLS would be refused, not used in clear)."""
+    that offered no TLS would be refused, not used in clear), verifying the server (test_db_tls.py)."""
+    from urllib.parse import quote
+
     import pymysql
 
     db = tracking_stack.mariadb
@@ -91,7 +93,8 @@ def test_mlflow_talks_to_mysql_over_tls_only(tracking_stack):
                         ssl_disabled=True)
     assert refused.value.args[0] in (1045, 3159)  # MariaDB answers "access denied", MySQL "insecure transport"
     log = tracking_stack.log.read_text()
-    assert "/mlflow?charset=utf8mb4&ssl_check_hostname=false" in log  # the URI asks for TLS
+    # the URI asks for TLS, verified with the DB system's CA and for the address MLFLOW_DB_HOST names
+    assert f"/mlflow?charset=utf8mb4&ssl_ca={quote(db.ca_file, safe='')}&ssl_check_hostname=true" in log
     assert "MLflow schema is at revision" in log
 
 

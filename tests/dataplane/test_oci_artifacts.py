@@ -51,8 +51,7 @@ def vm_settings(cloud: InstanceCloud, mariadb, database: str, port: int) -> dict
     cloud.create_bucket(BUCKET)
     cloud.grant(secrets=[admin, db_password], buckets=[BUCKET])
     config = TrackingConfig(port=port, artifacts_destination=f"oci://{BUCKET}@{cloud.namespace}/{database}", workers=1,
-                            extra_env=(("MLFLOW_DB_HOST", mariadb.host), ("MLFLOW_DB_PORT", str(mariadb.port)),
-                                       ("MLFLOW_DB_NAME", database), ("MLFLOW_DB_USER", database),
+                            extra_env=(*mariadb.client_env(), ("MLFLOW_DB_NAME", database), ("MLFLOW_DB_USER", database),
                                        ("MLFLOW_DB_PASSWORD_SECRET_OCID", db_password),
                                        ("MYSQL_ADMIN_USER", mariadb.admin_user),
                                        ("MYSQL_ADMIN_PASSWORD_SECRET_OCID", admin),

@@ -47,7 +47,7 @@ def manifests(cloud, mariadb) -> dict:
     cloud.grant(secrets=[db_password, login], buckets=[BUCKET])
     raw = json.loads(SETTINGS.read_text())
     tracking_env = json.loads(raw["tracking_env"])
-    tracking_env.update(MLFLOW_DB_HOST=mariadb.host, MLFLOW_DB_PORT=str(mariadb.port), MLFLOW_DB_NAME=DATABASE,
+    tracking_env.update(mariadb.client_env(), MLFLOW_DB_NAME=DATABASE,
                         MLFLOW_DB_USER=DATABASE, MLFLOW_DB_PASSWORD_SECRET_OCID=db_password, MLFLOW_WORKERS="1",
                         MLFLOW_ARTIFACTS_DESTINATION=f"oci://{BUCKET}@{cloud.namespace}/artifacts")
     raw.update(tracking_env=json.dumps(tracking_env), login_password_secret_ocid=login,

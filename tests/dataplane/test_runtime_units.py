@@ -184,14 +184,46 @@ def test_primary_key_swap_is_sent_as_one_statement():
         merger.rewrite("INSERT INTO runs VALUES (1)")
 
 
-def test_the_admin_connection_asks_for_tls_unless_told_off():
-    assert init_db.tls_options({"tls": "required", "ssl_ca": None}) == {"check_hostname": False}
-    assert init_db.tls_options({"tls": "required", "ssl_ca": "/etc/mlflow/db-ca.pem"}) == {
-        "check_hostname": False, "ca": "/etc/mlflow/db-ca.pem"}
+def test_the_admin_connection_asks_for_tls_and_verifies_the_server_unless_told_off(tmp_path):
+    import ssl
+
+    from harness.certificates import Authority
+
+    ca_file = Authority("the DB system's CA").write(tmp_path / "db-ca.pem")
+    for ca in (None, ca_file):  # the system's trust store, or MLFLOW_DB_SSL_CA
+        context = init_db.tls_options({"tls": "required", "ssl_ca": ca})
+        assert (context.verify_mode, context.check_hostname) == (ssl.CERT_REQUIRED, True)
+    assert [c["subject"] for c in init_db.tls_options({"tls": "required", "ssl_ca": ca_file}).get_ca_certs()] == [
+        ((("commonName", "the DB system's CA"),),)]
     assert init_db.tls_options({"tls": "off", "ssl_ca": None}) is None
     with pytest.raises(init_db.SettingsError, match="MLFLOW_DB_TLS must be required or off"):
         init_db.read_settings({"MYSQL_ADMIN_USER": "a", "MYSQL_ADMIN_PASSWORD": "b", "MLFLOW_DB_HOST": "h",
                                "MLFLOW_DB_USER": "u", "MLFLOW_DB_PASSWORD": "p", "MLFLOW_DB_TLS": "maybe"})
+
+
+@pytest.mark.parametrize("code, message, says", [
+    (20, "unable to get local issuer certificate", "it was not issued by that CA -> set MLFLOW_DB_SSL_CA to the CA"),
+    (10, "certificate has expired", "it has expired -> renew the DB system's certificate"),
+    (64, "IP address mismatch, certificate is not valid for '10.0.1.5'.",
+     "it does not name 10.0.1.5, the address in MLFLOW_DB_HOST -> give the DB system a certificate for that address"),
+    (26, "unsuitable certificate purpose", "unsuitable certificate purpose"),
+])
+def test_a_mysql_certificate_that_does_not_verify_is_named_in_one_line(code, message, says):
+    import ssl
+
+    import pymysql
+
+    error = ssl.SSLCertVerificationError(1, f"[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: {message}")
+    error.verify_code, error.verify_message = code, message
+    wrapped = pymysql.err.OperationalError(2003, f"Can't connect to MySQL server on '10.0.1.5' ({error})")
+    wrapped.original_exception = error  # as PyMySQL keeps it
+    assert init_db.certificate_problem(wrapped) is error
+    assert init_db.certificate_problem(pymysql.err.OperationalError(2003, "Connection refused")) is None
+    line = init_db.certificate_refusal(error, "10.0.1.5", 3306, "/etc/pki/nginx/mlflow-ca.pem")
+    assert line.startswith("MySQL at 10.0.1.5:3306 shows a certificate that does not verify with the CA in "
+                           "/etc/pki/nginx/mlflow-ca.pem (MLFLOW_DB_SSL_CA): ")
+    assert says in line
+    assert "\n" not in line
 
 
 def test_the_served_model_is_reserved_once_and_kept(tmp_path):
