@@ -18,6 +18,7 @@ from dataplane.stacks import (
     start_proxy,
     train_wine,
 )
+from dataplane.trust import CA_FILE
 from harness.tools import require_binary
 from orm_pack.local import credentials, processes
 from orm_pack.local.ports import free_port
@@ -34,9 +35,12 @@ def pytest_runtest_makereport(item, call):
 
 @pytest.fixture(scope="session", autouse=True)
 def fail_fast_clients():
+    """Clients in the tests' process fail fast and verify certificates with the lane's CA; MLflow's switch
+    that turns verification off is not set (a test of that escape hatch sets it for itself)."""
     defaults = dict(CLIENT_ENV, MLFLOW_TRACKING_URI=UNSET_TRACKING_URI)
-    saved = {name: os.environ.get(name) for name in defaults}
+    saved = {name: os.environ.get(name) for name in [*defaults, "MLFLOW_TRACKING_INSECURE_TLS"]}
     os.environ.update(defaults)
+    os.environ.pop("MLFLOW_TRACKING_INSECURE_TLS", None)
     yield
     for name, value in saved.items():
         if value is None:
@@ -112,7 +116,7 @@ def serving_stack(tracker, tmp_path_factory, tracking_stack) -> ServingStack:
     workdir = tmp_path_factory.mktemp("serving")
     port = free_port()
     env = serving_env(ServingConfig(port=port, tracking_uri=tracking_stack.url, credentials=tracking_stack.login,
-                                    model_name=MODEL_NAME, poll_seconds=1))
+                                    model_name=MODEL_NAME, poll_seconds=1, tracking_ca_file=CA_FILE))
     env.update(CLIENT_ENV)
     log = workdir / "supervisor.log"
     supervisor = tracker.start("serving", serving_argv(RUNTIME), env, log)

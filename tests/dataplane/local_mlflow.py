@@ -34,8 +34,9 @@ class LocalMlflow:
 
     def client_env(self) -> dict:
         """A client's settings, verifying the proxy's certificate with local up's CA."""
-        settings = {k: v for k, v in CLIENT_ENV.items() if k != "MLFLOW_TRACKING_INSECURE_TLS"}
-        env = {k: v for k, v in python_env().items() if k != "MLFLOW_TRACKING_INSECURE_TLS"}
+        settings = {k: v for k, v in CLIENT_ENV.items() if k != "MLFLOW_TRACKING_SERVER_CERT_PATH"}
+        env = {k: v for k, v in python_env().items() if k not in ("MLFLOW_TRACKING_INSECURE_TLS",
+                                                                   "MLFLOW_TRACKING_SERVER_CERT_PATH")}
         return dict(env, **settings, MLFLOW_TRACKING_SERVER_CERT_PATH=str(self.ca_file),
                     MLFLOW_TRACKING_URI=self.tracking_url, MLFLOW_TRACKING_USERNAME=self.username,
                     MLFLOW_TRACKING_PASSWORD=self.password)

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dataplane.servers import MariaDB, ProcessTracker, S3Server
+from dataplane.trust import CA_FILE, issue_pair
 from harness.static import nginx_binary
-from harness.tools import require_binary
 from orm_pack.local import credentials, nginx, processes
 from orm_pack.local.ports import free_port
 from orm_pack.local.runtime_files import RuntimeFiles
@@ -21,9 +21,10 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 RUNTIME = RuntimeFiles(REPO_ROOT)
 MODEL_NAME = "wine-quality"
 DB_PASSWORD = "Mlflow-db#pw/with%odd:chars"
-# Clients fail fast instead of retrying for minutes on a misconfiguration.
+# Clients fail fast instead of retrying for minutes on a misconfiguration, and verify the proxies' certificates
+# with the lane's CA, as users do with the stack's (MLflow's own setting; nothing turns verification off).
 CLIENT_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
-              "MLFLOW_TRACKING_INSECURE_TLS": "true"}
+              "MLFLOW_TRACKING_SERVER_CERT_PATH": CA_FILE}
 # MLflow 3 falls back to ./mlflow.db when no tracking URI is set: tests name their server explicitly,
 # and anything that does not talks to a closed port instead of writing into the checkout.
 UNSET_TRACKING_URI = "http://127.0.0.1:9"
@@ -35,16 +36,17 @@ def start_proxy(tracker: ProcessTracker, workdir: Path, upstream_port: int | Seq
     """nginx with our template (or `runtime`'s) in front of 127.0.0.1:upstream_port, or of several such
     ports as one upstream (replicas, balanced round-robin); returns (service, URL). `auth="upstream"`
     passes logins on to MLflow's own users instead of checking `login`; `auth="tracking"` asks the tracking
-    server at `auth_url`; `fronts="serving"` is the proxy in front of a served model."""
+    server at `auth_url`; `fronts="serving"` is the proxy in front of a served model. Its certificate is from
+    the lane's CA (CA_FILE), for 127.0.0.1, as a VM's is from the stack's CA for its address."""
     binary = nginx_binary()
-    require_binary("openssl", how="apt-get install openssl")  # render.sh makes the self-signed pair
     port = free_port()
+    tls_cert, tls_key = issue_pair(workdir / "tls", "proxy")
     htpasswd = workdir / "htpasswd"
     credentials.write_htpasswd(login, htpasswd)
     upstream_ports = [upstream_port] if isinstance(upstream_port, int) else list(upstream_port)
     block = nginx.render_proxy(runtime, workdir / "proxy.conf", listen=f"127.0.0.1:{port}",
                                upstream=" ".join(f"127.0.0.1:{each}" for each in upstream_ports), htpasswd=htpasswd,
-                               tls_cert=workdir / "tls" / "proxy.crt", tls_key=workdir / "tls" / "proxy.key",
+                               tls_cert=Path(tls_cert), tls_key=Path(tls_key),
                                auth=auth, auth_url=auth_url, fronts=fronts)
     conf = nginx.write_main_conf(workdir, [block])
     nginx.check_config(binary, conf)

@@ -88,7 +88,7 @@ def _ui(stack) -> str:
 
 
 def _get(stack, path, **params):
-    return requests.get(stack.tracking_url + path, params=params, auth=stack.auth(), verify=False, timeout=30)
+    return requests.get(stack.tracking_url + path, params=params, auth=stack.auth(), verify=str(stack.ca_file), timeout=30)
 
 
 def test_a_user_works_through_the_ui_and_the_endpoint_follows(page, stack):
@@ -141,7 +141,7 @@ def test_a_user_works_through_the_ui_and_the_endpoint_follows(page, stack):
 
     # the endpoint switches to it with no redeploy
     stack.wait_serving("models:/wine-quality/1")
-    answer = requests.post(f"{stack.serving_url}/invocations", auth=stack.auth(), verify=False, timeout=60, json={
+    answer = requests.post(f"{stack.serving_url}/invocations", auth=stack.auth(), verify=str(stack.ca_file), timeout=60, json={
         "dataframe_split": {"columns": ["fixed acidity", "volatile acidity", "citric acid", "residual sugar",
                                         "chlorides", "free sulfur dioxide", "total sulfur dioxide", "density", "pH",
                                         "sulphates", "alcohol"],

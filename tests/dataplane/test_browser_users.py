@@ -7,6 +7,7 @@ import requests
 
 from dataplane.stacks import start_proxy, start_tracking_replicas
 from dataplane.test_browser import CHROMIUM_FLAGS, NAME, browser, shows  # noqa: F401 (the fixture)
+from dataplane.trust import CA_FILE
 from orm_pack.local import credentials
 
 pytestmark = [pytest.mark.dataplane, pytest.mark.browser,
@@ -30,7 +31,7 @@ def site(tracker, tmp_path_factory, mariadb, s3):
     proxy, url = start_proxy(tracker, workdir / "proxy", [r.port for r in replicas],
                              credentials.Credentials(*ADMIN), auth="upstream")
     for user in (ALICE, BOB):
-        created = requests.post(f"{url}/api/2.0/mlflow/users/create", auth=ADMIN, verify=False, timeout=30,
+        created = requests.post(f"{url}/api/2.0/mlflow/users/create", auth=ADMIN, verify=CA_FILE, timeout=30,
                                 json={"username": user[0], "password": user[1]})
         assert created.status_code == 200, created.text
     yield url
@@ -57,11 +58,11 @@ def test_each_person_signs_in_writes_what_they_may_and_is_refused_the_rest(brows
         page.wait_for_url("**/#/experiments/*")
     finally:
         context.close()
-    found = requests.get(f"{site}/api/2.0/mlflow/experiments/get-by-name", auth=ADMIN, verify=False, timeout=30,
+    found = requests.get(f"{site}/api/2.0/mlflow/experiments/get-by-name", auth=ADMIN, verify=CA_FILE, timeout=30,
                          params={"experiment_name": "alices-experiment"})
     assert found.status_code == 200, found.text
     experiment = found.json()["experiment"]["experiment_id"]
-    owner = requests.get(f"{site}/api/3.0/mlflow/users/permissions/get", auth=ADMIN, verify=False, timeout=30,
+    owner = requests.get(f"{site}/api/3.0/mlflow/users/permissions/get", auth=ADMIN, verify=CA_FILE, timeout=30,
                          params={"username": "alice", "resource_type": "experiment", "resource_id": experiment})
     assert owner.json()["permission"] == "MANAGE", owner.text  # the creator owns it
 

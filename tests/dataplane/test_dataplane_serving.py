@@ -11,6 +11,7 @@ import requests
 from mlflow import MlflowClient
 
 from dataplane.stacks import MODEL_NAME, RUNTIME, healthcheck_command, train_wine
+from dataplane.trust import CA_FILE
 from orm_pack.local.services import python_env
 
 pytestmark = [pytest.mark.dataplane,
@@ -31,7 +32,7 @@ def client_for(tracking_stack, monkeypatch) -> MlflowClient:
 
 
 def invoke(serving_stack, body: str, content_type: str, session=None):
-    return (session or requests).post(f"{serving_stack.url}/invocations", data=body, verify=False, timeout=60,
+    return (session or requests).post(f"{serving_stack.url}/invocations", data=body, verify=CA_FILE, timeout=60,
                                       headers={"Content-Type": content_type},
                                       auth=(serving_stack.login.username, serving_stack.login.password))
 
@@ -126,9 +127,9 @@ def test_a_bad_legacy_body_gets_an_actionable_400(champion_v1, serving_stack):
 
 
 def test_scoring_needs_the_password_but_health_does_not(champion_v1, serving_stack):
-    anonymous = requests.post(f"{serving_stack.url}/invocations", data=LEGACY_SPLIT, verify=False, timeout=30,
+    anonymous = requests.post(f"{serving_stack.url}/invocations", data=LEGACY_SPLIT, verify=CA_FILE, timeout=30,
                               headers={"Content-Type": "application/json; format=pandas-split"})
-    health = requests.get(f"{serving_stack.url}/health", verify=False, timeout=30)
+    health = requests.get(f"{serving_stack.url}/health", verify=CA_FILE, timeout=30)
     assert (anonymous.status_code, health.status_code) == (401, 200)
 
 

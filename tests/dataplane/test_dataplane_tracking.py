@@ -9,6 +9,7 @@ import requests
 from mlflow import MlflowClient
 
 from dataplane.stacks import RUNTIME, healthcheck_command
+from dataplane.trust import CA_FILE
 from orm_pack.local.services import python_env
 
 pytestmark = [pytest.mark.dataplane,
@@ -18,7 +19,7 @@ SEARCH = "/api/2.0/mlflow/experiments/search?max_results=1"
 
 
 def get(url, **kwargs):
-    return requests.get(url, verify=False, timeout=30, **kwargs)
+    return requests.get(url, verify=CA_FILE, timeout=30, **kwargs)
 
 
 def test_anonymous_request_is_refused(tracking_stack):

@@ -16,6 +16,7 @@ from mlflow import MlflowClient
 
 from dataplane.local_mlflow import cli, local_mlflow
 from dataplane.stacks import RUNTIME, start_proxy
+from dataplane.trust import CA_FILE
 from harness.readme import block_starting, fill
 from orm_pack.local.credentials import Credentials
 from orm_pack.local.runtime_files import RuntimeFiles
@@ -103,12 +104,12 @@ def test_a_proxy_without_the_origin_fix_fails_the_ui_write_line(stack, tracker, 
     proxy, url = start_proxy(tracker, tmp_path / "proxy", int(stack.direct_tracking_url.rsplit(":", 1)[1]), login,
                              runtime=RuntimeFiles(unfixed))
     try:
-        result = _doctor(stack, url, None, "--insecure")  # this stand-in proxy's certificate is self-signed
+        result = _doctor(stack, url, None, "--ca-file", CA_FILE)  # this stand-in proxy's certificate is the lane CA's
     finally:
         tracker.stop(proxy)
     lines = _lines(result.stdout)
     assert result.returncode == 1
-    assert "WARNING: --insecure" in result.stderr
+    assert lines["tls"][0] == "PASS" and "WARNING" not in result.stderr
     assert lines["ui-write"][0] == "FAIL", result.stdout
     assert "was refused (403 Cross-origin request blocked): the UI cannot save anything" in lines["ui-write"][1]
     assert lines["cross-origin"][0] == "PASS"  # MLflow itself still refuses foreign origins
@@ -145,6 +146,23 @@ def test_with_the_alias_set_every_check_passes(stack, champion):
     assert verified in document["checks"][0]["detail"]
     serving = next(c for c in document["checks"] if c["name"] == "serving")
     assert serving["detail"] == f"answers with models:/wine-quality/{trained['version']} (the alias's version)"
+
+
+def test_doctor_verifies_the_dataplane_stack_with_its_ca(tracking_stack):
+    """`orm-pack doctor --ca-file` against the dataplane stack's proxy, whose certificate is from the lane's CA
+    for 127.0.0.1: its tls line passes naming the CA and the address, and it goes on through the login."""
+    env = {k: v for k, v in python_env().items() if k not in ("MLFLOW_TRACKING_INSECURE_TLS",
+                                                               "MLFLOW_TRACKING_SERVER_CERT_PATH")}
+    env.update(MLFLOW_TRACKING_USERNAME=tracking_stack.login.username,
+               MLFLOW_TRACKING_PASSWORD=tracking_stack.login.password)
+    result = subprocess.run([sys.executable, "-m", "orm_pack.cli", "doctor", tracking_stack.url, "--ca-file", CA_FILE,
+                             "--artifact-mb", "1"], env=env, capture_output=True, text=True, timeout=300,
+                            stdin=subprocess.DEVNULL)
+    lines = _lines(result.stdout)
+    assert lines["tls"][0] == "PASS", result.stdout + result.stderr
+    assert f"certificate verified with the CA in {CA_FILE} (for 127.0.0.1; until" in lines["tls"][1], lines["tls"]
+    assert (lines["health"][0], lines["auth"][0]) == ("PASS", "PASS"), result.stdout
+    assert "WARNING" not in result.stderr
 
 
 # README's "Use it" and "Check it" blocks, run as written with the placeholders filled in.

@@ -38,6 +38,11 @@ def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=600)
 
 
+def local_ca(state_dir: Path) -> str:
+    """local up's CA, which its clients verify its proxies with (it prints the export line for it)."""
+    return str(state_dir / "ca.pem")
+
+
 def tree_of(state_dir: Path) -> set[int]:
     records = json.loads((state_dir / "services.json").read_text())
     pids = {record["pid"] for record in records}
@@ -80,6 +85,7 @@ def test_local_up_serves_a_model_and_down_leaves_nothing(tmp_path, monkeypatch):
         assert again.returncode == 5 and "already running" in again.stderr
 
         for name, value in {**CLIENT_ENV, "MLFLOW_TRACKING_URI": f"https://127.0.0.1:{port}",
+                            "MLFLOW_TRACKING_SERVER_CERT_PATH": local_ca(state_dir),
                             "MLFLOW_TRACKING_USERNAME": "mlflow", "MLFLOW_TRACKING_PASSWORD": password}.items():
             monkeypatch.setenv(name, value)
         assert wine_train_module().main(["--experiment-name", "local-wine"]) == 0
@@ -89,7 +95,7 @@ def test_local_up_serves_a_model_and_down_leaves_nothing(tmp_path, monkeypatch):
         deadline, response = time.monotonic() + 240, None
         while time.monotonic() < deadline:
             response = requests.post(f"https://127.0.0.1:{serving_port}/invocations", data=LEGACY_SPLIT,
-                                     auth=("mlflow", password), verify=False, timeout=60,
+                                     auth=("mlflow", password), verify=local_ca(state_dir), timeout=60,
                                      headers={"Content-Type": "application/json; format=pandas-split"})
             if response.status_code == 200:
                 break
@@ -118,7 +124,7 @@ def test_local_up_with_a_mysql_uri_and_an_s3_endpoint(tracking_stack, tmp_path, 
     state_dir, port = tmp_path / "state", free_port()
     env = dict(python_env(), **CLIENT_ENV, AWS_ACCESS_KEY_ID=s3.access_key, AWS_SECRET_ACCESS_KEY=s3.secret_key,
                AWS_DEFAULT_REGION="us-east-1")
-    uri = f"mysql+pymysql://mlflow:{quote(DB_PASSWORD, safe='')}@{db.host}:{db.port}/mlflow?ssl_check_hostname=false"
+    uri = f"mysql+pymysql://mlflow:{quote(DB_PASSWORD, safe='')}@{db.host}:{db.port}/mlflow?ssl_ca={quote(db.ca_file, safe='')}"
     up = run_cli("up", "--state-dir", str(state_dir), "--port", str(port), "--no-serving",
                  "--backend-store-uri", uri, "--artifacts-destination", f"s3://{s3.bucket}/local-up",
                  "--s3-endpoint", s3.endpoint, env=env)
@@ -127,6 +133,7 @@ def test_local_up_with_a_mysql_uri_and_an_s3_endpoint(tracking_stack, tmp_path, 
         pids = tree_of(state_dir)
         password = json.loads((state_dir / "credentials.json").read_text())["password"]
         for name, value in {**CLIENT_ENV, "MLFLOW_TRACKING_URI": f"https://127.0.0.1:{port}",
+                            "MLFLOW_TRACKING_SERVER_CERT_PATH": local_ca(state_dir),
                             "MLFLOW_TRACKING_USERNAME": "mlflow", "MLFLOW_TRACKING_PASSWORD": password}.items():
             monkeypatch.setenv(name, value)
         from mlflow import MlflowClient
@@ -194,13 +201,15 @@ def test_local_up_with_people_runs_the_stacks_per_person_users(tmp_path):
         admin = tuple(json.loads((state_dir / "credentials.json").read_text()).values())
         url = f"https://127.0.0.1:{port}"
         added = subprocess.run([sys.executable, "-m", "orm_pack.cli", "users", "add", "bob", "--url", url],
-                               env=dict(env, MLFLOW_TRACKING_USERNAME=admin[0], MLFLOW_TRACKING_PASSWORD=admin[1]),
+                               env=dict(env, MLFLOW_TRACKING_USERNAME=admin[0], MLFLOW_TRACKING_PASSWORD=admin[1],
+                                        MLFLOW_TRACKING_SERVER_CERT_PATH=local_ca(state_dir)),
                                capture_output=True, text=True, timeout=120)
         assert added.returncode == 0, added.stderr
         bob = ("bob", added.stdout.strip())
 
         def call(method: str, path: str, auth, **body) -> requests.Response:
-            return requests.request(method, f"{url}/api/2.0/mlflow/{path}", auth=auth, verify=False, timeout=30,
+            return requests.request(method, f"{url}/api/2.0/mlflow/{path}", auth=auth, verify=local_ca(state_dir),
+                                    timeout=30,
                                     **({"json": body} if method == "POST" else {"params": body}))
 
         assert call("GET", "users/current", bob).json()["user"]["username"] == "bob"
@@ -221,7 +230,7 @@ def test_local_up_with_people_runs_the_stacks_per_person_users(tmp_path):
         # the model endpoint asks MLflow whether a login is one of its users: 503 = let in, no model yet
         invocations = f"https://127.0.0.1:{serving_port}/invocations"
         for login, status in ((bob, 503), (("bob", "not-his-password"), 401), (("mallory", "guess"), 401)):
-            answer = requests.post(invocations, json={}, auth=login, verify=False, timeout=30)
+            answer = requests.post(invocations, json={}, auth=login, verify=local_ca(state_dir), timeout=30)
             assert answer.status_code == status, (login[0], answer.status_code, answer.text)
         settings = json.loads((state_dir / "settings.json").read_text())
         assert settings["users"] == "per-person"
@@ -265,9 +274,9 @@ def test_local_up_with_single_sign_on_lets_people_in_by_their_provider_groups(tm
         url = f"https://127.0.0.1:{port}"
 
         def current(**kwargs) -> requests.Response:
-            return requests.get(f"{url}/api/2.0/mlflow/users/current", verify=False, timeout=30, **kwargs)
+            return requests.get(f"{url}/api/2.0/mlflow/users/current", verify=local_ca(state_dir), timeout=30, **kwargs)
 
-        alice = current(cookies={SESSION_COOKIE: sign_in_without_a_browser(url, "u-alice")}).json()["user"]
+        alice = current(cookies={SESSION_COOKIE: sign_in_without_a_browser(url, "u-alice", local_ca(state_dir))}).json()["user"]
         assert (alice["username"], alice["is_admin"]) == ("alice", False)
         carol = current(headers=bearer(provider.id_token("u-carol"))).json()["user"]
         assert (carol["username"], carol["is_admin"]) == ("carol@example.test", True)
@@ -276,7 +285,7 @@ def test_local_up_with_single_sign_on_lets_people_in_by_their_provider_groups(tm
         # the model endpoint asks MLflow whether a login is one of its people: 503 = let in, no model yet
         invocations = f"https://127.0.0.1:{serving_port}/invocations"
         for headers, status in ((bearer(provider.id_token("u-bob")), 503), ({}, 401)):
-            answer = requests.post(invocations, json={}, headers=headers, verify=False, timeout=30)
+            answer = requests.post(invocations, json={}, headers=headers, verify=local_ca(state_dir), timeout=30)
             assert answer.status_code == status, answer.text
         written = [path for path in state_dir.rglob("*") if path.is_file() and CLIENT_SECRET.encode() in path.read_bytes()]
         assert written == []

@@ -10,6 +10,7 @@ import pytest
 import requests
 
 from dataplane.stacks import CLIENT_ENV, serving_proxy_asking, start_proxy, start_tracking_replicas
+from dataplane.trust import CA_FILE
 from orm_pack.local import credentials
 from orm_pack.local.services import python_env
 
@@ -49,7 +50,7 @@ def users(url: str, *args: str, login=ADMIN, stdin: str | None = None) -> subpro
 
 
 def current_user(url: str, login) -> requests.Response:
-    return requests.get(f"{url}/api/2.0/mlflow/users/current", auth=login, verify=False, timeout=30)
+    return requests.get(f"{url}/api/2.0/mlflow/users/current", auth=login, verify=CA_FILE, timeout=30)
 
 
 def test_a_user_added_through_one_replica_logs_in_through_the_other(replicas):
@@ -70,21 +71,21 @@ def test_new_users_get_the_default_permission_and_a_grant_widens_it(replicas):
     users(first.url, "add", "bob", "--password-stdin", stdin="Bob-login-Passw0rd\n")
     bob = ("bob", "Bob-login-Passw0rd")
     admin = requests.post(f"{url}/api/2.0/mlflow/experiments/create", json={"name": "shared"}, auth=ADMIN_AUTH,
-                          verify=False, timeout=30)
+                          verify=CA_FILE, timeout=30)
     assert admin.status_code == 200, admin.text
     experiment = admin.json()["experiment_id"]
     read = requests.get(f"{url}/api/2.0/mlflow/experiments/get", params={"experiment_id": experiment}, auth=bob,
-                        verify=False, timeout=30)
+                        verify=CA_FILE, timeout=30)
     assert read.status_code == 200  # READ, the default chosen for new users
     write = {"experiment_id": experiment}
-    refused = requests.post(f"{url}/api/2.0/mlflow/runs/create", json=write, auth=bob, verify=False, timeout=30)
+    refused = requests.post(f"{url}/api/2.0/mlflow/runs/create", json=write, auth=bob, verify=CA_FILE, timeout=30)
     assert refused.status_code == 403, refused.text
-    granted = users(url, "grant", "bob", "--experiment", "shared", "--permission", "edit", "--insecure")
+    granted = users(url, "grant", "bob", "--experiment", "shared", "--permission", "edit")
     assert granted.returncode == 0, granted.stderr
-    allowed = requests.post(f"{url}/api/2.0/mlflow/runs/create", json=write, auth=bob, verify=False, timeout=30)
+    allowed = requests.post(f"{url}/api/2.0/mlflow/runs/create", json=write, auth=bob, verify=CA_FILE, timeout=30)
     assert allowed.status_code == 200, allowed.text
-    assert users(url, "grant", "bob", "--experiment", experiment, "--permission", "READ", "--insecure").returncode == 0
-    again = requests.post(f"{url}/api/2.0/mlflow/runs/create", json=write, auth=bob, verify=False, timeout=30)
+    assert users(url, "grant", "bob", "--experiment", experiment, "--permission", "READ").returncode == 0
+    again = requests.post(f"{url}/api/2.0/mlflow/runs/create", json=write, auth=bob, verify=CA_FILE, timeout=30)
     assert again.status_code == 403  # a grant replaces the earlier one
 
 
@@ -116,12 +117,12 @@ def test_the_serving_endpoint_accepts_the_same_identities(replicas, tracker, tmp
     with serving_proxy_asking(tracker, tmp_path, second.url, ADMIN) as url:
         users(first.url, "add", "dave", "--password-stdin", stdin="Dave-login-Passw0rd\n")
         dave = ("dave", "Dave-login-Passw0rd")
-        answer = requests.get(f"{url}/invocations", auth=dave, verify=False, timeout=30)
+        answer = requests.get(f"{url}/invocations", auth=dave, verify=CA_FILE, timeout=30)
         assert answer.status_code == 200 and answer.text == "a prediction\n"
-        assert requests.get(f"{url}/invocations", auth=("dave", "wrong"), verify=False, timeout=30).status_code == 401
-        assert requests.get(f"{url}/invocations", verify=False, timeout=30).status_code == 401
+        assert requests.get(f"{url}/invocations", auth=("dave", "wrong"), verify=CA_FILE, timeout=30).status_code == 401
+        assert requests.get(f"{url}/invocations", verify=CA_FILE, timeout=30).status_code == 401
         users(first.url, "remove", "dave")
-        assert requests.get(f"{url}/invocations", auth=dave, verify=False, timeout=30).status_code == 401
+        assert requests.get(f"{url}/invocations", auth=dave, verify=CA_FILE, timeout=30).status_code == 401
 
 
 def test_users_live_in_their_own_database_beside_mlflows(replicas, mariadb):
@@ -141,24 +142,20 @@ def test_the_readme_user_commands_manage_a_person(replicas, tmp_path):
     from harness.readme import block_starting, fill
 
     _, _, url = replicas
-    requests.post(f"{url}/api/2.0/mlflow/experiments/create", json={"name": "wine"}, auth=ADMIN_AUTH, verify=False,
+    requests.post(f"{url}/api/2.0/mlflow/experiments/create", json={"name": "wine"}, auth=ADMIN_AUTH, verify=CA_FILE,
                   timeout=30)
-    again = users(url, "add", "alice", "--insecure")  # she exists (the first test): refused, with no detail
+    again = users(url, "add", "alice")  # she exists (the first test): refused, with no detail
     assert again.returncode == 5 and "User (username=alice) already exists" in again.stderr, again
     assert "password_hash" not in again.stderr and "scrypt" not in again.stderr
-    assert users(url, "remove", "alice", "--insecure").returncode == 0
-    # The proxy's self-signed certificate stands in for the stack's CA that `orm-pack apply` saves: the block
-    # verifies the server with it, and nothing turns verification off.
-    import ssl
-    from urllib.parse import urlsplit
-
-    ca = tmp_path / "oci-mlflow-ca.pem"
-    ca.write_text(ssl.get_server_certificate((urlsplit(url).hostname, urlsplit(url).port)))
+    assert users(url, "remove", "alice").returncode == 0
+    # The lane's CA stands in for the stack's CA that `orm-pack apply` saves: the block verifies the server with
+    # it, and nothing turns verification off.
     script = fill(block_starting("export MLFLOW_TRACKING_USERNAME=mlflow MLFLOW_TRACKING_PASSWORD"),
-                  {"https://<tracking-ip>": url, "~/.oci/oci-mlflow-ca.pem": str(ca)})
-    env = dict(python_env(), **CLIENT_ENV, MLFLOW_TRACKING_PASSWORD=ADMIN.password,
-               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    env.pop("MLFLOW_TRACKING_INSECURE_TLS")
+                  {"https://<tracking-ip>": url, "~/.oci/oci-mlflow-ca.pem": CA_FILE})
+    env = {k: v for k, v in python_env().items() if k not in ("MLFLOW_TRACKING_INSECURE_TLS",
+                                                               "MLFLOW_TRACKING_SERVER_CERT_PATH")}
+    env.update({k: v for k, v in CLIENT_ENV.items() if k != "MLFLOW_TRACKING_SERVER_CERT_PATH"},
+               MLFLOW_TRACKING_PASSWORD=ADMIN.password, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     result = subprocess.run(["bash", "-e", "-c", script], env=env, capture_output=True, text=True, timeout=300,
                             cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -177,7 +174,7 @@ def test_nobody_names_an_artifact_location_the_server_would_open_for_them(replic
     mallory = ("mallory", "Mallory-login-Passw0rd")
 
     def post(path: str, body: dict, auth) -> requests.Response:
-        return requests.post(f"{url}/api/2.0/mlflow/{path}", json=body, auth=auth, verify=False, timeout=30)
+        return requests.post(f"{url}/api/2.0/mlflow/{path}", json=body, auth=auth, verify=CA_FILE, timeout=30)
 
     private = post("experiments/create", {"name": "someone-elses-work"}, ADMIN_AUTH).json()["experiment_id"]
     run = post("runs/create", {"experiment_id": private}, ADMIN_AUTH).json()["run"]["info"]["run_id"]
@@ -204,16 +201,16 @@ def test_a_version_registered_before_the_source_rule_is_not_served_from_elsewher
     trudy = ("trudy", "Trudy-login-Passw0rd")
 
     def post(path: str, body: dict, auth) -> requests.Response:
-        return requests.post(f"{url}/api/2.0/mlflow/{path}", json=body, auth=auth, verify=False, timeout=30)
+        return requests.post(f"{url}/api/2.0/mlflow/{path}", json=body, auth=auth, verify=CA_FILE, timeout=30)
 
     def upload(experiment: str, run: str, name: str, content: bytes, auth) -> None:
         put = requests.put(f"{url}/api/2.0/mlflow-artifacts/artifacts/{experiment}/{run}/artifacts/model/{name}",
-                           data=content, auth=auth, verify=False, timeout=30)
+                           data=content, auth=auth, verify=CA_FILE, timeout=30)
         assert put.status_code == 200, put.text
 
     def download(version: str, name: str, auth) -> requests.Response:
         return requests.get(f"{url}/model-versions/get-artifact", params={
-            "name": "trudys-model", "version": version, "path": name}, auth=auth, verify=False, timeout=30)
+            "name": "trudys-model", "version": version, "path": name}, auth=auth, verify=CA_FILE, timeout=30)
 
     private = post("experiments/create", {"name": "the-admins-secrets"}, ADMIN_AUTH).json()["experiment_id"]
     run = post("runs/create", {"experiment_id": private}, ADMIN_AUTH).json()["run"]["info"]["run_id"]
@@ -250,7 +247,7 @@ def test_the_endpoint_and_the_notebook_log_in_as_users_of_their_own_not_as_admin
     serving, notebook = (SERVING.username, SERVING.password), (NOTEBOOK.username, NOTEBOOK.password)
 
     def call(method: str, path: str, auth, version: str = "2.0", **body) -> requests.Response:
-        return requests.request(method, f"{url}/api/{version}/mlflow/{path}", auth=auth, verify=False, timeout=30,
+        return requests.request(method, f"{url}/api/{version}/mlflow/{path}", auth=auth, verify=CA_FILE, timeout=30,
                                 **({"params": body} if method == "GET" else {"json": body}))
 
     for login in (serving, notebook):

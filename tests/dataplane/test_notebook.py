@@ -41,7 +41,7 @@ def local_up(tmp_path):
         assert down.returncode == 0, down.stderr
 
 
-def test_the_wine_notebook_runs_top_to_bottom_against_local_up(local_up, monkeypatch):
+def test_the_wine_notebook_runs_top_to_bottom_against_local_up(local_up, monkeypatch, tmp_path):
     session = {"MLFLOW_TRACKING_URI": local_up["tracking_url"], "MLFLOW_TRACKING_USERNAME": local_up["username"],
                "MLFLOW_TRACKING_PASSWORD": local_up["password"], "MLFLOW_SERVING_URL": local_up["serving_url"],
                "MLFLOW_HTTP_REQUEST_MAX_RETRIES": CLIENT_ENV["MLFLOW_HTTP_REQUEST_MAX_RETRIES"]}
@@ -57,7 +57,7 @@ def test_the_wine_notebook_runs_top_to_bottom_against_local_up(local_up, monkeyp
     assert local_up["password"] not in outputs
     assert "predicted quality" in outputs and "Traceback" not in outputs
 
-    monkeypatch.setenv("MLFLOW_TRACKING_INSECURE_TLS", "true")
+    monkeypatch.setenv("MLFLOW_TRACKING_SERVER_CERT_PATH", str(tmp_path / "state" / "ca.pem"))  # local up's CA
     client = MlflowClient(tracking_uri=local_up["tracking_url"])  # not the process-wide URI other tests use
     experiment = client.get_experiment_by_name("wine-quality-notebook")
     runs = client.search_runs([experiment.experiment_id], order_by=["metrics.rmse ASC"])

@@ -11,6 +11,7 @@ import pytest
 import requests
 
 from dataplane.stacks import start_proxy
+from dataplane.trust import CA_FILE
 from orm_pack.local import credentials
 
 pytestmark = [pytest.mark.dataplane, pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")]
@@ -21,7 +22,7 @@ PUBLIC_NAME = "mlflow.example.test"
 
 
 def _create(url: str, name: str, login=None, **headers):
-    return requests.post(url + CREATE, json={"name": name}, headers=headers, verify=False, timeout=30,
+    return requests.post(url + CREATE, json={"name": name}, headers=headers, verify=CA_FILE, timeout=30,
                          auth=(login.username, login.password) if login else None)
 
 
@@ -47,7 +48,7 @@ def test_a_write_from_any_other_origin_is_refused(tracking_stack, origin):
 
 
 def test_reads_from_other_origins_get_no_cors_grant(tracking_stack):
-    answer = requests.get(tracking_stack.url + "/api/2.0/mlflow/experiments/search?max_results=1", verify=False,
+    answer = requests.get(tracking_stack.url + "/api/2.0/mlflow/experiments/search?max_results=1", verify=CA_FILE,
                           auth=(tracking_stack.login.username, tracking_stack.login.password),
                           headers={"Origin": "https://evil.example"}, timeout=30)
     assert answer.status_code == 200
@@ -77,7 +78,7 @@ def test_tls_is_modern_only(tracking_stack):
 
 
 def test_one_set_of_security_headers_and_no_version(tracking_stack):
-    answer = requests.get(tracking_stack.url + "/", verify=False, timeout=30,
+    answer = requests.get(tracking_stack.url + "/", verify=CA_FILE, timeout=30,
                           auth=(tracking_stack.login.username, tracking_stack.login.password))
     assert answer.status_code == 200
     raw = answer.raw.headers
@@ -90,10 +91,10 @@ def test_one_set_of_security_headers_and_no_version(tracking_stack):
 
 
 def test_health_is_get_only(tracking_stack):
-    assert requests.get(tracking_stack.url + "/health", verify=False, timeout=30).status_code == 200
-    posted = requests.post(tracking_stack.url + "/health", data=b"{}", verify=False, timeout=30)
+    assert requests.get(tracking_stack.url + "/health", verify=CA_FILE, timeout=30).status_code == 200
+    posted = requests.post(tracking_stack.url + "/health", data=b"{}", verify=CA_FILE, timeout=30)
     assert posted.status_code == 405 and posted.headers["Allow"] == "GET, HEAD"
-    big = requests.get(tracking_stack.url + "/health", data=b"x" * 4096, verify=False, timeout=30)
+    big = requests.get(tracking_stack.url + "/health", data=b"x" * 4096, verify=CA_FILE, timeout=30)
     assert big.status_code == 413
 
 
@@ -103,14 +104,14 @@ def test_failed_logins_are_limited_per_client(tracker, tracking_stack, tmp_path)
     proxy, url = start_proxy(tracker, tmp_path / "proxy", int(tracking_stack.direct_url.rsplit(":", 1)[1]), login)
     try:
         session = requests.Session()
-        answers = [session.get(url + "/", auth=(login.username, "wrong-password-1"), verify=False, timeout=30)
+        answers = [session.get(url + "/", auth=(login.username, "wrong-password-1"), verify=CA_FILE, timeout=30)
                    for _ in range(14)]
         codes = [a.status_code for a in answers]
         assert codes[:10] == [401] * 10 and codes[-1] == 429, codes
         assert all(a.headers.get("WWW-Authenticate") == 'Basic realm="MLflow"' for a in answers[:10])
-        right = session.get(url + "/health", verify=False, timeout=30)
+        right = session.get(url + "/health", verify=CA_FILE, timeout=30)
         assert right.status_code == 200
-        assert session.get(url + "/", auth=(login.username, login.password), verify=False, timeout=30).status_code == 200
+        assert session.get(url + "/", auth=(login.username, login.password), verify=CA_FILE, timeout=30).status_code == 200
     finally:
         tracker.stop(proxy)
 
@@ -205,7 +206,7 @@ def test_the_serving_proxy_asks_only_a_tracking_server_whose_certificate_chains_
     monkeypatch.setenv("PROXY_AUTH_TLS_CA", str(ca_file))
     login = credentials.Credentials("alice", "a-password-of-alice")
     with serving_proxy_asking(tracker, tmp_path, f"https://127.0.0.1:{port}", login) as url:
-        answer = requests.get(url + "/invocations", auth=("alice", "a-password-of-alice"), verify=False, timeout=30)
+        answer = requests.get(url + "/invocations", auth=("alice", "a-password-of-alice"), verify=CA_FILE, timeout=30)
     assert answer.status_code == expected, answer.text
     if expected == 200:
         assert answer.text == "a prediction\n"

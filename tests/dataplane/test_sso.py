@@ -21,6 +21,7 @@ import requests
 
 from dataplane.stacks import serving_proxy_asking, start_proxy, start_tracking_replicas
 from dataplane.test_browser import NAME, browser  # noqa: F401 (the fixture)
+from dataplane.trust import CA_FILE
 from orm_pack.local import credentials
 
 pytestmark = [pytest.mark.dataplane, pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning"),
@@ -148,11 +149,11 @@ def site(tracker, tmp_path_factory, mariadb, s3, provider):
 
 
 def get(url: str, path: str, **kwargs) -> requests.Response:
-    return requests.get(url + path, verify=False, timeout=30, **kwargs)
+    return requests.get(url + path, verify=CA_FILE, timeout=30, **kwargs)
 
 
 def post(url: str, path: str, body: dict, **kwargs) -> requests.Response:
-    return requests.post(url + path, json=body, verify=False, timeout=30, **kwargs)
+    return requests.post(url + path, json=body, verify=CA_FILE, timeout=30, **kwargs)
 
 
 def bearer(token: str) -> dict:
@@ -169,15 +170,15 @@ def permission(url: str, username: str, experiment_id: str) -> str:
     return answer.json().get("permission", answer.text)
 
 
-def sign_in_without_a_browser(url: str, subject: str) -> str:
-    """What a browser does, with requests, straight to a replica: the server's redirect, the provider's page
-    answered as `subject`, the callback. Returns the session cookie's value."""
+def sign_in_without_a_browser(url: str, subject: str, ca_file: str = CA_FILE) -> str:
+    """What a browser does, with requests, straight to a replica or through a proxy whose certificate is from
+    `ca_file`: the server's redirect, the provider's page answered as `subject`, the callback. Returns the
+    session cookie's value."""
     agent = requests.Session()
-    # verify=False: the proxy's self-signed certificate, when `url` is the proxy
-    to_provider = agent.get(url + "/", headers={"Accept": "text/html"}, allow_redirects=False, timeout=30, verify=False)
+    to_provider = agent.get(url + "/", headers={"Accept": "text/html"}, allow_redirects=False, timeout=30, verify=ca_file)
     back = agent.post(to_provider.headers["Location"], data={"sub": subject}, allow_redirects=False, timeout=30)
     callback = urlparse(back.headers["Location"])
-    signed_in = agent.get(f"{url}{callback.path}?{callback.query}", allow_redirects=False, timeout=30, verify=False)
+    signed_in = agent.get(f"{url}{callback.path}?{callback.query}", allow_redirects=False, timeout=30, verify=ca_file)
     assert signed_in.status_code == 302, signed_in.text
     return agent.cookies[SESSION_COOKIE]
 
@@ -614,10 +615,10 @@ def test_an_admin_signs_a_person_out_of_every_session_with_orm_pack(site, monkey
     assert wrong.status_code == 401, wrong.text
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", ADMIN[0])
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", ADMIN[1])
-    assert orm_pack(["users", "revoke", "erin", "--url", url, "--insecure"]) == 0
+    assert orm_pack(["users", "revoke", "erin", "--url", url]) == 0
     assert "signed erin out of every session" in capsys.readouterr().err
     assert _refused_everywhere(replicas, session) == [401, 401]
-    assert orm_pack(["users", "revoke", "nobody-here", "--url", url, "--insecure"]) == 4
+    assert orm_pack(["users", "revoke", "nobody-here", "--url", url]) == 4
     assert "no MLflow user named nobody-here" in capsys.readouterr().err
 
 
