@@ -6,7 +6,8 @@ Rules of the real API it keeps (Certificates Retrieval API, GetCertificateAuthor
 version comes back as a CertificateAuthorityBundle with `certificatePem`; a CA that does not exist and one
 the caller may not read answer alike: 404 NotAuthorizedOrNotFound.
 The CAs are those of the stacks' Terraform states (oci_certificates_management_certificate_authority) and
-those a test adds; each gets a self-signed certificate made once, named after it.
+those a test adds; each gets a self-signed certificate made once, named after it, unless the test gives the
+CA's certificate (to issue server certificates from it).
 """
 from __future__ import annotations
 
@@ -52,7 +53,8 @@ def certificate_pem(authority_id: str, name: str) -> str:
     return certificate.public_bytes(serialization.Encoding.PEM).decode()
 
 
-def handle(authorities: dict, readable: bool, method: str, path: str) -> tuple[int, dict]:
+def handle(authorities: dict, readable: bool, method: str, path: str, pems: dict | None = None) -> tuple[int, dict]:
+    """The bundle of a known CA: the certificate a test gave it (`pems`), else one made for it."""
     authority_id = path[len(API):]
     if method != "GET" or not authority_id or "/" in authority_id:
         raise CertificatesError(404, "NotFound", f"No such API {method} {path}")
@@ -62,5 +64,5 @@ def handle(authorities: dict, readable: bool, method: str, path: str) -> tuple[i
     now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     return 200, {"certificateAuthorityId": authority_id, "certificateAuthorityName": authorities[authority_id],
                  "serialNumber": "01", "versionNumber": 1, "timeCreated": now, "stages": ["CURRENT", "LATEST"],
-                 "certificatePem": certificate_pem(authority_id, authorities[authority_id]),
+                 "certificatePem": (pems or {}).get(authority_id) or certificate_pem(authority_id, authorities[authority_id]),
                  "validity": {"timeOfValidityNotBefore": now, "timeOfValidityNotAfter": now}}

@@ -115,6 +115,7 @@ class ResourceManagerFake:
         self.unreadable_secrets: set[str] = set()  # secrets no policy lets the caller read
         self.authorities: dict[str, str] = {}  # CAs (OCI Certificates) added by tests: OCID -> name
         self.unreadable_authorities: set[str] = set()
+        self.authority_pems: dict[str, str] = {}
         self.server = None
 
     # ------------------------------------------------------------- lifecycle
@@ -162,9 +163,12 @@ class ResourceManagerFake:
         with self.lock:
             self.secrets[secret_id] = base64.b64encode(value.encode()).decode()
 
-    def add_authority(self, authority_id: str, name: str) -> None:
+    def add_authority(self, authority_id: str, name: str, pem: str | None = None) -> None:
+        """A CA the Certificates call knows; `pem`: its certificate (else the fake makes one)."""
         with self.lock:
             self.authorities[authority_id] = name
+            if pem:
+                self.authority_pems[authority_id] = pem
 
     def known_authorities(self) -> dict:
         """The CAs added by tests and those the stacks' applies created."""
@@ -173,6 +177,26 @@ class ResourceManagerFake:
     def known_secrets(self) -> dict:
         """The secrets added by tests and those the stacks' applies created."""
         return self._added_and_applied(self.secrets, vaultsecrets.secrets_in_state)
+
+    def add_applied_stack(self, compartment: str, name: str, outputs: dict, freeform_tags: dict | None = None) -> str:
+        """A stack whose last job is a succeeded APPLY with these (string) outputs, as a deployment made
+        earlier leaves it, without running Terraform; returns the job's OCID."""
+        empty_zip = base64.b64encode(b"PK\x05\x06" + bytes(18)).decode()
+        stack = self.create_stack({"compartmentId": compartment, "displayName": name, "freeformTags": freeform_tags,
+                                   "configSource": {"configSourceType": "ZIP_UPLOAD", "zipFileBase64Encoded": empty_zip}})
+        job = {"id": _ocid("job"), "stackId": stack["id"], "compartmentId": compartment, "displayName": "apply-job",
+               "operation": "APPLY", "jobOperationDetails": {"operation": "APPLY",
+                                                             "executionPlanStrategy": "AUTO_APPROVED"},
+               "timeCreated": _fmt(_now()), "timeFinished": _fmt(_now()), "lifecycleState": "SUCCEEDED",
+               "variables": {}, "configSource": {"configSourceRecordType": "ZIP_UPLOAD"},
+               "freeformTags": {}, "definedTags": {}, "systemTags": {}}
+        with self.lock:
+            self.jobs[job["id"]] = job
+            self.job_logs[job["id"]] = []
+            self.job_outputs[job["id"]] = [
+                {"outputName": key, "outputType": "string", "outputValue": value, "isSensitive": False,
+                 "description": None} for key, value in sorted(outputs.items())]
+        return job["id"]
 
     def add_fault(self, status: int, count: int = 1, method: str | None = None, path_contains: str | None = None,
                   code: str | None = None) -> None:
@@ -599,7 +623,7 @@ class _Handler(BaseHTTPRequestHandler):
             try:
                 status, document = certificates.handle(fake.known_authorities(),
                                                        authority_id not in fake.unreadable_authorities,
-                                                       self.command, parts.path)
+                                                       self.command, parts.path, fake.authority_pems)
             except certificates.CertificatesError as exc:
                 return self._error(exc.status, exc.message, exc.code)
             return self._send(status, document)
