@@ -15,7 +15,8 @@ from orm_pack.cloud.resource_manager import MANAGED_BY, TAG_MANAGED_BY
 from ormfake.testing import COMPARTMENT
 
 AUTHORITY = mint("certificateauthority", "team-a-ca-1f2e", "us-phoenix-1")
-PASSWORD_COMMAND = "oci secrets secret-bundle get --secret-id ocid1.vaultsecret.oc1.phx.example --query data"
+SECRET = mint("vaultsecret", "team-a-login", "us-phoenix-1")
+PASSWORD_COMMAND = f"oci secrets secret-bundle get --secret-id {SECRET} --query data"
 CHECK = ("import os, sys, requests; "
          "r = requests.get(os.environ['MLFLOW_TRACKING_URI'] + '/health', "
          "verify=os.environ['MLFLOW_TRACKING_SERVER_CERT_PATH']); print(r.status_code)")
