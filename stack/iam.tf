@@ -19,6 +19,7 @@
 #   cluster   (oke) OKE's cloud controller, which assigns the load balancer its reserved public IP
 #   each VM   (tls.tf) its own TLS certificate with the private key, the CA's certificate, and the secret
 #             naming its certificate; the stack's CA uses its HSM key (policy "tls_ca")
+#   workers   (tls.tf) the load balancer's certificate with the private key, and the CA's certificate
 #   mysql     the MySQL DB systems of the compartment (their resource principal) read the DB system's
 #             certificate, and only that one (policy "mysql_certificate")
 # IAM writes go to the home region (provider oci.home). With create_iam_policies = false nothing here is
@@ -89,8 +90,16 @@ locals {
         "Allow ${local.iam_subjects[role]} to read leaf-certificate-bundles in compartment id ${var.compartment_ocid} where all {target.leaf-certificate.id = '${local.tls_certificate_ids[role]}', target.leaf-certificate.bundle-type = 'CERTIFICATE_CONTENT_WITH_PRIVATE_KEY'}",
         "Allow ${local.iam_subjects[role]} to read certificate-authority-bundles in compartment id ${var.compartment_ocid} where target.certificate-authority.id = '${local.tls_ca_id}'",
       ] : [],
+      # OKE (tls.tf): the proxy pods present the load balancer's certificate, read with its private key (that
+      # certificate and bundle type alone), and every pod keeps the CA's (the tracking pods verify MySQL with
+      # it). A basic cluster gives every pod the nodes' identity: workload identity, which could single out
+      # the proxy pods' service account, is a feature of enhanced clusters.
+      role == "workers" ? [
+        "Allow ${local.iam_subjects[role]} to read leaf-certificate-bundles in compartment id ${var.compartment_ocid} where all {target.leaf-certificate.id = '${local.oke_tls_certificate_id}', target.leaf-certificate.bundle-type = 'CERTIFICATE_CONTENT_WITH_PRIVATE_KEY'}",
+        "Allow ${local.iam_subjects[role]} to read certificate-authority-bundles in compartment id ${var.compartment_ocid} where target.certificate-authority.id = '${local.tls_ca_id}'",
+      ] : [],
       # The notebook verifies the servers with the CA's certificate (examples/wine/mlflow_connect.py).
-      role == "notebook" && local.tls_enabled ? [
+      role == "notebook" ? [
         "Allow ${local.iam_subjects[role]} to read certificate-authority-bundles in compartment id ${var.compartment_ocid} where target.certificate-authority.id = '${local.tls_ca_id}'",
       ] : [],
     )

@@ -19,7 +19,7 @@ locals {
     },
     local.serving_enabled ? { MLFLOW_SERVING_URL = "https://${local.instances["serving"].private_ip}:${local.serving_port}" } : {},
     # the servers' CA (tls.tf): mlflow_connect.py reads its certificate as the session and verifies with it
-    local.tls_enabled ? { MLFLOW_TRACKING_CA_OCID = local.tls_ca_id } : {},
+    { MLFLOW_TRACKING_CA_OCID = local.tls_ca_id },
   ) : {}
 }
 

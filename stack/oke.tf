@@ -91,6 +91,9 @@ locals {
     mysql_cidr                 = "${local.mysql_private_ip}/32"
     max_request_body_mb        = tostring(var.max_request_body_mb)
     workers_cidr               = var.oke_workers_subnet_cidr
+    # TLS (tls.tf): the proxy pods present this certificate; every pod keeps the CA's.
+    tls_certificate_id = local.oke_tls_certificate_id
+    tls_ca_id          = local.tls_ca_id
   } : {}
 }
 

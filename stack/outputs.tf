@@ -58,18 +58,12 @@ output "commands_serving" {
 
 output "notebook_setup" {
   description = "Environment variables that connect a notebook or script to this MLflow server (the password is read from Vault, the servers' CA certificate from OCI Certificates, with the OCI CLI)."
-  value = local.tls_enabled ? join("\n", [
+  value = join("\n", [
     local.tls_ca_command,
     "export MLFLOW_TRACKING_SERVER_CERT_PATH=$PWD/mlflow-ca.pem",
     "export MLFLOW_TRACKING_URI=${local.tracking_url}",
     "export MLFLOW_TRACKING_USERNAME=${var.mlflow_username}",
     "export MLFLOW_TRACKING_PASSWORD=$(${local.read_login_command})",
-    "",
-    ]) : join("\n", [
-    "export MLFLOW_TRACKING_URI=${local.tracking_url}",
-    "export MLFLOW_TRACKING_USERNAME=${var.mlflow_username}",
-    "export MLFLOW_TRACKING_PASSWORD=$(${local.read_login_command})",
-    "export MLFLOW_TRACKING_INSECURE_TLS=true  # OKE: the load balancer's certificate is still self-signed",
     "",
   ])
 }
@@ -153,11 +147,11 @@ output "sso_application" {
 }
 
 output "tls_ca_id" {
-  description = "OCID of the stack's private certificate authority (OCI Certificates), which issues the VMs' and the MySQL DB system's TLS certificates; clients verify with its certificate (tls_ca_command). With deployment_target = \"oke\" the load balancer keeps a self-signed certificate for now."
+  description = "OCID of the stack's private certificate authority (OCI Certificates), which issues the TLS certificates of the VMs (or, on OKE, of the load balancer's address) and of the MySQL DB system; clients verify with its certificate (tls_ca_command)."
   value       = local.tls_ca_id
 }
 
 output "tls_ca_command" {
-  description = "Writes the CA's certificate to mlflow-ca.pem with the OCI CLI (e.g. in Cloud Shell); then export MLFLOW_TRACKING_SERVER_CERT_PATH=$PWD/mlflow-ca.pem, or import it into a browser. Empty with deployment_target = \"oke\"."
+  description = "Writes the CA's certificate to mlflow-ca.pem with the OCI CLI (e.g. in Cloud Shell); then export MLFLOW_TRACKING_SERVER_CERT_PATH=$PWD/mlflow-ca.pem, or import it into a browser."
   value       = local.tls_ca_command
 }

@@ -3,7 +3,9 @@
 # certificate's current bundle, private key included, through their instance principal at boot and on a
 # timer (userdata/mlflow-refresh-tls.sh), and keep the CA's certificate, with which the serving proxy
 # verifies the tracking server and the tracking server verifies MySQL. The MySQL DB system presents its own
-# certificate from the same CA (HeatWave's "bring your own certificate", database.tf).
+# certificate from the same CA (HeatWave's "bring your own certificate", database.tf). On OKE the load
+# balancer passes TLS through to the proxy pods, which read their certificate the same way at start and in
+# a sidecar that reloads nginx on renewal (oke/base/proxy.yaml); every pod keeps the CA's certificate.
 #
 #   <prefix>-ca                   an HSM-protected RSA key in the vault the stack uses (its own, or the
 #                                 user's vault_ocid): a CA signs with a hardware-protected asymmetric key,
@@ -12,8 +14,11 @@
 #                                 name, so the name carries a suffix of the key's OCID: a new deployment
 #                                 of the same prefix makes a new key, hence a new name.
 #   <prefix>-<endpoint>-<hash>    one certificate per endpoint: each VM role ("vm"), for its reserved public
-#                                 IP and its private IP, and mysql ("service"), for the DB system's private
-#                                 IP (IP subject alternative names: the endpoints have no DNS name); the
+#                                 IP and its private IP; mysql ("service"), for the DB system's private
+#                                 IP; on OKE oke-lb ("service"), for the load balancer's reserved public IP
+#                                 (public_ips.tf), which exists before the cluster, so its OCID goes straight
+#                                 into oke_deploy_settings, no secret in between
+#                                 (IP subject alternative names: the endpoints have no DNS name); the
 #                                 hash is of the CA's suffix and the addresses, so a certificate for new
 #                                 addresses never asks for the name of the one it replaces.
 #   <prefix>-tls-<role>           a Vault secret holding a VM's certificate's OCID (no secret value). The
@@ -25,13 +30,10 @@
 # IAM (iam.tf): the CA may use its key (a policy of its own, waited for before the CA is created: the VMs'
 # policy names the VMs, which come after their certificates); each VM reads its own certificate with the
 # private key, and the CA's bundle; the DB system reads its certificate (policy "mysql_certificate", waited
-# for before the DB system, which reads it when it is created).
-# With deployment_target = "oke" the key, the CA and MySQL's certificate exist; the load balancer's
-# certificate from the same CA comes in a later change (docs/tls.md), and its clients keep the self-signed
-# certificate until then (tls_enabled: the endpoints clients reach).
+# for before the DB system, which reads it when it is created); on OKE the worker nodes (every pod of a basic
+# cluster has their identity) read the load balancer's certificate with the private key, and the CA's bundle.
 
 locals {
-  tls_enabled    = !local.oke_enabled
   create_tls_key = var.tls_ca_key_ocid == ""
   tls_ca_key_id  = local.create_tls_key ? oci_kms_key.tls_ca[0].id : var.tls_ca_key_ocid
   # The management endpoint of the vault the key goes into: the stack's own vault, or the user's.
@@ -51,10 +53,13 @@ locals {
   }
   tls_certificate_ids = { for role, cert in oci_certificates_management_certificate.vm : role => cert.id }
   # The services whose addresses the stack chooses before any VM exists: MySQL's private IP (locals.tf),
-  # which the tracking server connects to. A resource of their own, so that the DB system, created with its
-  # certificate, never waits for the VMs (the VMs wait for it).
-  tls_service_addresses    = { mysql = [local.mysql_private_ip] }
+  # which the tracking server connects to, and on OKE the load balancer's reserved public IP, which the proxy
+  # pods present the certificate for (the load balancer passes TLS through). A resource of their own, so that
+  # the DB system, created with its certificate, never waits for the VMs (the VMs wait for it).
+  tls_service_addresses = merge({ mysql = [local.mysql_private_ip] },
+  local.oke_enabled ? { oke-lb = [oci_core_public_ip.oke_lb[0].ip_address] } : {})
   tls_mysql_certificate_id = oci_certificates_management_certificate.service["mysql"].id
+  oke_tls_certificate_id   = local.oke_enabled ? oci_certificates_management_certificate.service["oke-lb"].id : ""
   # The VM reads its certificate's OCID from a Vault secret of this name (below), by name.
   tls_certificate_secret_names = { for role in keys(local.vm_shapes) : role => "${var.name_prefix}-tls-${role}" }
 
@@ -62,7 +67,7 @@ locals {
   tls_ca_file = "/etc/pki/nginx/mlflow-ca.pem"
 
   # Reads the CA's certificate with the OCI CLI (Cloud Shell), into the file clients verify with.
-  tls_ca_command = local.tls_enabled ? "oci certificates certificate-authority-bundle get --certificate-authority-id ${local.tls_ca_id} --query 'data.\"certificate-pem\"' --raw-output > mlflow-ca.pem" : ""
+  tls_ca_command = "oci certificates certificate-authority-bundle get --certificate-authority-id ${local.tls_ca_id} --query 'data.\"certificate-pem\"' --raw-output > mlflow-ca.pem"
 }
 
 data "oci_kms_vault" "existing" {

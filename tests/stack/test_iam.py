@@ -54,6 +54,8 @@ def stack_facts(d) -> dict:
     certificates = {a.split('"')[1]: v["id"] for a, v in every_certificate.items() if a.startswith(
         "oci_certificates_management_certificate.vm[")}
     mysql_certificate = every_certificate['oci_certificates_management_certificate.service["mysql"]']["id"]
+    # on OKE the load balancer's, which the worker nodes read (their pods present it)
+    oke_certificate = every_certificate.get('oci_certificates_management_certificate.service["oke-lb"]', {}).get("id")
     # the secret that names a VM's certificate, read by its name (tls.tf)
     tls_names = {a.split('"')[1]: v["secret_name"] for a, v in every_secret.items() if ".tls[" in a}
     assert {role: base64.b64decode(v["secret_content"][0]["content"]).decode()
@@ -75,7 +77,8 @@ def stack_facts(d) -> dict:
         rules["workers"] = f"ALL {{instance.compartment.id = '{compartment}', tag.{tag}.value = '{value}'}}"
     return {"secrets": secrets, "by_name": by_name, "rules": rules, "bucket": d.outputs["bucket_name"],
             "compartment": compartment, "certificates": certificates, "tls_names": tls_names,
-            "ca": authorities[0] if authorities else None, "mysql_certificate": mysql_certificate}
+            "ca": authorities[0] if authorities else None, "mysql_certificate": mysql_certificate,
+            "oke_certificate": oke_certificate}
 
 
 def grants(statements: list, subjects: dict, compartment: str) -> dict:
@@ -128,6 +131,11 @@ def expected_grants(facts: dict, roles, artifact_store: str) -> dict:
         expected[role][("read", "secret-bundles")] = expected[role][("read", "secret-bundles")] | {facts["tls_names"][role]}
         expected[role][("read", "leaf-certificate-bundles")] = {certificate}
         expected[role][("read", "certificate-authority-bundles")] = {facts["ca"]}
+    # the OKE worker nodes: the load balancer's certificate with the private key, whose OCID their pods are
+    # given (no secret), and the CA's
+    if facts["oke_certificate"]:
+        expected["workers"][("read", "leaf-certificate-bundles")] = {facts["oke_certificate"]}
+        expected["workers"][("read", "certificate-authority-bundles")] = {facts["ca"]}
     # the notebook: the CA's certificate, to verify the servers with (mlflow_connect.py)
     if facts["ca"]:
         expected["notebook"][("read", "certificate-authority-bundles")] = {facts["ca"]}

@@ -29,7 +29,7 @@ pytestmark = pytest.mark.terraform
 OKE = {**BASE_TFVARS, "deployment_target": "oke"}
 SETTINGS_KEYS = {"cluster_id", "region", "namespace", "tracking_image", "tracking_env", "migrate_env", "login_user",
                  "login_password_secret_ocid", "lb_ip", "lb_subnet_id", "lb_nsg_id", "ingress_cidr", "mysql_cidr",
-                 "workers_cidr", "max_request_body_mb"}
+                 "workers_cidr", "max_request_body_mb", "tls_certificate_id", "tls_ca_id"}
 
 
 def after(plan: dict, address: str) -> dict:
@@ -242,11 +242,21 @@ def test_the_nodes_may_do_what_the_tracking_vm_may_but_read_the_mysql_admin_secr
                 .replace(d.outputs["bucket_name"], "<bucket>")
                 for s in d.outputs["iam_statements"] if s.startswith(f"Allow dynamic-group id {group} ")]
 
-    workers = grants(deployed("oke"), "workers")
-    # the tracking VM's own TLS certificate (tls.tf) is a VM's: OKE's load balancer gets its certificate later
+    oke = deployed("oke")
+    every = grants(oke, "workers")
+    workers = [s for s in every if "certificate" not in s]
+    # TLS (tls.tf): a VM reads its certificate's OCID from a secret by name; the pods get the load balancer's
+    # certificate OCID in their settings, and read that certificate with its key and the CA's bundle.
     tracking = [s for s in grants(deployed("default"), "tracking") if "certificate" not in s and "mlflow-tls-" not in s]
     assert len(workers) == 2 and "'mysql-admin'" not in workers[0] and "'mysql-admin'" in tracking[0]
     assert workers == [tracking[0].replace("target.secret.id = 'mysql-admin', ", ""), *tracking[1:]]
+    settings = oke.outputs["oke_deploy_settings"]
+    assert [s for s in every if "certificate" in s] == [
+        "to read leaf-certificate-bundles in compartment id {} where all {{target.leaf-certificate.id = '{}', "
+        "target.leaf-certificate.bundle-type = 'CERTIFICATE_CONTENT_WITH_PRIVATE_KEY'}}".format(
+            BASE_TFVARS["compartment_ocid"], settings["tls_certificate_id"]),
+        "to read certificate-authority-bundles in compartment id {} where target.certificate-authority.id = '{}'".format(
+            BASE_TFVARS["compartment_ocid"], settings["tls_ca_id"])]
 
 
 def test_without_iam_the_administrator_gets_the_nodes_rule_and_the_tag_exists(tmp_path):

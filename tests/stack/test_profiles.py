@@ -74,7 +74,6 @@ CONDITIONAL_OUTPUTS = {
     "oke_kubeconfig_command": {"oke"},
     "oke_cluster_id": {"oke"},
     "oke_deploy_settings": {"oke"},
-    "tls_ca_command": set(PROFILES) - {"oke"},
 }
 
 

@@ -149,13 +149,40 @@ def test_mysql_presents_a_certificate_from_the_ca_for_its_private_ip_and_trackin
         assert "--volume /var/lib/mlflow/tls:/opt/mlflow/tls:ro,z" in start
 
 
-def test_oke_has_the_ca_for_mysql_but_no_client_certificate_yet(deployed):
+def test_oke_the_proxy_pods_certificate_names_the_load_balancers_reserved_ip_and_reaches_the_pods(deployed):
+    """deployment_target = "oke": the same key and CA; besides MySQL's, one certificate for the reserved public
+    IP the load balancer takes (it passes TLS through to the proxy pods), whose OCID and the CA's reach orm-pack
+    oke deploy; clients are told to verify with the CA, never to skip the check. Before: no certificate for
+    the load balancer, no tls_ca_command, and notebook_setup said MLFLOW_TRACKING_INSECURE_TLS=true."""
     d = deployed("oke")
     (ca,) = _resources(d.replan, "oci_certificates_management_certificate_authority").values()
-    assert [a for a in _resources(d.replan, "oci_kms_key") if "tls_ca" in a]
-    assert set(_resources(d.replan, "oci_certificates_management_certificate")) == {
-        'oci_certificates_management_certificate.service["mysql"]'}
-    assert (d.outputs["tls_ca_id"], d.outputs["tls_ca_command"]) == (ca["id"], "")
+    key = _resources(d.replan, "oci_kms_key")["oci_kms_key.tls_ca[0]"]
+    assert ca["kms_key_id"] == key["id"] and key["protection_mode"] == "HSM"
+    certificates = _resources(d.replan, "oci_certificates_management_certificate")
+    assert set(certificates) == {'oci_certificates_management_certificate.service["mysql"]',
+                                 'oci_certificates_management_certificate.service["oke-lb"]'}
+    certificate = certificates['oci_certificates_management_certificate.service["oke-lb"]']
+    reserved = _resources(d.replan, "oci_core_public_ip")["oci_core_public_ip.oke_lb[0]"]["ip_address"]
+    config = certificate["certificate_config"][0]
+    assert [(san["type"], san["value"]) for san in config["subject_alternative_names"]] == [("IP", reserved)]
+    assert config["subject"][0]["common_name"] == reserved
+    assert (config["config_type"], config["certificate_profile_type"], config["issuer_certificate_authority_id"]) == (
+        "ISSUED_BY_INTERNAL_CA", "TLS_SERVER", ca["id"])
+    assert re.fullmatch(r"mlflow-oke-lb-[0-9a-f]{8}", certificate["name"]), certificate["name"]
+    (rule,) = certificate["certificate_rules"]
+    assert (rule["rule_type"], rule["renewal_interval"], rule["advance_renewal_period"]) == (
+        "CERTIFICATE_RENEWAL_RULE", "P90D", "P30D")
+    settings = d.outputs["oke_deploy_settings"]
+    assert (settings["tls_certificate_id"], settings["tls_ca_id"]) == (certificate["id"], ca["id"])
+    assert settings["lb_ip"] == reserved
+    out = d.outputs
+    assert out["tls_ca_id"] == ca["id"]
+    assert out["tls_ca_command"] == (
+        f"oci certificates certificate-authority-bundle get --certificate-authority-id {ca['id']} "
+        "--query 'data.\"certificate-pem\"' --raw-output > mlflow-ca.pem")
+    setup = out["notebook_setup"]
+    assert "INSECURE" not in setup and "--insecure" not in setup
+    assert setup.startswith(out["tls_ca_command"] + "\nexport MLFLOW_TRACKING_SERVER_CERT_PATH=$PWD/mlflow-ca.pem\n")
 
 
 @pytest.mark.parametrize("profile", ["default", "per-person"])
