@@ -1,14 +1,23 @@
 """The OKE pods' commands, run natively with the settings of the rendered manifests: the migrate Job
 prepares MySQL (first-boot SQL and migrations) and exits, the tracking container serves from the same
 database without the administrator's login, and the proxy's init container writes the same nginx config
-as the runtime tests' renderer, whose login (read from Vault) nginx accepts. Secrets and the bucket come
-from the loopback instance-principal fakes (tests/ocifakes), as on a node of the cluster."""
+as the runtime tests' renderer, whose login (read from Vault) nginx accepts. nginx presents the certificate
+the stack's CA issued for the load balancer's address, clients verify it with that CA, and the proxy pod's
+refresh sidecar swaps in a renewed version without dropping a request. Secrets, certificates and the
+bucket come from the loopback instance-principal fakes (tests/ocifakes), as on a node of the cluster; a
+pod's emptyDir volumes are directories of the test's own."""
+import base64
 import json
 import os
+import socket
+import ssl
 import subprocess
+import time
 
 import pytest
 import requests
+from cryptography import x509
+from ocifakes.certificates import WITH_PRIVATE_KEY, PrivateCA
 from ocifakes.server import InstanceCloud
 
 from dataplane.stacks import RUNTIME
@@ -45,6 +54,11 @@ def manifests(cloud, mariadb) -> dict:
     cloud.create_bucket(BUCKET)
     # The nodes' grants (stack/iam.tf) leave out the administrator's secret: orm-pack reads it instead.
     cloud.grant(secrets=[db_password, login], buckets=[BUCKET])
+    # The stack's CA and the load balancer's certificate (stack/tls.tf), here for the address nginx listens on;
+    # the nodes read it with its key and the CA's certificate (stack/iam.tf).
+    authority = cloud.add_private_ca("mlflow-ca-oke")
+    certificate = authority.issue("mlflow-oke-lb", ("127.0.0.1",))
+    cloud.grant_certificate(certificate, bundle_types=(WITH_PRIVATE_KEY,), authorities=[authority.ocid])
     raw = json.loads(SETTINGS.read_text())
     tracking_env = json.loads(raw["tracking_env"])
     tracking_env.update(mariadb.client_env(), MLFLOW_DB_NAME=DATABASE,
@@ -52,23 +66,28 @@ def manifests(cloud, mariadb) -> dict:
                         MLFLOW_ARTIFACTS_DESTINATION=f"oci://{BUCKET}@{cloud.namespace}/artifacts")
     raw.update(tracking_env=json.dumps(tracking_env), login_password_secret_ocid=login,
                migrate_env=json.dumps({"MYSQL_ADMIN_USER": mariadb.admin_user,
-                                       "MYSQL_ADMIN_PASSWORD_SECRET_OCID": admin}))
+                                       "MYSQL_ADMIN_PASSWORD_SECRET_OCID": admin}),
+               tls_certificate_id=certificate, tls_ca_id=authority.ocid)
     _, documents = oke_manifests.render(REPO_ROOT / "oke", settings.from_output(raw), "kubectl")
     config_maps = {d["metadata"]["name"].rsplit("-", 1)[0]: d["data"] for d in documents if d["kind"] == "ConfigMap"}
     pods = {d["metadata"]["name"]: d["spec"]["template"]["spec"] for d in documents if d["kind"] in ("Job", "Deployment")}
     # What `orm-pack oke deploy` creates for the Job from the password it read with the user's key.
     secret = workflow.admin_secret(mariadb.admin_password)
-    return {"config_maps": config_maps, "pods": pods, "secrets": {secret["metadata"]["name"]: secret["stringData"]}}
+    return {"config_maps": config_maps, "pods": pods, "secrets": {secret["metadata"]["name"]: secret["stringData"]},
+            "authority": authority, "certificate": certificate}
 
 
-def pod_env(manifests, container: dict, cloud, home, pod: dict | None = None) -> dict:
-    """What the container sees: its ConfigMaps and env, (as on an OKE node) the instance principal, and the
-    Secrets its pod mounts, as files under `home`/mounts where a setting names their mount path."""
+def pod_env(manifests, container: dict, cloud, home, pod: dict | None = None, volumes=None) -> dict:
+    """What the container sees: its ConfigMaps and env, (as on an OKE node) the instance principal, the
+    Secrets its pod mounts, as files under `home`/mounts where a setting names their mount path, and the
+    pod's emptyDir volumes as directories under `volumes` (one per volume, shared by the pod's containers)."""
     env = python_env()
     for source in container.get("envFrom", []):
         prefix = source["configMapRef"]["name"].rsplit("-", 1)[0]
         env.update(manifests["config_maps"][prefix])
     env.update({item["name"]: item["value"] for item in container.get("env", [])})
+    # each setting is mapped once, from what the manifests say (a mapped path may lie under a mount path)
+    settings = {name: value for name, value in env.items() if name not in python_env()}
     secret_volumes = {v["name"]: v["secret"]["secretName"] for v in (pod or {}).get("volumes", []) if "secret" in v}
     for mount in container.get("volumeMounts", []):
         if mount["name"] not in secret_volumes or secret_volumes[mount["name"]] not in manifests["secrets"]:
@@ -77,19 +96,43 @@ def pod_env(manifests, container: dict, cloud, home, pod: dict | None = None) ->
         local.mkdir(parents=True, exist_ok=True)
         for key, value in manifests["secrets"][secret_volumes[mount["name"]]].items():
             (local / key).write_text(value)
-        env.update({name: value.replace(mount["mountPath"], str(local)) for name, value in env.items()
+        env.update({name: value.replace(mount["mountPath"], str(local)) for name, value in settings.items()
                     if value.startswith(mount["mountPath"] + "/")})
+    empty_dirs = {v["name"] for v in (pod or {}).get("volumes", []) if "emptyDir" in v}
+    for mount in container.get("volumeMounts", []) if volumes else []:
+        if mount["name"] in empty_dirs:
+            local = volumes / mount["name"]
+            local.mkdir(parents=True, exist_ok=True)
+            env.update({name: str(local) + value[len(mount["mountPath"]):] for name, value in settings.items()
+                        if value == mount["mountPath"] or value.startswith(mount["mountPath"] + "/")})
     env.update(cloud.runtime_env())
     home.mkdir(parents=True, exist_ok=True)
     env.update(HOME=str(home), TMPDIR=str(home))
     return env
 
 
+def run_init_containers(manifests, pod: dict, cloud, workdir) -> None:
+    """The pod's init containers, in order, natively; each must succeed."""
+    for container in pod.get("initContainers", []):
+        env = pod_env(manifests, container, cloud, workdir / "home", pod, workdir / "volumes")
+        result = subprocess.run(images.native_argv(container), env=env, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, (container["name"], result.stderr[-3000:])
+
+
+def mysql_ca(env: dict, manifests) -> dict:
+    """The pod's MLFLOW_DB_SSL_CA is the stack's CA, as its init container wrote it. The test's MariaDB has no
+    certificate from that CA (nor TLS: tests/dataplane/conftest.py), so the server process gets none."""
+    assert open(env["MLFLOW_DB_SSL_CA"]).read() == manifests["authority"].authority_bundle()["certificatePem"]
+    return {name: value for name, value in env.items() if name != "MLFLOW_DB_SSL_CA"}
+
+
 @pytest.fixture(scope="module")
 def migrated(manifests, cloud, tmp_path_factory):
     pod = manifests["pods"]["mlflow-migrate"]
     job = pod["containers"][0]
-    env = pod_env(manifests, job, cloud, tmp_path_factory.mktemp("migrate") / "home", pod)
+    workdir = tmp_path_factory.mktemp("migrate")
+    run_init_containers(manifests, pod, cloud, workdir)
+    env = mysql_ca(pod_env(manifests, job, cloud, workdir / "home", pod, workdir / "volumes"), manifests)
     assert "MYSQL_ADMIN_PASSWORD" not in env  # a file, not a setting
     result = subprocess.run(images.native_argv(job), env=env, capture_output=True, text=True, timeout=600)
     return result
@@ -108,9 +151,11 @@ def test_the_migrate_job_prepares_the_database_and_exits(migrated, mariadb):
 @pytest.fixture(scope="module")
 def tracking(migrated, manifests, cloud, tracker, tmp_path_factory):
     assert migrated.returncode == 0
-    container = manifests["pods"]["mlflow-tracking"]["containers"][0]
+    pod = manifests["pods"]["mlflow-tracking"]
+    container = pod["containers"][0]
     workdir = tmp_path_factory.mktemp("oke-tracking")
-    env = pod_env(manifests, container, cloud, workdir / "home")
+    run_init_containers(manifests, pod, cloud, workdir)
+    env = mysql_ca(pod_env(manifests, container, cloud, workdir / "home", pod, workdir / "volumes"), manifests)
     port = free_port()
     env["MLFLOW_PORT"] = str(port)  # each pod has its own network; here they share the machine's
     service = tracker.start("oke-tracking", images.native_argv(container), env, workdir / "tracking.log")
@@ -132,21 +177,24 @@ def test_the_tracking_container_serves_without_the_administrators_login(tracking
 
 @pytest.fixture(scope="module")
 def proxy_files(manifests, cloud, tracking, tmp_path_factory):
-    """The proxy pod's init container, run natively; listen and upstream are this machine's ports."""
-    setup = manifests["pods"]["mlflow-proxy"]["initContainers"][0]
+    """The proxy pod's init container, run natively; listen and upstream are this machine's ports. Its
+    shared volume (proxy-files) is workdir/volumes/proxy-files, which `files` names."""
+    pod = manifests["pods"]["mlflow-proxy"]
+    setup = pod["initContainers"][0]
     workdir = tmp_path_factory.mktemp("oke-proxy")
-    env = pod_env(manifests, setup, cloud, workdir / "home")
+    env = pod_env(manifests, setup, cloud, workdir / "home", pod, workdir / "volumes")
     listen, upstream = f"127.0.0.1:{free_port()}", f"127.0.0.1:{tracking[0]}"
-    env.update(PROXY_DIR=str(workdir / "files"), PROXY_LISTEN_PORT=listen, PROXY_UPSTREAM=upstream)
+    env.update(PROXY_LISTEN_PORT=listen, PROXY_UPSTREAM=upstream)
     result = subprocess.run(images.native_argv(setup), env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert LOGIN_PASSWORD not in result.stderr
+    assert env["PROXY_DIR"] == str(workdir / "volumes" / "proxy-files")
     return workdir, listen, upstream
 
 
 def test_the_proxy_config_is_the_runtime_renderers_for_the_same_settings(proxy_files, manifests):
     workdir, listen, upstream = proxy_files
-    files = workdir / "files"
+    files = workdir / "volumes" / "proxy-files"
     proxy_settings = manifests["config_maps"]["mlflow-proxy"]
     assert proxy_settings["PROXY_UPSTREAM"] == "mlflow-tracking:5000" and proxy_settings["PROXY_LISTEN_PORT"] == "8443"
     reference = nginx.render_proxy(RUNTIME, workdir / "reference.conf", listen=listen, upstream=upstream,
@@ -156,23 +204,108 @@ def test_the_proxy_config_is_the_runtime_renderers_for_the_same_settings(proxy_f
     assert oct((files / "htpasswd").stat().st_mode & 0o777) == "0o640"
 
 
-def test_nginx_accepts_the_login_from_vault_and_nothing_else(proxy_files, manifests, tracker):
+@pytest.fixture(scope="module")
+def proxy_nginx(proxy_files, tracker):
+    """nginx with the files the init container wrote (its own image's main config here: the pid file is in
+    workdir/nginx); yields (url, pid file, CA file the init container wrote)."""
     workdir, listen, _ = proxy_files
-    conf = nginx.write_main_conf(workdir / "nginx", [workdir / "files" / "conf.d" / "mlflow.conf"])
+    files = workdir / "volumes" / "proxy-files"
+    conf = nginx.write_main_conf(workdir / "nginx", [files / "conf.d" / "mlflow.conf"])
     binary = nginx_binary()
     nginx.check_config(binary, conf)
     service = tracker.start("oke-nginx", nginx.nginx_argv(binary, conf), dict(os.environ), workdir / "nginx.log")
     url = f"https://{listen}"
     try:
         processes.wait_ready(service, f"{url}/health", 30, accept=(200,))
-        search = f"{url}/api/2.0/mlflow/experiments/search?max_results=10"
-        user = manifests["config_maps"]["mlflow-proxy"]["PROXY_LOGIN_USER"]
-        good = requests.get(search, auth=(user, LOGIN_PASSWORD), verify=False, timeout=30)
-        assert good.status_code == 200, good.text
-        assert "oke" in [e["name"] for e in good.json()["experiments"]]
-        assert requests.get(search, auth=(user, LOGIN_PASSWORD + "x"), verify=False, timeout=30).status_code == 401
+        yield url, workdir / "nginx" / "nginx.pid", files / "tls" / "ca.pem"
     finally:
         tracker.stop(service)
+
+
+def test_nginx_accepts_the_login_from_vault_and_nothing_else(proxy_nginx, manifests):
+    url, _, ca_file = proxy_nginx
+    search = f"{url}/api/2.0/mlflow/experiments/search?max_results=10"
+    user = manifests["config_maps"]["mlflow-proxy"]["PROXY_LOGIN_USER"]
+    good = requests.get(search, auth=(user, LOGIN_PASSWORD), verify=str(ca_file), timeout=30)
+    assert good.status_code == 200, good.text
+    assert "oke" in [e["name"] for e in good.json()["experiments"]]
+    assert requests.get(search, auth=(user, LOGIN_PASSWORD + "x"), verify=str(ca_file), timeout=30).status_code == 401
+
+
+def _served(address: str, ca_file) -> x509.Certificate:
+    """The certificate a new connection is shown, verified with the CA for the address (IP SAN)."""
+    host, port = address.rsplit(":", 1)
+    context = ssl.create_default_context(cafile=str(ca_file))
+    with socket.create_connection((host, int(port)), timeout=10) as raw, \
+            context.wrap_socket(raw, server_hostname=host) as tls:
+        return x509.load_der_x509_certificate(tls.getpeercert(binary_form=True))
+
+
+def test_the_proxy_pod_presents_the_certificate_the_stacks_ca_issued_for_the_load_balancers_address(
+        proxy_nginx, proxy_files, manifests):
+    """Before: a self-signed certificate no client could verify (MLFLOW_TRACKING_INSECURE_TLS)."""
+    _, _, ca_file = proxy_nginx
+    authority = manifests["authority"]
+    assert ca_file.read_text() == authority.authority_bundle()["certificatePem"]
+    served = _served(proxy_files[1], ca_file)
+    current = authority.issued[manifests["certificate"]].versions[-1].certificate
+    assert served.serial_number == current.serial_number and served.issuer == authority.certificate.subject
+    # the key stays the pod user's
+    assert oct((ca_file.parent / "key.pem").stat().st_mode & 0o777) == "0o600"
+    # another CA's certificate does not verify it
+    other = PrivateCA("another-ca")
+    other_file = ca_file.parent.parent.parent / "other-ca.pem"
+    other_file.write_text(other.authority_bundle()["certificatePem"])
+    with pytest.raises(ssl.SSLCertVerificationError):
+        _served(proxy_files[1], other_file)
+
+
+def test_the_refresh_sidecar_swaps_in_a_renewed_certificate_without_dropping_a_request(
+        proxy_nginx, proxy_files, manifests, cloud):
+    """OCI renews the certificate (a new version); the sidecar's pass installs it and reloads nginx: a request
+    whose body is still arriving finishes on the old connection, new connections get the new version."""
+    url, pid_file, ca_file = proxy_nginx
+    workdir, listen, _ = proxy_files
+    pod = manifests["pods"]["mlflow-proxy"]
+    sidecar = [c for c in pod["containers"] if c["name"] == "tls-refresh"][0]
+    env = pod_env(manifests, sidecar, cloud, workdir / "sidecar-home", pod, workdir / "volumes")
+    assert env["TLS_DIR"] == str(ca_file.parent)
+    env["NGINX_PID_FILE"] = str(pid_file)  # in the pod: nginx's /tmp, mounted read-only (proxy.yaml)
+    argv = images.native_argv(sidecar) + ["--once"]
+    before = _served(listen, ca_file)
+
+    # nothing renewed: the pass changes nothing and does not reload nginx
+    quiet = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+    assert quiet.returncode == 0 and "reloads" not in quiet.stderr, quiet.stderr
+
+    user = manifests["config_maps"]["mlflow-proxy"]["PROXY_LOGIN_USER"]
+    body = json.dumps({"name": "oke-across-a-reload"}).encode()
+    host, port = listen.rsplit(":", 1)
+    context = ssl.create_default_context(cafile=str(ca_file))
+    with socket.create_connection((host, int(port)), timeout=30) as raw, \
+            context.wrap_socket(raw, server_hostname=host) as connection:
+        token = base64.b64encode(f"{user}:{LOGIN_PASSWORD}".encode()).decode()
+        connection.sendall((f"POST /api/2.0/mlflow/experiments/create HTTP/1.1\r\nHost: {listen}\r\n"
+                            f"Authorization: Basic {token}\r\nContent-Type: application/json\r\n"
+                            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body[:5])
+        cloud.private_cas[manifests["authority"].ocid].renew(manifests["certificate"])
+        renewed = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+        assert renewed.returncode == 0 and "reloads with the new certificate" in renewed.stderr, renewed.stderr
+        deadline = time.monotonic() + 15
+        while _served(listen, ca_file).serial_number == before.serial_number:
+            assert time.monotonic() < deadline, "nginx still presents the old certificate"
+            time.sleep(0.2)
+        connection.sendall(body[5:])
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:300]
+    after = _served(listen, ca_file)
+    current = manifests["authority"].issued[manifests["certificate"]].versions[-1].certificate
+    assert after.serial_number == current.serial_number != before.serial_number
+    check = requests.get(f"{url}/api/2.0/mlflow/experiments/get-by-name?experiment_name=oke-across-a-reload",
+                         auth=(user, LOGIN_PASSWORD), verify=str(ca_file), timeout=30)
+    assert check.status_code == 200, check.text
 
 
 def test_with_mlflows_own_users_the_proxy_pods_pass_logins_on(tmp_path):

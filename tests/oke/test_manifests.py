@@ -96,7 +96,7 @@ def test_the_tracking_servers_are_replicated_spread_and_probed_on_health(documen
 
 def test_settings_carry_secret_ocids_and_no_secret_value(documents):
     config_maps = {d["metadata"]["name"].rsplit("-", 1)[0]: d["data"] for d in documents if d["kind"] == "ConfigMap"}
-    assert set(config_maps) == {"mlflow-tracking", "mlflow-migrate", "mlflow-proxy"}
+    assert set(config_maps) == {"mlflow-tracking", "mlflow-migrate", "mlflow-proxy", "mlflow-tls"}
     for name, data in config_maps.items():
         for key, value in data.items():
             assert "PASSWORD" not in key or key.endswith("_SECRET_OCID"), (name, key)
@@ -144,3 +144,72 @@ def test_the_pods_run_the_images_own_entrypoint_and_scripts(documents):
     assert images.copied_to(entrypoint[-1]) == "docker/tracking/entrypoint.sh"
     assert images.copied_to(setup["command"][-1]) == "docker/nginx/setup-from-vault.sh"
     assert images.copied_to("/opt/mlflow/nginx/render.sh") == "docker/nginx/render.sh"
+
+
+def _mounts(spec: dict, container: dict) -> dict:
+    """mountPath -> (volume name, read-only) of a container."""
+    return {m["mountPath"]: (m["name"], m.get("readOnly", False)) for m in container.get("volumeMounts", [])}
+
+
+def _tls_settings(documents, pod: dict, container: dict) -> dict:
+    names = [s["configMapRef"]["name"] for s in container.get("envFrom", [])]
+    tls = [d for d in documents if d["kind"] == "ConfigMap" and d["metadata"]["name"] in names
+           and d["metadata"]["name"].startswith("mlflow-tls-")]
+    assert len(tls) == 1, container["name"]
+    return {**tls[0]["data"], **{e["name"]: e["value"] for e in container.get("env", [])}}
+
+
+def test_the_proxy_pods_present_the_stacks_certificate_and_reload_nginx_when_it_renews(documents):
+    """The stack's certificate for the load balancer's address and its CA reach the proxy pod's setup, which
+    writes the pair nginx serves, and a sidecar that rewrites it and signals nginx (same process namespace,
+    same user, nginx's pid file). Before: the setup made a self-signed pair and nothing renewed it."""
+    expected = deploy_settings()
+    pod = find(documents, "Deployment", "mlflow-proxy")["spec"]["template"]["spec"]
+    setup = pod["initContainers"][0]
+    containers = {c["name"]: c for c in pod["containers"]}
+    assert set(containers) == {"nginx", "tls-refresh"}
+    nginx, refresh = containers["nginx"], containers["tls-refresh"]
+    for container in (setup, refresh):
+        settings = _tls_settings(documents, pod, container)
+        assert (settings["TLS_CERTIFICATE_OCID"], settings["TLS_CA_OCID"]) == (
+            expected.tls_certificate_id, expected.tls_ca_id)
+        assert settings["TLS_CERTIFICATE_OCID"].startswith("ocid1.certificate.oc1.")
+    assert images.copied_to(refresh["command"][1]) == "docker/nginx/tls-from-oci.sh"
+    assert refresh["command"][2:] == ["refresh"]
+    # the pair the sidecar writes is the one nginx reads: the same volume, where setup-from-vault.sh puts it
+    proxy_env = {e["name"]: e["value"] for e in setup["env"]}
+    tls_dir = _tls_settings(documents, pod, refresh)["TLS_DIR"]
+    assert tls_dir == proxy_env["PROXY_DIR"] + "/tls"
+    assert _mounts(pod, refresh)[proxy_env["PROXY_DIR"]] == ("proxy-files", False)
+    assert _mounts(pod, nginx)[proxy_env["PROXY_DIR"]] == ("proxy-files", True)
+    # it may signal nginx: one process namespace, the pod's user for both, nginx's /tmp (its pid file) shared
+    assert pod["shareProcessNamespace"] is True
+    assert "runAsUser" not in nginx.get("securityContext", {}) and "runAsUser" not in refresh["securityContext"]
+    pid_file = _tls_settings(documents, pod, refresh)["NGINX_PID_FILE"]
+    pid_dir, pid_name = pid_file.rsplit("/", 1)
+    assert pid_name == "nginx.pid" and _mounts(pod, refresh)[pid_dir] == (_mounts(pod, nginx)["/tmp"][0], True)
+
+
+def test_the_tracking_pods_and_the_migrate_job_verify_mysql_with_the_stacks_ca(documents):
+    """An init container writes the CA's certificate into a volume the server mounts read-only, and
+    MLFLOW_DB_SSL_CA names that file. Before: no CA reached the pods."""
+    expected = deploy_settings()
+    for kind, name, main in (("Deployment", "mlflow-tracking", "tracking"), ("Job", "mlflow-migrate", "migrate")):
+        pod = find(documents, kind, name)["spec"]["template"]["spec"]
+        (ca,) = pod["initContainers"]
+        server = [c for c in pod["containers"] if c["name"] == main][0]
+        settings = _tls_settings(documents, pod, ca)
+        assert settings["TLS_CA_OCID"] == expected.tls_ca_id
+        assert images.copied_to(ca["command"][1]) == "docker/nginx/tls-from-oci.sh" and ca["command"][2:] == ["ca"]
+        ca_file = {e["name"]: e["value"] for e in server["env"]}["MLFLOW_DB_SSL_CA"]
+        assert ca_file == settings["TLS_DIR"] + "/ca.pem"
+        volume, _ = _mounts(pod, ca)[settings["TLS_DIR"]]
+        assert _mounts(pod, server)[settings["TLS_DIR"]] == (volume, True)
+        assert ca["image"] == server["image"]
+
+
+def test_a_stack_without_the_oke_certificate_is_refused_with_what_to_do():
+    with pytest.raises(UserError, match="tls_certificate_id is missing.*apply it again"):
+        deploy_settings(tls_certificate_id="")
+    with pytest.raises(UserError, match="tls_ca_id is not an OCID of a certificateauthority"):
+        deploy_settings(tls_ca_id="ocid1.certificate.oc1.phx.amaaaaaaie3oz7u7ipad4pfhgbqgirkerv726tjfg5xx2pmbb5xrb2nqx7qq")

@@ -4,6 +4,8 @@ The stack's private CA (OCI Certificates) issues each VM a certificate for its a
 before it expires; the VM reads the current version at boot and on a timer and installs it for nginx:
 
     python3 -m mlflow_oci.certificates install CERTIFICATE_OCID CERT_FILE KEY_FILE [--ca CA_OCID CA_FILE]
+    python3 -m mlflow_oci.certificates authority CA_OCID CA_FILE      (the CA's certificate alone)
+    python3 -m mlflow_oci.certificates valid CERT_FILE                (exit 1 once it has expired)
 
 CERT_FILE gets the certificate and its chain, KEY_FILE its private key (mode 0600), CA_FILE the CA's own
 certificate (what a client verifies with); each file is replaced whole, and only when it changed. Exit 0
@@ -124,14 +126,47 @@ def install(certificate_ocid: str, cert_file: Path, key_file: Path, authority: t
     return changed
 
 
+def install_authority(authority_ocid: str, ca_file: Path) -> bool:
+    """Writes the CA's certificate (what the tracking pods verify MySQL with); True when it changed."""
+    changed = _write_if_changed(ca_file, read_authority(authority_ocid), 0o644)
+    print(f"{PROGRAM}: {'installed' if changed else 'unchanged:'} the certificate of CA {authority_ocid} at {ca_file}",
+          file=sys.stderr)
+    return changed
+
+
+def still_valid(cert_file: Path) -> bool:
+    """Whether the first certificate in the file has not expired (the proxy pod's liveness check)."""
+    import datetime
+
+    from cryptography import x509
+
+    try:
+        certificate = x509.load_pem_x509_certificate(cert_file.read_bytes())
+    except (OSError, ValueError) as exc:
+        print(f"{PROGRAM}: {cert_file}: {exc}", file=sys.stderr)
+        return False
+    if certificate.not_valid_after_utc <= datetime.datetime.now(datetime.timezone.utc):
+        print(f"{PROGRAM}: {cert_file} expired at {certificate.not_valid_after_utc.isoformat()}", file=sys.stderr)
+        return False
+    return True
+
+
 def main(argv: list[str]) -> int:
-    usage = "usage: python3 -m mlflow_oci.certificates install CERTIFICATE_OCID CERT_FILE KEY_FILE [--ca CA_OCID CA_FILE]"
-    if len(argv) not in (4, 7) or argv[0] != "install" or (len(argv) == 7 and argv[4] != "--ca"):
+    if argv[:1] == ["valid"] and len(argv) == 2:
+        return 0 if still_valid(Path(argv[1])) else 1
+    usage = ("usage: python3 -m mlflow_oci.certificates install CERTIFICATE_OCID CERT_FILE KEY_FILE [--ca CA_OCID CA_FILE]\n"
+             "       python3 -m mlflow_oci.certificates authority CA_OCID CA_FILE\n"
+             "       python3 -m mlflow_oci.certificates valid CERT_FILE")
+    is_install = argv[:1] == ["install"] and (len(argv) == 4 or (len(argv) == 7 and argv[4] == "--ca"))
+    if not is_install and not (argv[:1] == ["authority"] and len(argv) == 3):
         print(usage, file=sys.stderr)
         return 2
     authority = (argv[5], Path(argv[6])) if len(argv) == 7 else None
     try:
-        changed = install(argv[1], Path(argv[2]), Path(argv[3]), authority)
+        if argv[0] == "authority":
+            changed = install_authority(argv[1], Path(argv[2]))
+        else:
+            changed = install(argv[1], Path(argv[2]), Path(argv[3]), authority)
     except CertificateError as exc:
         print(f"{PROGRAM}: error: {exc}", file=sys.stderr)
         return 3

@@ -37,6 +37,7 @@ def write_settings(overlay: Path, settings: DeploySettings) -> None:
     _env_file(directory / "tracking.env", settings.tracking_env)
     _env_file(directory / "migrate.env", settings.migrate_env)
     _env_file(directory / "proxy.env", settings.proxy_env())
+    _env_file(directory / "tls.env", settings.tls_env())
     _env_file(directory / "deploy.env", settings.deploy_values())
 
 

@@ -37,6 +37,9 @@ class DeploySettings:
     lb_nsg_id: str
     ingress_cidr: str
     mysql_cidr: str
+    # TLS (stack/tls.tf): the certificate the proxy pods present for lb_ip, and the CA that issued it
+    tls_certificate_id: str = ""
+    tls_ca_id: str = ""
     max_request_body_mb: str = "64"  # the stack's max_request_body_mb; stacks before it had none
 
     def proxy_env(self) -> dict:
@@ -49,6 +52,11 @@ class DeploySettings:
                 "PROXY_LISTEN_PORT": PROXY_PORT, "PROXY_UPSTREAM": TRACKING_UPSTREAM, "PROXY_SERVER_NAME": "_",
                 "PROXY_MAX_BODY_MB": self.max_request_body_mb,
                 "MLFLOW_OCI_AUTH": self.tracking_env.get("MLFLOW_OCI_AUTH", "instance_principal")}
+
+    def tls_env(self) -> dict:
+        """Every pod's TLS settings (docker/nginx/tls-from-oci.sh): the proxy pods read the certificate with
+        its key, every pod the CA's certificate (the tracking pods verify MySQL with it)."""
+        return {"TLS_CERTIFICATE_OCID": self.tls_certificate_id, "TLS_CA_OCID": self.tls_ca_id}
 
     def deploy_values(self) -> dict:
         """What the overlay's replacements put into the manifests."""
@@ -74,6 +82,16 @@ def _ocid(raw: dict, key: str, kind: str) -> str:
     if ocid is None or ocid.type != kind:
         raise _problem(key, f"is not an OCID of a {kind} (got {value!r})")
     return value
+
+
+def _tls(raw: dict, key: str, kind: str) -> str:
+    """The proxy pods present a certificate from the stack's CA: a stack applied before OKE had one gives
+    none, and the pods would have nothing clients can verify."""
+    if not raw.get(key):
+        raise UserError(f"stack output {OUTPUT}: {key} is missing: the stack was applied before OKE's load balancer "
+                        "had a certificate from the stack's CA; apply it again (orm-pack apply), then run this "
+                        "again", ExitCode.USAGE)
+    return _ocid(raw, key, kind)
 
 
 def _cidr(raw: dict, key: str) -> str:
@@ -149,4 +167,6 @@ def from_output(raw, image_override: str | None = None) -> DeploySettings:
         lb_ip=_ipv4(raw, "lb_ip"), lb_subnet_id=_ocid(raw, "lb_subnet_id", "subnet"),
         lb_nsg_id=_ocid(raw, "lb_nsg_id", "networksecuritygroup"),
         ingress_cidr=_cidr(raw, "ingress_cidr"), mysql_cidr=_cidr(raw, "mysql_cidr"),
+        tls_certificate_id=_tls(raw, "tls_certificate_id", "certificate"),
+        tls_ca_id=_tls(raw, "tls_ca_id", "certificateauthority"),
         max_request_body_mb=_whole_number(raw, "max_request_body_mb", default="64"))
