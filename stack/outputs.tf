@@ -128,7 +128,7 @@ output "oke_next_command" {
 }
 
 output "oke_deploy_settings" {
-  description = "What orm-pack oke deploy reads (deployment_target = \"oke\"; empty otherwise): the cluster, the tracking image and the tracking pods' settings as JSON (Vault secret OCIDs, never a secret value), the migrations Job's administrator settings, the login's user and secret, the load balancer's reserved address, subnet and NSG, and the CIDRs of the allowed clients, the DB system and the worker nodes."
+  description = "What orm-pack oke deploy reads (deployment_target = \"oke\"; empty otherwise): the cluster, the tracking image and the tracking pods' settings as JSON (Vault secret OCIDs, never a secret value), the migrations Job's administrator settings, the login's user and secret, the load balancer's reserved address, subnet and NSG, the CIDRs of the allowed clients, the DB system and the worker nodes, and the OCIDs of the certificate the proxy pods present and of the CA that issued it."
   value       = local.oke_deploy_settings
 }
 
