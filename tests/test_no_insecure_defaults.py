@@ -31,3 +31,20 @@ def test_the_notebook_verifies_the_servers():
     notebook = json.loads((REPO / "examples" / "wine" / "train.ipynb").read_text())
     sources = ["".join(cell["source"]) for cell in notebook["cells"]]
     assert [s for s in sources if TURNS_CHECKS_OFF.search(s)] == []
+
+
+@pytest.mark.parametrize("pattern", ["stack/*.tf", "oke/**/*.yaml", "docker/nginx/*.sh", "userdata/*"])
+def test_the_stack_and_the_oke_manifests_tell_no_client_to_skip_checks(pattern):
+    """What the stack prints (outputs.tf: notebook_setup on VMs and OKE alike) and what the pods run."""
+    files = sorted(REPO.glob(pattern))
+    assert files, pattern
+    assert {str(f.relative_to(REPO)): TURNS_CHECKS_OFF.findall(f.read_text()) for f in files
+            if TURNS_CHECKS_OFF.search(f.read_text())} == {}
+
+
+def test_mlflow_connect_never_turns_verification_off():
+    """It may only clear the switch (MLflow refuses it beside a CA); it never sets it or skips a check."""
+    source = (REPO / "examples" / "wine" / "mlflow_connect.py").read_text()
+    assert not re.search(r"CERT_NONE|check_hostname\s*=|verify\s*=\s*False|\[\"MLFLOW_TRACKING_INSECURE_TLS\"\]\s*=",
+                         source)
+    assert all("pop(" in line for line in re.findall(r".*\"MLFLOW_TRACKING_INSECURE_TLS\".*", source))

@@ -15,6 +15,9 @@ import nbformat
 import pytest
 from ocifakes.server import InstanceCloud
 
+from harness.certificates import Authority
+from orm_pack.local.ports import free_port
+
 REPO = Path(__file__).resolve().parents[1]
 WINE = REPO / "examples" / "wine"
 NOTEBOOK_SESSION = "ocid1.datasciencenotebooksession.oc1.iad.amaaaaaalpicn2foywk7vwcurjmw75frvrupmddkbnla7y74tinfmabtnnvq"
@@ -32,9 +35,11 @@ def cloud():
 
 
 def connect_in_a_session(extra: dict) -> subprocess.CompletedProcess:
-    """connect() in a fresh interpreter, as a notebook's first cell runs, with only the session's settings."""
+    """connect() in a fresh interpreter, as a notebook's first cell runs, with only the session's settings
+    (the tracking URI a closed port, where no certificate can be checked, unless given)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "OCI_"))}
-    env.update({"MLFLOW_TRACKING_URI": "https://10.0.1.10", "MLFLOW_TRACKING_USERNAME": "mlflow", **extra})
+    env.update({"MLFLOW_TRACKING_URI": f"https://127.0.0.1:{free_port()}", "MLFLOW_TRACKING_USERNAME": "mlflow",
+                **extra})
     return subprocess.run([sys.executable, "-c", PROBE], cwd=WINE, env=env, capture_output=True, text=True,
                           timeout=120)
 
@@ -46,7 +51,8 @@ def test_the_password_comes_from_vault_through_the_resource_principal(cloud, tmp
                                    "MLFLOW_TRACKING_PASSWORD_SECRET_OCID": ocid,
                                    "MLFLOW_SERVING_URL": "https://10.0.1.11:1234"})
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == {"password": "Ab3_Xy9#Qr7-Lm2_Np8#Tv4-Gh6_Kd", "tls": "true", "ca": None,
+    # no CA given: verification stays on, with the system's CAs (before: MLFLOW_TRACKING_INSECURE_TLS=true)
+    assert json.loads(result.stdout) == {"password": "Ab3_Xy9#Qr7-Lm2_Np8#Tv4-Gh6_Kd", "tls": None, "ca": None,
                                          "serving": "https://10.0.1.11:1234"}
     assert [kind for _, _, kind, _ in cloud.requests] == ["session-token"]  # no federation, no other key
 
@@ -64,6 +70,20 @@ def test_the_servers_ca_comes_from_oci_certificates_and_verification_stays_on(cl
     found = json.loads(result.stdout)
     assert found["tls"] is None and found["ca"] == str(tmp_path / ".mlflow" / "tracking-ca.pem")
     assert x509.load_pem_x509_certificate(Path(found["ca"]).read_bytes()) == ca.certificate
+
+
+def test_without_a_ca_a_server_the_systems_cas_do_not_verify_is_one_clear_error(tmp_path):
+    """No CA set and a server whose certificate chains to a private CA: connect() refuses, naming the settings
+    that give the stack's CA; it never turns verification off."""
+    from test_tls_verification import tls_server
+
+    with tls_server(tmp_path, *Authority("the stack's CA").issue()) as url:
+        result = connect_in_a_session({"MLFLOW_TRACKING_URI": url, "MLFLOW_TRACKING_PASSWORD": "given"})
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"mlflow_connect.ConnectError: the certificate of {url} does not verify with this system's CAs (unable to "
+        "get local issuer certificate): set MLFLOW_TRACKING_CA_OCID to the stack's output tls_ca_id (read with OCI "
+        "Certificates), or MLFLOW_TRACKING_SERVER_CERT_PATH to the CA certificate its output tls_ca_command saves")
 
 
 def test_a_ca_the_session_may_not_read_is_one_clear_error(cloud, tmp_path):

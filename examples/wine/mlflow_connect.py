@@ -17,15 +17,18 @@ Settings, from the environment (an OCI Data Science notebook session created by 
                                            certificate is read like the password and saved to
                                            ~/.mlflow/tracking-ca.pem
 
-Without either, TLS is encrypted but the certificate is not verified (MLFLOW_TRACKING_INSECURE_TLS), as
-with a stack whose servers still use a self-signed certificate.
+Without either, the server's certificate is verified with the system's CAs (a server behind a public
+certificate); connect() checks that it does and otherwise names the two settings above. Verification is
+never turned off.
 """
 import base64
 import json
 import os
+import socket
 import ssl
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,7 +92,7 @@ def connect() -> MlflowServer:
     if env.get("MLFLOW_TRACKING_SERVER_CERT_PATH"):
         env.pop("MLFLOW_TRACKING_INSECURE_TLS", None)   # MLflow refuses both
     else:
-        env["MLFLOW_TRACKING_INSECURE_TLS"] = "true"
+        check_certificate(env["MLFLOW_TRACKING_URI"])
     return MlflowServer(env["MLFLOW_TRACKING_URI"], env["MLFLOW_TRACKING_USERNAME"], env.get("MLFLOW_SERVING_URL", ""))
 
 
@@ -152,9 +155,24 @@ def _basic_auth(username: str) -> str:
 
 
 def _tls_context() -> ssl.SSLContext:
-    ca = os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH")
-    if ca:
-        return ssl.create_default_context(cafile=ca)
-    context = ssl.create_default_context()
-    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
-    return context
+    """Verifies with the deployment's CA when one is set, with the system's CAs otherwise."""
+    return ssl.create_default_context(cafile=os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH") or None)
+
+
+def check_certificate(uri: str, timeout: float = 10) -> None:
+    """With no CA set: the server's certificate must verify with the system's CAs, or one error says what to
+    set. A server that cannot be reached now is left to MLflow's first call to report."""
+    url = urllib.parse.urlsplit(uri)
+    if url.scheme != "https" or not url.hostname:
+        return
+    try:
+        with socket.create_connection((url.hostname, url.port or 443), timeout=timeout) as raw, \
+                _tls_context().wrap_socket(raw, server_hostname=url.hostname):
+            return
+    except ssl.SSLCertVerificationError as exc:
+        raise ConnectError(
+            f"the certificate of {uri} does not verify with this system's CAs ({exc.verify_message}): set "
+            "MLFLOW_TRACKING_CA_OCID to the stack's output tls_ca_id (read with OCI Certificates), or "
+            "MLFLOW_TRACKING_SERVER_CERT_PATH to the CA certificate its output tls_ca_command saves") from None
+    except OSError:
+        return
