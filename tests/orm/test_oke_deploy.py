@@ -48,6 +48,9 @@ def test_deploy_prepares_migrates_then_rolls_out_and_prints_the_url(orm_pack, fa
     result = oke(orm_pack, fake, kube, "deploy")
     assert result.code == 0, result
     assert "MLflow on OKE: https://192.0.2.10/" in result.stdout  # the reserved address
+    # clients verify the proxy pods' certificate with the stack's CA, never by skipping the check
+    assert "its certificate is from the stack's CA (ocid1.certificateauthority." in result.stdout
+    assert "INSECURE" not in result.stdout + result.stderr
     # The order is the point: nothing of the new version starts before the migrations completed.
     calls = verbs(kube)
     assert calls.index("get job/mlflow-migrate") < calls.index("rollout status deployment/mlflow-tracking")

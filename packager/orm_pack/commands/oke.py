@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from orm_pack.cloud import ociconfig
+from orm_pack.cloud import ociconfig, stack_ca
 from orm_pack.commands import _shared
 from orm_pack.deploy import workflows
 from orm_pack.errors import ExitCode, UserError
@@ -139,6 +139,10 @@ def _deploy(session, raw) -> int:
     session.out.print(f"\nMLflow on OKE: {result.url}", markup=False, style="bold")
     session.out.print(f"user {deploy_settings.login_user}; the password: the stack output mlflow_password_command",
                       markup=False)
+    # The proxy pods present a certificate from the stack's CA: clients verify with the CA's certificate.
+    session.out.print(f"its certificate is from the stack's CA ({deploy_settings.tls_ca_id}): `orm-pack outputs` "
+                      f"saves it to {stack_ca.ca_file(session.context, args.stack_name)} and prints "
+                      "the MLFLOW_TRACKING_SERVER_CERT_PATH line clients need", markup=False, highlight=False)
     return ExitCode.OK
 
 
