@@ -70,9 +70,10 @@ locals {
   # What `orm-pack oke deploy` reads (output oke_deploy_settings): strings only, secret OCIDs and never
   # a secret value. The tracking pods get the tracking VM's settings (cloudinit.tf) but the MySQL
   # administrator's, which only the migrations Job gets; MLflow listens on the pod's address for the
-  # auth proxy pods in front of it.
+  # auth proxy pods in front of it. MLFLOW_DB_SSL_CA is the manifests': the file their init container writes
+  # (oke/base/tracking.yaml), not the VM's.
   oke_tracking_env = merge(
-    { for name, value in local.tracking_settings : name => value if !contains(["MYSQL_ADMIN_USER", "MYSQL_ADMIN_PASSWORD_SECRET_OCID"], name) },
+    { for name, value in local.tracking_settings : name => value if !contains(["MYSQL_ADMIN_USER", "MYSQL_ADMIN_PASSWORD_SECRET_OCID", "MLFLOW_DB_SSL_CA"], name) },
     { MLFLOW_HOST = "0.0.0.0", MLFLOW_PORT = "5000", MLFLOW_WORKERS = "2" },
   )
   oke_deploy_settings = local.oke_enabled ? {
