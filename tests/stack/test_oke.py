@@ -270,7 +270,10 @@ def test_without_iam_the_administrator_gets_the_nodes_rule_and_the_tag_exists(tm
     assert plan.counts["oci_identity_tag_namespace"] == plan.counts["oci_identity_tag"] == 1
     assert plan.outputs["iam_dynamic_groups"] == {"mlflow-workers-86dc8520": (
         "ALL {instance.compartment.id = 'ocid1.compartment.oc1..aaaaaaaahbi7m5qn5a66envartcbaj47n6h63dko6v2cc7hpv7njg7ysvevq', "
-        "tag.mlflow-oke-86dc8520.node-pool.value = 'mlflow-workers'}")}
+        "tag.mlflow-oke-86dc8520.node-pool.value = 'mlflow-workers'}"),
+        # the MySQL DB system's, which reads its certificate (iam.tf)
+        "mlflow-mysql-86dc8520": ("ALL {resource.type = 'mysqldbsystem', resource.compartment.id = "
+                                  "'ocid1.compartment.oc1..aaaaaaaahbi7m5qn5a66envartcbaj47n6h63dko6v2cc7hpv7njg7ysvevq'}")}
 
 
 def test_the_load_balancer_keeps_its_reserved_address_once_kubernetes_assigned_it(tmp_path):
