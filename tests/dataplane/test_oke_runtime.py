@@ -9,17 +9,21 @@ pod's emptyDir volumes are directories of the test's own."""
 import base64
 import json
 import os
+import re
 import socket
 import ssl
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 import requests
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from ocifakes.certificates import WITH_PRIVATE_KEY, PrivateCA
 from ocifakes.server import InstanceCloud
 
+from dataplane import trust
 from dataplane.stacks import RUNTIME
 from harness.static import nginx_binary
 from harness.tools import require_binary
@@ -55,8 +59,11 @@ def manifests(cloud, mariadb) -> dict:
     # The nodes' grants (stack/iam.tf) leave out the administrator's secret: orm-pack reads it instead.
     cloud.grant(secrets=[db_password, login], buckets=[BUCKET])
     # The stack's CA and the load balancer's certificate (stack/tls.tf), here for the address nginx listens on;
-    # the nodes read it with its key and the CA's certificate (stack/iam.tf).
+    # the nodes read it with its key and the CA's certificate (stack/iam.tf). The stack's CA also issues MySQL's
+    # certificate: the lane's test CA, which issued MariaDB's (dataplane/trust.py), stands for it here.
     authority = cloud.add_private_ca("mlflow-ca-oke")
+    authority.key, authority.certificate = trust.AUTHORITY.key, trust.AUTHORITY.cert
+    assert Path(mariadb.ca_file).read_bytes() == trust.AUTHORITY.cert.public_bytes(serialization.Encoding.PEM)
     certificate = authority.issue("mlflow-oke-lb", ("127.0.0.1",))
     cloud.grant_certificate(certificate, bundle_types=(WITH_PRIVATE_KEY,), authorities=[authority.ocid])
     raw = json.loads(SETTINGS.read_text())
@@ -64,6 +71,7 @@ def manifests(cloud, mariadb) -> dict:
     tracking_env.update(mariadb.client_env(), MLFLOW_DB_NAME=DATABASE,
                         MLFLOW_DB_USER=DATABASE, MLFLOW_DB_PASSWORD_SECRET_OCID=db_password, MLFLOW_WORKERS="1",
                         MLFLOW_ARTIFACTS_DESTINATION=f"oci://{BUCKET}@{cloud.namespace}/artifacts")
+    del tracking_env["MLFLOW_DB_SSL_CA"]  # as in the stack's output: the manifests name the pods' own CA file
     raw.update(tracking_env=json.dumps(tracking_env), login_password_secret_ocid=login,
                migrate_env=json.dumps({"MYSQL_ADMIN_USER": mariadb.admin_user,
                                        "MYSQL_ADMIN_PASSWORD_SECRET_OCID": admin}),
@@ -120,10 +128,9 @@ def run_init_containers(manifests, pod: dict, cloud, workdir) -> None:
 
 
 def mysql_ca(env: dict, manifests) -> dict:
-    """The pod's MLFLOW_DB_SSL_CA is the stack's CA, as its init container wrote it. The test's MariaDB has no
-    certificate from that CA (nor TLS: tests/dataplane/conftest.py), so the server process gets none."""
-    assert open(env["MLFLOW_DB_SSL_CA"]).read() == manifests["authority"].authority_bundle()["certificatePem"]
-    return {name: value for name, value in env.items() if name != "MLFLOW_DB_SSL_CA"}
+    """The pod verifies MySQL with MLFLOW_DB_SSL_CA: the stack's CA, as the pod's init container wrote it."""
+    assert Path(env["MLFLOW_DB_SSL_CA"]).read_text() == manifests["authority"].authority_bundle()["certificatePem"]
+    return env
 
 
 @pytest.fixture(scope="module")
@@ -170,6 +177,8 @@ def test_the_tracking_container_serves_without_the_administrators_login(tracking
     text = log.read_text()
     assert "MLflow schema is at revision" in text
     assert "are ready on" not in text  # no first-boot SQL: the Job did it, with a login the pods never get
+    # MySQL's certificate verified with the CA file the pod's init container wrote (its tls volume), name too
+    assert re.search(r"ssl_ca=[^&\s]*%2Fvolumes%2Ftls%2Fca\.pem&ssl_check_hostname=true", text), text[-2000:]
     created = requests.post(f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/create", json={"name": "oke"},
                             timeout=30)
     assert created.status_code == 200, created.text
