@@ -55,7 +55,12 @@ def test_a_stack_of_the_previous_release_keeps_its_db_system_and_address(tmp_pat
     tf.run("init", "-input=false")
     plan = tf.plan(BASE_TFVARS)
     actions = {r["address"]: r["change"]["actions"] for r in plan["resource_changes"]}
-    assert actions[DB] == ["no-op"]
+    # updated in place, and only to present its certificate from the stack's CA (tls.tf): the data stays
+    assert actions[DB] == ["update"]
+    (db_change,) = [r["change"] for r in plan["resource_changes"] if r["address"] == DB]
+    changed = {key for key in set(db_change["before"]) | set(db_change["after"] or {})
+               if db_change["before"].get(key) != (db_change["after"] or {}).get(key)}
+    assert changed <= {"secure_connections"}, changed
     for kept in ("oci_objectstorage_bucket.artifacts", 'oci_core_public_ip.vm["tracking"]',
                  'oci_core_public_ip.vm["serving"]'):
         assert "delete" not in actions[kept], (kept, actions[kept])
@@ -63,6 +68,11 @@ def test_a_stack_of_the_previous_release_keeps_its_db_system_and_address(tmp_pat
     tf.apply(plan_file="plan.bin")
     after = _state_resources(tf)
     assert after[DB]["values"]["id"] == before[DB]["values"]["id"]
+    certificate = after['oci_certificates_management_certificate.service["mysql"]']["values"]
+    assert after[DB]["values"]["secure_connections"] == [{"certificate_generation_type": "BYOC",
+                                                          "certificate_id": certificate["id"]}]
+    # the certificate names the address the DB system kept, which the tracking server checks
+    assert [san["value"] for san in certificate["certificate_config"][0]["subject_alternative_names"]] == [old_address]
     assert tf.output()["mysql_private_ip"] == old_address
     replan = tf.plan(BASE_TFVARS, "replan.bin")
     assert _tracking_env(replan)["MLFLOW_DB_HOST"] == old_address
