@@ -1,7 +1,8 @@
 """examples/wine/train.ipynb runs top to bottom, unedited, against `orm-pack local up` (nbclient, a real
 IPython kernel): it trains and logs three runs, registers the best, moves `champion` to it, and the
 serving endpoint answers with that version. The kernel gets only the settings a notebook session
-created by the stack has (tracking URI, user, password, serving URL)."""
+created by the stack has (tracking URI, user, password, serving URL, the CA: local up's file stands for
+the stack's CA that the session reads by its OCID), and verifies the server with them."""
 import json
 import os
 import subprocess
@@ -44,6 +45,7 @@ def local_up(tmp_path):
 def test_the_wine_notebook_runs_top_to_bottom_against_local_up(local_up, monkeypatch, tmp_path):
     session = {"MLFLOW_TRACKING_URI": local_up["tracking_url"], "MLFLOW_TRACKING_USERNAME": local_up["username"],
                "MLFLOW_TRACKING_PASSWORD": local_up["password"], "MLFLOW_SERVING_URL": local_up["serving_url"],
+               "MLFLOW_TRACKING_SERVER_CERT_PATH": str(tmp_path / "state" / "ca.pem"),
                "MLFLOW_HTTP_REQUEST_MAX_RETRIES": CLIENT_ENV["MLFLOW_HTTP_REQUEST_MAX_RETRIES"]}
     for name in [n for n in os.environ if n.startswith("MLFLOW_")]:
         monkeypatch.delenv(name)  # no TLS or tracking setting from the test run: the notebook's helper sets them
@@ -57,7 +59,6 @@ def test_the_wine_notebook_runs_top_to_bottom_against_local_up(local_up, monkeyp
     assert local_up["password"] not in outputs
     assert "predicted quality" in outputs and "Traceback" not in outputs
 
-    monkeypatch.setenv("MLFLOW_TRACKING_SERVER_CERT_PATH", str(tmp_path / "state" / "ca.pem"))  # local up's CA
     client = MlflowClient(tracking_uri=local_up["tracking_url"])  # not the process-wide URI other tests use
     experiment = client.get_experiment_by_name("wine-quality-notebook")
     runs = client.search_runs([experiment.experiment_id], order_by=["metrics.rmse ASC"])
