@@ -90,9 +90,9 @@ def terraform_env(workdir: Path, fixtures: dict | None = None, base: dict | None
     # Buckets and their objects outlive one Terraform run (the double is a new process each time).
     env.setdefault(OBJECT_STORE_ENV, str(Path(workdir) / ".oci-double-objects.json"))
     # When identity objects were written, for the delays before OCI lets them be used; the delays and
-    # the stack's waits (time_sleep) both run at a tenth of the cloud's pace.
+    # the stack's waits (time_sleep) both run at a twentieth of the cloud's pace.
     env.setdefault(memory.STATE_ENV, str(Path(workdir) / ".oci-double-written.json"))
-    env.setdefault(propagation.SCALE_ENV, "0.1")
+    env.setdefault(propagation.SCALE_ENV, "0.05")
     env[forkserver.ENV_VAR] = forkserver.address()
     if fixtures:
         path = Path(workdir) / ".oci-double-fixtures.json"
