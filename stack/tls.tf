@@ -55,7 +55,7 @@ locals {
   # The services whose addresses the stack chooses before any VM exists: MySQL's private IP (locals.tf),
   # which the tracking server connects to, and on OKE the load balancer's reserved public IP, which the proxy
   # pods present the certificate for (the load balancer passes TLS through). A resource of their own, so that
-  # the DB system, created with its certificate, never waits for the VMs (the VMs wait for it).
+  # the DB system, created with its certificate, never waits for the VMs (they wait for MySQL at boot).
   tls_service_addresses = merge({ mysql = [local.mysql_private_ip] },
   local.oke_enabled ? { oke-lb = [oci_core_public_ip.oke_lb[0].ip_address] } : {})
   tls_mysql_certificate_id = oci_certificates_management_certificate.service["mysql"].id
