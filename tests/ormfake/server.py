@@ -75,6 +75,22 @@ class Fault:
             self.path_contains is None or self.path_contains in path)
 
 
+def _job_record(stack: dict, operation: str, op_details: dict, resolution: dict | None, plan_job_id: str | None,
+                body: dict) -> dict:
+    """A job as the service returns it, ACCEPTED and not yet run."""
+    return {
+        "id": _ocid("job"), "stackId": stack["id"], "compartmentId": stack["compartmentId"],
+        "displayName": body.get("displayName") or f"{operation.lower()}-job",
+        "operation": operation, "jobOperationDetails": op_details, "applyJobPlanResolution": resolution,
+        "resolvedPlanJobId": plan_job_id, "timeCreated": _fmt(_now()), "timeFinished": None,
+        "lifecycleState": "ACCEPTED", "failureDetails": None, "cancellationDetails": None,
+        "workingDirectory": None, "variables": dict(stack["variables"]),
+        "configSource": {"configSourceRecordType": "ZIP_UPLOAD"},
+        "freeformTags": body.get("freeformTags") or {}, "definedTags": body.get("definedTags") or {},
+        "systemTags": {},
+    }
+
+
 class ResourceManagerFake:
     def __init__(self, root: Path, public_keys: dict, compartments=(), terraform: str | None = None, env_for=None,
                  page_size: int = 100, job_start_delay: float = 0.0, log_page_size: int | None = None):
@@ -184,12 +200,9 @@ class ResourceManagerFake:
         empty_zip = base64.b64encode(b"PK\x05\x06" + bytes(18)).decode()
         stack = self.create_stack({"compartmentId": compartment, "displayName": name, "freeformTags": freeform_tags,
                                    "configSource": {"configSourceType": "ZIP_UPLOAD", "zipFileBase64Encoded": empty_zip}})
-        job = {"id": _ocid("job"), "stackId": stack["id"], "compartmentId": compartment, "displayName": "apply-job",
-               "operation": "APPLY", "jobOperationDetails": {"operation": "APPLY",
-                                                             "executionPlanStrategy": "AUTO_APPROVED"},
-               "timeCreated": _fmt(_now()), "timeFinished": _fmt(_now()), "lifecycleState": "SUCCEEDED",
-               "variables": {}, "configSource": {"configSourceRecordType": "ZIP_UPLOAD"},
-               "freeformTags": {}, "definedTags": {}, "systemTags": {}}
+        job = _job_record(stack, "APPLY", {"operation": "APPLY", "executionPlanStrategy": "AUTO_APPROVED"},
+                          {"planJobId": None, "isUseLatestJobId": False, "isAutoApproved": True}, None, {})
+        job.update(lifecycleState="SUCCEEDED", timeFinished=_fmt(_now()))
         with self.lock:
             self.jobs[job["id"]] = job
             self.job_logs[job["id"]] = []
@@ -399,17 +412,7 @@ class ResourceManagerFake:
                 op_details["executionPlanStrategy"] = strategy
             if plan_job_id and operation == "APPLY":
                 op_details["executionPlanJobId"] = plan_job_id
-            job = {
-                "id": _ocid("job"), "stackId": stack["id"], "compartmentId": stack["compartmentId"],
-                "displayName": body.get("displayName") or f"{operation.lower()}-job",
-                "operation": operation, "jobOperationDetails": op_details, "applyJobPlanResolution": resolution,
-                "resolvedPlanJobId": plan_job_id, "timeCreated": _fmt(_now()), "timeFinished": None,
-                "lifecycleState": "ACCEPTED", "failureDetails": None, "cancellationDetails": None,
-                "workingDirectory": None, "variables": dict(stack["variables"]),
-                "configSource": {"configSourceRecordType": "ZIP_UPLOAD"},
-                "freeformTags": body.get("freeformTags") or {}, "definedTags": body.get("definedTags") or {},
-                "systemTags": {},
-            }
+            job = _job_record(stack, operation, op_details, resolution, plan_job_id, body)
             self.jobs[job["id"]] = job
             self.job_logs[job["id"]] = []
             self.job_files[job["id"]] = {"zip": self.stack_zips[stack["id"]], "terraformVersion": stack["terraformVersion"]}
