@@ -3,6 +3,7 @@ a new release must leave what the previous one made (the database, the buckets, 
 
 `upgrade_plan(profile, …)` is the general form: it applies a profile as the previous release made it and
 plans this tree over that state, as Resource Manager plans an updated stack zip over the stack's state.
+`UpgradePlan.data_resources_lost()` names what such a plan would lose of DATA_RESOURCES.
 """
 import shutil
 import subprocess
@@ -19,6 +20,28 @@ REPO = Path(__file__).resolve().parents[2]
 # The commit each version in CHANGELOG.md was released from.
 RELEASES = {"0.2.0": "e65a291b1f28973779aa3d1e61d3359419b2d7e5"}
 STACK_FILES = ("stack", "userdata", "docker", "schema.yaml", "VERSION")
+
+
+# The stack's data resources, by type: replacing or destroying one loses data, or an identity that users and
+# their clients depend on, so no upgrade may plan one for delete. What is not here holds nothing of the
+# kind: the VMs and OKE's node pool (every user_data or image change replaces them), the certificates (the
+# CA issues new ones, which the VMs and pods read by a secret's name), the runtime objects, policies,
+# dynamic groups, the network (tests/stack/test_upgrade_plans.py keeps it unchanged anyway) and waits.
+DATA_RESOURCES = {
+    "oci_mysql_mysql_db_system": "MLflow's backend store: every experiment, run, registered model and MLflow user",
+    "oci_objectstorage_bucket": "the artifacts bucket holds every logged model and file (guarded by type: the runtime bucket too)",
+    "oci_kms_vault": "every key and secret of the stack lives in it; deleting it schedules them all for deletion",
+    "oci_kms_key": "what it encrypted (the secrets) cannot be read without it; the CA signs with the other one",
+    "oci_vault_secret": "generated passwords exist nowhere else (MySQL's MLflow user), and a deleted name stays taken",
+    "oci_core_public_ip": "the reserved address is the MLflow URL in clients, notebooks and the TLS certificates",
+    "oci_certificates_management_certificate_authority":
+        "every client verifies with this CA's certificate: a new CA invalidates every CA file handed out",
+    "oci_identity_domains_app": "single sign-on's client: sessions' tokens were issued to its client id, grants name it",
+    "oci_datascience_notebook_session": "its block volume is the notebook's home directory: the user's notebooks and files",
+    "oci_datascience_project": "users file their models, jobs and other notebook sessions under it",
+    "oci_containerengine_cluster":
+        "it holds MLflow's Kubernetes objects (orm-pack oke deploy applies them, not Terraform); kubeconfigs name it",
+}
 
 
 PREVIOUS_RELEASE = "0.2.0"  # until the first v* tag: the commit VERSION last changed for
@@ -103,6 +126,24 @@ class UpgradePlan:
     def moved(self) -> dict[str, str]:
         """new address -> the address the state had it at (a `moved` block followed)."""
         return {r["address"]: r["previous_address"] for r in self.plan["resource_changes"] if r.get("previous_address")}
+
+    def data_resources_lost(self) -> dict[str, list[str]]:
+        """address -> actions of each data resource (DATA_RESOURCES) the upgrade would lose: planned for delete,
+        whether replaced or destroyed (Terraform plans a resource of the state that this tree no longer declares,
+        at an address no `moved` block carries over, as a delete), and ["absent"] for one of the old state
+        that the plan does not mention at all."""
+        lost = {r["address"]: r["change"]["actions"] for r in self.plan["resource_changes"]
+                if r["mode"] == "managed" and r["type"] in DATA_RESOURCES and "delete" in r["change"]["actions"]}
+        planned = set(self.actions()) | set(self.moved().values())
+        for resource in _state_resources(self.plan.get("prior_state", {}).get("values", {}).get("root_module", {})):
+            if resource["mode"] == "managed" and resource["type"] in DATA_RESOURCES and resource["address"] not in planned:
+                lost[resource["address"]] = ["absent"]
+        return lost
+
+
+def _state_resources(module: dict) -> list[dict]:
+    """The resources of a state's module (JSON values representation) and of its child modules."""
+    return [*module.get("resources", []), *(r for child in module.get("child_modules", []) for r in _state_resources(child))]
 
 
 def upgrade_plan(profile: str, inventory: dict, base_tfvars: dict, dest: Path, baseline: str | None = None,
