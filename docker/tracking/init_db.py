@@ -30,6 +30,15 @@ import time
 
 import pymysql
 
+# docker/lib beside this directory, as in the image (/opt/mlflow/lib) and the repository.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "lib"))
+from mlflow_oci import migration_journal, schema_checks  # noqa: E402
+from mlflow_oci.mysql_ddl import (  # noqa: E402,F401  (tests use them here)
+    PrimaryKeySwapMerger,
+    install_statement_rewrites,
+    unique_foreign_key_names,
+)
+
 IDENTIFIER = re.compile(r"^[A-Za-z0-9_]{1,32}$")
 
 
@@ -169,7 +178,10 @@ def no_pad_collation(execute) -> str:
 
 def ensure_database_and_user(connection, settings) -> None:
     user = settings["user"]
-    databases = [settings["database"]] + ([settings["auth_database"]] if settings["auth_database"] else [])
+    # <database>_rehearsal: where an upgrade's migrations are tried on an empty copy of the schema first
+    # (mlflow_oci.schema_plan); it never holds a row of data.
+    databases = ([settings["database"], f"{settings['database']}_rehearsal"]
+                 + ([settings["auth_database"]] if settings["auth_database"] else []))
     with connection.cursor() as cursor:
         def execute(sql, params=None):
             cursor.execute(sql, params)
@@ -184,66 +196,6 @@ def ensure_database_and_user(connection, settings) -> None:
         cursor.execute(f"ALTER USER '{user}'@'%%' IDENTIFIED BY %s", (settings["password"],))
         for database in databases:
             cursor.execute(f"GRANT ALL PRIVILEGES ON `{database}`.* TO '{user}'@'%'")
-
-
-ALTER_TABLE = re.compile(r"^\s*ALTER\s+TABLE\s+(`?[\w.]+`?)\s+(.*)$", re.IGNORECASE | re.DOTALL)
-DROP_PRIMARY_KEY = re.compile(r"^DROP\s+PRIMARY\s+KEY\s*$", re.IGNORECASE)
-
-
-class PrimaryKeySwapMerger:
-    """Holds back `ALTER TABLE t DROP PRIMARY KEY` and sends it with the next ALTER TABLE of t."""
-
-    def __init__(self):
-        self.pending_table = None
-
-    def rewrite(self, statement: str) -> str:
-        match = ALTER_TABLE.match(statement)
-        if match and DROP_PRIMARY_KEY.match(match.group(2)):
-            self.pending_table = match.group(1)
-            return "DO 0"  # a no-op statement; the drop travels with the next ALTER
-        if self.pending_table is None:
-            return statement
-        table, self.pending_table = self.pending_table, None
-        if not (match and match.group(1) == table):
-            raise RuntimeError(f"migration dropped the primary key of {table} without re-adding it "
-                               f"in the next statement: {statement[:120]}")
-        return f"ALTER TABLE {table} DROP PRIMARY KEY, {match.group(2)}"
-
-
-CREATE_TABLE = re.compile(r"^\s*CREATE\s+TABLE\s+`?(\w+)`?", re.IGNORECASE)
-SHARED_FOREIGN_KEY = re.compile(r"\bCONSTRAINT\s+`?fk_user_id`?\s+FOREIGN\s+KEY", re.IGNORECASE)
-
-
-def unique_foreign_key_names(statement: str) -> str:
-    """MLflow's auth app names the user foreign key of two tables `fk_user_id`; MySQL and MariaDB want
-    constraint names unique in a database and refuse the second table (mlflow/mlflow#9642, #10964).
-    Each table's key is named after its table instead; no later migration refers to the name."""
-    match = CREATE_TABLE.match(statement)
-    if not match or not SHARED_FOREIGN_KEY.search(statement):
-        return statement
-    return SHARED_FOREIGN_KEY.sub(f"CONSTRAINT fk_{match.group(1)}_user_id FOREIGN KEY", statement)
-
-
-_rewrites_installed = False
-
-
-def install_statement_rewrites() -> None:
-    """Rewrites migration statements MySQL would refuse (see PrimaryKeySwapMerger and
-    unique_foreign_key_names) as they are sent, on every engine of this process: the auth app's
-    migrations open an engine of their own."""
-    global _rewrites_installed
-    if _rewrites_installed:
-        return
-    import sqlalchemy
-    from sqlalchemy import event
-
-    merger = PrimaryKeySwapMerger()
-
-    @event.listens_for(sqlalchemy.engine.Engine, "before_cursor_execute", retval=True)
-    def _rewrite(conn, cursor, statement, parameters, context, executemany):
-        return merger.rewrite(unique_foreign_key_names(statement)), parameters
-
-    _rewrites_installed = True
 
 
 def _engine(uri: str, what: str):
@@ -303,25 +255,72 @@ def convert_to_no_pad(engine) -> None:
             "their trailing spaces")
 
 
-def bring_schema_to_head(uri: str) -> str:
-    """Creates or upgrades MLflow's tables; returns the schema revision."""
+class MigrationRefused(Exception):
+    """The pre-checks found what would make the migration fail: nothing was changed."""
+
+
+def bring_schema_to_head(uri: str, wait_seconds: int = 3600) -> str:
+    """Creates or upgrades MLflow's tables, once, under the database's migration lock (mlflow_oci.migration_journal);
+    returns the schema revision. Before an upgrade the pre-checks run (mlflow_oci.schema_checks): a problem
+    refuses it (MigrationRefused) and leaves the database as it was; an unfinished earlier migration blocks it."""
+    import mlflow
     from mlflow.store.db import utils as db_utils  # MLflow's own table setup, pinned with mlflow
+    from mlflow_oci.schema_plan import mlflow_primary_keys
 
     engine = _engine(uri, "MLflow database")
     try:
         head = db_utils._get_latest_schema_revision()
-        if db_utils._is_empty_database(engine):
-            log("creating MLflow tables")
-            db_utils._initialize_tables(engine)
-        elif db_utils._get_schema_version(engine) != head:
-            log(f"upgrading MLflow tables to revision {head}")
-            db_utils._upgrade_db(engine)
-        return db_utils._get_schema_version(engine)
+        with migration_journal.migration_lock(engine, wait_seconds, log):
+            empty = db_utils._is_empty_database(engine)
+            migration_journal.ensure_journal(engine)
+            blocked = migration_journal.blocking_entry(engine)
+            if blocked:
+                raise SettingsError(f"an earlier {blocked.describe()}. The schema may be half-migrated: restore the "
+                                    "database from the backup taken before it (`orm-pack upgrade` rolls back), "
+                                    "or run the MLflow version it came from")
+            current = None if empty else db_utils._get_schema_version(engine)
+            if current == head:
+                return head
+            if not empty:
+                with engine.connect() as connection:
+                    problems = schema_checks.find_problems(
+                        lambda sql, params=None: connection.exec_driver_sql(sql, params).fetchall(),
+                        engine.url.database, mlflow_primary_keys())
+                if problems:
+                    details = "; ".join(problem.what for problem in problems)
+                    migration_journal.record(engine, current, head, mlflow.__version__, "REFUSED", details)
+                    for problem in problems:
+                        log(f"REFUSED: {problem.what}")
+                        for line in problem.fix.splitlines():
+                            log(f"    fix: {line}")
+                    raise MigrationRefused(f"{len(problems)} problem(s) in `{engine.url.database}` would make the "
+                                           f"migration to revision {head} fail; nothing was changed")
+            entry = migration_journal.record(engine, current, head, mlflow.__version__, "MIGRATING")
+            try:
+                if empty:
+                    log("creating MLflow tables")
+                    db_utils._initialize_tables(engine)
+                else:
+                    log(f"upgrading MLflow tables from revision {current} to {head}")
+                    db_utils._upgrade_db(engine)
+            except Exception as exc:
+                reached = db_utils._get_schema_version(engine)
+                reason = getattr(exc, "orig", None) or exc
+                migration_journal.finish(engine, entry, "FAILED", f"stopped after revision {reached}: {reason}")
+                raise SettingsError(f"the migration from revision {current} to {head} stopped after revision "
+                                    f"{reached}: {reason}. The schema is half-migrated and stays as it is "
+                                    f"(journal: table {migration_journal.JOURNAL}); restore the backup taken "
+                                    "before the upgrade") from exc
+            migration_journal.finish(engine, entry, "DONE")
+            return db_utils._get_schema_version(engine)
+    except migration_journal.MigrationBlocked as exc:
+        raise SettingsError(str(exc)) from None
     finally:
         engine.dispose()
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
+    """`init_db.py`: the first-boot SQL, then the migrations; `init_db.py accounts`: the first-boot SQL only."""
     env = os.environ
     try:
         if env.get("MYSQL_ADMIN_USER") or env.get("MYSQL_ADMIN_PASSWORD"):
@@ -334,11 +333,19 @@ def main() -> int:
             databases = ", ".join(f"`{name}`" for name in (settings["database"], settings["auth_database"]) if name)
             log(f"database {databases} and user '{settings['user']}'@'%' are ready "
                 f"on {settings['host']}:{settings['port']}")
+        if argv[:1] == ["accounts"]:
+            return 0
         if not env.get("MLFLOW_BACKEND_STORE_URI", "").startswith("mysql"):
             raise SettingsError("MLFLOW_BACKEND_STORE_URI must be the mysql+pymysql:// URI of the MLflow database")
-        revision = bring_schema_to_head(env["MLFLOW_BACKEND_STORE_URI"])
+        wait = env.get("MLFLOW_DB_MIGRATION_WAIT_SECONDS") or "3600"
+        if not wait.isdigit():
+            raise SettingsError(f"MLFLOW_DB_MIGRATION_WAIT_SECONDS must be a number (got {wait!r})")
+        revision = bring_schema_to_head(env["MLFLOW_BACKEND_STORE_URI"], int(wait))
         if env.get("MLFLOW_AUTH_DATABASE_URI", "").startswith("mysql"):
             log(f"MLflow's users are at revision {bring_auth_schema_to_head(env['MLFLOW_AUTH_DATABASE_URI'])}")
+    except MigrationRefused as exc:
+        log(f"ERROR: {exc}")
+        return 3
     except SettingsError as exc:
         log(f"ERROR: {exc}")
         return 2
@@ -350,4 +357,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

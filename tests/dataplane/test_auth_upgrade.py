@@ -190,4 +190,5 @@ def test_the_users_database_compares_names_with_their_trailing_spaces(mariadb):
         with connection.cursor() as cursor:
             cursor.execute("SELECT SCHEMA_NAME, DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA "
                            "WHERE SCHEMA_NAME LIKE 'mlflow\\_nopad%%'")
-            assert dict(cursor.fetchall()) == {"mlflow_nopad": "utf8mb4_bin", "mlflow_nopad_auth": "utf8mb4_nopad_bin"}
+            assert dict(cursor.fetchall()) == {"mlflow_nopad": "utf8mb4_bin", "mlflow_nopad_rehearsal": "utf8mb4_bin",
+                                               "mlflow_nopad_auth": "utf8mb4_nopad_bin"}
