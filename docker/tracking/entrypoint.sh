@@ -2,6 +2,8 @@
 # Runs the MLflow tracking server from environment variables (see docker/README.md).
 #   entrypoint.sh [serve]   prepare the database, then run the server (the default)
 #   entrypoint.sh migrate   prepare the database and exit: the Kubernetes Job that runs before a rollout
+#   entrypoint.sh plan [--json]   say what an upgrade to this image's MLflow would do to the database, changing
+#                                 nothing in it (mlflow_oci.schema_plan; exit 3: it would be refused)
 # Order: resolve Vault secrets -> check settings -> wait for the database -> init_db.py (first-boot SQL when admin
 # credentials are given, schema migrations) -> exec `mlflow server` with proxied artifacts.
 # Secrets never reach the log or argv: mlflow reads the backend URI from MLFLOW_BACKEND_STORE_URI.
@@ -39,8 +41,8 @@ fi
 
 MODE=${1:-serve}
 case $MODE in
-  serve | migrate) ;;
-  *) die "unknown mode '$MODE': use serve (the default) or migrate" ;;
+  serve | migrate | plan) ;;
+  *) die "unknown mode '$MODE': use serve (the default), migrate or plan" ;;
 esac
 
 # Prints a URI with any password replaced by ***.
@@ -110,7 +112,19 @@ else
 fi
 export MLFLOW_BACKEND_STORE_URI  # mlflow server reads it from here, not from argv
 [[ $MODE == serve || $MLFLOW_BACKEND_STORE_URI == mysql* ]] ||
-  die "migrate prepares a MySQL backend: set MLFLOW_DB_HOST, MLFLOW_DB_USER and MLFLOW_DB_PASSWORD"
+  die "$MODE works on a MySQL backend: set MLFLOW_DB_HOST, MLFLOW_DB_USER and MLFLOW_DB_PASSWORD"
+if [[ $MODE == plan ]]; then
+  if [[ -n ${MLFLOW_DB_HOST:-} ]]; then
+    log "waiting up to ${MLFLOW_DB_WAIT_SECONDS}s for database ${MLFLOW_DB_HOST}:${MLFLOW_DB_PORT}"
+    timeout "$MLFLOW_DB_WAIT_SECONDS" bash -c 'until (exec 3<>"/dev/tcp/$0/$1") 2>/dev/null; do sleep 2; done' \
+      "$MLFLOW_DB_HOST" "$MLFLOW_DB_PORT" || die "database ${MLFLOW_DB_HOST}:${MLFLOW_DB_PORT} is not reachable"
+  fi
+  # The first-boot SQL only (it makes the rehearsal database), never a migration.
+  python3 "$HERE/init_db.py" accounts || die "the MySQL accounts could not be prepared (see init_db above)"
+  unset MYSQL_ADMIN_USER MYSQL_ADMIN_PASSWORD
+  shift
+  exec python3 -m mlflow_oci.schema_plan "$@"
+fi
 
 # --- users -------------------------------------------------------------------------------
 # MLFLOW_AUTH=proxy (default): the auth proxy's one login guards everything and MLflow checks nobody.
