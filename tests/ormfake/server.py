@@ -5,6 +5,10 @@ names of the real API, every request's OCI signature verified, jobs run with rea
     fake.start(); ...; fake.stop()
     client = ResourceManagerClient(config, service_endpoint=fake.url, ...)
 
+Beside it, on the same server and signature check: Object Storage, Container Engine, Certificates, Vault
+secrets, the identity domain, MySQL HeatWave (mysql.py: fake.add_db_system, fake.db_system_backend) and Run
+Command (runcommand.py: fake.add_instance).
+
 Faults: fake.add_fault(429, count=2) answers the next two requests with 429 (optionally only those
 whose method/path match); a compartment not in `compartments` answers 404 NotAuthorizedOrNotFound.
 """
@@ -26,7 +30,17 @@ from harness import loopback, ocids
 from harness.objectstore import ENV_VAR as OBJECT_STORE_ENV
 from harness.objectstore import ObjectStore
 
-from . import certificates, containerengine, identitydomain, objectstorage, signature, vaultsecrets
+from . import (
+    certificates,
+    containerengine,
+    identitydomain,
+    mysql,
+    objectstorage,
+    runcommand,
+    signature,
+    tfstate,
+    vaultsecrets,
+)
 from .jobs import JobCanceled, TerraformJob
 
 API = "/20180917"
@@ -132,6 +146,8 @@ class ResourceManagerFake:
         self.authorities: dict[str, str] = {}  # CAs (OCI Certificates) added by tests: OCID -> name
         self.unreadable_authorities: set[str] = set()
         self.authority_pems: dict[str, str] = {}
+        self.mysql = mysql.MySQL(self.root / "mysql", self.compartments, page_size=page_size)  # DB systems, backups
+        self.run_command = runcommand.RunCommand(self.compartments)  # Run Command's instances and commands
         self.server = None
 
     # ------------------------------------------------------------- lifecycle
@@ -154,6 +170,7 @@ class ResourceManagerFake:
             runner.kill()
         for thread in self.threads:
             thread.join(timeout=30)
+        self.mysql.wait(timeout=60)  # a restore under way ends before the test's servers are stopped
         if self.server:
             loopback.stop(self.server)
 
@@ -174,6 +191,20 @@ class ResourceManagerFake:
     def known_clusters(self) -> dict:
         """The clusters added by tests and those the stacks' applies created."""
         return self._added_and_applied(self.clusters, containerengine.clusters_in_state)
+
+    def add_db_system(self, compartment_id: str, display_name: str, ip_address: str, backend,
+                      db_system_id: str | None = None, **details) -> str:
+        """An ACTIVE MySQL DB system whose data `backend` holds (mysql.py); returns its OCID."""
+        return self.mysql.add_db_system(compartment_id, display_name, ip_address, backend, db_system_id, **details)
+
+    def db_system_backend(self, db_system_id: str):
+        """The backend of a DB system: one a test added, or the one a restore from a backup made."""
+        return self.mysql.db_system_backend(db_system_id)
+
+    def add_instance(self, instance_id: str, runner) -> None:
+        """A compute instance whose Run Command agent runs `runner(script, timeout) -> (exit_code, output)`
+        (runcommand.py); `runner=None`: its agent never polls."""
+        self.run_command.add_instance(instance_id, runner)
 
     def add_secret(self, secret_id: str, value: str) -> None:
         with self.lock:
@@ -382,8 +413,8 @@ class ResourceManagerFake:
                                     f"more: update the stack to {TERRAFORM_VERSIONS[-1]} to run jobs")
             details = body.get("jobOperationDetails") or {}
             operation = body.get("operation") or details.get("operation")
-            if operation not in ("PLAN", "APPLY", "DESTROY"):
-                raise ApiError(400, f"operation {operation} is not PLAN, APPLY or DESTROY")
+            if operation not in ("PLAN", "APPLY", "DESTROY", "IMPORT_TF_STATE"):
+                raise ApiError(400, f"operation {operation} is not PLAN, APPLY, DESTROY or IMPORT_TF_STATE")
             if details.get("operation", operation) != operation:
                 raise ApiError(400, "operation and jobOperationDetails.operation differ")
             if self._active_job(stack["id"]):
@@ -407,8 +438,14 @@ class ResourceManagerFake:
                 strategy = strategy or "AUTO_APPROVED"
                 if strategy != "AUTO_APPROVED":
                     raise ApiError(400, "DESTROY needs executionPlanStrategy AUTO_APPROVED")
+            imported = None
+            if operation == "IMPORT_TF_STATE":
+                try:
+                    imported = tfstate.import_details(details)
+                except ValueError as exc:
+                    raise ApiError(400, str(exc), "InvalidParameter") from None
             op_details = {"operation": operation}
-            if operation != "PLAN":
+            if operation not in ("PLAN", "IMPORT_TF_STATE"):
                 op_details["executionPlanStrategy"] = strategy
             if plan_job_id and operation == "APPLY":
                 op_details["executionPlanJobId"] = plan_job_id
@@ -416,6 +453,8 @@ class ResourceManagerFake:
             self.jobs[job["id"]] = job
             self.job_logs[job["id"]] = []
             self.job_files[job["id"]] = {"zip": self.stack_zips[stack["id"]], "terraformVersion": stack["terraformVersion"]}
+            if imported is not None:
+                self.job_files[job["id"]]["import"] = imported
             thread = threading.Thread(target=self._run_job, args=(job["id"],), daemon=True)
             self.threads.append(thread)
         thread.start()
@@ -457,7 +496,9 @@ class ResourceManagerFake:
             files = self.job_files[job_id]
             self.log(job_id, "INFO", f"Job {operation} started on stack {stack_id} "
                                      f"(Terraform {files['terraformVersion']}, run with {self.terraform_label})")
-            if operation == "APPLY" and plan_job_id:
+            if operation == "IMPORT_TF_STATE":
+                self._import_state(job_id, self.stack_state_file(stack_id), files["import"])
+            elif operation == "APPLY" and plan_job_id:
                 self.log(job_id, "INFO", f"Applying the execution plan of job {plan_job_id}")
                 runner.apply_plan()
             else:
@@ -490,6 +531,17 @@ class ResourceManagerFake:
         finally:
             with self.lock:
                 self.job_runners.pop(job_id, None)
+
+    def _import_state(self, job_id: str, state_file: Path, data: bytes) -> None:
+        """An IMPORT_TF_STATE job: the uploaded state, if Terraform can read it, becomes the stack's state."""
+        try:
+            state = tfstate.read_state(data)
+        except ValueError as exc:
+            raise RuntimeError(f"Error reading the imported Terraform state: {exc}") from None
+        state_file.parent.mkdir(parents=True, exist_ok=True)
+        state_file.write_bytes(data)
+        self.log(job_id, "INFO", f"Imported Terraform state: serial {state['serial']}, lineage {state['lineage']}, "
+                                 f"{len(state['resources'])} resource(s)")
 
     def list_jobs(self, query: dict) -> tuple[list, str | None]:
         items = list(self.jobs.values())
@@ -638,6 +690,8 @@ class _Handler(BaseHTTPRequestHandler):
             except vaultsecrets.SecretsError as exc:
                 return self._error(exc.status, exc.message, exc.code)
             return self._send(status, document)
+        if mysql.is_mysql(parts.path) or runcommand.is_run_command(parts.path):
+            return self._sub_api(mysql.is_mysql(parts.path), self.command, parts.path, query, body)
         if identitydomain.is_identity_domain(parts.path):
             key_id = signature.parse_authorization(self.headers.get("authorization", ""))["keyId"]
             try:
@@ -664,6 +718,24 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception as exc:  # a bug in the fake shows as 500 with its message
             traceback.print_exc()
             self._error(500, f"fake error: {exc}", "InternalServerError")
+
+    def _sub_api(self, is_mysql: bool, method: str, path: str, query: dict, body: bytes):
+        """MySQL HeatWave or Run Command: their errors as OCI answers them."""
+        try:
+            payload = json.loads(body) if body else {}
+        except ValueError:
+            return self._error(400, "The request body is not JSON", "InvalidParameter")
+        try:
+            if is_mysql:
+                status, document, headers = self.fake.mysql.handle(method, path, query, payload)
+            else:
+                (status, document), headers = self.fake.run_command.handle(method, path, query, payload), {}
+        except (mysql.MysqlError, runcommand.RunCommandError) as exc:
+            return self._error(exc.status, exc.message, exc.code)
+        except Exception as exc:  # a bug in the fake shows as 500 with its message
+            traceback.print_exc()
+            return self._error(500, f"fake error: {exc}", "InternalServerError")
+        return self._send(status, document, headers)
 
     def _route(self, method: str, seg: list, query: dict, payload: dict):
         fake = self.fake
