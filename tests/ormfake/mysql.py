@@ -10,8 +10,9 @@ CreateDbSystemDetails, CreateDbSystemSourceFromBackupDetails, DeletionPolicyDeta
 Rules of the real service it keeps, with where they are written:
 - "You can restore these backups to a new DB system" (HeatWave documentation, Overview of Backups): a
   restore is CreateDbSystem with `source` {"sourceType": "BACKUP", "backupId"}; the new DB system gets a new
-  OCID and is CREATING until the data is in, then ACTIVE. A backup outlives the DB system it was taken of
-  (manual backups are kept for their retention, 365 days unless asked otherwise).
+  OCID and is CREATING until the data is in, then ACTIVE. A manual backup outlives the DB system it was
+  taken of; the fake keeps it for its retentionInDays (365 when the request gives none: the service's default
+  and bounds are not in the API reference, so the fake's 1..3650 is a stand-in).
 - A manual backup needs a DB system that is ACTIVE or INACTIVE, and "You cannot create a manual backup on an
   Always Free DB system" (HeatWave documentation, Creating a Manual Backup). Any other state answers 409
   IncorrectState, as OCI answers an operation a resource's state does not allow.
@@ -55,7 +56,7 @@ FREE_SHAPE = "MySQL.Free"
 # system, a minute to delete one.
 SECONDS = {"backup": 120.0, "restore": 600.0, "delete": 60.0}
 LIVE_STATES = ("CREATING", "ACTIVE", "INACTIVE", "UPDATING", "DELETING", "FAILED")
-BACKUP_RETENTION_DAYS = 365
+BACKUP_RETENTION_DAYS = 365  # a stand-in: see the module's docstring
 
 
 class Backend(Protocol):
