@@ -51,8 +51,8 @@ def test_dockerfile_copies_files_that_exist(dockerfile):
     instructions = dockerfile.read_text().replace("\\\n", " ")  # a line continued with a backslash is one line
     for line in re.findall(r"^COPY\s+(.+)$", instructions, re.MULTILINE):
         sources = [part for part in line.split()[:-1] if not part.startswith("--")]
-        for source in sources:
-            assert (REPO_ROOT / source).exists(), f"{dockerfile.name}: COPY {source} does not exist"
+        for source in sources:  # a pattern (the tracking image's locks) must match at least one file
+            assert list(REPO_ROOT.glob(source)), f"{dockerfile.name}: COPY {source} does not exist"
 
 
 @pytest.mark.parametrize("requirements", sorted(DOCKER.glob("requirements-*.txt")), ids=lambda path: path.name)
@@ -61,7 +61,44 @@ def test_requirements_are_pinned(requirements):
              if line.strip() and not line.startswith("#")]
     assert lines and all(re.fullmatch(r"[A-Za-z0-9_.-]+(\[[a-z,]+\])?==[0-9][A-Za-z0-9.]*", line)
                          for line in lines), lines
-    assert [line for line in lines if re.fullmatch(r"mlflow(\[[a-z,]+\])?==3\.17\.2", line)]
+    # the default images run the pinned MLflow; requirements-tracking-<version>.txt the version it names
+    version = requirements.stem.removeprefix("requirements-tracking-") if "tracking-" in requirements.stem else "3.17.2"
+    assert [line for line in lines if re.fullmatch(r"mlflow(\[[a-z,]+\])?==" + re.escape(version), line)]
+
+
+# The MLflow versions this release runs: the pinned one and the two a deployment may come from and go back to.
+PREVIOUS_MLFLOW = ("3.16.1", "3.15.2")
+
+
+def _refresh_locks():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("refresh_locks", DOCKER / "refresh_locks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_previous_mlflow_versions_keep_every_other_pin_of_the_tracking_image():
+    """requirements-tracking-<version>.txt is the pinned image's requirements with another MLflow (written by
+    refresh_locks.py, so they cannot drift); where that MLflow refuses a pin, the exception says so."""
+    refresh = _refresh_locks()
+    versioned = sorted(DOCKER.glob("requirements-tracking-*.txt"))
+    assert [p.name for p in versioned] == sorted(f"requirements-tracking-{v}.txt" for v in PREVIOUS_MLFLOW)
+    base = _pins(DOCKER / "requirements-tracking.txt")
+    for path in versioned:
+        version = path.stem.removeprefix("requirements-tracking-")
+        assert path.read_text() == refresh.versioned_tracking_requirements(version), f"{path.name}: stale, refresh it"
+        pins = _pins(path)
+        exceptions = refresh.PIN_EXCEPTIONS.get(version, {})
+        assert pins == {**base, "mlflow[auth]": version, **exceptions}, path.name
+    # MLflow 3.15.2 declares cryptography<50: the one exception, and it is real
+    assert refresh.PIN_EXCEPTIONS == {"3.15.2": {"cryptography": "49.0.0"}}
+
+
+def _pins(requirements: Path) -> dict[str, str]:
+    return dict(line.strip().split("==") for line in requirements.read_text().splitlines()
+                if line.strip() and not line.startswith("#"))
 
 
 def _lock_entries(lock: Path) -> dict[str, tuple[str, list[str]]]:
@@ -74,13 +111,13 @@ def _lock_entries(lock: Path) -> dict[str, tuple[str, list[str]]]:
     return entries
 
 
-@pytest.mark.parametrize("image", ["serving", "tracking", "training"])
+@pytest.mark.parametrize("image", ["serving", "tracking", "training"] + [f"tracking-{v}" for v in PREVIOUS_MLFLOW])
 def test_the_lock_pins_every_package_with_hashes_for_both_architectures(image):
     """Every package of the image, not only the top-level ones, pinned with the SHA-256 of its wheel;
     a compiled package has one wheel per architecture (x86_64, and aarch64 for the A1 shapes)."""
     lock = DOCKER / f"requirements-{image}.lock"
     entries = _lock_entries(lock)
-    assert "Refresh: python docker/refresh_locks.py" in lock.read_text().splitlines()[1]
+    assert f"Refresh: python docker/refresh_locks.py {image}" in lock.read_text().splitlines()[1]
     for line in (DOCKER / f"requirements-{image}.txt").read_text().splitlines():
         if line.strip() and not line.startswith("#"):
             name, version = line.strip().split("==")
@@ -89,7 +126,7 @@ def test_the_lock_pins_every_package_with_hashes_for_both_architectures(image):
     assert len(entries) > 50  # the transitive dependencies too
     for name, (_, hashes) in entries.items():
         assert 1 <= len(hashes) <= 2 and all(re.fullmatch(r"[0-9a-f]{64}", h) for h in hashes), name
-    for compiled in ("numpy", "sqlalchemy", "pyarrow" if image != "tracking" else "cryptography"):
+    for compiled in ("numpy", "sqlalchemy", "cryptography" if image.startswith("tracking") else "pyarrow"):
         assert len(entries[compiled][1]) == 2, f"{compiled}: one wheel per architecture"
 
 
@@ -97,9 +134,43 @@ def test_the_lock_pins_every_package_with_hashes_for_both_architectures(image):
 def test_the_image_installs_its_lock_and_nothing_else(dockerfile):
     image = dockerfile.name.removeprefix("Dockerfile-")
     text = dockerfile.read_text().replace("\\\n", " ")
-    assert f"COPY docker/requirements-{image}.lock /tmp/requirements.lock" in text
     installs = [" ".join(found.split()) for found in re.findall(r"pip install ([^&]+)", text)]
+    if image == "tracking":  # one of its locks, chosen by MLFLOW_VERSION (test_the_tracking_image_...)
+        assert "COPY docker/requirements-tracking*.lock /tmp/locks/" in text
+        assert installs == ['--no-cache-dir --require-hashes --no-deps --only-binary=:all: -r "$lock"']
+        return
+    assert f"COPY docker/requirements-{image}.lock /tmp/requirements.lock" in text
     assert installs == ["--no-cache-dir --require-hashes --no-deps --only-binary=:all: -r /tmp/requirements.lock"]
+
+
+@pytest.mark.parametrize(("version", "lock"), [("", "requirements-tracking.lock"), ("3.17.2", "requirements-tracking.lock"),
+                                               *[(v, f"requirements-tracking-{v}.lock") for v in PREVIOUS_MLFLOW],
+                                               ("3.14.0", None), ("../../etc/passwd", None), ("3.16.1 x", None)])
+def test_the_tracking_image_installs_the_lock_of_the_mlflow_version_it_is_built_with(tmp_path, version, lock):
+    """Dockerfile-tracking's RUN, as the build runs it (bash, pipefail) over the COPY'd locks with pip
+    recorded: the pinned lock by default and for the pinned version, requirements-tracking-<version>.lock for
+    a previous one, and a version this release does not run fails the build with one line naming those it does."""
+    text = (DOCKER / "Dockerfile-tracking").read_text().replace("\\\n", " ")
+    (run,) = [line.removeprefix("RUN ") for line in text.splitlines() if "pip install" in line]
+    locks = tmp_path / "locks"
+    locks.mkdir()
+    for path in DOCKER.glob("requirements-tracking*.lock"):
+        (locks / path.name).write_bytes(path.read_bytes())
+    (tmp_path / "bin").mkdir()
+    for tool, body in (("pip", 'echo "pip $*"'), ("useradd", "true")):
+        (tmp_path / "bin" / tool).write_text(f"#!/bin/sh\n{body}\n")
+        (tmp_path / "bin" / tool).chmod(0o755)
+    result = subprocess.run(["bash", "-o", "pipefail", "-c", run.replace("/tmp/locks", str(locks))],
+                            env=dict(os.environ, MLFLOW_VERSION=version, PATH=f"{tmp_path / 'bin'}:{os.environ['PATH']}"),
+                            capture_output=True, text=True, timeout=60)
+    if lock is None:
+        assert result.returncode != 0 and "pip install" not in result.stdout
+        assert result.stderr.strip() == (f"MLFLOW_VERSION={version}: this release runs MLflow 3.15.2 3.16.1 3.17.2, "
+                                         "no other (docker/requirements-tracking-<version>.lock)")
+        return
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[-1] == str(locks / lock)
+    assert not locks.exists()  # removed in the same layer
 
 
 @pytest.mark.parametrize("script", [ENTRYPOINT, RENDER, TLS_SELF_SIGNED], ids=lambda path: path.name)
@@ -279,7 +350,8 @@ def test_tracking_entrypoint_masks_the_password_of_a_given_uri(tmp_path):
     assert "Sup3r-secret" not in result.stderr
 
 
-IMAGES_AND_ARCHITECTURES = [(image, architecture) for image in ("serving", "tracking") for architecture in ("x86_64", "aarch64")]
+IMAGES_AND_ARCHITECTURES = [(image, architecture) for image in ("serving", "tracking", *(f"tracking-{v}" for v in PREVIOUS_MLFLOW))
+                           for architecture in ("x86_64", "aarch64")]
 
 
 @pytest.fixture(scope="module")
