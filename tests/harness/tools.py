@@ -88,13 +88,24 @@ def terraform_binaries() -> list[tuple[str, str]]:
     return [(".".join(map(str, _terraform_on_path()[1])), binary)]
 
 
-PREVIOUS_MLFLOW = "3.16.0"
+# Earlier MLflow releases a deployment may still run, each unpacked beside the project by .ci/run
+# (pip install --no-deps --target .tools/mlflow-<version> mlflow mlflow-skinny mlflow-tracing). Put first on
+# PYTHONPATH of this venv's interpreter, one shadows the pinned MLflow; its dependencies are the venv's.
+OLDER_MLFLOWS = ("3.15.2", "3.16.1")
+PREVIOUS_MLFLOW = "3.16.1"  # the previous minor version, which the auth upgrade test starts from
+
+
+def older_mlflow(version: str) -> Path:
+    """The directory of an earlier MLflow (one of OLDER_MLFLOWS), for the upgrade tests."""
+    if version not in OLDER_MLFLOWS:
+        raise ValueError(f"MLflow {version} is not one of {OLDER_MLFLOWS}; add it there and to .ci/run")
+    target = TOOLS_DIR / f"mlflow-{version}"
+    if not (target / "mlflow" / "__init__.py").exists():
+        missing(f"MLflow {version}", f"pip install --no-deps --target {target} mlflow=={version} "
+                f"mlflow-skinny=={version} mlflow-tracing=={version}")
+    return target
 
 
 def previous_mlflow() -> Path:
-    """MLflow's previous minor version, unpacked beside the project (.ci/run) for the upgrade tests."""
-    target = TOOLS_DIR / f"mlflow-{PREVIOUS_MLFLOW}"
-    if not (target / "mlflow" / "__init__.py").exists():
-        missing(f"MLflow {PREVIOUS_MLFLOW}", f"pip install --no-deps --target {target} mlflow=={PREVIOUS_MLFLOW} "
-                f"mlflow-skinny=={PREVIOUS_MLFLOW} mlflow-tracing=={PREVIOUS_MLFLOW}")
-    return target
+    """MLflow's previous minor version, PREVIOUS_MLFLOW."""
+    return older_mlflow(PREVIOUS_MLFLOW)
