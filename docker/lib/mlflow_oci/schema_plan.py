@@ -252,6 +252,57 @@ def describe(plan: Plan) -> str:
     return "\n".join(lines)
 
 
+# Run Command returns only the last 1 KB of a command's output (OCI, "Running Commands on an Instance").
+WIRE_LIMIT = 1000
+
+
+def wire_format(plan: Plan, limit: int = WIRE_LIMIT) -> str:
+    """The plan as one line of at most `limit` bytes for the laptop, as JSON or, when that is too long,
+    zlib-compressed and base64'd ({"z": ...}). What does not fit goes, in this order: the steps' titles, the
+    tables of quick steps, the length of the problems' text (the VM's log has the whole plan: "shortened")."""
+    import base64
+    import zlib
+
+    document = {"database": plan.database, "from_revision": plan.from_revision, "from_mlflow": plan.from_mlflow,
+                "to_revision": plan.to_revision, "to_mlflow": plan.to_mlflow, "refused": plan.refused,
+                "steps": [{"revision": s.revision, "title": s.title, "slow": s.slow, "breaking": s.breaking,
+                           "tables": s.tables} for s in plan.steps],
+                "problems": plan.problems}
+
+    def without_titles(doc):
+        for step in doc["steps"]:
+            step.pop("title", None)
+
+    def quick_steps_bare(doc):
+        doc["steps"] = [step if step["slow"] or step["breaking"] else {"revision": step["revision"]}
+                        for step in doc["steps"]]
+
+    def short_problems(doc):
+        doc["problems"] = [{**p, "what": p["what"][:160], "fix": p["fix"][:200]} for p in doc["problems"]]
+
+    for shrink in (None, without_titles, quick_steps_bare, short_problems):
+        if shrink:
+            shrink(document)
+            document["shortened"] = True
+        line = json.dumps(document, separators=(",", ":"))
+        if len(line) <= limit:
+            return line
+        packed = json.dumps({"z": base64.b64encode(zlib.compress(line.encode(), 9)).decode()}, separators=(",", ":"))
+        if len(packed) <= limit:
+            return packed
+    raise ValueError(f"the plan does not fit in {limit} bytes even shortened ({len(plan.steps)} steps)")
+
+
+def read_wire_format(line: str) -> dict:
+    import base64
+    import zlib
+
+    document = json.loads(line)
+    if "z" in document:
+        document = json.loads(zlib.decompress(base64.b64decode(document["z"])))
+    return document
+
+
 def main(argv: list[str]) -> int:
     uri = os.environ.get("MLFLOW_BACKEND_STORE_URI", "")
     if not uri.startswith("mysql"):
@@ -266,7 +317,11 @@ def main(argv: list[str]) -> int:
     except sqlalchemy.exc.SQLAlchemyError as exc:
         print(f"schema_plan: cannot read the database: {getattr(exc, 'orig', None) or exc}", file=sys.stderr)
         return 2
-    print(json.dumps(plan.as_dict(), indent=1) if "--json" in argv else describe(plan))
+    # The whole plan for the log (stderr), then with --json one short line last: Run Command returns stdout
+    # and stderr together, and only their end.
+    print(describe(plan), file=sys.stderr if "--json" in argv else sys.stdout, flush=True)
+    if "--json" in argv:
+        print(wire_format(plan), flush=True)
     return EXIT_REFUSED if plan.refused else 0
 
 

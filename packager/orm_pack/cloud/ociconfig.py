@@ -310,6 +310,9 @@ CLIENTS = {
     "container_engine": ("container_engine", "ContainerEngineClient", "--container-engine-endpoint"),
     "secrets": ("secrets", "SecretsClient", "--secrets-endpoint"),
     "certificates": ("certificates", "CertificatesClient", "--certificates-endpoint"),
+    "mysql_backups": ("mysql", "DbBackupsClient", "--mysql-endpoint"),
+    "mysql_db_systems": ("mysql", "DbSystemClient", "--mysql-endpoint"),
+    "run_command": ("compute_instance_agent", "ComputeInstanceAgentClient", "--compute-agent-endpoint"),
 }
 
 

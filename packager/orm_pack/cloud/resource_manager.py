@@ -149,7 +149,8 @@ class StackResult:
 
 # The SDK's target_service of each client the package makes (cloud/ociconfig.CLIENTS), as people name it.
 SERVICE_NAMES = {"resource_manager": "Resource Manager", "object_storage": "Object Storage",
-                 "container_engine": "Container Engine", "secrets": "Vault"}
+                 "container_engine": "Container Engine", "secrets": "Vault", "db_backups": "MySQL HeatWave", "db_system": "MySQL HeatWave",
+                 "compute_instance_agent": "Run Command"}
 
 
 def translate_service_error(error: oci.exceptions.ServiceError, credentials: str) -> UserError:
@@ -287,13 +288,32 @@ class ResourceManager:
             fetch_func=lambda response=None: self.client.get_stack(stack_id),
         )
 
-    def state_resources(self, stack_id: str) -> list[str]:
-        """Addresses of the managed resources in the stack's Terraform state."""
+    def stack_zip(self, stack_id: str) -> bytes:
+        """The stack's configuration as its zip (GetStackTfConfig)."""
+        raw = self.client.get_stack_tf_config(stack_id).data
+        return raw.content if hasattr(raw, "content") else raw
+
+    def tf_state(self, stack_id: str) -> dict:
+        """The stack's Terraform state (GetStackTfState); {} before the first apply."""
         raw = self.client.get_stack_tf_state(stack_id).data
         content = raw.content if hasattr(raw, "content") else raw
-        if not content:
+        return json.loads(content) if content else {}
+
+    def import_tf_state(self, stack_id: str, state: dict) -> Job:
+        """Starts a job that replaces the stack's Terraform state with `state` (operation IMPORT_TF_STATE)."""
+        from oci.resource_manager import models
+        encoded = base64.b64encode(json.dumps(state).encode()).decode("ascii")
+        job = self.client.create_job(models.CreateJobDetails(
+            stack_id=stack_id, operation="IMPORT_TF_STATE", display_name="orm-pack-import-state",
+            job_operation_details=models.CreateImportTfStateJobOperationDetails(tf_state_base64_encoded=encoded),
+        )).data
+        return Job.from_sdk(job)
+
+    def state_resources(self, stack_id: str) -> list[str]:
+        """Addresses of the managed resources in the stack's Terraform state."""
+        state = self.tf_state(stack_id)
+        if not state:
             return []
-        state = json.loads(content)
         addresses = []
         for resource in state.get("resources") or []:
             if resource.get("mode") != "managed":

@@ -1,0 +1,233 @@
+"""`orm-pack upgrade`: MLflow (and the stack) to a new version without losing a run, and back when it fails.
+
+The laptop cannot reach MySQL in the private subnet, so what needs the database runs on the tracking VM
+through Run Command (/usr/local/sbin/mlflow-upgrade, with the target version's image). In order:
+
+  1. what changes: MLflow from -> to, the pending migrations (rehearsed on an empty copy of the schema, each
+     marked slow or breaking) and what the stack's plan replaces;
+  2. the database's pre-checks: a problem stops here with its fix, before the stack is touched;
+     (--dry-run stops here too, and leaves the stack's configuration and variables as they were)
+  3. an on-demand MySQL HeatWave backup, waited for;
+  4. the apply: the tracking VM is replaced (its user_data names the version) and, booting, migrates once,
+     under the database's lock, before its server starts;
+  5. the health gate (doctor's checks). When it fails: a backup of the failed database (where the failed state
+     is kept), the database restored from step 3's backup into a new DB system at the same address (HeatWave
+     restores only into a new one), the stack's state pointed at it, and the previous version applied again.
+
+Plain functions over the cloud wrappers; what happens goes to `events`, the question to `confirm`.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field, replace
+from typing import Callable
+
+from orm_pack.cloud.mysql_backups import Backup, MySqlBackups
+from orm_pack.cloud.resource_manager import ResourceManager
+from orm_pack.cloud.run_command import CommandResult, RunCommand
+from orm_pack.deploy import state_takeover, workflows
+from orm_pack.errors import ExitCode, UserError
+
+UPGRADE_SCRIPT = "/usr/local/sbin/mlflow-upgrade"
+PLAN_TIMEOUT_SECONDS = 1800     # the target image may be built on the VM first
+STATUS_TIMEOUT_SECONDS = 120
+
+
+@dataclass(frozen=True)
+class Cloud:
+    rm: ResourceManager
+    run_command: RunCommand
+    backups: MySqlBackups
+
+
+@dataclass(frozen=True)
+class UpgradeRequest:
+    deploy: workflows.DeployRequest     # this release's stack and the user's variables
+    to_version: str
+    dry_run: bool = False
+    mlflow_url: str | None = None       # where the health gate reaches MLflow (default: the stack's mlflow_url)
+
+
+@dataclass
+class Step:
+    name: str
+    seconds: float
+    detail: str = ""
+
+
+@dataclass
+class UpgradeResult:
+    from_version: str
+    to_version: str
+    database_plan: dict
+    replaced: list[str] = field(default_factory=list)
+    steps: list[Step] = field(default_factory=list)
+    backup: Backup | None = None
+    upgraded: bool = False
+    rolled_back: bool = False
+    failed_state_backup: Backup | None = None
+    restored_db_system_id: str | None = None
+    failure: str = ""
+    vm_status: str = ""
+
+
+class UpgradeRefused(UserError):
+    """The database's pre-checks (or the rehearsal) say the migration would fail; nothing was changed."""
+
+    def __init__(self, result: UpgradeResult):
+        problems = result.database_plan.get("problems") or []
+        super().__init__(f"the upgrade to MLflow {result.to_version} would fail: {len(problems)} problem(s) in the "
+                         "database (above, each with its fix); nothing was changed", ExitCode.CONFLICT)
+        self.result = result
+
+
+class UpgradeRolledBack(UserError):
+    def __init__(self, result: UpgradeResult):
+        super().__init__(f"the upgrade to MLflow {result.to_version} failed ({result.failure}) and was rolled back "
+                         f"to {result.from_version}", ExitCode.FAILURE)
+        self.result = result
+
+
+class _Clock:
+    """Steps with their elapsed times, reported as they end."""
+
+    def __init__(self, events: workflows.Events, result: UpgradeResult):
+        self.events, self.result = events, result
+        self.started = time.monotonic()
+
+    def step(self, name: str, run: Callable[[], object], detail: Callable[[object], str] = lambda _: ""):
+        self.events.message(f"[{time.monotonic() - self.started:6.0f}s] {name} ...")
+        began = time.monotonic()
+        value = run()
+        seconds = time.monotonic() - began
+        self.result.steps.append(Step(name, round(seconds, 1), detail(value)))
+        self.events.message(f"[{time.monotonic() - self.started:6.0f}s] {name}: done in {seconds:.0f}s"
+                            + (f" ({detail(value)})" if detail(value) else ""))
+        return value
+
+
+def _last_json_line(output: str) -> dict | None:
+    for line in reversed(output.splitlines()):
+        if line.startswith("{"):
+            try:
+                return json.loads(line)
+            except ValueError:
+                return None
+    return None
+
+
+def _outputs(rm: ResourceManager, stack) -> dict:
+    job = rm.latest_job(stack.id, "APPLY")
+    if job is None:
+        raise UserError(f"stack {stack.name} has no successful apply yet: run orm-pack apply", ExitCode.NOT_FOUND)
+    return {output.name: output.value for output in rm.outputs(job.id)}
+
+
+def _on_vm(cloud: Cloud, compartment: str, instance_id: str, arguments: str, timeout: int) -> CommandResult:
+    return cloud.run_command.run(compartment, instance_id, f"sudo {UPGRADE_SCRIPT} {arguments}", timeout,
+                                 display_name=f"mlflow-upgrade {arguments}")
+
+
+def database_plan(cloud: Cloud, compartment: str, instance_id: str, to_version: str) -> dict:
+    """Step 1's database half, run on the tracking VM with the target version's image."""
+    result = _on_vm(cloud, compartment, instance_id, f"plan {to_version}", PLAN_TIMEOUT_SECONDS)
+    plan = _last_json_line(result.output)
+    if plan is None or result.exit_code not in (0, 3):
+        tail = "\n".join(result.output.splitlines()[-15:])
+        raise UserError(f"the tracking VM could not plan the upgrade (Run Command {result.command_id}: {result.state}, "
+                        f"exit {result.exit_code}):\n{tail}", ExitCode.FAILURE)
+    return plan
+
+
+def _with_version(request: workflows.DeployRequest, version: str) -> workflows.DeployRequest:
+    return replace(request, given={**request.given, "mlflow_version": version})
+
+
+def upgrade(cloud: Cloud, request: UpgradeRequest, events: workflows.Events,
+            confirm: Callable[[UpgradeResult, workflows.PlanResult], bool],
+            health_gate: Callable[[str], list[str]]) -> UpgradeResult:
+    """The whole upgrade; raises UpgradeRefused (nothing changed) or UpgradeRolledBack (back where it was)."""
+    deploy = request.deploy
+    rm = cloud.rm
+    stack = workflows._stack_or_error(rm, deploy.compartment, deploy.stack_name, ": deploy it with orm-pack apply")
+    outputs = _outputs(rm, stack)
+    instance_id = outputs.get("tracking_instance_id") or ""
+    if not instance_id:
+        raise UserError(f"stack {stack.name} runs MLflow on OKE: upgrade it with `orm-pack oke deploy`, whose "
+                        "migrate Job runs before the rollout", ExitCode.USAGE)
+    from_version = outputs.get("mlflow_version") or stack.variables.get("mlflow_version") or "unknown"
+    result = UpgradeResult(from_version, request.to_version, {})
+    clock = _Clock(events, result)
+
+    result.database_plan = clock.step(
+        f"1. plan MLflow {from_version} -> {request.to_version} on the tracking VM",
+        lambda: database_plan(cloud, deploy.compartment, instance_id, request.to_version),
+        lambda plan: f"{len(plan.get('steps') or [])} migration(s) pending")
+    if result.database_plan.get("refused"):
+        raise UpgradeRefused(result)
+    previous_zip = rm.stack_zip(stack.id) if request.dry_run else None
+    planned = clock.step("1. plan the stack", lambda: workflows.plan(rm, _with_version(deploy, request.to_version),
+                                                                     events))
+    result.replaced = [f"{change.address} ({change.action})" for change in planned.summary.changes
+                       if change.action in ("replace", "delete")]
+    if request.dry_run:
+        rm.ensure_stack(deploy.compartment, deploy.stack_name, previous_zip, stack.zip_sha256 or "", stack.variables,
+                        terraform_version=stack.terraform_version or deploy.terraform_version)
+        events.message("dry run: the stack's configuration and variables are as they were")
+        return result
+    if not confirm(result, planned):
+        raise UserError("cancelled: nothing was changed", ExitCode.ABORTED)
+
+    db_system_id = outputs["mysql_db_system_id"]
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    result.backup = clock.step("3. back up MySQL", lambda: cloud.backups.back_up(
+        db_system_id, f"{stack.name}-before-mlflow-{request.to_version}-{stamp}"), lambda backup: backup.id)
+    clock.step("4. apply (the tracking VM is replaced and migrates at boot)", lambda: workflows._require_success(
+        rm, workflows.follow(rm, rm.start_job(stack.id, "APPLY", plan_job_id=planned.job.id), events)))
+    url = request.mlflow_url or outputs.get("mlflow_url") or ""
+    problems = clock.step("5. health gate", lambda: health_gate(url),
+                          lambda found: "healthy" if not found else f"{len(found)} problem(s)")
+    if not problems:
+        result.upgraded = True
+        return result
+
+    result.failure = "; ".join(problems)
+    new_outputs = _outputs(rm, stack)
+    status = _on_vm(cloud, deploy.compartment, new_outputs.get("tracking_instance_id") or instance_id, "status",
+                    STATUS_TIMEOUT_SECONDS)
+    result.vm_status = status.output
+    events.message(f"the health gate failed: {result.failure}. The tracking VM says:\n{status.output}")
+    roll_back(cloud, stack, deploy, result, db_system_id, stamp, clock, events, health_gate, url)
+    raise UpgradeRolledBack(result)
+
+
+def roll_back(cloud: Cloud, stack, deploy: workflows.DeployRequest, result: UpgradeResult, db_system_id: str,
+              stamp: str, clock: _Clock, events: workflows.Events, health_gate, url: str) -> None:
+    rm, backups = cloud.rm, cloud.backups
+    result.failed_state_backup = clock.step(
+        "rollback: back up the failed database (its state is kept there)",
+        lambda: backups.back_up(db_system_id, f"{stack.name}-failed-mlflow-{result.to_version}-{stamp}"),
+        lambda backup: backup.id)
+    like = backups.db_system(db_system_id)
+    clock.step("rollback: delete the failed DB system (its address is needed)", lambda: backups.delete(db_system_id))
+    result.restored_db_system_id = clock.step(
+        f"rollback: restore backup {result.backup.id} into a new DB system at {like.ip_address}",
+        lambda: backups.restore(result.backup.id, like), lambda new_id: new_id)
+
+    def import_state():
+        state = rm.tf_state(stack.id)
+        edited = state_takeover.take_over(state, db_system_id, result.restored_db_system_id, result.backup.id)
+        return workflows._require_success(rm, workflows.follow(rm, rm.import_tf_state(stack.id, edited), events))
+
+    clock.step("rollback: point the stack's state at the restored DB system", import_state)
+    previous = _with_version(deploy, result.from_version)
+    clock.step(f"rollback: apply MLflow {result.from_version} again",
+               lambda: workflows.apply(rm, previous, events, confirm=lambda planned: True))
+    problems = clock.step("rollback: health gate", lambda: health_gate(url),
+                          lambda found: "healthy" if not found else "; ".join(found))
+    result.rolled_back = not problems
+    if problems:
+        raise UserError(f"the rollback's health gate failed too ({'; '.join(problems)}): the database is restored "
+                        f"({result.restored_db_system_id}); see the tracking VM with `orm-pack logs` and "
+                        f"commands.txt", ExitCode.FAILURE)
