@@ -150,7 +150,7 @@ def upgrade(cloud: Cloud, request: UpgradeRequest, events: workflows.Events,
     """The whole upgrade; raises UpgradeRefused (nothing changed) or UpgradeRolledBack (back where it was)."""
     deploy = request.deploy
     rm = cloud.rm
-    stack = workflows._stack_or_error(rm, deploy.compartment, deploy.stack_name, ": deploy it with orm-pack apply")
+    stack = workflows.stack_or_error(rm, deploy.compartment, deploy.stack_name, ": deploy it with orm-pack apply")
     outputs = _outputs(rm, stack)
     instance_id = outputs.get("tracking_instance_id") or ""
     if not instance_id:
@@ -183,7 +183,7 @@ def upgrade(cloud: Cloud, request: UpgradeRequest, events: workflows.Events,
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     result.backup = clock.step("3. back up MySQL", lambda: cloud.backups.back_up(
         db_system_id, f"{stack.name}-before-mlflow-{request.to_version}-{stamp}"), lambda backup: backup.id)
-    clock.step("4. apply (the tracking VM is replaced and migrates at boot)", lambda: workflows._require_success(
+    clock.step("4. apply (the tracking VM is replaced and migrates at boot)", lambda: workflows.require_success(
         rm, workflows.follow(rm, rm.start_job(stack.id, "APPLY", plan_job_id=planned.job.id), events)))
     url = request.mlflow_url or outputs.get("mlflow_url") or ""
     problems = clock.step("5. health gate", lambda: health_gate(url),
@@ -218,7 +218,7 @@ def roll_back(cloud: Cloud, stack, deploy: workflows.DeployRequest, result: Upgr
     def import_state():
         state = rm.tf_state(stack.id)
         edited = state_takeover.take_over(state, db_system_id, result.restored_db_system_id, result.backup.id)
-        return workflows._require_success(rm, workflows.follow(rm, rm.import_tf_state(stack.id, edited), events))
+        return workflows.require_success(rm, workflows.follow(rm, rm.import_tf_state(stack.id, edited), events))
 
     clock.step("rollback: point the stack's state at the restored DB system", import_state)
     previous = _with_version(deploy, result.from_version)

@@ -132,13 +132,13 @@ def follow(rm: ResourceManager, job: Job, events: Events) -> Job:
     return job
 
 
-def _require_success(rm: ResourceManager, job: Job) -> Job:
+def require_success(rm: ResourceManager, job: Job) -> Job:
     if job.state != "SUCCEEDED":
         raise JobFailed(job, rm.log_tail(job.id, LOG_TAIL_LINES))
     return job
 
 
-def _stack_or_error(rm: ResourceManager, compartment: str, stack_name: str, hint: str) -> Stack:
+def stack_or_error(rm: ResourceManager, compartment: str, stack_name: str, hint: str) -> Stack:
     stack = rm.find_stack(ocids.compartment(compartment), stack_name)
     if stack is None:
         raise UserError(f"no orm-pack stack named {stack_name!r} in {compartment}{hint}", ExitCode.NOT_FOUND)
@@ -163,7 +163,7 @@ def upload(rm: ResourceManager, request: DeployRequest, events: Events) -> Stack
 
 def plan(rm: ResourceManager, request: DeployRequest, events: Events) -> PlanResult:
     stack = upload(rm, request, events)
-    job = _require_success(rm, follow(rm, rm.start_job(stack.stack.id, "PLAN"), events))
+    job = require_success(rm, follow(rm, rm.start_job(stack.stack.id, "PLAN"), events))
     plan_json = rm.plan_json(job.id)
     return PlanResult(stack, job, PlanSummary.from_plan(plan_json), estimate_plan(plan_json))
 
@@ -179,7 +179,7 @@ def apply(rm: ResourceManager, request: DeployRequest, events: Events,
         if not confirm(planned):
             raise UserError("cancelled: nothing was applied", ExitCode.ABORTED)
         job = rm.start_job(planned.stack.stack.id, "APPLY", plan_job_id=planned.job.id)
-        job = _require_success(rm, follow(rm, job, events))
+        job = require_success(rm, follow(rm, job, events))
     return ApplyResult(planned, job, rm.outputs(job.id) if job else [])
 
 
@@ -198,7 +198,7 @@ def destroy(rm: ResourceManager, compartment: str, stack_name: str, events: Even
     """Destroy what the stack manages, then delete the stack. The artifact bucket is looked at first:
     when it holds data, stop unless `delete_artifacts`, and then empty it (after `confirm`, which sees
     the resources and the bucket's contents) before the DESTROY job."""
-    stack = _stack_or_error(rm, compartment, stack_name, ": nothing to destroy")
+    stack = stack_or_error(rm, compartment, stack_name, ": nothing to destroy")
     resources = rm.state_resources(stack.id)
     bucket = artifact_bucket(rm, stack, client_for_bucket) if resources and client_for_bucket else None
     contents = bucket.contents() if bucket else None
@@ -212,7 +212,7 @@ def destroy(rm: ResourceManager, compartment: str, stack_name: str, events: Even
         events.message(f"Deleted {deleted} object version(s) from bucket {contents.bucket}")
     job = None
     if resources:
-        job = _require_success(rm, follow(rm, rm.start_job(stack.id, "DESTROY"), events))
+        job = require_success(rm, follow(rm, rm.start_job(stack.id, "DESTROY"), events))
     if not keep_stack:
         rm.delete_stack(stack.id)
         events.message(f"Deleted stack {stack.name} {stack.id}")
@@ -228,7 +228,7 @@ def outputs(rm: ResourceManager, compartment: str | None, stack_name: str, job_i
     else:
         if not compartment:
             raise UserError("pass JOB or --compartment (and --stack-name) to pick the stack", ExitCode.USAGE)
-        stack = _stack_or_error(rm, compartment, stack_name, ": run orm-pack apply")
+        stack = stack_or_error(rm, compartment, stack_name, ": run orm-pack apply")
         job = rm.latest_job(stack.id, "APPLY")
         if job is None:
             raise UserError(f"stack {stack.name} has no successful apply yet: run orm-pack apply", ExitCode.NOT_FOUND)
@@ -243,5 +243,5 @@ def logs(rm: ResourceManager, job_id: str, events: Events, follow_job: bool = Fa
 
 
 def status(rm: ResourceManager, compartment: str, stack_name: str, jobs: int = 10) -> StatusResult:
-    stack = _stack_or_error(rm, compartment, stack_name, "")
+    stack = stack_or_error(rm, compartment, stack_name, "")
     return StatusResult(stack, rm.list_jobs(stack.id, limit=max(jobs, 1))[:jobs])
