@@ -13,6 +13,7 @@ from orm_pack.errors import UserError
 COMMAND_MODULES = (
     "orm_pack.commands.build",
     "orm_pack.commands.deploy",
+    "orm_pack.commands.upgrade",
     "orm_pack.commands.doctor",
     "orm_pack.commands.oke",
     "orm_pack.commands.sso",

@@ -19,7 +19,7 @@ from orm_pack.errors import ExitCode, UserError
 from orm_pack.stack import inputs
 
 
-def _deploy_parent() -> argparse.ArgumentParser:
+def deploy_parent() -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
     parent.add_argument("--var", action="append", default=[], metavar="NAME=VALUE",
                         help="stack variable (repeatable; lists and maps as JSON). Not for passwords: use "
@@ -39,7 +39,7 @@ def _deploy_parent() -> argparse.ArgumentParser:
 
 def register(subparsers) -> None:
     auth = shared.auth_parent()
-    deploy_options = _deploy_parent()
+    deploy_options = deploy_parent()
     p = subparsers.add_parser(
         "plan", parents=[auth, shared.stack_parent(True), deploy_options],
         help="upload the stack and run a Resource Manager plan job",
@@ -85,7 +85,7 @@ def register(subparsers) -> None:
 
 
 # ------------------------------------------------------------------ what every command works with
-def _ask(session: shared.Session, question: str, what: str) -> bool:
+def ask(session: shared.Session, question: str, what: str) -> bool:
     if session.args.auto_approve:
         return True
     if not sys.stdin.isatty():
@@ -94,7 +94,7 @@ def _ask(session: shared.Session, question: str, what: str) -> bool:
     return Confirm.ask(question, console=session.err, default=False)
 
 
-def _request(session: shared.Session) -> workflows.DeployRequest:
+def deploy_request(session: shared.Session) -> workflows.DeployRequest:
     args, context = session.args, session.context
     artifact, given = args.stack_inputs
     auto = {"tenancy_ocid": context.tenancy_id, "region": context.region, "compartment_ocid": args.compartment,
@@ -109,7 +109,7 @@ def _emit(document) -> None:
 # ------------------------------------------------------------------ commands
 def _run_plan(session: shared.Session) -> int:
     args = session.args
-    planned = workflows.plan(session.rm, _request(session), shared.ConsoleEvents(session.err))
+    planned = workflows.plan(session.rm, deploy_request(session), shared.ConsoleEvents(session.err))
     views.print_plan(session.err, planned)
     if args.json:
         _emit({"stack_id": planned.stack.stack.id, "stack_action": planned.stack.action,
@@ -146,9 +146,9 @@ def _run_apply(session: shared.Session) -> int:
         question = "Apply these changes?"
         if planned.summary.data_at_risk:
             question = "Apply these changes, losing the data above?"
-        return _ask(session, question, "apply the plan")
+        return ask(session, question, "apply the plan")
 
-    result = workflows.apply(session.rm, _request(session), shared.ConsoleEvents(session.err), confirm)
+    result = workflows.apply(session.rm, deploy_request(session), shared.ConsoleEvents(session.err), confirm)
     if result.plan.summary.no_changes:
         views.print_plan(session.err, result.plan)
     if session.args.json:
@@ -169,13 +169,13 @@ def _run_destroy(session: shared.Session) -> int:
                               markup=False, style="bold red")
         if not resources:
             session.err.print(f"Stack {args.stack_name} manages no resources.", markup=False)
-            return _ask(session, "Delete the empty stack?", "delete the stack")
+            return ask(session, "Delete the empty stack?", "delete the stack")
         session.err.print(f"Stack {args.stack_name} manages {len(resources)} resources:", markup=False)
         for address in resources:
             session.err.print(f"  - {address}", markup=False)
         for warning in views.destroy_warnings(resources):
             session.err.print(warning, markup=False, style="bold red")
-        return _ask(session, f"Destroy these {len(resources)} resources?", "destroy the resources")
+        return ask(session, f"Destroy these {len(resources)} resources?", "destroy the resources")
 
     def storage_client():
         strategy = ociconfig.retry_strategy(args.max_attempts)

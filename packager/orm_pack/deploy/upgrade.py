@@ -146,8 +146,9 @@ def _with_version(request: workflows.DeployRequest, version: str) -> workflows.D
 
 def upgrade(cloud: Cloud, request: UpgradeRequest, events: workflows.Events,
             confirm: Callable[[UpgradeResult, workflows.PlanResult], bool],
-            health_gate: Callable[[str], list[str]]) -> UpgradeResult:
-    """The whole upgrade; raises UpgradeRefused (nothing changed) or UpgradeRolledBack (back where it was)."""
+            health_gate: Callable[[str, str], list[str]]) -> UpgradeResult:
+    """The whole upgrade; raises UpgradeRefused (nothing changed) or UpgradeRolledBack (back where it was).
+    `health_gate(url, version)` returns the problems of the MLflow at url, which must run `version`."""
     deploy = request.deploy
     rm = cloud.rm
     stack = workflows.stack_or_error(rm, deploy.compartment, deploy.stack_name, ": deploy it with orm-pack apply")
@@ -186,7 +187,7 @@ def upgrade(cloud: Cloud, request: UpgradeRequest, events: workflows.Events,
     clock.step("4. apply (the tracking VM is replaced and migrates at boot)", lambda: workflows.require_success(
         rm, workflows.follow(rm, rm.start_job(stack.id, "APPLY", plan_job_id=planned.job.id), events)))
     url = request.mlflow_url or outputs.get("mlflow_url") or ""
-    problems = clock.step("5. health gate", lambda: health_gate(url),
+    problems = clock.step("5. health gate", lambda: health_gate(url, request.to_version),
                           lambda found: "healthy" if not found else f"{len(found)} problem(s)")
     if not problems:
         result.upgraded = True
@@ -224,7 +225,7 @@ def roll_back(cloud: Cloud, stack, deploy: workflows.DeployRequest, result: Upgr
     previous = _with_version(deploy, result.from_version)
     clock.step(f"rollback: apply MLflow {result.from_version} again",
                lambda: workflows.apply(rm, previous, events, confirm=lambda planned: True))
-    problems = clock.step("rollback: health gate", lambda: health_gate(url),
+    problems = clock.step("rollback: health gate", lambda: health_gate(url, result.from_version),
                           lambda found: "healthy" if not found else "; ".join(found))
     result.rolled_back = not problems
     if problems:

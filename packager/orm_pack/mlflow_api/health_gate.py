@@ -1,0 +1,38 @@
+"""The upgrade's health gate: the replaced tracking VM is up, runs the MLflow version it was given, and passes
+doctor's checks. Returns the problems (none: healthy).
+
+A new VM boots, installs and starts in several minutes on OCI, so /health is polled until `wait_seconds`
+have passed; doctor runs once it answers.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+from orm_pack.mlflow_api import doctor, http_client
+
+
+def check(target: doctor.DoctorTarget, version: str, wait_seconds: float, poll_seconds: float = 10.0) -> list[str]:
+    endpoint = http_client.Endpoint(target.tracking_url, target.username, target.password, target.timeout,
+                                    verify_tls=target.verify_tls, ca_file=target.ca_file)
+    deadline = time.monotonic() + wait_seconds
+    last = "no answer"
+    while True:
+        try:
+            answer = endpoint.request("GET", "/health", auth=False)
+            if answer.status == 200:
+                break
+            last = f"GET /health answered {answer.status}"
+        except OSError as exc:
+            last = f"no answer ({exc})"
+        if time.monotonic() > deadline:
+            return [f"the tracking server was not up within {wait_seconds:.0f}s: {last}"]
+        time.sleep(poll_seconds)
+    problems = []
+    running = endpoint.request("GET", "/version", auth=True)
+    served = running.body.decode(errors="replace").strip() if running.status == 200 else f"? ({running.status})"
+    if served != version:
+        problems.append(f"the tracking server runs MLflow {served}, not {version}")
+    checks = doctor.run(replace(target, artifact_mb=1))
+    problems += [f"doctor {c.name}: {c.detail}" for c in checks if not c.passed]
+    return problems
