@@ -119,6 +119,8 @@ def test_mlflow_3_15_fills_as_a_script_and_the_pinned_mlflow_upgrades_it_unchang
     tracking_uri, auth_uri = fresh_databases(mariadb, "data_from3152")
     prepare(tracking_uri, auth_uri, pythonpath=older)
     shape = mlflow_data.Shape(runs=300, experiments=3, models=2, versions_per_model=2, users=3, seed=3)
+    with pytest.raises(mlflow_data.DataError, match="fill it with the MLflow that prepared it"):
+        mlflow_data.fill(tracking_uri, shape, auth_uri)  # the pinned MLflow would write its own schema's rows
 
     filled = run_script("fill", "--tracking-uri", tracking_uri, "--auth-uri", auth_uri,
                         *(f"--{name.replace('_', '-')}={value}" for name, value in asdict(shape).items()),

@@ -10,16 +10,21 @@ standard library, so an older MLflow put first on PYTHONPATH is the one that fil
          --models 5 --versions-per-model 3 --users 5 --seed 0 --artifact-root mlflow-artifacts:/]
     python tests/harness/mlflow_data.py fingerprint --tracking-uri ... [--auth-uri ...]
 
-Both print JSON. The databases must be at the head revision of the MLflow that fills them: prepare them
-with that same MLflow (the product's docker/tracking/init_db.py, as a deployment of that version did).
-MLflow's stores create their tables in an empty database themselves, but on MySQL with primary keys
-required (HeatWave, MariaDB with innodb_force_primary_key) only init_db.py's statement rewrites make
-its migrations pass.
+Both print JSON: fill what it made (mlflow_version, experiment_ids, models, users with their passwords,
+seconds per step, and rows: the rows per table the fingerprint then counts); fingerprint {"tables": {name:
+{"rows": n, "sha256": hex}}}, rows null for a table the database does not have. Two fingerprints are equal
+when no row of those tables was lost, added or changed.
+
+The databases must be at the head revision of the MLflow that fills them: prepare them with that same
+MLflow (the product's docker/tracking/init_db.py, as a deployment of that version did). MLflow's stores
+create their tables in an empty database themselves, but on MySQL with primary keys required (HeatWave,
+MariaDB with innodb_force_primary_key) only init_db.py's statement rewrites make its migrations pass.
 
 Runs and their metrics, params and tags are inserted in batches with the tracking store's ORM tables and
 session maker (one API call per run would take minutes for 10,000); experiments, registered models,
-versions, aliases, users and permissions go through the stores' API. The same seed gives the same
-names, ids and values; the times MLflow's API stamps (experiments, models) are the clock's.
+versions, aliases, users and permissions go through the stores' API. The seed chooses run ids, values and
+passwords; names are the same for every seed (fill a database once); the times MLflow's API stamps
+(experiments, models) are the clock's.
 """
 from __future__ import annotations
 
@@ -116,29 +121,33 @@ def model_name(index: int) -> str:
     return f"journey-model-{index:04d}"
 
 
-def experiment_name(seed: int, index: int) -> str:
-    return f"journey-{seed}-experiment-{index:04d}"
+def experiment_name(index: int) -> str:
+    return f"journey-experiment-{index:04d}"
 
 
 def fill(tracking_uri: str, shape: Shape, auth_uri: str | None = None, artifact_root: str = "mlflow-artifacts:/",
          progress=None) -> Filled:
-    """Adds shape's experiments, runs, models and (with auth_uri) users; `progress(message)` hears each step."""
+    """Adds shape's experiments, runs, models and (with auth_uri) users, once per database: the names are the
+    same for every seed. `progress(message)` hears each step."""
     import mlflow
 
-    say = progress or (lambda message: None)
-    laps = _Laps()
     tracking = _tracking_store(tracking_uri, artifact_root)
     registry = _registry_store(tracking_uri)
     auth = _auth_store(auth_uri) if auth_uri else None
-    rng = random.Random(shape.seed)
-    users = [person(i) for i in range(shape.users)]
+    try:
+        return _fill(mlflow.__version__, tracking, registry, auth, shape, artifact_root, progress or (lambda message: None))
+    finally:
+        _dispose(tracking, registry, auth)
 
+
+def _fill(version: str, tracking, registry, auth, shape: Shape, artifact_root: str, say) -> Filled:
     from mlflow.entities import ExperimentTag
 
-    experiments = []
-    for index in range(shape.experiments):
-        experiments.append(tracking.create_experiment(
-            experiment_name(shape.seed, index), tags=[ExperimentTag("journey.seed", str(shape.seed))]))
+    laps = _Laps()
+    rng = random.Random(shape.seed)
+    users = [person(i) for i in range(shape.users)]
+    experiments = [tracking.create_experiment(experiment_name(index), tags=[ExperimentTag("journey.seed", str(shape.seed))])
+                   for index in range(shape.experiments)]
     laps.lap("experiments")
     say(f"{len(experiments)} experiments")
 
@@ -149,12 +158,12 @@ def fill(tracking_uri: str, shape: Shape, auth_uri: str | None = None, artifact_
     for index in range(shape.models):
         name = model_name(index)
         registry.create_registered_model(name, description=f"model {index} of seed {shape.seed}")
-        for version in range(1, shape.versions_per_model + 1):
-            run_id = run_ids[(index * shape.versions_per_model + version - 1) % len(run_ids)]
-            registry.create_model_version(name, f"{artifact_root.rstrip('/')}/models/{name}/{version}", run_id=run_id,
-                                          description=f"version {version}")
-        for alias, version in zip(ALIASES, range(shape.versions_per_model, 0, -1), strict=False):
-            registry.set_registered_model_alias(name, alias, str(version))
+        for number in range(1, shape.versions_per_model + 1):
+            run_id = run_ids[(index * shape.versions_per_model + number - 1) % len(run_ids)]
+            registry.create_model_version(name, f"{artifact_root.rstrip('/')}/models/{name}/{number}", run_id=run_id,
+                                          description=f"version {number}")
+        for alias, number in zip(ALIASES, range(shape.versions_per_model, 0, -1), strict=False):
+            registry.set_registered_model_alias(name, alias, str(number))
         models.append(name)
     laps.lap("models")
     say(f"{len(models)} registered models")
@@ -171,8 +180,7 @@ def fill(tracking_uri: str, shape: Shape, auth_uri: str | None = None, artifact_
                 auth.create_registered_model_permission(models[index % len(models)], username, "READ")
         laps.lap("users")
         say(f"{len(users)} users")
-    _dispose(tracking, registry, auth)
-    return Filled(mlflow.__version__, shape, experiments, models, passwords, laps.seconds())
+    return Filled(version, shape, experiments, models, passwords, laps.seconds())
 
 
 class _Laps:
