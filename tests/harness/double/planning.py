@@ -2,7 +2,9 @@
 
 - a new or replaced object: every computed attribute left null becomes unknown, recursively;
 - an update keeps the prior value of computed attributes the configuration leaves null;
-- a change to a ForceNew attribute (flag `x_force_new` from the overlay) requires replacement.
+- a change to a ForceNew attribute (flag `x_force_new` from the overlay) requires replacement;
+- a block the provider declares Optional and Computed (flag `x_computed`) keeps its prior value when the
+  configuration leaves it out, so its ForceNew does not fire.
 """
 from tf.types import Unknown
 
@@ -52,6 +54,11 @@ def keep_prior_computed(block: dict, proposed, prior):
             out[name] = prior[name]
     for name, nested in block.get("block_types", {}).items():
         new, old = out.get(name), prior.get(name)
+        if nested.get("x_computed") and not new and old:
+            # Optional and Computed in the provider (SDKv2): left out of the configuration, it keeps what the
+            # service reported (e.g. a DB system's `source` once restored from a backup).
+            out[name] = old
+            continue
         if _is_single(nested):
             out[name] = keep_prior_computed(nested["block"], new, old)
         elif nested["nesting_mode"] == "list" and isinstance(new, list) and isinstance(old, list):

@@ -218,14 +218,16 @@ def dir_for(tf_type, data):
 
 
 def apply_overlay(res, overlay):
-    """overlay: {type: {"sensitive": [dot.paths], "force_new": [dot.paths]}} -> mark the schema.
+    """overlay: {type: {"sensitive": [dot.paths], "force_new": [dot.paths], "computed_blocks": [dot.paths]}}
+    -> mark the schema.
 
-    `sensitive` is part of Terraform's schema; `x_force_new` is read only by the double
-    (Terraform's schema has no such flag: providers answer requires_replace at plan time)."""
+    `sensitive` is part of Terraform's schema; `x_force_new` and `x_computed` are read only by the double
+    (Terraform's schema has no such flags: providers answer requires_replace at plan time, and a block the
+    provider declares Optional and Computed keeps its prior value when the configuration leaves it out)."""
     for t, ov in overlay.items():
         if t not in res:
             continue
-        for key, flag in (("sensitive", "sensitive"), ("force_new", "x_force_new")):
+        for key, flag in (("sensitive", "sensitive"), ("force_new", "x_force_new"), ("computed_blocks", "x_computed")):
             for path in ov.get(key, []):
                 block = res[t]["block"]
                 *parents, leaf = path.split(".")
