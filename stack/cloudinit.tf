@@ -155,16 +155,18 @@ locals {
 
 
   commands_tracking = {
-    name_prefix   = var.name_prefix
-    per_person    = local.per_person_users
-    serving_user  = local.serving_username
-    notebook_user = local.notebook_username
-    username      = var.mlflow_username
-    login_secret  = local.secret_ids["mlflow-login"]
-    ca_command    = local.tls_ca_command
-    db_host       = local.mysql_private_ip
-    db_name       = var.mlflow_db_name
-    db_user       = var.mlflow_db_user
+    name_prefix     = var.name_prefix
+    mlflow_version  = var.mlflow_version
+    mlflow_versions = join(", ", local.mlflow_versions)
+    per_person      = local.per_person_users
+    serving_user    = local.serving_username
+    notebook_user   = local.notebook_username
+    username        = var.mlflow_username
+    login_secret    = local.secret_ids["mlflow-login"]
+    ca_command      = local.tls_ca_command
+    db_host         = local.mysql_private_ip
+    db_name         = var.mlflow_db_name
+    db_user         = var.mlflow_db_user
     artifacts = (var.artifact_store == "oci"
       ? "${local.artifacts_destination} (Object Storage through this VM's instance principal; no key)"
     : "${local.artifacts_destination} through ${local.s3_endpoint} (customer secret key from Vault)")
@@ -187,7 +189,7 @@ locals {
 
   # Files that depend on the inputs only (the same for every boot of a role).
   static_files = {
-    for role in keys(local.vm_shapes) : role => [
+    for role in keys(local.vm_shapes) : role => concat([
       {
         path    = "/usr/local/sbin/mlflow-bootstrap.sh"
         mode    = "0755"
@@ -236,10 +238,35 @@ locals {
       {
         path    = "/etc/mlflow/image.env"
         mode    = "0644"
-        content = "RELEASED_IMAGE=${local.released_images[role]}\n"
+        content = role == "tracking" ? local.tracking_image_env : "RELEASED_IMAGE=${local.released_images[role]}\n"
       },
-    ]
+      ], role != "tracking" ? [] : [
+      # Day two (orm-pack upgrade, through OCI Run Command, which runs commands as the user ocarun):
+      # mlflow-upgrade plan VERSION | status, and ocarun may run that script as root, nothing else.
+      {
+        path    = "/usr/local/sbin/mlflow-upgrade"
+        mode    = "0755"
+        content = file("${local.userdata_dir}/mlflow-upgrade.sh")
+      },
+      {
+        path    = "/etc/sudoers.d/mlflow-upgrade"
+        mode    = "0440"
+        content = file("${local.userdata_dir}/mlflow-upgrade.sudoers")
+      },
+    ])
   }
+  # The tracking VM's images: the one it runs (mlflow_version) and, for mlflow-upgrade and a refused
+  # migration at boot, each version's released image (RELEASED_IMAGE_<version with _>; empty: build it
+  # with --build-arg MLFLOW_VERSION=<version>). MLFLOW_VERSIONS lists them, comma-separated, this release's own first. A
+  # change of mlflow_version changes user_data, so OCI replaces the VM: the intended path of an upgrade.
+  tracking_image_env = join("", concat(
+    [
+      "RELEASED_IMAGE=${local.released_images["tracking"]}\n",
+      "MLFLOW_VERSION=${var.mlflow_version}\n",
+      "MLFLOW_VERSIONS=${join(",", local.mlflow_versions)}\n",
+    ],
+    [for version in local.mlflow_versions : "RELEASED_IMAGE_${replace(version, ".", "_")}=${local.tracking_images[version]}\n"],
+  ))
 
   # Per role: its settings file, and commands.txt pointing at the stack output that has its URL (the VM
   # cannot know its public address at boot).

@@ -64,6 +64,17 @@ resource "oci_core_instance" "vm" {
   agent_config {
     is_monitoring_disabled = false
     is_management_disabled = false
+
+    # The tracking VM runs the commands orm-pack upgrade sends it (OCI "Running Commands on an Instance":
+    # the Oracle Cloud Agent plugin "Compute Instance Run Command", here enabled explicitly; its statement
+    # is in iam.tf and what it may run as root in userdata/mlflow-upgrade.sudoers).
+    dynamic "plugins_config" {
+      for_each = each.value.role == "tracking" ? ["Compute Instance Run Command"] : []
+      content {
+        name          = plugins_config.value
+        desired_state = "ENABLED"
+      }
+    }
   }
 
   metadata = merge(

@@ -1,7 +1,8 @@
 # Who may read what: one dynamic group per VM role, matching exactly this stack's instance of that role
 # (and one for the notebook session), and one policy whose statements name this stack's secrets and
 # bucket and nothing else:
-#   tracking  reads its secrets (MySQL admin, MLflow DB user, login, S3 key with artifact_store = "s3",
+#   tracking  takes the commands sent to it by Run Command (orm-pack upgrade), and only those;
+#             reads its secrets (MySQL admin, MLflow DB user, login, S3 key with artifact_store = "s3",
 #             with sso the identity domain application's two, by name in the stack's vault) and manages
 #             objects in the artifact bucket (artifact_store = "oci")
 #             (with per-person or sso also serving-login and notebook-login: it sets those users' passwords)
@@ -97,6 +98,15 @@ locals {
       role == "workers" ? [
         "Allow ${local.iam_subjects[role]} to read leaf-certificate-bundles in compartment id ${var.compartment_ocid} where all {target.leaf-certificate.id = '${local.oke_tls_certificate_id}', target.leaf-certificate.bundle-type = 'CERTIFICATE_CONTENT_WITH_PRIVATE_KEY'}",
         "Allow ${local.iam_subjects[role]} to read certificate-authority-bundles in compartment id ${var.compartment_ocid} where target.certificate-authority.id = '${local.tls_ca_id}'",
+      ] : [],
+      # Run Command on the tracking VM (orm-pack upgrade): the Compute Instance Run Command plugin fetches the
+      # commands sent to the VM and reports their results with the VM's identity, which needs the statement
+      # OCI documents for it ("Running Commands on an Instance", Prerequisites,
+      # https://docs.oracle.com/en-us/iaas/Content/Compute/Tasks/runningcommands.htm), limited as those docs
+      # show with request.instance.id = target.instance.id: a VM takes only the commands addressed to itself.
+      # Sending commands is the user's (manage instance-agent-command-family), not the stack's to grant.
+      role == "tracking" ? [
+        "Allow ${local.iam_subjects[role]} to use instance-agent-command-execution-family in compartment id ${var.compartment_ocid} where request.instance.id = target.instance.id",
       ] : [],
       # The notebook verifies the servers with the CA's certificate (examples/wine/mlflow_connect.py).
       role == "notebook" ? [

@@ -19,11 +19,24 @@ locals {
   # by the release workflow: role -> sha256 digest).
   release       = trimspace(file("${local.assets_dir}/VERSION"))
   image_digests = fileexists("${local.docker_dir}/images.json") ? jsondecode(file("${local.docker_dir}/images.json")) : {}
+  # The MLflow versions this release's tracking image runs (docker/requirements-tracking*.lock): its own
+  # first, then the two a deployment may come from and go back to (variable mlflow_version). The release's
+  # tracking image of its own version is oci-mlflow-tracking:<release> (digest key "tracking"), of another
+  # oci-mlflow-tracking:<release>-mlflow<version> (digest key "tracking-<version>"); empty without a registry.
+  mlflow_versions = ["3.17.2", "3.16.1", "3.15.2"]
+  tracking_images = {
+    for version in local.mlflow_versions : version => var.container_registry == "" ? "" : (
+      lookup(local.image_digests, version == local.mlflow_versions[0] ? "tracking" : "tracking-${version}", "") != ""
+      ? "${var.container_registry}/oci-mlflow-tracking@${local.image_digests[version == local.mlflow_versions[0] ? "tracking" : "tracking-${version}"]}"
+      : "${var.container_registry}/oci-mlflow-tracking:${local.release}${version == local.mlflow_versions[0] ? "" : "-mlflow${version}"}"
+    )
+  }
   released_images = {
-    for role in ["tracking", "serving"] : role => var.container_registry == "" ? "" : (
-      lookup(local.image_digests, role, "") != ""
-      ? "${var.container_registry}/oci-mlflow-${role}@${local.image_digests[role]}"
-      : "${var.container_registry}/oci-mlflow-${role}:${local.release}"
+    tracking = local.tracking_images[var.mlflow_version]
+    serving = var.container_registry == "" ? "" : (
+      lookup(local.image_digests, "serving", "") != ""
+      ? "${var.container_registry}/oci-mlflow-serving@${local.image_digests["serving"]}"
+      : "${var.container_registry}/oci-mlflow-serving:${local.release}"
     )
   }
 

@@ -46,6 +46,23 @@ output "mysql_private_ip" {
   value       = oci_mysql_mysql_db_system.mlflow.ip_address
 }
 
+# What `orm-pack upgrade` reads: the MLflow version the tracking server runs, the VM it sends its checks to
+# through Run Command (userdata/mlflow-upgrade.sh), and the DB system it backs up first.
+output "mlflow_version" {
+  description = "MLflow version of the tracking server (variable mlflow_version)."
+  value       = var.mlflow_version
+}
+
+output "tracking_instance_id" {
+  description = "OCID of the tracking VM, where orm-pack upgrade runs mlflow-upgrade plan VERSION and status through Run Command; empty with deployment_target = \"oke\"."
+  value       = local.oke_enabled ? "" : local.instances["tracking"].id
+}
+
+output "mysql_db_system_id" {
+  description = "OCID of the MySQL HeatWave DB system that holds the MLflow database (orm-pack upgrade backs it up before an upgrade)."
+  value       = oci_mysql_mysql_db_system.mlflow.id
+}
+
 output "commands_tracking" {
   description = "The tracking VM's /home/opc/commands.txt: what runs, logs, restart, password rotation, notebook and curl usage; empty with deployment_target = \"oke\"."
   value       = local.commands_text.tracking

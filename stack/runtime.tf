@@ -6,7 +6,8 @@
 #     bootstrap unpacks it to /opt/mlflow/src/<path>, the Dockerfiles' build context, before anything
 #     uses those files (the proxy render, the image build fallback).
 #   * requirements-<role>.lock: the image's hashed requirements lock, fetched only when the VM builds
-#     its image instead of pulling the release's.
+#     its image instead of pulling the release's; for the tracking role also requirements-tracking-<version>.lock
+#     of each previous MLflow version it may build (mlflow_version, mlflow-upgrade).
 # Each is read through an object-scoped, read-only pre-authenticated request, and the VM checks what it
 # downloads against the SHA-256 carried in its user_data before it uses any of it (and refuses a path
 # that would leave /opt/mlflow/src). The files are public information (they are the repository's).
@@ -37,6 +38,15 @@ locals {
   # docker/lib, the instance-principal runtime: the tracking image takes all of it (the oci:// store,
   # Vault secrets), the serving image only what reads secrets (Dockerfile-serving copies the same).
   docker_lib_files = [for f in sort(fileset(local.docker_dir, "lib/**")) : "docker/${f}" if length(regexall("__pycache__", f)) == 0]
+
+  # The locks the VMs may build with: each role's, and the tracking image's of each previous MLflow version
+  # (keyed tracking-<version>), for the tracking VM alone.
+  requirements_locks = merge(
+    { for role in keys(local.vm_shapes) : role => "requirements-${role}.lock" },
+    contains(keys(local.vm_shapes), "tracking") ? {
+      for version in slice(local.mlflow_versions, 1, length(local.mlflow_versions)) : "tracking-${version}" => "requirements-tracking-${version}.lock"
+    } : {},
+  )
 
   # One JSON object per role (jsonencode sorts the keys, so the same files give the same bytes).
   runtime_files_json = {
@@ -80,19 +90,19 @@ resource "oci_objectstorage_preauthrequest" "runtime_files" {
 }
 
 resource "oci_objectstorage_object" "requirements_lock" {
-  for_each = local.vm_shapes
+  for_each = local.requirements_locks
 
   namespace    = local.namespace
   bucket       = oci_objectstorage_bucket.runtime.name
-  object       = "requirements-${each.key}.lock"
-  content      = file("${local.docker_dir}/requirements-${each.key}.lock")
+  object       = each.value
+  content      = file("${local.docker_dir}/${each.value}")
   content_type = "text/plain"
 
   delete_all_object_versions = true
 }
 
 resource "oci_objectstorage_preauthrequest" "requirements_lock" {
-  for_each = local.vm_shapes
+  for_each = local.requirements_locks
 
   namespace    = local.namespace
   bucket       = oci_objectstorage_bucket.runtime.name
@@ -103,13 +113,22 @@ resource "oci_objectstorage_preauthrequest" "requirements_lock" {
 }
 
 locals {
-  # What user_data carries of them: the URL and the SHA-256 of each object (/etc/mlflow/runtime.env).
+  # What user_data carries of them: the URL and the SHA-256 of each object (/etc/mlflow/runtime.env); the
+  # tracking VM's previous versions' locks as REQUIREMENTS_LOCK_URL_<version with _> / _SHA256_<version with _>.
   runtime_settings = {
-    for role in keys(local.vm_shapes) : role => {
-      RUNTIME_FILES_URL        = oci_objectstorage_preauthrequest.runtime_files[role].full_path
-      RUNTIME_FILES_SHA256     = sha256(local.runtime_files_json[role])
-      REQUIREMENTS_LOCK_URL    = oci_objectstorage_preauthrequest.requirements_lock[role].full_path
-      REQUIREMENTS_LOCK_SHA256 = filesha256("${local.docker_dir}/requirements-${role}.lock")
-    }
+    for role in keys(local.vm_shapes) : role => merge(
+      {
+        RUNTIME_FILES_URL        = oci_objectstorage_preauthrequest.runtime_files[role].full_path
+        RUNTIME_FILES_SHA256     = sha256(local.runtime_files_json[role])
+        REQUIREMENTS_LOCK_URL    = oci_objectstorage_preauthrequest.requirements_lock[role].full_path
+        REQUIREMENTS_LOCK_SHA256 = filesha256("${local.docker_dir}/requirements-${role}.lock")
+      },
+      merge([
+        for key, lock in local.requirements_locks : {
+          "REQUIREMENTS_LOCK_URL_${replace(trimprefix(key, "${role}-"), ".", "_")}"    = oci_objectstorage_preauthrequest.requirements_lock[key].full_path
+          "REQUIREMENTS_LOCK_SHA256_${replace(trimprefix(key, "${role}-"), ".", "_")}" = filesha256("${local.docker_dir}/${lock}")
+        } if startswith(key, "${role}-")
+      ]...),
+    )
   }
 }

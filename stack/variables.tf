@@ -107,6 +107,17 @@ variable "container_registry" {
   }
 }
 
+variable "mlflow_version" {
+  description = "MLflow version of the tracking server: 3.17.2 (this release's, the default), or 3.16.1 or 3.15.2, the previous versions a deployment may come from and go back to. Changing it replaces the tracking VM (its user_data changes): the new VM runs that version's pre-checks on the database and migrates it at boot; when they refuse, it migrates nothing and runs the version that last served the database, saying why in its boot log. Back up first: orm-pack upgrade --to VERSION takes a backup and checks the plan on the VM before it applies."
+  type        = string
+  default     = "3.17.2"
+
+  validation {
+    condition     = contains(["3.17.2", "3.16.1", "3.15.2"], var.mlflow_version)
+    error_message = "The mlflow_version must be 3.17.2 (this release's), 3.16.1 or 3.15.2 (to go back to): this release has images for those three only; for a newer MLflow, upgrade the stack to the release that runs it."
+  }
+}
+
 variable "availability_domain" {
   description = "Availability domain for the VMs and the MySQL DB system. Empty: the first one of the region."
   type        = string

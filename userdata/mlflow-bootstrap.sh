@@ -9,7 +9,11 @@
 # into /etc/mlflow/runtime.env; then it installs podman and nginx from the OS repositories, pulls the
 # release's image or builds it from /opt/mlflow/src, opens the host firewall and SELinux for the
 # proxy, installs the VM's TLS certificate from the stack's CA (mlflow-refresh-tls), renders the nginx
-# auth proxy and starts the systemd units (with the certificate's refresh timer). On the serving VM it also bars the
+# auth proxy and starts the systemd units (with the certificate's refresh timer). On the tracking VM it first runs
+# the image once in `migrate` mode: the database is migrated after the image's pre-checks, and when they refuse
+# (nothing changed) the VM runs the MLflow version that last served the database instead, saying why in this log
+# and in /var/lib/mlflow/upgrade-refused (an upgrade in the form that the database is not ready for leaves
+# MLflow as it was). On the serving VM it also bars the
 # model server's user from the instance metadata service (docker/serving/model-egress.sh, nftables; the
 # serving unit loads it again before every start). Idempotent: running it again
 # (e.g. `sudo /usr/local/sbin/mlflow-bootstrap.sh tracking`) repairs a half-finished boot.
@@ -117,6 +121,79 @@ print(len(decoded))
 PY
 }
 
+# The tracking server's own container options (userdata/container.service.tftpl), for a one-off run.
+tracking_run() {
+  podman run --rm --network host --volume "$STATE/tls:/opt/mlflow/tls:ro,z" --env-file "$CONF/tracking.env" "$@"
+}
+
+# migrate_outcome EXIT_CODE OUTPUT: what a `migrate` run of the tracking image did. "migrated": the schema is
+# at the image's head; "refused": its pre-checks refused the migration and changed nothing (init_db.py exits
+# 3 and logs a `REFUSED: <reason>` line per problem; the entrypoint reports any failure of it as its own
+# exit 2, so the lines decide); "failed": anything else (the database not reachable yet, a setting).
+migrate_outcome() {
+  if [[ $1 == 0 ]]; then
+    echo migrated
+  elif [[ $1 == 3 ]] || grep -q ' init_db: REFUSED: ' <<<"$2"; then
+    echo refused
+  else
+    echo failed
+  fi
+}
+
+# supported_version VERSION: the version of MLFLOW_VERSIONS that VERSION names (itself, or the one of that
+# minor release when the database's journal knew only its minor, e.g. 3.16); fails when there is none.
+supported_version() {
+  local known versions=${MLFLOW_VERSIONS:-}
+  for known in ${versions//,/ }; do
+    if [[ $1 == "$known" || $1 == "${known%.*}" ]]; then
+      echo "$known"
+      return 0
+    fi
+  done
+  return 1
+}
+
+# migrate_or_fall_back: runs the new image once in migrate mode (the first boot's SQL, then the migration
+# under the database's lock, after the pre-checks). Refused: the version that last served the database (from
+# the journal, through the image's plan mode, which changes nothing) is run instead, on the untouched
+# database, when it is one this release runs; otherwise the attempt stops with the reasons. A failure of
+# another kind is left to the service, which retries on its own (Restart=on-failure).
+migrate_or_fall_back() {
+  local output code=0 reasons plan served version fallback message
+  output=$(tracking_run "$IMAGE" migrate 2>&1) || code=$?
+  printf '%s
+' "$output" >>"$LOG"
+  case $(migrate_outcome "$code" "$output") in
+    migrated)
+      log "database: at the head of MLflow ${MLFLOW_VERSION:-}'s schema"
+      rm -f "$STATE/upgrade-refused"
+      return 0
+      ;;
+    failed)
+      log "database: the migrate run stopped (exit $code; its lines are above in $LOG); $SERVICE prepares the database itself at start and retries"
+      return 0
+      ;;
+  esac
+  reasons=$(sed -n 's/^.* init_db: REFUSED: //p' <<<"$output" | paste -sd ';' - | sed 's/;/; /g')
+  reasons=${reasons:-its pre-checks refused it (see $LOG)}
+  plan=$(tracking_run "$IMAGE" plan --json 2>>"$LOG") || true
+  served=$("$PYTHON" -I -c 'import json, sys; print(json.load(sys.stdin).get("from_mlflow") or "")' <<<"$plan" 2>>"$LOG") || served=""
+  if version=$(supported_version "$served") && [[ $version != "${MLFLOW_VERSION:-}" ]]; then
+    fallback=$(bash "$ROOT/usr/local/sbin/mlflow-upgrade" image "$version" 2>>"$LOG") ||
+      die "upgrade to MLflow ${MLFLOW_VERSION:-} refused: $reasons; MLflow $version's image, which last served this database, could not be had (see $LOG)"
+    podman tag "$fallback" "$IMAGE"
+    message="upgrade to MLflow ${MLFLOW_VERSION:-} refused: $reasons; running MLflow $version, which last served this database, on the untouched database"
+    printf '%s %s
+' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$message" >"$STATE/upgrade-refused"
+    log "$message"
+    return 0
+  fi
+  message="upgrade to MLflow ${MLFLOW_VERSION:-} refused: $reasons; the database was last served by MLflow ${served:-unknown}, which this release does not run: fix what the pre-checks name, or restore the backup (orm-pack upgrade rolls back)"
+  printf '%s %s
+' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$message" >"$STATE/upgrade-refused"
+  die "$message"
+}
+
 case $ROLE in
   tracking)
     SERVICE=mlflow-tracking
@@ -192,6 +269,22 @@ set -a
 # shellcheck source=/dev/null
 . "$CONF/image.env"
 set +a
+# The tracking image runs MLFLOW_VERSION (the form's mlflow_version): built with that build argument, from
+# that version's lock when it is not this release's own (the first of MLFLOW_VERSIONS).
+LOCK=$SRC/docker/requirements-$ROLE.lock
+LOCK_URL=REQUIREMENTS_LOCK_URL
+LOCK_SHA256=$REQUIREMENTS_LOCK_SHA256
+BUILD_ARGS=()
+if [[ $ROLE == tracking && -n ${MLFLOW_VERSION:-} ]]; then
+  BUILD_ARGS=(--build-arg "MLFLOW_VERSION=$MLFLOW_VERSION")
+  versions=${MLFLOW_VERSIONS:-$MLFLOW_VERSION}
+  if [[ $MLFLOW_VERSION != "${versions%%,*}" ]]; then
+    LOCK=$SRC/docker/requirements-tracking-$MLFLOW_VERSION.lock
+    LOCK_URL=REQUIREMENTS_LOCK_URL_${MLFLOW_VERSION//./_}
+    sha_variable=REQUIREMENTS_LOCK_SHA256_${MLFLOW_VERSION//./_}
+    LOCK_SHA256=${!sha_variable:-}
+  fi
+fi
 step "pull the release's $ROLE image${RELEASED_IMAGE:+ ($RELEASED_IMAGE)}, else build it from $SRC/$DOCKERFILE"
 if [[ -n ${RELEASED_IMAGE:-} ]] && retry 3 20 podman pull "$RELEASED_IMAGE"; then
   podman tag "$RELEASED_IMAGE" "$IMAGE"
@@ -203,15 +296,19 @@ else
   # The Dockerfile installs the hashed lock; it comes from Object Storage (runtime.tf) and must
   # match the SHA-256 the stack wrote into runtime.env. The URL is a read-only pre-authenticated
   # request for that one file: it is not echoed into the log.
-  LOCK=$SRC/docker/requirements-$ROLE.lock
-  retry 20 15 par_get "$LOCK.part" REQUIREMENTS_LOCK_URL ||
+  [[ -n ${!LOCK_URL:-} && -n $LOCK_SHA256 ]] || die "$CONF/runtime.env names no requirements lock ($LOCK_URL)"
+  retry 20 15 par_get "$LOCK.part" "$LOCK_URL" ||
     die "could not download the requirements lock from Object Storage (network or egress rules; see $LOG)"
-  sha256sum --check --status <<<"$REQUIREMENTS_LOCK_SHA256  $LOCK.part" ||
+  sha256sum --check --status <<<"$LOCK_SHA256  $LOCK.part" ||
     die "the downloaded requirements lock does not match its SHA-256 from the stack"
   mv "$LOCK.part" "$LOCK"
-  retry 5 30 podman build --pull=missing --tag "$IMAGE" --file "$SRC/$DOCKERFILE" "$SRC" ||
+  retry 5 30 podman build --pull=missing "${BUILD_ARGS[@]}" --tag "$IMAGE" --file "$SRC/$DOCKERFILE" "$SRC" ||
     die "podman build failed (see $LOG)"
-  log "image: built from $SRC/$DOCKERFILE"
+  log "image: built from $SRC/$DOCKERFILE${MLFLOW_VERSION:+ (MLflow $MLFLOW_VERSION)}"
+fi
+if [[ $ROLE == tracking && -n ${MLFLOW_VERSION:-} ]]; then
+  # mlflow-upgrade finds each version's image by its version
+  podman tag "$IMAGE" "localhost/$SERVICE:$MLFLOW_VERSION"
 fi
 
 step "write the proxy's password file from the login in Vault, and the TLS directories"
@@ -240,6 +337,11 @@ bash "$SRC/docker/nginx/tls-self-signed.sh" 2>>"$LOG"
 bash "$SRC/docker/nginx/render.sh" "$NGINX_CONF_D/$SERVICE.conf" 2>>"$LOG"
 restorecon -R "$(dirname "$PROXY_HTPASSWD_FILE")" "$(dirname "$PROXY_TLS_CERT")" "$(dirname "$PROXY_TLS_KEY")" "$NGINX_CONF_D" 2>/dev/null || true
 nginx -t 2>>"$LOG" || die "nginx -t rejected the rendered configuration (see $LOG)"
+
+if [[ $ROLE == tracking ]]; then
+  step "migrate the MLflow database with MLflow ${MLFLOW_VERSION:-}'s image, after its pre-checks"
+  migrate_or_fall_back
+fi
 
 step "start $SERVICE and nginx (systemd, restart on failure)"
 systemctl daemon-reload

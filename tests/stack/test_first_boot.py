@@ -47,6 +47,8 @@ echo "$(basename "$0") $*" >> "{state}/calls.log"
 [[ $(basename "$0") == systemctl && $1 == is-active ]] && exit 0
 [[ $(basename "$0") == podman && $1 == pull ]] && {{ [[ -e "{state}/registry-up" ]]; exit; }}
 [[ $(basename "$0") == podman && $1 == tag ]] && exit 0
+[[ $(basename "$0") == podman && $1 == image && $2 == exists ]] && exit 1
+[[ $(basename "$0") == podman && $1 == run && " $* " != *" --entrypoint "* ]] && exec "{state}/entrypoint" "$@"
 [[ $(basename "$0") == podman && $1 == run ]] && exec "{state}/podman-run" "$@"
 count_file="{state}/$(basename "$0").count"
 count=$(( $(cat "$count_file" 2>/dev/null || echo 0) + 1 ))
@@ -54,6 +56,18 @@ echo "$count" > "$count_file"
 (( count > 1 )) || {{ echo "$(basename "$0"): temporary failure" >&2; exit 1; }}
 """
 SUCCEEDS = '#!/bin/bash\necho "$(basename "$0") $*" >> "{state}/calls.log"\n'
+# The tracking image run with its own entrypoint (`podman run ... IMAGE migrate`, `... IMAGE plan --json`):
+# a migrate run prints {state}/migrate.out and exits with {state}/migrate.exit (0 unless a test says), a plan
+# run prints {state}/plan.json and exits 3 (init_db's and schema_plan's own outputs, as the tests give them).
+ENTRYPOINT = """#!/bin/bash
+mode=${{*: -1}}
+[[ $mode == --json ]] && mode=plan
+case $mode in
+  migrate) cat "{state}/migrate.out" 2>/dev/null; exit "$(cat "{state}/migrate.exit" 2>/dev/null || echo 0)" ;;
+  plan) cat "{state}/plan.json" 2>/dev/null; exit 3 ;;
+  *) echo "entrypoint stand-in: unexpected $*" >&2; exit 1 ;;
+esac
+"""
 # install and chown: the VM's nginx group does not exist here; the modes and paths still apply.
 INSTALL = '#!/bin/bash\nargs=(); while (($#)); do case $1 in -o|-g) shift 2;; *) args+=("$1"); shift;; esac; done\n' \
           'exec /usr/bin/install "${{args[@]}}"\n'
@@ -88,6 +102,8 @@ def _stubs(bin_dir: Path, state: Path) -> None:
         (bin_dir / name).write_text(text.format(state=state))
         (bin_dir / name).chmod(0o755)
     podman.write(state / "podman-run", state / "podman-run.log")  # the image reading Vault
+    (state / "entrypoint").write_text(ENTRYPOINT.format(state=state))
+    (state / "entrypoint").chmod(0o755)
 
 
 class _FlakyObjectStorage(SimpleHTTPRequestHandler):

@@ -101,6 +101,10 @@ def grants(statements: list, subjects: dict, compartment: str) -> dict:
             leaf = LEAF_CONDITION.match(where)
             assert leaf, statement
             targets = {leaf[1]}
+        elif m["resource"] == "instance-agent-command-execution-family":
+            # Run Command: the VM takes only the commands addressed to itself
+            assert where == "request.instance.id = target.instance.id", statement
+            targets = {"itself"}
         elif m["resource"] == "certificate-authority-bundles":
             ca = CA_CONDITION.match(where)
             assert ca, statement
@@ -136,6 +140,8 @@ def expected_grants(facts: dict, roles, artifact_store: str) -> dict:
     if facts["oke_certificate"]:
         expected["workers"][("read", "leaf-certificate-bundles")] = {facts["oke_certificate"]}
         expected["workers"][("read", "certificate-authority-bundles")] = {facts["ca"]}
+    # the tracking VM runs what orm-pack upgrade sends it through Run Command (its own commands only)
+    expected["tracking"][("use", "instance-agent-command-execution-family")] = {"itself"}
     # the notebook: the CA's certificate, to verify the servers with (mlflow_connect.py)
     if facts["ca"]:
         expected["notebook"][("read", "certificate-authority-bundles")] = {facts["ca"]}
@@ -219,3 +225,7 @@ def test_a_wider_statement_is_caught():
                 f"target.leaf-certificate.id = 'a'"], subjects, compartment)
     with pytest.raises(AssertionError, match="not a scoped statement"):
         grants([f"Allow {ours} to read leaf-certificate-bundles in compartment id {compartment}"], subjects, compartment)
+    # Run Command for every instance of the compartment, not the VM's own commands only
+    with pytest.raises(AssertionError, match="instance-agent-command-execution-family"):
+        grants([f"Allow {ours} to use instance-agent-command-execution-family in compartment id {compartment} where "
+                "request.instance.compartment.id = target.compartment.id"], subjects, compartment)
