@@ -93,6 +93,9 @@ CASES = {
     "short MLflow password": ({"mlflow_password": "short"}, ["mlflow_password must be 12 to 64 characters long"]),
     "bad name prefix": ({"name_prefix": "MLflow_"}, ["name_prefix must be 2-16 characters"]),
     "unknown deployment target": ({"deployment_target": "kubernetes"}, ['deployment_target must be "vm"']),
+    "an MLflow version this release does not run": ({"mlflow_version": "3.18.0"},
+                                                    ["mlflow_version must be 3.17.2", "3.16.1 or 3.15.2",
+                                                     "upgrade the stack to the release"]),
     "OKE without a registry": ({"deployment_target": "oke", "container_registry": ""},
                                ["deployment_target is oke but container_registry is empty: a Kubernetes cluster "
                                 "pulls the tracking image and cannot build it"]),

@@ -104,6 +104,25 @@ def test_the_form_pattern_and_terraform_validation_agree(tmp_path, variable, val
     assert set(terraform.values()) == {True, False}, "the sample needs values on both sides"
 
 
+@pytest.mark.terraform
+def test_the_mlflow_versions_agree_everywhere(tmp_path):
+    """The form offers the versions Terraform accepts, which are the stack's list (locals.tf, this release's
+    own first and the default) and the tracking image's locks; the form says what a change does."""
+    form = yaml.safe_load((REPO / "schema.yaml").read_text())["variables"]["mlflow_version"]
+    assert form["type"] == "enum" and form["default"] == form["enum"][0] == "3.17.2"
+    bad = ["3.18.0", "3.16", "3.16.1 ", "v3.16.1", "latest", ""]
+    assert _terraform_accepts(tmp_path, "mlflow_version", form["enum"] + bad) == \
+        {**{version: True for version in form["enum"]}, **{version: False for version in bad}}
+    (listed,) = re.findall(r"^\s*mlflow_versions\s*=\s*\[(.*)\]$", (REPO / "stack" / "locals.tf").read_text(), re.M)
+    assert json.loads(f"[{listed}]") == form["enum"]
+    locks = {re.search(r"^mlflow==(\S+) ", lock.read_text(), re.M)[1]
+             for lock in (REPO / "docker").glob("requirements-tracking*.lock")}
+    assert locks == set(form["enum"])
+    text = " ".join([form["title"], form["description"]])
+    for words in ("go back", "replaces the tracking VM", "migrates it at boot", "orm-pack upgrade"):
+        assert words in text, words
+
+
 def test_skip_list_entries_have_reasons():
     skips = load_skip_list(SKIPS)
     assert set(skips) == {"CKV_OCI_4", "CKV_OCI_9", "CKV_OCI_17", "CKV_OCI_21", "CKV_OCI_22", "CKV2_OCI_2", "CKV2_OCI_6"}
