@@ -453,3 +453,112 @@ def test_the_units_pass_systemd_analyze_verify(deployed, tmp_path, role):
     missing = subprocess.run([analyze, "verify", f"--root={root}", f"mlflow-bootstrap@{role}.service"],
                              capture_output=True, text=True)
     assert missing.returncode != 0 and "mlflow-bootstrap.sh is not executable" in missing.stderr
+
+
+# --- the console's upgrade: a new tracking VM checks the database before it migrates it ----------------------
+REFUSED_OUTPUT = """2026-12-07T00:00:01Z tracking-entrypoint: backend store: mysql+pymysql://mlflow:***@10.0.2.10:3306/mlflow
+2026-12-07T00:00:02Z init_db: REFUSED: table `params` has 2 rows whose key differs only by trailing spaces
+2026-12-07T00:00:02Z init_db:     fix: DELETE the duplicates the journal names
+2026-12-07T00:00:02Z init_db: REFUSED: table `metrics` has no primary key
+2026-12-07T00:00:02Z init_db: ERROR: 2 problem(s) in `mlflow` would make the migration to revision dc11669786a5 fail; nothing was changed
+2026-12-07T00:00:02Z tracking-entrypoint: ERROR: the MySQL backend could not be prepared (see init_db above)
+"""
+REASONS = ("table `params` has 2 rows whose key differs only by trailing spaces; table `metrics` has no primary key")
+
+
+def _upgrade_boot(deployed, tmp_path, cloud, migrate_exit: int, migrate_output: str = "", served: str | None = None,
+                  refused_before: bool = False):
+    """A first boot of the tracking VM (registry up) whose image's migrate run answers as given; a plan names
+    `served` as the MLflow that last migrated the database."""
+    root, state = _vm(deployed, tmp_path)
+    (state / "registry-up").touch()
+    _healthy(state)
+    _vault_login(cloud, root, "login-from-vault-4")
+    (state / "migrate.exit").write_text(str(migrate_exit))
+    (state / "migrate.out").write_text(migrate_output)
+    if served is not None:
+        (state / "plan.json").write_text(json.dumps({"from_mlflow": served, "to_mlflow": "3.17.2", "refused": True,
+                                                     "problems": [{"what": "x"}]}))
+    if refused_before:
+        (root / "var/lib/mlflow").mkdir(parents=True, exist_ok=True)
+        (root / "var/lib/mlflow/upgrade-refused").write_text("an earlier refusal\n")
+    with _object_storage(root, tmp_path, _runtime_object(deployed)):
+        result = _run(root, tmp_path, "tracking", cloud=cloud)
+    log = (root / "var/log/mlflow-bootstrap.log").read_text()
+    return root, state, result, log, (state / "calls.log").read_text().splitlines()
+
+
+def _migrate_call(root: Path) -> str:
+    return (f"podman run --rm --network host --volume {root}/var/lib/mlflow/tls:/opt/mlflow/tls:ro,z "
+            f"--env-file {root}/etc/mlflow/tracking.env localhost/mlflow-tracking:latest migrate")
+
+
+def test_a_database_the_new_image_migrates_is_served_by_it(deployed, tmp_path, cloud):
+    root, state, result, log, calls = _upgrade_boot(deployed, tmp_path, cloud, 0, refused_before=True)
+    assert result.returncode == 0, log + result.stderr
+    assert calls.index(_migrate_call(root)) < calls.index("systemctl enable --now mlflow-tracking.service")
+    assert "podman tag localhost/mlflow-tracking:latest localhost/mlflow-tracking:3.17.2" in calls
+    assert "database: at the head of MLflow 3.17.2's schema" in log
+    assert not any(c.endswith("plan --json") for c in calls)
+    assert not (root / "var/lib/mlflow/upgrade-refused").exists()  # an earlier refusal no longer holds
+
+
+@pytest.mark.parametrize(("migrate_exit", "served"), [(2, "3.16.1"), (3, "3.16.1"), (2, "3.16")],
+                         ids=["entrypoint-exit-2", "init-db-exit-3", "journal-knew-the-minor"])
+def test_a_refused_upgrade_runs_the_version_that_last_served_the_untouched_database(deployed, tmp_path, cloud,
+                                                                                   migrate_exit, served):
+    """The issue's console path: the pre-checks refuse (nothing changed), so the VM runs MLflow 3.16.1's
+    image, which last served the database, and says why in its boot log and in /var/lib/mlflow/upgrade-refused."""
+    root, state, result, log, calls = _upgrade_boot(deployed, tmp_path, cloud, migrate_exit, REFUSED_OUTPUT, served)
+    assert result.returncode == 0, log + result.stderr
+    released = f"ghcr.io/oracle-quickstart/oci-mlflow-tracking:{(REPO / 'VERSION').read_text().strip()}-mlflow3.16.1"
+    expected = [_migrate_call(root), _migrate_call(root).replace(" migrate", " plan --json"),
+                f"podman pull --quiet {released}", f"podman tag {released} localhost/mlflow-tracking:3.16.1",
+                "podman tag localhost/mlflow-tracking:3.16.1 localhost/mlflow-tracking:latest",
+                "systemctl enable --now mlflow-tracking.service"]
+    assert [c for c in calls if c in expected] == expected  # in this order: the service starts with 3.16.1's image
+    message = (f"upgrade to MLflow 3.17.2 refused: {REASONS}; running MLflow 3.16.1, which last served this database, "
+               "on the untouched database")
+    assert f"[tracking] {message}" in log
+    refused = (root / "var/lib/mlflow/upgrade-refused").read_text()
+    assert refused.endswith(f"Z {message}\n") and refused.count("\n") == 1
+    assert "init_db: REFUSED: table `metrics` has no primary key" in log  # the migrate run's own lines, kept
+    assert (root / "var/lib/mlflow/bootstrap-tracking.done").exists() is False  # one attempt, not --until-done
+    assert "done: mlflow-tracking is starting" in log
+
+
+def test_a_migrate_run_that_fails_otherwise_leaves_it_to_the_service(deployed, tmp_path, cloud):
+    """Not a refusal (the database not reachable yet, say): as before, the service starts and prepares the
+    database itself, retrying on failure; nothing is rolled back."""
+    output = "2026-12-07T00:30:00Z tracking-entrypoint: ERROR: database 10.0.2.10:3306 is not reachable after 1800 s\n"
+    root, state, result, log, calls = _upgrade_boot(deployed, tmp_path, cloud, 2, output)
+    assert result.returncode == 0, log + result.stderr
+    assert "the migrate run stopped (exit 2" in log
+    assert "systemctl enable --now mlflow-tracking.service" in calls
+    assert not any(c.endswith("plan --json") or c.startswith("podman pull --quiet") for c in calls)
+    assert not (root / "var/lib/mlflow/upgrade-refused").exists()
+
+
+def test_a_refusal_with_no_version_to_go_back_to_stops_the_attempt_and_says_why(deployed, tmp_path, cloud):
+    root, state, result, log, calls = _upgrade_boot(deployed, tmp_path, cloud, 3, REFUSED_OUTPUT, "3.12.0")
+    assert result.returncode == 1
+    message = (f"upgrade to MLflow 3.17.2 refused: {REASONS}; the database was last served by MLflow 3.12.0, which "
+               "this release does not run")
+    assert message in result.stderr.strip().splitlines()[-1]
+    assert message in (root / "var/lib/mlflow/upgrade-refused").read_text()
+    assert "systemctl enable --now mlflow-tracking.service" not in calls  # the server would refuse in a loop
+
+
+@pytest.mark.parametrize(("code", "output", "outcome"), [
+    (0, "", "migrated"), (3, "", "refused"), (2, REFUSED_OUTPUT, "refused"),
+    (2, "tracking-entrypoint: ERROR: set MLFLOW_DB_HOST", "failed"), (1, "init_db: ERROR: first-boot SQL failed", "failed"),
+    (125, "Error: localhost/mlflow-tracking:latest: image not known", "failed")])
+def test_the_migrate_outcome_is_read_from_its_exit_code_and_its_refusal_lines(code, output, outcome):
+    """The decision alone: 0 migrated; 3 (init_db.py's refusal) or init_db's REFUSED lines (the entrypoint turns
+    any failure of init_db.py into its exit 2) refused; anything else failed."""
+    script = (REPO / "userdata" / "mlflow-bootstrap.sh").read_text()
+    start = script.index("migrate_outcome() {")
+    function = script[start:script.index("\n}\n", start) + 3]
+    result = subprocess.run(["bash", "-c", function + 'migrate_outcome "$1" "$2"', "test", str(code), output],
+                            capture_output=True, text=True, timeout=30)
+    assert result.stdout.strip() == outcome, result.stderr
