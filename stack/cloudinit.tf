@@ -251,10 +251,19 @@ locals {
       {
         path    = "/etc/sudoers.d/mlflow-upgrade"
         mode    = "0440"
-        content = file("${local.userdata_dir}/mlflow-upgrade.sudoers")
+        content = local.mlflow_upgrade_sudoers
       },
     ])
   }
+  # OCI Run Command runs the commands orm-pack upgrade sends as the user ocarun ("Running Commands on an
+  # Instance": to run one as root, ocarun needs a sudoers entry). Here it may run mlflow-upgrade as root, which
+  # checks its own arguments, and nothing else; sudo resets its environment, so the script's paths are root's.
+  mlflow_upgrade_sudoers = <<-EOT
+    # Written by the stack (cloud-init): OCI Run Command's user may run mlflow-upgrade as root, nothing else.
+    Defaults:ocarun !requiretty, env_reset
+    ocarun ALL=(root) NOPASSWD: /usr/local/sbin/mlflow-upgrade
+  EOT
+
   # The tracking VM's images: the one it runs (mlflow_version) and, for mlflow-upgrade and a refused
   # migration at boot, each version's released image (RELEASED_IMAGE_<version with _>; empty: build it
   # with --build-arg MLFLOW_VERSION=<version>). MLFLOW_VERSIONS lists them, comma-separated, this release's own first. A

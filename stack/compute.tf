@@ -67,7 +67,7 @@ resource "oci_core_instance" "vm" {
 
     # The tracking VM runs the commands orm-pack upgrade sends it (OCI "Running Commands on an Instance":
     # the Oracle Cloud Agent plugin "Compute Instance Run Command", here enabled explicitly; its statement
-    # is in iam.tf and what it may run as root in userdata/mlflow-upgrade.sudoers).
+    # is in iam.tf and what it may run as root in the sudoers entry of cloudinit.tf).
     dynamic "plugins_config" {
       for_each = each.value.role == "tracking" ? ["Compute Instance Run Command"] : []
       content {

@@ -6,6 +6,7 @@ the serving VM, the database and the buckets stay. The VM can take the commands 
 orm-pack upgrade works on."""
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -117,12 +118,31 @@ def test_the_tracking_vm_takes_run_commands_and_ocarun_may_sudo_mlflow_upgrade_a
     assert static.shellcheck_errors(tracking["/usr/local/sbin/mlflow-upgrade"], "mlflow-upgrade") == []
 
 
-def test_the_sudoers_entry_is_one_visudo_accepts():
-    visudo = shutil.which("visudo") or shutil.which("visudo", path="/usr/sbin:/sbin")
-    if not visudo:
-        pytest.skip("visudo is not installed (apt-get install sudo)")
-    result = subprocess.run([visudo, "-cf", str(REPO / "userdata/mlflow-upgrade.sudoers")], capture_output=True, text=True)
+# sudo's Debian package, extracted and never installed (like cloud-init's, see .ci/run):
+#   apt-get download sudo && dpkg-deb -x sudo_*.deb .tools/sudo
+EXTRACTED_SUDO = REPO / ".tools" / "sudo"
+
+
+def _visudo() -> tuple[str, dict]:
+    extracted = EXTRACTED_SUDO / "usr/sbin/visudo"
+    if extracted.exists():
+        return str(extracted), dict(os.environ, LD_LIBRARY_PATH=str(EXTRACTED_SUDO / "usr/libexec/sudo"))
+    found = shutil.which("visudo") or shutil.which("visudo", path="/usr/sbin:/sbin")
+    if not found:
+        pytest.skip("visudo is not available (apt-get download sudo && dpkg-deb -x sudo_*.deb .tools/sudo)")
+    return found, dict(os.environ)
+
+
+def test_the_sudoers_entry_is_one_visudo_accepts(deployed, tmp_path):
+    visudo, env = _visudo()
+    sudoers = tmp_path / "mlflow-upgrade"
+    sudoers.write_text(_files(deployed("default").replan, TRACKING)["/etc/sudoers.d/mlflow-upgrade"])
+    result = subprocess.run([visudo, "-cf", str(sudoers)], capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
+    # and the check bites: a broken entry is refused
+    sudoers.write_text("ocarun ALL=(root NOPASSWD: /usr/local/sbin/mlflow-upgrade\n")
+    broken = subprocess.run([visudo, "-cf", str(sudoers)], capture_output=True, text=True, env=env)
+    assert broken.returncode != 0 and "syntax error" in broken.stdout + broken.stderr
 
 
 def test_the_outputs_name_what_orm_pack_upgrade_works_on(deployed):
