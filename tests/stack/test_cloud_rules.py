@@ -148,18 +148,28 @@ def _image_settings(plan: dict) -> dict:
     return found
 
 
+def _released_images(plan: dict) -> dict:
+    """unit -> the RELEASED_IMAGE line of its VM's image.env (the tracking VM's also names each MLflow
+    version's image: test_mlflow_version.py)."""
+    return {unit: next(line for line in text.splitlines() if line.startswith("RELEASED_IMAGE="))
+            for unit, text in _image_settings(plan).items()}
+
+
 def test_the_vms_pull_the_release_images_by_digest_when_the_release_records_them(tmp_path):
     release = (REPO / "VERSION").read_text().strip()
     workdir = repo_layout(tmp_path / "stack")
     tf = Terraform(workdir)
     tf.init()
     tf.apply(BASE_TFVARS)
-    assert _image_settings(tf.plan(BASE_TFVARS)) == {
+    assert _released_images(tf.plan(BASE_TFVARS)) == {
         "mlflow-tracking": f"RELEASED_IMAGE=ghcr.io/oracle-quickstart/oci-mlflow-tracking:{release}",
         "mlflow-serving": f"RELEASED_IMAGE=ghcr.io/oracle-quickstart/oci-mlflow-serving:{release}"}
     digest = "sha256:" + "ab" * 32
     (workdir.parent / "docker" / "images.json").write_text(json.dumps({"tracking": digest, "serving": digest}))
-    pinned = _image_settings(tf.plan(BASE_TFVARS))
+    pinned = _released_images(tf.plan(BASE_TFVARS))
     assert pinned["mlflow-tracking"] == f"RELEASED_IMAGE=ghcr.io/oracle-quickstart/oci-mlflow-tracking@{digest}"
     built = _image_settings(tf.plan({**BASE_TFVARS, "container_registry": ""}))
-    assert set(built.values()) == {"RELEASED_IMAGE="}
+    assert {text.splitlines()[0] for text in built.values()} == {"RELEASED_IMAGE="}
+    # without a registry every version is built: no image named for any of them
+    assert [line for line in built["mlflow-tracking"].splitlines() if line.startswith("RELEASED_IMAGE_")] == \
+        ["RELEASED_IMAGE_3_17_2=", "RELEASED_IMAGE_3_16_1=", "RELEASED_IMAGE_3_15_2="]
