@@ -74,8 +74,8 @@ def test_the_state_takes_the_restored_db_system_over():
     edited = state_takeover.take_over(_state(old), old, new, backup)
     attributes = edited["resources"][1]["instances"][0]["attributes"]
     assert attributes["id"] == new and attributes["endpoints"][0]["resource_id"] == new
-    assert attributes["source"] == [{"source_type": "BACKUP", "backup_id": backup, "db_system_id": None,
-                                     "recovery_point": None, "source_url": None}]
+    assert attributes["source"] == [{"source_type": "BACKUP", "backup_id": backup, "db_system_id": "",
+                                     "recovery_point": "", "source_url": ""}]
     assert (edited["serial"], edited["lineage"]) == (8, "l-1")
     assert _state(old)["resources"][1]["instances"][0]["attributes"]["id"] == old  # the input is left alone
     with pytest.raises(state_takeover.TakeoverError, match="changed since the upgrade started"):

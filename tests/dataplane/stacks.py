@@ -32,14 +32,15 @@ UNSET_TRACKING_URI = "http://127.0.0.1:9"
 
 def start_proxy(tracker: ProcessTracker, workdir: Path, upstream_port: int | Sequence[int],
                 login: credentials.Credentials, runtime: RuntimeFiles = RUNTIME, auth: str = "proxy",
-                auth_url: str | None = None, fronts: str = "tracking"):
+                auth_url: str | None = None, fronts: str = "tracking", port: int | None = None):
     """nginx with our template (or `runtime`'s) in front of 127.0.0.1:upstream_port, or of several such
     ports as one upstream (replicas, balanced round-robin); returns (service, URL). `auth="upstream"`
     passes logins on to MLflow's own users instead of checking `login`; `auth="tracking"` asks the tracking
     server at `auth_url`; `fronts="serving"` is the proxy in front of a served model. Its certificate is from
-    the lane's CA (CA_FILE), for 127.0.0.1, as a VM's is from the stack's CA for its address."""
+    the lane's CA (CA_FILE), for 127.0.0.1, as a VM's is from the stack's CA for its address. `port`: where it
+    listens (default: a free one), e.g. the address a replaced VM takes over."""
     binary = nginx_binary()
-    port = free_port()
+    port = port or free_port()
     tls_cert, tls_key = issue_pair(workdir / "tls", "proxy")
     htpasswd = workdir / "htpasswd"
     credentials.write_htpasswd(login, htpasswd)

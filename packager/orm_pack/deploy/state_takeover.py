@@ -43,8 +43,10 @@ def take_over(state: dict, old_id: str, new_id: str, backup_id: str) -> dict:
         raise TakeoverError(f"the stack's state names DB system {attributes.get('id')}, not {old_id}: it changed "
                             "since the upgrade started; nothing was imported")
     attributes["id"] = new_id
-    attributes["source"] = [{"source_type": "BACKUP", "backup_id": backup_id, "db_system_id": None,
-                             "recovery_point": None, "source_url": None}]
+    # What the provider's Read stores: the service reports the type and the backup; the provider keeps its
+    # other string fields as their zero value.
+    attributes["source"] = [{"source_type": "BACKUP", "backup_id": backup_id, "db_system_id": "",
+                             "recovery_point": "", "source_url": ""}]
     for endpoint in attributes.get("endpoints") or []:
         if endpoint.get("resource_id") == old_id:
             endpoint["resource_id"] = new_id

@@ -33,6 +33,7 @@ def check(target: doctor.DoctorTarget, version: str, wait_seconds: float, poll_s
     served = running.body.decode(errors="replace").strip() if running.status == 200 else f"? ({running.status})"
     if served != version:
         problems.append(f"the tracking server runs MLflow {served}, not {version}")
-    checks = doctor.run(replace(target, artifact_mb=1))
-    problems += [f"doctor {c.name}: {c.detail}" for c in checks if not c.passed]
+    checks = doctor.run(replace(target, artifact_mb=1, serving_url=None))
+    # Whether the example model carries its alias says nothing about the server's health.
+    problems += [f"doctor {c.name}: {c.detail}" for c in checks if not c.passed and c.name != "alias"]
     return problems

@@ -68,6 +68,14 @@ def keep_prior_computed(block: dict, proposed, prior):
     return out
 
 
+def kept_computed_block(block: dict, proposed, planned) -> bool:
+    """Whether keep_prior_computed kept a computed block the configuration leaves out (top level)."""
+    if not isinstance(proposed, dict) or not isinstance(planned, dict):
+        return False
+    return any(nested.get("x_computed") and not proposed.get(name) and planned.get(name)
+               for name, nested in block.get("block_types", {}).items())
+
+
 def _merge_set(block: dict, new: list, old: list) -> list:
     # Set elements have no index: an element of the prior state is "the same" as a proposed one
     # when it agrees on every attribute the configuration sets (what the SDK's set hash compares).

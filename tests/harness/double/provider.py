@@ -118,10 +118,16 @@ class OciDouble(rpc.ProviderServicer):
         if proposed is None:
             return pb.PlanResourceChange.Response(planned_state=to_dynamic_value(None))
         replace = []
+        legacy = False
         if prior is None:
             planned = planning.mark_computed_unknown(block, proposed)
         else:
-            planned = planning.mark_computed_unknown(block, planning.keep_prior_computed(block, proposed, prior))
+            kept = planning.keep_prior_computed(block, proposed, prior)
+            # SDKv2 providers answer with the legacy type system, which lets Terraform accept a computed block
+            # the configuration leaves out; the double says so only when it keeps one, so every other plan is
+            # still checked strictly.
+            legacy = planning.kept_computed_block(block, proposed, kept)
+            planned = planning.mark_computed_unknown(block, kept)
             replace = planning.replace_reasons(block, prior, planned)
             replace += [r for r in customize_diff.replace_reasons(request.type_name, prior, planned) if r not in replace]
             if replace:
@@ -129,6 +135,7 @@ class OciDouble(rpc.ProviderServicer):
         return pb.PlanResourceChange.Response(
             planned_state=to_dynamic_value(planned),
             requires_replace=[_attribute_path(name) for name in replace],
+            legacy_type_system=legacy,
         )
 
     def ApplyResourceChange(self, request, context):

@@ -1,0 +1,142 @@
+"""`orm-pack upgrade` against a deployment whose new version's migration breaks halfway: it ends with the
+previous version serving the original data, within 10 minutes on this machine, and says where the failed
+state is kept.
+
+The deployment: the upgrade fixture stack (a DB system and a tracking VM whose user_data names the MLflow
+version) in the Resource Manager fake, run by real Terraform against the provider double; its DB system's data
+in a real MariaDB behind the fake's MySQL HeatWave API (backups are dumps, a restore is a new MariaDB); its
+tracking VM run here by dataplane/tracking_vm.py after every apply (MLflow 3.16.1 from .tools, the pinned
+3.17.2 from this venv, the auth proxy in front); orm-pack runs as a user runs it, a process of its own.
+"""
+import json
+import subprocess
+import sys
+import time
+from urllib.parse import quote
+
+import pytest
+
+from dataplane.stacks import DB_PASSWORD
+from dataplane.tracking_vm import TrackingVm
+from dataplane.trust import CA_FILE
+from harness.mariadb_backend import MariaDBBackend
+from harness.tools import older_mlflow
+from orm_pack.local import credentials
+from ormfake import ApiKey, ResourceManagerFake, write_oci_config
+from ormfake.testing import COMPARTMENT, REGION, TESTS_DIR, CliResult, cli_env
+
+pytestmark = [pytest.mark.dataplane, pytest.mark.terraform]
+
+SOURCE = TESTS_DIR / "orm" / "fixtures" / "stack-upgrade"
+MLFLOW_DATA = TESTS_DIR / "harness" / "mlflow_data.py"
+STACK = "mlflow-upgrade"
+ADMIN_PASSWORD = "Upgrade-Admin-Passw0rd#1"
+
+
+def database_uri(backend) -> str:
+    return (f"mysql+pymysql://mlflow:{quote(DB_PASSWORD, safe='')}@{backend.host}:{backend.port}/mlflow"
+            f"?charset=utf8mb4&ssl_ca={quote(CA_FILE, safe='')}&ssl_check_hostname=false")
+
+
+def mlflow_data(*args: str, version: str | None = None) -> dict:
+    env = cli_env(TESTS_DIR, {"PYTHONPATH": str(older_mlflow(version))} if version else None)
+    made = subprocess.run([sys.executable, str(MLFLOW_DATA), *args], env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert made.returncode == 0, made.stderr[-3000:]
+    return json.loads(made.stdout)
+
+
+def forget_the_health_gates_scratch(backend) -> None:
+    """The health gate runs doctor, which makes an experiment (and a run) and deletes it; MLflow keeps deleted
+    rows until `mlflow gc`. They are not the user's data: gone before the comparison."""
+    scratch = "SELECT experiment_id FROM experiments WHERE name LIKE 'orm-pack-doctor-%%'"
+    runs = f"SELECT run_uuid FROM runs WHERE experiment_id IN ({scratch})"
+    with backend.connect("mlflow") as connection, connection.cursor() as cursor:
+        for table in ("tags", "params", "metrics", "latest_metrics"):
+            cursor.execute(f"DELETE FROM {table} WHERE run_uuid IN ({runs})")
+        cursor.execute(f"DELETE FROM runs WHERE experiment_id IN ({scratch})")
+        cursor.execute(f"DELETE FROM experiment_tags WHERE experiment_id IN ({scratch})")
+        cursor.execute("DELETE FROM experiments WHERE name LIKE 'orm-pack-doctor-%%'")
+
+
+@pytest.fixture
+def cloud(tracker, s3, tmp_path):
+    key = ApiKey.generate()
+    config = write_oci_config(tmp_path / "oci", key, region=REGION)
+    fake = ResourceManagerFake(tmp_path / "fake", {key.key_id: key.public_key},
+                               compartments={COMPARTMENT, key.tenancy}).start()
+    home = tmp_path / "home"
+    home.mkdir()
+    login = credentials.generate("mlflow")
+    vm = TrackingVm(fake, tracker, s3, tmp_path / "vm", MariaDBBackend.start(tracker, tmp_path / "mysql"), login,
+                    break_migration={"3.17.2": "executor_backend"}).start()
+
+    def orm_pack(*args: str, timeout: float = 600) -> CliResult:
+        argv = [*args, "--config-file", str(config), "--endpoint", fake.url, "--poll-interval", "0.2",
+                "--compartment", COMPARTMENT, "--stack-name", STACK, "--source", str(SOURCE)]
+        env = cli_env(home, {"ORM_PACK_VAR_mysql_admin_password": ADMIN_PASSWORD,
+                             "MLFLOW_TRACKING_USERNAME": login.username, "MLFLOW_TRACKING_PASSWORD": login.password})
+        done = subprocess.run([sys.executable, "-m", "orm_pack.cli", *argv], capture_output=True, text=True,
+                              timeout=timeout, cwd=tmp_path, env=env, stdin=subprocess.DEVNULL)
+        return CliResult(done.returncode, done.stdout, done.stderr)
+
+    try:
+        yield fake, vm, orm_pack
+    finally:
+        vm.stop()
+        fake.stop()
+
+
+def test_a_migration_that_breaks_halfway_ends_with_the_previous_version_serving_the_data(cloud):
+    fake, vm, orm_pack = cloud
+    first = orm_pack("apply", "--auto-approve", "--var", "mlflow_version=3.16.1", "--var", f"mlflow_url={vm.url}")
+    assert first.code == 0, first
+    vm.wait_serving("3.16.1")
+    original = fake.db_system_backend(next(iter(fake.mysql.db_systems)))
+    mlflow_data("fill", "--tracking-uri", database_uri(original), "--runs", "2000", "--models", "3", "--users", "0",
+                version="3.16.1")
+    before = mlflow_data("fingerprint", "--tracking-uri", database_uri(original))
+
+    started = time.monotonic()
+    upgrade = orm_pack("upgrade", "--to", "3.17.2", "--auto-approve", "--mlflow-url", vm.url, "--ca-file", CA_FILE,
+                       "--mysql-endpoint", fake.url, "--compute-agent-endpoint", fake.url, "--gate-wait", "60")
+    elapsed = time.monotonic() - started
+    output = upgrade.stdout + upgrade.stderr
+    (vm.workdir / "upgrade.out").write_text(output)
+    assert upgrade.code == 1, upgrade
+    assert elapsed < 600, f"the upgrade and its rollback took {elapsed:.0f}s"
+
+    # what it said: the plan, each step with its time, why it rolled back and where the failed state is
+    assert "MLflow 3.16.1 -> 3.17.2" in output
+    assert "dc11669786a5" in output and "75868b020152" in output  # the pending revisions
+    failed_boot = vm.boots[1]
+    assert failed_boot.version == "3.17.2"
+    assert "a deliberately broken migration step" in failed_boot.log.read_text()
+    assert "the tracking server was not up" in output or "runs MLflow" in output
+    backups = {b["id"]: b for b in fake.mysql.backups.values()}
+    failed = [b for b in backups.values() if "-failed-mlflow-3.17.2-" in b["displayName"]]
+    assert len(failed) == 1 and failed[0]["lifecycleState"] == "ACTIVE"
+    assert f"The failed database is kept in backup {failed[0]['id']}" in output
+    assert "Rolled back: MLflow 3.16.1 serves the data as it was before the upgrade" in output
+
+    # the previous version serves the original data, on the restored DB system the stack now manages
+    serving = vm.wait_serving("3.16.1")
+    assert len(vm.boots) == 3 and serving is vm.boots[2]
+    restored_id = fake.job_outputs[max((j for j in fake.jobs.values() if j["operation"] == "APPLY"),
+                                       key=lambda j: j["timeCreated"])["id"]]
+    restored_id = {o["outputName"]: o["outputValue"] for o in restored_id}["mysql_db_system_id"]
+    assert restored_id != next(iter(fake.mysql.db_systems))
+    assert fake.mysql.db_systems[next(iter(fake.mysql.db_systems))]["lifecycleState"] == "DELETED"
+    restored = fake.db_system_backend(restored_id)
+    forget_the_health_gates_scratch(restored)
+    after = mlflow_data("fingerprint", "--tracking-uri", database_uri(restored))
+    assert after == before
+
+    # the next plan does not fight the restored DB system: it reads it and changes nothing
+    again = orm_pack("plan")
+    assert again.code == 0, again
+    assert f"oci_mysql_mysql_db_system.mlflow: Refreshing state... [id={restored_id}]" in again.stdout, again
+    assert "No changes. Your infrastructure matches the configuration." in again.stdout, again
+    rollback_apply = fake.job_logs[max((j for j in fake.jobs.values() if j["operation"] == "APPLY"),
+                                       key=lambda j: j["timeCreated"])["id"]]
+    assert not [line for line in rollback_apply if "oci_mysql_mysql_db_system.mlflow: Modifying" in line["message"]]
