@@ -8,10 +8,11 @@
 #   plan VERSION   gets MLflow VERSION's tracking image (the release's from its registry, else built from
 #                  /opt/mlflow/src with --build-arg MLFLOW_VERSION=VERSION), tagged
 #                  localhost/mlflow-tracking:VERSION, and runs its entrypoint's `plan --json` with the
-#                  tracking server's own podman options and settings. The JSON on stdout, progress on
-#                  stderr; the plan's exit code passed through (0: the upgrade may go on, 3: its pre-checks
-#                  or rehearsal refuse it, the JSON says why; 2: the database cannot be read). Nothing in
-#                  the database changes.
+#                  tracking server's own podman options and settings. The JSON on stdout as one line,
+#                  printed last (Run Command returns only the last 1 KB of a command's output), progress on
+#                  stderr before it; the plan's exit code passed through (0: the upgrade may go on, 3: its
+#                  pre-checks or rehearsal refuse it, the JSON says why; 2: the database cannot be read).
+#                  Nothing in the database changes.
 #   status         the tracking service's state, the MLflow version it is set to and the one its image runs,
 #                  the last refused upgrade (/var/lib/mlflow/upgrade-refused), and the last 40 lines of the
 #                  bootstrap log and of the container's journal. Neither log holds a secret.
@@ -48,6 +49,8 @@ set -a
 . "$CONF/runtime.env"
 set +a
 IFS=, read -r -a VERSIONS <<<"${MLFLOW_VERSIONS:-}"
+PYTHON=$(command -v python3 || command -v /usr/libexec/platform-python) ||
+  die 2 "neither python3 nor /usr/libexec/platform-python is installed"
 ((${#VERSIONS[@]} > 0)) || die 2 "$CONF/image.env names no MLFLOW_VERSIONS"
 
 # supported VERSION: succeeds when VERSION is, character for character, one this release runs.
@@ -130,12 +133,16 @@ case $mode in
     fi
     log "plan: what MLflow $2 would do to the database (nothing is changed)"
     code=0
-    tracking_run "$tag" plan --json || code=$?
+    plan=$(tracking_run "$tag" plan --json) || code=$?
     case $code in
       0) log "plan: MLflow $2 may upgrade this database" ;;
       3) log "plan: MLflow $2 would be refused: see the JSON's problems" ;;
       *) log "plan: exit $code: the plan could not be made (journalctl -u $SERVICE, or the lines above)" ;;
     esac
+    # One line, and the last: Run Command hands back only the end of the output.
+    compact=$("$PYTHON" -I -c 'import json, sys; print(json.dumps(json.load(sys.stdin), separators=(",", ":")))' \
+      <<<"$plan" 2>/dev/null) || compact=$plan
+    [[ -z $compact ]] || printf '%s\n' "$compact"
     exit "$code"
     ;;
   status)
