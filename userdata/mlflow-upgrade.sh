@@ -13,9 +13,10 @@
 #                  stderr before it; the plan's exit code passed through (0: the upgrade may go on, 3: its
 #                  pre-checks or rehearsal refuse it, the JSON says why; 2: the database cannot be read).
 #                  Nothing in the database changes.
-#   status         the tracking service's state, the MLflow version it is set to and the one its image runs,
-#                  the last refused upgrade (/var/lib/mlflow/upgrade-refused), and the last 40 lines of the
-#                  bootstrap log and of the container's journal. Neither log holds a secret.
+#   status         the last 40 lines of the bootstrap log and of the container's journal (neither holds a
+#                  secret), then, last (Run Command returns the end of the output), the tracking service's
+#                  state, the MLflow version the stack sets and the one its image runs, the versions this
+#                  release runs, and the last refused upgrade (/var/lib/mlflow/upgrade-refused).
 #   image VERSION  gets that version's image as plan does and prints its tag (the boot's fallback to the
 #                  version that last served the database: mlflow-bootstrap.sh).
 # VERSION must be one of MLFLOW_VERSIONS in /etc/mlflow/image.env (the versions this release runs),
@@ -150,6 +151,11 @@ case $mode in
     state=$(systemctl is-active "$SERVICE" 2>/dev/null) || true
     running=$(podman run --rm --entrypoint python3 "$REPOSITORY:latest" -c \
       'import importlib.metadata as m; print(m.version("mlflow"))' 2>/dev/null) || running=unknown
+    printf -- '--- last 40 lines of %s\n' "${BOOT_LOG#"$ROOT"}"
+    tail -n 40 "$BOOT_LOG" 2>/dev/null || printf '(no bootstrap log yet)\n'
+    printf -- '--- last 40 lines of journalctl -u %s\n' "$SERVICE"
+    journalctl -u "$SERVICE" -n 40 --no-pager -o short-iso 2>/dev/null || printf '(no journal)\n'
+    printf -- '---\n'
     printf 'service: %s %s\n' "$SERVICE" "${state:-unknown}"
     printf 'mlflow_version: %s (the stack), %s (the image it runs: %s:latest)\n' "${MLFLOW_VERSION:-unknown}" \
       "$running" "$REPOSITORY"
@@ -159,10 +165,6 @@ case $mode in
     else
       printf 'refused: none\n'
     fi
-    printf -- '--- last 40 lines of %s\n' "${BOOT_LOG#"$ROOT"}"
-    tail -n 40 "$BOOT_LOG" 2>/dev/null || printf '(no bootstrap log yet)\n'
-    printf -- '--- last 40 lines of journalctl -u %s\n' "$SERVICE"
-    journalctl -u "$SERVICE" -n 40 --no-pager -o short-iso 2>/dev/null || printf '(no journal)\n'
     ;;
   *) usage ;;
 esac

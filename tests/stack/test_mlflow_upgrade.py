@@ -186,13 +186,13 @@ def test_status_says_how_the_vm_is_without_a_secret(vm):
     result = _run(root, env, "status")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[:4] == ["service: mlflow-tracking active",
-                         "mlflow_version: 3.17.2 (the stack), 3.17.2 (the image it runs: localhost/mlflow-tracking:latest)",
-                         "versions: 3.17.2 3.16.1 3.15.2", "refused: none"]
-    assert lines[4] == "--- last 40 lines of /var/log/mlflow-bootstrap.log"
-    assert lines[5:45] == [f"2026-12-07T00:00:00Z [tracking] step {i}" for i in range(11, 51)]
-    assert lines[45] == "--- last 40 lines of journalctl -u mlflow-tracking"
-    assert lines[46:] == ["2026-12-07T00:00:00+0000 vm mlflow[1]: started"]
+    assert lines[0] == "--- last 40 lines of /var/log/mlflow-bootstrap.log"
+    assert lines[1:41] == [f"2026-12-07T00:00:00Z [tracking] step {i}" for i in range(11, 51)]
+    assert lines[41:43] == ["--- last 40 lines of journalctl -u mlflow-tracking", "2026-12-07T00:00:00+0000 vm mlflow[1]: started"]
+    # the summary last: Run Command hands back only the end of the output
+    assert lines[43:] == ["---", "service: mlflow-tracking active",
+                          "mlflow_version: 3.17.2 (the stack), 3.17.2 (the image it runs: localhost/mlflow-tracking:latest)",
+                          "versions: 3.17.2 3.16.1 3.15.2", "refused: none"]
     assert "journalctl -u mlflow-tracking -n 40 --no-pager -o short-iso" in _calls(state)
     settings = (root / "etc/mlflow/tracking.env").read_text() + (root / "etc/mlflow/runtime.env").read_text()
     for line in settings.splitlines():
@@ -202,7 +202,7 @@ def test_status_says_how_the_vm_is_without_a_secret(vm):
     # a refused upgrade at boot is reported
     (root / "var/lib/mlflow/upgrade-refused").write_text("2026-12-07T00:00:00Z upgrade to MLflow 3.17.2 refused: x\n")
     again = _run(root, env, "status")
-    assert "refused: 2026-12-07T00:00:00Z upgrade to MLflow 3.17.2 refused: x" in again.stdout.splitlines()
+    assert again.stdout.splitlines()[-1] == "refused: 2026-12-07T00:00:00Z upgrade to MLflow 3.17.2 refused: x"
 
 
 def test_the_script_is_strict_and_shellcheck_clean():
