@@ -19,9 +19,10 @@ ROOT = Path(__file__).resolve().parents[1]
 FAMILIES = {
     "fast lane": ("not terraform and not dataplane", 150),
     "terraform": ("terraform and not dataplane", 480),
-    "dataplane": ("dataplane and not install and not browser", 540),
+    "dataplane": ("dataplane and not install and not browser and not journey", 540),
     "install": ("install", 210),
     "browser": ("browser", 180),
+    "journey": ("journey", 360),
 }
 
 

@@ -6,9 +6,10 @@ import copy
 
 from harness.double import planning
 from harness.double.schema import load_provider_schema
+from harness.ocids import mint
 
-RESTORED = {"id": "ocid1.mysqldbsystem.oc1.phx.amaaaaaarestored", "display_name": "mlflow-mysql",
-            "source": [{"source_type": "BACKUP", "backup_id": "ocid1.mysqlbackup.oc1.phx.amaaaaaabackup",
+RESTORED = {"id": mint("mysqldbsystem", "restored", "us-phoenix-1"), "display_name": "mlflow-mysql",
+            "source": [{"source_type": "BACKUP", "backup_id": mint("mysqlbackup", "before", "us-phoenix-1"),
                         "db_system_id": None, "recovery_point": None, "source_url": None}]}
 CONFIGURED = {"id": None, "display_name": "mlflow-mysql", "source": []}
 

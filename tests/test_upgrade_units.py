@@ -80,3 +80,15 @@ def test_the_state_takes_the_restored_db_system_over():
     assert _state(old)["resources"][1]["instances"][0]["attributes"]["id"] == old  # the input is left alone
     with pytest.raises(state_takeover.TakeoverError, match="changed since the upgrade started"):
         state_takeover.take_over(_state(mint("mysqldbsystem", "other")), old, new, backup)
+
+
+def test_the_vm_status_says_when_the_server_will_not_come_up():
+    from orm_pack.deploy.upgrade import failure_on_vm
+
+    booting = "service: mlflow-tracking activating\nrefused: none\n--- last 40 lines\ninit_db: creating MLflow tables\n"
+    assert failure_on_vm(booting) is None
+    broken = booting + ("2026-12-07T00:01:37Z init_db: ERROR: the migration from revision b7e2c1a4d9f3 to dc11669786a5 "
+                        "stopped after revision 75868b020152: boom\n")
+    assert failure_on_vm(broken).startswith("the migration from revision b7e2c1a4d9f3 to dc11669786a5 stopped after")
+    refused = booting.replace("refused: none", "refused: upgrade to 3.17.2 refused: table `jobs` is not in utf8mb4")
+    assert failure_on_vm(refused) == "the VM refused the upgrade at boot: upgrade to 3.17.2 refused: table `jobs` is not in utf8mb4"

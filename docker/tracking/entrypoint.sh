@@ -54,6 +54,14 @@ require_int() {  # name value min max
   fi
 }
 
+wait_for_tcp() {  # host port seconds
+  local deadline=$((SECONDS + $3))
+  until (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; do
+    ((SECONDS < deadline)) || die "database $1:$2 is not reachable after $3 s (check MLFLOW_DB_HOST/MLFLOW_DB_PORT and the network security rules)"
+    sleep 2
+  done
+}
+
 MLFLOW_HOST=${MLFLOW_HOST:-127.0.0.1}
 MLFLOW_PORT=${MLFLOW_PORT:-5000}
 MLFLOW_WORKERS=${MLFLOW_WORKERS:-2}
@@ -116,8 +124,7 @@ export MLFLOW_BACKEND_STORE_URI  # mlflow server reads it from here, not from ar
 if [[ $MODE == plan ]]; then
   if [[ -n ${MLFLOW_DB_HOST:-} ]]; then
     log "waiting up to ${MLFLOW_DB_WAIT_SECONDS}s for database ${MLFLOW_DB_HOST}:${MLFLOW_DB_PORT}"
-    timeout "$MLFLOW_DB_WAIT_SECONDS" bash -c 'until (exec 3<>"/dev/tcp/$0/$1") 2>/dev/null; do sleep 2; done' \
-      "$MLFLOW_DB_HOST" "$MLFLOW_DB_PORT" || die "database ${MLFLOW_DB_HOST}:${MLFLOW_DB_PORT} is not reachable"
+    wait_for_tcp "$MLFLOW_DB_HOST" "$MLFLOW_DB_PORT" "$MLFLOW_DB_WAIT_SECONDS"
   fi
   # The first-boot SQL only (it makes the rehearsal database), never a migration.
   python3 "$HERE/init_db.py" accounts || die "the MySQL accounts could not be prepared (see init_db above)"
@@ -196,14 +203,6 @@ case $MLFLOW_ARTIFACTS_DESTINATION in
 esac
 
 # --- database ------------------------------------------------------------------------------
-wait_for_tcp() {  # host port seconds
-  local deadline=$((SECONDS + $3))
-  until (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; do
-    ((SECONDS < deadline)) || die "database $1:$2 is not reachable after $3 s (check MLFLOW_DB_HOST/MLFLOW_DB_PORT and the network security rules)"
-    sleep 2
-  done
-}
-
 if [[ -n ${MLFLOW_DB_HOST:-} && $MLFLOW_BACKEND_STORE_URI == mysql* ]]; then
   log "waiting up to ${MLFLOW_DB_WAIT_SECONDS}s for database ${MLFLOW_DB_HOST}:${MLFLOW_DB_PORT}"
   wait_for_tcp "$MLFLOW_DB_HOST" "$MLFLOW_DB_PORT" "$MLFLOW_DB_WAIT_SECONDS"

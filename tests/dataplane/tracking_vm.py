@@ -161,10 +161,11 @@ class TrackingVm:
             if words[:2] != ["sudo", "/usr/local/sbin/mlflow-upgrade"]:
                 return 126, f"sudo: a password is required ({script!r} is not what ocarun may run)\n"
             boot = self.boots[index]
-            if words[2:3] == ["status"]:
-                state = "active (running)" if boot.server.alive() else "failed"
-                return 0, f"mlflow-tracking.service: {state}; image MLflow {boot.version}\n" + processes.log_tail(
-                    boot.log, 40) + "\n"
+            if words[2:3] == ["status"]:  # the lines userdata/mlflow-upgrade.sh prints
+                state = "active" if boot.server.alive() else "failed"
+                return 0, (f"service: mlflow-tracking {state}\nmlflow_version: {boot.version} (the stack), "
+                           f"{boot.version} (the image it runs: localhost/mlflow-tracking:latest)\nrefused: none\n"
+                           f"--- last 40 lines of journalctl -u mlflow-tracking\n{processes.log_tail(boot.log, 40)}\n")
             if words[2:3] == ["plan"] and len(words) == 4:
                 backend = self.fake.db_system_backend(db_system)
                 env = self._env(words[3], backend, free_port(), self.workdir / f"plan-{index}", booting=False)

@@ -1,6 +1,6 @@
 """Two lanes for `pytest -n 2` (README's command): the tests that run the runtime (MLflow, MariaDB, nginx)
-in one worker, the Terraform plans in the other; the fresh installs, the browser tests and each fast-lane
-module go whole to whichever worker is free first.
+in one worker, the Terraform plans in the other; the fresh installs, the browser tests, the upgrade journeys
+and each fast-lane module go whole to whichever worker is free first.
 
 A lane is one process, so a session fixture (one MariaDB, one `local up`, the deployed profiles) is still
 made once per run. One serial process used about 0.9 of the machine's two cores.
@@ -19,14 +19,14 @@ from pathlib import Path
 
 from xdist.scheduler import LoadScopeScheduling
 
-RUNTIME_MARKERS = ("dataplane", "install", "browser")
+RUNTIME_MARKERS = ("dataplane", "install", "browser", "journey")
 WORKER_INPUT_KEY = "tests_lanes_file"
 
 
 def lane_of(item) -> str:
-    # The fresh installs and the browser share no server with the other runtime tests: each is a unit of
-    # its own, run by whichever worker is free first, which evens out the two lanes' ends.
-    for marker in ("install", "browser"):
+    # The fresh installs, the browser and the upgrade journeys share no server with the other runtime tests:
+    # each is a unit of its own, run by whichever worker is free first, which evens out the two lanes' ends.
+    for marker in ("install", "browser", "journey"):
         if item.get_closest_marker(marker):
             return marker
     if any(item.get_closest_marker(marker) for marker in RUNTIME_MARKERS):

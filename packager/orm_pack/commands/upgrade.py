@@ -82,7 +82,7 @@ def _health_gate(session, args):
                         "mlflow_password_command prints it)", ExitCode.USAGE)
     verify, ca_file = _tls.settings(args)
 
-    def gate(url: str, version: str) -> list[str]:
+    def gate(url: str, version: str, probe=None) -> list[str]:
         nonlocal ca_file
         if verify and not ca_file:
             outputs = views.outputs_map(workflows.outputs(session.rm, args.compartment, args.stack_name, None).outputs)
@@ -93,7 +93,8 @@ def _health_gate(session, args):
             ca_file = str(saved.path)
         target = doctor.DoctorTarget(url, os.environ.get("MLFLOW_TRACKING_USERNAME") or "mlflow", password or "",
                                      ca_file=ca_file, verify_tls=verify)
-        return health_gate.check(target, version, args.gate_wait)
+        return health_gate.check(target, version, args.gate_wait, poll_seconds=min(10.0, args.poll_interval * 10),
+                                 probe=probe)
     return gate
 
 

@@ -140,15 +140,27 @@ def database_plan(cloud: Cloud, compartment: str, instance_id: str, to_version: 
     return plan
 
 
+def failure_on_vm(status_output: str) -> str | None:
+    """Why the tracking VM will not serve, from `mlflow-upgrade status`: a boot that refused the upgrade (the
+    console path runs the previous version instead), or the database preparation failing (a migration that
+    stopped halfway fails every start after it). None while it may still come up."""
+    for line in status_output.splitlines():
+        if line.startswith("refused: ") and line != "refused: none":
+            return f"the VM refused the upgrade at boot: {line.removeprefix('refused: ')}"
+    errors = [line for line in status_output.splitlines() if "init_db: ERROR:" in line]
+    return errors[-1].split("init_db: ERROR:", 1)[1].strip() if errors else None
+
+
 def _with_version(request: workflows.DeployRequest, version: str) -> workflows.DeployRequest:
     return replace(request, given={**request.given, "mlflow_version": version})
 
 
 def upgrade(cloud: Cloud, request: UpgradeRequest, events: workflows.Events,
             confirm: Callable[[UpgradeResult, workflows.PlanResult], bool],
-            health_gate: Callable[[str, str], list[str]]) -> UpgradeResult:
+            health_gate: Callable[..., list[str]]) -> UpgradeResult:
     """The whole upgrade; raises UpgradeRefused (nothing changed) or UpgradeRolledBack (back where it was).
-    `health_gate(url, version)` returns the problems of the MLflow at url, which must run `version`."""
+    `health_gate(url, version, probe)` returns the problems of the MLflow at url, which must run `version`;
+    `probe()` asks the tracking VM whether it failed for good."""
     deploy = request.deploy
     rm = cloud.rm
     stack = workflows.stack_or_error(rm, deploy.compartment, deploy.stack_name, ": deploy it with orm-pack apply")
@@ -187,7 +199,8 @@ def upgrade(cloud: Cloud, request: UpgradeRequest, events: workflows.Events,
     clock.step("4. apply (the tracking VM is replaced and migrates at boot)", lambda: workflows.require_success(
         rm, workflows.follow(rm, rm.start_job(stack.id, "APPLY", plan_job_id=planned.job.id), events)))
     url = request.mlflow_url or outputs.get("mlflow_url") or ""
-    problems = clock.step("5. health gate", lambda: health_gate(url, request.to_version),
+    probe = _vm_probe(cloud, deploy.compartment, stack)
+    problems = clock.step("5. health gate", lambda: health_gate(url, request.to_version, probe),
                           lambda found: "healthy" if not found else f"{len(found)} problem(s)")
     if not problems:
         result.upgraded = True
@@ -199,8 +212,17 @@ def upgrade(cloud: Cloud, request: UpgradeRequest, events: workflows.Events,
                     STATUS_TIMEOUT_SECONDS)
     result.vm_status = status.output
     events.message(f"the health gate failed: {result.failure}. The tracking VM says:\n{status.output}")
-    roll_back(cloud, stack, deploy, result, db_system_id, stamp, clock, events, health_gate, url)
+    roll_back(cloud, stack, deploy, result, db_system_id, stamp, clock, events, lambda u, v: health_gate(u, v, probe),
+              url)
     raise UpgradeRolledBack(result)
+
+
+def _vm_probe(cloud: Cloud, compartment: str, stack) -> Callable[[], str | None]:
+    """Asks the stack's current tracking VM (the one the last apply made) how it is."""
+    def probe() -> str | None:
+        instance = _outputs(cloud.rm, stack).get("tracking_instance_id") or ""
+        return failure_on_vm(_on_vm(cloud, compartment, instance, "status", STATUS_TIMEOUT_SECONDS).output)
+    return probe
 
 
 def roll_back(cloud: Cloud, stack, deploy: workflows.DeployRequest, result: UpgradeResult, db_system_id: str,
