@@ -9,9 +9,12 @@ tracking VM run here by dataplane/tracking_vm.py after every apply (MLflow 3.16.
 3.17.2 from this venv, the auth proxy in front); orm-pack runs as a user runs it, a process of its own.
 """
 import json
+import os
+import shlex
 import subprocess
 import sys
 import time
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -20,6 +23,8 @@ from dataplane.stacks import DB_PASSWORD
 from dataplane.tracking_vm import TrackingVm
 from dataplane.trust import CA_FILE
 from harness.mariadb_backend import MariaDBBackend
+from harness.readme import block_starting, fill
+from harness.terminal import run_in_terminal
 from harness.tools import older_mlflow
 from orm_pack.local import credentials
 from ormfake import ApiKey, ResourceManagerFake, write_oci_config
@@ -71,24 +76,43 @@ def cloud(tracker, s3, tmp_path):
     vm = TrackingVm(fake, tracker, s3, tmp_path / "vm", MariaDBBackend.start(tracker, tmp_path / "mysql"), login,
                     break_migration={"3.17.2": "executor_backend"}).start()
 
+    # What only this machine needs: the fakes' endpoints, the fixture stack, the proxy standing for the
+    # reserved IP and the lane's CA; README's commands get them appended.
+    plumbing = ["--config-file", str(config), "--endpoint", fake.url, "--poll-interval", "0.2", "--stack-name", STACK,
+                "--source", str(SOURCE)]
+    upgrade_plumbing = ["--mlflow-url", vm.url, "--ca-file", CA_FILE, "--mysql-endpoint", fake.url,
+                        "--compute-agent-endpoint", fake.url, "--gate-wait", "180"]
+    env = cli_env(home, {"ORM_PACK_VAR_mysql_admin_password": ADMIN_PASSWORD,
+                         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"})
+
     def orm_pack(*args: str, timeout: float = 600) -> CliResult:
-        argv = [*args, "--config-file", str(config), "--endpoint", fake.url, "--poll-interval", "0.2",
-                "--compartment", COMPARTMENT, "--stack-name", STACK, "--source", str(SOURCE)]
-        env = cli_env(home, {"ORM_PACK_VAR_mysql_admin_password": ADMIN_PASSWORD,
-                             "MLFLOW_TRACKING_USERNAME": login.username, "MLFLOW_TRACKING_PASSWORD": login.password})
-        done = subprocess.run([sys.executable, "-m", "orm_pack.cli", *argv], capture_output=True, text=True,
-                              timeout=timeout, cwd=tmp_path, env=env, stdin=subprocess.DEVNULL)
+        done = subprocess.run(["orm-pack", *args, "--compartment", COMPARTMENT, *plumbing], capture_output=True,
+                              text=True, timeout=timeout, cwd=tmp_path, env=env, stdin=subprocess.DEVNULL)
         return CliResult(done.returncode, done.stdout, done.stderr)
 
+    def readme_upgrade(lines: int | None = None, answers=(), timeout: float = 900) -> CliResult:
+        """README's "Upgrade MLflow" block as a reader runs it (its first `lines`), with the password the stack
+        would print."""
+        script = fill(block_starting("export MLFLOW_TRACKING_PASSWORD=..."),
+                      {"MLFLOW_TRACKING_PASSWORD=...": f"MLFLOW_TRACKING_PASSWORD={shlex.quote(login.password)}",
+                       "<compartment OCID>": COMPARTMENT})
+        script = "\n".join(script.splitlines()[:lines])
+        wrapper = (f"orm-pack() {{ command orm-pack \"$@\" {shlex.join(plumbing)} "
+                   f"$([[ $1 == upgrade ]] && echo {shlex.quote(shlex.join(upgrade_plumbing))}); }}\nset -e\n")
+        # On a terminal, as a reader runs it: the upgrade asks before it backs up and applies.
+        done = run_in_terminal(["bash", "-c", wrapper + script], answers, env={**env, "TERM": "xterm"}, cwd=tmp_path,
+                               timeout=timeout)
+        return CliResult(done.returncode, done.output, "")
+
     try:
-        yield fake, vm, orm_pack
+        yield fake, vm, orm_pack, readme_upgrade
     finally:
         vm.stop()
         fake.stop()
 
 
 def test_a_migration_that_breaks_halfway_ends_with_the_previous_version_serving_the_data(cloud):
-    fake, vm, orm_pack = cloud
+    fake, vm, orm_pack, readme_upgrade = cloud
     first = orm_pack("apply", "--auto-approve", "--var", "mlflow_version=3.16.1", "--var", f"mlflow_url={vm.url}")
     assert first.code == 0, first
     vm.wait_serving("3.16.1")
@@ -97,9 +121,18 @@ def test_a_migration_that_breaks_halfway_ends_with_the_previous_version_serving_
                 version="3.16.1")
     before = mlflow_data("fingerprint", "--tracking-uri", database_uri(original))
 
+    # the dry run says what would change and leaves the stack as it was
+    (stack,) = fake.stacks.values()
+    configured = (dict(stack["variables"]), stack["freeformTags"]["orm-pack-zip-sha256"])
+    dry_run = readme_upgrade(lines=2)
+    assert dry_run.code == 0, dry_run
+    assert "MLflow 3.16.1 -> 3.17.2" in dry_run.stdout and "dc11669786a5" in dry_run.stdout
+    assert "oci_core_instance.vm" in dry_run.stdout  # the stack's plan: the tracking VM is replaced
+    (stack,) = fake.stacks.values()
+    assert (stack["variables"], stack["freeformTags"]["orm-pack-zip-sha256"]) == configured
+
     started = time.monotonic()
-    upgrade = orm_pack("upgrade", "--to", "3.17.2", "--auto-approve", "--mlflow-url", vm.url, "--ca-file", CA_FILE,
-                       "--mysql-endpoint", fake.url, "--compute-agent-endpoint", fake.url, "--gate-wait", "180")
+    upgrade = readme_upgrade(answers=[(r"Back up MySQL and upgrade MLflow 3\.16\.1 -> 3\.17\.2\?", "y")])
     elapsed = time.monotonic() - started
     output = upgrade.stdout + upgrade.stderr
     (vm.workdir / "upgrade.out").write_text(output)

@@ -760,6 +760,10 @@ class _Handler(BaseHTTPRequestHandler):
             fake._stack(seg[1])
             path = fake.stack_state_file(seg[1])
             return self._send(200, path.read_bytes() if path.exists() else b"", content_type="application/octet-stream")
+        if len(seg) == 3 and seg[0] == "stacks" and seg[2] == "tfConfig" and method == "GET":
+            # GetStackTfConfig: the stack's configuration, the zip it was last given
+            fake._stack(seg[1])
+            return self._send(200, fake.stack_zips[seg[1]], content_type="application/zip")
         if seg == ["jobs"] and method == "POST":
             job = fake.create_job(payload)
             return self._send(200, job, {"etag": etag(job)})

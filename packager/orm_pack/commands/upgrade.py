@@ -127,7 +127,10 @@ def _run(session: shared.Session) -> int:
     except upgrade_workflow.UpgradeRolledBack as rolled_back:
         print_upgrade_result(session.err, rolled_back.result)
         raise
-    print_upgrade_result(session.out if not args.json else session.err, result)
+    console = session.out if not args.json else session.err
+    if args.dry_run:
+        print_upgrade_plan(console, result, None)
+    print_upgrade_result(console, result)
     if args.json:
         print(views.to_json(upgrade_document(result)))
     return ExitCode.OK

@@ -39,6 +39,8 @@ def print_upgrade_plan(console: Console, result: UpgradeResult, planned: PlanRes
             _say(console, f"    {line}")
     if planned is not None:
         views.print_plan(console, planned)
+    elif result.replaced:
+        _say(console, "The stack's plan replaces: " + ", ".join(result.replaced))
 
 
 def print_upgrade_result(console: Console, result: UpgradeResult) -> None:
