@@ -17,6 +17,7 @@ import yaml
 from harness import static
 from harness.release import DATA_RESOURCES
 from harness.terraform import Terraform
+from harness.tools import missing
 
 from .conftest import BASE_TFVARS, REPO, instance_user_data, repo_layout, tfvars_of
 
@@ -129,7 +130,7 @@ def _visudo() -> tuple[str, dict]:
         return str(extracted), dict(os.environ, LD_LIBRARY_PATH=str(EXTRACTED_SUDO / "usr/libexec/sudo"))
     found = shutil.which("visudo") or shutil.which("visudo", path="/usr/sbin:/sbin")
     if not found:
-        pytest.skip("visudo is not available (apt-get download sudo && dpkg-deb -x sudo_*.deb .tools/sudo)")
+        missing("visudo", "apt-get download sudo && dpkg-deb -x sudo_*.deb .tools/sudo")
     return found, dict(os.environ)
 
 
