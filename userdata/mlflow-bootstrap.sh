@@ -127,9 +127,9 @@ tracking_run() {
 }
 
 # migrate_outcome EXIT_CODE OUTPUT: what a `migrate` run of the tracking image did. "migrated": the schema is
-# at the image's head; "refused": its pre-checks refused the migration and changed nothing (init_db.py exits
-# 3 and logs a `REFUSED: <reason>` line per problem; the entrypoint reports any failure of it as its own
-# exit 2, so the lines decide); "failed": anything else (the database not reachable yet, a setting).
+# at the image's head; "refused": its pre-checks refused the migration and changed nothing (the entrypoint
+# exits 3 and init_db.py logs a `REFUSED: <reason>` line per problem; an image from before that exit code
+# reported it as 2, so the lines decide too); "failed": anything else (the database not reachable yet, a setting).
 migrate_outcome() {
   if [[ $1 == 0 ]]; then
     echo migrated

@@ -208,7 +208,15 @@ if [[ -n ${MLFLOW_DB_HOST:-} && $MLFLOW_BACKEND_STORE_URI == mysql* ]]; then
   wait_for_tcp "$MLFLOW_DB_HOST" "$MLFLOW_DB_PORT" "$MLFLOW_DB_WAIT_SECONDS"
 fi
 if [[ $MLFLOW_BACKEND_STORE_URI == mysql* ]]; then
-  python3 "$HERE/init_db.py" || die "the MySQL backend could not be prepared (see init_db above)"
+  # Exit 3: the pre-checks refused the migration and nothing changed (the VM's boot then runs the version that
+  # last served the database); anything else: the database could not be prepared.
+  prepared=0
+  python3 "$HERE/init_db.py" || prepared=$?
+  if ((prepared == 3)); then
+    log "ERROR: the upgrade of the MLflow tables was refused (see REFUSED above); the database is as it was"
+    exit 3
+  fi
+  ((prepared == 0)) || die "the MySQL backend could not be prepared (see init_db above)"
 fi
 # The administrator's login was for the first-boot SQL only: the server never holds it.
 unset MYSQL_ADMIN_USER MYSQL_ADMIN_PASSWORD

@@ -108,7 +108,7 @@ def head() -> str:
     return db_utils._get_latest_schema_revision()
 
 
-def test_a_utf8mb3_table_is_refused_with_a_fix_that_works(mariadb):
+def test_a_utf8mb3_table_is_refused_with_a_fix_that_works(mariadb, tmp_path):
     """3.17's job_locks gets a foreign key to jobs: with jobs in utf8mb3, MySQL refuses that key halfway
     through the migration. The pre-check refuses first, changes nothing, and its printed fix lets it go on."""
     engine = database_at(mariadb, "mlflow_mb3", HEAD_316)
@@ -120,6 +120,12 @@ def test_a_utf8mb3_table_is_refused_with_a_fix_that_works(mariadb):
     assert "mlflow/mlflow#9484" in refused.stderr
     assert revision_of(engine) == HEAD_316
     assert journal(engine)[-1][2] == "REFUSED"
+    # The image's entrypoint says the same with its own exit 3, which the VM's boot reads as "refused".
+    entrypoint = subprocess.run(["bash", str(RUNTIME.tracking_entrypoint), "migrate"], capture_output=True, text=True,
+                                timeout=300, env={**init_db_env(mariadb, "mlflow_mb3"),
+                                                  "MLFLOW_ARTIFACTS_DESTINATION": str(tmp_path / "artifacts")})
+    assert entrypoint.returncode == 3, entrypoint.stderr
+    assert "the upgrade of the MLflow tables was refused" in entrypoint.stderr
     fix = [line.split("fix: ", 1)[1] for line in refused.stderr.splitlines() if "    fix: " in line]
     assert "ALTER TABLE `jobs` CONVERT TO CHARACTER SET utf8mb4 COLLATE utf8mb4_bin;" in fix
     # The control: MLflow's own upgrade on the same schema stops halfway, on the foreign key.

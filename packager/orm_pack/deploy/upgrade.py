@@ -32,6 +32,7 @@ from orm_pack.errors import ExitCode, UserError
 UPGRADE_SCRIPT = "/usr/local/sbin/mlflow-upgrade"
 PLAN_TIMEOUT_SECONDS = 1800     # the target image may be built on the VM first
 STATUS_TIMEOUT_SECONDS = 120
+ALWAYS_FREE_SHAPE = "MySQL.Free"
 
 
 @dataclass(frozen=True)
@@ -170,6 +171,12 @@ def upgrade(cloud: Cloud, request: UpgradeRequest, events: workflows.Events,
         raise UserError(f"stack {stack.name} runs MLflow on OKE: upgrade it with `orm-pack oke deploy`, whose "
                         "migrate Job runs before the rollout", ExitCode.USAGE)
     from_version = outputs.get("mlflow_version") or stack.variables.get("mlflow_version") or "unknown"
+    db_system_id = outputs["mysql_db_system_id"]
+    if cloud.backups.db_system(db_system_id).shape_name == ALWAYS_FREE_SHAPE:
+        raise UserError("the DB system is Always Free (MySQL.Free), which cannot take a manual backup (HeatWave: "
+                        "\"Creating a Manual Backup\"), so a failed migration could not be rolled back. Change the "
+                        "MLflow version in the stack's form instead: the new VM checks the database before it "
+                        "migrates, and runs the previous version when the checks refuse", ExitCode.USAGE)
     result = UpgradeResult(from_version, request.to_version, {})
     clock = _Clock(events, result)
 
@@ -192,7 +199,6 @@ def upgrade(cloud: Cloud, request: UpgradeRequest, events: workflows.Events,
     if not confirm(result, planned):
         raise UserError("cancelled: nothing was changed", ExitCode.ABORTED)
 
-    db_system_id = outputs["mysql_db_system_id"]
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     result.backup = clock.step("3. back up MySQL", lambda: cloud.backups.back_up(
         db_system_id, f"{stack.name}-before-mlflow-{request.to_version}-{stamp}"), lambda backup: backup.id)
