@@ -40,7 +40,7 @@ RUN_BY = {
     "orm-pack apply --compartment ocid1.compartment.oc1..xxxx --var deployment_target=oke --var "
     "allowed_ingress_cidr=203.0.113.7/32":
         "tests/orm/test_oke_e2e.py::test_the_readme_oke_commands_deploy_mlflow_on_the_stacks_cluster",
-    "export MLFLOW_TRACKING_PASSWORD=...   # the stack's output mlflow_password_command prints it":
+    "orm-pack upgrade --compartment <compartment OCID> --dry-run   # what would change, and the database's checks":
         "tests/dataplane/test_upgrade_rollback.py::"
         "test_a_migration_that_breaks_halfway_ends_with_the_previous_version_serving_the_data",
     "orm-pack sso groups-claim --domain-url https://idcs-<id>.identity.oraclecloud.com":

@@ -1,11 +1,9 @@
 """The upgrade journeys' data: tests/harness/mlflow_data.py fills a MariaDB prepared as a deployment prepares it
 (docker/tracking/init_db.py) with runs, registered models and users that MLflow's own APIs then find, with the
-pinned MLflow in this process and with MLflow 3.15.2 as a script; its fingerprint counts what is there and
-changes when one value does."""
-import json
+pinned MLflow in this process; its fingerprint counts what is there and changes when one value does. The
+journeys (test_upgrade_journeys.py) run it as a script with MLflow 3.15.2 and 3.16.1."""
 import subprocess
 import sys
-from dataclasses import asdict
 from pathlib import Path
 from urllib.parse import quote
 
@@ -13,7 +11,6 @@ import pytest
 
 from dataplane.stacks import RUNTIME
 from harness import mlflow_data
-from harness.tools import older_mlflow
 from orm_pack.local.services import python_env
 
 pytestmark = pytest.mark.dataplane
@@ -44,13 +41,6 @@ def prepare(tracking_uri: str, auth_uri: str, pythonpath: Path | None = None) ->
         env["PYTHONPATH"] = str(pythonpath)
     done = subprocess.run([sys.executable, str(INIT_DB)], env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-
-
-def run_script(*args: str, pythonpath: Path) -> dict:
-    done = subprocess.run([sys.executable, str(SCRIPT), *args], env={**python_env(), "PYTHONPATH": str(pythonpath)},
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout)
 
 
 def counts(fingerprint: mlflow_data.Fingerprint, shape: mlflow_data.Shape) -> dict[str, int]:
@@ -111,27 +101,3 @@ def test_the_fingerprint_changes_when_one_metric_value_does(mariadb):
     assert [line.split(":")[0] for line in before.differences(after)] == ["metrics"]
     assert after.tables["metrics"].rows == before.tables["metrics"].rows
 
-
-def test_mlflow_3_15_fills_as_a_script_and_the_pinned_mlflow_upgrades_it_unchanged(mariadb):
-    """The journeys' first half: MLflow 3.15.2 prepares and fills the databases as a deployment of it did;
-    the pinned MLflow's init_db.py upgrades them, and every row is still there as it was."""
-    older = older_mlflow("3.15.2")
-    tracking_uri, auth_uri = fresh_databases(mariadb, "data_from3152")
-    prepare(tracking_uri, auth_uri, pythonpath=older)
-    shape = mlflow_data.Shape(runs=300, experiments=3, models=2, versions_per_model=2, users=3, seed=3)
-    with pytest.raises(mlflow_data.DataError, match="fill it with the MLflow that prepared it"):
-        mlflow_data.fill(tracking_uri, shape, auth_uri)  # the pinned MLflow would write its own schema's rows
-
-    filled = run_script("fill", "--tracking-uri", tracking_uri, "--auth-uri", auth_uri,
-                        *(f"--{name.replace('_', '-')}={value}" for name, value in asdict(shape).items()),
-                        pythonpath=older)
-
-    assert filled["mlflow_version"] == "3.15.2"
-    as_315 = mlflow_data.fingerprint(tracking_uri, auth_uri)
-    assert counts(as_315, shape) == shape.rows() == filled["rows"]
-    by_315 = mlflow_data.Fingerprint.from_json(run_script("fingerprint", "--tracking-uri", tracking_uri,
-                                                          "--auth-uri", auth_uri, pythonpath=older))
-    assert by_315 == as_315  # the script under 3.15.2 digests as this process does
-
-    prepare(tracking_uri, auth_uri)  # the pinned MLflow's first boot: its migrations run
-    assert as_315.differences(mlflow_data.fingerprint(tracking_uri, auth_uri)) == []
