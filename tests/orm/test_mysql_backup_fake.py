@@ -120,9 +120,11 @@ def test_the_original_address_is_free_again_once_its_db_system_is_deleted(fake, 
     backups, systems = mysql
     system_id = fake.add_db_system(COMPARTMENT, "mlflow-mysql", "10.0.1.10", FileBackend("v1"))
     backup = _wait(backups, backups.get_backup, _backup(backups, system_id).id, "ACTIVE")
+    fake.mysql.time_scale = 0.05  # a deletion that lasts 3 s: long enough to try the address meanwhile, under load
     systems.delete_db_system(system_id)
     assert systems.get_db_system(system_id).data.lifecycle_state == "DELETING"
     assert _service_error(_restore, systems, backup.id, ip_address="10.0.1.10").status == 409
+    fake.mysql.time_scale = QUICK
     _wait(systems, systems.get_db_system, system_id, "DELETED")
     restored = _wait(systems, systems.get_db_system, _restore(systems, backup.id, "10.0.1.10").id, "ACTIVE")
     assert restored.ip_address == "10.0.1.10" and fake.db_system_backend(restored.id).content == "v1"
