@@ -275,9 +275,9 @@ def bring_schema_to_head(uri: str, wait_seconds: int = 3600) -> str:
             migration_journal.ensure_journal(engine)
             blocked = migration_journal.blocking_entry(engine)
             if blocked:
-                raise SettingsError(f"an earlier {blocked.describe()}. The schema may be half-migrated: restore the "
-                                    "database from the backup taken before it (`orm-pack upgrade` rolls back), "
-                                    "or run the MLflow version it came from")
+                raise SettingsError(f"an earlier {blocked.describe()}. The schema may be half-migrated, which no "
+                                    "MLflow version runs on: restore the database from the backup taken before it "
+                                    "(`orm-pack upgrade` does, when its health gate fails)")
             current = None if empty else db_utils._get_schema_version(engine)
             if current == head:
                 return head
