@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy
 
 from dataplane.stacks import DB_PASSWORD, RUNTIME
+from dataplane.tracking_vm import BREAK_A_STEP
 from orm_pack.local.services import python_env
 
 pytestmark = pytest.mark.dataplane
@@ -163,18 +164,6 @@ def test_two_servers_starting_together_migrate_once(mariadb):
     logs = [result.stderr for result in results]
     assert sum("upgrading MLflow tables" in log for log in logs) == 1, logs
     assert journal(engine) == [(HEAD_316, head(), "DONE")]
-
-
-BREAK_A_STEP = """
-import os
-from sqlalchemy import event
-from sqlalchemy.engine import Engine
-
-@event.listens_for(Engine, "before_cursor_execute")
-def _broken_step(conn, cursor, statement, parameters, context, executemany):
-    if os.environ["BREAK_STATEMENT"] in statement:
-        raise RuntimeError("a deliberately broken migration step")
-"""
 
 
 def test_a_migration_that_breaks_halfway_is_recorded_and_never_run_over(mariadb, tmp_path):

@@ -29,6 +29,7 @@ from orm_pack.local.services import TrackingConfig, tracking_argv, tracking_env
 from orm_pack.mlflow_api.doctor import LOOPBACK_BROWSER_HOST
 
 PINNED = "3.17.2"
+# A sitecustomize.py that fails the statement containing $BREAK_STATEMENT (test_schema_upgrade.py uses it too).
 BREAK_A_STEP = """
 import os
 from sqlalchemy import event

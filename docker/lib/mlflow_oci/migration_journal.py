@@ -123,7 +123,3 @@ def finish(engine, entry_id: int, state: str, detail: str = "") -> None:
         connection.exec_driver_sql(f"UPDATE {JOURNAL} SET state = %s, finished_at = %s, detail = %s WHERE id = %s",
                                    (state, _now(), detail, entry_id))
 
-
-def clear_block(engine, entry_id: int, detail: str) -> None:
-    """After a restore: the failed entry stays as history, marked as dealt with."""
-    finish(engine, entry_id, "RESTORED", detail)

@@ -126,22 +126,22 @@ def _large_table_rows(engine) -> dict[str, int]:
     return {table: int(count or 0) for table, count in rows if table in LARGE_TABLES}
 
 
-def pending_revisions(current: str | None) -> list:
-    """This MLflow's revisions after `current`, oldest first (alembic Script objects)."""
+def _scripts():
+    """This MLflow's migration scripts (alembic's ScriptDirectory)."""
     from alembic.script import ScriptDirectory
     from mlflow.store.db import utils as db_utils
 
-    scripts = ScriptDirectory.from_config(db_utils._get_alembic_config(db_url=""))
-    head = scripts.get_current_head()
-    return list(reversed(list(scripts.iterate_revisions(head, current))))
+    return ScriptDirectory.from_config(db_utils._get_alembic_config(db_url=""))
+
+
+def pending_revisions(current: str | None) -> list:
+    """This MLflow's revisions after `current`, oldest first (alembic Script objects)."""
+    scripts = _scripts()
+    return list(reversed(list(scripts.iterate_revisions(scripts.get_current_head(), current))))
 
 
 def known_revision(revision: str) -> bool:
-    from alembic.script import ScriptDirectory
-    from mlflow.store.db import utils as db_utils
-
-    scripts = ScriptDirectory.from_config(db_utils._get_alembic_config(db_url=""))
-    return any(script.revision == revision for script in scripts.walk_revisions())
+    return any(script.revision == revision for script in _scripts().walk_revisions())
 
 
 def rehearse(scratch_engine, revisions, rows) -> tuple[list[Step], dict | None]:

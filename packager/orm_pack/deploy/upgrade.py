@@ -102,9 +102,10 @@ class _Clock:
         began = time.monotonic()
         value = run()
         seconds = time.monotonic() - began
-        self.result.steps.append(Step(name, round(seconds, 1), detail(value)))
+        said = detail(value)
+        self.result.steps.append(Step(name, round(seconds, 1), said))
         self.events.message(f"[{time.monotonic() - self.started:6.0f}s] {name}: done in {seconds:.0f}s"
-                            + (f" ({detail(value)})" if detail(value) else ""))
+                            + (f" ({said})" if said else ""))
         return value
 
 
