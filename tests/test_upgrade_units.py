@@ -92,3 +92,51 @@ def test_the_vm_status_says_when_the_server_will_not_come_up():
     assert failure_on_vm(broken).startswith("the migration from revision b7e2c1a4d9f3 to dc11669786a5 stopped after")
     refused = booting.replace("refused: none", "refused: upgrade to 3.17.2 refused: table `jobs` is not in utf8mb4")
     assert failure_on_vm(refused) == "the VM refused the upgrade at boot: upgrade to 3.17.2 refused: table `jobs` is not in utf8mb4"
+
+
+def _zip(files: dict) -> bytes:
+    import io
+    import zipfile
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as bundle:
+        for name, text in files.items():
+            bundle.writestr(name, text)
+    return buffer.getvalue()
+
+
+def test_the_image_of_a_version_follows_the_stacks_rule_digest_first():
+    """stack/locals.tf's tracking_images, read from the zip before the apply that would put it in the outputs
+    (tests/stack/test_mlflow_version.py checks the Terraform side of the same rule)."""
+    from orm_pack.errors import UserError
+    from orm_pack.stack.images import tracking_image
+    registry = "phx.ocir.io/team"
+    tagged = _zip({"VERSION": "1.4.0\n"})
+    assert tracking_image(tagged, registry, "3.17.2", "3.17.2") == f"{registry}/oci-mlflow-tracking:1.4.0"
+    assert tracking_image(tagged, registry, "3.16.1", "3.17.2") == f"{registry}/oci-mlflow-tracking:1.4.0-mlflow3.16.1"
+    digests = {"tracking": "sha256:" + "a" * 64, "tracking-3.16.1": "sha256:" + "c" * 64}
+    pinned = _zip({"VERSION": "1.4.0", "docker/images.json": json.dumps(digests)})
+    assert tracking_image(pinned, registry, "3.17.2", "3.17.2") == f"{registry}/oci-mlflow-tracking@{digests['tracking']}"
+    assert tracking_image(pinned, registry, "3.16.1", "3.17.2") == \
+        f"{registry}/oci-mlflow-tracking@{digests['tracking-3.16.1']}"
+    assert tracking_image(pinned, registry, "3.15.2", "3.17.2") == f"{registry}/oci-mlflow-tracking:1.4.0-mlflow3.15.2"
+    with pytest.raises(UserError, match="container_registry is empty"):
+        tracking_image(tagged, "", "3.17.2", "3.17.2")
+    with pytest.raises(UserError, match="no VERSION"):
+        tracking_image(_zip({"schema.yaml": ""}), registry, "3.17.2", "3.17.2")
+
+
+def test_the_plan_job_is_the_migrate_jobs_pod_once_in_plan_mode_with_the_target_image():
+    from orm_pack.oke.upgrade_runtime import PLAN_JOB, last_json_line, plan_job
+    migrate = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "mlflow-migrate"},
+               "spec": {"backoffLimit": 3, "template": {"spec": {
+                   "initContainers": [{"name": "ca", "image": "old"}],
+                   "containers": [{"name": "migrate", "image": "old", "args": ["migrate"]}]}}}}
+    job = plan_job(migrate, "phx.ocir.io/team/oci-mlflow-tracking:1.4.0")
+    assert job["metadata"]["name"] == PLAN_JOB and job["spec"]["backoffLimit"] == 0  # exit 3 is an answer
+    pod = job["spec"]["template"]["spec"]
+    assert [c["image"] for c in pod["initContainers"] + pod["containers"]] == \
+        ["phx.ocir.io/team/oci-mlflow-tracking:1.4.0"] * 2
+    assert pod["containers"][0]["args"] == ["plan", "--json"]
+    assert migrate["spec"]["template"]["spec"]["containers"][0]["args"] == ["migrate"]  # the original is untouched
+    assert last_json_line(["progress", '{"refused": true}', "trailing"]) == {"refused": True}
+    assert last_json_line(["no plan here"]) is None

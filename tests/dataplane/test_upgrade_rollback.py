@@ -8,60 +8,28 @@ in a real MariaDB behind the fake's MySQL HeatWave API (backups are dumps, a res
 tracking VM run here by dataplane/tracking_vm.py after every apply (MLflow 3.16.1 from .tools, the pinned
 3.17.2 from this venv, the auth proxy in front); orm-pack runs as a user runs it, a process of its own.
 """
-import json
 import os
 import shlex
 import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 
-from dataplane.stacks import DB_PASSWORD
 from dataplane.tracking_vm import TrackingVm
 from dataplane.trust import CA_FILE
+from dataplane.upgrade_data import ADMIN_PASSWORD, SOURCE, database_uri, forget_the_health_gates_scratch, mlflow_data
 from harness.mariadb_backend import MariaDBBackend
 from harness.readme import block_starting, fill
 from harness.terminal import run_in_terminal
-from harness.tools import older_mlflow
 from orm_pack.local import credentials
 from ormfake import ApiKey, ResourceManagerFake, write_oci_config
-from ormfake.testing import COMPARTMENT, REGION, TESTS_DIR, CliResult, cli_env
+from ormfake.testing import COMPARTMENT, REGION, CliResult, cli_env
 
 pytestmark = [pytest.mark.journey, pytest.mark.dataplane, pytest.mark.terraform]
 
-SOURCE = TESTS_DIR / "orm" / "fixtures" / "stack-upgrade"
-MLFLOW_DATA = TESTS_DIR / "harness" / "mlflow_data.py"
 STACK = "mlflow-upgrade"
-ADMIN_PASSWORD = "Upgrade-Admin-Passw0rd#1"
-
-
-def database_uri(backend) -> str:
-    return (f"mysql+pymysql://mlflow:{quote(DB_PASSWORD, safe='')}@{backend.host}:{backend.port}/mlflow"
-            f"?charset=utf8mb4&ssl_ca={quote(CA_FILE, safe='')}&ssl_check_hostname=false")
-
-
-def mlflow_data(*args: str, version: str | None = None) -> dict:
-    env = cli_env(TESTS_DIR, {"PYTHONPATH": str(older_mlflow(version))} if version else None)
-    made = subprocess.run([sys.executable, str(MLFLOW_DATA), *args], env=env, capture_output=True, text=True,
-                          timeout=600)
-    assert made.returncode == 0, made.stderr[-3000:]
-    return json.loads(made.stdout)
-
-
-def forget_the_health_gates_scratch(backend) -> None:
-    """The health gate runs doctor, which makes an experiment (and a run) and deletes it; MLflow keeps deleted
-    rows until `mlflow gc`. They are not the user's data: gone before the comparison."""
-    scratch = "SELECT experiment_id FROM experiments WHERE name LIKE 'orm-pack-doctor-%%'"
-    runs = f"SELECT run_uuid FROM runs WHERE experiment_id IN ({scratch})"
-    with backend.connect("mlflow") as connection, connection.cursor() as cursor:
-        for table in ("tags", "params", "metrics", "latest_metrics"):
-            cursor.execute(f"DELETE FROM {table} WHERE run_uuid IN ({runs})")
-        cursor.execute(f"DELETE FROM runs WHERE experiment_id IN ({scratch})")
-        cursor.execute(f"DELETE FROM experiment_tags WHERE experiment_id IN ({scratch})")
-        cursor.execute("DELETE FROM experiments WHERE name LIKE 'orm-pack-doctor-%%'")
 
 
 @pytest.fixture

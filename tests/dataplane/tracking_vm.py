@@ -42,6 +42,36 @@ def _broken_step(conn, cursor, statement, parameters, context, executemany):
 """
 
 
+def entrypoint_env(s3: S3Server, workdir: Path, version: str, backend, port: int, home: Path,
+                   break_statement: str | None = None) -> dict:
+    """docker/tracking/entrypoint.sh's settings for MLflow `version` on `backend` (a MariaDBBackend), listening on
+    `port`, with artifacts in the S3 stand-in; `break_statement`: that statement of its migration fails."""
+    home.mkdir(parents=True, exist_ok=True)
+    server = backend.server
+    settings = (*server.client_env(), ("MLFLOW_DB_NAME", "mlflow"), ("MLFLOW_DB_USER", "mlflow"),
+                ("MLFLOW_DB_PASSWORD", DB_PASSWORD), ("MYSQL_ADMIN_USER", server.admin_user),
+                ("MYSQL_ADMIN_PASSWORD", server.admin_password), ("AWS_ACCESS_KEY_ID", s3.access_key),
+                ("AWS_SECRET_ACCESS_KEY", s3.secret_key), ("AWS_DEFAULT_REGION", "us-east-1"),
+                ("HOME", str(home)), ("TMPDIR", str(home)))
+    # The stack allows the address users reach MLflow by; on loopback doctor plays a browser of this name.
+    config = TrackingConfig(port=port, artifacts_destination=f"s3://{s3.bucket}/upgrade",
+                            s3_endpoint=s3.endpoint, workers=1, allowed_hosts=f"{LOOPBACK_BROWSER_HOST}:*",
+                            extra_env=settings)
+    env = tracking_env(config)
+    env.pop("MLFLOW_BACKEND_STORE_URI", None)
+    paths = [] if version == PINNED else [str(older_mlflow(version))]
+    # A step that breaks on the real data only: the plan's rehearsal on an empty copy passes.
+    if break_statement:
+        breaker = workdir / "breaker"
+        breaker.mkdir(exist_ok=True)
+        (breaker / "sitecustomize.py").write_text(BREAK_A_STEP)
+        paths.insert(0, str(breaker))
+        env["BREAK_STATEMENT"] = break_statement
+    if paths:
+        env["PYTHONPATH"] = ":".join(paths)
+    return env
+
+
 @dataclass
 class Boot:
     instance_id: str
@@ -121,30 +151,8 @@ class TrackingVm:
                 self.tracker.stop(service)
 
     def _env(self, version: str, backend, port: int, home: Path, booting: bool = True) -> dict:
-        home.mkdir(parents=True, exist_ok=True)
-        server = backend.server
-        settings = (*server.client_env(), ("MLFLOW_DB_NAME", "mlflow"), ("MLFLOW_DB_USER", "mlflow"),
-                    ("MLFLOW_DB_PASSWORD", DB_PASSWORD), ("MYSQL_ADMIN_USER", server.admin_user),
-                    ("MYSQL_ADMIN_PASSWORD", server.admin_password), ("AWS_ACCESS_KEY_ID", self.s3.access_key),
-                    ("AWS_SECRET_ACCESS_KEY", self.s3.secret_key), ("AWS_DEFAULT_REGION", "us-east-1"),
-                    ("HOME", str(home)), ("TMPDIR", str(home)))
-        # The stack allows the address users reach MLflow by; on loopback doctor plays a browser of this name.
-        config = TrackingConfig(port=port, artifacts_destination=f"s3://{self.s3.bucket}/upgrade",
-                                s3_endpoint=self.s3.endpoint, workers=1, allowed_hosts=f"{LOOPBACK_BROWSER_HOST}:*",
-                                extra_env=settings)
-        env = tracking_env(config)
-        env.pop("MLFLOW_BACKEND_STORE_URI", None)
-        paths = [] if version == PINNED else [str(older_mlflow(version))]
-        # A step that breaks on the real data only: the plan's rehearsal on an empty copy passes.
-        if booting and version in self.break_migration:
-            breaker = self.workdir / "breaker"
-            breaker.mkdir(exist_ok=True)
-            (breaker / "sitecustomize.py").write_text(BREAK_A_STEP)
-            paths.insert(0, str(breaker))
-            env["BREAK_STATEMENT"] = self.break_migration[version]
-        if paths:
-            env["PYTHONPATH"] = ":".join(paths)
-        return env
+        broken = self.break_migration.get(version) if booting else None
+        return entrypoint_env(self.s3, self.workdir, version, backend, port, home, broken)
 
     def _boot(self, instance: str, version: str, backend) -> Boot:
         number = len(self.boots) + 1

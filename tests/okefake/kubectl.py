@@ -17,12 +17,21 @@ Secret's file named by MYSQL_ADMIN_PASSWORD_FILE): with MYSQL_ADMIN_USER and the
 the database (the password must be the DB system's), without them it needs a database made before; a
 *_SECRET_OCID for the administrator fails, as the nodes may not read that secret (stack/iam.tf).
 Behaviours: FAKE_KUBE_MIGRATE_FAILS=1 makes the migrate Job fail. `kustomize` runs the real kubectl.
+
+With a kubelet (okefake/kubelet.py, a cluster installed with `kubelet=True`) pods really run: an applied
+Job stays active until the kubelet has run it and written its end and its log; a Deployment's change (apply,
+`scale`) bumps metadata.generation, and `rollout status` waits until the kubelet reports that generation
+ready (or failed), as the API server's status does. The state file is shared with the kubelet under a lock.
 """
 import base64
+import fcntl
 import json
 import os
 import re
 import sys
+import time
+import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
@@ -41,13 +50,29 @@ def fail(message: str, code: int = 1):
     raise SystemExit(code)
 
 
+@contextmanager
+def locked(path: Path):
+    """The cluster's state, read and written back under a lock the kubelet takes too."""
+    with open(f"{path}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        cluster = Cluster(path)
+        yield cluster
+        cluster.save()
+
+
 class Cluster:
     def __init__(self, path: Path):
         self.path = path
         self.data = json.loads(path.read_text())
 
     def save(self):
-        self.path.write_text(json.dumps(self.data, indent=1))
+        temporary = self.path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(self.data, indent=1))
+        temporary.replace(self.path)
+
+    @property
+    def has_kubelet(self) -> bool:
+        return bool(self.data.get("kubelet"))
 
     @property
     def objects(self) -> dict:
@@ -128,7 +153,14 @@ def apply(cluster: Cluster, namespace: str, text: str, create: bool = False):
             fail(f'The Job "{name}" is invalid: spec.template: Invalid value: field is immutable')
         document.setdefault("status", {})
         if kind == "Job":
-            document["status"] = job_status(cluster, document, object_namespace)
+            document["metadata"]["uid"] = (existing or {}).get("metadata", {}).get("uid") or str(uuid.uuid4())
+            document["status"] = {"active": 1} if cluster.has_kubelet else job_status(cluster, document,
+                                                                                       object_namespace)
+        if kind == "Deployment":
+            generation = (existing or {}).get("metadata", {}).get("generation", 0)
+            changed = not existing or existing["spec"] != document["spec"]
+            document["metadata"]["generation"] = generation + 1 if changed else generation
+            document["status"] = existing["status"] if existing and not changed else {}
         if kind == "Service" and document["spec"].get("type") == "LoadBalancer":
             subnet = document["metadata"].get("annotations", {}).get(
                 "service.beta.kubernetes.io/oci-load-balancer-subnet1", "")
@@ -170,6 +202,46 @@ def job_status(cluster: Cluster, job: dict, namespace: str) -> dict:
     return {"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]}
 
 
+def rollout_status(path: Path, namespace: str, name: str, timeout: float) -> None:
+    """Without a kubelet a rollout is done at once; with one, when the kubelet has made the Deployment's
+    generation ready."""
+    deadline = time.monotonic() + timeout
+    said = False
+    while True:
+        with locked(path) as cluster:
+            deployment = cluster.find("Deployment", namespace, name)
+            if not deployment:
+                not_found("Deployment", name)
+            replicas = deployment["spec"].get("replicas", 1)
+            if not said:
+                print(f'Waiting for deployment "{name}" rollout to finish: 0 of {replicas} updated replicas are '
+                      "available...", flush=True)
+                said = True
+            if cluster.config_maps_missing(deployment["spec"]["template"]["spec"], namespace):
+                fail("error: timed out waiting for the condition")
+            status = deployment.get("status", {})
+            if not cluster.has_kubelet or status.get("observedGeneration") == deployment["metadata"].get("generation"):
+                if status.get("failed"):
+                    fail(f'error: deployment "{name}" exceeded its progress deadline: {status["failed"]}')
+                print(f'deployment "{name}" successfully rolled out')
+                return
+        if time.monotonic() > deadline:
+            fail("error: timed out waiting for the condition")
+        time.sleep(0.2)
+
+
+def scale(cluster: Cluster, namespace: str, kind: str, name: str, replicas: str) -> None:
+    found = cluster.find(kind, namespace, name)
+    if not found:
+        not_found(kind, name)
+    if not re.fullmatch(r"[0-9]+", replicas):
+        fail(f'error: invalid --replicas "{replicas}"')
+    if found["spec"].get("replicas") != int(replicas):
+        found["spec"]["replicas"] = int(replicas)
+        found["metadata"]["generation"] = found["metadata"].get("generation", 0) + 1
+    print(f"{kind.lower()}.apps/{name} scaled")
+
+
 def target(argument: str) -> tuple[str, str]:
     kind, _, name = argument.partition("/")
     if kind not in KINDS or not name:
@@ -184,7 +256,7 @@ def not_found(kind: str, name: str):
 def main(argv: list[str]) -> int:
     if argv and argv[0] == "kustomize":
         os.execv(os.environ["FAKE_KUBE_REAL_KUBECTL"], ["kubectl", *argv])
-    cluster = Cluster(Path(os.environ["FAKE_KUBE_STATE"]))
+    path = Path(os.environ["FAKE_KUBE_STATE"])
     options, words, index = {}, [], 0
     while index < len(argv):
         if argv[index] in ("--kubeconfig", "--namespace", "--filename", "--output"):
@@ -193,13 +265,27 @@ def main(argv: list[str]) -> int:
         else:
             words.append(argv[index])
             index += 1
-    cluster.data["calls"].append(words)
-    cluster.save()
-    authenticate(cluster, options.get("--kubeconfig"))
+    with locked(path) as cluster:
+        cluster.data["calls"].append(words)
     namespace = options.get("--namespace", "default")
     verb = words[0] if words else ""
-    if verb in ("apply", "create") and options.get("--filename") == "-":
-        apply(cluster, namespace, sys.stdin.read(), create=verb == "create")
+    stdin = sys.stdin.read() if verb in ("apply", "create") and options.get("--filename") == "-" else None
+    if verb == "rollout" and words[1:2] == ["status"]:
+        with locked(path) as cluster:
+            authenticate(cluster, options.get("--kubeconfig"))
+        kind, name = target(words[2])
+        timeouts = [w.split("=", 1)[1].rstrip("s") for w in words if w.startswith("--timeout=")]
+        rollout_status(path, namespace, name, float(timeouts[0]) if timeouts else 300)
+        return 0
+    with locked(path) as cluster:
+        authenticate(cluster, options.get("--kubeconfig"))
+        answer(cluster, namespace, verb, words, stdin)
+    return 0
+
+
+def answer(cluster: Cluster, namespace: str, verb: str, words: list[str], stdin: str | None) -> None:
+    if stdin is not None:
+        apply(cluster, namespace, stdin, create=verb == "create")
     elif verb == "get":
         kind, name = target(words[1])
         found = cluster.find(kind, namespace, name)
@@ -218,22 +304,16 @@ def main(argv: list[str]) -> int:
         kind, name = target(words[1])
         if not cluster.find(kind, namespace, name):
             not_found(kind, name)
-        for line in cluster.data.get("job_log", []):
+        for line in cluster.data.get("logs", {}).get(f"{kind}/{name}", cluster.data.get("job_log", [])):
             print(line)
-    elif verb == "rollout" and words[1:2] == ["status"]:
-        kind, name = target(words[2])
-        deployment = cluster.find(kind, namespace, name)
-        if not deployment:
-            not_found(kind, name)
-        replicas = deployment["spec"].get("replicas", 1)
-        print(f'Waiting for deployment "{name}" rollout to finish: 0 of {replicas} updated replicas are available...')
-        if cluster.config_maps_missing(deployment["spec"]["template"]["spec"], namespace):
-            fail("error: timed out waiting for the condition")
-        print(f'deployment "{name}" successfully rolled out')
+    elif verb == "scale":
+        kind, name = target(words[1])
+        replicas = [w.split("=", 1)[1] for w in words if w.startswith("--replicas=")]
+        if not replicas:
+            fail("error: required flag(s) \"replicas\" not set")
+        scale(cluster, namespace, kind, name, replicas[0])
     else:
         fail(f"fake kubectl: no answer for {words}", 2)
-    cluster.save()
-    return 0
 
 
 if __name__ == "__main__":

@@ -90,7 +90,7 @@ def _check(args) -> None:
         raise UserError("--output goes with --dry-run", ExitCode.USAGE)
 
 
-def _kube(args, session, deploy_settings: settings.DeploySettings, kubectl_binary: str) -> kubectl.Kubectl:
+def kube_for(args, session, deploy_settings: settings.DeploySettings, kubectl_binary: str) -> kubectl.Kubectl:
     client = ociconfig.client("container_engine", session.context, endpoint=args.container_engine_endpoint)
     path = Path(args.kubeconfig).expanduser() if args.kubeconfig else kubeconfig.default_path(args.stack_name)
     kubeconfig.write(path, kubeconfig.fetch(client, deploy_settings.cluster_id))
@@ -131,7 +131,7 @@ def _deploy(session, raw) -> int:
     deploy_settings, text, documents, binary = _render(args, raw)
     if args.dry_run:
         return _write_manifests(args, text)
-    kube = _kube(args, session, deploy_settings, binary)
+    kube = kube_for(args, session, deploy_settings, binary)
     password = admin_password.read(session.context, deploy_settings.admin_password_secret_ocid,
                                    args.secrets_endpoint)
     say = lambda line: session.err.print(line, markup=False, highlight=False)  # noqa: E731
@@ -157,7 +157,7 @@ def _delete(session, raw) -> int:
     if raw is None:
         raw = _output_from_stack(session)
     deploy_settings = settings.from_output(raw, None)
-    kube = _kube(args, session, deploy_settings, kubectl.find(args.kubectl))
+    kube = kube_for(args, session, deploy_settings, kubectl.find(args.kubectl))
     workflow.delete(kube, args.timeout, lambda line: session.err.print(line, markup=False))
     session.out.print("The tracking server and its load balancer are gone from the cluster.", markup=False)
     return ExitCode.OK

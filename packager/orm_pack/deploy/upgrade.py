@@ -1,7 +1,8 @@
 """`orm-pack upgrade`: MLflow (and the stack) to a new version without losing a run, and back when it fails.
 
-The laptop cannot reach MySQL in the private subnet, so what needs the database runs on the tracking VM
-through Run Command (/usr/local/sbin/mlflow-upgrade, with the target version's image). In order:
+The laptop cannot reach MySQL in the private subnet, so what needs the database runs where it is reachable: on
+the tracking VM through Run Command (/usr/local/sbin/mlflow-upgrade, with the target version's image: VmRuntime
+here), or as Jobs of the stack's OKE cluster (orm_pack.oke.upgrade_runtime). In order:
 
   1. what changes: MLflow from -> to, the pending migrations (rehearsed on an empty copy of the schema, each
      marked slow or breaking) and what the stack's plan replaces;
@@ -9,25 +10,27 @@ through Run Command (/usr/local/sbin/mlflow-upgrade, with the target version's i
      (--dry-run stops here too, and leaves the stack's configuration and variables as they were)
   3. an on-demand MySQL HeatWave backup, waited for;
   4. the apply: the tracking VM is replaced (its user_data names the version) and, booting, migrates once,
-     under the database's lock, before its server starts;
+     under the database's lock, before its server starts; on OKE the apply changes no pod, and the migrate Job
+     then runs once, with the old version's pods stopped, before the new version rolls out;
   5. the health gate (doctor's checks). When it fails: a backup of the failed database (where the failed state
      is kept), the database restored from step 3's backup into a new DB system at the same address (HeatWave
-     restores only into a new one), the stack's state pointed at it, and the previous version applied again.
+     restores only into a new one), the stack's state pointed at it, and the previous version applied again
+     (on OKE: and rolled out with the image the cluster ran before).
 
 Plain functions over the cloud wrappers; what happens goes to `events`, the question to `confirm`.
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field, replace
-from typing import Callable
+from typing import Callable, Protocol
 
 from orm_pack.cloud.mysql_backups import Backup, MySqlBackups
 from orm_pack.cloud.resource_manager import ResourceManager
 from orm_pack.cloud.run_command import CommandResult, RunCommand
 from orm_pack.deploy import state_takeover, workflows
 from orm_pack.errors import ExitCode, UserError
+from orm_pack.oke.upgrade_runtime import last_json_line
 
 UPGRADE_SCRIPT = "/usr/local/sbin/mlflow-upgrade"
 PLAN_TIMEOUT_SECONDS = 1800     # the target image may be built on the VM first
@@ -35,11 +38,31 @@ STATUS_TIMEOUT_SECONDS = 120
 ALWAYS_FREE_SHAPE = "MySQL.Free"
 
 
+class Runtime(Protocol):
+    """Where MLflow runs, seen by the upgrade: the tracking VM or the OKE cluster."""
+    where: str          # "on the tracking VM"
+    apply_label: str    # step 4's name
+    reporter: str       # "The tracking VM says": what introduces status()
+
+    def plan(self, to_version: str) -> dict:
+        """The database's plan for to_version (schema_plan's JSON), made where the database is reachable."""
+
+    def roll_out(self, version: str, migrations_pending: bool, image: str | None = None) -> None:
+        """After the stack's apply: what makes `version` serve (nothing more on a VM); raises UserError."""
+
+    def probe(self) -> str | None:
+        """Why MLflow will not come up, once that is certain; None while it may."""
+
+    def status(self) -> str:
+        """What the runtime says of itself, for the failure's report."""
+
+
 @dataclass(frozen=True)
 class Cloud:
     rm: ResourceManager
     run_command: RunCommand
     backups: MySqlBackups
+    oke: Callable[[dict], Runtime] | None = None   # the stack's outputs -> its OKE cluster's runtime
 
 
 @dataclass(frozen=True)
@@ -70,7 +93,7 @@ class UpgradeResult:
     failed_state_backup: Backup | None = None
     restored_db_system_id: str | None = None
     failure: str = ""
-    vm_status: str = ""
+    vm_status: str = ""                 # what the runtime said of itself when it failed
 
 
 class UpgradeRefused(UserError):
@@ -109,16 +132,6 @@ class _Clock:
         return value
 
 
-def _last_json_line(output: str) -> dict | None:
-    for line in reversed(output.splitlines()):
-        if line.startswith("{"):
-            try:
-                return json.loads(line)
-            except ValueError:
-                return None
-    return None
-
-
 def _outputs(rm: ResourceManager, stack) -> dict:
     job = rm.latest_job(stack.id, "APPLY")
     if job is None:
@@ -129,17 +142,6 @@ def _outputs(rm: ResourceManager, stack) -> dict:
 def _on_vm(cloud: Cloud, compartment: str, instance_id: str, arguments: str, timeout: int) -> CommandResult:
     return cloud.run_command.run(compartment, instance_id, f"sudo {UPGRADE_SCRIPT} {arguments}", timeout,
                                  display_name=f"mlflow-upgrade {arguments}")
-
-
-def database_plan(cloud: Cloud, compartment: str, instance_id: str, to_version: str) -> dict:
-    """Step 1's database half, run on the tracking VM with the target version's image."""
-    result = _on_vm(cloud, compartment, instance_id, f"plan {to_version}", PLAN_TIMEOUT_SECONDS)
-    plan = _last_json_line(result.output)
-    if plan is None or result.exit_code not in (0, 3):
-        tail = "\n".join(result.output.splitlines()[-15:])
-        raise UserError(f"the tracking VM could not plan the upgrade (Run Command {result.command_id}: {result.state}, "
-                        f"exit {result.exit_code}):\n{tail}", ExitCode.FAILURE)
-    return plan
 
 
 def failure_on_vm(status_output: str) -> str | None:
@@ -153,6 +155,39 @@ def failure_on_vm(status_output: str) -> str | None:
     return errors[-1].split("init_db: ERROR:", 1)[1].strip() if errors else None
 
 
+@dataclass
+class VmRuntime:
+    """The tracking VM, through Run Command. The apply replaces it, and it migrates as it boots."""
+    cloud: Cloud
+    compartment: str
+    stack: object
+    where: str = "on the tracking VM"
+    apply_label: str = "4. apply (the tracking VM is replaced and migrates at boot)"
+    reporter: str = "The tracking VM says"
+
+    def _instance(self) -> str:
+        """The stack's current tracking VM (the one the last apply made)."""
+        return _outputs(self.cloud.rm, self.stack).get("tracking_instance_id") or ""
+
+    def plan(self, to_version: str) -> dict:
+        result = _on_vm(self.cloud, self.compartment, self._instance(), f"plan {to_version}", PLAN_TIMEOUT_SECONDS)
+        plan = last_json_line(result.output.splitlines())
+        if plan is None or result.exit_code not in (0, 3):
+            tail = "\n".join(result.output.splitlines()[-15:])
+            raise UserError(f"the tracking VM could not plan the upgrade (Run Command {result.command_id}: "
+                            f"{result.state}, exit {result.exit_code}):\n{tail}", ExitCode.FAILURE)
+        return plan
+
+    def roll_out(self, version: str, migrations_pending: bool, image: str | None = None) -> None:
+        return None  # the apply replaced the VM, which migrates and starts at boot
+
+    def status(self) -> str:
+        return _on_vm(self.cloud, self.compartment, self._instance(), "status", STATUS_TIMEOUT_SECONDS).output
+
+    def probe(self) -> str | None:
+        return failure_on_vm(self.status())
+
+
 def _with_version(request: workflows.DeployRequest, version: str) -> workflows.DeployRequest:
     return replace(request, given={**request.given, "mlflow_version": version})
 
@@ -162,15 +197,11 @@ def upgrade(cloud: Cloud, request: UpgradeRequest, events: workflows.Events,
             health_gate: Callable[..., list[str]]) -> UpgradeResult:
     """The whole upgrade; raises UpgradeRefused (nothing changed) or UpgradeRolledBack (back where it was).
     `health_gate(url, version, probe)` returns the problems of the MLflow at url, which must run `version`;
-    `probe()` asks the tracking VM whether it failed for good."""
+    `probe()` asks the runtime whether it failed for good."""
     deploy = request.deploy
     rm = cloud.rm
     stack = workflows.stack_or_error(rm, deploy.compartment, deploy.stack_name, ": deploy it with orm-pack apply")
     outputs = _outputs(rm, stack)
-    instance_id = outputs.get("tracking_instance_id") or ""
-    if not instance_id:
-        raise UserError(f"stack {stack.name} runs MLflow on OKE: upgrade it with `orm-pack oke deploy`, whose "
-                        "migrate Job runs before the rollout", ExitCode.USAGE)
     from_version = outputs.get("mlflow_version") or stack.variables.get("mlflow_version") or "unknown"
     db_system_id = outputs["mysql_db_system_id"]
     if cloud.backups.db_system(db_system_id).shape_name == ALWAYS_FREE_SHAPE:
@@ -178,13 +209,13 @@ def upgrade(cloud: Cloud, request: UpgradeRequest, events: workflows.Events,
                         "\"Creating a Manual Backup\"), so a failed migration could not be rolled back. Change the "
                         "MLflow version in the stack's form instead: the new VM checks the database before it "
                         "migrates, and runs the previous version when the checks refuse", ExitCode.USAGE)
+    runtime = _runtime(cloud, deploy.compartment, stack, outputs)
     result = UpgradeResult(from_version, request.to_version, {})
     clock = _Clock(events, result)
 
     result.database_plan = clock.step(
-        f"1. plan MLflow {from_version} -> {request.to_version} on the tracking VM",
-        lambda: database_plan(cloud, deploy.compartment, instance_id, request.to_version),
-        lambda plan: f"{len(plan.get('steps') or [])} migration(s) pending")
+        f"1. plan MLflow {from_version} -> {request.to_version} {runtime.where}",
+        lambda: runtime.plan(request.to_version), lambda plan: f"{len(plan.get('steps') or [])} migration(s) pending")
     if result.database_plan.get("refused"):
         raise UpgradeRefused(result)
     previous_zip = rm.stack_zip(stack.id) if request.dry_run else None
@@ -203,37 +234,46 @@ def upgrade(cloud: Cloud, request: UpgradeRequest, events: workflows.Events,
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     result.backup = clock.step("3. back up MySQL", lambda: cloud.backups.back_up(
         db_system_id, f"{stack.name}-before-mlflow-{request.to_version}-{stamp}"), lambda backup: backup.id)
-    clock.step("4. apply (the tracking VM is replaced and migrates at boot)", lambda: workflows.require_success(
-        rm, workflows.follow(rm, rm.start_job(stack.id, "APPLY", plan_job_id=planned.job.id), events)))
+    pending = bool(result.database_plan.get("steps"))
+
+    def apply_and_roll_out() -> str:
+        workflows.require_success(rm, workflows.follow(rm, rm.start_job(stack.id, "APPLY",
+                                                                        plan_job_id=planned.job.id), events))
+        try:
+            runtime.roll_out(request.to_version, pending)
+        except UserError as failed:
+            return str(failed)
+        return ""
+
     url = request.mlflow_url or outputs.get("mlflow_url") or ""
-    probe = _vm_probe(cloud, deploy.compartment, stack)
-    problems = clock.step("5. health gate", lambda: health_gate(url, request.to_version, probe),
-                          lambda found: "healthy" if not found else f"{len(found)} problem(s)")
+    failure = clock.step(runtime.apply_label, apply_and_roll_out,
+                         lambda failed: f"failed: {failed.splitlines()[0][:160]}" if failed else "")
+    problems = [failure] if failure else clock.step(
+        "5. health gate", lambda: health_gate(url, request.to_version, runtime.probe),
+        lambda found: "healthy" if not found else f"{len(found)} problem(s)")
     if not problems:
         result.upgraded = True
         return result
 
     result.failure = "; ".join(problems)
-    new_outputs = _outputs(rm, stack)
-    status = _on_vm(cloud, deploy.compartment, new_outputs.get("tracking_instance_id") or instance_id, "status",
-                    STATUS_TIMEOUT_SECONDS)
-    result.vm_status = status.output
-    events.message(f"the health gate failed: {result.failure}. The tracking VM says:\n{status.output}")
-    roll_back(cloud, stack, deploy, result, db_system_id, stamp, clock, events, lambda u, v: health_gate(u, v, probe),
-              url)
+    result.vm_status = runtime.status()
+    events.message(f"the upgrade failed: {result.failure}. {runtime.reporter}:\n{result.vm_status}")
+    roll_back(cloud, stack, deploy, result, db_system_id, stamp, clock, events, runtime,
+              lambda u, v: health_gate(u, v, runtime.probe), url)
     raise UpgradeRolledBack(result)
 
 
-def _vm_probe(cloud: Cloud, compartment: str, stack) -> Callable[[], str | None]:
-    """Asks the stack's current tracking VM (the one the last apply made) how it is."""
-    def probe() -> str | None:
-        instance = _outputs(cloud.rm, stack).get("tracking_instance_id") or ""
-        return failure_on_vm(_on_vm(cloud, compartment, instance, "status", STATUS_TIMEOUT_SECONDS).output)
-    return probe
+def _runtime(cloud: Cloud, compartment: str, stack, outputs: dict) -> Runtime:
+    if outputs.get("tracking_instance_id"):
+        return VmRuntime(cloud, compartment, stack)
+    if cloud.oke is None or not outputs.get("oke_deploy_settings"):
+        raise UserError(f"stack {stack.name} has neither a tracking VM nor OKE settings in its outputs: apply it "
+                        "with this release first (orm-pack apply)", ExitCode.USAGE)
+    return cloud.oke(outputs)
 
 
 def roll_back(cloud: Cloud, stack, deploy: workflows.DeployRequest, result: UpgradeResult, db_system_id: str,
-              stamp: str, clock: _Clock, events: workflows.Events, health_gate, url: str) -> None:
+              stamp: str, clock: _Clock, events: workflows.Events, runtime: Runtime, health_gate, url: str) -> None:
     rm, backups = cloud.rm, cloud.backups
     result.failed_state_backup = clock.step(
         "rollback: back up the failed database (its state is kept there)",
@@ -252,12 +292,17 @@ def roll_back(cloud: Cloud, stack, deploy: workflows.DeployRequest, result: Upgr
 
     clock.step("rollback: point the stack's state at the restored DB system", import_state)
     previous = _with_version(deploy, result.from_version)
-    clock.step(f"rollback: apply MLflow {result.from_version} again",
-               lambda: workflows.apply(rm, previous, events, confirm=lambda planned: True))
+
+    def apply_previous() -> None:
+        workflows.apply(rm, previous, events, confirm=lambda planned: True)
+        runtime.roll_out(result.from_version, False, getattr(runtime, "previous_image", None))
+
+    clock.step(f"rollback: apply MLflow {result.from_version} again", apply_previous)
     problems = clock.step("rollback: health gate", lambda: health_gate(url, result.from_version),
                           lambda found: "healthy" if not found else "; ".join(found))
     result.rolled_back = not problems
     if problems:
+        where = ("see the tracking VM with `orm-pack logs` and commands.txt" if isinstance(runtime, VmRuntime)
+                 else "see the cluster with `kubectl -n mlflow get pods` and `kubectl -n mlflow logs job/mlflow-migrate`")
         raise UserError(f"the rollback's health gate failed too ({'; '.join(problems)}): the database is restored "
-                        f"({result.restored_db_system_id}); see the tracking VM with `orm-pack logs` and "
-                        f"commands.txt", ExitCode.FAILURE)
+                        f"({result.restored_db_system_id}); {where}", ExitCode.FAILURE)

@@ -62,6 +62,9 @@ class Kubectl:
         self.run("delete", f"{kind}/{name}", "--ignore-not-found", "--wait", f"--timeout={int(timeout)}s",
                  timeout=timeout + 30)
 
+    def scale(self, kind: str, name: str, replicas: int) -> None:
+        self.run("scale", f"{kind}/{name}", f"--replicas={replicas}")
+
     def logs(self, target: str, tail: int = 30) -> list[str]:
         result = self.run("logs", target, f"--tail={tail}", "--all-containers", check=False)
         return (result.stdout or result.stderr).splitlines()[-tail:]

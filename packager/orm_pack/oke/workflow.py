@@ -52,34 +52,37 @@ def admin_secret(password: str) -> dict:
 
 def run_migrations(kube: Kubectl, job: list[dict], timeout: float, say: Callable[[str], None],
                    admin_password: str, poll: float = 5.0) -> None:
-    """The migrate Job with the administrator's password in a Secret that lives only while the Job runs.
-    `kubectl create`, not apply: apply would copy the password into an annotation of the object."""
+    """The migrate Job, run to completion; a failure raises with the Job's log."""
+    say(f"job/{MIGRATE_JOB}: preparing the database (first-boot SQL, schema migrations)")
+    state, log = run_with_admin(kube, job[0], timeout, admin_password, poll)
+    say(f"secret/{ADMIN_SECRET}: deleted (the administrator's password was the Job's alone)")
+    if state == "Complete":
+        say(f"job/{MIGRATE_JOB}: complete")
+        return
+    tail = "\n  ".join(log)
+    what = "failed" if state == "Failed" else f"did not finish in {int(timeout)} s"
+    raise UserError(f"job/{MIGRATE_JOB} {what}; the tracking servers were not rolled out. Its log:\n  {tail}",
+                    ExitCode.FAILURE)
+
+
+def run_with_admin(kube: Kubectl, job: dict, timeout: float, admin_password: str,
+                   poll: float = 5.0) -> tuple[str, list[str]]:
+    """A Job that needs the MySQL administrator (the migrate Job, or the upgrade's plan Job built from it), with
+    the password in a Secret that lives only while the Job runs: (Complete, Failed or Running when the time ran
+    out; the end of its log). `kubectl create`, not apply: apply would copy the password into an annotation."""
+    name = job["metadata"]["name"]
     # A Job's pod template cannot change: the previous run goes first (it is safe to run again).
-    kube.delete("job", MIGRATE_JOB, timeout=120)
+    kube.delete("job", name, timeout=120)
     kube.delete("secret", ADMIN_SECRET, timeout=120)
     kube.create([admin_secret(admin_password)])
     try:
-        _run_job(kube, job, timeout, say, poll)
+        kube.apply([job])
+        deadline = time.monotonic() + timeout
+        while (state := _job_state(kube.get("job", name))) == "Running" and time.monotonic() <= deadline:
+            time.sleep(poll)
+        return state, kube.logs(f"job/{name}")
     finally:
         kube.delete("secret", ADMIN_SECRET, timeout=120)
-        say(f"secret/{ADMIN_SECRET}: deleted (the administrator's password was the Job's alone)")
-
-
-def _run_job(kube: Kubectl, job: list[dict], timeout: float, say: Callable[[str], None], poll: float) -> None:
-    kube.apply(job)
-    say(f"job/{MIGRATE_JOB}: preparing the database (first-boot SQL, schema migrations)")
-    deadline = time.monotonic() + timeout
-    while True:
-        state = _job_state(kube.get("job", MIGRATE_JOB))
-        if state == "Complete":
-            say(f"job/{MIGRATE_JOB}: complete")
-            return
-        if state == "Failed" or time.monotonic() > deadline:
-            tail = "\n  ".join(kube.logs(f"job/{MIGRATE_JOB}"))
-            what = "failed" if state == "Failed" else f"did not finish in {int(timeout)} s"
-            raise UserError(f"job/{MIGRATE_JOB} {what}; the tracking servers were not rolled out. Its log:\n  {tail}",
-                            ExitCode.FAILURE)
-        time.sleep(poll)
 
 
 def wait_address(kube: Kubectl, timeout: float, poll: float = 5.0) -> str:
