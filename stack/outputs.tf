@@ -21,6 +21,11 @@ output "serving_url" {
   value       = local.serving_url
 }
 
+output "doctor_command" {
+  description = "Checks the deployment end to end with orm-pack doctor (TLS, /health, the MLflow version the stack sets, the login, UI writes, artifacts, the alias and the model endpoint), with MLFLOW_TRACKING_PASSWORD (mlflow_password_command) and MLFLOW_TRACKING_SERVER_CERT_PATH (tls_ca_command) exported; its version check fails when the tracking VM refused an upgrade at boot."
+  value       = "orm-pack doctor ${local.tracking_url} --mlflow-version ${var.mlflow_version}${local.serving_enabled ? " --serving-url ${local.serving_url}" : ""}"
+}
+
 output "bucket_name" {
   description = "Object Storage bucket that holds the MLflow artifacts (under the artifacts/ prefix)."
   value       = oci_objectstorage_bucket.artifacts.name

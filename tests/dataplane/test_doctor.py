@@ -11,6 +11,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import mlflow
 import pytest
 from mlflow import MlflowClient
 
@@ -25,6 +26,8 @@ from orm_pack.local.services import python_env
 pytestmark = [pytest.mark.dataplane, pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")]
 
 CHECKS = ["tls", "health", "auth", "ui-write", "cross-origin", "artifacts", "alias", "serving"]
+WITH_VERSION = ["tls", "health", "version", *CHECKS[2:]]  # --mlflow-version: the version right after health
+RUNNING = mlflow.__version__  # local up runs this environment's MLflow
 
 
 @pytest.fixture(scope="module")
@@ -148,6 +151,24 @@ def test_with_the_alias_set_every_check_passes(stack, champion):
     assert serving["detail"] == f"answers with models:/wine-quality/{trained['version']} (the alias's version)"
 
 
+def test_a_server_on_another_version_than_the_stack_sets_fails_the_version_line(stack, champion):
+    """After a console upgrade the tracking VM refused at boot, it runs the version that last served the
+    database: everything else passes, the version line fails and says where to see why."""
+    other = next(version for version in ("3.16.1", "3.17.2") if version != RUNNING)
+    result = _doctor(stack, stack.tracking_url, None, "--serving-url", stack.serving_url, "--artifact-mb", "1",
+                     "--mlflow-version", other)
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = _lines(result.stdout)
+    assert list(lines) == WITH_VERSION
+    assert [name for name, (verdict, _) in lines.items() if verdict == "FAIL"] == ["version"], result.stdout
+    detail, _, fix = lines["version"][1].partition(" -> ")
+    assert detail == f"the server runs MLflow {RUNNING}, the stack sets {other}"
+    assert fix.startswith("the tracking VM refused the upgrade at boot (its pre-checks found a problem in the database)")
+    assert "`orm-pack upgrade --status --compartment <compartment OCID>` prints why" in fix
+    assert f"`orm-pack upgrade --dry-run --to {other} --compartment <compartment OCID>` the SQL that fixes it" in fix
+    assert result.stdout.rstrip().endswith(f"1 of {len(WITH_VERSION)} checks failed")
+
+
 def test_doctor_verifies_the_dataplane_stack_with_its_ca(tracking_stack):
     """`orm-pack doctor --ca-file` against the dataplane stack's proxy, whose certificate is from the lane's CA
     for 127.0.0.1: its tls line passes naming the CA and the address, and it goes on through the login."""
@@ -178,7 +199,10 @@ def test_the_readme_doctor_command_passes_on_a_working_deployment(stack, champio
     result = subprocess.run(["bash", "-e", "-c", script], env=_readme_env(stack), capture_output=True, text=True,
                             timeout=300, stdin=subprocess.DEVNULL)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert [verdict for verdict, _ in _lines(result.stdout).values()] == ["PASS"] * len(CHECKS)
+    lines = _lines(result.stdout)
+    assert list(lines) == WITH_VERSION  # README's command passes the version, as the output doctor_command does
+    assert [verdict for verdict, _ in lines.values()] == ["PASS"] * len(WITH_VERSION)
+    assert lines["version"][1] == f"the server runs MLflow {RUNNING}, as the stack sets"
 
 
 def test_the_readme_notebook_settings_reach_mlflow(stack, champion):

@@ -58,6 +58,9 @@ def test_a_new_mlflow_version_replaces_the_tracking_vm_and_nothing_else(upgraded
     # the serving VM's user_data does not name the tracking version: it stays
     assert instance_user_data(plan)[SERVING] == instance_user_data(d.replan)[SERVING]
     assert plan["planned_values"]["outputs"]["mlflow_version"]["value"] == "3.16.1"
+    # doctor's version check follows the form: a VM that refused the upgrade at boot fails it
+    assert plan["planned_values"]["outputs"]["doctor_command"]["value"] == \
+        d.outputs["doctor_command"].replace("--mlflow-version 3.17.2", "--mlflow-version 3.16.1")
 
 
 def test_the_tracking_vm_gets_the_image_of_the_version_it_runs(upgraded, deployed):
@@ -154,11 +157,18 @@ def test_the_outputs_name_what_orm_pack_upgrade_works_on(deployed):
     assert re.fullmatch(r"ocid1\.instance\.oc1\.iad\.[a-z0-9]+", d.outputs["tracking_instance_id"])
     assert d.outputs["mysql_db_system_id"] == resources["oci_mysql_mysql_db_system.mlflow"]["id"]
     assert re.fullmatch(r"ocid1\.mysqldbsystem\.oc1\.iad\.[a-z0-9]+", d.outputs["mysql_db_system_id"])
+    # what checks it afterwards: doctor with the stack's URLs and the version it sets
+    assert re.fullmatch(r"https://\d+\.\d+\.\d+\.\d+", d.outputs["mlflow_url"])
+    assert re.fullmatch(r"https://\d+\.\d+\.\d+\.\d+:\d+", d.outputs["serving_url"])
+    assert d.outputs["doctor_command"] == (f"orm-pack doctor {d.outputs['mlflow_url']} --mlflow-version 3.17.2 "
+                                           f"--serving-url {d.outputs['serving_url']}")
 
 
 def test_on_oke_the_cluster_pulls_the_version_s_image_and_there_is_no_vm(deployed):
     d = deployed("oke")
     assert d.outputs["tracking_instance_id"] == "" and d.outputs["mlflow_version"] == "3.17.2"
+    assert d.outputs["serving_url"] == ""  # no serving VM on OKE: doctor checks the load balancer's URL alone
+    assert d.outputs["doctor_command"] == f"orm-pack doctor {d.outputs['mlflow_url']} --mlflow-version 3.17.2"
     assert d.outputs["oke_deploy_settings"]["tracking_image"] == f"{REGISTRY}/oci-mlflow-tracking:{RELEASE}"
     plan = d.tf.plan({**tfvars_of(d.inventory), "mlflow_version": "3.15.2"}, "mlflow-3.15.2.bin")
     settings = plan["planned_values"]["outputs"]["oke_deploy_settings"]["value"]

@@ -14,17 +14,22 @@ from orm_pack.mlflow_api import doctor
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "doctor", help="check a deployed MLflow end to end: TLS, login, UI writes, artifacts, alias, serving",
+        "doctor", help="check a deployed MLflow end to end: TLS, version, login, UI writes, artifacts, alias, serving",
         description="Check that a deployment really works, as its users will use it: TLS (the certificate verified, "
-                    "a warning 30 days before it expires); 401 without the login "
-                    "and 200 with it; /health; a write from the UI's own origin accepted and one from another "
-                    "site refused; an artifact uploaded through the proxy and read back identical; the "
+                    "a warning 30 days before it expires); /health; with --mlflow-version, the MLflow version the "
+                    "server runs; 401 without the login and 200 with it; a write from the UI's own origin accepted "
+                    "and one from another site refused; an artifact uploaded through the proxy and read back "
+                    "identical; the "
                     "registry alias; the serving endpoint answering with the alias's version. It creates an "
                     "experiment named orm-pack-doctor-… and deletes it. Exit 1 when a check fails.",
         epilog="The password comes from MLFLOW_TRACKING_PASSWORD, else a prompt; the user from "
                "MLFLOW_TRACKING_USERNAME (default mlflow).")
     parser.add_argument("url", metavar="URL", help="the MLflow URL (stack output mlflow_url)")
     parser.add_argument("--serving-url", metavar="URL", help="the model endpoint (stack output serving_url)")
+    parser.add_argument("--mlflow-version", metavar="VERSION",
+                        help="the MLflow version the stack sets (stack output mlflow_version; its output "
+                             "doctor_command passes it): the version check fails when the server runs another, as "
+                             "after an upgrade the tracking VM refused at boot. Without it the check is not run")
     parser.add_argument("--model-name", default="wine-quality", help="registered model served (default wine-quality)")
     parser.add_argument("--alias", default="champion", help="alias the endpoint follows (default champion)")
     parser.add_argument("--browser-host", metavar="NAME",
@@ -52,7 +57,8 @@ def _run(args: argparse.Namespace) -> int:
     target = doctor.DoctorTarget(
         tracking_url=args.url, username=os.environ.get("MLFLOW_TRACKING_USERNAME") or "mlflow",
         password=_password(), serving_url=args.serving_url, model_name=args.model_name, alias=args.alias,
-        browser_host=args.browser_host, artifact_mb=args.artifact_mb, ca_file=ca_file, verify_tls=verify)
+        browser_host=args.browser_host, artifact_mb=args.artifact_mb, ca_file=ca_file, verify_tls=verify,
+        mlflow_version=args.mlflow_version)
     try:
         checks = doctor.run(target)
     except ValueError as exc:

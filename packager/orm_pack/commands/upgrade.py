@@ -1,5 +1,7 @@
 """`orm-pack upgrade [--to VERSION] [--dry-run]`: MLflow on a deployed stack to another version, with the checks,
-the backup, the migration once, the health gate and the rollback of orm_pack.deploy.upgrade."""
+the backup, the migration once, the health gate and the rollback of orm_pack.deploy.upgrade.
+`orm-pack upgrade --status`: what the tracking VM says of itself, and the upgrade it refused at boot
+(orm_pack.deploy.upgrade_status)."""
 from __future__ import annotations
 
 import os
@@ -12,7 +14,7 @@ from orm_pack.commands import _tls, views
 from orm_pack.commands.deploy import ask, deploy_parent, deploy_request
 from orm_pack.commands.upgrade_views import print_upgrade_plan, print_upgrade_result, upgrade_document
 from orm_pack.deploy import upgrade as upgrade_workflow
-from orm_pack.deploy import workflows
+from orm_pack.deploy import upgrade_status, workflows
 from orm_pack.errors import ExitCode, UserError
 from orm_pack.mlflow_api import doctor, health_gate
 
@@ -36,6 +38,9 @@ def register(subparsers) -> None:
     p.add_argument("--to", metavar="VERSION", help="the MLflow version (default: this release's)")
     p.add_argument("--dry-run", action="store_true",
                    help="stop after the checks and the plans; the stack is left as it was")
+    p.add_argument("--status", action="store_true",
+                   help="change nothing: print what the tracking VM says of itself (mlflow-upgrade status, through "
+                        "Run Command), last why it refused an upgrade at boot, if it did (then exit 1)")
     p.add_argument("--mlflow-url", metavar="URL",
                    help="where the health gate reaches MLflow (default: the stack's mlflow_url; e.g. an SSH tunnel)")
     p.add_argument("--gate-wait", type=int, default=GATE_WAIT_SECONDS, metavar="SECONDS",
@@ -45,7 +50,7 @@ def register(subparsers) -> None:
     p.add_argument("--mysql-endpoint", metavar="URL", help="MySQL HeatWave endpoint URL (default: the region's)")
     p.add_argument("--compute-agent-endpoint", metavar="URL",
                    help="Compute Instance Agent (Run Command) endpoint URL (default: the region's)")
-    p.set_defaults(func=shared.guarded(_run))
+    p.set_defaults(func=_run_or_status)
 
 
 def _versions_of(artifact) -> list[str]:
@@ -133,4 +138,32 @@ def _run(session: shared.Session) -> int:
     print_upgrade_result(console, result)
     if args.json:
         print(views.to_json(upgrade_document(result)))
+    return ExitCode.OK
+
+
+def _run_or_status(args) -> int:
+    if not args.status:
+        return shared.guarded(_run)(args)
+    if args.to or args.dry_run:
+        raise UserError("--status changes nothing: it takes neither --to nor --dry-run", ExitCode.USAGE)
+    del args.var_file  # it reads the deployed stack's outputs: no stack to build from the checkout
+    return shared.guarded(_status)(args)
+
+
+def _status(session: shared.Session) -> int:
+    args = session.args
+    run_command = RunCommand(ociconfig.client("run_command", session.context,
+                                              ociconfig.retry_strategy(args.max_attempts), args.compute_agent_endpoint),
+                             poll_seconds=max(args.poll_interval, 0.05))
+    status = upgrade_status.vm_status(session.rm, run_command, args.compartment, args.stack_name)
+    if args.json:
+        print(views.to_json({"tracking_instance_id": status.instance_id, "mlflow_version": status.mlflow_version,
+                             "refused": status.refused, "exit_code": status.exit_code, "output": status.output}))
+    else:
+        session.out.print(status.output.rstrip("\n"), markup=False, highlight=False)
+    if status.refused:
+        raise UserError(f"the tracking VM refused an upgrade at boot: {status.refused}", ExitCode.FAILURE)
+    if status.exit_code != 0:
+        raise UserError(f"mlflow-upgrade status exited {status.exit_code} on {status.instance_id} (its output is "
+                        "above)", ExitCode.FAILURE)
     return ExitCode.OK

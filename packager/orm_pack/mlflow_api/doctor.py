@@ -40,6 +40,7 @@ class DoctorTarget:
     verify_tls: bool = True           # False: --insecure, nothing verified
     artifact_mb: int = 50
     timeout: float = 120
+    mlflow_version: str | None = None  # the version the stack sets; None: the version check is not run
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,29 @@ def check_health(endpoint: http_client.Endpoint) -> Check:
         return Check("health", True, "GET /health answers 200 without a password")
     return Check("health", False, f"GET /health answered {answer.status}: {answer.text()}",
                  "the server behind the proxy is not up: see the service's journal (commands.txt says where)")
+
+
+def served_version(endpoint: http_client.Endpoint) -> str:
+    """The MLflow version the server reports (MLflow's GET /version, logged in); "? (STATUS)" when it does not
+    answer 200."""
+    answer = endpoint.request("GET", "/version", auth=True)
+    return answer.body.decode(errors="replace").strip() if answer.status == 200 else f"? ({answer.status})"
+
+
+def check_version(endpoint: http_client.Endpoint, expected: str) -> Check:
+    """The MLflow version the server runs is the one the stack sets. It is not when the tracking VM refused the
+    upgrade at boot (userdata/mlflow-bootstrap.sh) and runs the version that last served the database."""
+    served = served_version(endpoint)
+    if served == expected:
+        return Check("version", True, f"the server runs MLflow {served}, as the stack sets")
+    if served.startswith("?"):
+        return Check("version", False, f"GET /version answered {served}: no MLflow version to compare with "
+                     f"{expected}", "see the auth line (the version is read logged in) and the tracking server's log")
+    return Check("version", False, f"the server runs MLflow {served}, the stack sets {expected}",
+                 "the tracking VM refused the upgrade at boot (its pre-checks found a problem in the database) and "
+                 "runs the version that last served it: `orm-pack upgrade --status --compartment <compartment "
+                 f"OCID>` prints why, and `orm-pack upgrade --dry-run --to {expected} --compartment <compartment "
+                 "OCID>` the SQL that fixes it; fix it and apply again, or run `orm-pack upgrade`")
 
 
 def check_auth(endpoint: http_client.Endpoint) -> Check:
@@ -254,7 +278,10 @@ def run(target: DoctorTarget) -> list[Check]:
     checks = [check_tls(tracking)]
     if not checks[0].passed and tracking.scheme == "https":  # no TLS, or a certificate the others would refuse too
         return checks
-    checks += [check_health(tracking), check_auth(tracking)]
+    checks.append(check_health(tracking))
+    if target.mlflow_version:
+        checks.append(check_version(tracking, target.mlflow_version))
+    checks.append(check_auth(tracking))
     if not checks[-1].passed:
         return checks
     browser_host = target.browser_host or (LOOPBACK_BROWSER_HOST if _is_loopback(tracking.host) else tracking.host)

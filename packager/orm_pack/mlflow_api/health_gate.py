@@ -37,8 +37,7 @@ def check(target: doctor.DoctorTarget, version: str, wait_seconds: float, poll_s
             next_probe = time.monotonic() + probe_seconds
         time.sleep(poll_seconds)
     problems = []
-    running = endpoint.request("GET", "/version", auth=True)
-    served = running.body.decode(errors="replace").strip() if running.status == 200 else f"? ({running.status})"
+    served = doctor.served_version(endpoint)
     if served != version:
         problems.append(f"the tracking server runs MLflow {served}, not {version}")
     checks = doctor.run(replace(target, artifact_mb=1, serving_url=None))
