@@ -10,7 +10,7 @@ from orm_pack.cloud import ociconfig, stack_ca
 from orm_pack.cloud.mysql_backups import MySqlBackups
 from orm_pack.cloud.run_command import RunCommand
 from orm_pack.commands import _shared as shared
-from orm_pack.commands import _tls, views
+from orm_pack.commands import _tls, upgrade_oke, views
 from orm_pack.commands.deploy import ask, deploy_parent, deploy_request
 from orm_pack.commands.upgrade_views import print_upgrade_plan, print_upgrade_result, upgrade_document
 from orm_pack.deploy import upgrade as upgrade_workflow
@@ -32,7 +32,10 @@ def register(subparsers) -> None:
                     "apply (the tracking VM is replaced and migrates once, at boot), and a health gate (doctor's "
                     "checks, the MLflow version). When the gate fails: the failed database is backed up, the "
                     "backup from before is restored into a new DB system at the same address, the stack's state "
-                    "takes it over and the previous version is applied again.",
+                    "takes it over and the previous version is applied again. On a stack with deployment_target = "
+                    "oke the plan runs as a Job of the cluster with the target's image, and after the apply the "
+                    "running version's tracking pods stop, the migrate Job runs once and the new version rolls "
+                    "out; the rollback rolls out the image the cluster ran before.",
         epilog="The health gate logs in as MLFLOW_TRACKING_USERNAME (default mlflow) with MLFLOW_TRACKING_PASSWORD "
                "(the stack's output mlflow_password_command prints it).")
     p.add_argument("--to", metavar="VERSION", help="the MLflow version (default: this release's)")
@@ -50,6 +53,7 @@ def register(subparsers) -> None:
     p.add_argument("--mysql-endpoint", metavar="URL", help="MySQL HeatWave endpoint URL (default: the region's)")
     p.add_argument("--compute-agent-endpoint", metavar="URL",
                    help="Compute Instance Agent (Run Command) endpoint URL (default: the region's)")
+    upgrade_oke.add_arguments(p)
     p.set_defaults(func=_run_or_status)
 
 
@@ -115,7 +119,8 @@ def _run(session: shared.Session) -> int:
         MySqlBackups(ociconfig.client("mysql_backups", session.context, strategy, args.mysql_endpoint),
                                       ociconfig.client("mysql_db_systems", session.context, strategy,
                                                        args.mysql_endpoint),
-                                      poll_seconds=max(args.poll_interval, 0.05)))
+                                      poll_seconds=max(args.poll_interval, 0.05)),
+        upgrade_oke.runtime_factory(session))
     events = shared.ConsoleEvents(session.err)
 
     def confirm(result, planned) -> bool:
