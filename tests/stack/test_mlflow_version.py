@@ -18,6 +18,7 @@ from harness import static
 from harness.release import DATA_RESOURCES
 from harness.terraform import Terraform
 from harness.tools import missing
+from orm_pack.stack import archive, images
 
 from .conftest import BASE_TFVARS, REPO, instance_user_data, repo_layout, tfvars_of
 
@@ -173,6 +174,11 @@ def test_on_oke_the_cluster_pulls_the_version_s_image_and_there_is_no_vm(deploye
     plan = d.tf.plan({**tfvars_of(d.inventory), "mlflow_version": "3.15.2"}, "mlflow-3.15.2.bin")
     settings = plan["planned_values"]["outputs"]["oke_deploy_settings"]["value"]
     assert settings["tracking_image"] == f"{REGISTRY}/oci-mlflow-tracking:{RELEASE}-mlflow3.15.2"
+    # orm-pack upgrade on OKE reads the same rule from the zip before the apply (orm_pack/stack/images.py)
+    zip_data = archive.assemble(REPO).data
+    assert images.tracking_image(zip_data, REGISTRY, "3.15.2", VERSIONS[0]) == settings["tracking_image"]
+    assert images.tracking_image(zip_data, REGISTRY, "3.17.2", VERSIONS[0]) == \
+        d.outputs["oke_deploy_settings"]["tracking_image"]
     assert not [r for r in plan["resource_changes"] if r["change"]["actions"] != ["no-op"]]
 
 
@@ -190,3 +196,7 @@ def test_a_release_with_digests_pins_each_version_s_image_by_digest(tmp_path):
     assert env["RELEASED_IMAGE"] == env["RELEASED_IMAGE_3_16_1"] == f"{REGISTRY}/oci-mlflow-tracking@{digests['tracking-3.16.1']}"
     assert env["RELEASED_IMAGE_3_17_2"] == f"{REGISTRY}/oci-mlflow-tracking@{digests['tracking']}"
     assert env["RELEASED_IMAGE_3_15_2"] == f"{REGISTRY}/oci-mlflow-tracking:{RELEASE}-mlflow3.15.2"
+    # orm-pack upgrade on OKE reads the same rule from the zip before the apply (orm_pack/stack/images.py)
+    zip_data = archive.assemble(tmp_path).data
+    assert {v: images.tracking_image(zip_data, REGISTRY, v, VERSIONS[0]) for v in VERSIONS} == \
+        {v: env[f"RELEASED_IMAGE_{v.replace('.', '_')}"] for v in VERSIONS}
