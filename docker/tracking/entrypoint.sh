@@ -152,6 +152,8 @@ case ${MLFLOW_AUTH:=proxy} in
       READ | EDIT | MANAGE | NO_PERMISSIONS) ;;
       *) die "MLFLOW_AUTH_DEFAULT_PERMISSION must be READ, EDIT, MANAGE or NO_PERMISSIONS (got '$MLFLOW_AUTH_DEFAULT_PERMISSION')" ;;
     esac
+    # How long a replica trusts a password it checked (MLflow's credential cache; lib/mlflow_oci/auth_ini.py).
+    passwords=$(python3 -m mlflow_oci.auth_ini check 2>&1) || die "$passwords"
     if [[ $MLFLOW_AUTH == oidc ]]; then
       # Every wrong setting on a line of its own, then whether the provider answers (discovery, signing keys).
       if ! sso=$(python3 -m mlflow_oci.oidc_auth check 2>&1); then
@@ -168,6 +170,7 @@ case ${MLFLOW_AUTH:=proxy} in
     fi
     export MLFLOW_AUTH_DATABASE_URI MLFLOW_AUTH_ADMIN_USERNAME MLFLOW_AUTH_ADMIN_PASSWORD
     log "users: MLflow's own, in $(mask_uri "$MLFLOW_AUTH_DATABASE_URI"); new users may $MLFLOW_AUTH_DEFAULT_PERMISSION"
+    log "$passwords"
     ;;
   *) die "MLFLOW_AUTH must be proxy (the auth proxy's one login), mlflow (MLflow's own users) or oidc (MLflow's users with single sign-on) (got '$MLFLOW_AUTH')" ;;
 esac
@@ -179,8 +182,13 @@ case $MLFLOW_ARTIFACTS_DESTINATION in
   oci://*)
     # Object Storage through this machine's identity: no key. Listing the prefix now turns a missing
     # policy into one line at start instead of a failed upload later.
-    problem=$(python3 -m mlflow_oci.artifacts check "$MLFLOW_ARTIFACTS_DESTINATION" 2>&1) || die "$problem"
-    log "artifacts: ${MLFLOW_ARTIFACTS_DESTINATION} (Object Storage, ${MLFLOW_OCI_AUTH:-instance_principal})"
+    # It also says whether clients may move large files to and from Object Storage themselves (PARs this
+    # server makes need PAR_MANAGE): "direct", or "proxied: <why>", and then everything goes through here.
+    transfers=$(python3 -m mlflow_oci.artifacts check "$MLFLOW_ARTIFACTS_DESTINATION" 2>&1) || die "$transfers"
+    if [[ $transfers != direct ]]; then
+      export MLFLOW_OCI_DIRECT_TRANSFERS=false
+    fi
+    log "artifacts: ${MLFLOW_ARTIFACTS_DESTINATION} (Object Storage, ${MLFLOW_OCI_AUTH:-instance_principal}; large files: ${transfers})"
     ;;
   s3://*)
     [[ -n ${AWS_ACCESS_KEY_ID:-} && -n ${AWS_SECRET_ACCESS_KEY:-} ]] ||
@@ -258,17 +266,10 @@ if [[ $MLFLOW_AUTH == mlflow || $MLFLOW_AUTH == oidc ]]; then
   # with mlflow, its own basic auth through lib/mlflow_oci/artifact_rules.py. Both add the artifact rules.
   auth_dir=$(mktemp -d "${TMPDIR:-/tmp}/mlflow-auth.XXXXXX") || die "cannot create a private directory in ${TMPDIR:-/tmp}"
   export MLFLOW_AUTH_CONFIG_PATH=$auth_dir/auth.ini
-  # The permission and the mode go in argv (the defaults above are not exported), the URI through the environment.
-  (umask 077 && python3 -c '
-import os, sys
-e = os.environ
-with open(e["MLFLOW_AUTH_CONFIG_PATH"], "w") as ini:
-    ini.write("[mlflow]\ndefault_permission = {}\ndatabase_uri = {}\n".format(
-        sys.argv[1], e["MLFLOW_AUTH_DATABASE_URI"].replace("%", "%%")))
-    ini.write("authorization_function = mlflow_oci.{}\n".format(
-        "oidc_auth:authenticate" if sys.argv[2] == "oidc" else "artifact_rules:authenticate_basic"))' \
-    "$MLFLOW_AUTH_DEFAULT_PERMISSION" "$MLFLOW_AUTH") ||
-    die "cannot write $MLFLOW_AUTH_CONFIG_PATH"
+  # The permission and the mode go in argv (the defaults above are not exported), the URI through the environment;
+  # the file also turns on MLflow's credential cache for MLFLOW_OCI_PASSWORD_CACHE_SECONDS.
+  (umask 077 && python3 -m mlflow_oci.auth_ini write "$MLFLOW_AUTH_CONFIG_PATH" "$MLFLOW_AUTH_DEFAULT_PERMISSION" \
+    "$MLFLOW_AUTH") || die "cannot write $MLFLOW_AUTH_CONFIG_PATH"
   unset MLFLOW_AUTH_DATABASE_URI
   # Artifact locations a user names are refused unless MLflow can check them (lib/mlflow_oci/artifact_rules.py).
   export MLFLOW_CREATE_MODEL_VERSION_SOURCE_VALIDATION_REGEX

@@ -3,7 +3,9 @@
   /opc/v2/...                       instance metadata (v2: `Authorization: Bearer Oracle` required)
   POST /v1/x509                     federation: the instance certificate, signed with its key, for a token
   GET /20190301/secretbundles/{id}  Vault secrets (and POST .../secretbundles/actions/getByName)
-  /n/{namespace}/b/{bucket}/...     Object Storage: objects, listing, multipart uploads
+  /n/{namespace}/b/{bucket}/...     Object Storage: objects, listing, multipart uploads, pre-authenticated
+                                    requests (PARs)
+  /p/{token}/n/{namespace}/b/...    Object Storage through a PAR: no signature, the token is the credential
   GET /20210224/certificateBundles/{id}, /20210224/certificateAuthorityBundles/{id}
                                     Certificates: a private CA's certificates and its own (certificates.py)
 
@@ -12,20 +14,49 @@ instance gets at federation and a resource (a notebook session) finds in its env
 principal 2.2: `resource_principal_env`); a call
 that carries anything else (an API key, a customer secret key) is refused. As in OCI, a principal sees
 only what a policy grants it: anything else answers 404 NotAuthorizedOrNotFound, the same as a
-secret or bucket that does not exist.
+secret or bucket that does not exist. A laptop's API key (`add_api_key`) is a principal like an
+instance, with grants of its own.
+
+Object Storage keeps objects and multipart parts as files in a directory of its own (a 5 GB upload costs
+disk, not memory), serves ranges (`Range: bytes=a-b`, 206) and logs each request's size and the client's
+port (`transfers`). The rules it enforces, from OCI's documentation:
+
+- Multipart uploads (Object Storage, "Using Multipart Uploads"; API UploadPart, CommitMultipartUpload,
+  AbortMultipartUpload, ListMultipartUploadParts): parts are numbered 1 to 10,000 and a part sent again
+  under the same number replaces it; a commit names each part with the ETag its upload returned and
+  fails (400) on a missing part or another ETag; an abort discards every part; an upload committed or
+  aborted is gone (404 NoSuchUpload).
+- Pre-authenticated requests (API CreatePreauthenticatedRequest, DeletePreauthenticatedRequest; "Using
+  Pre-Authenticated Requests"): creating or deleting one needs PAR_MANAGE on the bucket besides the
+  object grant (`grant(par_buckets=...)`; otherwise 404 NotAuthorizedOrNotFound); accessType is one of
+  ObjectRead, ObjectWrite, ObjectReadWrite (objectName required: that object only), AnyObjectRead,
+  AnyObjectWrite, AnyObjectReadWrite (the whole bucket); timeExpires must lie in the future (400). The
+  URL (`accessUri`) is shown once; a request through it after its expiry or deletion, or outside its
+  object or access type, is refused (404 NotAuthorizedOrNotFound, as for a token that never existed).
+- Multipart through a PAR ("Pre-Authenticated Request Object URLs", Putting a Large Object): a PUT of
+  the PAR's object URL with `opc-multipart: true` starts an upload and answers its own `accessUri`
+  (`/p/<token>/n/<ns>/b/<bucket>/u/<object>/id/<uploadId>/`); a PUT of that URI plus a part number
+  uploads a part, a POST of it commits the parts uploaded, a DELETE aborts. That URI lives as long as
+  the PAR that made it (its expiry, its deletion); the upload itself is an ordinary multipart upload, so
+  the API lists, commits and aborts it by its uploadId too.
 """
 import base64
 import hashlib
 import json
 import os
+import re
+import secrets as token_source
+import shutil
+import tempfile
 import threading
 import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import jwt
 from cryptography import x509
@@ -53,15 +84,57 @@ class Refused(Exception):
 class Grants:
     secrets: set = field(default_factory=set)
     buckets: set = field(default_factory=set)
+    par_buckets: set = field(default_factory=set)     # buckets with PAR_MANAGE
     certificates: dict = field(default_factory=dict)   # certificate OCID -> the bundle types granted
     authorities: set = field(default_factory=set)      # CA OCIDs whose bundle may be read
+
+
+@dataclass
+class StoredObject:
+    """An object's bytes, in a file of the fake's directory."""
+    path: Path
+    size: int
+    md5: str                 # hex MD5 of the bytes (also the ETag)
+
+    def read(self) -> bytes:
+        return self.path.read_bytes()
 
 
 @dataclass
 class Upload:
     bucket: str
     name: str
-    parts: dict = field(default_factory=dict)  # part number -> bytes
+    directory: Path
+    parts: dict = field(default_factory=dict)  # part number -> StoredObject
+
+
+PAR_ACCESS_TYPES = ("ObjectRead", "ObjectWrite", "ObjectReadWrite", "AnyObjectRead", "AnyObjectWrite",
+                    "AnyObjectReadWrite")
+
+
+@dataclass
+class Par:
+    id: str
+    token: str
+    bucket: str
+    access_type: str
+    object_name: str | None
+    expires: float
+    upload_id: str | None = None      # an upload's access URI (opc-multipart): that upload only
+    parent: str | None = None         # ... and the PAR that made it, whose life it shares
+
+    def allows(self, write: bool) -> bool:
+        return ("Write" if write else "Read") in self.access_type
+
+
+class _Length:
+    """Stands for a streamed body in the signature check: its length only (the body is not signed)."""
+
+    def __init__(self, size: int):
+        self.size = size
+
+    def __len__(self):
+        return self.size
 
 
 class InstanceCloud:
@@ -77,11 +150,17 @@ class InstanceCloud:
         self.secrets: dict[str, str] = {}
         self.secret_names: dict[tuple[str, str], str] = {}  # (vault OCID, secret name) -> secret OCID
         self.grants: dict[str, Grants] = defaultdict(Grants)
-        self.buckets: dict[str, dict[str, bytes]] = {}
+        self.buckets: dict[str, dict[str, StoredObject]] = {}
         self.private_cas: dict[str, PrivateCA] = {}
         self.uploads: dict[str, Upload] = {}
         self.commits: list[tuple[str, int]] = []  # (object name, number of parts) of committed multipart uploads
+        self.aborts: list[str] = []               # object names of aborted multipart uploads
         self.requests: list[tuple[str, str, str, int]] = []  # (method, path, key kind, status)
+        # (method, path, key kind, status, bytes received, client port) of every request
+        self.transfers: list[tuple[str, str, str, int, int, int]] = []
+        self.pars: dict[str, Par] = {}            # token -> PAR (and upload access URIs)
+        self.api_keys: dict[str, tuple[object, str]] = {}  # keyId -> (public key, principal)
+        self.directory = Path(tempfile.mkdtemp(prefix="ocifake-objects-"))
         self.tokens_issued = 0
         self.server = None
 
@@ -94,11 +173,25 @@ class InstanceCloud:
         self.secret_names[(vault, name)] = ocid
         return ocid
 
-    def grant(self, secrets=(), buckets=(), authorities=(), instance: str | None = None) -> None:
+    def grant(self, secrets=(), buckets=(), authorities=(), instance: str | None = None, par_buckets=()) -> None:
         grants = self.grants[instance or self.instance.instance_ocid]
         grants.secrets.update(secrets)
         grants.buckets.update(buckets)
         grants.authorities.update(authorities)
+        grants.par_buckets.update(par_buckets)
+
+    def add_api_key(self, key_id: str, public_key, principal: str) -> None:
+        """A user's API key (keyId `<tenancy>/<user>/<fingerprint>`): its calls act as `principal`, whose
+        grants `grant(instance=principal)` gives."""
+        self.api_keys[key_id] = (public_key, principal)
+
+    def stored(self, bucket: str, name: str) -> bytes:
+        return self.buckets[bucket][name].read()
+
+    def part_files(self) -> list[Path]:
+        """Every part file of every upload not yet committed or aborted."""
+        return sorted(p for p in (self.directory / "uploads").rglob("*") if p.is_file()) \
+            if (self.directory / "uploads").exists() else []
 
     def add_private_ca(self, name: str) -> PrivateCA:
         ca = PrivateCA(name, self.region_key)
@@ -121,6 +214,7 @@ class InstanceCloud:
     def stop(self) -> None:
         if self.server:
             loopback.stop(self.server)
+        shutil.rmtree(self.directory, ignore_errors=True)
 
     @property
     def url(self) -> str:
@@ -186,6 +280,14 @@ class InstanceCloud:
             key_id = signature.parse_authorization(handler.headers.get("authorization", ""))["keyId"]
         except signature.SignatureError as exc:
             raise Refused(401, "NotAuthenticated", str(exc)) from None
+        if key_id in self.api_keys:
+            public_key, who = self.api_keys[key_id]
+            try:
+                signature.verify(handler.command, handler.path, handler.headers, body, {key_id: public_key},
+                                 body_signed=body_signed)
+            except signature.SignatureError as exc:
+                raise Refused(401, "NotAuthenticated", str(exc)) from None
+            return "api-key", who
         if not key_id.startswith("ST$"):
             raise Refused(401, "NotAuthenticated", "only instance- or resource-principal tokens are accepted here")
         try:
@@ -240,6 +342,18 @@ def _md5(data: bytes) -> str:
     return base64.b64encode(hashlib.md5(data).digest()).decode()
 
 
+def _b64(hex_digest: str) -> str:
+    return base64.b64encode(bytes.fromhex(hex_digest)).decode()
+
+
+NOT_FOUND_PAR = ("NotAuthorizedOrNotFound", "Authorization failed or requested resource not found.")
+STREAMED = re.compile(r"^/(p/[^/]+/)?n/[^/]+/b/[^/]+/[ou]/")  # object and part bodies: to disk, never signed
+
+
+def _parse_time(value: str) -> float:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
 class _Handler(BaseHTTPRequestHandler):
     cloud: InstanceCloud
     protocol_version = "HTTP/1.1"
@@ -262,32 +376,83 @@ class _Handler(BaseHTTPRequestHandler):
     def do_DELETE(self):
         self._handle()
 
-    def _body(self) -> bytes:
+    def _chunks(self):
         if self.headers.get("transfer-encoding", "").lower() == "chunked":
-            chunks = []
             while True:
                 size = int(self.rfile.readline().strip().split(b";")[0], 16)
                 if size == 0:
                     self.rfile.readline()
-                    return b"".join(chunks)
-                chunks.append(self.rfile.read(size))
+                    return
+                while size:
+                    chunk = self.rfile.read(min(size, 1 << 20))
+                    size -= len(chunk)
+                    yield chunk
                 self.rfile.readline()
-        return self.rfile.read(int(self.headers.get("content-length") or 0))
+        left = int(self.headers.get("content-length") or 0)
+        while left:
+            chunk = self.rfile.read(min(left, 1 << 20))
+            if not chunk:
+                raise ConnectionError("the client closed the connection mid-body")
+            left -= len(chunk)
+            yield chunk
+
+    def _body(self) -> bytes:
+        return b"".join(self._chunks())
+
+    def _stream_to_file(self) -> StoredObject:
+        """The request body, written to a file of the fake's directory as it arrives."""
+        incoming = self.cloud.directory / "incoming"
+        incoming.mkdir(exist_ok=True)
+        handle, name = tempfile.mkstemp(dir=incoming)
+        digest, size = hashlib.md5(), 0
+        try:
+            with os.fdopen(handle, "wb") as out:
+                for chunk in self._chunks():
+                    digest.update(chunk)
+                    out.write(chunk)
+                    size += len(chunk)
+        except BaseException:
+            os.unlink(name)
+            raise
+        return StoredObject(Path(name), size, digest.hexdigest())
 
     def _handle(self):
-        body = self._body() if self.command in ("PUT", "POST") else b""
         parts = urlsplit(self.path)
         path, query = parts.path, {k: v[0] for k, v in parse_qs(parts.query).items()}
         kind = "none"
+        received = 0
+        self._status, self._logged, self._received, self._record = 0, False, 0, (path, kind)
+        upload = None
+        try:
+            if self.command == "PUT" and STREAMED.match(path):
+                upload = self._stream_to_file()
+                received = upload.size
+                body = _Length(upload.size)
+            else:
+                body = self._body() if self.command in ("PUT", "POST") else b""
+                received = len(body)
+            self._received = received
+        except ConnectionError:
+            self.close_connection = True
+            with self.cloud.lock:
+                self.cloud.transfers.append((self.command, path, kind, 0, received, self.client_address[1]))
+            return
         try:
             if path.startswith("/opc/v2/"):
                 kind = "imds"
+                self._record = (path, kind)
                 return self._imds(path[len("/opc/v2"):])
             if path == "/v1/x509" and self.command == "POST":
                 kind = "certificate"
+                self._record = (path, kind)
                 return self._json(200, self.cloud.federate(self, body))
-            unsigned_body = self.command == "PUT" and ("/o/" in path or "/u/" in path)  # object bodies stream
+            if path.startswith("/p/"):
+                kind = "par"
+                self._record = (path, kind)
+                return self._par([unquote(s) for s in path.split("/")[2:]], upload)
+            unsigned_body = upload is not None  # object bodies stream
             kind, instance = self.cloud.principal(self, body, body_signed=not unsigned_body)
+            self._record = (path, kind)
             if path == "/20190301/secretbundles/actions/getByName" and self.command == "POST":
                 return self._json(200, self.cloud.secret_bundle_by_name(instance, query))
             if path.startswith("/20190301/secretbundles/") and self.command == "GET":
@@ -297,13 +462,25 @@ class _Handler(BaseHTTPRequestHandler):
             if path.startswith("/20210224/certificateAuthorityBundles/") and self.command == "GET":
                 return self._json(200, self.cloud.authority_bundle(instance, unquote(path.rsplit("/", 1)[1])))
             if path.startswith("/n/"):
-                return self._object_storage(instance, [unquote(s) for s in path.split("/")[2:]], query, body)
+                return self._object_storage(instance, [unquote(s) for s in path.split("/")[2:]], query, body, upload)
             raise Refused(404, "NotFound", f"no fake for {self.command} {path}")
         except Refused as exc:
             self._json(exc.status, {"code": exc.code, "message": exc.message})
         finally:
-            with self.cloud.lock:
-                self.cloud.requests.append((self.command, path, kind, getattr(self, "_status", 0)))
+            if upload is not None and upload.path.exists() and upload.path.parent.name == "incoming":
+                upload.path.unlink()  # refused: nothing kept
+            self._log()
+
+    def _log(self, status: int | None = None) -> None:
+        """Records the request once, before its answer is sent (a client that has the answer finds it logged)."""
+        if getattr(self, "_logged", False):
+            return
+        self._logged = True
+        parts, kind = self._record
+        with self.cloud.lock:
+            self.cloud.requests.append((self.command, parts, kind, status or self._status))
+            self.cloud.transfers.append((self.command, parts, kind, status or self._status, self._received,
+                                         self.client_address[1]))
 
     # ------------------------------------------------------------------------- routes
     def _imds(self, sub: str):
@@ -315,7 +492,7 @@ class _Handler(BaseHTTPRequestHandler):
             raise Refused(404, "NotFound", sub)
         self._send(200, files[sub], "text/plain")
 
-    def _object_storage(self, instance: str, segments: list[str], query: dict, body: bytes):
+    def _object_storage(self, instance: str, segments: list[str], query: dict, body, upload: StoredObject | None):
         if len(segments) < 3 or segments[1] != "b":
             raise Refused(404, "NotFound", "unknown Object Storage path")
         namespace, bucket_name, rest = segments[0], segments[2], segments[3:]
@@ -326,65 +503,258 @@ class _Handler(BaseHTTPRequestHandler):
         if len(rest) >= 2 and rest[0] == "o":
             name = "/".join(rest[1:])
             if method == "PUT":
-                with self.cloud.lock:
-                    objects[name] = body
-                return self._send(200, b"", headers={"etag": hashlib.md5(body).hexdigest(), "opc-content-md5": _md5(body)})
-            if name not in objects:
-                raise Refused(404, "ObjectNotFound", f"The object '{name}' was not found in the bucket '{bucket_name}'")
-            if method in ("GET", "HEAD"):
-                return self._send(200, objects[name], "application/octet-stream",
-                                  {"etag": hashlib.md5(objects[name]).hexdigest(), "content-md5": _md5(objects[name])})
-            if method == "DELETE":
-                with self.cloud.lock:
-                    del objects[name]
-                return self._send(204, b"")
+                return self._put_object(objects, name, upload)
+            return self._read_object(objects, bucket_name, name)
+        if rest[:1] == ["p"]:
+            if bucket_name not in self.cloud.grants[instance].par_buckets:
+                raise Refused(404, *NOT_FOUND_PAR)
+            if rest in (["p"], ["p", ""]) and method == "POST":
+                return self._json(200, self._create_par(namespace, bucket_name, json.loads(body)))
+            if len(rest) == 2 and method == "DELETE":
+                return self._delete_par(bucket_name, rest[1])
+            if len(rest) == 2 and method == "GET":
+                return self._json(200, self._get_par(namespace, bucket_name, rest[1]))
         if rest == ["u"] and method == "POST":
             request = json.loads(body)
-            upload_id = uuid.uuid4().hex
-            with self.cloud.lock:
-                self.cloud.uploads[upload_id] = Upload(bucket_name, request["object"])
+            upload_id = self._new_upload(bucket_name, request["object"])
             return self._json(200, {"namespace": namespace, "bucket": bucket_name, "object": request["object"],
                                     "uploadId": upload_id, "timeCreated": "2026-11-30T00:00:00Z"})
+        if rest == ["u"] and method == "GET":
+            return self._json(200, [{"namespace": namespace, "bucket": bucket_name, "object": u.name, "uploadId": i,
+                                     "timeCreated": "2026-11-30T00:00:00Z"}
+                                    for i, u in sorted(self.cloud.uploads.items()) if u.bucket == bucket_name])
         if len(rest) >= 2 and rest[0] == "u":
-            return self._multipart(objects, bucket_name, "/".join(rest[1:]), query, body)
+            name = "/".join(rest[1:])
+            record = self._upload(bucket_name, name, query.get("uploadId", ""))
+            if method == "PUT":
+                return self._put_part(record, query.get("uploadPartNum", ""), upload)
+            if method == "GET":
+                return self._json(200, [{"partNumber": n, "etag": p.md5, "md5": _b64(p.md5), "size": p.size}
+                                        for n, p in sorted(record.parts.items())])
+            if method == "POST":
+                commit = json.loads(body)["partsToCommit"]
+                return self._commit(objects, record, query["uploadId"], {p["partNum"]: p["etag"] for p in commit})
+            if method == "DELETE":
+                return self._abort(record, query["uploadId"])
         raise Refused(404, "NotFound", f"no fake for {method} on {'/'.join(rest)}")
 
-    def _multipart(self, objects: dict, bucket_name: str, name: str, query: dict, body: bytes):
-        upload = self.cloud.uploads.get(query.get("uploadId", ""))
-        if upload is None or upload.name != name or upload.bucket != bucket_name:
-            raise Refused(404, "NoSuchUpload", "no such multipart upload")
-        if self.command == "PUT":
-            number = int(query["uploadPartNum"])
-            if not 1 <= number <= 10000:
-                raise Refused(400, "InvalidParameter", "uploadPartNum must be 1-10000")
-            with self.cloud.lock:
-                upload.parts[number] = body
-            return self._send(200, b"", headers={"etag": hashlib.md5(body).hexdigest(), "opc-content-md5": _md5(body)})
-        if self.command == "POST":
-            commit = json.loads(body)["partsToCommit"]
-            numbers = sorted(p["partNum"] for p in commit)
-            for part in commit:
-                stored = upload.parts.get(part["partNum"])
-                if stored is None or hashlib.md5(stored).hexdigest() != part["etag"]:
-                    raise Refused(400, "InvalidParameter", f"part {part['partNum']} is missing or its etag differs")
-            data = b"".join(upload.parts[n] for n in numbers)
-            with self.cloud.lock:
-                objects[name] = data
-                self.cloud.commits.append((name, len(numbers)))
-                del self.cloud.uploads[query["uploadId"]]
-            return self._send(200, b"", headers={"etag": hashlib.md5(data).hexdigest()})
+    # ------------------------------------------------------------------------- objects and uploads
+    def _put_object(self, objects: dict, name: str, upload: StoredObject):
+        target = self.cloud.directory / "objects" / uuid.uuid4().hex
+        target.parent.mkdir(exist_ok=True)
+        os.replace(upload.path, target)
+        with self.cloud.lock:
+            objects[name] = StoredObject(target, upload.size, upload.md5)
+        return self._send(200, b"", headers={"etag": upload.md5, "opc-content-md5": _b64(upload.md5)})
+
+    def _read_object(self, objects: dict, bucket_name: str, name: str):
+        if self.command not in ("GET", "HEAD", "DELETE"):
+            raise Refused(405, "NotAllowed", self.command)
+        if name not in objects:
+            raise Refused(404, "ObjectNotFound", f"The object '{name}' was not found in the bucket '{bucket_name}'")
         if self.command == "DELETE":
             with self.cloud.lock:
-                del self.cloud.uploads[query["uploadId"]]
+                objects.pop(name).path.unlink(missing_ok=True)
             return self._send(204, b"")
-        raise Refused(405, "NotAllowed", self.command)
+        self._send_file(objects[name])
+
+    def _new_upload(self, bucket_name: str, name: str) -> str:
+        upload_id = str(uuid.uuid4())
+        directory = self.cloud.directory / "uploads" / upload_id
+        directory.mkdir(parents=True)
+        with self.cloud.lock:
+            self.cloud.uploads[upload_id] = Upload(bucket_name, name, directory)
+        return upload_id
+
+    def _upload(self, bucket_name: str, name: str, upload_id: str) -> Upload:
+        upload = self.cloud.uploads.get(upload_id)
+        if upload is None or upload.name != name or upload.bucket != bucket_name:
+            raise Refused(404, "NoSuchUpload", "no such multipart upload")
+        return upload
+
+    def _put_part(self, record: Upload, number: str, body: StoredObject):
+        if not number.isdigit() or not 1 <= int(number) <= 10000:
+            raise Refused(400, "InvalidParameter", "uploadPartNum must be 1-10000")
+        target = record.directory / f"{int(number):05d}"
+        os.replace(body.path, target)  # the same number again replaces the part
+        with self.cloud.lock:
+            record.parts[int(number)] = StoredObject(target, body.size, body.md5)
+        return self._send(200, b"", headers={"etag": body.md5, "opc-content-md5": _b64(body.md5)})
+
+    def _commit(self, objects: dict, record: Upload, upload_id: str, etags: dict[int, str]):
+        if not etags:
+            raise Refused(400, "InvalidParameter", "partsToCommit must name at least one part")
+        for number, etag in sorted(etags.items()):
+            stored = record.parts.get(number)
+            if stored is None or stored.md5 != etag.strip('"'):
+                raise Refused(400, "InvalidParameter", f"part {number} is missing or its etag differs")
+        target = self.cloud.directory / "objects" / uuid.uuid4().hex
+        target.parent.mkdir(exist_ok=True)
+        digest, whole = hashlib.md5(), hashlib.md5()
+        with open(target, "wb") as out:
+            for number in sorted(etags):
+                digest.update(bytes.fromhex(record.parts[number].md5))
+                with open(record.parts[number].path, "rb") as part:
+                    while chunk := part.read(8 << 20):
+                        whole.update(chunk)
+                        out.write(chunk)
+        with self.cloud.lock:
+            objects[record.name] = StoredObject(target, target.stat().st_size, whole.hexdigest())
+            self.cloud.commits.append((record.name, len(etags)))
+            self.cloud.uploads.pop(upload_id, None)
+        shutil.rmtree(record.directory, ignore_errors=True)
+        multipart_md5 = f"{base64.b64encode(digest.digest()).decode()}-{len(etags)}"
+        return self._send(200, b"", headers={"etag": uuid.uuid4().hex, "opc-multipart-md5": multipart_md5})
+
+    def _abort(self, record: Upload, upload_id: str):
+        with self.cloud.lock:
+            self.cloud.uploads.pop(upload_id, None)
+            self.cloud.aborts.append(record.name)
+        shutil.rmtree(record.directory, ignore_errors=True)
+        return self._send(204, b"")
+
+    # ------------------------------------------------------------------------- pre-authenticated requests
+    def _create_par(self, namespace: str, bucket_name: str, details: dict) -> dict:
+        access, object_name = details.get("accessType"), details.get("objectName")
+        if access not in PAR_ACCESS_TYPES:
+            raise Refused(400, "InvalidParameter", f"accessType must be one of {', '.join(PAR_ACCESS_TYPES)}")
+        if access.startswith("Object") and not object_name:
+            raise Refused(400, "InvalidParameter", f"accessType {access} needs objectName")
+        if access.startswith("AnyObject") and object_name:
+            raise Refused(400, "InvalidParameter", f"accessType {access} applies to the bucket: no objectName")
+        try:
+            expires = _parse_time(details["timeExpires"])
+        except (KeyError, ValueError, AttributeError):
+            raise Refused(400, "InvalidParameter", "timeExpires must be an RFC 3339 time") from None
+        if expires <= time.time():
+            raise Refused(400, "InvalidParameter", "timeExpires must be in the future")
+        par = Par(uuid.uuid4().hex, token_source.token_urlsafe(48), bucket_name, access, object_name, expires)
+        with self.cloud.lock:
+            self.cloud.pars[par.token] = par
+        target = f"/o/{quote(object_name, safe='/')}" if object_name else "/o/"
+        return {"id": par.id, "name": details.get("name", ""), "accessType": access, "objectName": object_name,
+                "accessUri": f"/p/{par.token}/n/{namespace}/b/{bucket_name}{target}",
+                "timeExpires": details["timeExpires"], "timeCreated": "2026-11-30T00:00:00Z"}
+
+    def _get_par(self, namespace: str, bucket_name: str, par_id: str) -> dict:
+        """GetPreauthenticatedRequest: what the PAR allows, never its URL."""
+        par = next((p for p in self.cloud.pars.values() if p.id == par_id and p.bucket == bucket_name
+                    and not p.upload_id), None)
+        if par is None:
+            raise Refused(404, *NOT_FOUND_PAR)
+        expires = datetime.fromtimestamp(par.expires).astimezone().isoformat()
+        return {"id": par.id, "name": "", "accessType": par.access_type, "objectName": par.object_name,
+                "timeExpires": expires, "timeCreated": "2026-11-30T00:00:00Z"}
+
+    def _delete_par(self, bucket_name: str, par_id: str):
+        with self.cloud.lock:
+            token = next((t for t, p in self.cloud.pars.items()
+                          if p.id == par_id and p.bucket == bucket_name and not p.upload_id), None)
+            if token is None:
+                raise Refused(404, *NOT_FOUND_PAR)
+            for doomed in [token] + [t for t, p in self.cloud.pars.items() if p.parent == token]:
+                del self.cloud.pars[doomed]
+        return self._send(204, b"")
+
+    def _live_par(self, token: str) -> Par:
+        with self.cloud.lock:
+            par = self.cloud.pars.get(token)
+            parent = self.cloud.pars.get(par.parent) if par and par.parent else par
+        if par is None or parent is None or par.expires <= time.time():
+            raise Refused(404, *NOT_FOUND_PAR)
+        return par
+
+    def _par(self, segments: list[str], body: StoredObject | None):
+        if len(segments) < 6 or segments[1] != "n" or segments[3] != "b":
+            raise Refused(404, *NOT_FOUND_PAR)
+        par = self._live_par(segments[0])
+        namespace, bucket_name, rest = segments[2], segments[4], segments[5:]
+        if namespace != self.cloud.namespace or bucket_name != par.bucket or bucket_name not in self.cloud.buckets:
+            raise Refused(404, *NOT_FOUND_PAR)
+        objects = self.cloud.buckets[bucket_name]
+        method = self.command
+        if rest[0] == "u" and par.upload_id:
+            joined = "/".join(rest[1:])
+            name, _, tail = joined.rpartition(f"/id/{par.upload_id}/")
+            record = self._upload(bucket_name, name, par.upload_id) if name else None
+            if record is None:
+                raise Refused(404, *NOT_FOUND_PAR)
+            if method == "PUT" and tail:
+                return self._put_part(record, tail, body)
+            if method == "POST" and not tail:
+                return self._commit(objects, record, par.upload_id, {n: p.md5 for n, p in record.parts.items()})
+            if method == "DELETE" and not tail:
+                return self._abort(record, par.upload_id)
+            raise Refused(405, "NotAllowed", f"{method} on an upload's access URI")
+        if rest[0] != "o" or par.upload_id:
+            raise Refused(404, *NOT_FOUND_PAR)
+        name = "/".join(rest[1:])
+        if par.object_name is not None and name != par.object_name:
+            raise Refused(404, *NOT_FOUND_PAR)
+        write = method in ("PUT", "POST", "DELETE")
+        if not par.allows(write) or method in ("POST", "DELETE"):
+            raise Refused(404, *NOT_FOUND_PAR)
+        if method == "PUT" and self.headers.get("opc-multipart", "").lower() == "true":
+            upload_id = self._new_upload(bucket_name, name)
+            child = Par(uuid.uuid4().hex, token_source.token_urlsafe(48), bucket_name, par.access_type, name,
+                        par.expires, upload_id=upload_id, parent=par.token)
+            with self.cloud.lock:
+                self.cloud.pars[child.token] = child
+            return self._json(200, {"namespace": namespace, "bucket": bucket_name, "object": name,
+                                    "uploadId": upload_id, "timeCreated": "2026-11-30T00:00:00Z",
+                                    "storageTier": "Standard",
+                                    "accessUri": f"/p/{child.token}/n/{namespace}/b/{bucket_name}/u/"
+                                                 f"{quote(name, safe='/')}/id/{upload_id}/"})
+        if method == "PUT":
+            return self._put_object(objects, name, body)
+        return self._read_object(objects, bucket_name, name)
 
     # ------------------------------------------------------------------------- replies
     def _json(self, status: int, document) -> None:
         self._send(status, json.dumps(document).encode(), "application/json")
 
+    def _send_file(self, stored: StoredObject) -> None:
+        start, end, status = 0, stored.size - 1, 200
+        headers = {"etag": stored.md5, "content-md5": _b64(stored.md5), "accept-ranges": "bytes"}
+        match = re.fullmatch(r"bytes=(\d*)-(\d*)", self.headers.get("range", "") or "")
+        if match and stored.size and (match.group(1) or match.group(2)):
+            if match.group(1):
+                start = int(match.group(1))
+                end = min(int(match.group(2)), stored.size - 1) if match.group(2) else stored.size - 1
+            else:
+                start = max(stored.size - int(match.group(2)), 0)
+            if start > end:
+                raise Refused(416, "InvalidRange", f"bytes {start}-{end} of {stored.size}")
+            status = 206
+            headers["content-range"] = f"bytes {start}-{end}/{stored.size}"
+            del headers["content-md5"]
+        self._status = status
+        self._log()
+        self.send_response(status)
+        self.send_header("opc-request-id", uuid.uuid4().hex)
+        self.send_header("Content-Type", "application/octet-stream")
+        for name, value in headers.items():
+            self.send_header(name, value)
+        length = end - start + 1 if stored.size else 0
+        self.send_header("Content-Length", str(length))
+        self.end_headers()
+        if self.command == "HEAD":
+            return
+        try:
+            with open(stored.path, "rb") as source:
+                source.seek(start)
+                while length > 0:
+                    chunk = source.read(min(length, 1 << 20))
+                    if not chunk:
+                        break
+                    self.wfile.write(chunk)
+                    length -= len(chunk)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
     def _send(self, status: int, data: bytes, content_type: str | None = None, headers: dict | None = None) -> None:
         self._status = status
+        self._log()
         self.send_response(status)
         self.send_header("opc-request-id", uuid.uuid4().hex)
         if content_type:
@@ -417,6 +787,6 @@ def _listing(objects: dict, query: dict) -> dict:
             return {"objects": listed, "prefixes": sorted(prefixes), "nextStartWith": name}
         entry = {"name": name}
         if "size" in fields:
-            entry["size"] = len(objects[name])
+            entry["size"] = objects[name].size
         listed.append(entry)
     return {"objects": listed, "prefixes": sorted(prefixes), "nextStartWith": None}
