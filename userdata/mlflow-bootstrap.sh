@@ -153,6 +153,15 @@ supported_version() {
   return 1
 }
 
+# refusal MESSAGE FIXES: /var/lib/mlflow/upgrade-refused: the time and MESSAGE on its first line, then FIXES (lines
+# "fix: <SQL>"), which `mlflow-upgrade status` prints.
+refusal() {
+  {
+    printf '%s %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$1"
+    [[ -z $2 ]] || printf '%s\n' "$2"
+  } >"$STATE/upgrade-refused"
+}
+
 # migrate_or_fall_back: runs the new image once in migrate mode (the first boot's SQL, then the migration
 # under the database's lock, after the pre-checks). Refused: the version that last served the database (from
 # the journal, through the image's plan mode, which changes nothing) is run instead, on the untouched
@@ -176,6 +185,8 @@ migrate_or_fall_back() {
   esac
   reasons=$(sed -n 's/^.* init_db: REFUSED: //p' <<<"$output" | paste -sd ';' - | sed 's/;/; /g')
   reasons=${reasons:-its pre-checks refused it (see $LOG)}
+  # The SQL that fixes each problem (init_db.py's "    fix: " lines) goes under the message in upgrade-refused.
+  fixes=$(sed -n 's/^.* init_db:     fix: /fix: /p' <<<"$output")
   plan=$(tracking_run "$IMAGE" plan --json 2>>"$LOG") || true
   served=$("$PYTHON" -I -c 'import json, sys; print(json.load(sys.stdin).get("from_mlflow") or "")' <<<"$plan" 2>>"$LOG") || served=""
   if version=$(supported_version "$served") && [[ $version != "${MLFLOW_VERSION:-}" ]]; then
@@ -183,14 +194,12 @@ migrate_or_fall_back() {
       die "upgrade to MLflow ${MLFLOW_VERSION:-} refused: $reasons; MLflow $version's image, which last served this database, could not be had (see $LOG)"
     podman tag "$fallback" "$IMAGE"
     message="upgrade to MLflow ${MLFLOW_VERSION:-} refused: $reasons; running MLflow $version, which last served this database, on the untouched database"
-    printf '%s %s
-' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$message" >"$STATE/upgrade-refused"
+    refusal "$message" "$fixes"
     log "$message"
     return 0
   fi
   message="upgrade to MLflow ${MLFLOW_VERSION:-} refused: $reasons; the database was last served by MLflow ${served:-unknown}, which this release does not run: fix what the pre-checks name, or restore the backup (orm-pack upgrade rolls back)"
-  printf '%s %s
-' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$message" >"$STATE/upgrade-refused"
+  refusal "$message" "$fixes"
   die "$message"
 }
 

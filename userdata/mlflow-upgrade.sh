@@ -16,7 +16,8 @@
 #   status         the last 40 lines of the bootstrap log and of the container's journal (neither holds a
 #                  secret), then, last (Run Command returns the end of the output), the tracking service's
 #                  state, the MLflow version the stack sets and the one its image runs, the versions this
-#                  release runs, and the last refused upgrade (/var/lib/mlflow/upgrade-refused).
+#                  release runs, and the last refused upgrade (/var/lib/mlflow/upgrade-refused: the SQL that fixes
+#                  each problem as "fix: " lines, then "refused: <why>").
 #   image VERSION  gets that version's image as plan does and prints its tag (the boot's fallback to the
 #                  version that last served the database: mlflow-bootstrap.sh).
 # VERSION must be one of MLFLOW_VERSIONS in /etc/mlflow/image.env (the versions this release runs),
@@ -161,7 +162,10 @@ case $mode in
       "$running" "$REPOSITORY"
     printf 'versions: %s\n' "${VERSIONS[*]}"
     if [[ -s $STATE/upgrade-refused ]]; then
-      printf 'refused: %s\n' "$(<"$STATE/upgrade-refused")"
+      # The fixes' SQL first, the refusal last: Run Command keeps the end of the output, and orm-pack reads
+      # the last line.
+      sed -n '2,$p' "$STATE/upgrade-refused"
+      printf 'refused: %s\n' "$(sed -n 1p "$STATE/upgrade-refused")"
     else
       printf 'refused: none\n'
     fi

@@ -12,6 +12,7 @@ TRACKING_VM = ocids.mint("instance", "status-tracking-vm", REGION)
 STATUS_SCRIPT = "sudo /usr/local/sbin/mlflow-upgrade status"
 REFUSAL = ("2026-12-07T10:02:11Z upgrade to MLflow 3.17.2 refused: table `experiment_tags` is not in utf8mb4; "
            "running MLflow 3.16.1, which last served this database, on the untouched database")
+FIX = "fix: ALTER TABLE `experiment_tags` CONVERT TO CHARACTER SET utf8mb4 COLLATE utf8mb4_0900_ai_ci;"
 
 
 def _status_output(running: str, refused: str) -> str:
@@ -22,7 +23,8 @@ def _status_output(running: str, refused: str) -> str:
                       "--- last 40 lines of journalctl -u mlflow-tracking", *journal, "---",
                       "service: mlflow-tracking active",
                       f"mlflow_version: 3.17.2 (the stack), {running} (the image it runs: localhost/mlflow-tracking:latest)",
-                      "versions: 3.17.2 3.16.1 3.15.2", f"refused: {refused}"]) + "\n"
+                      "versions: 3.17.2 3.16.1 3.15.2", *([FIX] if refused != "none" else []),
+                      f"refused: {refused}"]) + "\n"
 
 
 def _deployed(fake, tracking_instance_id: str, answer: str | None = None) -> list[tuple[str, int]]:
@@ -54,7 +56,7 @@ def test_a_refused_upgrade_is_printed_and_exits_1(orm_pack_process, fake):
     # what OCI hands back (the last kilobyte) is printed, the summary at its end
     assert result.stdout.rstrip("\n").endswith(
         "mlflow_version: 3.17.2 (the stack), 3.16.1 (the image it runs: localhost/mlflow-tracking:latest)\n"
-        f"versions: 3.17.2 3.16.1 3.15.2\nrefused: {REFUSAL}")
+        f"versions: 3.17.2 3.16.1 3.15.2\n{FIX}\nrefused: {REFUSAL}")  # the fix's SQL too
     assert "step 0\n" not in result.stdout
     assert result.stderr.strip().splitlines()[-1] == f"orm-pack: error: the tracking VM refused an upgrade at boot: {REFUSAL}"
     assert fake.auth_failures == []

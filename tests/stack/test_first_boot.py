@@ -520,8 +520,9 @@ def test_a_refused_upgrade_runs_the_version_that_last_served_the_untouched_datab
     message = (f"upgrade to MLflow 3.17.2 refused: {REASONS}; running MLflow 3.16.1, which last served this database, "
                "on the untouched database")
     assert f"[tracking] {message}" in log
-    refused = (root / "var/lib/mlflow/upgrade-refused").read_text()
-    assert refused.endswith(f"Z {message}\n") and refused.count("\n") == 1
+    refused = (root / "var/lib/mlflow/upgrade-refused").read_text().splitlines()
+    # the message, then the SQL that fixes each problem (mlflow-upgrade status prints both)
+    assert refused[0].endswith(f"Z {message}") and refused[1:] == ["fix: DELETE the duplicates the journal names"]
     assert "init_db: REFUSED: table `metrics` has no primary key" in log  # the migrate run's own lines, kept
     assert (root / "var/lib/mlflow/bootstrap-tracking.done").exists() is False  # one attempt, not --until-done
     assert "done: mlflow-tracking is starting" in log

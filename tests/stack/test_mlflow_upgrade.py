@@ -200,9 +200,12 @@ def test_status_says_how_the_vm_is_without_a_secret(vm):
         if len(value) > 12:
             assert value not in result.stdout + result.stderr, line.split("=", 1)[0]
     # a refused upgrade at boot is reported
-    (root / "var/lib/mlflow/upgrade-refused").write_text("2026-12-07T00:00:00Z upgrade to MLflow 3.17.2 refused: x\n")
+    (root / "var/lib/mlflow/upgrade-refused").write_text("2026-12-07T00:00:00Z upgrade to MLflow 3.17.2 refused: x\n"
+                                                         "fix: ALTER TABLE `jobs` CONVERT TO CHARACTER SET utf8mb4;\n")
     again = _run(root, env, "status")
-    assert again.stdout.splitlines()[-1] == "refused: 2026-12-07T00:00:00Z upgrade to MLflow 3.17.2 refused: x"
+    # the fix's SQL, then the refusal last (Run Command keeps the end; orm-pack reads the last line)
+    assert again.stdout.splitlines()[-2:] == ["fix: ALTER TABLE `jobs` CONVERT TO CHARACTER SET utf8mb4;",
+                                              "refused: 2026-12-07T00:00:00Z upgrade to MLflow 3.17.2 refused: x"]
 
 
 def test_the_script_is_strict_and_shellcheck_clean():

@@ -119,8 +119,7 @@ def check_version(endpoint: http_client.Endpoint, expected: str) -> Check:
     return Check("version", False, f"the server runs MLflow {served}, the stack sets {expected}",
                  "the tracking VM refused the upgrade at boot (its pre-checks found a problem in the database) and "
                  "runs the version that last served it: `orm-pack upgrade --status --compartment <compartment "
-                 f"OCID>` prints why, and `orm-pack upgrade --dry-run --to {expected} --compartment <compartment "
-                 "OCID>` the SQL that fixes it; fix it and apply again, or run `orm-pack upgrade`")
+                 "OCID>` prints why and the SQL that fixes it; fix it and apply again, or run `orm-pack upgrade`")
 
 
 def check_auth(endpoint: http_client.Endpoint) -> Check:
