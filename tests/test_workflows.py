@@ -122,15 +122,37 @@ def test_the_tag_must_be_the_release_in_version(tmp_path):
 def test_the_release_builds_every_image_the_project_has_for_both_architectures():
     job = _workflow("release.yml")["jobs"]["images"]
     dockerfiles = sorted(p.name.removeprefix("Dockerfile-") for p in (REPO_ROOT / "docker").glob("Dockerfile-*"))
-    assert sorted(job["strategy"]["matrix"]["image"]) == dockerfiles
+    variants = job["strategy"]["matrix"]["include"]
+    assert sorted(v["image"] for v in variants if not v["mlflow"]) == dockerfiles
     build = _step(job, "Build and push the image for amd64 and arm64")["with"]
     assert build["platforms"] == "linux/amd64,linux/arm64"
     assert build["push"] is True
     for image in dockerfiles:
         assert (REPO_ROOT / build["file"].replace("${{ matrix.image }}", image)).is_file()
-    assert build["tags"].endswith("oci-mlflow-${{ matrix.image }}:${{ steps.version.outputs.version }}")
+    assert build["tags"].endswith("oci-mlflow-${{ matrix.image }}:${{ steps.version.outputs.version }}${{ matrix.suffix }}")
     version_step = _step(job, "Version")
     assert "cat VERSION" in version_step["run"]
+
+
+def test_the_release_publishes_the_tracking_image_of_every_mlflow_version_the_stack_offers():
+    """stack/locals.tf names <registry>/oci-mlflow-tracking:<release>-mlflow<version> (by digest tracking-<version>)
+    for each previous MLflow: a release must push each, built with that version's lock, or a VM (and every OKE
+    pod) asked for it has nothing to pull."""
+    locals_tf = (REPO_ROOT / "stack" / "locals.tf").read_text()
+    versions = re.findall(r'"([0-9.]+)"', re.search(r"mlflow_versions\s*=\s*\[([^]]*)\]", locals_tf).group(1))
+    own, previous = versions[0], versions[1:]
+    assert f"mlflow=={own} " in (REPO_ROOT / "docker" / "requirements-tracking.lock").read_text()
+    job = _workflow("release.yml")["jobs"]["images"]
+    tracking = [v for v in job["strategy"]["matrix"]["include"] if v["image"] == "tracking"]
+    assert sorted((v["mlflow"], v["suffix"], v["digest"]) for v in tracking) == sorted(
+        [("", "", "tracking")] + [(v, f"-mlflow{v}", f"tracking-{v}") for v in previous])
+    for version in previous:
+        assert (REPO_ROOT / "docker" / f"requirements-tracking-{version}.lock").is_file()
+    build = _step(job, "Build and push the image for amd64 and arm64")["with"]
+    assert build["build-args"] == "MLFLOW_VERSION=${{ matrix.mlflow }}"  # docker/Dockerfile-tracking's ARG
+    assert "ARG MLFLOW_VERSION=\n" in (REPO_ROOT / "docker" / "Dockerfile-tracking").read_text()
+    record = _step(job, "Record the digest")["run"]
+    assert 'digests/${{ matrix.digest }}"' in record  # the key images.json carries: the stack's lookup key
 
 
 def test_the_stack_default_registry_is_where_the_release_pushes():
