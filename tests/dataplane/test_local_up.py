@@ -161,7 +161,12 @@ def test_local_up_with_a_mysql_uri_and_an_s3_endpoint(tracking_stack, tmp_path, 
     (["--backend-store-uri", "mysql://u:p@h/db"], {}, "use the PyMySQL driver, mysql+pymysql://"),
     (["--backend-store-uri", "mlflow.db"], {}, "must be a database URI"),
     (["--port", "0"], {}, "--port must be between 1 and 65535"),
-], ids=["s3-endpoint-without-bucket", "s3-without-keys", "mysql-without-driver", "not-a-uri", "bad-port"])
+    (["--oci-endpoint", "http://127.0.0.1:9"], {}, "--oci-endpoint needs --artifacts-destination oci://"),
+    (["--artifacts-destination", "oci://bucket/prefix"], {}, "is oci://<bucket>@<namespace>/<prefix>"),
+    (["--artifacts-destination", "oci://bucket@ns/prefix"], {"OCI_CONFIG_FILE": "/nonexistent/config"},
+     "uses your API key from /nonexistent/config, which does not exist"),
+], ids=["s3-endpoint-without-bucket", "s3-without-keys", "mysql-without-driver", "not-a-uri", "bad-port",
+        "oci-endpoint-without-bucket", "oci-without-namespace", "oci-without-api-key"])
 def test_local_up_explains_bad_options(tmp_path, monkeypatch, capsys, args, env_extra, message):
     for name, value in env_extra.items():
         monkeypatch.setenv(name, value)

@@ -127,6 +127,10 @@ class Par:
         return ("Write" if write else "Read") in self.access_type
 
 
+class _Cut(Exception):
+    """The connection drops before an answer (a network failure mid-upload)."""
+
+
 class _Length:
     """Stands for a streamed body in the signature check: its length only (the body is not signed)."""
 
@@ -160,6 +164,7 @@ class InstanceCloud:
         self.transfers: list[tuple[str, str, str, int, int, int]] = []
         self.pars: dict[str, Par] = {}            # token -> PAR (and upload access URIs)
         self.api_keys: dict[str, tuple[object, str]] = {}  # keyId -> (public key, principal)
+        self.cut_parts: set[int] = set()          # part numbers whose upload through a PAR loses its connection
         self.directory = Path(tempfile.mkdtemp(prefix="ocifake-objects-"))
         self.tokens_issued = 0
         self.server = None
@@ -466,6 +471,8 @@ class _Handler(BaseHTTPRequestHandler):
             raise Refused(404, "NotFound", f"no fake for {self.command} {path}")
         except Refused as exc:
             self._json(exc.status, {"code": exc.code, "message": exc.message})
+        except _Cut:
+            self.close_connection = True
         finally:
             if upload is not None and upload.path.exists() and upload.path.parent.name == "incoming":
                 upload.path.unlink()  # refused: nothing kept
@@ -680,6 +687,8 @@ class _Handler(BaseHTTPRequestHandler):
             if record is None:
                 raise Refused(404, *NOT_FOUND_PAR)
             if method == "PUT" and tail:
+                if tail.isdigit() and int(tail) in self.cloud.cut_parts:
+                    raise _Cut()
                 return self._put_part(record, tail, body)
             if method == "POST" and not tail:
                 return self._commit(objects, record, par.upload_id, {n: p.md5 for n, p in record.parts.items()})

@@ -57,9 +57,12 @@ def register(subparsers) -> None:
     up.add_argument("--backend-store-uri", metavar="URI",
                     help="database instead of SQLite, e.g. mysql+pymysql://user:password@host:3306/mlflow")
     up.add_argument("--artifacts-destination", metavar="DEST",
-                    help="where artifacts go instead of STATE_DIR/data/artifacts, e.g. s3://bucket/mlflow")
+                    help="where artifacts go instead of STATE_DIR/data/artifacts, e.g. s3://bucket/mlflow or "
+                         "oci://bucket@namespace/mlflow (OCI Object Storage with your API key from ~/.oci/config)")
     up.add_argument("--s3-endpoint", metavar="URL",
                     help="S3-compatible endpoint for an s3:// destination (credentials from AWS_* variables)")
+    up.add_argument("--oci-endpoint", metavar="URL",
+                    help="Object Storage endpoint for an oci:// destination instead of your region's")
     up.add_argument("--no-serving", dest="serving", action="store_false", help="do not start the model endpoint")
     up.add_argument("--model-name", default="wine-quality", help="registered model to serve (default wine-quality)")
     up.add_argument("--model-alias", default="champion", help="alias to follow (default champion)")
@@ -152,7 +155,8 @@ def _up(args) -> int:
     endpoints = launcher.up(launcher.LocalOptions(
         state_dir=state_dir, listen_address=args.listen_address, tracking_port=args.port,
         serving_port=args.serving_port, backend_store_uri=args.backend_store_uri,
-        artifacts_destination=args.artifacts_destination, s3_endpoint=args.s3_endpoint, serving=args.serving,
+        artifacts_destination=args.artifacts_destination, s3_endpoint=args.s3_endpoint,
+        oci_endpoint=args.oci_endpoint, serving=args.serving,
         model_name=args.model_name, model_alias=args.model_alias, poll_seconds=args.poll_seconds,
         workers=args.workers, users=args.users, sso=_sso_options(args, launcher)))
     login = endpoints.credentials

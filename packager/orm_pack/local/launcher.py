@@ -37,6 +37,7 @@ class LocalOptions:
     backend_store_uri: str | None = None       # default: SQLite in the state directory
     artifacts_destination: str | None = None   # default: a directory in the state directory
     s3_endpoint: str | None = None
+    oci_endpoint: str | None = None            # Object Storage endpoint for an oci:// destination
     serving: bool = True
     model_name: str = "wine-quality"
     model_alias: str = "champion"
@@ -73,6 +74,20 @@ def validate(options: LocalOptions, env=os.environ) -> None:
             raise UserError(f"--s3-endpoint must be an http(s):// URL (got {options.s3_endpoint!r})")
         if not destination.startswith("s3://"):
             raise UserError("--s3-endpoint needs --artifacts-destination s3://<bucket>/<prefix>")
+    if options.oci_endpoint:
+        if not options.oci_endpoint.startswith(("http://", "https://")):
+            raise UserError(f"--oci-endpoint must be an http(s):// URL (got {options.oci_endpoint!r})")
+        if not destination.startswith("oci://"):
+            raise UserError("--oci-endpoint needs --artifacts-destination oci://<bucket>@<namespace>/<prefix>")
+    if destination.startswith("oci://"):
+        bucket, _, rest = destination[len("oci://"):].partition("@")
+        if not bucket or not rest.split("/", 1)[0]:
+            raise UserError(f"--artifacts-destination oci:// is oci://<bucket>@<namespace>/<prefix> (got {destination!r})")
+        config = Path(env.get("OCI_CONFIG_FILE") or Path.home() / ".oci" / "config").expanduser()
+        if not config.is_file():
+            raise UserError(f"an oci:// artifacts destination uses your API key from {config}, which does not exist: "
+                            "run `oci setup config`, or point OCI_CONFIG_FILE at your config (OCI_CONFIG_PROFILE "
+                            "picks a profile)")
     if destination.startswith("s3://") and not (env.get("AWS_ACCESS_KEY_ID") and env.get("AWS_SECRET_ACCESS_KEY")):
         raise UserError("an s3:// artifacts destination needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the "
                         "environment (for OCI Object Storage: a customer secret key)")
@@ -130,6 +145,17 @@ def users_env(users: str, login: creds.Credentials, state: StateDir, sso: SsoOpt
                      ("MLFLOW_OIDC_USER_GROUP", sso.user_group))
 
 
+def artifacts_env(options: LocalOptions) -> tuple[tuple[str, str], ...]:
+    """An oci:// destination on a laptop: the server signs with your API key (~/.oci/config, or
+    OCI_CONFIG_FILE and OCI_CONFIG_PROFILE from the environment), at --oci-endpoint when given."""
+    if not (options.artifacts_destination or "").startswith("oci://"):
+        return ()
+    settings = (("MLFLOW_OCI_AUTH", "api_key"),)
+    if options.oci_endpoint:
+        settings += (("MLFLOW_OCI_OBJECT_STORAGE_ENDPOINT", options.oci_endpoint),)
+    return settings
+
+
 def up(options: LocalOptions) -> LocalEndpoints:
     validate(options)
     state = StateDir(options.state_dir)
@@ -170,7 +196,7 @@ def up(options: LocalOptions) -> LocalEndpoints:
             s3_endpoint=options.s3_endpoint, workers=options.workers,
             # MLflow listens on loopback behind the proxy, which checks the password on every request:
             # it takes whatever name or address the proxy is reached by (as on the VMs).
-            allowed_hosts="*", extra_env=users_env(
+            allowed_hosts="*", extra_env=artifacts_env(options) + users_env(
                 options.users, login, state, options.sso, options.model_name if options.serving else None,
                 serving_login if serving_login is not login else None))), state.logs / "tracking.log")
         started.append(_record(tracking, f"http://127.0.0.1:{tracking_port}"))
