@@ -17,14 +17,13 @@ import pytest
 
 from dataplane.oke_nodes import OkeNodes
 from dataplane.trust import CA_FILE
-from dataplane.upgrade_data import ADMIN_PASSWORD, SOURCE, database_uri, forget_the_health_gates_scratch, mlflow_data
+from dataplane.upgrade_data import ADMIN_PASSWORD, SOURCE, database_uri, forget_the_health_gates_scratch, mlflow_data, start_cloud
 from harness.mariadb_backend import MariaDBBackend
 from okefake import install
 from okefake.kubelet import Kubelet
 from orm_pack.local import credentials
-from ormfake import ApiKey, ResourceManagerFake, write_oci_config
 from ormfake.containerengine import Cluster
-from ormfake.testing import COMPARTMENT, REGION, CliResult, cli_env
+from ormfake.testing import COMPARTMENT, CliResult, cli_env
 
 pytestmark = [pytest.mark.journey, pytest.mark.dataplane, pytest.mark.terraform]
 
@@ -37,10 +36,7 @@ IMAGES = "phx.ocir.io/upgradetest/oci-mlflow-tracking:0.9.0"
 
 @pytest.fixture
 def oke(tracker, s3, tmp_path):
-    key = ApiKey.generate()
-    config = write_oci_config(tmp_path / "oci", key, region=REGION)
-    fake = ResourceManagerFake(tmp_path / "fake", {key.key_id: key.public_key},
-                               compartments={COMPARTMENT, key.tenancy}).start()
+    fake, config = start_cloud(tmp_path)
     fake.add_cluster(Cluster(CLUSTER_ID, "us-phoenix-1", "203.0.113.10:6443"))
     backend = MariaDBBackend.start(tracker, tmp_path / "mysql")
     fake.add_secret(ADMIN_SECRET, backend.server.admin_password)

@@ -19,13 +19,12 @@ import pytest
 
 from dataplane.tracking_vm import TrackingVm
 from dataplane.trust import CA_FILE
-from dataplane.upgrade_data import ADMIN_PASSWORD, SOURCE, database_uri, forget_the_health_gates_scratch, mlflow_data
+from dataplane.upgrade_data import ADMIN_PASSWORD, SOURCE, database_uri, forget_the_health_gates_scratch, mlflow_data, start_cloud
 from harness.mariadb_backend import MariaDBBackend
 from harness.readme import block_starting, fill
 from harness.terminal import run_in_terminal
 from orm_pack.local import credentials
-from ormfake import ApiKey, ResourceManagerFake, write_oci_config
-from ormfake.testing import COMPARTMENT, REGION, CliResult, cli_env
+from ormfake.testing import COMPARTMENT, CliResult, cli_env
 
 pytestmark = [pytest.mark.journey, pytest.mark.dataplane, pytest.mark.terraform]
 
@@ -34,10 +33,7 @@ STACK = "mlflow-upgrade"
 
 @pytest.fixture
 def cloud(tracker, s3, tmp_path):
-    key = ApiKey.generate()
-    config = write_oci_config(tmp_path / "oci", key, region=REGION)
-    fake = ResourceManagerFake(tmp_path / "fake", {key.key_id: key.public_key},
-                               compartments={COMPARTMENT, key.tenancy}).start()
+    fake, config = start_cloud(tmp_path)
     home = tmp_path / "home"
     home.mkdir()
     login = credentials.generate("mlflow")

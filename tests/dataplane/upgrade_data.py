@@ -8,7 +8,8 @@ from urllib.parse import quote
 from dataplane.stacks import DB_PASSWORD
 from dataplane.trust import CA_FILE
 from harness.tools import older_mlflow
-from ormfake.testing import TESTS_DIR, cli_env
+from ormfake import ApiKey, ResourceManagerFake, write_oci_config
+from ormfake.testing import COMPARTMENT, REGION, TESTS_DIR, cli_env
 
 SOURCE = TESTS_DIR / "orm" / "fixtures" / "stack-upgrade"
 ADMIN_PASSWORD = "Upgrade-Admin-Passw0rd#1"
@@ -39,3 +40,13 @@ def forget_the_health_gates_scratch(backend) -> None:
         cursor.execute(f"DELETE FROM runs WHERE experiment_id IN ({scratch})")
         cursor.execute(f"DELETE FROM experiment_tags WHERE experiment_id IN ({scratch})")
         cursor.execute("DELETE FROM experiments WHERE name LIKE 'orm-pack-doctor-%%'")
+
+
+def start_cloud(tmp_path):
+    """The Resource Manager fake (with the MySQL, Run Command, Container Engine and Vault APIs beside it) and an OCI
+    config whose key it trusts: (fake, config file)."""
+    key = ApiKey.generate()
+    config = write_oci_config(tmp_path / "oci", key, region=REGION)
+    fake = ResourceManagerFake(tmp_path / "fake", {key.key_id: key.public_key},
+                               compartments={COMPARTMENT, key.tenancy}).start()
+    return fake, config

@@ -27,11 +27,7 @@ def register(subparsers) -> None:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--settings", metavar="FILE", help=f"the stack's {settings.OUTPUT} output as a JSON file "
                         "(default: read it from the stack's last apply)")
-    common.add_argument("--kubectl", metavar="PATH", help="kubectl to use (default: the one on PATH)")
-    common.add_argument("--kubeconfig", metavar="FILE", help="where to write the cluster's kubeconfig (default "
-                        "~/.kube/<stack name>-oke.yaml; your ~/.kube/config is not touched)")
-    common.add_argument("--container-engine-endpoint", metavar="URL", help="Container Engine endpoint URL "
-                        "(default: the region's)")
+    add_cluster_access(common)
     common.add_argument("--timeout", type=float, default=900, metavar="SECONDS",
                         help="longest wait for the migrations, each rollout and the load balancer (default 900)")
     parents = [_shared.auth_parent(), _shared.stack_parent(False), common]
@@ -54,6 +50,15 @@ def register(subparsers) -> None:
                             "destroy`: a load balancer left in the stack's subnet stops the subnet's deletion.")
     p.set_defaults(func=_run_delete)
     parser.set_defaults(func=lambda args: parser.print_help() or ExitCode.USAGE)
+
+
+def add_cluster_access(parser) -> None:
+    """How orm-pack reaches the cluster (kube_for): `oke deploy|delete` and `upgrade` on OKE."""
+    parser.add_argument("--kubectl", metavar="PATH", help="kubectl to use (default: the one on PATH)")
+    parser.add_argument("--kubeconfig", metavar="FILE", help="where to write the cluster's kubeconfig (default "
+                        "~/.kube/<stack name>-oke.yaml; your ~/.kube/config is not touched)")
+    parser.add_argument("--container-engine-endpoint", metavar="URL", help="Container Engine endpoint URL "
+                        "(default: the region's)")
 
 
 # ------------------------------------------------------------------ inputs

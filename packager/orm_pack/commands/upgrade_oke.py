@@ -2,7 +2,7 @@
 (orm_pack.oke.upgrade_runtime) made from the stack's outputs, as `orm-pack oke deploy` makes its cluster access."""
 from __future__ import annotations
 
-from orm_pack.commands.oke import kube_for
+from orm_pack.commands.oke import add_cluster_access, kube_for
 from orm_pack.deploy import workflows
 from orm_pack.errors import ExitCode, UserError
 from orm_pack.oke import admin_password, kubectl, manifests, settings
@@ -16,10 +16,7 @@ def add_arguments(parser) -> None:
     group = parser.add_argument_group("on OKE (deployment_target = oke)")
     group.add_argument("--image", metavar="IMAGE", help="the target version's tracking image (default: this "
                        "release's in the stack's container_registry)")
-    group.add_argument("--kubectl", metavar="PATH", help="kubectl to use (default: the one on PATH)")
-    group.add_argument("--kubeconfig", metavar="FILE", help="where to write the cluster's kubeconfig (default "
-                       "~/.kube/<stack name>-oke.yaml)")
-    group.add_argument("--container-engine-endpoint", metavar="URL", help="Container Engine endpoint URL")
+    add_cluster_access(group)
     group.add_argument("--secrets-endpoint", metavar="URL", help="Vault secret retrieval endpoint URL (the MySQL "
                        "administrator's password, read with your key, for the plan and migrate Jobs)")
     group.add_argument("--oke-timeout", type=float, default=OKE_TIMEOUT_SECONDS, metavar="SECONDS",
