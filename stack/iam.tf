@@ -4,7 +4,8 @@
 #   tracking  takes the commands sent to it by Run Command (orm-pack upgrade), and only those;
 #             reads its secrets (MySQL admin, MLflow DB user, login, S3 key with artifact_store = "s3",
 #             with sso the identity domain application's two, by name in the stack's vault) and manages
-#             objects in the artifact bucket (artifact_store = "oci")
+#             objects in the artifact bucket (artifact_store = "oci"), and its pre-authenticated
+#             requests (PAR_MANAGE only), which hand clients one object for a short while
 #             (with per-person or sso also serving-login and notebook-login: it sets those users' passwords)
 #   serving   with mlflow_users = "shared": the login secret (to talk to the tracking server and to guard
 #             its own endpoint); with per-person or sso: its own serving-login alone (its proxy asks the
@@ -83,6 +84,10 @@ locals {
       join(", ", [for name in sort(values(local.sso_secret_names)) : "target.secret.name = '${name}'"]))] : [],
       contains(["tracking", "workers"], role) && var.artifact_store == "oci" ? [
         "Allow ${local.iam_subjects[role]} to manage objects in compartment id ${var.compartment_ocid} where target.bucket.name = '${local.bucket_name}'",
+        # Pre-authenticated requests for this bucket alone (PAR_MANAGE, of `manage buckets`, and no other
+        # permission of it): the tracking server hands a client short-lived PARs for one object so large
+        # artifacts go to and from Object Storage directly (docker/lib/mlflow_oci/artifacts.py).
+        "Allow ${local.iam_subjects[role]} to manage buckets in compartment id ${var.compartment_ocid} where all {target.bucket.name = '${local.bucket_name}', request.permission = 'PAR_MANAGE'}",
       ] : [],
       # TLS (tls.tf): its own certificate with the private key, that bundle type alone; the CA's certificate;
       # and the secret that holds its certificate's OCID, by the name the stack gave it.

@@ -3,7 +3,10 @@
 OCI policy syntax (IAM docs, "Policy Syntax" and the Vault and Object Storage policy references):
 `Allow <subject> to <verb> <resource-type> in compartment id <ocid> where <conditions>`, a subject
 `dynamic-group id <ocid>` or `dynamic-group <name>`; `read secret-bundles` is what reading a secret's
-value needs and takes `target.secret.id`; `manage objects` takes `target.bucket.name`. A dynamic group's
+value needs and takes `target.secret.id`; `manage objects` takes `target.bucket.name`. Creating,
+reading and deleting a bucket's pre-authenticated requests needs PAR_MANAGE on the bucket (Object Storage,
+"Pre-Authenticated Requests", Required Permissions), a permission of `manage buckets`; a statement
+narrowed to it names `request.permission = 'PAR_MANAGE'` with the bucket (IAM, "Conditions"). A dynamic group's
 matching rule `ALL {instance.id = '<ocid>'}` matches that one instance, `ALL {resource.type =
 'datasciencenotebooksession', resource.id = '<ocid>'}` that one notebook session (its resource principal).
 Data Science attaches a session to a customer subnet only with `Allow service datascience to use
@@ -38,6 +41,7 @@ SECRET_BY_NAME = re.compile(r"^any \{(target\.secret\.name = '[^']+'(, )?)+\}$")
 LEAF_CONDITION = re.compile(r"^all \{target\.leaf-certificate\.id = '([^']+)', "
                             r"target\.leaf-certificate\.bundle-type = 'CERTIFICATE_CONTENT_WITH_PRIVATE_KEY'\}$")
 CA_CONDITION = re.compile(r"^target\.certificate-authority\.id = '([^']+)'$")
+PAR_CONDITION = re.compile(r"^all \{target\.bucket\.name = '([^']+)', request\.permission = 'PAR_MANAGE'\}$")
 
 
 def resources(plan: dict, type_name: str) -> dict:
@@ -109,6 +113,11 @@ def grants(statements: list, subjects: dict, compartment: str) -> dict:
             ca = CA_CONDITION.match(where)
             assert ca, statement
             targets = {ca[1]}
+        elif m["resource"] == "buckets":
+            # the bucket's pre-authenticated requests alone, never the rest of `manage buckets`
+            par = PAR_CONDITION.match(where)
+            assert par, f"buckets: {statement}"
+            targets = {par[1]}
         else:
             assert re.fullmatch(r"target\.bucket\.name = '[^']+'", where), statement
             targets = set(re.findall(r"'([^']+)'", where))
@@ -130,6 +139,8 @@ def expected_grants(facts: dict, roles, artifact_store: str) -> dict:
     if artifact_store == "oci":
         expected["tracking"][("manage", "objects")] = {facts["bucket"]}
         expected["workers"][("manage", "objects")] = {facts["bucket"]}
+        expected["tracking"][("manage", "buckets")] = {facts["bucket"]}  # PAR_MANAGE only
+        expected["workers"][("manage", "buckets")] = {facts["bucket"]}
     # each VM: its own certificate with the private key, the CA's, and the secret naming its certificate
     for role, certificate in facts["certificates"].items():
         expected[role][("read", "secret-bundles")] = expected[role][("read", "secret-bundles")] | {facts["tls_names"][role]}
@@ -225,6 +236,10 @@ def test_a_wider_statement_is_caught():
                 f"target.leaf-certificate.id = 'a'"], subjects, compartment)
     with pytest.raises(AssertionError, match="not a scoped statement"):
         grants([f"Allow {ours} to read leaf-certificate-bundles in compartment id {compartment}"], subjects, compartment)
+    # every permission of `manage buckets` (delete the bucket, change its policy), not its PARs only
+    with pytest.raises(AssertionError, match="buckets"):
+        grants([f"Allow {ours} to manage buckets in compartment id {compartment} where target.bucket.name = 'b'"],
+               subjects, compartment)
     # Run Command for every instance of the compartment, not the VM's own commands only
     with pytest.raises(AssertionError, match="instance-agent-command-execution-family"):
         grants([f"Allow {ours} to use instance-agent-command-execution-family in compartment id {compartment} where "

@@ -251,7 +251,7 @@ def test_the_nodes_may_do_what_the_tracking_vm_may_but_read_the_mysql_admin_secr
     # ...nor Run Command, which is the tracking VM's (orm-pack upgrade sends it its checks; pods have no agent)
     tracking = [s for s in grants(deployed("default"), "tracking")
                 if "certificate" not in s and "mlflow-tls-" not in s and "instance-agent-command" not in s]
-    assert len(workers) == 2 and "'mysql-admin'" not in workers[0] and "'mysql-admin'" in tracking[0]
+    assert len(workers) == 3 and "'mysql-admin'" not in workers[0] and "'mysql-admin'" in tracking[0]
     assert workers == [tracking[0].replace("target.secret.id = 'mysql-admin', ", ""), *tracking[1:]]
     settings = oke.outputs["oke_deploy_settings"]
     assert [s for s in every if "certificate" in s] == [
