@@ -32,7 +32,7 @@ import pymysql
 
 # docker/lib beside this directory, as in the image (/opt/mlflow/lib) and the repository.
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "lib"))
-from mlflow_oci import migration_journal, schema_checks  # noqa: E402
+from mlflow_oci import indexes, migration_journal, schema_checks  # noqa: E402
 from mlflow_oci.mysql_ddl import (  # noqa: E402,F401  (tests use them here)
     PrimaryKeySwapMerger,
     install_statement_rewrites,
@@ -280,6 +280,7 @@ def bring_schema_to_head(uri: str, wait_seconds: int = 3600) -> str:
                                     "(`orm-pack upgrade` does, when its health gate fails)")
             current = None if empty else db_utils._get_schema_version(engine)
             if current == head:
+                add_indexes(engine, None, head, mlflow.__version__)
                 return head
             if not empty:
                 with engine.connect() as connection:
@@ -312,11 +313,34 @@ def bring_schema_to_head(uri: str, wait_seconds: int = 3600) -> str:
                                     f"(journal: table {migration_journal.JOURNAL}); restore the backup taken "
                                     "before the upgrade") from exc
             migration_journal.finish(engine, entry, "DONE")
+            add_indexes(engine, entry, head, mlflow.__version__)
             return db_utils._get_schema_version(engine)
     except migration_journal.MigrationBlocked as exc:
         raise SettingsError(str(exc)) from None
     finally:
         engine.dispose()
+
+
+def add_indexes(engine, entry: int | None, revision: str, mlflow_version: str) -> None:
+    """The project's indexes (mlflow_oci.indexes) that are missing, after MLflow's migrations and under their lock;
+    journaled in the migration's entry, or in an entry of their own (revision -> revision) when nothing migrated.
+    A failure is logged and the server starts without them: they make pages faster, nothing depends on them."""
+    import sqlalchemy
+
+    try:
+        with engine.connect() as connection:
+            detail = indexes.ensure(connection, engine.url.database, log)
+    except sqlalchemy.exc.SQLAlchemyError as exc:
+        log(f"WARNING: the project's indexes were not added ({getattr(exc, 'orig', None) or exc}); pages of large "
+            "experiments stay slow, the next start tries again")
+        return
+    if not detail:
+        return
+    log(detail)
+    if entry is None:
+        migration_journal.record(engine, revision, revision, mlflow_version, "DONE", detail)
+    else:
+        migration_journal.finish(engine, entry, "DONE", detail)
 
 
 def main(argv: list[str]) -> int:

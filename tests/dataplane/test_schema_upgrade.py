@@ -223,3 +223,67 @@ def test_the_plan_names_the_pending_revisions_and_what_they_do(mariadb):
     assert steps["a5b4c3d2e1f0"]["tables"] == ["metrics"]
     assert "slow: CREATE INDEX index_metrics_run_uuid_key_step ON metrics" in result.stderr  # the whole plan, logged
     assert revision_of(older) == "c3d6457b6d8a"
+
+
+# The indexes the project adds to MLflow's tables for the UI's queries on large experiments (mlflow_oci.indexes;
+# benchmarks/bench_large_data_runs.py measures them): table, index -> columns.
+PROJECT_INDEXES = {
+    ("runs", "mlflow_oci_runs_experiment_stage_start"): ("experiment_id", "lifecycle_stage", "start_time"),
+    ("model_versions", "mlflow_oci_model_versions_run_id"): ("run_id",),
+}
+
+
+def project_indexes(engine) -> dict[tuple[str, str], tuple[str, ...]]:
+    with engine.connect() as connection:
+        rows = connection.exec_driver_sql(
+            "SELECT TABLE_NAME, INDEX_NAME, COLUMN_NAME FROM information_schema.STATISTICS "
+            "WHERE TABLE_SCHEMA = DATABASE() AND INDEX_NAME LIKE 'mlflow\\_oci\\_%%' "
+            "ORDER BY TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX").fetchall()
+    found: dict[tuple[str, str], tuple[str, ...]] = {}
+    for table, index, column in rows:
+        found[(table, index)] = (*found.get((table, index), ()), column)
+    return found
+
+
+def journal_details(engine) -> list[str]:
+    with engine.connect() as connection:
+        return [row[0] for row in connection.exec_driver_sql("SELECT detail FROM mlflow_oci_upgrades ORDER BY id")]
+
+
+def test_a_fresh_install_and_an_upgrade_get_the_project_indexes(mariadb):
+    """init_db.py adds the indexes after MLflow's migrations: on an empty database, on one upgraded from 3.16, and on
+    one already at MLflow's head without them (a deployment of an earlier release of this project); once."""
+    fresh = _fresh(mariadb, "mlflow_idx_fresh")
+    made = run_init_db(init_db_env(mariadb, "mlflow_idx_fresh"))
+    assert made.returncode == 0, made.stderr
+    assert project_indexes(fresh) == PROJECT_INDEXES
+    assert journal(fresh) == [(None, head(), "DONE")]
+    assert "indexes added: runs.mlflow_oci_runs_experiment_stage_start" in journal_details(fresh)[-1]
+
+    upgraded = database_at(mariadb, "mlflow_idx_upgrade", HEAD_316)
+    assert project_indexes(upgraded) == {}
+    migrated = run_init_db(init_db_env(mariadb, "mlflow_idx_upgrade"))
+    assert migrated.returncode == 0, migrated.stderr
+    assert project_indexes(upgraded) == PROJECT_INDEXES
+    assert journal(upgraded) == [(HEAD_316, head(), "DONE")]
+    assert "adding index mlflow_oci_model_versions_run_id on model_versions" in migrated.stderr
+
+    # At MLflow's head without them, as an earlier release of the project left it: the next start adds them,
+    # in an entry of their own, and the one after finds nothing to do (in this process, to keep the test short).
+    lib_on_path()
+    from mlflow_oci import indexes
+
+    sys.path.insert(0, str(INIT_DB.parent))
+    try:
+        import init_db
+    finally:
+        sys.path.remove(str(INIT_DB.parent))
+    with fresh.connect() as connection:
+        for index in indexes.INDEXES:
+            assert indexes.drop(connection, "mlflow_idx_fresh", index)
+    assert project_indexes(fresh) == {}
+    assert init_db.bring_schema_to_head(uri(mariadb, "mlflow_idx_fresh")) == head()
+    assert project_indexes(fresh) == PROJECT_INDEXES
+    assert journal(fresh) == [(None, head(), "DONE"), (head(), head(), "DONE")]
+    assert init_db.bring_schema_to_head(uri(mariadb, "mlflow_idx_fresh")) == head()
+    assert len(journal(fresh)) == 2

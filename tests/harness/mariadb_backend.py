@@ -64,7 +64,8 @@ class MariaDBBackend:
                    f"--user={self.server.admin_user}", "--ssl", f"--ssl-ca={self.server.ca_file}", *args]
         env = {**os.environ, "MYSQL_PWD": self.server.admin_password}
         kwargs.setdefault("stdout", subprocess.PIPE)
-        result = subprocess.run(command, env=env, stderr=subprocess.PIPE, timeout=300, **kwargs)
+        kwargs.setdefault("timeout", 300)
+        result = subprocess.run(command, env=env, stderr=subprocess.PIPE, **kwargs)
         if result.returncode != 0:
             stderr = result.stderr.decode(errors="replace") if isinstance(result.stderr, bytes) else result.stderr
             raise RuntimeError(f"{program} exited with status {result.returncode}: {stderr.strip()}")
@@ -88,12 +89,18 @@ class MariaDBBackend:
                 statements += [row[0] for row in cursor.fetchall()]
         return "".join(f"{statement};\n" for statement in statements)
 
-    def snapshot(self, path: Path) -> None:
+    def snapshot(self, path: Path, timeout: float = 300) -> None:
         databases = self.databases()
         with open(path, "wb") as out:
             if databases:
-                self._client("mariadb-dump", "--single-transaction", "--routines", "--databases", *databases, stdout=out)
+                self._client("mariadb-dump", "--single-transaction", "--routines", "--databases", *databases, stdout=out,
+                             timeout=timeout)
             out.write(b"\n-- accounts\n" + self.accounts().encode())
+
+    def load(self, path: Path, timeout: float = 300) -> None:
+        """A snapshot's databases and accounts, into this server."""
+        with open(path, "rb") as dump:
+            self._client("mariadb", stdin=dump, timeout=timeout)
 
     def restore(self, path: Path) -> "MariaDBBackend":
         number = 1
@@ -101,8 +108,7 @@ class MariaDBBackend:
             number += 1
         restored = MariaDBBackend.start(self.tracker, self.workdir.parent / f"{self.workdir.name}-restored-{number}",
                                         self.extra_args)
-        with open(path, "rb") as dump:
-            restored._client("mariadb", stdin=dump)
+        restored.load(path)
         return restored
 
     def stop(self) -> None:
