@@ -101,8 +101,15 @@ def test_an_interrupted_upload_is_aborted_and_leaves_no_parts(laptop, artifacts,
     created = repository.create_multipart_upload(str(local), 3)
     put_parts(created, parts_of(local.read_bytes())[:2])
     assert len(cloud.part_files()) == 2 and len(cloud.uploads) == 1
+    # the upload started through the PAR is an ordinary one: the API lists it and its parts
+    [listed] = repository.client.list_multipart_uploads("fakens", BUCKET).data
+    assert listed.object == "runs/1/big.bin" and created.upload_id.startswith(listed.upload_id)
+    listed_parts = repository.client.list_multipart_upload_parts("fakens", BUCKET, "runs/1/big.bin",
+                                                                 listed.upload_id).data
+    assert [(p.part_number, p.size) for p in listed_parts] == [(1, PART), (2, PART)]
     repository.abort_multipart_upload(str(local), created.upload_id)
     assert cloud.uploads == {} and cloud.part_files() == [] and cloud.pars == {}
+    assert repository.client.list_multipart_uploads("fakens", BUCKET).data == []
     assert "runs/1/big.bin" not in cloud.buckets[BUCKET] and "runs/1/big.bin" in cloud.aborts
     assert requests.put(created.credentials[2].url, data=b"x", timeout=30).status_code == 404
 

@@ -91,13 +91,40 @@ class Grants:
 
 @dataclass
 class StoredObject:
-    """An object's bytes, in a file of the fake's directory."""
+    """An object's bytes, in a file of the fake's directory; a committed multipart upload keeps its parts'
+    files (`parts`, in order: a commit costs no copy, as OCI's does not) and has no MD5 of the whole."""
     path: Path
     size: int
-    md5: str                 # hex MD5 of the bytes (also the ETag)
+    md5: str | None          # hex MD5 of the bytes (also the ETag); None for a multipart object
+    parts: tuple = ()        # the part files of a multipart object, in order
+    etag: str = ""
+
+    @property
+    def files(self) -> list[Path]:
+        return list(self.parts) or [self.path]
 
     def read(self) -> bytes:
-        return self.path.read_bytes()
+        return b"".join(f.read_bytes() for f in self.files)
+
+    def stream(self, start: int, length: int):
+        """`length` bytes from offset `start`, in chunks of at most 1 MiB."""
+        for file in self.files:
+            size = file.stat().st_size
+            if start >= size:
+                start -= size
+                continue
+            with open(file, "rb") as source:
+                source.seek(start)
+                start = 0
+                while length > 0 and (chunk := source.read(min(length, 1 << 20))):
+                    length -= len(chunk)
+                    yield chunk
+            if length <= 0:
+                return
+
+    def delete(self) -> None:
+        for file in self.files:
+            file.unlink(missing_ok=True)
 
 
 @dataclass
@@ -551,7 +578,10 @@ class _Handler(BaseHTTPRequestHandler):
         target.parent.mkdir(exist_ok=True)
         os.replace(upload.path, target)
         with self.cloud.lock:
+            previous = objects.get(name)
             objects[name] = StoredObject(target, upload.size, upload.md5)
+        if previous:
+            previous.delete()
         return self._send(200, b"", headers={"etag": upload.md5, "opc-content-md5": _b64(upload.md5)})
 
     def _read_object(self, objects: dict, bucket_name: str, name: str):
@@ -561,7 +591,7 @@ class _Handler(BaseHTTPRequestHandler):
             raise Refused(404, "ObjectNotFound", f"The object '{name}' was not found in the bucket '{bucket_name}'")
         if self.command == "DELETE":
             with self.cloud.lock:
-                objects.pop(name).path.unlink(missing_ok=True)
+                objects.pop(name).delete()
             return self._send(204, b"")
         self._send_file(objects[name])
 
@@ -595,23 +625,28 @@ class _Handler(BaseHTTPRequestHandler):
             stored = record.parts.get(number)
             if stored is None or stored.md5 != etag.strip('"'):
                 raise Refused(400, "InvalidParameter", f"part {number} is missing or its etag differs")
+        # the committed parts become the object, the others go (OCI keeps only the parts a commit names)
         target = self.cloud.directory / "objects" / uuid.uuid4().hex
         target.parent.mkdir(exist_ok=True)
-        digest, whole = hashlib.md5(), hashlib.md5()
-        with open(target, "wb") as out:
-            for number in sorted(etags):
-                digest.update(bytes.fromhex(record.parts[number].md5))
-                with open(record.parts[number].path, "rb") as part:
-                    while chunk := part.read(8 << 20):
-                        whole.update(chunk)
-                        out.write(chunk)
+        os.replace(record.directory, target)
+        digest = hashlib.md5()
+        files = []
+        for number in sorted(etags):
+            digest.update(bytes.fromhex(record.parts[number].md5))
+            files.append(target / record.parts[number].path.name)
+        for number in set(record.parts) - set(etags):
+            (target / record.parts[number].path.name).unlink(missing_ok=True)
+        etag = uuid.uuid4().hex
         with self.cloud.lock:
-            objects[record.name] = StoredObject(target, target.stat().st_size, whole.hexdigest())
+            previous = objects.get(record.name)
+            objects[record.name] = StoredObject(target, sum(record.parts[n].size for n in etags), None,
+                                                tuple(files), etag)
             self.cloud.commits.append((record.name, len(etags)))
             self.cloud.uploads.pop(upload_id, None)
-        shutil.rmtree(record.directory, ignore_errors=True)
+        if previous:
+            previous.delete()
         multipart_md5 = f"{base64.b64encode(digest.digest()).decode()}-{len(etags)}"
-        return self._send(200, b"", headers={"etag": uuid.uuid4().hex, "opc-multipart-md5": multipart_md5})
+        return self._send(200, b"", headers={"etag": etag, "opc-multipart-md5": multipart_md5})
 
     def _abort(self, record: Upload, upload_id: str):
         with self.cloud.lock:
@@ -724,7 +759,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send_file(self, stored: StoredObject) -> None:
         start, end, status = 0, stored.size - 1, 200
-        headers = {"etag": stored.md5, "content-md5": _b64(stored.md5), "accept-ranges": "bytes"}
+        headers = {"etag": stored.md5 or stored.etag, "accept-ranges": "bytes"}
+        if stored.md5:
+            headers["content-md5"] = _b64(stored.md5)
         match = re.fullmatch(r"bytes=(\d*)-(\d*)", self.headers.get("range", "") or "")
         if match and stored.size and (match.group(1) or match.group(2)):
             if match.group(1):
@@ -736,7 +773,7 @@ class _Handler(BaseHTTPRequestHandler):
                 raise Refused(416, "InvalidRange", f"bytes {start}-{end} of {stored.size}")
             status = 206
             headers["content-range"] = f"bytes {start}-{end}/{stored.size}"
-            del headers["content-md5"]
+            headers.pop("content-md5", None)
         self._status = status
         self._log()
         self.send_response(status)
@@ -750,14 +787,8 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command == "HEAD":
             return
         try:
-            with open(stored.path, "rb") as source:
-                source.seek(start)
-                while length > 0:
-                    chunk = source.read(min(length, 1 << 20))
-                    if not chunk:
-                        break
-                    self.wfile.write(chunk)
-                    length -= len(chunk)
+            for chunk in stored.stream(start, length):
+                self.wfile.write(chunk)
         except (BrokenPipeError, ConnectionResetError):
             pass
 
