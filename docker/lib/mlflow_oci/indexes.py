@@ -23,7 +23,7 @@ class Index:
     columns: tuple[str, ...]
     serves: str
     # MLflow's index that InnoDB drops when this one is added, as this one then serves its foreign key (the
-    # index InnoDB made for the key itself): dropping this one puts that one back.
+    # index InnoDB made for the key itself; one a dump re-created stays): dropping this one puts it back if gone.
     takes_over: str | None = None
 
     def ddl(self) -> str:
@@ -82,11 +82,14 @@ def ensure(connection, database: str, log=print) -> str:
 def drop(connection, database: str, index: Index) -> bool:
     """Removes one of the project's indexes if it is there (benchmarks, tests, a rollback by hand), putting back
     the foreign key's own index it took over, in the same statement; returns whether it was there."""
-    there = connection.exec_driver_sql(
-        "SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s "
-        "AND INDEX_NAME = %s", (database, index.table, index.name)).scalar()
-    if not there:
+    def there(name: str) -> bool:
+        return bool(connection.exec_driver_sql(
+            "SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s "
+            "AND INDEX_NAME = %s", (database, index.table, name)).scalar())
+
+    if not there(index.name):
         return False
-    restore = f"ADD INDEX `{index.takes_over}` (`{index.columns[0]}`), " if index.takes_over else ""
+    restore = (f"ADD INDEX `{index.takes_over}` (`{index.columns[0]}`), "
+               if index.takes_over and not there(index.takes_over) else "")
     connection.exec_driver_sql(f"ALTER TABLE `{index.table}` {restore}DROP INDEX `{index.name}`")
     return True
