@@ -1,12 +1,15 @@
 """What each way of logging in costs the tracking server, per request, on one replica (1 worker, MariaDB, moto):
 
   none      MLFLOW_AUTH=proxy: MLflow checks nobody (the proxy's one login guards the door)
-  basic     MLFLOW_AUTH=mlflow: MLflow's own users, a password on every request (MLflow's check)
+  basic     MLFLOW_AUTH=mlflow: MLflow's own users, a password on every request, checked once per replica
+            process and then trusted for MLFLOW_OCI_PASSWORD_CACHE_SECONDS (30 by default; MLflow's
+            credential cache, docker/lib/mlflow_oci/auth_ini.py)
+  basic0    the same with MLFLOW_OCI_PASSWORD_CACHE_SECONDS=0: MLflow's scrypt check on every request
   bearer    MLFLOW_AUTH=oidc: a token from the provider on every request, verified by
             docker/lib/mlflow_oci/oidc_auth.py against the provider's JWKS (fetched once, then cached)
   session   MLFLOW_AUTH=oidc: the signed session cookie a browser holds after signing in
-  basic*    MLFLOW_AUTH=oidc: a password again, through oidc_auth.py, which keeps the answer for the request
-            (MLflow asks its authorization function several times per request)
+  basic*    MLFLOW_AUTH=oidc: a password again, through oidc_auth.py (which keeps the answer for the request:
+            MLflow asks its authorization function several times per request) and the same credential cache
 
 Every request is GET experiments/get of an experiment the caller may only read (a non-admin, so MLflow's
 permission check runs too), sent straight to the replica (no proxy, no TLS), so the differences are the
@@ -39,6 +42,7 @@ from harness.tools import find_binary  # noqa: E402
 USERS_ENV = (("MLFLOW_AUTH", "mlflow"), ("MLFLOW_AUTH_ADMIN_USERNAME", ADMIN[0]), ("MLFLOW_AUTH_ADMIN_PASSWORD", ADMIN[1]),
              ("MLFLOW_AUTH_DEFAULT_PERMISSION", "READ"),
              ("MLFLOW_FLASK_SERVER_SECRET_KEY", "one-key-for-every-replica-0123456789"))
+UNCACHED = ("MLFLOW_OCI_PASSWORD_CACHE_SECONDS", "0")
 READER = ("reader", "Reader-login-Passw0rd-2026")
 PATH = "/api/2.0/mlflow/experiments/get"
 
@@ -99,7 +103,12 @@ def logins(mode: str, url: str, provider: Provider) -> list[tuple[str, str, dict
         return [("none", "MLFLOW_AUTH=proxy: no login", {})]
     if mode == "mlflow":
         create_reader(url)
-        return [("basic", "MLFLOW_AUTH=mlflow: MLflow user, Authorization: Basic", {"auth": READER})]
+        return [("basic", "MLFLOW_AUTH=mlflow: MLflow user, Authorization: Basic (checked once, then trusted 30 s)",
+                 {"auth": READER})]
+    if mode == "mlflow0":
+        create_reader(url)
+        return [("basic0", "MLFLOW_AUTH=mlflow: the same, checked on every request (MLFLOW_OCI_PASSWORD_CACHE_SECONDS=0)",
+                 {"auth": READER})]
     create_reader(url)
     return [("bearer", "MLFLOW_AUTH=oidc: the provider's token, Authorization: Bearer",
              {"headers": {"Authorization": f"Bearer {provider.id_token('u-bob')}"}}),
@@ -163,7 +172,8 @@ def main() -> None:
             mariadb = start_mariadb(tracker, mariadb_binaries, root / "mariadb", extra_args=["--innodb-force-primary-key=ON"])
             s3 = start_moto(tracker, moto_server, root / "moto")
             cases = []   # (label, meaning, replica URL, login)
-            for mode, env in (("proxy", ()), ("mlflow", USERS_ENV), ("oidc", sso_env(provider.url))):
+            for mode, env in (("proxy", ()), ("mlflow", USERS_ENV), ("mlflow0", (*USERS_ENV, UNCACHED)),
+                              ("oidc", sso_env(provider.url))):
                 replica = start_tracking_replica(tracker, mariadb, s3, root, mode, database=f"bench_auth_{mode}",
                                                  s3_prefix=f"bench-auth-{mode}", extra_env=env)
                 cases += [(label, meaning, replica.url, login) for label, meaning, login in logins(mode, replica.url, provider)]
@@ -180,6 +190,9 @@ def main() -> None:
     for label, meaning, latencies, rate in rows:
         print(f"{label:<8} {len(latencies):>4} {percentile(latencies, 0.5):7.2f} {percentile(latencies, 0.95):7.2f} "
               f"{statistics.fmean(latencies):8.2f} {rate:7.1f}  {meaning}")
+    rates = {label: rate for label, _, _, rate in rows}
+    print(f"passwords against bearer tokens, req/s: basic {rates['basic'] / rates['bearer']:.0%}, "
+          f"basic* {rates['basic*'] / rates['bearer']:.0%}, basic0 {rates['basic0'] / rates['bearer']:.0%}")
     print(f"in process, the function's own check: bearer token {bearer_us:.0f} µs (signature, issuer, audience, expiry, "
           f"groups; JWKS cached), session cookie {session_us:.0f} µs")
     leftovers = tracker.leftovers()

@@ -4,6 +4,7 @@ that share one MariaDB, behind the auth proxy passing logins on (PROXY_AUTH=upst
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,10 @@ ADMIN_AUTH = (ADMIN.username, ADMIN.password)
 SERVING = credentials.Credentials("mlflow-serving", "Serving-login-Passw0rd-2026")
 NOTEBOOK = credentials.Credentials("mlflow-notebook", "Notebook-login-Passw0rd-2026")
 SERVED_MODEL = "wine-quality"
+# How long a replica trusts a password it checked, here (the product's default: 30 s, at most 60).
+PASSWORD_CACHE_SECONDS = 6
 AUTH_ENV = (("MLFLOW_AUTH", "mlflow"), ("MLFLOW_AUTH_ADMIN_USERNAME", ADMIN.username),
+            ("MLFLOW_OCI_PASSWORD_CACHE_SECONDS", str(PASSWORD_CACHE_SECONDS)),
             ("MLFLOW_AUTH_ADMIN_PASSWORD", ADMIN.password), ("MLFLOW_AUTH_DEFAULT_PERMISSION", "READ"),
             ("MLFLOW_FLASK_SERVER_SECRET_KEY", "one-key-for-every-replica-0123456789"),
             ("MLFLOW_SERVED_MODEL_NAME", SERVED_MODEL),
@@ -121,8 +125,29 @@ def test_the_serving_endpoint_accepts_the_same_identities(replicas, tracker, tmp
         assert answer.status_code == 200 and answer.text == "a prediction\n"
         assert requests.get(f"{url}/invocations", auth=("dave", "wrong"), verify=CA_FILE, timeout=30).status_code == 401
         assert requests.get(f"{url}/invocations", verify=CA_FILE, timeout=30).status_code == 401
-        users(first.url, "remove", "dave")
+        users(second.url, "remove", "dave")  # the replica asked: it drops dave's check at once (the other: below)
         assert requests.get(f"{url}/invocations", auth=dave, verify=CA_FILE, timeout=30).status_code == 401
+
+
+def test_a_changed_password_is_refused_by_every_replica_within_the_deadline(replicas):
+    """A replica trusts a password it checked for MLFLOW_OCI_PASSWORD_CACHE_SECONDS (not the database on every
+    request): the replica that changes it refuses the old one at once, the other as soon as its check expires."""
+    first, second, _ = replicas
+    old, new = ("erin", "Erin-login-Passw0rd"), ("erin", "Erin-changed-Passw0rd-2026")
+    assert users(first.url, "add", old[0], "--password-stdin", stdin=old[1] + "\n").returncode == 0
+    began = time.monotonic()
+    assert current_user(second.url, old).status_code == 200  # checked, and kept by the second replica
+    checked_by = time.monotonic()
+    changed = requests.patch(f"{first.url}/api/2.0/mlflow/users/update-password", auth=ADMIN_AUTH, timeout=30,
+                             json={"username": old[0], "password": new[1]})
+    assert changed.status_code == 200, changed.text
+    assert current_user(first.url, old).status_code == 401
+    stale, asked_by = current_user(second.url, old).status_code, time.monotonic()
+    if asked_by - began < PASSWORD_CACHE_SECONDS:  # (a machine too busy to ask in time cannot tell)
+        assert stale == 200, "the second replica checked the password again instead of trusting its check"
+    time.sleep(max(0.0, checked_by + PASSWORD_CACHE_SECONDS + 0.5 - time.monotonic()))
+    assert current_user(second.url, old).status_code == 401  # the deadline: its check has expired
+    assert current_user(second.url, new).status_code == 200
 
 
 def test_users_live_in_their_own_database_beside_mlflows(replicas, mariadb):

@@ -4,7 +4,8 @@ MLFLOW_AUTH=oidc runs MLflow's basic-auth app (its users, permissions and UI) wi
 in place of its password check (`authorization_function = mlflow_oci.oidc_auth:authenticate` in the
 auth ini). A request gets in by, in this order:
 
-  Authorization: Basic     MLflow's own check: per-user passwords, the first admin's break-glass login
+  Authorization: Basic     MLflow's own check: per-user passwords, the first admin's break-glass login;
+                           a password that passed is trusted for MLFLOW_OCI_PASSWORD_CACHE_SECONDS (auth_ini.py)
   Authorization: Bearer    a JWT from the provider (an ID token, or an access token whose audience is the
                            client id): signature against the provider's JWKS, issuer, audience, expiry
   the session cookie       set after a browser signed in: authorization code flow with state, nonce and
@@ -319,7 +320,8 @@ def sign_out(request, rt: Runtime):
 
 def revoke(request, rt: Runtime):
     """POST {"username": NAME} by an MLflow admin: every session of NAME ends on every replica
-    (`orm-pack users revoke NAME`). Passwords and tokens are checked on every request and need no revoking."""
+    (`orm-pack users revoke NAME`). Tokens are checked on every request and need no revoking; a password ends
+    when it is changed or its user removed, on every replica within MLFLOW_OCI_PASSWORD_CACHE_SECONDS."""
     import json
 
     from mlflow.server.auth import store
