@@ -335,7 +335,12 @@ def entrypoint(**env) -> subprocess.CompletedProcess:
     ({"MLFLOW_DB_HOST": "127.0.0.1", "MLFLOW_DB_PORT": "1", "MLFLOW_DB_USER": "u", "MLFLOW_DB_PASSWORD": "p",
       "MLFLOW_DB_WAIT_SECONDS": "0", "MLFLOW_ARTIFACTS_DESTINATION": "/tmp/mlflow-artifacts-test"},
      "database 127.0.0.1:1 is not reachable after 0 s"),
-], ids=["no-backend", "no-artifacts", "s3-without-keys", "unknown-scheme", "bad-workers", "db-unreachable"])
+    ({"MLFLOW_BACKEND_STORE_URI": "sqlite:////tmp/x.db", "MLFLOW_ARTIFACTS_DESTINATION": "/tmp/mlflow-artifacts-test",
+      "MLFLOW_AUTH": "mlflow", "MLFLOW_AUTH_ADMIN_USERNAME": "mlflow", "MLFLOW_AUTH_ADMIN_PASSWORD": "Admin-Passw0rd-1",
+      "MLFLOW_FLASK_SERVER_SECRET_KEY": "k" * 32, "MLFLOW_OCI_PASSWORD_CACHE_SECONDS": "61"},
+     "MLFLOW_OCI_PASSWORD_CACHE_SECONDS must be an integer between 0 and 60"),
+], ids=["no-backend", "no-artifacts", "s3-without-keys", "unknown-scheme", "bad-workers", "db-unreachable",
+        "password-trusted-too-long"])
 def test_tracking_entrypoint_refuses_bad_settings(env, message):
     result = entrypoint(**env)
     assert result.returncode == 2 and message in result.stderr, result.stderr
