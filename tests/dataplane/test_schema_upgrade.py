@@ -250,9 +250,10 @@ def journal_details(engine) -> list[str]:
         return [row[0] for row in connection.exec_driver_sql("SELECT detail FROM mlflow_oci_upgrades ORDER BY id")]
 
 
-def test_a_fresh_install_and_an_upgrade_get_the_project_indexes(mariadb):
-    """init_db.py adds the indexes after MLflow's migrations: on an empty database, on one upgraded from 3.16, and on
-    one already at MLflow's head without them (a deployment of an earlier release of this project); once."""
+def test_a_fresh_install_and_an_upgrade_get_the_project_indexes(mariadb, capsys):
+    """init_db.py adds the indexes after MLflow's migrations: on an empty database (the start's own process), on one
+    upgraded from 3.16, and on one already at MLflow's head without them (a deployment of an earlier release of this
+    project); once. The last two in this process, to keep the test short."""
     fresh = _fresh(mariadb, "mlflow_idx_fresh")
     made = run_init_db(init_db_env(mariadb, "mlflow_idx_fresh"))
     assert made.returncode == 0, made.stderr
@@ -260,16 +261,6 @@ def test_a_fresh_install_and_an_upgrade_get_the_project_indexes(mariadb):
     assert journal(fresh) == [(None, head(), "DONE")]
     assert "indexes added: runs.mlflow_oci_runs_experiment_stage_start" in journal_details(fresh)[-1]
 
-    upgraded = database_at(mariadb, "mlflow_idx_upgrade", HEAD_316)
-    assert project_indexes(upgraded) == {}
-    migrated = run_init_db(init_db_env(mariadb, "mlflow_idx_upgrade"))
-    assert migrated.returncode == 0, migrated.stderr
-    assert project_indexes(upgraded) == PROJECT_INDEXES
-    assert journal(upgraded) == [(HEAD_316, head(), "DONE")]
-    assert "adding index mlflow_oci_model_versions_run_id on model_versions" in migrated.stderr
-
-    # At MLflow's head without them, as an earlier release of the project left it: the next start adds them,
-    # in an entry of their own, and the one after finds nothing to do (in this process, to keep the test short).
     lib_on_path()
     from mlflow_oci import indexes
 
@@ -278,6 +269,14 @@ def test_a_fresh_install_and_an_upgrade_get_the_project_indexes(mariadb):
         import init_db
     finally:
         sys.path.remove(str(INIT_DB.parent))
+    upgraded = database_at(mariadb, "mlflow_idx_upgrade", HEAD_316)
+    assert project_indexes(upgraded) == {}
+    capsys.readouterr()
+    assert init_db.bring_schema_to_head(uri(mariadb, "mlflow_idx_upgrade")) == head()
+    assert project_indexes(upgraded) == PROJECT_INDEXES
+    assert journal(upgraded) == [(HEAD_316, head(), "DONE")]
+    assert "adding index mlflow_oci_model_versions_run_id on model_versions" in capsys.readouterr().err
+
     with fresh.connect() as connection:
         for index in indexes.INDEXES:
             assert indexes.drop(connection, "mlflow_idx_fresh", index)
