@@ -197,6 +197,7 @@ def test_creating_a_par_needs_par_manage_and_valid_details(laptop):
     assert refused("other", access_type="ObjectRead", object_name="a", time_expires=soon) == (
         404, "NotAuthorizedOrNotFound")  # objects granted, PAR_MANAGE not
     assert refused(BUCKET, access_type="ObjectRead", time_expires=soon) == (400, "InvalidParameter")
+    assert refused(BUCKET, access_type="BucketWrite", object_name="a", time_expires=soon) == (400, "InvalidParameter")
     assert refused(BUCKET, access_type="AnyObjectWrite", object_name="a", time_expires=soon) == (
         400, "InvalidParameter")
     assert refused(BUCKET, access_type="ObjectRead", object_name="a",
