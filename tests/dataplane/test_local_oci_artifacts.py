@@ -55,7 +55,8 @@ def client(laptop_mlflow, monkeypatch):
     monkeypatch.setenv("MLFLOW_MULTIPART_DOWNLOAD_MINIMUM_FILE_SIZE", str(MB))
     monkeypatch.setenv("MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE", str(PART))
     monkeypatch.setenv("MLFLOW_MULTIPART_DOWNLOAD_CHUNK_SIZE", str(PART))
-    mlflow.set_tracking_uri(laptop_mlflow.tracking_url)
+    # the environment, not mlflow.set_tracking_uri: that would outlive the test in this worker's process
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", laptop_mlflow.tracking_url)
     return MlflowClient(laptop_mlflow.tracking_url)
 
 

@@ -8,7 +8,7 @@ import pytest
 from harness.project import stack_variables_text
 from harness.terraform import Terraform
 
-from .conftest import BASE_TFVARS, REPO, assert_only_own_logins, repo_layout
+from .conftest import BASE_TFVARS, REPO, assert_only_own_logins, repo_layout, tfvars_of
 
 IMAGE_A = "ocid1.image.oc1.iad.amaaaaaakcdy6e46zd662rdzxlfuzzsf2ejkm4ly6rnzjqoeaksqhwu55jpq"
 
@@ -155,20 +155,25 @@ def _released_images(plan: dict) -> dict:
             for unit, text in _image_settings(plan).items()}
 
 
-def test_the_vms_pull_the_release_images_by_digest_when_the_release_records_them(tmp_path):
+def test_the_vms_pull_the_release_images_by_digest_when_the_release_records_them(deployed):
+    """On the default profile's deployment (every value known after its apply), planned again with a release's
+    docker/images.json beside its stack, then without a registry; images.json is gone again afterwards."""
     release = (REPO / "VERSION").read_text().strip()
-    workdir = repo_layout(tmp_path / "stack")
-    tf = Terraform(workdir)
-    tf.init()
-    tf.apply(BASE_TFVARS)
-    assert _released_images(tf.plan(BASE_TFVARS)) == {
+    d = deployed("default")
+    tfvars = tfvars_of(d.inventory)
+    assert _released_images(d.replan) == {
         "mlflow-tracking": f"RELEASED_IMAGE=ghcr.io/oracle-quickstart/oci-mlflow-tracking:{release}",
         "mlflow-serving": f"RELEASED_IMAGE=ghcr.io/oracle-quickstart/oci-mlflow-serving:{release}"}
     digest = "sha256:" + "ab" * 32
-    (workdir.parent / "docker" / "images.json").write_text(json.dumps({"tracking": digest, "serving": digest}))
-    pinned = _released_images(tf.plan(BASE_TFVARS))
+    images = d.tf.workdir.parent / "docker" / "images.json"
+    assert not images.exists()
+    images.write_text(json.dumps({"tracking": digest, "serving": digest}))
+    try:
+        pinned = _released_images(d.tf.plan(tfvars, "digests.bin"))
+    finally:
+        images.unlink()
     assert pinned["mlflow-tracking"] == f"RELEASED_IMAGE=ghcr.io/oracle-quickstart/oci-mlflow-tracking@{digest}"
-    built = _image_settings(tf.plan({**BASE_TFVARS, "container_registry": ""}))
+    built = _image_settings(d.tf.plan({**tfvars, "container_registry": ""}, "no-registry.bin"))
     assert {text.splitlines()[0] for text in built.values()} == {"RELEASED_IMAGE="}
     # without a registry every version is built: no image named for any of them
     assert [line for line in built["mlflow-tracking"].splitlines() if line.startswith("RELEASED_IMAGE_")] == \
