@@ -1,6 +1,6 @@
 """Two lanes for `pytest -n 2` (README's command): the tests that run the runtime (MLflow, MariaDB, nginx)
-in one worker, the Terraform plans in the other; the fresh installs, the browser tests, each upgrade journey
-module and each fast-lane module go whole to whichever worker is free first.
+in one worker, the Terraform plans in the other; the fresh installs, the browser tests, the upgrade journeys
+and each fast-lane module go whole to whichever worker is free first.
 
 A lane is one process, so a session fixture (one MariaDB, one `local up`, the deployed profiles) is still
 made once per run. One serial process used about 0.9 of the machine's two cores.
@@ -26,12 +26,10 @@ WORKER_INPUT_KEY = "tests_lanes_file"
 def lane_of(item) -> str:
     # The fresh installs, the browser and the upgrade journeys share no server with the other runtime tests:
     # each is a unit of its own, run by whichever worker is free first, which evens out the two lanes' ends.
-    # The journeys start their own servers per test: each module is a unit, so two can run at once.
-    for marker in ("install", "browser"):
+    # (One unit per journey module went out last, being small, and left a worker idle at the end for minutes.)
+    for marker in ("install", "browser", "journey"):
         if item.get_closest_marker(marker):
             return marker
-    if item.get_closest_marker("journey"):
-        return f"journey:{item.nodeid.split('::')[0]}"
     if any(item.get_closest_marker(marker) for marker in RUNTIME_MARKERS):
         return "runtime"
     if item.get_closest_marker("terraform"):
