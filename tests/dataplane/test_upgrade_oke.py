@@ -117,8 +117,8 @@ def test_an_oke_upgrade_runs_its_jobs_in_the_cluster_rolls_back_a_broken_migrati
     assert stop < migrate_jobs[1], calls
     assert [version for version, *_ in nodes.served] == ["3.16.1", "3.16.1"]  # 3.17.2 never served
     failed = [b for b in fake.mysql.backups.values() if "-failed-mlflow-3.17.2-" in b["displayName"]]
-    assert len(failed) == 1 and f"The failed database is kept in backup {failed[0]['id']}" in output
-    assert "Rolled back: MLflow 3.16.1 serves the data as it was before the upgrade" in output
+    assert len(failed) == 1 and f"The failed database is kept in backup {failed[0]['id']}" in output, output[-6000:]
+    assert "Rolled back: MLflow 3.16.1 serves the data as it was before the upgrade" in output, output[-6000:]
     assert nodes.serving() == "3.16.1"
     restored_id = latest_outputs(fake)["mysql_db_system_id"]
     assert restored_id != original_id

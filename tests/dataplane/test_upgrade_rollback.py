@@ -114,8 +114,8 @@ def test_a_migration_that_breaks_halfway_ends_with_the_previous_version_serving_
     backups = {b["id"]: b for b in fake.mysql.backups.values()}
     failed = [b for b in backups.values() if "-failed-mlflow-3.17.2-" in b["displayName"]]
     assert len(failed) == 1 and failed[0]["lifecycleState"] == "ACTIVE"
-    assert f"The failed database is kept in backup {failed[0]['id']}" in output
-    assert "Rolled back: MLflow 3.16.1 serves the data as it was before the upgrade" in output
+    assert f"The failed database is kept in backup {failed[0]['id']}" in output, output[-6000:]
+    assert "Rolled back: MLflow 3.16.1 serves the data as it was before the upgrade" in output, output[-6000:]
 
     # the previous version serves the original data, on the restored DB system the stack now manages
     serving = vm.wait_serving("3.16.1")

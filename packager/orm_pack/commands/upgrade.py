@@ -134,7 +134,7 @@ def _run(session: shared.Session) -> int:
     except upgrade_workflow.UpgradeRefused as refused:
         print_upgrade_plan(session.err, refused.result, None)
         raise
-    except upgrade_workflow.UpgradeRolledBack as rolled_back:
+    except (upgrade_workflow.UpgradeRolledBack, upgrade_workflow.RollbackFailed) as rolled_back:
         print_upgrade_result(session.err, rolled_back.result)
         raise
     console = session.out if not args.json else session.err

@@ -113,6 +113,16 @@ class UpgradeRolledBack(UserError):
         self.result = result
 
 
+class RollbackFailed(UserError):
+    """A step of the rollback failed: the result says how far it got (the failed-state backup above all)."""
+
+    def __init__(self, result: UpgradeResult, error: Exception):
+        code = error.exit_code if isinstance(error, UserError) else ExitCode.FAILURE
+        super().__init__(f"the upgrade to MLflow {result.to_version} failed ({result.failure}) and so did its "
+                         f"rollback: {error}", code)
+        self.result = result
+
+
 class _Clock:
     """Steps with their elapsed times, reported as they end."""
 
@@ -258,8 +268,11 @@ def upgrade(cloud: Cloud, request: UpgradeRequest, events: workflows.Events,
     result.failure = "; ".join(problems)
     result.vm_status = runtime.status()
     events.message(f"the upgrade failed: {result.failure}. {runtime.reporter}:\n{result.vm_status}")
-    roll_back(cloud, stack, deploy, result, db_system_id, stamp, clock, events, runtime,
-              lambda u, v: health_gate(u, v, runtime.probe), url)
+    try:
+        roll_back(cloud, stack, deploy, result, db_system_id, stamp, clock, events, runtime,
+                  lambda u, v: health_gate(u, v, runtime.probe), url)
+    except Exception as error:
+        raise RollbackFailed(result, error) from error
     raise UpgradeRolledBack(result)
 
 
