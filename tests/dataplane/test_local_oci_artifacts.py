@@ -2,15 +2,18 @@
 Object Storage fake (tests/ocifakes): MLflow's client logs a 64 MB artifact in 8 MB parts through the
 multipart path, so the parts go from the client straight to the fake through the upload's pre-authenticated
 request and the tracking server carries none of the bytes; the download comes back through a read PAR in
-ranges; an upload whose part fails is aborted and leaves no parts. The 5 GB figures are
-benchmarks/bench_large_data.py's.
+ranges; an upload whose part fails is aborted and leaves no parts; a person who may only read an experiment
+gets no upload PAR for it. The 5 GB figures are benchmarks/bench_large_data.py's.
 """
 import hashlib
 import os
+import subprocess
+import sys
 
 import mlflow
 import psutil
 import pytest
+import requests
 from mlflow.tracking import MlflowClient
 from ocifakes.server import InstanceCloud
 
@@ -42,8 +45,10 @@ def laptop_mlflow(cloud, tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("OCI_CONFIG_FILE", str(config))
         patch.setenv("NO_PROXY", "127.0.0.1,localhost")
-        with local_mlflow(tmp_path_factory.mktemp("state"), "--no-serving", "--artifacts-destination",
-                          f"oci://{BUCKET}@{cloud.namespace}/laptop", "--oci-endpoint", cloud.url) as local:
+        # per-person users: the login is their admin, and people may be given READ only
+        with local_mlflow(tmp_path_factory.mktemp("state"), "--no-serving", "--users", "per-person",
+                          "--artifacts-destination", f"oci://{BUCKET}@{cloud.namespace}/laptop",
+                          "--oci-endpoint", cloud.url) as local:
             yield local
 
 
@@ -115,3 +120,36 @@ def test_an_upload_whose_part_fails_is_aborted_and_leaves_no_parts(laptop_mlflow
     assert not [n for n in cloud.buckets[BUCKET] if n.endswith("/broken.bin")]
     assert cloud.uploads == {} and cloud.part_files() == []
     assert not [p for p in cloud.pars.values() if p.access_type == "ObjectWrite"]  # its PAR is deleted
+
+
+def test_a_person_who_may_only_read_gets_no_upload_par(laptop_mlflow, client, cloud):
+    """The attacker: a user with READ on an experiment asks the tracking server to start a multipart upload into
+    one of its runs. MLflow's permission check (UPDATE on the experiment, for mlflow-artifacts/mpu/*) refuses
+    it before the store asks Object Storage for a write PAR."""
+    local = laptop_mlflow
+    added = subprocess.run([sys.executable, "-m", "orm_pack.cli", "users", "add", "reader", "--url", local.tracking_url],
+                           env=local.client_env(), capture_output=True, text=True, timeout=120)
+    assert added.returncode == 0, added.stderr
+    reader = ("reader", added.stdout.strip())
+    experiment = client.create_experiment("read-only-for-reader")
+    run = client.create_run(experiment).info.run_id
+    before = set(cloud.pars)
+
+    def start_upload(login, experiment_id, run_id):
+        return requests.post(f"{local.tracking_url}/api/2.0/mlflow-artifacts/mpu/create/{experiment_id}/{run_id}/"
+                             "artifacts/weights.bin", json={"path": "weights.bin", "num_parts": 2}, auth=login,
+                             verify=str(local.ca_file), timeout=60)
+
+    assert requests.get(f"{local.tracking_url}/api/2.0/mlflow/experiments/get", params={"experiment_id": experiment},
+                        auth=reader, verify=str(local.ca_file), timeout=60).status_code == 200  # READ
+    refused = start_upload(reader, experiment, run)
+    assert refused.status_code == 403, refused.text
+    assert set(cloud.pars) == before  # no PAR was made for it
+    # the same request by the experiment's owner gets its upload PAR: the refusal is the permission's
+    answered = start_upload((local.username, local.password), experiment, run)
+    assert answered.status_code == 200, answered.text
+    assert [p for token, p in cloud.pars.items() if token not in before and p.access_type == "ObjectWrite"]
+    upload = answered.json()
+    requests.post(f"{local.tracking_url}/api/2.0/mlflow-artifacts/mpu/abort/{experiment}/{run}/artifacts/weights.bin",
+                  json={"path": "weights.bin", "upload_id": upload["upload_id"]}, auth=(local.username, local.password),
+                  verify=str(local.ca_file), timeout=60).raise_for_status()
