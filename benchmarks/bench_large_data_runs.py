@@ -1,18 +1,21 @@
-"""The MLflow UI's calls on a database of 100,000 runs: p50/p95/p99 per call class, without the project's indexes
-(docker/lib/mlflow_oci/indexes.py) and with them, on the same server and data in one run.
+"""The MLflow UI's calls on a database of 100,000 runs: p50/p95/p99 per call class, with what the project adds to
+MLflow (its indexes, docker/lib/mlflow_oci/indexes.py, and its lean run search, docker/lib/mlflow_oci/run_search.py)
+and without them, on the same data in one run.
 
 The data (tests/harness/mlflow_data.py, through the pinned MLflow's stores): 100,000 runs in 10 experiments, each
 with 20 metrics of 5 steps (10,000,000 metric rows, 2,000,000 latest_metrics), 10 params and 8 tags; 100 registered
 models of 10 versions (1,000 model versions). The first run fills a throwaway MariaDB (init_db.py, then the fill)
 and keeps a mariadb-dump of it (`--cache`, default .tools/bench-data/); later runs load that dump.
 
-Then the real tracking server (docker/tracking/entrypoint.sh, moto S3 for artifacts) starts on it; its init_db.py
-adds the project's indexes. After one untimed pass over every call class (a dump just loaded leaves the buffer
-pool cold), each class is timed (`--samples` calls), the indexes are dropped and the classes timed again, then
-init_db.py puts them back as an upgrade would (its time is printed) and they are timed a third time. Two of the
-classes are runs/search's first SQL statement sent straight to MariaDB: the database's share of the call.
+Two real tracking servers (docker/tracking/entrypoint.sh, moto S3 for artifacts) start on it, one as deployed and
+one with MLFLOW_OCI_LEAN_RUN_SEARCH=false (MLflow's own search); the first one's init_db.py adds the indexes.
+After one untimed pass over every call class (a dump just loaded leaves the buffer pool cold), the phases:
+1. "project": indexes and lean search;   2. "MLflow search": indexes, MLflow's search;
+3. the indexes dropped: "no indexes" (lean search), then "MLflow alone" (neither: stock MLflow 3.17);
+then init_db.py puts the indexes back as an upgrade would (its time is printed). Three of the classes are
+runs/search's ranking statement sent straight to MariaDB: the database's share of the call.
 
-    .venv/bin/python benchmarks/bench_large_data_runs.py [--runs 100000] [--samples 40] [--cache PATH]
+    .venv/bin/python benchmarks/bench_large_data_runs.py [--runs 100000] [--samples 30] [--cache PATH]
 
 Figures, not pass/fail. The machine's cores and disk bound them; other work on it makes them noisy.
 """
@@ -183,10 +186,12 @@ SQL_BY_METRIC = (f"SELECT DISTINCT {RUN_COLUMNS}, CASE WHEN (anon_1.is_nan = tru
                  "run_uuid FROM latest_metrics WHERE latest_metrics.`key` = %s) AS anon_1 ON runs.run_uuid = "
                  "anon_1.run_uuid WHERE runs.experiment_id IN (%s) AND runs.lifecycle_stage IN ('active') "
                  "ORDER BY clause_1, anon_1.value DESC, runs.start_time DESC, runs.run_uuid LIMIT 0, 101")
+# The lean search's ranking statement for the same page: the run id and the ORDER BY values only.
+SQL_BY_METRIC_LEAN = SQL_BY_METRIC.replace(f"SELECT DISTINCT {RUN_COLUMNS},", "SELECT DISTINCT runs.run_uuid, runs.start_time,")
 
 
 def sql_classes(calls: Calls, backend: MariaDBBackend):
-    """The two statements above, sent straight to MariaDB (no tracking server)."""
+    """The statements above, sent straight to MariaDB (no tracking server)."""
     connection = backend.connect(DATABASE)
 
     def query(sql, params):
@@ -198,6 +203,8 @@ def sql_classes(calls: Calls, backend: MariaDBBackend):
         "SQL only: runs by start_time": lambda: query(SQL_BY_START, (int(calls.pick(calls.experiments)),)),
         "SQL only: runs by metric": lambda: query(SQL_BY_METRIC, (f"metric_{calls.rng.randrange(20)}",
                                                                   int(calls.pick(calls.experiments)))),
+        "SQL only: by metric, lean": lambda: query(SQL_BY_METRIC_LEAN, (f"metric_{calls.rng.randrange(20)}",
+                                                                        int(calls.pick(calls.experiments)))),
     }
 
 
@@ -239,7 +246,7 @@ def drop_indexes(backend: MariaDBBackend) -> float:
 
 def print_table(runs: int, timings: dict[str, dict[str, list[float]]], notes: list[str]) -> None:
     print(f"\nMLflow {version('mlflow')} UI calls on {runs:,} runs (MariaDB {' '.join(MARIADB_ARGS)}; "
-          f"{os.cpu_count()} cores; tracking server: docker/tracking/entrypoint.sh, 1 worker, direct, no proxy)")
+          f"{os.cpu_count()} cores; tracking servers: docker/tracking/entrypoint.sh, 1 worker, direct, no proxy)")
     phases = list(timings)
     header = f"{'call':<28}" + "".join(f"{f'{phase} p50/p95/p99 ms':>30}" for phase in phases)
     print(header)
@@ -277,32 +284,36 @@ def main() -> None:
                                            extra_args=(*MARIADB_ARGS, f"--tmpdir={root / 'mariadb-tmp'}"))
             seconds = database_ready(backend, data, cache_path(args, data))
             notes += [f"{step}: {value:.0f} s" for step, value in seconds.items()]
-            say("starting the tracking server (its init_db.py adds the project's indexes)")
+            say("starting the tracking servers (the first one's init_db.py adds the project's indexes)")
             started = time.monotonic()
-            replica = start_tracking_replica(tracker, backend.server, s3, root, "tracking", database=DATABASE,
+            project = start_tracking_replica(tracker, backend.server, s3, root, "tracking", database=DATABASE,
                                              s3_prefix="bench")
             notes.append(f"tracking server start (init_db.py, indexes made if missing): {time.monotonic() - started:.0f} s")
-            calls = Calls(replica.url, backend, random.Random(1))
+            mlflow_own = start_tracking_replica(tracker, backend.server, s3, root, "mlflow-search", database=DATABASE,
+                                                s3_prefix="bench", extra_env=(("MLFLOW_OCI_LEAN_RUN_SEARCH", "false"),))
+            servers = {"project": Calls(project.url, backend, random.Random(1)),
+                       "MLflow search": Calls(mlflow_own.url, backend, random.Random(1))}
             say("warming the buffer pool: every class, untimed (the first phase measured must not pay for it)")
-            measure(calls, backend, 10, args.budget, [])
-            say("with the project's indexes")
-            loads = []
-            timings["with indexes"] = measure(calls, backend, args.samples, args.budget, loads)
-            notes.append(f"load average while measuring with them: {min(loads):.1f} to {max(loads):.1f}")
+            for calls in servers.values():
+                measure(calls, backend, 5, args.budget, [])
+
+            def phase(name: str, calls: Calls) -> None:
+                say(name)
+                loads = []
+                timings[name] = measure(calls, backend, args.samples, args.budget, loads)
+                notes.append(f"load average during {name!r}: {min(loads):.1f} to {max(loads):.1f}")
+
+            phase("project", servers["project"])
+            phase("MLflow search", servers["MLflow search"])
             notes.append(f"dropping the project's indexes: {drop_indexes(backend):.0f} s")
-            say("without the project's indexes")
-            loads = []
-            timings["without"] = measure(calls, backend, args.samples, args.budget, loads)
-            notes.append(f"load average while measuring without them: {min(loads):.1f} to {max(loads):.1f} "
-                         f"({os.cpu_count()} cores; above that, other work competes)")
+            phase("no indexes", servers["project"])
+            phase("MLflow alone", servers["MLflow search"])
+            notes.append(f"({os.cpu_count()} cores; a load average above that means other work competed)")
             started = time.monotonic()
             run([INIT_DB], database_env(backend), "init_db.py")
-            notes.append(f"init_db.py adding them back (an upgrade's cost): {time.monotonic() - started:.0f} s")
-            say("with the project's indexes again (the order's effect: compare with the first column)")
-            loads = []
-            timings["with, again"] = measure(calls, backend, args.samples, args.budget, loads)
-            notes.append(f"load average while measuring with them again: {min(loads):.1f} to {max(loads):.1f}")
-            tracker.stop(replica.service)
+            notes.append(f"init_db.py adding the indexes back (an upgrade's cost): {time.monotonic() - started:.0f} s")
+            for replica in (project, mlflow_own):
+                tracker.stop(replica.service)
         finally:
             tracker.stop_all()
     print_table(args.runs, timings, notes)

@@ -1,0 +1,83 @@
+"""The tracking server's lean run search (docker/lib/mlflow_oci/run_search.py) answers every search exactly as
+MLflow's own SqlAlchemyStore does: the same runs with the same values, in the same order, page by page, with
+the same tokens. Here on SQLite; tests/dataplane/test_lean_run_search_mysql.py does the same on MariaDB."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+LIB = Path(__file__).resolve().parents[1] / "docker" / "lib"
+sys.path.insert(0, str(LIB))
+from mlflow_oci import run_search  # noqa: E402
+
+from harness import run_search_cases  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory):
+    path = tmp_path_factory.mktemp("lean-search")
+    uri = f"sqlite:///{path / 'mlflow.db'}"
+    mlflow_own = SqlAlchemyStore(uri, str(path / "artifacts"))
+    experiment_ids = run_search_cases.make_runs(mlflow_own)
+    yield mlflow_own, run_search.LeanSearchStore(uri, str(path / "artifacts")), experiment_ids
+    mlflow_own.engine.dispose()
+
+
+def test_every_search_gives_mlflows_own_answer_page_by_page(stores):
+    mlflow_own, lean, experiment_ids = stores
+    compared = 0
+    for search in run_search_cases.searches(experiment_ids):
+        expected = run_search_cases.every_page(mlflow_own, *search)
+        assert run_search_cases.every_page(lean, *search) == expected, search
+        compared += len(expected)
+    assert compared > 150  # pages, most of them full
+
+
+def test_the_searches_tell_a_wrong_answer_apart(stores, monkeypatch):
+    """The cases are sharp enough: a store that returns a page in the database's order instead of the ranking,
+    or loses a NaN, is caught."""
+    mlflow_own, lean, experiment_ids = stores
+    search = (experiment_ids, "", run_search_cases.ViewType.ACTIVE_ONLY, ["metrics.`loss` DESC"], 10)
+    expected = run_search_cases.every_page(mlflow_own, *search)
+    real_read = run_search._read_runs
+    monkeypatch.setattr(run_search, "_read_runs", lambda session, run_ids: real_read(session, sorted(run_ids)))
+    assert run_search_cases.every_page(lean, *search) != expected
+    monkeypatch.undo()
+    real_metric = run_search.Metric
+    monkeypatch.setattr(run_search, "Metric", lambda key, value, timestamp, step: real_metric(
+        key, 0.0 if value != value else value, timestamp, step))
+    assert run_search_cases.every_page(lean, *search) != expected
+
+
+def test_switched_off_it_is_mlflows_own_search(stores, monkeypatch):
+    mlflow_own, lean, experiment_ids = stores
+    monkeypatch.setenv(run_search.SWITCH, "false")
+    monkeypatch.setattr(run_search, "_read_runs", lambda *args: pytest.fail("the lean search ran"))
+    search = (experiment_ids, "metrics.loss > 0.5", run_search_cases.ViewType.ALL, ["params.lr ASC"], 10)
+    assert run_search_cases.every_page(lean, *search) == run_search_cases.every_page(mlflow_own, *search)
+
+
+def test_the_servers_store_registry_builds_it_for_mysql_uris():
+    """As the tracking server sees docker/lib (the images put it on PYTHONPATH): its registry's `mysql` scheme
+    builds the lean store, through the dist-info's entry point; SQLite stays MLflow's."""
+    probe = ("from mlflow.server.handlers import TrackingStoreRegistryWrapper as R\n"
+             "r = R()\n"
+             "print(r.get_store_builder('mysql+pymysql://u:p@127.0.0.1:3306/mlflow').__module__)\n"
+             "print(r.get_store_builder('sqlite:///x.db').__qualname__)\n")
+    env = {"PYTHONPATH": str(LIB), "PATH": "/usr/bin:/bin", "HOME": str(Path.home())}
+    shown = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    assert shown.stdout.split() == ["mlflow_oci.tracking_store", "TrackingStoreRegistryWrapper._get_sqlalchemy_store"]
+    assert "Failure attempting to register" not in shown.stderr, shown.stderr
+
+
+def test_a_client_with_docker_lib_on_its_path_imports_mlflow_without_a_warning():
+    """MLflow loads the entry points while mlflow.tracking is still importing: a client process (init_db.py, the
+    notebook of an image) must not see the entry point fail."""
+    probe = "import warnings; warnings.simplefilter('error'); import mlflow; print(mlflow.get_tracking_uri())"
+    env = {"PYTHONPATH": str(LIB), "PATH": "/usr/bin:/bin", "HOME": str(Path.home())}
+    shown = subprocess.run([sys.executable, "-W", "error::UserWarning", "-c", probe], env=env, capture_output=True,
+                           text=True, timeout=120)
+    assert shown.returncode == 0 and "register store" not in shown.stderr, shown.stderr[-2000:]
