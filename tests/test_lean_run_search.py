@@ -1,6 +1,7 @@
 """The tracking server's lean run search (docker/lib/mlflow_oci/run_search.py) answers every search exactly as
 MLflow's own SqlAlchemyStore does: the same runs with the same values, in the same order, page by page, with
 the same tokens. Here on SQLite; tests/dataplane/test_lean_run_search_mysql.py does the same on MariaDB."""
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -81,3 +82,30 @@ def test_a_client_with_docker_lib_on_its_path_imports_mlflow_without_a_warning()
     shown = subprocess.run([sys.executable, "-W", "error::UserWarning", "-c", probe], env=env, capture_output=True,
                            text=True, timeout=120)
     assert shown.returncode == 0 and "register store" not in shown.stderr, shown.stderr[-2000:]
+
+
+def test_in_a_server_worker_the_builder_makes_responses_compact_json(stores, monkeypatch):
+    """The store's builder, in a process running MLflow's handlers: runs/search answers the same JSON document
+    without indentation (half the bytes); MLFLOW_OCI_COMPACT_JSON=false leaves MLflow's pretty output."""
+    from mlflow.server import app, handlers
+    from mlflow_oci import tracking_store
+
+    mlflow_own, lean, experiment_ids = stores
+    monkeypatch.setattr(handlers, "message_to_json", handlers.message_to_json)  # restored after the test
+    monkeypatch.setattr(handlers, "_tracking_store", lean)
+    body = {"experiment_ids": experiment_ids, "max_results": 20, "order_by": ["metrics.loss DESC"]}
+
+    def search() -> bytes:
+        answer = app.test_client().post("/ajax-api/2.0/mlflow/runs/search", json=body)
+        assert answer.status_code == 200, answer.data[:500]
+        return answer.data
+
+    monkeypatch.setenv("MLFLOW_OCI_COMPACT_JSON", "false")
+    tracking_store.build(lean.db_uri, lean.artifact_root_uri).engine.dispose()
+    pretty = search()
+    monkeypatch.delenv("MLFLOW_OCI_COMPACT_JSON")
+    tracking_store.build(lean.db_uri, lean.artifact_root_uri).engine.dispose()
+    compact = search()
+    assert b'\n  "runs"' in pretty and b"\n" not in compact
+    as_document = lambda text: json.loads(text, parse_constant=str)  # noqa: E731  (NaN as a string: comparable)
+    assert as_document(compact) == as_document(pretty) and len(compact) < len(pretty) * 0.6

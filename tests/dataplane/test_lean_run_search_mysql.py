@@ -63,3 +63,13 @@ def test_the_page_is_chosen_from_narrow_rows(stores):
     selected = ranking.split("FROM", 1)[0]
     assert selected.startswith("SELECT DISTINCT runs.run_uuid, runs.start_time,"), ranking
     assert "runs.artifact_uri" not in selected and "runs.source_name" not in selected
+
+
+def test_the_tracking_server_on_mysql_answers_compact_json(tracking_stack):
+    """The deployed runtime (entrypoint, MariaDB): the store's builder made the worker's responses compact."""
+    import requests
+
+    answer = requests.post(f"{tracking_stack.direct_url}/api/2.0/mlflow/experiments/search",
+                           json={"max_results": 5}, timeout=60)
+    assert answer.status_code == 200, answer.text[:500]
+    assert answer.json()["experiments"] and "\n" not in answer.text

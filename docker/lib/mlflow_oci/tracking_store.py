@@ -7,10 +7,16 @@ import os
 
 def build(store_uri, artifact_uri=None):
     """What MLflow's server would build (its read replica included), with run_search.LeanSearchStore in place of
-    a plain SqlAlchemyStore; with workspaces on, MLflow's own workspace-aware store."""
+    a plain SqlAlchemyStore; with workspaces on, MLflow's own workspace-aware store. In a server worker it also
+    makes the responses compact JSON (compact_json.py): the store is built once per worker, before its first
+    answer."""
     from mlflow.environment_variables import MLFLOW_ENABLE_WORKSPACES
     from mlflow.server.constants import READ_REPLICA_BACKEND_STORE_URI_ENV_VAR
     from mlflow.tracking._tracking_service import utils
+
+    from mlflow_oci import compact_json
+
+    compact_json.install()
 
     if MLFLOW_ENABLE_WORKSPACES.get():
         return utils._get_sqlalchemy_store(store_uri, artifact_uri)
