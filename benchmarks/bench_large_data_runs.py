@@ -8,10 +8,11 @@ models of 10 versions (1,000 model versions). The first run fills a throwaway Ma
 and keeps a mariadb-dump of it (`--cache`, default .tools/bench-data/); later runs load that dump.
 
 Two real tracking servers (docker/tracking/entrypoint.sh, moto S3 for artifacts) start on it, one as deployed and
-one with MLFLOW_OCI_LEAN_RUN_SEARCH=false (MLflow's own search); the first one's init_db.py adds the indexes.
+one as MLflow alone would answer: MLFLOW_OCI_LEAN_RUN_SEARCH=false (MLflow's own search) and MLFLOW_OCI_COMPACT_JSON=
+false (MLflow's indented JSON, docker/lib/mlflow_oci/compact_json.py); the first one's init_db.py adds the indexes.
 After one untimed pass over every call class (a dump just loaded leaves the buffer pool cold), the phases:
-1. "project": indexes and lean search;   2. "MLflow search": indexes, MLflow's search;
-3. the indexes dropped: "no indexes" (lean search), then "MLflow alone" (neither: stock MLflow 3.17);
+1. "project": indexes, lean search, compact JSON;   2. "MLflow search": indexes, MLflow's search and JSON;
+3. the indexes dropped: "no indexes" (lean search, compact JSON), then "MLflow alone" (stock MLflow 3.17);
 then init_db.py puts the indexes back as an upgrade would (its time is printed). Three of the classes are
 runs/search's ranking statement sent straight to MariaDB: the database's share of the call.
 
@@ -290,7 +291,8 @@ def main() -> None:
                                              s3_prefix="bench")
             notes.append(f"tracking server start (init_db.py, indexes made if missing): {time.monotonic() - started:.0f} s")
             mlflow_own = start_tracking_replica(tracker, backend.server, s3, root, "mlflow-search", database=DATABASE,
-                                                s3_prefix="bench", extra_env=(("MLFLOW_OCI_LEAN_RUN_SEARCH", "false"),))
+                                                s3_prefix="bench", extra_env=(("MLFLOW_OCI_LEAN_RUN_SEARCH", "false"),
+                                                                                 ("MLFLOW_OCI_COMPACT_JSON", "false")))
             servers = {"project": Calls(project.url, backend, random.Random(1)),
                        "MLflow search": Calls(mlflow_own.url, backend, random.Random(1))}
             say("warming the buffer pool: every class, untimed (the first phase measured must not pay for it)")
