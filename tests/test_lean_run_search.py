@@ -109,3 +109,35 @@ def test_in_a_server_worker_the_builder_makes_responses_compact_json(stores, mon
     assert b'\n  "runs"' in pretty and b"\n" not in compact
     as_document = lambda text: json.loads(text, parse_constant=str)  # noqa: E731  (NaN as a string: comparable)
     assert as_document(compact) == as_document(pretty) and len(compact) < len(pretty) * 0.6
+
+
+def test_the_run_tables_json_in_one_pass_is_mlflows_text(stores):
+    """compact_json.runs_to_json writes exactly MLflow's message_to_json(pretty=False) for every page of every
+    search: NaN and infinities, missing values, datasets, model outputs, page tokens."""
+    from mlflow.protos.service_pb2 import SearchRuns
+    from mlflow.utils.proto_json_utils import message_to_json
+    from mlflow_oci import compact_json
+
+    mlflow_own, lean, experiment_ids = stores
+    assert compact_json.one_pass_covers(SearchRuns.Response.DESCRIPTOR)
+    pages = 0
+    for experiment, filter_string, view, order_by, size in run_search_cases.searches(experiment_ids):
+        token = None
+        while True:
+            page = lean.search_runs(experiment, filter_string, view, size, order_by, token)
+            response = SearchRuns.Response(runs=[run.to_proto() for run in page], next_page_token=page.token or "")
+            assert compact_json.runs_to_json(response) == message_to_json(response, pretty=False)
+            pages, token = pages + 1, page.token
+            if not token:
+                break
+    assert pages > 150
+
+
+def test_the_one_pass_is_refused_for_messages_it_does_not_know():
+    """A trace's info carries maps and protobuf's well-known types (Timestamp, Duration), which json_format writes
+    in forms of their own: the one pass must not claim it."""
+    from mlflow.protos.service_pb2 import GetTraceInfoV3, SearchRuns
+    from mlflow_oci import compact_json
+
+    assert compact_json.one_pass_covers(SearchRuns.Response.DESCRIPTOR)
+    assert not compact_json.one_pass_covers(GetTraceInfoV3.Response.DESCRIPTOR)
