@@ -13,11 +13,13 @@ Open loop: a call is sent at its scheduled time whether or not the earlier ones 
 runs from that time, so a server that falls behind shows it (no coordinated omission). For each team size it
 prints p50/p95/p99 per call class, the errors, and the tracking server's CPU (cores busy) and memory (RSS of its
 process tree); then the largest team that holds p95 <= 300 ms for UI calls and <= 100 ms for log_batch, and
-what that means per vCPU of the server.
+what that means for each profile's shape.
 
 Caveat, printed with the figures: this machine's cores are shared by the load client, nginx, MariaDB, moto and
-MLflow; on OCI MySQL runs on its own DB system and the clients elsewhere. The per-vCPU figure divides the team
-size the server held by the cores the tracking server and nginx used at that size, measured from /proc.
+MLflow; on OCI MySQL runs on its own DB system and the clients elsewhere. From the largest team that held, two
+figures per profile shape: at least (that team per vCPU of this whole machine, times the shape's vCPUs), and at
+most (that team per vCPU the tracking server and nginx were busy, measured from /proc, times the shape's
+vCPUs: it assumes the server could use its cores to the full).
 
     .venv/bin/python benchmarks/bench_sizing.py [--users 25,50,100,200] [--seconds 60] [--seed-runs 2000]
 """
@@ -258,17 +260,23 @@ def print_levels(levels: list[Level]) -> None:
 
 
 def print_sizing(levels: list[Level]) -> None:
+    """Two ways from the largest team that held to a profile's shape. At least: the users per vCPU of this whole
+    machine, which also ran MariaDB, moto and the load client (on OCI those are elsewhere). At most: the users
+    per vCPU the tracking server and nginx were busy, which assumes the server could run its cores full."""
     held = [level for level in levels if level.holds()]
     if not held:
         print(f"\nno team size held p95 <= {UI_P95_MS:.0f} ms (UI) and <= {LOG_P95_MS:.0f} ms (log_batch)")
         return
     best = max(held, key=lambda level: level.users)
     used = best.server_cores + best.proxy_cores
-    per_vcpu = best.users / used if used else float("nan")
+    at_least = best.users / (os.cpu_count() or 1)
+    at_most = best.users / used if used else float("nan")
     print(f"\nlargest team that holds p95 <= {UI_P95_MS:.0f} ms (UI calls) and <= {LOG_P95_MS:.0f} ms (log_batch): "
-          f"{best.users} users, the tracking server and nginx busy {used:.2f} cores: {per_vcpu:.0f} users per vCPU")
+          f"{best.users} users on {os.cpu_count()} vCPUs running everything ({at_least:.0f} users per vCPU); the "
+          f"tracking server and nginx were busy {used:.2f} vCPUs ({at_most:.0f} users per busy vCPU)")
     for profile, vcpus in PROFILES:
-        print(f"  {profile:<55} {vcpus} vCPU -> about {int(per_vcpu * vcpus)} users")
+        print(f"  {profile:<55} {vcpus} vCPU -> at least {int(at_least * vcpus)} users, at most about "
+              f"{int(at_most * vcpus)}")
 
 
 def main() -> None:
