@@ -57,7 +57,7 @@ def oke(tracker, s3, tmp_path):
     def orm_pack(*args: str, timeout: float = 900) -> CliResult:
         extra = {"apply": ["--source", str(SOURCE)], "oke": oke_plumbing,
                  "upgrade": ["--source", str(SOURCE), *oke_plumbing, "--mlflow-url", nodes.url, "--ca-file", CA_FILE,
-                             "--mysql-endpoint", fake.url, "--gate-wait", "180", "--oke-timeout", "300"]}[args[0]]
+                             "--mysql-endpoint", fake.url, "--gate-wait", "420", "--oke-timeout", "300"]}[args[0]]
         done = subprocess.run(["orm-pack", *args, *plumbing, *extra], capture_output=True, text=True, timeout=timeout,
                               cwd=tmp_path, env=env, stdin=subprocess.DEVNULL)
         return CliResult(done.returncode, done.stdout, done.stderr)

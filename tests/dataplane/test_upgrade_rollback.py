@@ -44,8 +44,9 @@ def cloud(tracker, s3, tmp_path):
     # reserved IP and the lane's CA; README's commands get them appended.
     plumbing = ["--config-file", str(config), "--endpoint", fake.url, "--poll-interval", "0.2", "--stack-name", STACK,
                 "--source", str(SOURCE)]
+    # --gate-wait: a VM booting on a loaded CI machine may take minutes (orm-pack upgrade waits 1800 s by default)
     upgrade_plumbing = ["--mlflow-url", vm.url, "--ca-file", CA_FILE, "--mysql-endpoint", fake.url,
-                        "--compute-agent-endpoint", fake.url, "--gate-wait", "180"]
+                        "--compute-agent-endpoint", fake.url, "--gate-wait", "420"]
     env = cli_env(home, {"ORM_PACK_VAR_mysql_admin_password": ADMIN_PASSWORD,
                          "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"})
 
