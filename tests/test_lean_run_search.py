@@ -141,3 +141,18 @@ def test_the_one_pass_is_refused_for_messages_it_does_not_know():
 
     assert compact_json.one_pass_covers(SearchRuns.Response.DESCRIPTOR)
     assert not compact_json.one_pass_covers(GetTraceInfoV3.Response.DESCRIPTOR)
+
+
+def test_a_run_deleted_for_good_between_ranking_and_reading_is_left_out(stores, monkeypatch):
+    """`mlflow gc` may remove a run after the page was ranked: the page goes on without it."""
+    mlflow_own, lean, experiment_ids = stores
+    real_read = run_search._read_runs
+    ranked = {}
+
+    def read_after_a_gc(session, run_ids):
+        ranked["ids"] = run_ids
+        return real_read(session, run_ids[:3] + ["0" * 32] + run_ids[3:])  # an id no longer in the table
+
+    monkeypatch.setattr(run_search, "_read_runs", read_after_a_gc)
+    page = lean.search_runs(experiment_ids, "", run_search_cases.ViewType.ACTIVE_ONLY, 10, ["metrics.loss DESC"])
+    assert [run.info.run_id for run in page] == ranked["ids"][:10]

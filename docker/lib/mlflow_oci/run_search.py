@@ -43,6 +43,7 @@ class LeanSearchStore(mlflow_store.SqlAlchemyStore):
             run_ids = self._page_of_run_ids(session, experiment_ids, filter_string, stages, max_results, order_by,
                                             offset)
             runs = _read_runs(session, run_ids)
+            run_ids = [run.info.run_id for run in runs]  # less any run deleted since the ranking
             inputs = self._get_run_inputs(run_uuids=run_ids, session=session)
             outputs = self._get_model_outputs_bulk(run_ids=run_ids, session=session)
             runs = [Run(run.info, run.data, RunInputs(dataset_inputs=inputs[i]), RunOutputs(outputs[run.info.run_id]))
@@ -101,7 +102,8 @@ def _unique(columns: list) -> list:
 
 def _read_runs(session, run_ids: list[str]) -> list[Run]:
     """The runs with their latest metrics, params and tags, in the order of run_ids, as SqlRun.to_mlflow_entity
-    makes them (a run with no name takes its mlflow.runName tag)."""
+    makes them (a run with no name takes its mlflow.runName tag). A run deleted for good since the ranking
+    (`mlflow gc`) is left out."""
     if not run_ids:
         return []
     runs = {row.run_uuid: row for row in session.execute(
@@ -116,7 +118,7 @@ def _read_runs(session, run_ids: list[str]) -> list[Run]:
     tags = _by_run(session, select(SqlTag.run_uuid, SqlTag.key, SqlTag.value).where(SqlTag.run_uuid.in_(run_ids)),
                    lambda r: RunTag(r.key, r.value))
     found = []
-    for run_id in run_ids:
+    for run_id in (run_id for run_id in run_ids if run_id in runs):
         row, run_tags = runs[run_id], tags.get(run_id, [])
         name = row.name or next((tag.value for tag in run_tags if tag.key == MLFLOW_RUN_NAME), None)
         info = RunInfo(run_id=row.run_uuid, run_name=name, experiment_id=str(row.experiment_id), user_id=row.user_id,
