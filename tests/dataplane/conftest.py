@@ -5,6 +5,7 @@ supervisor. The expensive servers are started once per session; teardown proves 
 import os
 
 import pytest
+from ocifakes.server import InstanceCloud
 
 from dataplane.servers import MariaDB, ProcessTracker, S3Server, start_mariadb, start_moto
 from dataplane.stacks import (
@@ -68,6 +69,15 @@ def mariadb(tracker, tmp_path_factory) -> MariaDB:
                            extra_args=["--innodb-force-primary-key=ON"])
     yield server
     tracker.stop(server.service)
+
+
+@pytest.fixture(scope="module")
+def cloud() -> InstanceCloud:
+    """OCI as an instance (or a laptop's API key) sees it, on loopback: Vault, Object Storage, Certificates
+    (tests/ocifakes). One per module: each grants what its own runtime may do."""
+    server = InstanceCloud().start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,6 @@ import psutil
 import pytest
 import requests
 from mlflow.tracking import MlflowClient
-from ocifakes.server import InstanceCloud
 
 from dataplane.local_mlflow import local_mlflow
 from ormfake.keys import ApiKey, write_oci_config
@@ -26,13 +25,6 @@ BUCKET = "laptop-artifacts"
 MB = 1 << 20
 SIZE = 64 * MB
 PART = 8 * MB
-
-
-@pytest.fixture(scope="module")
-def cloud():
-    server = InstanceCloud().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")

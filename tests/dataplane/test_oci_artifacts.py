@@ -37,13 +37,6 @@ class Weights(PythonModel):
         return model_input
 
 
-@pytest.fixture(scope="module")
-def cloud():
-    server = InstanceCloud().start()
-    yield server
-    server.stop()
-
-
 def vm_settings(cloud: InstanceCloud, mariadb, database: str, port: int) -> dict:
     """tracking.env as the stack writes it: secret OCIDs, no password, no key."""
     admin = cloud.add_secret(f"{database}-admin", mariadb.admin_password)

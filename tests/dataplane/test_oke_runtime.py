@@ -21,7 +21,6 @@ import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from ocifakes.certificates import WITH_PRIVATE_KEY, PrivateCA
-from ocifakes.server import InstanceCloud
 
 from dataplane import trust
 from dataplane.stacks import RUNTIME
@@ -40,13 +39,6 @@ pytestmark = pytest.mark.dataplane
 DATABASE = "mlflow_oke"
 BUCKET = "mlflow-oke"
 LOGIN_PASSWORD = "Oke-login p@ss:word"
-
-
-@pytest.fixture(scope="module")
-def cloud():
-    server = InstanceCloud().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")
