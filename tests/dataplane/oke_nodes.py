@@ -21,6 +21,7 @@ from pathlib import Path
 from dataplane.servers import ProcessTracker, S3Server
 from dataplane.stacks import RUNTIME, start_proxy
 from dataplane.tracking_vm import PINNED, entrypoint_env
+from harness.reserved_address import ReservedAddress
 from orm_pack.local import credentials, processes
 from orm_pack.local.ports import free_port
 from orm_pack.local.services import tracking_argv
@@ -42,14 +43,14 @@ class OkeNodes:
     workdir: Path
     login: credentials.Credentials
     break_migration: dict = field(default_factory=dict)
-    proxy_port: int = field(default_factory=free_port)
+    address: ReservedAddress = field(default_factory=ReservedAddress)  # the load balancer's address
     served: list = field(default_factory=list)      # (version, server, proxy, log) per start, in order
     jobs: list = field(default_factory=list)        # (job name, version, exit code) per run
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def url(self) -> str:
-        return f"https://127.0.0.1:{self.proxy_port}"
+        return f"https://127.0.0.1:{self.address.port}"
 
     def _backend(self, env: dict):
         host = env.get("MLFLOW_DB_HOST")
@@ -92,8 +93,9 @@ class OkeNodes:
             for setting in ("MYSQL_ADMIN_USER", "MYSQL_ADMIN_PASSWORD"):  # the tracking pods never get it
                 run_env.pop(setting, None)
             server = self.tracker.start(f"oke-tracking-{number}", tracking_argv(RUNTIME), run_env, log)
-            proxy, _ = start_proxy(self.tracker, self.workdir / f"proxy-{number}", port, self.login,
-                                   port=self.proxy_port)
+            proxy_port = free_port()
+            proxy, _ = start_proxy(self.tracker, self.workdir / f"proxy-{number}", port, self.login, port=proxy_port)
+            self.address.point_at(proxy_port)
             self.served.append((version, server, proxy, log))
             try:
                 processes.wait_ready(server, f"{self.url}/health", 300, accept=(200,))
@@ -102,6 +104,7 @@ class OkeNodes:
             return None
 
     def halt(self) -> None:
+        self.address.point_at(None)
         if self.served:
             _, server, proxy, _ = self.served[-1]
             for service in (proxy, server):

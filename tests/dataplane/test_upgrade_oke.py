@@ -70,6 +70,7 @@ def oke(tracker, s3, tmp_path):
     finally:
         kubelet.stop()
         nodes.halt()
+        nodes.address.close()
         fake.stop()
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from dataplane.servers import ProcessTracker, S3Server
 from dataplane.stacks import DB_PASSWORD, RUNTIME, start_proxy
+from harness.reserved_address import ReservedAddress
 from harness.tools import older_mlflow
 from orm_pack.local import credentials, processes
 from orm_pack.local.ports import free_port
@@ -90,7 +91,7 @@ class TrackingVm:
     initial_backend: object      # harness.mariadb_backend.MariaDBBackend: the DB system's data at first
     login: credentials.Credentials
     break_migration: dict = field(default_factory=dict)
-    proxy_port: int = field(default_factory=free_port)
+    address: ReservedAddress = field(default_factory=ReservedAddress)  # the VM's reserved public IP
     boots: list = field(default_factory=list)
     _seen: set = field(default_factory=set)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -98,7 +99,7 @@ class TrackingVm:
 
     @property
     def url(self) -> str:
-        return f"https://127.0.0.1:{self.proxy_port}"
+        return f"https://127.0.0.1:{self.address.port}"
 
     def start(self) -> "TrackingVm":
         self._thread = threading.Thread(target=self._watch, daemon=True)
@@ -110,6 +111,7 @@ class TrackingVm:
         self._thread.join(10)
         if self.boots:
             self._halt(self.boots[-1])
+        self.address.close()
         assert not self._errors, self._errors
 
     # ------------------------------------------------------------ what OCI does after an apply
@@ -146,6 +148,7 @@ class TrackingVm:
             return False
 
     def _halt(self, boot: Boot) -> None:
+        self.address.point_at(None)
         for service in (boot.proxy, boot.server):
             if service.alive():
                 self.tracker.stop(service)
@@ -160,7 +163,9 @@ class TrackingVm:
         log = self.workdir / f"boot-{number}-{version}.log"
         env = self._env(version, backend, port, self.workdir / f"boot-{number}")
         server = self.tracker.start(f"tracking-boot-{number}", tracking_argv(RUNTIME), env, log)
-        proxy, _ = start_proxy(self.tracker, self.workdir / f"proxy-{number}", port, self.login, port=self.proxy_port)
+        proxy_port = free_port()
+        proxy, _ = start_proxy(self.tracker, self.workdir / f"proxy-{number}", port, self.login, port=proxy_port)
+        self.address.point_at(proxy_port)
         return Boot(instance, version, server, proxy, log)
 
     # ------------------------------------------------------------ Run Command on this VM
