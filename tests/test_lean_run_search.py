@@ -144,15 +144,19 @@ def test_the_one_pass_is_refused_for_messages_it_does_not_know():
 
 
 def test_a_run_deleted_for_good_between_ranking_and_reading_is_left_out(stores, monkeypatch):
-    """`mlflow gc` may remove a run after the page was ranked: the page goes on without it."""
+    """`mlflow gc` may remove a ranked run before the page is read: the page goes on without it, and the next
+    page is still offered."""
     mlflow_own, lean, experiment_ids = stores
     real_read = run_search._read_runs
     ranked = {}
 
     def read_after_a_gc(session, run_ids):
         ranked["ids"] = run_ids
-        return real_read(session, run_ids[:3] + ["0" * 32] + run_ids[3:])  # an id no longer in the table
+        # the 4th ranked run is gone when the page is read: its id finds no row (the shared data stays intact)
+        return real_read(session, run_ids[:3] + ["0" * 32] + run_ids[4:])
 
     monkeypatch.setattr(run_search, "_read_runs", read_after_a_gc)
     page = lean.search_runs(experiment_ids, "", run_search_cases.ViewType.ACTIVE_ONLY, 10, ["metrics.loss DESC"])
-    assert [run.info.run_id for run in page] == ranked["ids"][:10]
+    assert len(ranked["ids"]) == 11
+    assert [run.info.run_id for run in page] == (ranked["ids"][:3] + ranked["ids"][4:])[:10]
+    assert page.token  # the ranking found more than a page: the next one is still offered

@@ -40,16 +40,16 @@ class LeanSearchStore(mlflow_store.SqlAlchemyStore):
         stages = set(LifecycleStage.view_type_to_stages(run_view_type))
         offset = SearchUtils.parse_start_offset_from_page_token(page_token)
         with self.ManagedSessionMaker() as session:
-            run_ids = self._page_of_run_ids(session, experiment_ids, filter_string, stages, max_results, order_by,
-                                            offset)
-            runs = _read_runs(session, run_ids)
+            ranked = self._page_of_run_ids(session, experiment_ids, filter_string, stages, max_results, order_by,
+                                           offset)
+            runs = _read_runs(session, ranked)
             run_ids = [run.info.run_id for run in runs]  # less any run deleted since the ranking
             inputs = self._get_run_inputs(run_uuids=run_ids, session=session)
             outputs = self._get_model_outputs_bulk(run_ids=run_ids, session=session)
             runs = [Run(run.info, run.data, RunInputs(dataset_inputs=inputs[i]), RunOutputs(outputs[run.info.run_id]))
                     for i, run in enumerate(runs)]
         next_page_token = None
-        if max_results is not None and len(runs) == max_results + 1:
+        if max_results is not None and len(ranked) == max_results + 1:  # one more than a page: there is a next
             next_page_token = SearchUtils.create_page_token(offset + max_results)
             runs = runs[:max_results]
         return runs, next_page_token
