@@ -47,7 +47,9 @@ def oke(tracker, s3, tmp_path):
     kubelet = Kubelet(cluster.state_file, nodes).start()
     home = tmp_path / "home"
     home.mkdir()
+    # the login in full: a username another test left in the worker's environment must not reach the gate
     env = cli_env(home, {"ORM_PACK_VAR_mysql_admin_password": ADMIN_PASSWORD, "MLFLOW_TRACKING_PASSWORD": login.password,
+                         "MLFLOW_TRACKING_USERNAME": login.username,
                          "PATH": f"{cluster.bin_dir}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}"
                                  f"{os.environ['PATH']}", "FAKE_KUBE_STATE": str(cluster.state_file)})
     plumbing = ["--compartment", COMPARTMENT, "--config-file", str(config), "--endpoint", fake.url,

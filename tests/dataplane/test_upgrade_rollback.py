@@ -47,7 +47,8 @@ def cloud(tracker, s3, tmp_path):
     # --gate-wait: a VM booting on a loaded CI machine may take minutes (orm-pack upgrade waits 1800 s by default)
     upgrade_plumbing = ["--mlflow-url", vm.url, "--ca-file", CA_FILE, "--mysql-endpoint", fake.url,
                         "--compute-agent-endpoint", fake.url, "--gate-wait", "420"]
-    env = cli_env(home, {"ORM_PACK_VAR_mysql_admin_password": ADMIN_PASSWORD,
+    # the login's user in full: a username another test left in the worker's environment must not reach the gate
+    env = cli_env(home, {"ORM_PACK_VAR_mysql_admin_password": ADMIN_PASSWORD, "MLFLOW_TRACKING_USERNAME": login.username,
                          "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"})
 
     def orm_pack(*args: str, timeout: float = 600) -> CliResult:
