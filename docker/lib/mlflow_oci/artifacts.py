@@ -29,6 +29,8 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, RESOURCE_DOES_NOT_EXIST
 from mlflow.store.artifact.artifact_repo import ArtifactRepository, MultipartDownloadMixin, MultipartUploadMixin
 
+from mlflow_oci import switches
+
 from . import auth
 
 # Files above one part go up in parts of this size, 4 at a time (OCI allows 10,000 parts: 320 GB).
@@ -39,7 +41,7 @@ UPLOAD_SEPARATOR = "."       # MLflow's upload id: "<Object Storage upload id>.<
 
 
 def direct_transfers() -> bool:
-    return os.environ.get("MLFLOW_OCI_DIRECT_TRANSFERS", "true").lower() not in ("false", "0", "no", "off")
+    return switches.on("MLFLOW_OCI_DIRECT_TRANSFERS")
 
 
 def upload_par_seconds() -> int:

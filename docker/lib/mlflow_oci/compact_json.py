@@ -18,10 +18,11 @@ calls it in each server worker. MLFLOW_OCI_COMPACT_JSON=false leaves MLflow's ou
 import inspect
 import json
 import math
-import os
 import sys
 
 from google.protobuf.descriptor import FieldDescriptor
+
+from mlflow_oci import switches
 
 SWITCH = "MLFLOW_OCI_COMPACT_JSON"
 _SCALARS = {FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_DOUBLE,
@@ -30,7 +31,7 @@ _SCALARS = {FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_INT64, FieldDescri
 
 def install() -> bool:
     """True when the server's handlers now write compact JSON."""
-    if os.environ.get(SWITCH, "true").strip().lower() in ("false", "0", "no", "off"):
+    if not switches.on(SWITCH):
         return False
     handlers = sys.modules.get("mlflow.server.handlers")
     if handlers is None:

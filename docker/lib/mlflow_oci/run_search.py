@@ -14,8 +14,6 @@ MLFLOW_OCI_LEAN_RUN_SEARCH=false puts MLflow's own search back.
 """
 from __future__ import annotations
 
-import os
-
 from mlflow.entities import LifecycleStage, Metric, Param, Run, RunData, RunInfo, RunInputs, RunOutputs, RunTag
 from mlflow.store.tracking import sqlalchemy_store as mlflow_store
 from mlflow.store.tracking.dbmodels.models import SqlLatestMetric, SqlParam, SqlRun, SqlTag
@@ -24,11 +22,13 @@ from mlflow.utils.search_utils import SearchUtils
 from sqlalchemy import select
 from sqlalchemy.sql.elements import UnaryExpression
 
+from mlflow_oci import switches
+
 SWITCH = "MLFLOW_OCI_LEAN_RUN_SEARCH"
 
 
 def enabled() -> bool:
-    return os.environ.get(SWITCH, "true").strip().lower() not in ("false", "0", "no", "off")
+    return switches.on(SWITCH)
 
 
 class LeanSearchStore(mlflow_store.SqlAlchemyStore):
