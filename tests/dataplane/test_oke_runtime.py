@@ -242,6 +242,16 @@ def _served(address: str, ca_file) -> x509.Certificate:
         return x509.load_der_x509_certificate(tls.getpeercert(binary_form=True))
 
 
+def _wait_until_served(wanted: x509.Certificate, address: str, ca_file, before: x509.Certificate) -> None:
+    """nginx's reload starts new workers before it tells the old ones to stop listening, so for a moment a new
+    connection may still reach an old worker: wait (bounded) until new connections get `wanted`."""
+    deadline = time.monotonic() + 15
+    while (served := _served(address, ca_file)).serial_number != wanted.serial_number:
+        old = served.serial_number == before.serial_number
+        assert time.monotonic() < deadline, f"nginx still presents {'the old' if old else 'another'} certificate"
+        time.sleep(0.2)
+
+
 def test_the_proxy_pod_presents_the_certificate_the_stacks_ca_issued_for_the_load_balancers_address(
         proxy_nginx, proxy_files, manifests):
     """Before: a self-signed certificate no client could verify (MLFLOW_TRACKING_INSECURE_TLS)."""
@@ -292,18 +302,17 @@ def test_the_refresh_sidecar_swaps_in_a_renewed_certificate_without_dropping_a_r
         cloud.private_cas[manifests["authority"].ocid].renew(manifests["certificate"])
         renewed = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
         assert renewed.returncode == 0 and "reloads with the new certificate" in renewed.stderr, renewed.stderr
-        deadline = time.monotonic() + 15
-        while _served(listen, ca_file).serial_number == before.serial_number:
-            assert time.monotonic() < deadline, "nginx still presents the old certificate"
-            time.sleep(0.2)
+        current = manifests["authority"].issued[manifests["certificate"]].versions[-1].certificate
+        assert current.serial_number != before.serial_number
+        _wait_until_served(current, listen, ca_file, before)
         connection.sendall(body[5:])
         answer = b""
         while chunk := connection.recv(65536):
             answer += chunk
     assert answer.startswith(b"HTTP/1.1 200"), answer[:300]
-    after = _served(listen, ca_file)
-    current = manifests["authority"].issued[manifests["certificate"]].versions[-1].certificate
-    assert after.serial_number == current.serial_number != before.serial_number
+    # Once the old worker has finished the request it leaves: every new connection gets the new version.
+    _wait_until_served(current, listen, ca_file, before)
+    assert all(_served(listen, ca_file).serial_number == current.serial_number for _ in range(5))
     check = requests.get(f"{url}/api/2.0/mlflow/experiments/get-by-name?experiment_name=oke-across-a-reload",
                          auth=(user, LOGIN_PASSWORD), verify=str(ca_file), timeout=30)
     assert check.status_code == 200, check.text
