@@ -2,6 +2,7 @@
 
 A test module chooses the configuration it plans by overriding `tf_config_dir` (default: stack/).
 """
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -51,6 +52,18 @@ def pytest_runtest_makereport(item, call):
             report.outcome = "failed"
             report.longrepr = (f"{item.nodeid} used {' and '.join(unmarked)} without the marker: add "
                                + ", ".join(f"@pytest.mark.{m}" for m in unmarked) + " (or to its module's pytestmark)")
+
+
+@pytest.fixture(autouse=True)
+def no_client_setting_leaks():
+    """A test that leaves an MLflow client setting in this process's environment changes what every later test
+    on the worker logs in as (`monkeypatch.setenv`, or a subprocess, instead)."""
+    before = {k: v for k, v in os.environ.items() if k.startswith("MLFLOW_")}
+    yield
+    after = {k: v for k, v in os.environ.items() if k.startswith("MLFLOW_")}
+    if after != before:
+        changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+        pytest.fail(f"the test left MLflow settings changed in os.environ: {', '.join(changed)}")
 
 
 def pytest_generate_tests(metafunc):

@@ -3,6 +3,7 @@ and OCI Certificates, read with the user's own key (the fakes check every reques
 what a client evaluates. The test then does what the user does next: evaluates the lines in bash and talks
 to a server whose certificate the stack's CA issued, verification on."""
 import json
+import os
 import subprocess
 import sys
 
@@ -62,9 +63,12 @@ def test_python_and_json_say_the_same(orm_pack_process, fake, oci_config):
     saved = str(oci_config.parent / "team-a-ca.pem")
     snippet = _connect(orm_pack_process, fake, "--python")
     assert snippet.code == 0, snippet.stderr
-    namespace = {}
-    exec(snippet.stdout, namespace)  # noqa: S102 - the snippet the user pastes
-    environ = namespace["os"].environ
+    # the snippet the user pastes, in a Python of its own: it sets os.environ, which must not leak into this one
+    probe = snippet.stdout + "\nimport json, os\nprint(json.dumps(dict(os.environ)))\n"
+    ran = subprocess.run([sys.executable, "-c", probe], env={"PATH": os.environ["PATH"]},
+                         capture_output=True, text=True, timeout=60)
+    assert ran.returncode == 0, ran.stderr
+    environ = json.loads(ran.stdout)
     assert (environ["MLFLOW_TRACKING_URI"], environ["MLFLOW_TRACKING_SERVER_CERT_PATH"]) == ("https://203.0.113.9", saved)
     document = json.loads(_connect(orm_pack_process, fake, "--json").stdout)
     assert document == {"MLFLOW_TRACKING_URI": "https://203.0.113.9", "MLFLOW_TRACKING_SERVER_CERT_PATH": saved,
