@@ -98,6 +98,10 @@ locals {
       MLFLOW_PORT                      = "5000"
       MLFLOW_WORKERS                   = tostring(local.mlflow_workers)
       MLFLOW_ALLOWED_HOSTS             = "*"
+      # Read by housekeeping only (mlflow-housekeeping.timer; the OKE CronJob)
+      MLFLOW_DELETED_RUNS_KEPT_DAYS = tostring(var.deleted_runs_kept_days)
+      MLFLOW_TRACE_RETENTION_DAYS   = tostring(var.trace_retention_days)
+      MLFLOW_JOB_RETENTION_DAYS     = tostring(var.job_retention_days)
     },
     var.artifact_store == "s3" ? {
       MLFLOW_S3_ENDPOINT_URL            = local.s3_endpoint
@@ -252,6 +256,17 @@ locals {
         path    = "/etc/sudoers.d/mlflow-upgrade"
         mode    = "0440"
         content = local.mlflow_upgrade_sudoers
+      },
+      # Housekeeping (the tracking image's `housekeeping` mode), once a day.
+      {
+        path    = "/etc/systemd/system/mlflow-housekeeping.service"
+        mode    = "0644"
+        content = file("${local.userdata_dir}/mlflow-housekeeping.service")
+      },
+      {
+        path    = "/etc/systemd/system/mlflow-housekeeping.timer"
+        mode    = "0644"
+        content = file("${local.userdata_dir}/mlflow-housekeeping.timer")
       },
     ])
   }

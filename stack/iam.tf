@@ -119,7 +119,13 @@ locals {
       ] : [],
     )
   ])
-  iam_statements = concat(local.principal_statements, local.oke_cluster_statements, local.tls_ca_statements, local.mysql_certificate_statements, local.datascience_service_statements)
+  iam_statements = concat(local.principal_statements, local.oke_cluster_statements, local.tls_ca_statements, local.mysql_certificate_statements, local.datascience_service_statements, local.object_lifecycle_statements)
+
+  # Object Storage deletes old versions and aborts stale uploads for the bucket's lifecycle rules (storage.tf)
+  # as its own service principal: the documented statement, limited to the artifact bucket.
+  object_lifecycle_statements = [
+    "Allow service objectstorage-${var.region} to manage object-family in compartment id ${var.compartment_ocid} where target.bucket.name = '${local.bucket_name}'",
+  ]
 
   # The stack's CA signs with its HSM key: OCI Certificates documents this statement for a CA's use of its
   # key ("Required IAM Policy" of Certificates), here limited to that key. A policy of its own, created

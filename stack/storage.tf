@@ -40,3 +40,46 @@ resource "oci_identity_customer_secret_key" "mlflow" {
   user_id      = var.current_user_ocid
   display_name = "${var.name_prefix}-mlflow-artifacts"
 }
+
+# The bucket is versioned: an artifact deleted (housekeeping removes those of runs deleted for good) or
+# overwritten keeps its previous version, and a multipart upload a client abandoned keeps its parts, until
+# these rules remove them. Object Storage applies them as its own service principal, which needs a policy of
+# its own ("Using Object Lifecycle Policies"); without the stack's IAM (create_iam_policies = false) there is
+# no such policy to wait for, so no rules: iam_statements lists the statement, and the rules can be added once
+# it exists.
+resource "oci_objectstorage_object_lifecycle_policy" "artifacts" {
+  count = var.create_iam_policies ? 1 : 0
+
+  namespace = local.namespace
+  bucket    = oci_objectstorage_bucket.artifacts.name
+
+  rules {
+    name        = "delete-previous-versions"
+    action      = "DELETE"
+    target      = "previous-object-versions"
+    time_amount = var.previous_versions_kept_days
+    time_unit   = "DAYS"
+    is_enabled  = true
+  }
+  rules {
+    name        = "abort-unfinished-uploads"
+    action      = "ABORT"
+    target      = "multipart-uploads"
+    time_amount = var.unfinished_uploads_kept_days
+    time_unit   = "DAYS"
+    is_enabled  = true
+  }
+
+  depends_on = [time_sleep.policy]
+}
+
+resource "oci_identity_policy" "object_lifecycle" {
+  count    = var.create_iam_policies ? 1 : 0
+  provider = oci.home
+
+  compartment_id = var.compartment_ocid
+  name           = "${var.name_prefix}-bucket-lifecycle"
+  description    = "Lets Object Storage in ${var.region} apply the lifecycle rules of the ${local.bucket_name} bucket"
+  statements     = local.object_lifecycle_statements
+  freeform_tags  = local.freeform_tags
+}

@@ -21,6 +21,7 @@ locals {
     { for policy in oci_identity_policy.datascience : "datascience" => policy },
     { for policy in oci_identity_policy.bucket_kms : "bucket_key" => policy },
     { for policy in oci_identity_policy.tls_ca : "tls_ca" => policy },
+    { for policy in oci_identity_policy.object_lifecycle : "object_lifecycle" => policy },
   )
 }
 

@@ -18,8 +18,11 @@ configuration written here. (The rules, as OCI documents them:)
   DbSystemSummary, which has no top-level address or subnet), and a deleted DB system stays listed as
   DELETED.
 """
+import json
+
 import pytest
 
+from harness.double import propagation
 from harness.objectstore import ObjectStore
 from harness.terraform import Terraform, TerraformError
 
@@ -270,3 +273,60 @@ def test_a_db_system_has_the_address_it_was_created_with_and_is_listed_without_a
     (tf.workdir / "main.tf").write_text(VERSIONS + DB_SYSTEM % (0, SUBNET_A))
     tf.apply()
     assert tf.output()["listed"] == [{"state": "DELETED", "ip": None, "subnet": None, "endpoint": "10.0.2.10"}]
+
+
+LIFECYCLE = """
+provider "oci" {
+  region = "us-ashburn-1"
+}
+
+variable "days" {
+  type = number
+}
+
+variable "bucket" {
+  type = string
+}
+
+resource "oci_objectstorage_object_lifecycle_policy" "artifacts" {
+  namespace = "testnamespace"
+  bucket    = var.bucket
+  rules {
+    name        = "delete-previous-versions"
+    action      = "DELETE"
+    target      = "previous-object-versions"
+    time_amount = var.days
+    time_unit   = "DAYS"
+    is_enabled  = true
+  }
+}
+"""
+
+
+def test_lifecycle_rules_need_object_storages_own_policy_and_move_only_with_their_bucket(tmp_path):
+    """OCI's "Using Object Lifecycle Policies": Object Storage applies the rules as itself, so PutObjectLifecyclePolicy
+    is refused without a policy letting objectstorage-<region> manage the objects. In the provider's source
+    (objectstorage_object_lifecycle_policy_resource.go) bucket and namespace are ForceNew, the rules are not."""
+    tf = _config(tmp_path, LIFECYCLE)
+    with pytest.raises(TerraformError) as refused:
+        tf.apply({"days": 30, "bucket": "rules-artifacts"})
+    assert "400-InsufficientServicePermissions" in refused.value.message
+    assert tf.state_resources() == []
+
+    (tmp_path / "config" / "policy.tf").write_text(POLICY.replace(
+        '"Allow group readers to read all-resources in tenancy"',
+        '"Allow service objectstorage-us-ashburn-1 to manage object-family in tenancy"') % "")
+    main = tmp_path / "config" / "main.tf"
+    main.write_text(main.read_text().replace("  rules {", "  depends_on = [oci_identity_policy.readers]\n  rules {"))
+    tf.env[propagation.SCALE_ENV] = "0"  # the policy is in effect at once
+    tf.apply({"days": 30, "bucket": "rules-artifacts"})
+    state = json.loads(tf.run("show", "-json").stdout)
+    (policy,) = [r for r in state["values"]["root_module"]["resources"] if r["type"].endswith("lifecycle_policy")]
+    assert policy["values"]["id"] == "n/testnamespace/b/rules-artifacts/l"
+
+    def actions(variables):
+        plan = tf.plan(variables)
+        return [c["change"]["actions"] for c in plan["resource_changes"] if c["type"].endswith("lifecycle_policy")]
+
+    assert actions({"days": 60, "bucket": "rules-artifacts"}) == [["update"]]
+    assert actions({"days": 30, "bucket": "other-artifacts"}) == [["delete", "create"]]

@@ -360,6 +360,9 @@ systemctl restart nginx.service
 if [[ -n ${PROXY_TLS_CA_OCID:-} ]]; then
   systemctl enable --now mlflow-refresh-tls.timer
 fi
+if [[ $ROLE == tracking ]]; then
+  systemctl enable --now mlflow-housekeeping.timer
+fi
 
 step "write /home/opc/commands.txt"
 install -d "$OPC_HOME"

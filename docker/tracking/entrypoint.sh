@@ -4,6 +4,8 @@
 #   entrypoint.sh migrate   prepare the database and exit: the Kubernetes Job that runs before a rollout
 #   entrypoint.sh plan [--json]   say what an upgrade to this image's MLflow would do to the database, changing
 #                                 nothing in it (mlflow_oci.schema_plan; exit 3: it would be refused)
+#   entrypoint.sh housekeeping [--dry-run ...]   remove what users deleted long enough ago, old traces and jobs
+#                                 (mlflow_oci.housekeeping), with the database user, never the administrator
 # Order: resolve Vault secrets -> check settings -> wait for the database -> init_db.py (first-boot SQL when admin
 # credentials are given, schema migrations) -> exec `mlflow server` with proxied artifacts.
 # Secrets never reach the log or argv: mlflow reads the backend URI from MLFLOW_BACKEND_STORE_URI.
@@ -41,8 +43,8 @@ fi
 
 MODE=${1:-serve}
 case $MODE in
-  serve | migrate | plan) ;;
-  *) die "unknown mode '$MODE': use serve (the default), migrate or plan" ;;
+  serve | migrate | plan | housekeeping) ;;
+  *) die "unknown mode '$MODE': use serve (the default), migrate, plan or housekeeping" ;;
 esac
 
 # Prints a URI with any password replaced by ***.
@@ -121,6 +123,16 @@ fi
 export MLFLOW_BACKEND_STORE_URI  # mlflow server reads it from here, not from argv
 [[ $MODE == serve || $MLFLOW_BACKEND_STORE_URI == mysql* ]] ||
   die "$MODE works on a MySQL backend: set MLFLOW_DB_HOST, MLFLOW_DB_USER and MLFLOW_DB_PASSWORD"
+if [[ $MODE == housekeeping ]]; then
+  unset MYSQL_ADMIN_USER MYSQL_ADMIN_PASSWORD
+  [[ -n ${MLFLOW_ARTIFACTS_DESTINATION:-} ]] ||
+    die "set MLFLOW_ARTIFACTS_DESTINATION: housekeeping deletes the artifacts of what it removes"
+  if [[ -n ${MLFLOW_DB_HOST:-} ]]; then
+    wait_for_tcp "$MLFLOW_DB_HOST" "$MLFLOW_DB_PORT" "$MLFLOW_DB_WAIT_SECONDS"
+  fi
+  shift
+  exec python3 -m mlflow_oci.housekeeping "$@"
+fi
 if [[ $MODE == plan ]]; then
   if [[ -n ${MLFLOW_DB_HOST:-} ]]; then
     log "waiting up to ${MLFLOW_DB_WAIT_SECONDS}s for database ${MLFLOW_DB_HOST}:${MLFLOW_DB_PORT}"

@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 LIB = Path(__file__).resolve().parents[2] / "docker" / "lib"
+ENTRYPOINT = LIB.parent / "tracking" / "entrypoint.sh"
 pytestmark = pytest.mark.dataplane
 DATABASE = "housekeeping"
 DAY_MS = 24 * 3600 * 1000
@@ -122,8 +123,18 @@ def artifacts(deployment, experiment: str, run_id: str) -> Path:
     return deployment["destination"] / experiment / run_id / "artifacts" / "model.txt"
 
 
-def test_a_dry_run_counts_and_removes_nothing(deployment):
-    totals = finished(housekeeping(deployment, "--dry-run", "--trace-retention-days", "90"))
+def test_a_dry_run_counts_and_removes_nothing(deployment, mariadb):
+    """Through the tracking image's entrypoint, as the VM's timer and the OKE CronJob run it: the MySQL login
+    from MLFLOW_DB_*, the administrator's dropped, TLS to the database verified."""
+    env = {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "HOME": str(deployment["destination"].parent),
+           **dict(mariadb.client_env()), "MLFLOW_DB_NAME": DATABASE, "MLFLOW_DB_USER": mariadb.admin_user,
+           "MLFLOW_DB_PASSWORD": mariadb.admin_password, "MYSQL_ADMIN_USER": "root", "MYSQL_ADMIN_PASSWORD": "unused",
+           "MLFLOW_ARTIFACTS_DESTINATION": str(deployment["destination"]), "MLFLOW_TRACE_RETENTION_DAYS": "90"}
+    done = subprocess.run(["bash", str(ENTRYPOINT), "housekeeping", "--dry-run"], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert mariadb.admin_password not in done.stdout + done.stderr
+    totals = json.loads(done.stdout)
     # 12 old deleted runs, the 3 runs of the deleted experiment; the registered one is kept
     assert (totals["runs"], totals["experiments"], totals["traces"]) == (OLD_DELETED + 3, 1, 1), totals
     assert totals["runs_kept_for_model_versions"] == 1 and totals["rows"] == {}
@@ -175,3 +186,8 @@ def test_bad_settings_stop_with_a_message(deployment):
     process = housekeeping(deployment, "--batch", "0")
     _, err = process.communicate(timeout=60)
     assert process.returncode == 2 and "--batch must be at least 1" in err
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(LIB), "MLFLOW_BACKEND_STORE_URI": deployment["uri"],
+           "MLFLOW_TRACE_RETENTION_DAYS": "ninety"}
+    done = subprocess.run([sys.executable, "-m", "mlflow_oci.housekeeping"], env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode != 0 and "MLFLOW_TRACE_RETENTION_DAYS must be a whole number of days" in done.stderr

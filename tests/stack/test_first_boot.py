@@ -397,6 +397,7 @@ def test_the_bootstrap_installs_the_vms_certificate_from_the_ca_and_the_timer_re
     assert (root / "var/lib/mlflow/tls/mlflow-ca.pem").read_bytes() == ca_file.read_bytes()  # the serving container's
     calls = (state / "calls.log").read_text().splitlines()
     assert "systemctl enable --now mlflow-refresh-tls.timer" in calls
+    assert "systemctl enable --now mlflow-housekeeping.timer" in calls
     assert "systemctl reload nginx" not in calls  # the first boot starts nginx afterwards
     assert "BEGIN" not in log + result.stderr  # no key, no certificate in the log
 
@@ -439,12 +440,14 @@ def test_the_units_pass_systemd_analyze_verify(deployed, tmp_path, role):
     analyze = require_binary("systemd-analyze", how="apt-get install systemd")
     files = {e["path"]: e["content"] for e in _cloud_config(deployed, role)["write_files"]}
     units = {Path(p).name: c for p, c in files.items() if p.startswith("/etc/systemd/system/")}
+    # the tracking VM's daily housekeeping (the tracking image's housekeeping mode)
+    housekeeping = ["mlflow-housekeeping.service", "mlflow-housekeeping.timer"] if role == "tracking" else []
     assert set(units) == {"mlflow-bootstrap@.service", f"mlflow-{role}.service", "mlflow-refresh-tls.service",
-                          "mlflow-refresh-tls.timer"}
+                          "mlflow-refresh-tls.timer", *housekeeping}
     root = _systemd_root(tmp_path, units, ["/usr/local/sbin/mlflow-bootstrap.sh", "/usr/local/sbin/mlflow-refresh-tls",
                                            "/usr/bin/podman", "/usr/bin/bash"])
     for unit in (f"mlflow-bootstrap@{role}.service", f"mlflow-{role}.service", "mlflow-refresh-tls.service",
-                 "mlflow-refresh-tls.timer"):
+                 "mlflow-refresh-tls.timer", *housekeeping):
         result = subprocess.run([analyze, "verify", f"--root={root}", unit], capture_output=True, text=True)
         assert result.returncode == 0, result.stderr
         assert "mlflow" not in result.stderr, result.stderr

@@ -179,9 +179,10 @@ def test_the_vms_may_read_their_secrets_and_write_the_bucket_and_nothing_else(de
         service = policies.get("oci_identity_policy.datascience[0]", {}).get("statements", [])
         ca_policy = policies["oci_identity_policy.tls_ca[0]"]["statements"]
         mysql_policy = policies["oci_identity_policy.mysql_certificate[0]"]["statements"]
+        lifecycle = policies["oci_identity_policy.object_lifecycle[0]"]["statements"]
         statements = policy["statements"]
         assert policy["compartment_id"] == facts["compartment"]
-        assert statements + ca_policy + mysql_policy + service == d.outputs["iam_statements"]
+        assert statements + ca_policy + mysql_policy + service + lifecycle == d.outputs["iam_statements"]
     else:
         assert groups == {} and not any(a.startswith("oci_identity_policy.vm")
                                         for a in resources(d.replan, "oci_identity_policy"))
@@ -192,7 +193,12 @@ def test_the_vms_may_read_their_secrets_and_write_the_bucket_and_nothing_else(de
             assert rule == facts["rules"][role]
             subjects[role] = f"dynamic-group {name}"
         statements = [s for s in d.outputs["iam_statements"] if not s.startswith("Allow service ")]
-        service = [s for s in d.outputs["iam_statements"] if s.startswith("Allow service ")]
+        service = [s for s in d.outputs["iam_statements"] if s.startswith("Allow service datascience ")]
+        lifecycle = [s for s in d.outputs["iam_statements"] if s.startswith("Allow service objectstorage-")]
+    # Object Storage applies the bucket's lifecycle rules as itself: object-family of that bucket alone
+    (bucket,) = [b["name"] for b in resources(d.replan, "oci_objectstorage_bucket").values() if "artifacts" in b["name"]]
+    assert lifecycle == [f"Allow service objectstorage-{tfvars['region']} to manage object-family in compartment id "
+                         f"{facts['compartment']} where target.bucket.name = '{bucket}'"]
     notebook = tfvars.get("create_notebook_session", False)
     assert service == ([f"Allow service datascience to use virtual-network-family in compartment id {facts['compartment']}"]
                        if notebook else [])

@@ -17,7 +17,10 @@ pytestmark = pytest.mark.terraform
 @pytest.mark.parametrize("profile, waits_for, refusal", [
     ("oke", "oke_node_tag", "400-InvalidParameter, Failed to validate tags: TagNamespace mlflow-oke-"),
     ("notebook", 'policy["datascience"]', "404-NotAuthorizedOrNotFound, Authorization failed"),
-    ("other-region", 'policy["bucket_key"]', "400-InsufficientServicePermissions"),
+    ("other-region", 'policy["bucket_key"]', "principal to use this key are insufficient"),
+    # Object Storage applies the bucket's lifecycle rules as itself, once its policy is in effect
+    ("always-free", 'policy["object_lifecycle"]', "400-InsufficientServicePermissions, Permissions granted to the "
+                                                  "object storage service principal to this bucket"),
     # the DB system reads its own certificate as it is created (HeatWave's bring your own certificate)
     ("default", "mysql_certificate_policy", "404-NotAuthorizedOrNotFound, the DB system is not authorized"),
 ])

@@ -4,7 +4,7 @@
         [--deleted-after-days N] [--trace-retention-days N] [--job-retention-days N]
 
 Reads MLFLOW_BACKEND_STORE_URI (MySQL) and MLFLOW_ARTIFACTS_DESTINATION (where `mlflow-artifacts:/` URIs point);
-the options default to MLFLOW_GC_DELETED_AFTER_DAYS (30), MLFLOW_TRACE_RETENTION_DAYS (0: keep) and
+the options default to MLFLOW_DELETED_RUNS_KEPT_DAYS (30), MLFLOW_TRACE_RETENTION_DAYS (0: keep) and
 MLFLOW_JOB_RETENTION_DAYS (30). Prints its progress on stderr and one JSON line of totals on stdout.
 
 - Runs deleted (lifecycle stage `deleted`) more than N days ago: their artifacts, then their rows. A run
@@ -211,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     deleted_after = args.deleted_after_days
     if deleted_after is None:
-        deleted_after = _days("MLFLOW_GC_DELETED_AFTER_DAYS", 30)
+        deleted_after = _days("MLFLOW_DELETED_RUNS_KEPT_DAYS", 30)
     traces = args.trace_retention_days if args.trace_retention_days is not None else _days("MLFLOW_TRACE_RETENTION_DAYS", 0)
     jobs = args.job_retention_days if args.job_retention_days is not None else _days("MLFLOW_JOB_RETENTION_DAYS", 30)
     if min(deleted_after, traces, jobs) < 0 or args.batch < 1:

@@ -13,6 +13,10 @@
   may not read the certificate yet. The API's exact message for that case is not documented; the double
   answers as IAM does when a principal may not read a resource, 404-NotAuthorizedOrNotFound, and names
   the certificate.
+- A bucket's object lifecycle policy is refused, 400-InsufficientServicePermissions, unless a policy lets
+  Object Storage itself delete objects ("Allow service objectstorage-<region> to manage object-family ...":
+  OCI's "Using Object Lifecycle Policies" and "Details for Object Storage" pages require it), and while that
+  policy is new. Here the policy must be one the stack wrote: the double knows no other.
 
 Every delay is multiplied by OCI_DOUBLE_TIME_SCALE, as the time_sleep double's waits are, so the tests
 keep the cloud's proportions at a fraction of its pace. What was written when is kept in the double's
@@ -83,6 +87,12 @@ def refused(type_name: str, config: dict) -> str | None:
     if type_name == "oci_objectstorage_bucket" and key and _granted_recently(policies, now, key):
         return ("400-InsufficientServicePermissions, Permissions granted to the object storage service "
                 "principal to use this key are insufficient")
+    if type_name == "oci_objectstorage_object_lifecycle_policy":
+        allows = [(when, statements) for when, statements in policies
+                  if any("service objectstorage-" in s and "object-family" in s for s in statements)]
+        if not allows or _granted_recently(allows, now, "service objectstorage-"):
+            return ("400-InsufficientServicePermissions, Permissions granted to the object storage service principal "
+                    f"to this bucket ({config.get('bucket')}) are insufficient")
     byoc = (config.get("secure_connections") or [{}])[0] or {}
     if (type_name == "oci_mysql_mysql_db_system" and byoc.get("certificate_generation_type") == "BYOC"
             and _granted_recently(policies, now, byoc.get("certificate_id") or "leaf-certificate")):

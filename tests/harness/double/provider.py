@@ -172,6 +172,8 @@ class OciDouble(rpc.ProviderServicer):
             new_state["endpoints"] = [_cluster_endpoints(new_state, config_digest(config))]
         if request.type_name == "oci_objectstorage_preauthrequest":
             new_state = self._with_par_paths(new_state)
+        if request.type_name == "oci_objectstorage_object_lifecycle_policy":
+            new_state["id"] = f"n/{new_state['namespace']}/b/{new_state['bucket']}/l"  # the provider's composite id
         self._trace("apply", type=request.type_name, id=new_state.get("id"))
         propagation.record(request.type_name, new_state)
         if request.type_name == db_systems.RESOURCE:

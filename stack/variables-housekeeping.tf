@@ -1,0 +1,58 @@
+# ---------------------------------------------------------------------------------------------
+# Housekeeping: what is removed for good, and when
+# ---------------------------------------------------------------------------------------------
+
+variable "deleted_runs_kept_days" {
+  description = "Days a deleted run or experiment stays in MLflow's trash, where the UI can restore it, before the tracking VM's daily housekeeping removes it with its artifacts (0: at the next pass). Runs a registered model version was made from are kept."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.deleted_runs_kept_days >= 0 && var.deleted_runs_kept_days <= 3650 && floor(var.deleted_runs_kept_days) == var.deleted_runs_kept_days
+    error_message = "The deleted_runs_kept_days must be a whole number of days between 0 and 3650."
+  }
+}
+
+variable "trace_retention_days" {
+  description = "Days MLflow traces are kept before housekeeping removes them with their artifacts; 0 keeps them forever."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.trace_retention_days >= 0 && var.trace_retention_days <= 3650 && floor(var.trace_retention_days) == var.trace_retention_days
+    error_message = "The trace_retention_days must be a whole number of days between 0 (keep) and 3650."
+  }
+}
+
+variable "job_retention_days" {
+  description = "Days MLflow keeps the records of finished server-side jobs before housekeeping removes them; 0 keeps them forever."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.job_retention_days >= 0 && var.job_retention_days <= 3650 && floor(var.job_retention_days) == var.job_retention_days
+    error_message = "The job_retention_days must be a whole number of days between 0 (keep) and 3650."
+  }
+}
+
+variable "previous_versions_kept_days" {
+  description = "Days the versioned artifact bucket keeps an object's previous versions (an overwritten or deleted artifact) before Object Storage deletes them."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.previous_versions_kept_days >= 1 && var.previous_versions_kept_days <= 3650 && floor(var.previous_versions_kept_days) == var.previous_versions_kept_days
+    error_message = "The previous_versions_kept_days must be a whole number of days between 1 and 3650."
+  }
+}
+
+variable "unfinished_uploads_kept_days" {
+  description = "Days an unfinished multipart upload to the artifact bucket (a client that stopped midway) keeps its parts before Object Storage aborts it."
+  type        = number
+  default     = 7
+
+  validation {
+    condition     = var.unfinished_uploads_kept_days >= 1 && var.unfinished_uploads_kept_days <= 3650 && floor(var.unfinished_uploads_kept_days) == var.unfinished_uploads_kept_days
+    error_message = "The unfinished_uploads_kept_days must be a whole number of days between 1 and 3650."
+  }
+}
