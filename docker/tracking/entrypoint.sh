@@ -286,7 +286,12 @@ if [[ $MLFLOW_AUTH == mlflow || $MLFLOW_AUTH == oidc ]]; then
   # Artifact locations a user names are refused unless MLflow can check them (lib/mlflow_oci/artifact_rules.py).
   export MLFLOW_CREATE_MODEL_VERSION_SOURCE_VALIDATION_REGEX
   MLFLOW_CREATE_MODEL_VERSION_SOURCE_VALIDATION_REGEX=$(python3 -c 'from mlflow_oci.artifact_rules import MODEL_VERSION_SOURCES as s; print(s)')
-  args+=(--app-name basic-auth)
+  # MLflow creates its first admin before the workers start when it runs its own app; with ours (below) that
+  # is done here, so a missing or refused password stops the start with one message.
+  python3 -c 'from mlflow.server.auth import bootstrap_admin_user as b, get_flask_server_secret_key as k; k(); b()' ||
+    die "MLflow's users could not be prepared (see above)"
 fi
+# MLflow's app (with its users when MLFLOW_AUTH is mlflow or oidc) and the audit trail: lib/mlflow_oci/server_app.py.
+args+=(--app-name oci)
 log "starting: mlflow ${args[*]}"
 exec mlflow "${args[@]}"

@@ -10,6 +10,7 @@ from mlflow import MlflowClient
 
 from dataplane.stacks import RUNTIME, healthcheck_command
 from dataplane.trust import CA_FILE
+from harness import audit_trail
 from orm_pack.local.services import python_env
 
 pytestmark = [pytest.mark.dataplane,
@@ -167,3 +168,17 @@ def test_the_image_healthcheck_passes_against_the_running_server(tracking_stack)
     assert result.returncode == 0, result.stderr
     down = subprocess.run(command, env=dict(python_env(), MLFLOW_PORT="1"), capture_output=True, timeout=30)
     assert down.returncode != 0
+
+
+def test_every_write_leaves_an_audit_line_naming_the_shared_login(tracking_stack):
+    """With the shared login nginx checks the password and tells MLflow who it was; what a client claims in that
+    header is replaced, so nobody can write in another's name."""
+    since = audit_trail.log_size(tracking_stack.log)
+    http = requests.Session()
+    http.verify, http.trust_env = CA_FILE, False  # the session's CA, whatever REQUESTS_CA_BUNDLE says
+    http.auth = (tracking_stack.login.username, tracking_stack.login.password)
+    http.headers["X-MLflow-OCI-User"] = "somebody-else"  # audit.USER_HEADER
+    expected = audit_trail.do_the_writes(http, tracking_stack.url, "shared")
+    lines = audit_trail.audit_lines(tracking_stack.log, since)
+    audit_trail.check(lines, expected, {"user": tracking_stack.login.username, "login": "shared"})
+    assert all("subject" not in line for line in lines)

@@ -12,6 +12,7 @@ import requests
 
 from dataplane.stacks import CLIENT_ENV, serving_proxy_asking, start_proxy, start_tracking_replicas
 from dataplane.trust import CA_FILE
+from harness import audit_trail
 from orm_pack.local import credentials
 from orm_pack.local.services import python_env
 
@@ -296,3 +297,21 @@ def test_the_endpoint_and_the_notebook_log_in_as_users_of_their_own_not_as_admin
     own = call("POST", "experiments/create", notebook, name="from-the-notebook")
     assert own.status_code == 200, own.text
     assert call("POST", "runs/create", notebook, experiment_id=own.json()["experiment_id"]).status_code == 200
+
+
+def test_every_write_leaves_an_audit_line_naming_the_person(replicas):
+    """Each person by their own login, whichever replica answered; a header claiming another name is ignored."""
+    first, second, url = replicas
+    added = users(url, "add", "dora")
+    assert added.returncode == 0, added.stderr
+    logs = [first.service.log, second.service.log]
+    since = [audit_trail.log_size(log) for log in logs]
+    http = requests.Session()
+    http.verify, http.trust_env = CA_FILE, False  # the session's CA, whatever REQUESTS_CA_BUNDLE says
+    http.auth = ("dora", added.stdout.strip())
+    http.headers["X-MLflow-OCI-User"] = ADMIN.username  # audit.USER_HEADER: only the shared login's proxy sets it
+    expected = audit_trail.do_the_writes(http, url, "per-person")
+    lines = sorted((line for log, start in zip(logs, since, strict=True) for line in audit_trail.audit_lines(log, start)),
+                   key=lambda line: line["time"])
+    audit_trail.check(lines, expected, {"user": "dora", "login": "mlflow"})
+    assert users(url, "remove", "dora").returncode == 0

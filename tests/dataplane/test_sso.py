@@ -22,6 +22,7 @@ import requests
 from dataplane.stacks import serving_proxy_asking, start_proxy, start_tracking_replicas
 from dataplane.test_browser import NAME, browser  # noqa: F401 (the fixture)
 from dataplane.trust import CA_FILE
+from harness import audit_trail
 from orm_pack.local import credentials
 
 pytestmark = [pytest.mark.dataplane, pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning"),
@@ -675,3 +676,22 @@ def test_a_signed_in_person_cannot_name_an_artifact_location(site, provider):
                      {"name": "alices-window", "artifact_location": "s3://mlflow/sso/0"}, headers=token)
     assert elsewhere.status_code == 400 and "artifact_location is chosen by the server" in elsewhere.text
     assert post(url, "/api/2.0/mlflow/experiments/create", {"name": "alices-own"}, headers=token).status_code == 200
+
+
+@pytest.mark.parametrize("subject, username, how", [("u-bob", "bob", "token"), ("u-alice", "alice", "session")])
+def test_every_write_leaves_an_audit_line_naming_the_person_and_their_subject(site, provider, subject, username, how):
+    """A person is named by the name they read and by the provider's immutable `sub`, signed in with a token from
+    the provider or with the session cookie of a sign-in."""
+    url, replicas, _ = site
+    logs = [replica.service.log for replica in replicas]
+    since = [audit_trail.log_size(log) for log in logs]
+    http = requests.Session()
+    http.verify, http.trust_env = CA_FILE, False  # the session's CA, whatever REQUESTS_CA_BUNDLE says
+    if how == "token":
+        http.headers.update(bearer(provider.id_token(subject)))
+    else:
+        http.cookies.set(SESSION_COOKIE, sign_in_without_a_browser(url, subject))
+    expected = audit_trail.do_the_writes(http, url, f"sso-{how}")
+    lines = sorted((line for log, start in zip(logs, since, strict=True) for line in audit_trail.audit_lines(log, start)),
+                   key=lambda line: line["time"])
+    audit_trail.check(lines, expected, {"user": username, "subject": subject, "login": "oidc"})

@@ -368,6 +368,7 @@ def _session_username(request, rt: Runtime) -> str | None:
         return None  # its owner signed out (or was signed out) since
     if not _groups_still_hold(rt, session.get("s"), username, issued_at):
         return None
+    _note_subject(session.get("s"))
     return username
 
 
@@ -436,7 +437,18 @@ def _refreshed_identity(rt: Runtime, refresh_token: str) -> tuple[Identity, str 
 
 
 def _bearer_username(token: str, rt: Runtime) -> str:
-    return rt.sync_user(identity_from_claims(rt.verifier.claims(token), rt.settings))
+    identity = identity_from_claims(rt.verifier.claims(token), rt.settings)
+    username = rt.sync_user(identity)
+    _note_subject(identity.subject)
+    return username
+
+
+def _note_subject(subject: str | None) -> None:
+    """The provider's `sub` of this request's person, for the audit trail (audit.py)."""
+    from flask import g, has_app_context
+
+    if has_app_context():
+        g.mlflow_oci_subject = subject
 
 
 def _authorization(username: str):
