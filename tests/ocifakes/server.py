@@ -87,6 +87,7 @@ class Grants:
     par_buckets: set = field(default_factory=set)     # buckets with PAR_MANAGE
     certificates: dict = field(default_factory=dict)   # certificate OCID -> the bundle types granted
     authorities: set = field(default_factory=set)      # CA OCIDs whose bundle may be read
+    logs: set = field(default_factory=set)             # custom logs it may write (use log-content)
 
 
 @dataclass
@@ -193,6 +194,7 @@ class InstanceCloud:
         self.api_keys: dict[str, tuple[object, str]] = {}  # keyId -> (public key, principal)
         self.cut_parts: set[int] = set()          # part numbers whose upload through a PAR loses its connection
         self.directory = Path(tempfile.mkdtemp(prefix="ocifake-objects-"))
+        self.logs: dict[str, list[dict]] = {}     # custom log OCID -> entries accepted (with their batch's fields)
         self.tokens_issued = 0
         self.server = None
 
@@ -211,6 +213,15 @@ class InstanceCloud:
         grants.buckets.update(buckets)
         grants.authorities.update(authorities)
         grants.par_buckets.update(par_buckets)
+
+    def add_log(self, name: str) -> str:
+        """A custom log of OCI Logging; the instance may write it once granted (`grant_log`)."""
+        ocid = ocids.mint("log", name, self.region_key)
+        self.logs[ocid] = []
+        return ocid
+
+    def grant_log(self, log_ocid: str, instance: str | None = None) -> None:
+        self.grants[instance or self.instance.instance_ocid].logs.add(log_ocid)
 
     def add_api_key(self, key_id: str, public_key, principal: str) -> None:
         """A user's API key (keyId `<tenancy>/<user>/<fingerprint>`): its calls act as `principal`, whose
@@ -260,6 +271,7 @@ class InstanceCloud:
                 "MLFLOW_OCI_SECRETS_ENDPOINT": self.url,
                 "MLFLOW_OCI_OBJECT_STORAGE_ENDPOINT": self.url,
                 "MLFLOW_OCI_CERTIFICATES_ENDPOINT": self.url,
+                "MLFLOW_OCI_LOGGING_ENDPOINT": self.url,
                 "NO_PROXY": "127.0.0.1,localhost"}
 
     def resource_principal_env(self, directory: Path, resource_ocid: str) -> dict:
@@ -362,6 +374,43 @@ class InstanceCloud:
         if authority_ocid not in self.private_cas or authority_ocid not in self.grants[instance].authorities:
             raise Refused(404, "NotAuthorizedOrNotFound", "Authorization failed or requested resource not found.")
         return self.private_cas[authority_ocid].authority_bundle()
+
+    def put_logs(self, instance: str, log_ocid: str, body: bytes) -> None:
+        """Logging ingestion's PutLogs (POST /20200831/logs/{logId}/actions/push), with the request's documented
+        shape (loggingingestion.PutLogsDetails: specversion "1.0", logEntryBatches of entries with data and id,
+        each batch with source and type) and rule: "Each entry should be less than 1 MB size" (LogEntry)."""
+        if log_ocid not in self.logs or log_ocid not in self.grants[instance].logs:
+            raise Refused(404, "NotAuthorizedOrNotFound", "Authorization failed or requested resource not found.")
+        try:
+            details = json.loads(body)
+        except ValueError:
+            raise Refused(400, "InvalidParameter", "the body is not JSON") from None
+        if details.get("specversion") != "1.0":
+            raise Refused(400, "InvalidParameter", "specversion must be 1.0")
+        batches = details.get("logEntryBatches")
+        if not isinstance(batches, list) or not batches:
+            raise Refused(400, "InvalidParameter", "logEntryBatches is required")
+        accepted = []
+        for batch in batches:
+            if not all(isinstance(batch.get(k), str) and batch[k] for k in ("source", "type")):
+                raise Refused(400, "InvalidParameter", "every batch needs a source and a type")
+            entries = batch.get("entries")
+            if not isinstance(entries, list) or not entries:
+                raise Refused(400, "InvalidParameter", "every batch needs entries")
+            for entry in entries:
+                if not isinstance(entry.get("data"), str) or not isinstance(entry.get("id"), str):
+                    raise Refused(400, "InvalidParameter", "every entry needs data and an id")
+                if len(json.dumps(entry).encode()) >= 1024 * 1024:
+                    raise Refused(400, "InvalidParameter", "a log entry must be less than 1 MB")
+                try:
+                    if entry.get("time") is not None:
+                        _parse_time(entry["time"])
+                except (TypeError, ValueError):
+                    raise Refused(400, "InvalidParameter", "an entry's time must be an RFC 3339 date-time") from None
+                accepted.append({**entry, "source": batch["source"], "type": batch["type"],
+                                 "subject": batch.get("subject")})
+        with self.lock:
+            self.logs[log_ocid].extend(accepted)
 
     def bucket(self, instance: str, namespace: str, name: str) -> dict:
         if namespace != self.namespace or name not in self.buckets or name not in self.grants[instance].buckets:
@@ -493,6 +542,9 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._json(200, self.cloud.certificate_bundle(instance, unquote(path.rsplit("/", 1)[1]), query))
             if path.startswith("/20210224/certificateAuthorityBundles/") and self.command == "GET":
                 return self._json(200, self.cloud.authority_bundle(instance, unquote(path.rsplit("/", 1)[1])))
+            if path.startswith("/20200831/logs/") and path.endswith("/actions/push") and self.command == "POST":
+                self.cloud.put_logs(instance, unquote(path.split("/")[3]), body)
+                return self._send(200, b"")
             if path.startswith("/n/"):
                 return self._object_storage(instance, [unquote(s) for s in path.split("/")[2:]], query, body, upload)
             raise Refused(404, "NotFound", f"no fake for {self.command} {path}")

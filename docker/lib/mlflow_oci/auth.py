@@ -5,7 +5,8 @@ MLFLOW_OCI_AUTH selects the identity:
                                 service, exchanged for short-lived tokens; no key is stored anywhere
   api_key                       ~/.oci/config (OCI_CONFIG_FILE, OCI_CONFIG_PROFILE), for a laptop
 Endpoints may be overridden (private endpoints, other realms) with MLFLOW_OCI_FEDERATION_ENDPOINT,
-MLFLOW_OCI_OBJECT_STORAGE_ENDPOINT, MLFLOW_OCI_SECRETS_ENDPOINT and MLFLOW_OCI_CERTIFICATES_ENDPOINT; the
+MLFLOW_OCI_OBJECT_STORAGE_ENDPOINT, MLFLOW_OCI_SECRETS_ENDPOINT, MLFLOW_OCI_CERTIFICATES_ENDPOINT and
+MLFLOW_OCI_LOGGING_ENDPOINT (Logging ingestion); the
 instance metadata service with the SDK's own OCI_METADATA_BASE_URL.
 """
 import os
@@ -86,6 +87,12 @@ def certificates_client():
     import oci
 
     return _client(oci.certificates.CertificatesClient, "MLFLOW_OCI_CERTIFICATES_ENDPOINT")
+
+
+def logging_client():
+    import oci
+
+    return _client(oci.loggingingestion.LoggingClient, "MLFLOW_OCI_LOGGING_ENDPOINT")
 
 
 def first_line(exc: BaseException) -> str:
