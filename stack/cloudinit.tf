@@ -224,6 +224,22 @@ locals {
         mode    = "0644"
         content = file("${local.userdata_dir}/mlflow-refresh-tls.timer")
       },
+      # The journal to OCI Logging (logging.tf), every minute.
+      {
+        path    = "/usr/local/sbin/mlflow-ship-logs"
+        mode    = "0755"
+        content = file("${local.userdata_dir}/mlflow-ship-logs.sh")
+      },
+      {
+        path    = "/etc/systemd/system/mlflow-ship-logs.service"
+        mode    = "0644"
+        content = file("${local.userdata_dir}/mlflow-ship-logs.service")
+      },
+      {
+        path    = "/etc/systemd/system/mlflow-ship-logs.timer"
+        mode    = "0644"
+        content = file("${local.userdata_dir}/mlflow-ship-logs.timer")
+      },
       {
         path = "/etc/systemd/system/mlflow-${role}.service"
         mode = "0644"
@@ -321,6 +337,11 @@ locals {
           path    = "/etc/mlflow/commands.txt"
           mode    = "0644"
           content = local.vm_commands_txt[role]
+        },
+        {
+          path    = "/etc/mlflow/logs.env"
+          mode    = "0644"
+          content = join("", [for k, v in local.log_settings[role] : "${k}=${v}\n"])
         },
       ])
     })) : ""

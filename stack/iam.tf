@@ -113,6 +113,11 @@ locals {
       role == "tracking" ? [
         "Allow ${local.iam_subjects[role]} to use instance-agent-command-execution-family in compartment id ${var.compartment_ocid} where request.instance.id = target.instance.id",
       ] : [],
+      # Each VM ships its journal to the stack's custom logs (logging.tf): PutLogs needs `use log-content`, which
+      # Logging's policy reference lets a condition on target.loggroup.id narrow to this stack's log group.
+      contains(["tracking", "serving"], role) ? [
+        "Allow ${local.iam_subjects[role]} to use log-content in compartment id ${var.compartment_ocid} where target.loggroup.id = '${local.log_group_id}'",
+      ] : [],
       # The notebook verifies the servers with the CA's certificate (examples/wine/mlflow_connect.py).
       role == "notebook" ? [
         "Allow ${local.iam_subjects[role]} to read certificate-authority-bundles in compartment id ${var.compartment_ocid} where target.certificate-authority.id = '${local.tls_ca_id}'",

@@ -56,3 +56,14 @@ variable "unfinished_uploads_kept_days" {
     error_message = "The unfinished_uploads_kept_days must be a whole number of days between 1 and 3650."
   }
 }
+
+variable "log_retention_days" {
+  description = "Days OCI Logging keeps the service log and the audit trail: 30 to 180, in steps of 30 (OCI's own steps). The first 10 GB a month of log storage are free."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = contains([30, 60, 90, 120, 150, 180], var.log_retention_days)
+    error_message = "The log_retention_days must be 30, 60, 90, 120, 150 or 180 (OCI Logging keeps logs in steps of 30 days)."
+  }
+}

@@ -363,6 +363,7 @@ fi
 if [[ $ROLE == tracking ]]; then
   systemctl enable --now mlflow-housekeeping.timer
 fi
+systemctl enable --now mlflow-ship-logs.timer
 
 step "write /home/opc/commands.txt"
 install -d "$OPC_HOME"

@@ -9,7 +9,7 @@ import re
 import pytest
 import yaml
 
-from orm_pack.deploy.cost import estimate_plan, price_table
+from orm_pack.deploy.cost import estimate_plan, price_table, usage_note
 
 from .conftest import PROFILES, REPO
 
@@ -32,7 +32,13 @@ def test_the_always_free_profile_costs_nothing(deployed):
     estimate = _estimate(deployed, "always-free")
     assert estimate.beyond_free_tier == (), [line for line in estimate.lines if line.monthly]
     assert estimate.total == 0
-    assert estimate.usage_based == ("oci_objectstorage_bucket.artifacts", "oci_objectstorage_bucket.runtime")
+    assert estimate.usage_based == ('oci_logging_log.mlflow["audit"]', 'oci_logging_log.mlflow["service"]',
+                                    "oci_objectstorage_bucket.artifacts", "oci_objectstorage_bucket.runtime")
+    # what is billed by use is named with its price and free allowance
+    note, prices = usage_note(estimate), price_table()
+    for name, service in (("Object Storage", "object_storage"), ("OCI Logging", "logging")):
+        price, free = prices[service]["storage_gb_month"], prices[service]["always_free_gb"]
+        assert re.search(rf"{name} {price} USD/GB-month (of logs )?after the first {free} GB", note), note
 
 
 def test_the_default_profile_is_priced_from_the_table(deployed):

@@ -398,6 +398,7 @@ def test_the_bootstrap_installs_the_vms_certificate_from_the_ca_and_the_timer_re
     calls = (state / "calls.log").read_text().splitlines()
     assert "systemctl enable --now mlflow-refresh-tls.timer" in calls
     assert "systemctl enable --now mlflow-housekeeping.timer" in calls
+    assert "systemctl enable --now mlflow-ship-logs.timer" in calls
     assert "systemctl reload nginx" not in calls  # the first boot starts nginx afterwards
     assert "BEGIN" not in log + result.stderr  # no key, no certificate in the log
 
@@ -442,10 +443,11 @@ def test_the_units_pass_systemd_analyze_verify(deployed, tmp_path, role):
     units = {Path(p).name: c for p, c in files.items() if p.startswith("/etc/systemd/system/")}
     # the tracking VM's daily housekeeping (the tracking image's housekeeping mode)
     housekeeping = ["mlflow-housekeeping.service", "mlflow-housekeeping.timer"] if role == "tracking" else []
+    housekeeping += ["mlflow-ship-logs.service", "mlflow-ship-logs.timer"]  # the journal to OCI Logging
     assert set(units) == {"mlflow-bootstrap@.service", f"mlflow-{role}.service", "mlflow-refresh-tls.service",
                           "mlflow-refresh-tls.timer", *housekeeping}
     root = _systemd_root(tmp_path, units, ["/usr/local/sbin/mlflow-bootstrap.sh", "/usr/local/sbin/mlflow-refresh-tls",
-                                           "/usr/bin/podman", "/usr/bin/bash"])
+                                           "/usr/local/sbin/mlflow-ship-logs", "/usr/bin/podman", "/usr/bin/bash"])
     for unit in (f"mlflow-bootstrap@{role}.service", f"mlflow-{role}.service", "mlflow-refresh-tls.service",
                  "mlflow-refresh-tls.timer", *housekeeping):
         result = subprocess.run([analyze, "verify", f"--root={root}", unit], capture_output=True, text=True)
@@ -566,3 +568,58 @@ def test_the_migrate_outcome_is_read_from_its_exit_code_and_its_refusal_lines(co
     result = subprocess.run(["bash", "-c", function + 'migrate_outcome "$1" "$2"', "test", str(code), output],
                             capture_output=True, text=True, timeout=30)
     assert result.stdout.strip() == outcome, result.stderr
+
+
+# --- the journal to OCI Logging (userdata/mlflow-ship-logs.sh, stack/logging.tf) --------------------------------
+JOURNALCTL = '#!/bin/bash\necho "journalctl $*" >> "{state}/calls.log"\ncat "{state}/journal.json"\n'
+
+
+def _journal(state: Path, first: int, messages: list[str]) -> None:
+    """What `journalctl --output=json` prints next: systemd's JSON export, one record a line."""
+    (state / "journal.json").write_text("".join(
+        json.dumps({"__CURSOR": f"s=b00t;i={first + n:x}", "__REALTIME_TIMESTAMP": str(1796000000000000 + n),
+                    "MESSAGE": message, "_SYSTEMD_UNIT": "mlflow-tracking.service"}) + "\n"
+        for n, message in enumerate(messages)))
+
+
+def test_the_journal_reaches_the_stacks_logs_and_the_next_pass_goes_on_after_it(deployed, tmp_path, cloud):
+    root, state = _vm(deployed, tmp_path)
+    (tmp_path / "bin" / "journalctl").write_text(JOURNALCTL.format(state=state))
+    (tmp_path / "bin" / "journalctl").chmod(0o755)
+    settings = dict(line.split("=", 1) for line in (root / "etc/mlflow/logs.env").read_text().splitlines())
+    logs = {change["address"].split('"')[1]: change["change"]["after"]["id"]
+            for change in deployed("default").replan["resource_changes"] if change["type"] == "oci_logging_log"}
+    assert settings == {"MLFLOW_LOG_OCID": logs["service"], "MLFLOW_AUDIT_LOG_OCID": logs["audit"]}
+    for ocid in logs.values():
+        cloud.logs[ocid] = []
+        cloud.grant_log(ocid)
+    env = dict(_bootstrap_env(root, tmp_path, cloud), MLFLOW_CONF_DIR=str(root / "etc/mlflow"),
+               MLFLOW_STATE_DIR=str(root / "var/lib/mlflow"))
+
+    def ship():
+        return subprocess.run(["bash", str(root / "usr/local/sbin/mlflow-ship-logs")], env=env, capture_output=True,
+                              text=True, timeout=120)
+
+    audit_line = '{"audit":"mlflow","user":"alice","action":"experiments/create","experiment_id":"3"}'
+    _journal(state, 1, ["backend store: mysql+pymysql://mlflow:Db-p4ss@10.0.2.10:3306/mlflow", audit_line])
+    first = ship()
+    assert first.returncode == 0 and "shipped 2 records" in first.stderr, first.stderr
+    assert [e["data"] for e in cloud.logs[logs["audit"]]] == [audit_line]
+    assert "Db-p4ss" not in json.dumps(cloud.logs) and len(cloud.logs[logs["service"]]) == 1
+    cursor = root / "var/lib/mlflow/log-cursor"
+    assert cursor.read_text() == "s=b00t;i=2"
+    calls = (state / "calls.log").read_text().splitlines()
+    assert "journalctl --output=json --no-pager --boot --unit mlflow-* --unit nginx.service" in calls
+
+    # the next pass starts after the cursor; one OCI refuses keeps the cursor where it was
+    _journal(state, 3, ["a later line"])
+    cloud.grants[cloud.instance.instance_ocid].logs.discard(logs["service"])
+    refused = ship()
+    assert refused.returncode == 3 and "refused or could not be reached" in refused.stderr, refused.stderr
+    assert cursor.read_text() == "s=b00t;i=2"
+    cloud.grant_log(logs["service"])
+    again = ship()
+    assert again.returncode == 0 and cursor.read_text() == "s=b00t;i=3", again.stderr
+    journal_calls = [c for c in (state / "calls.log").read_text().splitlines() if c.startswith("journalctl ")]
+    assert journal_calls[-1].startswith("journalctl --output=json --no-pager --after-cursor s=b00t;i=2 ")
+    assert [json.loads(e["data"])["message"] for e in cloud.logs[logs["service"]]][-1] == "a later line"

@@ -79,7 +79,9 @@ def stack_facts(d) -> dict:
         assert tag.split(".")[0] in namespaces, f"the nodes' tag {tag} is not in this stack's own tag namespace"
         assert pool["compartment_id"] == compartment
         rules["workers"] = f"ALL {{instance.compartment.id = '{compartment}', tag.{tag}.value = '{value}'}}"
+    log_group = next((v["id"] for v in resources(plan, "oci_logging_log_group").values()), None)  # VMs only
     return {"secrets": secrets, "by_name": by_name, "rules": rules, "bucket": d.outputs["bucket_name"],
+            "log_group": log_group,
             "compartment": compartment, "certificates": certificates, "tls_names": tls_names,
             "ca": authorities[0] if authorities else None, "mysql_certificate": mysql_certificate,
             "oke_certificate": oke_certificate}
@@ -113,6 +115,11 @@ def grants(statements: list, subjects: dict, compartment: str) -> dict:
             ca = CA_CONDITION.match(where)
             assert ca, statement
             targets = {ca[1]}
+        elif m["resource"] == "log-content":
+            # the stack's log group only (Logging's policy reference: target.loggroup.id)
+            group = re.fullmatch(r"target\.loggroup\.id = '([^']+)'", where)
+            assert group, f"log-content: {statement}"
+            targets = {group[1]}
         elif m["resource"] == "buckets":
             # the bucket's pre-authenticated requests alone, never the rest of `manage buckets`
             par = PAR_CONDITION.match(where)
@@ -151,6 +158,9 @@ def expected_grants(facts: dict, roles, artifact_store: str) -> dict:
     if facts["oke_certificate"]:
         expected["workers"][("read", "leaf-certificate-bundles")] = {facts["oke_certificate"]}
         expected["workers"][("read", "certificate-authority-bundles")] = {facts["ca"]}
+    # each VM ships its journal to the stack's log group (logging.tf), and to no other
+    for role in ("tracking", "serving"):
+        expected[role][("use", "log-content")] = {facts["log_group"]}
     # the tracking VM runs what orm-pack upgrade sends it through Run Command (its own commands only)
     expected["tracking"][("use", "instance-agent-command-execution-family")] = {"itself"}
     # the notebook: the CA's certificate, to verify the servers with (mlflow_connect.py)

@@ -181,7 +181,7 @@ def estimate_plan(plan: dict, prices: dict | None = None) -> CostEstimate:
             if values.get("lifetime") == "RESERVED":
                 price = prices["reserved_public_ip_month"]
                 lines.append(CostLine(address, "reserved public IP", price, price, "no charge" if not price else ""))
-        elif kind == "oci_objectstorage_bucket":
+        elif kind in ("oci_objectstorage_bucket", "oci_logging_log"):
             usage_based.append(address)
         elif kind not in prices["no_charge_types"]:
             not_priced.append(address)
@@ -193,7 +193,11 @@ def usage_note(estimate: CostEstimate, prices: dict | None = None) -> str:
     prices = prices or price_table()
     storage = prices["object_storage"]
     parts = ["stored artifacts, backups beyond the free quota and traffic are billed by use"]
-    if estimate.usage_based:
+    if any(".oci_objectstorage_bucket." in f".{a}" for a in estimate.usage_based):
         parts.append(f"Object Storage {storage['storage_gb_month']} {estimate.currency}/GB-month after the first "
                      f"{storage['always_free_gb']} GB")
+    if any(".oci_logging_log." in f".{a}" for a in estimate.usage_based):
+        logging = prices["logging"]
+        parts.append(f"OCI Logging {logging['storage_gb_month']} {estimate.currency}/GB-month of logs after the first "
+                     f"{logging['always_free_gb']} GB")
     return "; ".join(parts)

@@ -25,13 +25,16 @@ def config_digest(config) -> str:
 
 
 # Attributes named <kind>_id whose OCID kind is another.
-_ATTRIBUTE_KINDS = {"kms_key_id": "key", "tag_namespace_id": "tagnamespace", "private_ip_id": "privateip"}
+_ATTRIBUTE_KINDS = {"kms_key_id": "key", "tag_namespace_id": "tagnamespace", "private_ip_id": "privateip",
+                    "log_group_id": "loggroup"}
 # Types whose OCID kind is not their name without the service prefix. OCI Certificates mints
 # ocid1.certificate.… and ocid1.certificateauthority.… (its API reference's examples), which what reads them
 # checks (orm-pack oke, the runtime's mlflow_oci.certificates).
 _OCID_KINDS = {"oci_vault_secret": "vaultsecret", "oci_identity_tag": "tagdefinition",
                "oci_certificates_management_certificate": "certificate",
-               "oci_certificates_management_certificate_authority": "certificateauthority"}
+               "oci_certificates_management_certificate_authority": "certificateauthority",
+               # Logging's API reference: ocid1.log.… and ocid1.loggroup.… (the runtime's shipper checks the former)
+               "oci_logging_log": "log", "oci_logging_log_group": "loggroup"}
 
 
 def _ocid_kind(type_name: str) -> str:
