@@ -88,6 +88,7 @@ def test_local_up_serves_a_model_and_down_leaves_nothing(tmp_path, monkeypatch):
                             "MLFLOW_TRACKING_SERVER_CERT_PATH": local_ca(state_dir),
                             "MLFLOW_TRACKING_USERNAME": "mlflow", "MLFLOW_TRACKING_PASSWORD": password}.items():
             monkeypatch.setenv(name, value)
+        monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", "")  # mlflow.set_experiment (train.py) sets it: undone after
         assert wine_train_module().main(["--experiment-name", "local-wine"]) == 0
         from mlflow import MlflowClient
         MlflowClient().set_registered_model_alias("wine-quality", "champion", "1")
