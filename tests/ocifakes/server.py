@@ -88,6 +88,7 @@ class Grants:
     certificates: dict = field(default_factory=dict)   # certificate OCID -> the bundle types granted
     authorities: set = field(default_factory=set)      # CA OCIDs whose bundle may be read
     logs: set = field(default_factory=set)             # custom logs it may write (use log-content)
+    metric_namespaces: set = field(default_factory=set)  # custom metric namespaces it may post to (use metrics)
 
 
 @dataclass
@@ -195,6 +196,7 @@ class InstanceCloud:
         self.cut_parts: set[int] = set()          # part numbers whose upload through a PAR loses its connection
         self.directory = Path(tempfile.mkdtemp(prefix="ocifake-objects-"))
         self.logs: dict[str, list[dict]] = {}     # custom log OCID -> entries accepted (with their batch's fields)
+        self.metrics: list[dict] = []             # metric streams accepted by PostMetricData, as posted
         self.tokens_issued = 0
         self.server = None
 
@@ -272,6 +274,7 @@ class InstanceCloud:
                 "MLFLOW_OCI_OBJECT_STORAGE_ENDPOINT": self.url,
                 "MLFLOW_OCI_CERTIFICATES_ENDPOINT": self.url,
                 "MLFLOW_OCI_LOGGING_ENDPOINT": self.url,
+                "MLFLOW_OCI_MONITORING_ENDPOINT": self.url,
                 "NO_PROXY": "127.0.0.1,localhost"}
 
     def resource_principal_env(self, directory: Path, resource_ocid: str) -> dict:
@@ -412,6 +415,39 @@ class InstanceCloud:
         with self.lock:
             self.logs[log_ocid].extend(accepted)
 
+    def post_metric_data(self, instance: str, body: bytes, now: float | None = None) -> dict:
+        """Monitoring's PostMetricData (POST /20180401/metrics on telemetry-ingestion) with its documented rules
+        (the API reference, PostMetricData and MetricDataDetails): at most 50 unique metric streams a call and
+        1 to 20 dimensions each (refused with 400); a namespace starts with a letter and holds letters, digits
+        and underscores; a name starts with a letter and holds letters, digits, dots, underscores, hyphens and
+        dollar signs; a dimension key is printable ASCII without spaces (256 characters at most), a value 1 to
+        512 characters; a datapoint's timestamp less than two hours in the past and less than 10 minutes in
+        the future. A stream that breaks a rule is not posted and is listed in failedMetrics; the call answers 200."""
+        now = time.time() if now is None else now
+        try:
+            streams = json.loads(body)["metricData"]
+        except (ValueError, KeyError, TypeError):
+            raise Refused(400, "InvalidParameter", "metricData is required") from None
+        if not isinstance(streams, list) or not streams:
+            raise Refused(400, "InvalidParameter", "metricData needs at least one metric")
+        if len({json.dumps([m.get("namespace"), m.get("name"), m.get("dimensions")], sort_keys=True)
+                for m in streams}) > 50:
+            raise Refused(400, "InvalidParameter", "a call may post at most 50 unique metric streams")
+        failed = []
+        for metric in streams:
+            dimensions = metric.get("dimensions") or {}
+            if not 1 <= len(dimensions) <= 20:
+                raise Refused(400, "InvalidParameter", "a metric needs 1 to 20 dimensions")
+            problem = _metric_problem(metric, dimensions, now)
+            if problem is None and metric.get("namespace") not in self.grants[instance].metric_namespaces:
+                problem = "not authorized to post metrics in this namespace"
+            if problem:
+                failed.append({"metricData": metric, "message": problem})
+            else:
+                with self.lock:
+                    self.metrics.append(metric)
+        return {"failedMetricsCount": len(failed), "failedMetrics": failed}
+
     def bucket(self, instance: str, namespace: str, name: str) -> dict:
         if namespace != self.namespace or name not in self.buckets or name not in self.grants[instance].buckets:
             raise Refused(404, "BucketNotFound", f"Either the bucket named '{name}' does not exist in the namespace "
@@ -429,6 +465,36 @@ def _b64(hex_digest: str) -> str:
 
 NOT_FOUND_PAR = ("NotAuthorizedOrNotFound", "Authorization failed or requested resource not found.")
 STREAMED = re.compile(r"^/(p/[^/]+/)?n/[^/]+/b/[^/]+/[ou]/")  # object and part bodies: to disk, never signed
+
+
+METRIC_NAMESPACE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+METRIC_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9._$-]*$")
+DIMENSION_KEY = re.compile(r"^[!-~]{1,256}$")  # printable ASCII, no space
+
+
+def _metric_problem(metric: dict, dimensions: dict, now: float) -> str | None:
+    if not METRIC_NAMESPACE.match(str(metric.get("namespace", ""))):
+        return "invalid namespace"
+    if not METRIC_NAME.match(str(metric.get("name", ""))):
+        return "invalid metric name"
+    if not str(metric.get("compartmentId", "")).startswith(("ocid1.compartment.", "ocid1.tenancy.")):
+        return "invalid compartmentId"
+    for key, value in dimensions.items():
+        if not DIMENSION_KEY.match(key) or not isinstance(value, str) or not 1 <= len(value) <= 512:
+            return f"invalid dimension {key!r}"
+    points = metric.get("datapoints") or []
+    if not points:
+        return "at least one datapoint is required"
+    for point in points:
+        try:
+            when = _parse_time(point["timestamp"])
+        except (KeyError, TypeError, ValueError):
+            return "a datapoint needs an RFC 3339 timestamp"
+        if not now - 7200 < when < now + 600:
+            return "a datapoint's timestamp must be less than two hours in the past and 10 minutes in the future"
+        if not isinstance(point.get("value"), int | float) or point["value"] != point["value"]:
+            return "a datapoint needs a numeric value"
+    return None
 
 
 def _parse_time(value: str) -> float:
@@ -542,6 +608,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._json(200, self.cloud.certificate_bundle(instance, unquote(path.rsplit("/", 1)[1]), query))
             if path.startswith("/20210224/certificateAuthorityBundles/") and self.command == "GET":
                 return self._json(200, self.cloud.authority_bundle(instance, unquote(path.rsplit("/", 1)[1])))
+            if path == "/20180401/metrics" and self.command == "POST":
+                return self._json(200, self.cloud.post_metric_data(instance, body))
             if path.startswith("/20200831/logs/") and path.endswith("/actions/push") and self.command == "POST":
                 self.cloud.put_logs(instance, unquote(path.split("/")[3]), body)
                 return self._send(200, b"")

@@ -6,7 +6,7 @@ MLFLOW_OCI_AUTH selects the identity:
   api_key                       ~/.oci/config (OCI_CONFIG_FILE, OCI_CONFIG_PROFILE), for a laptop
 Endpoints may be overridden (private endpoints, other realms) with MLFLOW_OCI_FEDERATION_ENDPOINT,
 MLFLOW_OCI_OBJECT_STORAGE_ENDPOINT, MLFLOW_OCI_SECRETS_ENDPOINT, MLFLOW_OCI_CERTIFICATES_ENDPOINT and
-MLFLOW_OCI_LOGGING_ENDPOINT (Logging ingestion); the
+MLFLOW_OCI_LOGGING_ENDPOINT (Logging ingestion) and MLFLOW_OCI_MONITORING_ENDPOINT (telemetry ingestion); the
 instance metadata service with the SDK's own OCI_METADATA_BASE_URL.
 """
 import os
@@ -93,6 +93,16 @@ def logging_client():
     import oci
 
     return _client(oci.loggingingestion.LoggingClient, "MLFLOW_OCI_LOGGING_ENDPOINT")
+
+
+def monitoring_client():
+    """For PostMetricData, whose endpoint is telemetry-ingestion.<region>, not the SDK's default telemetry.<region>."""
+    import oci
+
+    client = _client(oci.monitoring.MonitoringClient, "MLFLOW_OCI_MONITORING_ENDPOINT")
+    if not os.environ.get("MLFLOW_OCI_MONITORING_ENDPOINT"):
+        client.base_client.endpoint = client.base_client.endpoint.replace("://telemetry.", "://telemetry-ingestion.")
+    return client
 
 
 def first_line(exc: BaseException) -> str:
