@@ -98,10 +98,13 @@ locals {
       MLFLOW_PORT                      = "5000"
       MLFLOW_WORKERS                   = tostring(local.mlflow_workers)
       MLFLOW_ALLOWED_HOSTS             = "*"
-      # Read by housekeeping only (mlflow-housekeeping.timer; the OKE CronJob)
+      # Read by housekeeping only (mlflow-housekeeping.timer)
       MLFLOW_DELETED_RUNS_KEPT_DAYS = tostring(var.deleted_runs_kept_days)
       MLFLOW_TRACE_RETENTION_DAYS   = tostring(var.trace_retention_days)
       MLFLOW_JOB_RETENTION_DAYS     = tostring(var.job_retention_days)
+      # Read by the metrics pass only (mlflow-metrics.timer): where and as what they are posted
+      MLFLOW_METRICS_COMPARTMENT_OCID = var.compartment_ocid
+      MLFLOW_METRICS_DEPLOYMENT       = var.name_prefix
     },
     var.artifact_store == "s3" ? {
       MLFLOW_S3_ENDPOINT_URL            = local.s3_endpoint
@@ -272,6 +275,17 @@ locals {
         path    = "/etc/sudoers.d/mlflow-upgrade"
         mode    = "0440"
         content = local.mlflow_upgrade_sudoers
+      },
+      # The deployment's counts, size and health to OCI Monitoring (the tracking image's `metrics` mode), every minute.
+      {
+        path    = "/etc/systemd/system/mlflow-metrics.service"
+        mode    = "0644"
+        content = file("${local.userdata_dir}/mlflow-metrics.service")
+      },
+      {
+        path    = "/etc/systemd/system/mlflow-metrics.timer"
+        mode    = "0644"
+        content = file("${local.userdata_dir}/mlflow-metrics.timer")
       },
       # Housekeeping (the tracking image's `housekeeping` mode), once a day.
       {

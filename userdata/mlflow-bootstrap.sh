@@ -361,7 +361,7 @@ if [[ -n ${PROXY_TLS_CA_OCID:-} ]]; then
   systemctl enable --now mlflow-refresh-tls.timer
 fi
 if [[ $ROLE == tracking ]]; then
-  systemctl enable --now mlflow-housekeeping.timer
+  systemctl enable --now mlflow-housekeeping.timer mlflow-metrics.timer
 fi
 systemctl enable --now mlflow-ship-logs.timer
 

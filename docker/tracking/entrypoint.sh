@@ -6,6 +6,8 @@
 #                                 nothing in it (mlflow_oci.schema_plan; exit 3: it would be refused)
 #   entrypoint.sh housekeeping [--dry-run ...]   remove what users deleted long enough ago, old traces and jobs
 #                                 (mlflow_oci.housekeeping), with the database user, never the administrator
+#   entrypoint.sh metrics [--dry-run]   post the deployment's counts, size and health to OCI Monitoring
+#                                 (mlflow_oci.metrics), with the database user
 # Order: resolve Vault secrets -> check settings -> wait for the database -> init_db.py (first-boot SQL when admin
 # credentials are given, schema migrations) -> exec `mlflow server` with proxied artifacts.
 # Secrets never reach the log or argv: mlflow reads the backend URI from MLFLOW_BACKEND_STORE_URI.
@@ -43,8 +45,8 @@ fi
 
 MODE=${1:-serve}
 case $MODE in
-  serve | migrate | plan | housekeeping) ;;
-  *) die "unknown mode '$MODE': use serve (the default), migrate, plan or housekeeping" ;;
+  serve | migrate | plan | housekeeping | metrics) ;;
+  *) die "unknown mode '$MODE': use serve (the default), migrate, plan, housekeeping or metrics" ;;
 esac
 
 # Prints a URI with any password replaced by ***.
@@ -123,6 +125,12 @@ fi
 export MLFLOW_BACKEND_STORE_URI  # mlflow server reads it from here, not from argv
 [[ $MODE == serve || $MLFLOW_BACKEND_STORE_URI == mysql* ]] ||
   die "$MODE works on a MySQL backend: set MLFLOW_DB_HOST, MLFLOW_DB_USER and MLFLOW_DB_PASSWORD"
+if [[ $MODE == metrics ]]; then
+  unset MYSQL_ADMIN_USER MYSQL_ADMIN_PASSWORD
+  export MLFLOW_METRICS_HEALTH_URL=${MLFLOW_METRICS_HEALTH_URL:-http://$MLFLOW_HOST:$MLFLOW_PORT/health}
+  shift
+  exec python3 -m mlflow_oci.metrics "$@"
+fi
 if [[ $MODE == housekeeping ]]; then
   unset MYSQL_ADMIN_USER MYSQL_ADMIN_PASSWORD
   [[ -n ${MLFLOW_ARTIFACTS_DESTINATION:-} ]] ||

@@ -191,3 +191,21 @@ def test_bad_settings_stop_with_a_message(deployment):
     done = subprocess.run([sys.executable, "-m", "mlflow_oci.housekeeping"], env=env, capture_output=True, text=True,
                           timeout=60)
     assert done.returncode != 0 and "MLFLOW_TRACE_RETENTION_DAYS must be a whole number of days" in done.stderr
+
+
+def test_the_metrics_mode_counts_what_the_database_holds(deployment, mariadb):
+    """The tracking image's `metrics` mode, as the VM's timer runs it (--dry-run: collected, printed, not posted;
+    tests/test_metrics_posting.py posts to a fake of OCI Monitoring)."""
+    env = {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "HOME": str(deployment["destination"].parent),
+           **dict(mariadb.client_env()), "MLFLOW_DB_NAME": DATABASE, "MLFLOW_DB_USER": mariadb.admin_user,
+           "MLFLOW_DB_PASSWORD": mariadb.admin_password, "MLFLOW_METRICS_DEPLOYMENT": "mlflow",
+           "MLFLOW_PORT": "9"}  # nothing answers there: the server is reported down
+    done = subprocess.run(["bash", str(ENTRYPOINT), "metrics", "--dry-run"], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    values = json.loads(done.stdout.splitlines()[-1])
+    with deployment["engine"].connect() as connection:
+        runs = connection.scalar(sa.text("SELECT count(*) FROM runs WHERE lifecycle_stage = 'active'"))
+    assert values["mlflow.runs"] == runs and values["mlflow.up"] == 0
+    assert values["mlflow.database_bytes"] > 100_000 and values["mlflow.registered_models"] >= 1
+    assert mariadb.admin_password not in done.stdout + done.stderr

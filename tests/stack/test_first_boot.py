@@ -397,7 +397,7 @@ def test_the_bootstrap_installs_the_vms_certificate_from_the_ca_and_the_timer_re
     assert (root / "var/lib/mlflow/tls/mlflow-ca.pem").read_bytes() == ca_file.read_bytes()  # the serving container's
     calls = (state / "calls.log").read_text().splitlines()
     assert "systemctl enable --now mlflow-refresh-tls.timer" in calls
-    assert "systemctl enable --now mlflow-housekeeping.timer" in calls
+    assert "systemctl enable --now mlflow-housekeeping.timer mlflow-metrics.timer" in calls
     assert "systemctl enable --now mlflow-ship-logs.timer" in calls
     assert "systemctl reload nginx" not in calls  # the first boot starts nginx afterwards
     assert "BEGIN" not in log + result.stderr  # no key, no certificate in the log
@@ -442,7 +442,8 @@ def test_the_units_pass_systemd_analyze_verify(deployed, tmp_path, role):
     files = {e["path"]: e["content"] for e in _cloud_config(deployed, role)["write_files"]}
     units = {Path(p).name: c for p, c in files.items() if p.startswith("/etc/systemd/system/")}
     # the tracking VM's daily housekeeping (the tracking image's housekeeping mode)
-    housekeeping = ["mlflow-housekeeping.service", "mlflow-housekeeping.timer"] if role == "tracking" else []
+    housekeeping = ["mlflow-housekeeping.service", "mlflow-housekeeping.timer", "mlflow-metrics.service",
+                    "mlflow-metrics.timer"] if role == "tracking" else []
     housekeeping += ["mlflow-ship-logs.service", "mlflow-ship-logs.timer"]  # the journal to OCI Logging
     assert set(units) == {"mlflow-bootstrap@.service", f"mlflow-{role}.service", "mlflow-refresh-tls.service",
                           "mlflow-refresh-tls.timer", *housekeeping}

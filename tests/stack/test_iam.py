@@ -115,6 +115,11 @@ def grants(statements: list, subjects: dict, compartment: str) -> dict:
             ca = CA_CONDITION.match(where)
             assert ca, statement
             targets = {ca[1]}
+        elif m["resource"] == "metrics":
+            # its own custom namespace only (Monitoring's policy reference: target.metrics.namespace)
+            namespace = re.fullmatch(r"target\.metrics\.namespace = '([^']+)'", where)
+            assert namespace, f"metrics: {statement}"
+            targets = {namespace[1]}
         elif m["resource"] == "log-content":
             # the stack's log group only (Logging's policy reference: target.loggroup.id)
             group = re.fullmatch(r"target\.loggroup\.id = '([^']+)'", where)
@@ -161,6 +166,8 @@ def expected_grants(facts: dict, roles, artifact_store: str) -> dict:
     # each VM ships its journal to the stack's log group (logging.tf), and to no other
     for role in ("tracking", "serving"):
         expected[role][("use", "log-content")] = {facts["log_group"]}
+    # the tracking VM posts the deployment's metrics in the namespace mlflow alone
+    expected["tracking"][("use", "metrics")] = {"mlflow"}
     # the tracking VM runs what orm-pack upgrade sends it through Run Command (its own commands only)
     expected["tracking"][("use", "instance-agent-command-execution-family")] = {"itself"}
     # the notebook: the CA's certificate, to verify the servers with (mlflow_connect.py)
