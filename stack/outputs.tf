@@ -177,3 +177,13 @@ output "tls_ca_command" {
   description = "Writes the CA's certificate to mlflow-ca.pem with the OCI CLI (e.g. in Cloud Shell); then export MLFLOW_TRACKING_SERVER_CERT_PATH=$PWD/mlflow-ca.pem, or import it into a browser."
   value       = local.tls_ca_command
 }
+
+output "observability" {
+  description = "Where the deployment's logs, audit trail, metrics and alarms are, and what an alarm e-mail needs: OCI mails a confirmation link to alarm_email, and no alarm arrives until it is followed."
+  value = local.alarms_enabled ? join("\n", compact([
+    "Logs: OCI Logging > log group ${var.name_prefix}-logs (service: ${var.name_prefix}-service, audit trail: ${var.name_prefix}-audit)",
+    "Metrics: Monitoring > Metrics Explorer, namespace mlflow, deployment = ${var.name_prefix}",
+    "Alarms: ${join(", ", [for name in sort(keys(local.alarms)) : "${var.name_prefix}-${name}"])} > topic ${var.name_prefix}-alarms",
+    var.alarm_email == "" ? "" : "Confirm the subscription: OCI sent ${var.alarm_email} a confirmation link; no alarm arrives until it is followed.",
+  ])) : "On OKE the stack makes no logs, metrics or alarms yet."
+}

@@ -67,3 +67,14 @@ variable "log_retention_days" {
     error_message = "The log_retention_days must be 30, 60, 90, 120, 150 or 180 (OCI Logging keeps logs in steps of 30 days)."
   }
 }
+
+variable "alarm_email" {
+  description = "E-mail address the stack's alarms (MLflow down, silent, disk or database over 80 %) are sent to. OCI first mails a confirmation link: nothing arrives until it is followed. Empty: the alarms only show in the console."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.alarm_email == "" || can(regex("^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", var.alarm_email))
+    error_message = "The alarm_email must be one e-mail address (name@example.com), or empty."
+  }
+}

@@ -2,21 +2,13 @@
 which enforces the API reference's rules: at most 50 metric streams a call, 1 to 20 dimensions, the namespace and
 name patterns, a timestamp less than two hours old and less than 10 minutes ahead."""
 import json
-import os
-import subprocess
-import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
-from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore as RegistryStore
-from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 from ocifakes.server import InstanceCloud, Refused
 
-LIB = Path(__file__).resolve().parents[1] / "docker" / "lib"
-COMPARTMENT = "ocid1.compartment.oc1..aaaaaaaa3a5v7wcfmtcuqkx6owozoyddmkvggpmlxpy7rkbkwpjqndjwuoxq"
+from harness import metrics_run
+from harness.metrics_run import COMPARTMENT
 
 
 @pytest.fixture
@@ -28,47 +20,17 @@ def cloud():
 
 @pytest.fixture(scope="module")
 def database(tmp_path_factory):
-    """2 active experiments (with Default) and 1 deleted, 3 runs of which 1 deleted, 1 model with 2 versions."""
-    path = tmp_path_factory.mktemp("metrics")
-    uri = f"sqlite:///{path / 'mlflow.db'}"
-    store, registry = SqlAlchemyStore(uri, str(path / "artifacts")), RegistryStore(uri)
-    kept, gone = store.create_experiment("kept"), store.create_experiment("gone")
-    runs = [store.create_run(kept, "u", 0, [], f"r{i}").info.run_id for i in range(3)]
-    store.delete_run(runs[2])
-    store.delete_experiment(gone)
-    registry.create_registered_model("wine")
-    for run in runs[:2]:
-        registry.create_model_version("wine", f"runs:/{run}/model", run_id=run)
-    yield uri
-    store.engine.dispose()
-    registry.engine.dispose()
+    return metrics_run.fill(tmp_path_factory.mktemp("metrics"))
 
 
 @pytest.fixture
 def healthy():
-    class Health(BaseHTTPRequestHandler):
-        def do_GET(self):
-            self.send_response(200 if self.path == "/health" else 404)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"OK")
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Health)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}/health"
-    server.shutdown()
+    with metrics_run.health_endpoint() as url:
+        yield url
 
 
 def post(cloud, database, health_url, **extra):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    env.update(cloud.runtime_env(), PYTHONPATH=str(LIB), MLFLOW_BACKEND_STORE_URI=database,
-               MLFLOW_METRICS_COMPARTMENT_OCID=COMPARTMENT, MLFLOW_METRICS_DEPLOYMENT="mlflow",
-               MLFLOW_METRICS_HEALTH_URL=health_url, **extra)
-    return subprocess.run([sys.executable, "-m", "mlflow_oci.metrics"], env=env, capture_output=True, text=True,
-                          timeout=120)
+    return metrics_run.post(cloud, database, health_url, **extra)
 
 
 def posted(cloud) -> dict:

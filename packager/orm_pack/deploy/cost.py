@@ -181,7 +181,7 @@ def estimate_plan(plan: dict, prices: dict | None = None) -> CostEstimate:
             if values.get("lifetime") == "RESERVED":
                 price = prices["reserved_public_ip_month"]
                 lines.append(CostLine(address, "reserved public IP", price, price, "no charge" if not price else ""))
-        elif kind in ("oci_objectstorage_bucket", "oci_logging_log"):
+        elif kind in ("oci_objectstorage_bucket", "oci_logging_log", "oci_monitoring_alarm", "oci_ons_subscription"):
             usage_based.append(address)
         elif kind not in prices["no_charge_types"]:
             not_priced.append(address)
@@ -196,6 +196,15 @@ def usage_note(estimate: CostEstimate, prices: dict | None = None) -> str:
     if any(".oci_objectstorage_bucket." in f".{a}" for a in estimate.usage_based):
         parts.append(f"Object Storage {storage['storage_gb_month']} {estimate.currency}/GB-month after the first "
                      f"{storage['always_free_gb']} GB")
+    if any(".oci_monitoring_alarm." in f".{a}" for a in estimate.usage_based):
+        monitoring = prices["monitoring"]
+        parts.append(f"Monitoring beyond {monitoring['always_free_million_datapoints_ingested']} million datapoints "
+                     f"posted and {monitoring['always_free_million_datapoints_retrieved']} million read a month "
+                     "(the metrics and alarms use a small part of it)")
+    if any(".oci_ons_subscription." in f".{a}" for a in estimate.usage_based):
+        notifications = prices["notifications"]
+        parts.append(f"alarm e-mails beyond {notifications['always_free_emails']} a month "
+                     f"({notifications['emails_per_thousand']} {estimate.currency} per 1,000)")
     if any(".oci_logging_log." in f".{a}" for a in estimate.usage_based):
         logging = prices["logging"]
         parts.append(f"OCI Logging {logging['storage_gb_month']} {estimate.currency}/GB-month of logs after the first "

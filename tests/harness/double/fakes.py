@@ -34,7 +34,10 @@ _OCID_KINDS = {"oci_vault_secret": "vaultsecret", "oci_identity_tag": "tagdefini
                "oci_certificates_management_certificate": "certificate",
                "oci_certificates_management_certificate_authority": "certificateauthority",
                # Logging's API reference: ocid1.log.… and ocid1.loggroup.… (the runtime's shipper checks the former)
-               "oci_logging_log": "log", "oci_logging_log_group": "loggroup"}
+               "oci_logging_log": "log", "oci_logging_log_group": "loggroup",
+               # Monitoring's and Notifications' API references: ocid1.alarm.…, ocid1.onstopic.…, ocid1.onssubscription.…
+               "oci_monitoring_alarm": "alarm", "oci_ons_notification_topic": "onstopic",
+               "oci_ons_subscription": "onssubscription"}
 
 
 def _ocid_kind(type_name: str) -> str:

@@ -1,0 +1,67 @@
+# Alarms on the metrics the tracking VM posts (mlflow-metrics.timer, namespace mlflow), sent to a Notifications
+# topic and, when alarm_email is set, to that address: OCI mails it a confirmation link first, and nothing arrives
+# until it is followed. Each alarm's body is its runbook. On OKE nothing posts these metrics yet: no alarms.
+
+locals {
+  alarms_enabled = !local.oke_enabled
+  # MySQL's data is written to its storage, which the stack sizes in GB (database.tf); 80 % of it, in bytes.
+  database_bytes_limit = floor(local.mysql_storage_gb * 1000000000 * 0.8)
+  metric_filter        = "{deployment = \"${var.name_prefix}\"}"
+  alarms = {
+    down = {
+      query    = "mlflow.up[1m]${local.metric_filter}.min() < 1"
+      severity = "CRITICAL"
+      body     = "MLflow does not answer or cannot reach its database. Runbook: on the tracking VM, `sudo systemctl status mlflow-tracking` and `journalctl -u mlflow-tracking -n 100`; check the DB system in the console; `orm-pack doctor` tells which part fails."
+    }
+    silent = {
+      query    = "mlflow.up[5m]${local.metric_filter}.absent()"
+      severity = "CRITICAL"
+      body     = "The tracking VM has posted no metrics for 5 minutes: it is stopped, unreachable or its timer failed. Runbook: check the instance in the console; on the VM, `systemctl status mlflow-metrics.timer mlflow-metrics` and `journalctl -u mlflow-metrics -n 50`."
+    }
+    disk = {
+      query    = "mlflow.disk_used_percent[5m]${local.metric_filter}.max() > 80"
+      severity = "WARNING"
+      body     = "The tracking VM's disk is over 80 % full. Runbook: `sudo podman image prune -a` (old MLflow images), `sudo journalctl --vacuum-size=500M`; then consider a larger boot volume."
+    }
+    database = {
+      query    = "mlflow.database_bytes[5m]${local.metric_filter}.max() > ${local.database_bytes_limit}"
+      severity = "WARNING"
+      body     = "MLflow's database is over 80 % of the DB system's storage. Runbook: lower deleted_runs_kept_days or trace_retention_days so housekeeping removes more, or raise mysql_data_storage_gb and apply."
+    }
+  }
+}
+
+resource "oci_ons_notification_topic" "alarms" {
+  count = local.alarms_enabled ? 1 : 0
+
+  compartment_id = var.compartment_ocid
+  name           = "${var.name_prefix}-alarms"
+  description    = "Alarms of the MLflow stack ${var.name_prefix}"
+  freeform_tags  = local.freeform_tags
+}
+
+resource "oci_ons_subscription" "alarm_email" {
+  count = local.alarms_enabled && var.alarm_email != "" ? 1 : 0
+
+  compartment_id = var.compartment_ocid
+  topic_id       = oci_ons_notification_topic.alarms[0].id
+  protocol       = "EMAIL"
+  endpoint       = var.alarm_email
+  freeform_tags  = local.freeform_tags
+}
+
+resource "oci_monitoring_alarm" "mlflow" {
+  for_each = local.alarms_enabled ? local.alarms : {}
+
+  compartment_id        = var.compartment_ocid
+  metric_compartment_id = var.compartment_ocid
+  display_name          = "${var.name_prefix}-${each.key}"
+  namespace             = "mlflow"
+  query                 = each.value.query
+  severity              = each.value.severity
+  body                  = each.value.body
+  pending_duration      = "PT5M"
+  destinations          = [oci_ons_notification_topic.alarms[0].id]
+  is_enabled            = true
+  freeform_tags         = local.freeform_tags
+}

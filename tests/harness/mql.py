@@ -1,0 +1,61 @@
+"""A small subset of OCI Monitoring's query language (MQL), enough to evaluate the stack's alarm queries against the
+datapoints a fake of PostMetricData accepted (tests/ocifakes):
+
+    metric[interval]{dimension = "value", ...}.statistic() comparison number
+    metric[interval]{dimension = "value", ...}.absent()
+
+`interval` in minutes or hours (1m, 5m, 1h); statistics max, min, mean, sum, count; comparisons > >= < <= == !=.
+The syntax is Monitoring's ("Monitoring Query Language (MQL) Reference": metric, interval in brackets, dimension
+filters in braces, a statistic, an optional alarm condition); anything else is refused, so a query the stack writes
+outside this subset fails its test instead of passing unchecked."""
+from __future__ import annotations
+
+import operator
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+QUERY = re.compile(r"^(?P<metric>[A-Za-z][A-Za-z0-9._$-]*)\[(?P<amount>\d+)(?P<unit>[mh])\]"
+                   r"(?:\{(?P<filters>[^}]*)\})?\.(?P<function>max|min|mean|sum|count|absent)\(\)"
+                   r"(?:\s*(?P<op>>=|<=|==|!=|>|<)\s*(?P<threshold>-?\d+(?:\.\d+)?))?$")
+FILTER = re.compile(r'^\s*(?P<key>[!-~]+?)\s*=\s*"(?P<value>[^"]*)"\s*$')
+COMPARE = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le, "==": operator.eq,
+           "!=": operator.ne}
+STATISTICS = {"max": max, "min": min, "sum": sum, "count": len, "mean": lambda values: sum(values) / len(values)}
+
+
+@dataclass(frozen=True)
+class Query:
+    metric: str
+    seconds: int
+    filters: dict
+    function: str
+    op: str | None
+    threshold: float | None
+
+    @classmethod
+    def parse(cls, text: str) -> Query:
+        match = QUERY.match(text.strip())
+        if not match:
+            raise ValueError(f"not in the MQL subset: {text}")
+        filters = {}
+        for part in filter(None, (match["filters"] or "").split(",")):
+            found = FILTER.match(part)
+            if not found:
+                raise ValueError(f"not a dimension filter: {part!r} in {text}")
+            filters[found["key"]] = found["value"]
+        if (match["function"] == "absent") != (match["op"] is None):
+            raise ValueError(f"an alarm needs a condition, and absent() takes none: {text}")
+        seconds = int(match["amount"]) * (60 if match["unit"] == "m" else 3600)
+        threshold = float(match["threshold"]) if match["threshold"] is not None else None
+        return cls(match["metric"], seconds, filters, match["function"], match["op"], threshold)
+
+    def fires(self, metrics: list[dict], now: float) -> bool:
+        """Whether the alarm condition holds at `now` over PostMetricData's metricData entries."""
+        values = [point["value"] for metric in metrics if metric["name"] == self.metric
+                  and all(metric["dimensions"].get(k) == v for k, v in self.filters.items())
+                  for point in metric["datapoints"]
+                  if now - self.seconds <= datetime.fromisoformat(point["timestamp"].replace("Z", "+00:00")).timestamp() <= now]
+        if self.function == "absent":
+            return not values
+        return bool(values) and COMPARE[self.op](STATISTICS[self.function](values), self.threshold)

@@ -1,0 +1,82 @@
+"""The stack's alarms (stack/alarms.tf) evaluated against what the tracking VM's metrics pass posts: its queries
+are read from the applied plan, parsed in a subset of Monitoring's query language (harness/mql.py, which refuses
+anything outside it) and evaluated over the datapoints a fake of PostMetricData accepted (tests/ocifakes), with the
+server up, down, and silent."""
+import time
+
+import pytest
+from ocifakes.server import InstanceCloud
+
+from harness import metrics_run
+from harness.mql import Query
+
+from .conftest import BASE_TFVARS
+
+pytestmark = pytest.mark.terraform
+
+
+def _alarms(d) -> dict:
+    return {change["address"].split('"')[1]: change["change"]["after"] for change in d.replan["resource_changes"]
+            if change["type"] == "oci_monitoring_alarm"}
+
+
+@pytest.fixture(scope="module")
+def database(tmp_path_factory):
+    return metrics_run.fill(tmp_path_factory.mktemp("alarms"))
+
+
+def test_each_alarm_watches_this_deployment_goes_to_the_topic_and_carries_its_runbook(deployed):
+    d = deployed("default")
+    alarms = _alarms(d)
+    assert set(alarms) == {"down", "silent", "disk", "database"}
+    (topic,) = [c["change"]["after"] for c in d.replan["resource_changes"] if c["type"] == "oci_ons_notification_topic"]
+    for alarm in alarms.values():
+        query = Query.parse(alarm["query"])
+        assert query.filters == {"deployment": "mlflow"} and alarm["namespace"] == "mlflow"
+        assert alarm["destinations"] == [topic["id"]] and alarm["is_enabled"]
+        assert alarm["metric_compartment_id"] == BASE_TFVARS["compartment_ocid"]
+        assert "Runbook:" in alarm["body"] and alarm["severity"] in ("CRITICAL", "WARNING")
+    # MySQL.2's 50 GB: the database alarm fires past 80 % of it
+    assert Query.parse(alarms["database"]["query"]).threshold == 40_000_000_000
+    # no address given (the default): the topic has no subscription
+    assert not [c for c in d.replan["resource_changes"] if c["type"] == "oci_ons_subscription"]
+    assert "Confirm the subscription" not in d.outputs["observability"]
+
+
+def test_an_alarm_address_gets_a_subscription_and_is_told_to_confirm_it(deployed):
+    d = deployed("per-person")  # its inventory sets alarm_email
+    (subscription,) = [c["change"]["after"] for c in d.replan["resource_changes"] if c["type"] == "oci_ons_subscription"]
+    (topic,) = [c["change"]["after"] for c in d.replan["resource_changes"] if c["type"] == "oci_ons_notification_topic"]
+    assert (subscription["protocol"], subscription["endpoint"], subscription["topic_id"]) == (
+        "EMAIL", "mlflow-ops@example.com", topic["id"])
+    assert ("Confirm the subscription: OCI sent mlflow-ops@example.com a confirmation link; no alarm arrives until "
+            "it is followed.") in d.outputs["observability"]
+
+
+def test_the_down_and_silent_alarms_fire_on_an_outage_and_stay_quiet_while_it_works(deployed, database):
+    alarms = {name: Query.parse(alarm["query"]) for name, alarm in _alarms(deployed("default")).items()}
+    cloud = InstanceCloud().start()
+    try:
+        cloud.grants[cloud.instance.instance_ocid].metric_namespaces.add("mlflow")
+        assert alarms["silent"].fires(cloud.metrics, time.time())  # nothing posted yet
+        with metrics_run.health_endpoint() as healthy:
+            working = metrics_run.post(cloud, database, healthy)
+        assert working.returncode == 0, working.stderr
+        now = time.time()
+        assert not any(alarm.fires(cloud.metrics, now) for alarm in (alarms["down"], alarms["silent"]))
+        outage = metrics_run.post(cloud, database, "http://127.0.0.1:9/health")  # nothing answers there
+        assert outage.returncode == 0, outage.stderr
+        assert alarms["down"].fires(cloud.metrics, time.time())
+        # another deployment's metrics are not this one's
+        assert not alarms["down"].fires([dict(m, dimensions={"deployment": "other", "role": "tracking"})
+                                         for m in cloud.metrics], time.time())
+        assert alarms["silent"].fires(cloud.metrics, time.time() + 600)  # ten minutes without a pass
+    finally:
+        cloud.stop()
+
+
+def test_the_subset_refuses_what_it_cannot_evaluate():
+    for query in ('mlflow.up[1m]{deployment = "x"}.max()', 'mlflow.up[1m].grouping().max() < 1',
+                  'mlflow.up[1m]{deployment = x}.max() < 1', 'mlflow.up[1m]{deployment = "x"}.absent() > 1'):
+        with pytest.raises(ValueError):
+            Query.parse(query)
