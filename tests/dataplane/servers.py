@@ -5,6 +5,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import pymysql
 
@@ -72,6 +73,15 @@ class MariaDB:
     def client_env(self) -> tuple[tuple[str, str], ...]:
         """The tracking entrypoint's settings that reach this server and verify its certificate."""
         return (("MLFLOW_DB_HOST", self.host), ("MLFLOW_DB_PORT", str(self.port)), ("MLFLOW_DB_SSL_CA", self.ca_file))
+
+    def empty_database(self, name: str) -> str:
+        """Database `name`, dropped and created anew (utf8mb4, binary collation, as init_db.py makes MLflow's);
+        the SQLAlchemy URI that reaches it as the administrator, over TLS verified with the lane's CA."""
+        with self.admin() as connection, connection.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
+            cursor.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+        return (f"mysql+pymysql://{quote(self.admin_user, safe='')}:{quote(self.admin_password, safe='')}@"
+                f"{self.host}:{self.port}/{name}?charset=utf8mb4&ssl_ca={quote(self.ca_file, safe='')}")
 
     def admin(self, database: str | None = None):
         return pymysql.connect(host=self.host, port=self.port, user=self.admin_user, password=self.admin_password,

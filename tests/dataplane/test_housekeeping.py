@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 import sqlalchemy as sa
@@ -33,11 +32,7 @@ def deployment(mariadb, tmp_path_factory):
     from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
     from mlflow_oci.mysql_ddl import install_statement_rewrites
 
-    with mariadb.admin() as connection, connection.cursor() as cursor:
-        cursor.execute(f"DROP DATABASE IF EXISTS `{DATABASE}`")
-        cursor.execute(f"CREATE DATABASE `{DATABASE}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
-    uri = (f"mysql+pymysql://{quote(mariadb.admin_user, safe='')}:{quote(mariadb.admin_password, safe='')}@"
-           f"{mariadb.host}:{mariadb.port}/{DATABASE}?charset=utf8mb4&ssl_ca={quote(mariadb.ca_file, safe='')}")
+    uri = mariadb.empty_database(DATABASE)
     install_statement_rewrites()
     destination = tmp_path_factory.mktemp("artifacts-destination")
     store = SqlAlchemyStore(uri, str(destination))

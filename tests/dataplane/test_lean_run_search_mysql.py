@@ -3,7 +3,6 @@ MLflow's own store does: the MySQL dialect's statements (NULLs sorted by CASE, D
 values selected, LIMIT/OFFSET) with MLflow's schema as init_db.py's statement rewrites make it."""
 import sys
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 import sqlalchemy
@@ -23,11 +22,7 @@ def stores(mariadb, tmp_path_factory):
     from mlflow_oci import run_search
     from mlflow_oci.mysql_ddl import install_statement_rewrites
 
-    with mariadb.admin() as connection, connection.cursor() as cursor:
-        cursor.execute(f"DROP DATABASE IF EXISTS `{DATABASE}`")
-        cursor.execute(f"CREATE DATABASE `{DATABASE}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
-    uri = (f"mysql+pymysql://{quote(mariadb.admin_user, safe='')}:{quote(mariadb.admin_password, safe='')}@"
-           f"{mariadb.host}:{mariadb.port}/{DATABASE}?charset=utf8mb4&ssl_ca={quote(mariadb.ca_file, safe='')}")
+    uri = mariadb.empty_database(DATABASE)
     install_statement_rewrites()  # MLflow's migrations pass with primary keys required
     artifacts = str(tmp_path_factory.mktemp("lean-search-artifacts"))
     mlflow_own = SqlAlchemyStore(uri, artifacts)
