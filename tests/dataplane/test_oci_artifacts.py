@@ -76,6 +76,7 @@ def test_a_model_over_100_mb_goes_to_object_storage_in_parts_and_comes_back_iden
     with open(weights, "wb") as out:
         for _ in range(MODEL_MB):
             out.write(os.urandom(2**20))
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", "")  # set_experiment sets it for child processes: undone after
     mlflow.set_experiment("keyless")
     with mlflow.start_run():
         info = mlflow.pyfunc.log_model(name="model", python_model=Weights(), artifacts={"weights": str(weights)})
