@@ -135,24 +135,12 @@ class Housekeeping:
 
     # ---------------------------------------------------------------------------- traces, jobs
     def old_traces(self, retention_days: int) -> None:
-        if retention_days <= 0 or "trace_info" not in self.tables:
+        traces = self.tables.get("trace_info")
+        if retention_days <= 0 or traces is None:
             return
-        traces = self.tables["trace_info"]
         old = traces.c.timestamp_ms < self.now_ms - retention_days * DAY_MS
-        while True:
-            with self.engine.connect() as connection:
-                ids = list(connection.scalars(sa.select(traces.c.request_id).where(old)
-                                              .order_by(traces.c.request_id).limit(self.batch)))
-            if not ids:
-                return
-            self.totals["traces"] += len(ids)
-            if self.dry_run:
-                with self.engine.connect() as connection:
-                    self.totals["traces"] = connection.scalar(sa.select(sa.func.count()).where(old))
-                return
-            self._delete_trace_artifacts(traces.c.request_id.in_(ids))
-            self.purger.delete("trace_info", ("request_id",), [(i,) for i in ids])
-            log(f"traces: {self.totals['traces']} removed so far")
+        self._remove_where(traces, "request_id", old, "traces",
+                           before=lambda ids: self._delete_trace_artifacts(traces.c.request_id.in_(ids)))
 
     def _delete_trace_artifacts(self, which) -> None:
         tags, traces = self.tables.get("trace_tags"), self.tables.get("trace_info")
@@ -169,17 +157,26 @@ class Housekeeping:
         if retention_days <= 0 or jobs is None:
             return
         old = sa.and_(jobs.c.status.in_(FINISHED_JOBS), jobs.c.last_update_time < self.now_ms - retention_days * DAY_MS)
+        self._remove_where(jobs, "id", old, "jobs")
+
+    def _remove_where(self, table: sa.Table, key: str, condition, total: str, before=None) -> None:
+        """Removes the rows of `table` matching `condition` a batch at a time (`before(ids)` first), counting them
+        in totals[total]; a dry run only counts."""
+        if self.dry_run:
+            with self.engine.connect() as connection:
+                self.totals[total] = connection.scalar(sa.select(sa.func.count()).select_from(table).where(condition))
+            return
         while True:
             with self.engine.connect() as connection:
-                ids = list(connection.scalars(sa.select(jobs.c.id).where(old).order_by(jobs.c.id).limit(self.batch)))
+                ids = list(connection.scalars(sa.select(table.c[key]).where(condition)
+                                              .order_by(table.c[key]).limit(self.batch)))
             if not ids:
                 return
-            self.totals["jobs"] += len(ids)
-            if self.dry_run:
-                with self.engine.connect() as connection:
-                    self.totals["jobs"] = connection.scalar(sa.select(sa.func.count()).where(old))
-                return
-            self.purger.delete("jobs", ("id",), [(i,) for i in ids])
+            if before is not None:
+                before(ids)
+            self.purger.delete(table.name, (key,), [(i,) for i in ids])
+            self.totals[total] += len(ids)
+            log(f"{total}: {self.totals[total]} removed so far")
 
     # ------------------------------------------------------------------------------- artifacts
     def _delete_artifacts(self, uri: str | None) -> None:
