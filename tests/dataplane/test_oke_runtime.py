@@ -252,6 +252,20 @@ def _wait_until_served(wanted: x509.Certificate, address: str, ca_file, before: 
         time.sleep(0.2)
 
 
+def _nginx_workers(pid_file: Path) -> set[int]:
+    """The master's children (Linux lists them in /proc)."""
+    master = pid_file.read_text().strip()
+    return {int(pid) for pid in Path(f"/proc/{master}/task/{master}/children").read_text().split()}
+
+
+def _wait_until_gone(pids: set[int]) -> None:
+    """An old worker leaves once its last connection is done: lingering close may keep it a few seconds."""
+    deadline = time.monotonic() + 30
+    while left := {pid for pid in pids if Path(f"/proc/{pid}").exists()}:
+        assert time.monotonic() < deadline, f"nginx's old workers {sorted(left)} did not leave"
+        time.sleep(0.2)
+
+
 def test_the_proxy_pod_presents_the_certificate_the_stacks_ca_issued_for_the_load_balancers_address(
         proxy_nginx, proxy_files, manifests):
     """Before: a self-signed certificate no client could verify (MLFLOW_TRACKING_INSECURE_TLS)."""
@@ -284,6 +298,8 @@ def test_the_refresh_sidecar_swaps_in_a_renewed_certificate_without_dropping_a_r
     env["NGINX_PID_FILE"] = str(pid_file)  # in the pod: nginx's /tmp, mounted read-only (proxy.yaml)
     argv = images.native_argv(sidecar) + ["--once"]
     before = _served(listen, ca_file)
+    old_workers = _nginx_workers(pid_file)
+    assert old_workers, "nginx runs no worker"
 
     # nothing renewed: the pass changes nothing and does not reload nginx
     quiet = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
@@ -310,8 +326,9 @@ def test_the_refresh_sidecar_swaps_in_a_renewed_certificate_without_dropping_a_r
         while chunk := connection.recv(65536):
             answer += chunk
     assert answer.startswith(b"HTTP/1.1 200"), answer[:300]
-    # Once the old worker has finished the request it leaves: every new connection gets the new version.
-    _wait_until_served(current, listen, ca_file, before)
+    # Once the old worker has finished the request it leaves (nginx's master tells it to stop listening only
+    # 100 ms after starting the new one, later on a loaded machine): then every new connection gets the new version.
+    _wait_until_gone(old_workers)
     assert all(_served(listen, ca_file).serial_number == current.serial_number for _ in range(5))
     check = requests.get(f"{url}/api/2.0/mlflow/experiments/get-by-name?experiment_name=oke-across-a-reload",
                          auth=(user, LOGIN_PASSWORD), verify=str(ca_file), timeout=30)
