@@ -4,13 +4,19 @@
 
 (`--env NAME` passes the host's value, as podman does; `--volume` is the host's own path here.)
 
-It runs `python3 ARG...` natively with this interpreter (which has the image's locked `oci` SDK), the
-`--env` settings and the repository's docker/lib on PYTHONPATH, as the image has it under /opt/mlflow/lib.
-Any other podman command is only recorded. Every call is appended to `calls_log`."""
+It runs `python3 ARG...` natively with this interpreter (which has the image's locked `oci` SDK) and the `--env`
+settings. PYTHONPATH holds what that image's Dockerfile copies into /opt/mlflow/lib, and nothing more: a module
+the serving image lacks fails here as in the image. An image of no Dockerfile here is refused as podman refuses
+one it does not have. Any other podman command is only recorded. Every call is appended to `calls_log`."""
+import re
+import shutil
 import sys
 from pathlib import Path
 
-LIB = Path(__file__).resolve().parents[2] / "docker" / "lib"
+REPO = Path(__file__).resolve().parents[2]
+LIB_IN_IMAGE = "/opt/mlflow/lib"
+# The VMs build their images under these names (stack/cloudinit.tf) from these Dockerfiles.
+IMAGES = {"mlflow-tracking": "Dockerfile-tracking", "mlflow-serving": "Dockerfile-serving"}
 
 SCRIPT = """#!/bin/bash
 echo "podman $*" >> {calls_log}
@@ -22,15 +28,50 @@ while (($#)); do
     --env) if [[ $2 == *=* ]]; then settings+=("$2"); else settings+=("$2=${{!2-}}"); fi; shift 2 ;;  # NAME: the host's value
     --network | --entrypoint | --user | --volume | --security-opt) shift 2 ;;
     -*) shift ;;
-    *) shift; break ;;  # the image
+    *) image=$1; shift; break ;;
   esac
 done
+name=${{image##*/}}
+lib={libs}/${{name%%:*}}
+if [[ ! -d $lib ]]; then
+  echo "Error: $image: image not known" >&2
+  exit 125
+fi
 # python3 in the image is the one with the SDK: this interpreter's, for what the command runs in turn
-exec env "${{settings[@]}}" PATH="{bindir}:$PATH" PYTHONPATH={lib} {python} "$@"
+exec env "${{settings[@]}}" PATH="{bindir}:$PATH" PYTHONPATH="$lib" {python} "$@"
 """
 
 
+def copied_into_lib(dockerfile: Path) -> list[tuple[Path, str]]:
+    """(source in the repository, destination under /opt/mlflow/lib) of each COPY into the image's lib."""
+    text = re.sub(r"\\\n", " ", dockerfile.read_text())
+    copies = []
+    for line in text.splitlines():
+        words = line.split()
+        if not words or words[0] != "COPY" or not words[-1].startswith(LIB_IN_IMAGE):
+            continue
+        destination = words[-1].removeprefix(LIB_IN_IMAGE).strip("/")
+        copies += [(REPO / source, destination) for source in words[1:-1] if not source.startswith("--")]
+    return copies
+
+
+def image_lib(dockerfile: Path, target: Path) -> Path:
+    """target filled as the image's /opt/mlflow/lib."""
+    for source, destination in copied_into_lib(dockerfile):
+        place = target / destination
+        if source.is_dir():
+            shutil.copytree(source, place, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            place.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, place / source.name)
+    return target
+
+
 def write(path: Path, calls_log: Path) -> Path:
-    path.write_text(SCRIPT.format(calls_log=calls_log, lib=LIB, python=sys.executable, bindir=Path(sys.executable).parent))
+    libs = path.parent / f"{path.name}-images"
+    for name, dockerfile in IMAGES.items():
+        image_lib(REPO / "docker" / dockerfile, libs / name)
+    path.write_text(SCRIPT.format(calls_log=calls_log, libs=libs, python=sys.executable,
+                                  bindir=Path(sys.executable).parent))
     path.chmod(0o755)
     return path

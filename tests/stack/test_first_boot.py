@@ -212,14 +212,14 @@ def _bootstrap_env(root: Path, tmp_path: Path, cloud: InstanceCloud | None = Non
                 PATH=f"{tmp_path / 'bin'}:{os.environ['PATH']}")
 
 
-def _vm(deployed, tmp_path: Path) -> tuple[Path, Path]:
+def _vm(deployed, tmp_path: Path, role: str = "tracking") -> tuple[Path, Path]:
     require_binary("htpasswd", how="apt-get install apache2-utils")
     require_binary("openssl", how="apt-get install openssl")
     require_binary("curl", how="apt-get install curl")
     root, state = tmp_path / "vm", tmp_path / "stubs"
     state.mkdir()
     (root / "var/log").mkdir(parents=True)
-    _write_files(_cloud_config(deployed, "tracking"), root)
+    _write_files(_cloud_config(deployed, role), root)
     _stubs(tmp_path / "bin", state)
     return root, state
 
@@ -575,12 +575,33 @@ def test_the_migrate_outcome_is_read_from_its_exit_code_and_its_refusal_lines(co
 JOURNALCTL = '#!/bin/bash\necho "journalctl $*" >> "{state}/calls.log"\ncat "{state}/journal.json"\n'
 
 
-def _journal(state: Path, first: int, messages: list[str]) -> None:
+def _journal(state: Path, first: int, messages: list[str], role: str = "tracking") -> None:
     """What `journalctl --output=json` prints next: systemd's JSON export, one record a line."""
     (state / "journal.json").write_text("".join(
         json.dumps({"__CURSOR": f"s=b00t;i={first + n:x}", "__REALTIME_TIMESTAMP": str(1796000000000000 + n),
-                    "MESSAGE": message, "_SYSTEMD_UNIT": "mlflow-tracking.service"}) + "\n"
+                    "MESSAGE": message, "_SYSTEMD_UNIT": f"mlflow-{role}.service"}) + "\n"
         for n, message in enumerate(messages)))
+
+
+def test_the_serving_vms_journal_is_shipped_with_its_own_image(deployed, tmp_path, cloud):
+    """The serving VM runs the shipper from the serving image, which has only the mlflow_oci modules its
+    Dockerfile copies (the podman double gives each image just those)."""
+    root, state = _vm(deployed, tmp_path, "serving")
+    (tmp_path / "bin" / "journalctl").write_text(JOURNALCTL.format(state=state))
+    (tmp_path / "bin" / "journalctl").chmod(0o755)
+    settings = dict(line.split("=", 1) for line in (root / "etc/mlflow/logs.env").read_text().splitlines())
+    for ocid in settings.values():
+        cloud.logs[ocid] = []
+        cloud.grant_log(ocid)
+    env = dict(_bootstrap_env(root, tmp_path, cloud), MLFLOW_CONF_DIR=str(root / "etc/mlflow"),
+               MLFLOW_STATE_DIR=str(root / "var/lib/mlflow"))
+    _journal(state, 1, ["now serving models:/wine/2"], "serving")
+    shipped = subprocess.run(["bash", str(root / "usr/local/sbin/mlflow-ship-logs")], env=env, capture_output=True,
+                             text=True, timeout=120)
+    assert shipped.returncode == 0 and "shipped 1 records" in shipped.stderr, shipped.stderr
+    assert "localhost/mlflow-serving:latest" in (state / "podman-run.log").read_text()
+    assert [json.loads(e["data"])["message"] for e in cloud.logs[settings["MLFLOW_LOG_OCID"]]] == [
+        "now serving models:/wine/2"]
 
 
 def test_the_journal_reaches_the_stacks_logs_and_the_next_pass_goes_on_after_it(deployed, tmp_path, cloud):
