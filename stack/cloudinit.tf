@@ -38,6 +38,8 @@ locals {
       # per-person: MLflow checks logins itself; the proxy passes them on.
       PROXY_AUTH   = local.per_person_users ? "upstream" : "proxy"
       MLFLOW_IMAGE = "localhost/mlflow-tracking:latest"
+      # One JSON line a request, read by the metrics pass (mlflow-metrics; nginx's logrotate rotates it).
+      PROXY_REQUEST_LOG = "/var/log/nginx/mlflow-requests.log"
     }
     serving = {
       PROXY_LISTEN_PORT   = tostring(local.serving_port)
@@ -52,6 +54,8 @@ locals {
       PROXY_AUTH     = local.per_person_users ? "tracking" : "proxy"
       PROXY_AUTH_URL = local.tracking_internal_uri
       MLFLOW_IMAGE   = "localhost/mlflow-serving:latest"
+      # One JSON line a request, read by the metrics pass (mlflow-metrics; nginx's logrotate rotates it).
+      PROXY_REQUEST_LOG = "/var/log/nginx/mlflow-requests.log"
     }
   }
   # The proxy's one login (PROXY_AUTH=proxy: mlflow-refresh-login writes its password file). The serving
@@ -158,6 +162,9 @@ locals {
     SERVING_HOST                         = "127.0.0.1"
     SERVING_PORT                         = "8080"
     SERVING_POLL_SECONDS                 = "30"
+    # Read by the metrics pass only (mlflow-metrics.timer): where and as what they are posted
+    MLFLOW_METRICS_COMPARTMENT_OCID = var.compartment_ocid
+    MLFLOW_METRICS_DEPLOYMENT       = var.name_prefix
   }
 
 
@@ -243,6 +250,22 @@ locals {
         mode    = "0644"
         content = file("${local.userdata_dir}/mlflow-ship-logs.timer")
       },
+      # The VM's metrics to OCI Monitoring (the role's image), every minute.
+      {
+        path    = "/usr/local/sbin/mlflow-metrics"
+        mode    = "0755"
+        content = file("${local.userdata_dir}/mlflow-metrics.sh")
+      },
+      {
+        path    = "/etc/systemd/system/mlflow-metrics.service"
+        mode    = "0644"
+        content = file("${local.userdata_dir}/mlflow-metrics.service")
+      },
+      {
+        path    = "/etc/systemd/system/mlflow-metrics.timer"
+        mode    = "0644"
+        content = file("${local.userdata_dir}/mlflow-metrics.timer")
+      },
       {
         path = "/etc/systemd/system/mlflow-${role}.service"
         mode = "0644"
@@ -275,17 +298,6 @@ locals {
         path    = "/etc/sudoers.d/mlflow-upgrade"
         mode    = "0440"
         content = local.mlflow_upgrade_sudoers
-      },
-      # The deployment's counts, size and health to OCI Monitoring (the tracking image's `metrics` mode), every minute.
-      {
-        path    = "/etc/systemd/system/mlflow-metrics.service"
-        mode    = "0644"
-        content = file("${local.userdata_dir}/mlflow-metrics.service")
-      },
-      {
-        path    = "/etc/systemd/system/mlflow-metrics.timer"
-        mode    = "0644"
-        content = file("${local.userdata_dir}/mlflow-metrics.timer")
       },
       # Housekeeping (the tracking image's `housekeeping` mode), once a day.
       {

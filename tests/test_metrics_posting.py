@@ -90,3 +90,90 @@ def test_the_fake_keeps_monitorings_rules(cloud):
         "invalid metric name", *["a datapoint's timestamp must be less than two hours in the past and 10 minutes in "
                                  "the future"] * 2, "invalid namespace", "invalid dimension 'has space'"]
     assert len(cloud.metrics) == 1
+
+
+def _values(cloud) -> dict:
+    """Posted values by name and the dimensions beyond deployment and role."""
+    return {(m["name"], tuple(sorted((k, v) for k, v in m["dimensions"].items() if k not in ("deployment", "role")))):
+            m["datapoints"][-1]["value"] for m in cloud.metrics}
+
+
+def test_the_request_log_becomes_rates_latencies_errors_and_logins_per_route(cloud, database, healthy):
+    cloud.grants[cloud.instance.instance_ocid].metric_namespaces.add("mlflow")
+    line = metrics_run.request_line
+    lines = ([line("api", 200, 0.010 * n) for n in range(1, 19)] + [line("api", 502, 0.001)] * 2
+             + [line("ui", 200, 0.2), line("ui", 304, 0.1)]
+             + [line("api", 401, 0.001, login=False)]  # a first challenge: no login was sent
+             + [line("api", 401, 0.002)] * 3 + [line("api", 429, 0.0)] * 4
+             + ["a line cut by a rotation", '{"route": "api"}'])
+    result = post(cloud, database, healthy, args=["--requests", "-"], stdin="\n".join(lines) + "\n")
+    assert result.returncode == 0, result.stderr
+    values = _values(cloud)
+    api = (("route", "api"),)
+    assert {status: values[("mlflow.requests", (("route", "api"), ("status", status)))]
+            for status in ("2xx", "4xx", "5xx")} == {"2xx": 18, "4xx": 8, "5xx": 2}
+    assert values[("mlflow.requests", (("route", "ui"), ("status", "3xx")))] == 1
+    # nearest rank over the 28 api requests: 18 of 10..180 ms and 10 of 0..2 ms
+    assert (values[("mlflow.latency_p50_ms", api)], values[("mlflow.latency_p95_ms", api)],
+            values[("mlflow.latency_p99_ms", api)]) == (40.0, 170.0, 180.0)
+    assert values[("mlflow.server_error_percent", api)] == round(100 * 2 / 28, 2)
+    assert ("mlflow.server_error_percent", (("route", "ui"),)) not in values  # 2 requests say nothing
+    assert values[("mlflow.login_failures", ())] == 3 and values[("mlflow.login_throttled", ())] == 4
+
+
+def test_memory_and_restarts_come_from_systemd_and_the_containers_own_figure(cloud, database, healthy):
+    cloud.grants[cloud.instance.instance_ocid].metric_namespaces.add("mlflow")
+    # `systemctl show -p Id -p MemoryCurrent -p NRestarts mlflow-tracking.service nginx.service`, as systemd
+    # prints it: properties in its own order, a blank line between units
+    shown = ("NRestarts=2\nMemoryCurrent=31457280\nId=mlflow-tracking.service\n\n"
+             "NRestarts=0\nMemoryCurrent=8388608\nId=nginx.service\n")
+    result = post(cloud, database, healthy, MLFLOW_METRICS_UNITS=shown,
+                  MLFLOW_METRICS_CONTAINER_MEMORY="245.3MB / 1.02GB")
+    assert result.returncode == 0, result.stderr
+    values = _values(cloud)
+    # the container's memory is podman's figure, not the unit's (podman's client alone)
+    assert values[("mlflow.memory_bytes", (("process", "mlflow-tracking"),))] == 245_300_000
+    assert values[("mlflow.memory_bytes", (("process", "nginx"),))] == 8388608
+    assert values[("mlflow.restarts", (("process", "mlflow-tracking"),))] == 2
+    # without memory accounting systemd says [not set]; podman in binary units
+    cloud.metrics.clear()
+    result = post(cloud, database, healthy, MLFLOW_METRICS_UNITS="Id=nginx.service\nMemoryCurrent=[not set]\n"
+                  "NRestarts=1\n", MLFLOW_METRICS_CONTAINER_MEMORY="1.5GiB / 3.8GiB")
+    values = _values(cloud)
+    assert ("mlflow.memory_bytes", (("process", "nginx"),)) not in values
+    assert values[("mlflow.restarts", (("process", "nginx"),))] == 1
+    assert values[("mlflow.memory_bytes", (("process", "mlflow-tracking"),))] == 1.5 * 2**30
+
+
+def test_more_streams_than_one_call_takes_are_posted_in_several(cloud, database, healthy):
+    cloud.grants[cloud.instance.instance_ocid].metric_namespaces.add("mlflow")
+    lines = [metrics_run.request_line(f"route{n}", 200, 0.01) for n in range(20)]  # 20 x 4 streams
+    result = post(cloud, database, healthy, args=["--requests", "-"], stdin="\n".join(lines))
+    assert result.returncode == 0, result.stderr
+    assert len({("mlflow.requests", (("route", f"route{n}"), ("status", "2xx"))) for n in range(20)}
+               & set(_values(cloud))) == 20
+
+
+@pytest.mark.parametrize("served, follows", [("models:/wine/2", 1), ("models:/wine/1", 0), (None, 0)],
+                         ids=["the-aliased-version", "an-older-version", "no-model-loaded"])
+def test_the_serving_pass_says_which_version_it_serves_and_whether_the_alias_names_it(
+        cloud, database, served, follows):
+    """`champion` names version 2 in the registry (metrics_run.fill)."""
+    cloud.grants[cloud.instance.instance_ocid].metric_namespaces.add("mlflow")
+    with metrics_run.health_endpoint(served) as health:
+        result = metrics_run.serving_pass(cloud, database, health)
+    assert result.returncode == 0, result.stderr
+    values = posted(cloud)
+    assert values["mlflow.serving_follows_alias"] == follows and values["mlflow.up"] == 1
+    assert values.get("mlflow.served_model_version") == (int(served.rsplit("/", 1)[1]) if served else None)
+    assert "mlflow.runs" not in values  # the serving VM has no database
+    assert {m["dimensions"]["role"] for m in cloud.metrics} == {"serving"}
+
+
+def test_an_alias_the_registry_does_not_name_is_nothing_to_follow(cloud, database):
+    cloud.grants[cloud.instance.instance_ocid].metric_namespaces.add("mlflow")
+    with metrics_run.health_endpoint("models:/wine/2") as health:
+        result = metrics_run.serving_pass(cloud, database, health, SERVING_MODEL_ALIAS="not-set-yet")
+    assert result.returncode == 0, result.stderr
+    assert "the registry did not say which version the alias names" in result.stderr
+    assert "mlflow.serving_follows_alias" not in posted(cloud)

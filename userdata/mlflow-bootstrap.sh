@@ -361,9 +361,9 @@ if [[ -n ${PROXY_TLS_CA_OCID:-} ]]; then
   systemctl enable --now mlflow-refresh-tls.timer
 fi
 if [[ $ROLE == tracking ]]; then
-  systemctl enable --now mlflow-housekeeping.timer mlflow-metrics.timer
+  systemctl enable --now mlflow-housekeeping.timer
 fi
-systemctl enable --now mlflow-ship-logs.timer
+systemctl enable --now mlflow-ship-logs.timer mlflow-metrics.timer
 
 step "write /home/opc/commands.txt"
 install -d "$OPC_HOME"

@@ -24,6 +24,8 @@
 #   PROXY_MAX_BODY_MB    largest request body in MiB (default 64; 413 beyond), except artifact uploads,
 #                        which pass, of any size, once the login is checked
 #   PROXY_MAX_CONNECTIONS_PER_ADDRESS  open connections one client address may hold (default 256)
+#   PROXY_REQUEST_LOG    a file for the request log the metrics pass reads (JSON lines, no secret), e.g.
+#                        /var/log/nginx/mlflow-requests.log; empty (default): the main config's access log
 # Needs only bash and sed: it runs on Oracle Linux 8/9 hosts and on Debian. It only substitutes and checks.
 set -euo pipefail
 
@@ -79,6 +81,10 @@ for name in PROXY_HTPASSWD_FILE PROXY_TLS_CERT PROXY_TLS_KEY PROXY_AUTH_TLS_CA P
   safe_value "$name" "${!name:-}"
 done
 for server_name in $PROXY_SERVER_NAME; do safe_value PROXY_SERVER_NAME "$server_name"; done
+if [[ -n ${PROXY_REQUEST_LOG:=} ]]; then
+  safe_value PROXY_REQUEST_LOG "$PROXY_REQUEST_LOG"
+  [[ $PROXY_REQUEST_LOG == /* ]] || die "PROXY_REQUEST_LOG must be an absolute file path (got '$PROXY_REQUEST_LOG')"
+fi
 
 port_ok "${PROXY_LISTEN_PORT##*:}" ||
   die "PROXY_LISTEN_PORT must be a port or address:port (got '$PROXY_LISTEN_PORT')"
@@ -103,6 +109,12 @@ done
 PROXY_UPSTREAM_NAME=mlflow_upstream_$(tr -c 'A-Za-z0-9\n' '_' <<<"$PROXY_LISTEN_PORT")
 # shellcheck disable=SC2034
 PROXY_ID=p$(tr -c '0-9\n' '_' <<<"$PROXY_LISTEN_PORT")
+# shellcheck disable=SC2034  # read through ${!name} below
+if [[ -n $PROXY_REQUEST_LOG ]]; then
+  PROXY_ACCESS_LOG="access_log $PROXY_REQUEST_LOG ${PROXY_ID}_requests;"
+else
+  PROXY_ACCESS_LOG="# access_log: the main configuration's (PROXY_REQUEST_LOG is not set)"
+fi
 
 # The template as one text: each `include auth-….conf;` / `include fronts-….conf;` line (named by
 # PROXY_AUTH and PROXY_FRONTS) is replaced by that file beside it, indented as the line was, and the
@@ -132,7 +144,8 @@ assembled_template() {
 sed_escape() { sed -e 's/[\/&|]/\\&/g' <<<"$1"; }
 sed_args=()
 for name in PROXY_UPSTREAM_NAME PROXY_ID PROXY_LISTEN_PORT PROXY_HTPASSWD_FILE \
-  PROXY_TLS_CERT PROXY_TLS_KEY PROXY_SERVER_NAME PROXY_AUTH_URL PROXY_AUTH_TLS_VERIFY PROXY_AUTH_TLS_CA PROXY_AUTH_TLS_NAME PROXY_MAX_BODY_MB PROXY_MAX_CONNECTIONS_PER_ADDRESS; do
+  PROXY_TLS_CERT PROXY_TLS_KEY PROXY_SERVER_NAME PROXY_AUTH_URL PROXY_AUTH_TLS_VERIFY PROXY_AUTH_TLS_CA PROXY_AUTH_TLS_NAME PROXY_MAX_BODY_MB PROXY_MAX_CONNECTIONS_PER_ADDRESS \
+  PROXY_FRONTS PROXY_ACCESS_LOG; do
   sed_args+=(-e "s|\${$name}|$(sed_escape "${!name}")|g")
 done
 rendered=$(assembled_template | sed "${sed_args[@]}")

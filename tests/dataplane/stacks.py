@@ -38,7 +38,8 @@ def start_proxy(tracker: ProcessTracker, workdir: Path, upstream_port: int | Seq
     passes logins on to MLflow's own users instead of checking `login`; `auth="tracking"` asks the tracking
     server at `auth_url`; `fronts="serving"` is the proxy in front of a served model. Its certificate is from
     the lane's CA (CA_FILE), for 127.0.0.1, as a VM's is from the stack's CA for its address. `port`: where it
-    listens (default: a free one), e.g. the address a replaced VM takes over."""
+    listens (default: a free one), e.g. the address a replaced VM takes over. As on the VMs, it writes the request
+    log the metrics pass reads, workdir/requests.log."""
     binary = nginx_binary()
     port = port or free_port()
     tls_cert, tls_key = issue_pair(workdir / "tls", "proxy")
@@ -48,7 +49,7 @@ def start_proxy(tracker: ProcessTracker, workdir: Path, upstream_port: int | Seq
     block = nginx.render_proxy(runtime, workdir / "proxy.conf", listen=f"127.0.0.1:{port}",
                                upstream=" ".join(f"127.0.0.1:{each}" for each in upstream_ports), htpasswd=htpasswd,
                                tls_cert=Path(tls_cert), tls_key=Path(tls_key),
-                               auth=auth, auth_url=auth_url, fronts=fronts)
+                               auth=auth, auth_url=auth_url, fronts=fronts, request_log=workdir / "requests.log")
     conf = nginx.write_main_conf(workdir, [block])
     nginx.check_config(binary, conf)
     service = tracker.start("nginx", nginx.nginx_argv(binary, conf), dict(os.environ), workdir / "nginx.log")

@@ -28,11 +28,13 @@ def database(tmp_path_factory):
 def test_each_alarm_watches_this_deployment_goes_to_the_topic_and_carries_its_runbook(deployed):
     d = deployed("default")
     alarms = _alarms(d)
-    assert set(alarms) == {"down", "silent", "disk", "database"}
+    assert set(alarms) == {"down", "silent", "errors", "disk", "database", "serving_alias"}
     (topic,) = [c["change"]["after"] for c in d.replan["resource_changes"] if c["type"] == "oci_ons_notification_topic"]
-    for alarm in alarms.values():
+    for name, alarm in alarms.items():
         query = Query.parse(alarm["query"])
-        assert query.filters == {"deployment": "mlflow"} and alarm["namespace"] == "mlflow"
+        # up and silent are the tracking server's: the endpoint is down, by design, until a model has its alias
+        role = {"role": "tracking"} if name in ("down", "silent") else {}
+        assert query.filters == {"deployment": "mlflow", **role} and alarm["namespace"] == "mlflow"
         assert alarm["destinations"] == [topic["id"]] and alarm["is_enabled"]
         assert alarm["metric_compartment_id"] == BASE_TFVARS["compartment_ocid"]
         assert "Runbook:" in alarm["body"] and alarm["severity"] in ("CRITICAL", "WARNING")
@@ -73,6 +75,41 @@ def test_the_down_and_silent_alarms_fire_on_an_outage_and_stay_quiet_while_it_wo
         assert alarms["silent"].fires(cloud.metrics, time.time() + 600)  # ten minutes without a pass
     finally:
         cloud.stop()
+
+
+def test_without_a_model_endpoint_there_is_no_alarm_on_it(deployed):
+    assert set(_alarms(deployed("no-serving"))) == {"down", "silent", "errors", "disk", "database"}
+
+
+def _posted_by(*passes) -> list:
+    """What a fake of PostMetricData accepted from these passes (each a function of the fake)."""
+    cloud = InstanceCloud().start()
+    try:
+        cloud.grants[cloud.instance.instance_ocid].metric_namespaces.add("mlflow")
+        for run in passes:
+            result = run(cloud)
+            assert result.returncode == 0, result.stderr
+        return list(cloud.metrics)
+    finally:
+        cloud.stop()
+
+
+def test_the_errors_alarm_fires_on_a_run_of_5xx_and_the_alias_alarm_on_an_endpoint_left_behind(deployed, database):
+    alarms = {name: Query.parse(alarm["query"]) for name, alarm in _alarms(deployed("default")).items()}
+    line = metrics_run.request_line
+    fine = "\n".join([line("api", 200, 0.02)] * 40 + [line("api", 503, 0.001)])  # 1 of 41: under 5 %
+    failing = "\n".join([line("serving", 200, 0.05)] * 15 + [line("serving", 502, 0.001)] * 5)
+    with metrics_run.health_endpoint("models:/wine/2") as serving_v2:  # the version `champion` names
+        working = _posted_by(
+            lambda cloud: metrics_run.post(cloud, database, serving_v2, args=["--requests", "-"], stdin=fine),
+            lambda cloud: metrics_run.serving_pass(cloud, database, serving_v2))
+    assert not any(alarm.fires(working, time.time()) for alarm in alarms.values())
+    with metrics_run.health_endpoint() as tracking, metrics_run.health_endpoint("models:/wine/1") as serving_v1:
+        broken = _posted_by(lambda cloud: metrics_run.post(cloud, database, tracking),
+                            lambda cloud: metrics_run.serving_pass(cloud, database, serving_v1, stdin=failing))
+    now = time.time()
+    assert alarms["errors"].fires(broken, now) and alarms["serving_alias"].fires(broken, now)
+    assert not alarms["down"].fires(broken, now)
 
 
 def test_the_subset_refuses_what_it_cannot_evaluate():

@@ -31,7 +31,7 @@ from ocifakes import podman
 from ocifakes.certificates import WITH_PRIVATE_KEY
 from ocifakes.server import InstanceCloud
 
-from harness import loopback, static
+from harness import loopback, metrics_run, static
 from harness.tools import require_binary
 
 from .conftest import REPO, instance_user_data, runtime_objects
@@ -397,8 +397,8 @@ def test_the_bootstrap_installs_the_vms_certificate_from_the_ca_and_the_timer_re
     assert (root / "var/lib/mlflow/tls/mlflow-ca.pem").read_bytes() == ca_file.read_bytes()  # the serving container's
     calls = (state / "calls.log").read_text().splitlines()
     assert "systemctl enable --now mlflow-refresh-tls.timer" in calls
-    assert "systemctl enable --now mlflow-housekeeping.timer mlflow-metrics.timer" in calls
-    assert "systemctl enable --now mlflow-ship-logs.timer" in calls
+    assert "systemctl enable --now mlflow-housekeeping.timer" in calls
+    assert "systemctl enable --now mlflow-ship-logs.timer mlflow-metrics.timer" in calls
     assert "systemctl reload nginx" not in calls  # the first boot starts nginx afterwards
     assert "BEGIN" not in log + result.stderr  # no key, no certificate in the log
 
@@ -442,13 +442,14 @@ def test_the_units_pass_systemd_analyze_verify(deployed, tmp_path, role):
     files = {e["path"]: e["content"] for e in _cloud_config(deployed, role)["write_files"]}
     units = {Path(p).name: c for p, c in files.items() if p.startswith("/etc/systemd/system/")}
     # the tracking VM's daily housekeeping (the tracking image's housekeeping mode)
-    housekeeping = ["mlflow-housekeeping.service", "mlflow-housekeeping.timer", "mlflow-metrics.service",
-                    "mlflow-metrics.timer"] if role == "tracking" else []
+    housekeeping = ["mlflow-housekeeping.service", "mlflow-housekeeping.timer"] if role == "tracking" else []
     housekeeping += ["mlflow-ship-logs.service", "mlflow-ship-logs.timer"]  # the journal to OCI Logging
+    housekeeping += ["mlflow-metrics.service", "mlflow-metrics.timer"]  # metrics to OCI Monitoring
     assert set(units) == {"mlflow-bootstrap@.service", f"mlflow-{role}.service", "mlflow-refresh-tls.service",
                           "mlflow-refresh-tls.timer", *housekeeping}
     root = _systemd_root(tmp_path, units, ["/usr/local/sbin/mlflow-bootstrap.sh", "/usr/local/sbin/mlflow-refresh-tls",
-                                           "/usr/local/sbin/mlflow-ship-logs", "/usr/bin/podman", "/usr/bin/bash"])
+                                           "/usr/local/sbin/mlflow-ship-logs", "/usr/local/sbin/mlflow-metrics",
+                                           "/usr/bin/podman", "/usr/bin/bash"])
     for unit in (f"mlflow-bootstrap@{role}.service", f"mlflow-{role}.service", "mlflow-refresh-tls.service",
                  "mlflow-refresh-tls.timer", *housekeeping):
         result = subprocess.run([analyze, "verify", f"--root={root}", unit], capture_output=True, text=True)
@@ -645,3 +646,64 @@ def test_the_journal_reaches_the_stacks_logs_and_the_next_pass_goes_on_after_it(
     journal_calls = [c for c in (state / "calls.log").read_text().splitlines() if c.startswith("journalctl ")]
     assert journal_calls[-1].startswith("journalctl --output=json --no-pager --after-cursor s=b00t;i=2 ")
     assert [json.loads(e["data"])["message"] for e in cloud.logs[logs["service"]]][-1] == "a later line"
+
+
+# --- metrics to OCI Monitoring (userdata/mlflow-metrics.sh, the serving image's mlflow_oci.metrics) -----------
+SYSTEMCTL_SHOW = """#!/bin/bash
+echo "systemctl $*" >> "{state}/calls.log"
+[[ $1 == show ]] || exit 0
+printf 'Id=mlflow-serving.service\\nNRestarts=1\\nMemoryCurrent=4194304\\n\\nId=nginx.service\\nNRestarts=0\\nMemoryCurrent=8388608\\n'
+"""
+
+
+def _set_env_file(path: Path, **values) -> None:
+    kept = [line for line in path.read_text().splitlines() if line.split("=", 1)[0] not in values]
+    path.write_text("\n".join(kept + [f"{k}={v}" for k, v in values.items()]) + "\n")
+
+
+def test_the_serving_vms_metrics_pass_reads_each_request_once_and_follows_the_logs_rotation(deployed, tmp_path, cloud):
+    """The host script hands the requests nginx logged since its last pass, and systemd's figures, to the serving
+    image's metrics pass, which posts them with the endpoint's state (the podman double runs it with that image's
+    modules only)."""
+    root, state = _vm(deployed, tmp_path, "serving")
+    (tmp_path / "bin" / "systemctl").write_text(SYSTEMCTL_SHOW.format(state=state))
+    conf = root / "etc/mlflow"
+    request_log = root / "var/log/nginx/mlflow-requests.log"
+    request_log.parent.mkdir(parents=True)
+    proxy = dict(line.split("=", 1) for line in (conf / "proxy.env").read_text().splitlines() if line)
+    assert proxy["PROXY_REQUEST_LOG"] == str(request_log)  # /var/log/nginx/mlflow-requests.log, under the VM's root
+    serving = dict(line.split("=", 1) for line in (conf / "serving.env").read_text().splitlines() if line)
+    assert serving["MLFLOW_METRICS_DEPLOYMENT"] == "mlflow" and serving["MLFLOW_METRICS_COMPARTMENT_OCID"]
+    secret = cloud.add_secret("serving-login", "serving-pw-7", ocid=serving["MLFLOW_TRACKING_PASSWORD_SECRET_OCID"])
+    cloud.grant(secrets=[secret])
+    cloud.grants[cloud.instance.instance_ocid].metric_namespaces.add("mlflow")
+    registry = metrics_run.fill(tmp_path)  # `wine`, alias champion on version 2
+    env = dict(_bootstrap_env(root, tmp_path, cloud), MLFLOW_CONF_DIR=str(conf), MLFLOW_STATE_DIR=str(root / "var/lib/mlflow"))
+
+    def metrics_pass(lines: list[str]) -> dict:
+        with request_log.open("a") as log:
+            log.writelines(f"{line}\n" for line in lines)
+        cloud.metrics.clear()
+        result = subprocess.run(["bash", str(root / "usr/local/sbin/mlflow-metrics")], env=env, capture_output=True,
+                                text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        return {(m["name"], m["dimensions"].get("route") or m["dimensions"].get("process")):
+                m["datapoints"][0]["value"] for m in cloud.metrics}
+
+    with metrics_run.health_endpoint("models:/wine/2") as health:
+        _set_env_file(conf / "serving.env", MLFLOW_TRACKING_URI=registry, SERVING_MODEL_NAME="wine",
+                      SERVING_MODEL_ALIAS="champion", MLFLOW_METRICS_HEALTH_URL=health)
+        first = metrics_pass([metrics_run.request_line("serving", 200, 0.05)] * 3)
+        assert first[("mlflow.requests", "serving")] == 3
+        assert (first[("mlflow.serving_follows_alias", None)], first[("mlflow.served_model_version", None)]) == (1, 2)
+        assert first[("mlflow.restarts", "mlflow-serving")] == 1 and first[("mlflow.memory_bytes", "nginx")] == 8388608
+        assert ("mlflow.memory_bytes", "mlflow-serving") not in first  # podman's client, not the container
+        assert all(m["dimensions"]["role"] == "serving" for m in cloud.metrics)
+        # the next pass counts only what came since
+        assert metrics_pass([metrics_run.request_line("serving", 200, 0.05)] * 2)[("mlflow.requests", "serving")] == 2
+        # logrotate moves the log away and nginx opens a new one: read from its start
+        request_log.rename(request_log.with_suffix(".log-20261207"))
+        assert metrics_pass([metrics_run.request_line("serving", 200, 0.05)])[("mlflow.requests", "serving")] == 1
+    assert "serving-pw-7" not in (state / "podman-run.log").read_text()
+    calls = (state / "podman-run.log").read_text()
+    assert "--entrypoint python3 localhost/mlflow-serving:latest -m mlflow_oci.metrics --role serving --requests -" in calls

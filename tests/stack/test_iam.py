@@ -163,11 +163,11 @@ def expected_grants(facts: dict, roles, artifact_store: str) -> dict:
     if facts["oke_certificate"]:
         expected["workers"][("read", "leaf-certificate-bundles")] = {facts["oke_certificate"]}
         expected["workers"][("read", "certificate-authority-bundles")] = {facts["ca"]}
-    # each VM ships its journal to the stack's log group (logging.tf), and to no other
+    # each VM ships its journal to the stack's log group (logging.tf), and to no other, and posts its metrics in
+    # the namespace mlflow alone
     for role in ("tracking", "serving"):
         expected[role][("use", "log-content")] = {facts["log_group"]}
-    # the tracking VM posts the deployment's metrics in the namespace mlflow alone
-    expected["tracking"][("use", "metrics")] = {"mlflow"}
+        expected[role][("use", "metrics")] = {"mlflow"}
     # the tracking VM runs what orm-pack upgrade sends it through Run Command (its own commands only)
     expected["tracking"][("use", "instance-agent-command-execution-family")] = {"itself"}
     # the notebook: the CA's certificate, to verify the servers with (mlflow_connect.py)
