@@ -69,7 +69,7 @@ variable "log_retention_days" {
 }
 
 variable "alarm_email" {
-  description = "E-mail address the stack's alarms (MLflow down, silent, disk or database over 80 %) are sent to. OCI first mails a confirmation link: nothing arrives until it is followed. Empty: the alarms only show in the console."
+  description = "E-mail address the stack's alarms (MLflow down or silent, 5xx, disk or database over 80 %, the model endpoint behind its alias) are sent to. OCI first mails a confirmation link: nothing arrives until it is followed. Empty: the alarms only show in the console."
   type        = string
   default     = ""
 
