@@ -40,23 +40,24 @@ def fill(path: Path) -> str:
 
 
 def post(cloud, database_uri: str, health_url: str, deployment: str = "mlflow", args=(), stdin: str = "",
-         **extra) -> subprocess.CompletedProcess:
+         compartment: str = COMPARTMENT, **extra) -> subprocess.CompletedProcess:
     """One pass of the metrics module as the VM's image runs it (tracking role unless `args` says otherwise)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     env.update(cloud.runtime_env(), PYTHONPATH=str(LIB), MLFLOW_BACKEND_STORE_URI=database_uri,
-               MLFLOW_METRICS_COMPARTMENT_OCID=COMPARTMENT, MLFLOW_METRICS_DEPLOYMENT=deployment,
+               MLFLOW_METRICS_COMPARTMENT_OCID=compartment, MLFLOW_METRICS_DEPLOYMENT=deployment,
                MLFLOW_METRICS_HEALTH_URL=health_url, **extra)
     return subprocess.run([sys.executable, "-m", "mlflow_oci.metrics", *args], env=env, input=stdin,
                           capture_output=True, text=True, timeout=120)
 
 
-def serving_pass(cloud, database_uri: str, health_url: str, stdin: str = "", **extra) -> subprocess.CompletedProcess:
+def serving_pass(cloud, database_uri: str, health_url: str, stdin: str = "", deployment: str = "mlflow",
+                 compartment: str = COMPARTMENT, **extra) -> subprocess.CompletedProcess:
     """The serving VM's pass (with stdin: its request log lines too): the registry is the tracking server's (here
     its database, as MLflow reads a sqlite URI), the endpoint's model `wine` at alias `champion`."""
     settings = {"MLFLOW_TRACKING_URI": database_uri, "SERVING_MODEL_NAME": "wine", "SERVING_MODEL_ALIAS": "champion",
                 **extra}
     args = ["--role", "serving", "--requests", "-"] if stdin else ["--role", "serving"]
-    return post(cloud, "", health_url, args=args, stdin=stdin, **settings)
+    return post(cloud, "", health_url, deployment, args, stdin, compartment, **settings)
 
 
 def request_line(route: str, status: int, seconds: float, login: bool = True) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import operator
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 
 QUERY = re.compile(r"^(?P<metric>[A-Za-z][A-Za-z0-9._$-]*)\[(?P<amount>\d+)(?P<unit>[mh])\]"
                    r"(?:\{(?P<filters>[^}]*)\})?\.(?P<function>max|min|mean|sum|count|absent)\(\)"
@@ -34,7 +34,9 @@ class Query:
     threshold: float | None
 
     @classmethod
-    def parse(cls, text: str) -> Query:
+    def parse(cls, text: str, alarm: bool = True) -> Query:
+        """An alarm's query (a condition, or absent()); with alarm=False a query SummarizeMetricsData takes, which
+        has no condition."""
         match = QUERY.match(text.strip())
         if not match:
             raise ValueError(f"not in the MQL subset: {text}")
@@ -44,8 +46,10 @@ class Query:
             if not found:
                 raise ValueError(f"not a dimension filter: {part!r} in {text}")
             filters[found["key"]] = found["value"]
-        if (match["function"] == "absent") != (match["op"] is None):
+        if alarm and (match["function"] == "absent") != (match["op"] is None):
             raise ValueError(f"an alarm needs a condition, and absent() takes none: {text}")
+        if not alarm and (match["op"] is not None or match["function"] == "absent"):
+            raise ValueError(f"a query to summarize takes a statistic and no condition: {text}")
         seconds = int(match["amount"]) * (60 if match["unit"] == "m" else 3600)
         threshold = float(match["threshold"]) if match["threshold"] is not None else None
         return cls(match["metric"], seconds, filters, match["function"], match["op"], threshold)
@@ -59,3 +63,26 @@ class Query:
         if self.function == "absent":
             return not values
         return bool(values) and COMPARE[self.op](STATISTICS[self.function](values), self.threshold)
+
+    def series(self, metrics: list[dict], start: float, end: float) -> list[dict]:
+        """What SummarizeMetricsData answers for the query between start and end: one entry a stream (a set of
+        dimensions) with its datapoints aggregated by the query's interval, each stamped with its window's start."""
+        streams: dict[tuple, dict] = {}
+        for metric in metrics:
+            if metric["name"] != self.metric or any(metric["dimensions"].get(k) != v for k, v in self.filters.items()):
+                continue
+            stream = streams.setdefault(tuple(sorted(metric["dimensions"].items())), {"metric": metric, "windows": {}})
+            for point in metric["datapoints"]:
+                when = datetime.fromisoformat(point["timestamp"].replace("Z", "+00:00")).timestamp()
+                if start <= when < end:
+                    stream["windows"].setdefault(int(when // self.seconds) * self.seconds, []).append(point["value"])
+        answer = []
+        for stream in streams.values():
+            metric = stream["metric"]
+            points = [{"timestamp": datetime.fromtimestamp(window, timezone.utc).isoformat().replace("+00:00", "Z"),
+                       "value": STATISTICS[self.function](values)} for window, values in sorted(stream["windows"].items())]
+            if points:
+                answer.append({"namespace": metric["namespace"], "compartmentId": metric["compartmentId"],
+                               "name": metric["name"], "dimensions": metric["dimensions"], "metadata": {},
+                               "resolution": None, "aggregatedDatapoints": points})
+        return answer

@@ -34,6 +34,7 @@ from . import (
     certificates,
     containerengine,
     identitydomain,
+    monitoring,
     mysql,
     objectstorage,
     runcommand,
@@ -143,6 +144,7 @@ class ResourceManagerFake:
         self.domain_admins: set[str] = set()  # API key ids (tenancy/user/fingerprint) of Identity Domain Administrators
         self.secrets: dict[str, str] = {}  # Vault secrets added by tests: OCID -> base64 content
         self.unreadable_secrets: set[str] = set()  # secrets no policy lets the caller read
+        self.metrics: list[dict] = []  # what the VMs posted to Monitoring (PostMetricData's metricData)
         self.authorities: dict[str, str] = {}  # CAs (OCI Certificates) added by tests: OCID -> name
         self.unreadable_authorities: set[str] = set()
         self.authority_pems: dict[str, str] = {}
@@ -225,11 +227,13 @@ class ResourceManagerFake:
         """The secrets added by tests and those the stacks' applies created."""
         return self._added_and_applied(self.secrets, vaultsecrets.secrets_in_state)
 
-    def add_applied_stack(self, compartment: str, name: str, outputs: dict, freeform_tags: dict | None = None) -> str:
+    def add_applied_stack(self, compartment: str, name: str, outputs: dict, freeform_tags: dict | None = None,
+                          variables: dict | None = None) -> str:
         """A stack whose last job is a succeeded APPLY with these (string) outputs, as a deployment made
         earlier leaves it, without running Terraform; returns the job's OCID."""
         empty_zip = base64.b64encode(b"PK\x05\x06" + bytes(18)).decode()
         stack = self.create_stack({"compartmentId": compartment, "displayName": name, "freeformTags": freeform_tags,
+                                   "variables": variables or {},
                                    "configSource": {"configSourceType": "ZIP_UPLOAD", "zipFileBase64Encoded": empty_zip}})
         job = _job_record(stack, "APPLY", {"operation": "APPLY", "executionPlanStrategy": "AUTO_APPROVED"},
                           {"planJobId": None, "isUseLatestJobId": False, "isAutoApproved": True}, None, {})
@@ -690,6 +694,16 @@ class _Handler(BaseHTTPRequestHandler):
             except vaultsecrets.SecretsError as exc:
                 return self._error(exc.status, exc.message, exc.code)
             return self._send(status, document)
+        if monitoring.is_monitoring(parts.path):
+            try:
+                with fake.lock:
+                    document = monitoring.handle(list(fake.metrics), self.command, parts.path, query,
+                                                 json.loads(body) if body else {})
+            except monitoring.MonitoringError as exc:
+                return self._error(exc.status, exc.message, exc.code)
+            except ValueError:
+                return self._error(400, "The request body is not JSON", "InvalidParameter")
+            return self._send(200, document)
         if mysql.is_mysql(parts.path) or runcommand.is_run_command(parts.path):
             return self._sub_api(mysql.is_mysql(parts.path), self.command, parts.path, query, body)
         if identitydomain.is_identity_domain(parts.path):

@@ -313,6 +313,7 @@ CLIENTS = {
     "mysql_backups": ("mysql", "DbBackupsClient", "--mysql-endpoint"),
     "mysql_db_systems": ("mysql", "DbSystemClient", "--mysql-endpoint"),
     "run_command": ("compute_instance_agent", "ComputeInstanceAgentClient", "--compute-agent-endpoint"),
+    "monitoring": ("monitoring", "MonitoringClient", "--monitoring-endpoint"),
 }
 
 

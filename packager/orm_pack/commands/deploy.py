@@ -11,7 +11,7 @@ import sys
 from rich.console import Console
 from rich.prompt import Confirm
 
-from orm_pack.cloud import ociconfig, resource_manager, stack_ca
+from orm_pack.cloud import health, ociconfig, resource_manager, stack_ca
 from orm_pack.commands import _shared as shared
 from orm_pack.commands import views
 from orm_pack.deploy import workflows
@@ -79,8 +79,15 @@ def register(subparsers) -> None:
     p.add_argument("-f", "--follow", action="store_true", help="keep streaming until the job ends")
     p.set_defaults(func=shared.guarded(_run_logs))
     p = subparsers.add_parser("status", parents=[auth, shared.stack_parent(True)],
-                              help="show the stack and its recent jobs")
+                              help="show the stack and its recent jobs (--health: and how the deployment runs)",
+                              description="Show the stack and its recent jobs. With --health also the latest "
+                              "minute of every metric the deployment's VMs post to OCI Monitoring (the figures the "
+                              "stack's alarms watch), and exit 1 when one of them says something is wrong.")
     p.add_argument("--jobs", type=int, default=10, metavar="N", help="how many recent jobs to show (default 10)")
+    p.add_argument("--health", action="store_true", help="read the deployment's metrics from OCI Monitoring")
+    p.add_argument("--minutes", type=_minutes, default=10, metavar="N",
+                   help="how far back --health looks for the latest figures (1 to 1440, default 10)")
+    p.add_argument("--monitoring-endpoint", metavar="URL", help="OCI Monitoring endpoint URL (default: the region's)")
     p.set_defaults(func=shared.guarded(_run_status))
 
 
@@ -224,7 +231,25 @@ def _run_logs(session: shared.Session) -> int:
     return ExitCode.OK
 
 
+def _minutes(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 1440:
+        raise argparse.ArgumentTypeError(f"--minutes takes a whole number of minutes from 1 to 1440 (got {text!r})")
+    return int(text)
+
+
 def _run_status(session: shared.Session) -> int:
     args = session.args
     result = workflows.status(session.rm, args.compartment, args.stack_name, args.jobs)
-    return _show(session, views.status_document(result), lambda: views.print_status(session.out, result))
+    if not args.health:
+        return _show(session, views.status_document(result), lambda: views.print_status(session.out, result))
+    deployment = result.stack.variables.get("name_prefix") or health.DEFAULT_NAME_PREFIX
+    found = health.read(session.context, result.stack.compartment_id, deployment, args.minutes,
+                        args.monitoring_endpoint)
+    document = {**views.status_document(result), "health": health.document(found)}
+
+    def for_people():
+        views.print_status(session.out, result)
+        views.print_health(session.out, found)
+
+    _show(session, document, for_people)
+    return ExitCode.OK if found.healthy else ExitCode.FAILURE

@@ -175,6 +175,22 @@ def print_status(console: Console, result: StatusResult) -> None:
     console.print(table)
 
 
+def print_health(console: Console, found) -> None:
+    """`orm-pack status --health`: the latest minute of each metric stream, then what is wrong (or that nothing is)."""
+    table = Table(title=f"Deployment {found.deployment} in OCI Monitoring (latest minute of the last {found.minutes})",
+                  title_justify="left")
+    for column in ("role", "metric", "of", "value", "minute (UTC)"):
+        table.add_column(column, overflow="fold")
+    for reading in sorted(found.readings, key=lambda r: (r.role, r.metric, r.detail)):
+        table.add_row(reading.role, reading.metric.removeprefix("mlflow."), reading.detail, f"{reading.value:g}",
+                      reading.at.strftime("%Y-%m-%d %H:%M"))
+    console.print(table)
+    if found.healthy:
+        console.print("Healthy: the tracking server answers, no alarm's threshold is crossed.", markup=False)
+    for problem in found.problems:
+        console.print(f"PROBLEM: {problem}", markup=False, style="bold red")
+
+
 def status_document(result: StatusResult) -> dict:
     stack = result.stack
     return {"stack": {"id": stack.id, "name": stack.name, "state": stack.state, "compartment_id": stack.compartment_id,
