@@ -9,7 +9,8 @@ It runs `python3 ARG...` natively with this interpreter (which has the image's l
 container, with none of the host's environment: only the `--env` settings (and the variables that route OCI's
 endpoints to the fakes, which stand for the network). PYTHONPATH holds what that image's Dockerfile copies into
 /opt/mlflow/lib, and nothing more: a module the serving image lacks fails here as in the image. An image of no
-Dockerfile here is refused as podman refuses one it does not have. Any other podman command is only recorded. Every call is appended to `calls_log`."""
+Dockerfile here is refused as podman refuses one it does not have. Any other podman command is only recorded.
+Every call is appended to `calls_log`."""
 import re
 import shutil
 import sys

@@ -7,8 +7,8 @@ import pytest
 from ocifakes.server import InstanceCloud
 
 from harness import metrics_run
-from ormfake.testing import COMPARTMENT
 from orm_pack.cloud.resource_manager import MANAGED_BY, TAG_MANAGED_BY
+from ormfake.testing import COMPARTMENT
 
 STACK = "team-a-mlflow"
 DEPLOYMENT = "team-a"
