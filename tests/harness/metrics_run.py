@@ -91,3 +91,19 @@ def health_endpoint(served_model: str | None = None):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def posted_by(*passes) -> list[dict]:
+    """What a fake of PostMetricData (tests/ocifakes) accepted from these passes, each a function of the fake that
+    runs one (e.g. `lambda cloud: post(cloud, ...)`) and must succeed."""
+    from ocifakes.server import InstanceCloud
+
+    cloud = InstanceCloud().start()
+    try:
+        cloud.grants[cloud.instance.instance_ocid].metric_namespaces.add("mlflow")
+        for run in passes:
+            result = run(cloud)
+            assert result.returncode == 0, result.stderr
+        return list(cloud.metrics)
+    finally:
+        cloud.stop()

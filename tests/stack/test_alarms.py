@@ -81,31 +81,18 @@ def test_without_a_model_endpoint_there_is_no_alarm_on_it(deployed):
     assert set(_alarms(deployed("no-serving"))) == {"down", "silent", "errors", "disk", "database"}
 
 
-def _posted_by(*passes) -> list:
-    """What a fake of PostMetricData accepted from these passes (each a function of the fake)."""
-    cloud = InstanceCloud().start()
-    try:
-        cloud.grants[cloud.instance.instance_ocid].metric_namespaces.add("mlflow")
-        for run in passes:
-            result = run(cloud)
-            assert result.returncode == 0, result.stderr
-        return list(cloud.metrics)
-    finally:
-        cloud.stop()
-
-
 def test_the_errors_alarm_fires_on_a_run_of_5xx_and_the_alias_alarm_on_an_endpoint_left_behind(deployed, database):
     alarms = {name: Query.parse(alarm["query"]) for name, alarm in _alarms(deployed("default")).items()}
     line = metrics_run.request_line
     fine = "\n".join([line("api", 200, 0.02)] * 40 + [line("api", 503, 0.001)])  # 1 of 41: under 5 %
     failing = "\n".join([line("serving", 200, 0.05)] * 15 + [line("serving", 502, 0.001)] * 5)
     with metrics_run.health_endpoint("models:/wine/2") as serving_v2:  # the version `champion` names
-        working = _posted_by(
+        working = metrics_run.posted_by(
             lambda cloud: metrics_run.post(cloud, database, serving_v2, args=["--requests", "-"], stdin=fine),
             lambda cloud: metrics_run.serving_pass(cloud, database, serving_v2))
     assert not any(alarm.fires(working, time.time()) for alarm in alarms.values())
     with metrics_run.health_endpoint() as tracking, metrics_run.health_endpoint("models:/wine/1") as serving_v1:
-        broken = _posted_by(lambda cloud: metrics_run.post(cloud, database, tracking),
+        broken = metrics_run.posted_by(lambda cloud: metrics_run.post(cloud, database, tracking),
                             lambda cloud: metrics_run.serving_pass(cloud, database, serving_v1, stdin=failing))
     now = time.time()
     assert alarms["errors"].fires(broken, now) and alarms["serving_alias"].fires(broken, now)
