@@ -40,7 +40,14 @@ locals {
       pending  = "PT5M"
       body     = "MLflow's database is over 80 % of the DB system's storage. Runbook: lower deleted_runs_kept_days or trace_retention_days so housekeeping removes more, or raise mysql_data_storage_gb and apply."
     }
-    }, local.serving_enabled && var.serving_model_uri == "" ? {
+    }, local.serving_enabled ? {
+    serving_silent = {
+      query    = "mlflow.up[5m]{${local.metric_filter}, role = \"serving\"}.absent()"
+      severity = "CRITICAL"
+      pending  = "PT5M"
+      body     = "The serving VM has posted no metrics for 5 minutes: it is stopped, unreachable or its timer failed. Runbook: check the instance in the console; on the VM, `systemctl status mlflow-metrics.timer mlflow-serving` and `journalctl -u mlflow-metrics -n 50`."
+    }
+    } : {}, local.serving_enabled && var.serving_model_uri == "" ? {
     # A new version takes the poll (30 s) and its model server's start (up to 10 min) to be served.
     serving_alias = {
       query    = "mlflow.serving_follows_alias[5m]{${local.metric_filter}}.max() < 1"

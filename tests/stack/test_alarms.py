@@ -28,12 +28,14 @@ def database(tmp_path_factory):
 def test_each_alarm_watches_this_deployment_goes_to_the_topic_and_carries_its_runbook(deployed):
     d = deployed("default")
     alarms = _alarms(d)
-    assert set(alarms) == {"down", "silent", "errors", "disk", "database", "serving_alias"}
+    assert set(alarms) == {"down", "silent", "errors", "disk", "database", "serving_silent", "serving_alias"}
     (topic,) = [c["change"]["after"] for c in d.replan["resource_changes"] if c["type"] == "oci_ons_notification_topic"]
     for name, alarm in alarms.items():
         query = Query.parse(alarm["query"])
-        # up and silent are the tracking server's: the endpoint is down, by design, until a model has its alias
-        role = {"role": "tracking"} if name in ("down", "silent") else {}
+        # down is the tracking server's (the endpoint answers 503, by design, until a model has its alias); each
+        # VM has its silent alarm
+        role = {"down": {"role": "tracking"}, "silent": {"role": "tracking"}, "serving_silent": {"role": "serving"}}
+        role = role.get(name, {})
         assert query.filters == {"deployment": "mlflow", **role} and alarm["namespace"] == "mlflow"
         assert alarm["destinations"] == [topic["id"]] and alarm["is_enabled"]
         assert alarm["metric_compartment_id"] == BASE_TFVARS["compartment_ocid"]
@@ -66,6 +68,7 @@ def test_the_down_and_silent_alarms_fire_on_an_outage_and_stay_quiet_while_it_wo
         assert working.returncode == 0, working.stderr
         now = time.time()
         assert not any(alarm.fires(cloud.metrics, now) for alarm in (alarms["down"], alarms["silent"]))
+        assert alarms["serving_silent"].fires(cloud.metrics, now)  # only the tracking VM posted
         outage = metrics_run.post(cloud, database, "http://127.0.0.1:9/health")  # nothing answers there
         assert outage.returncode == 0, outage.stderr
         assert alarms["down"].fires(cloud.metrics, time.time())
