@@ -21,8 +21,8 @@ def _call(http, base: str, method: str, route: str, body: dict) -> dict:
 
 
 def do_the_writes(http, base: str, tag: str) -> list[tuple[str, dict]]:
-    """Create, update and delete an experiment, a run, a registered model, a version and an alias; each write's
-    route (the audit line's action) with the names its line must carry."""
+    """Create, update and delete an experiment, a run, a registered model, a version and an alias, and upload an
+    artifact; each write's route (the audit line's action) with the names its line must carry."""
     expected = []
 
     def write(method: str, route: str, body: dict, names: dict) -> dict:
@@ -38,6 +38,12 @@ def do_the_writes(http, base: str, tag: str) -> list[tuple[str, dict]]:
     expected[-1][1]["run_id"] = run
     write("POST", "runs/log-parameter", {"run_id": run, "key": "lr", "value": "0.01"}, {"run_id": run})
     write("POST", "runs/set-tag", {"run_id": run, "key": "stage", "value": "secret-tag-value"}, {"run_id": run})
+    # an artifact upload: MLflow's FastAPI router serves it, not Flask
+    path = f"{experiment}/{run}/artifacts/audit-note.txt"
+    uploaded = http.put(f"{base}/api/2.0/mlflow-artifacts/artifacts/{path}", data=b"secret-artifact-content",
+                        timeout=60)
+    assert uploaded.status_code == 200, (uploaded.status_code, uploaded.text[:300])
+    expected.append(("artifacts/upload", {"path": path}))
     model = f"audit-model-{tag}"
     write("POST", "registered-models/create", {"name": model}, {"name": model})
     version = write("POST", "model-versions/create", {"name": model, "source": f"runs:/{run}/model", "run_id": run},
@@ -77,4 +83,5 @@ def check(lines: list[dict], expected: list[tuple[str, dict]], who: dict) -> Non
         for key, value in names.items():
             assert line.get(key) == str(value), (route, key, line)
     assert not any("runs/search" == line.get("action") or "experiments/get" == line.get("action") for line in lines)
-    assert "secret-tag-value" not in json.dumps(lines) and "0.01" not in json.dumps(lines)
+    text = json.dumps(lines)
+    assert "secret-tag-value" not in text and "0.01" not in text and "secret-artifact-content" not in text

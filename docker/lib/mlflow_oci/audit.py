@@ -14,10 +14,15 @@
 - from where: the address nginx saw, the last entry of X-Forwarded-For (the ones before it are the client's
   own word).
 Reads (GET, and the POST searches) are not written. MLFLOW_OCI_AUDIT=false turns the trail off.
+
+Artifact uploads (PUT .../mlflow-artifacts/artifacts/<path>) are served by MLflow's FastAPI router, not Flask:
+`install_asgi` writes theirs from a middleware of the FastAPI app, outside MLflow's permission middleware, which
+leaves the user it authenticated in the request's state.
 """
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 import time
@@ -28,6 +33,8 @@ SWITCH = "MLFLOW_OCI_AUDIT"
 USER_HEADER = "X-MLflow-OCI-User"
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 API = re.compile(r"^/(?:ajax-)?api/[0-9.]+/(?P<route>mlflow(?:-artifacts)?/.+)$")
+# The artifact routes MLflow's FastAPI router serves itself (mlflow/server/artifact_router.py).
+NATIVE_ARTIFACTS = re.compile(r"^/(?:ajax-)?api/2\.0/mlflow-artifacts/artifacts/(?P<path>.+)$")
 READ_ROUTES = re.compile(r"(^|/)(search|get|list)[^/]*$|/search-")
 # What a request or its answer may name, by MLflow's field names; the first found wins.
 TARGETS = {
@@ -46,6 +53,50 @@ def install(app) -> bool:
         return False
     app.after_request(_after_request)
     return True
+
+
+def install_asgi(app) -> bool:
+    """Writes the trail of the requests `app` (the FastAPI app around MLflow's Flask app) serves itself."""
+    if not switches.on(SWITCH):
+        return False
+
+    @app.middleware("http")
+    async def audit_native_writes(request, call_next):
+        response = await call_next(request)
+        if request.method == "PUT" and NATIVE_ARTIFACTS.match(request.url.path):
+            try:
+                from starlette.concurrency import run_in_threadpool
+
+                record = await run_in_threadpool(_native_entry, request, response.status_code)
+                print(json.dumps(record, separators=(",", ":")), file=sys.stderr, flush=True)
+            except Exception as exc:  # as in Flask: the trail must not break an answer
+                print(json.dumps({"audit": "mlflow", "error": type(exc).__name__}), file=sys.stderr, flush=True)
+        return response
+
+    return True
+
+
+def _native_entry(request, status: int) -> dict:
+    route = NATIVE_ARTIFACTS.match(request.url.path).group("path")
+    user = getattr(request.state, "username", None)
+    if user is not None:
+        subject = _subject_of(user)
+        who = {"user": user, **({"subject": subject} if subject else {}), "login": "oidc" if subject else "mlflow"}
+    else:
+        who = {"user": request.headers.get(USER_HEADER) or None, "login": "shared"}
+    forwarded = request.headers.get("X-Forwarded-For", "").rsplit(",", 1)[-1].strip()
+    return {"audit": "mlflow", "time": _now(), **who, "action": "artifacts/upload", "method": request.method,
+            "status": status, "from": forwarded or (request.client.host if request.client else None),
+            "path": _clip(route)}
+
+
+def _subject_of(user: str) -> str | None:
+    """With single sign-on, the provider's subject of an MLflow user (mlflow_oci.people)."""
+    if os.environ.get("MLFLOW_AUTH") != "oidc":
+        return None
+    from mlflow_oci import oidc_auth
+
+    return oidc_auth.runtime().people.subject_of(user)
 
 
 def _after_request(response):
@@ -68,7 +119,7 @@ def entry(request, response) -> dict | None:
     route = match.group("route").removeprefix("mlflow/")
     if READ_ROUTES.search(route):
         return None
-    record = {"audit": "mlflow", "time": _now(), **_who(request), "action": _action(route), "method": request.method,
+    record = {"audit": "mlflow", "time": _now(), **_who(request), "action": _action(route, request.method), "method": request.method,
               "status": response.status_code, "from": _address(request)}
     for source in (_request_fields(request), _answer_fields(response)):
         for key, value in _targets(source).items():
@@ -89,8 +140,10 @@ def _who(request) -> dict:
     return {"user": request.headers.get(USER_HEADER) or None, "login": "shared"}
 
 
-def _action(route: str) -> str:
+def _action(route: str, method: str = "POST") -> str:
     if route.startswith("mlflow-artifacts/"):
+        if method == "DELETE":
+            return "artifacts/delete"
         return "artifacts/upload" if not route.endswith("/mpu/create") else "artifacts/multipart-upload"
     return route
 

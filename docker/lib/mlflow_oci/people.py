@@ -121,6 +121,16 @@ class People:
             _logger.info("%s is now admin=%s (groups)", username, is_admin)
         return username
 
+    def subject_of(self, username: str) -> str | None:
+        """The provider subject an MLflow user belongs to (None: a user of no person, e.g. the first admin)."""
+        from sqlalchemy import text
+
+        with self.store.engine.begin() as connection:
+            self._ensure_tables(connection)
+            row = connection.execute(text(f"SELECT subject FROM {PEOPLE} WHERE username = :u"),
+                                     {"u": username}).first()
+        return row[0] if row else None
+
     def _first_sign_in(self, subject: str, wanted: str, is_admin: bool) -> str:
         from sqlalchemy import exc, text
 

@@ -1,6 +1,7 @@
 """The tracking server's app (`mlflow server --app-name oci`, the `mlflow.app` entry point in mlflow_oci-0.dist-info):
 MLflow's own, with its users and permissions when MLFLOW_AUTH is mlflow or oidc, and the audit trail (audit.py)
-registered before the first request, in every worker."""
+registered before the first request, in every worker: on the Flask app, and on the FastAPI app around it for the
+artifact uploads that app serves itself."""
 import os
 
 
@@ -13,11 +14,15 @@ def create_app():
     if os.environ.get("MLFLOW_AUTH") in ("mlflow", "oidc"):
         from mlflow.server.auth import create_app as with_users
 
-        return with_users(flask_app)
-    from mlflow.environment_variables import _MLFLOW_SGI_NAME
+        app = with_users(flask_app)
+    else:
+        from mlflow.environment_variables import _MLFLOW_SGI_NAME
 
-    if _MLFLOW_SGI_NAME.get() != "uvicorn":
-        return flask_app  # gunicorn, waitress: MLflow's Flask app itself
-    from mlflow.server import fastapi_app
+        if _MLFLOW_SGI_NAME.get() != "uvicorn":
+            return flask_app  # gunicorn, waitress: MLflow's Flask app itself
+        from mlflow.server import fastapi_app
 
-    return fastapi_app.app
+        app = fastapi_app.app
+    if app is not flask_app:  # uvicorn: the FastAPI app around it serves artifact uploads itself
+        audit.install_asgi(app)
+    return app
