@@ -67,7 +67,7 @@ else
   image_args=(--entrypoint python3 "$MLFLOW_IMAGE" -m mlflow_oci.metrics)
 fi
 status=0
-podman run --rm -i --name mlflow-metrics --network host --volume /var/lib/mlflow/tls:/opt/mlflow/tls:ro,z \
+podman run --rm -i --network host --volume /var/lib/mlflow/tls:/opt/mlflow/tls:ro,z \
   --env-file "$CONF/$role.env" --env MLFLOW_OCI_AUTH=instance_principal --env PYTHONPATH=/opt/mlflow/lib \
   --env MLFLOW_METRICS_UNITS="$units" --env MLFLOW_METRICS_CONTAINER_MEMORY="$container_memory" \
   "${image_args[@]}" --role "$role" --requests - "${dry_run[@]}" <"$requests" || status=$?
