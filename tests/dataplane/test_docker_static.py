@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from harness import dockerfiles
 from harness.static import hadolint_errors, nginx_test_errors, shellcheck_errors
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -48,9 +49,7 @@ def test_dockerfile_runs_as_non_root_with_a_healthcheck_and_no_secret(dockerfile
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda path: path.name)
 def test_dockerfile_copies_files_that_exist(dockerfile):
     """Build context: the repository (or stack zip) root, where docker/ and examples/ sit."""
-    instructions = dockerfile.read_text().replace("\\\n", " ")  # a line continued with a backslash is one line
-    for line in re.findall(r"^COPY\s+(.+)$", instructions, re.MULTILINE):
-        sources = [part for part in line.split()[:-1] if not part.startswith("--")]
+    for sources, _ in dockerfiles.copies(dockerfile):
         for source in sources:  # a pattern (the tracking image's locks) must match at least one file
             assert list(REPO_ROOT.glob(source)), f"{dockerfile.name}: COPY {source} does not exist"
 

@@ -20,7 +20,7 @@ from mlflow.pyfunc import PythonModel
 from ocifakes.server import InstanceCloud
 
 from dataplane.stacks import RUNTIME
-from harness import loopback
+from harness import dockerfiles, loopback
 from orm_pack.local import processes
 from orm_pack.local.ports import free_port
 from orm_pack.local.services import TrackingConfig, tracking_argv, tracking_env
@@ -113,12 +113,10 @@ def test_a_missing_grant_stops_the_start_with_one_line(tracker, mariadb, cloud, 
 def serving_image(root) -> Path:
     """The files Dockerfile-serving copies into the image, at their image paths under `root` (its COPY lines
     with several sources into a directory): the supervisor with only the Vault reader of docker/lib."""
-    dockerfile = (REPO / "docker" / "Dockerfile-serving").read_text()
-    for line in dockerfile.splitlines():
-        parts = line.split()
-        if parts[:1] == ["COPY"] and parts[-1].endswith("/"):
-            for source in parts[1:-1]:
-                target = root / parts[-1].lstrip("/") / Path(source).name
+    for sources, destination in dockerfiles.copies(REPO / "docker" / "Dockerfile-serving"):
+        if destination.endswith("/"):
+            for source in sources:
+                target = root / destination.lstrip("/") / Path(source).name
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy(REPO / source, target)
     return root / "opt/mlflow/serving/supervisor.py"

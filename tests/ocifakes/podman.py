@@ -11,10 +11,11 @@ endpoints to the fakes, which stand for the network). PYTHONPATH holds what that
 /opt/mlflow/lib, and nothing more: a module the serving image lacks fails here as in the image. An image of no
 Dockerfile here is refused as podman refuses one it does not have. Any other podman command is only recorded.
 Every call is appended to `calls_log`."""
-import re
 import shutil
 import sys
 from pathlib import Path
+
+from harness import dockerfiles
 
 REPO = Path(__file__).resolve().parents[2]
 LIB_IN_IMAGE = "/opt/mlflow/lib"
@@ -63,15 +64,9 @@ ENDPOINTS = ("MLFLOW_OCI_FEDERATION_ENDPOINT", "MLFLOW_OCI_SECRETS_ENDPOINT", "M
 
 def copied_into_lib(dockerfile: Path) -> list[tuple[Path, str]]:
     """(source in the repository, destination under /opt/mlflow/lib) of each COPY into the image's lib."""
-    text = re.sub(r"\\\n", " ", dockerfile.read_text())
-    copies = []
-    for line in text.splitlines():
-        words = line.split()
-        if not words or words[0] != "COPY" or not words[-1].startswith(LIB_IN_IMAGE):
-            continue
-        destination = words[-1].removeprefix(LIB_IN_IMAGE).strip("/")
-        copies += [(REPO / source, destination) for source in words[1:-1] if not source.startswith("--")]
-    return copies
+    return [(REPO / source, destination.removeprefix(LIB_IN_IMAGE).strip("/"))
+            for sources, destination in dockerfiles.copies(dockerfile) if destination.startswith(LIB_IN_IMAGE)
+            for source in sources]
 
 
 def image_lib(dockerfile: Path, target: Path) -> Path:

@@ -4,6 +4,8 @@ import json
 import re
 from pathlib import Path
 
+from harness import dockerfiles
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO_ROOT / "docker" / "Dockerfile-tracking"
 
@@ -14,9 +16,7 @@ def entrypoint() -> list[str]:
 
 def copied_to(image_path: str) -> str:
     """The repository file (relative) that the COPY lines put at `image_path`."""
-    instructions = DOCKERFILE.read_text().replace("\\\n", " ")  # a line continued with a backslash is one line
-    for line in re.findall(r"^COPY (.+)$", instructions, re.MULTILINE):
-        *sources, target = line.split()
+    for sources, target in dockerfiles.copies(DOCKERFILE):
         for source in sources:
             if target.endswith("/"):  # files into a directory
                 if image_path == target + source.rsplit("/", 1)[1]:

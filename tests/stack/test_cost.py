@@ -33,8 +33,9 @@ def test_the_always_free_profile_costs_nothing(deployed):
     assert estimate.beyond_free_tier == (), [line for line in estimate.lines if line.monthly]
     assert estimate.total == 0
     assert estimate.usage_based == ('oci_logging_log.mlflow["audit"]', 'oci_logging_log.mlflow["service"]',
-                                    'oci_monitoring_alarm.mlflow["database"]', 'oci_monitoring_alarm.mlflow["disk"]',
-                                    'oci_monitoring_alarm.mlflow["down"]', 'oci_monitoring_alarm.mlflow["silent"]',
+                                    *(f'oci_monitoring_alarm.mlflow["{name}"]' for name in (
+                                        "database", "disk", "down", "errors", "serving_alias", "serving_silent",
+                                        "silent")),
                                     "oci_objectstorage_bucket.artifacts", "oci_objectstorage_bucket.runtime")
     # what is billed by use is named with its price and free allowance
     note, prices = usage_note(estimate), price_table()
