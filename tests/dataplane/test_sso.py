@@ -138,7 +138,7 @@ def provider():
 
 @pytest.fixture(scope="module")
 def site(tracker, tmp_path_factory, mariadb, s3, provider):
-    """(proxy URL, the two replicas, the proxy's directory: its nginx.conf and access.log)."""
+    """(proxy URL, the two replicas, the proxy's directory: its nginx.conf and request log)."""
     workdir = tmp_path_factory.mktemp("sso")
     replicas = start_tracking_replicas(tracker, mariadb, s3, workdir, ("a", "b"), database="mlflow_sso", s3_prefix="sso",
                                        extra_env=sso_env(provider.url))
