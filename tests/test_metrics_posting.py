@@ -177,3 +177,26 @@ def test_an_alias_the_registry_does_not_name_is_nothing_to_follow(cloud, databas
     assert result.returncode == 0, result.stderr
     assert "the registry did not say which version the alias names" in result.stderr
     assert "mlflow.serving_follows_alias" not in posted(cloud)
+
+
+def test_a_registry_that_does_not_answer_costs_the_pass_one_short_wait(cloud, database):
+    """The timer stops a pass after 120 s (mlflow-metrics.service): MLflow's client defaults (a 120 s timeout,
+    retries with backoff) would lose every figure of the minute, the endpoint's health included."""
+    import socket
+
+    cloud.grants[cloud.instance.instance_ocid].metric_namespaces.add("mlflow")
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # connections are taken into the backlog and never answered
+    try:
+        with metrics_run.health_endpoint("models:/wine/2") as health:
+            started = time.monotonic()
+            result = metrics_run.serving_pass(cloud, f"http://127.0.0.1:{silent.getsockname()[1]}", health)
+            took = time.monotonic() - started
+    finally:
+        silent.close()
+    assert result.returncode == 0, result.stderr
+    assert took < 60, took
+    values = posted(cloud)
+    assert values["mlflow.up"] == 1 and values["mlflow.served_model_version"] == 2
+    assert "mlflow.serving_follows_alias" not in values

@@ -54,6 +54,7 @@ MODEL_HEADER = "X-MLflow-Model-URI"  # docker/serving/legacy_adapter.py
 MAX_STREAMS_A_CALL = 50  # PostMetricData's limit
 MIN_REQUESTS_FOR_PERCENT = 10  # a share of 2 requests says nothing
 PERCENTILES = (50, 95, 99)
+REGISTRY_TIMEOUT_SECONDS = 10
 COUNTS = {
     "mlflow.runs": "SELECT count(*) FROM runs WHERE lifecycle_stage = 'active'",
     "mlflow.experiments": "SELECT count(*) FROM experiments WHERE lifecycle_stage = 'active'",
@@ -123,6 +124,10 @@ def _version(model_uri: str | None) -> int | None:
 
 def alias_version(env) -> int | None:
     """The version SERVING_MODEL_ALIAS names in the registry, with the endpoint's own login; None if unknown."""
+    # A registry that does not answer must not hold the pass past its timer's limit (the other figures would be
+    # lost too): one try of at most REGISTRY_TIMEOUT_SECONDS; the next pass asks again.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(REGISTRY_TIMEOUT_SECONDS))
     from mlflow import MlflowClient
 
     try:
