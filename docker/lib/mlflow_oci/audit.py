@@ -79,14 +79,9 @@ def install_asgi(app) -> bool:
 def _native_entry(request, status: int) -> dict:
     route = NATIVE_ARTIFACTS.match(request.url.path).group("path")
     user = getattr(request.state, "username", None)
-    if user is not None:
-        subject = _subject_of(user)
-        who = {"user": user, **({"subject": subject} if subject else {}), "login": "oidc" if subject else "mlflow"}
-    else:
-        who = {"user": request.headers.get(USER_HEADER) or None, "login": "shared"}
-    forwarded = request.headers.get("X-Forwarded-For", "").rsplit(",", 1)[-1].strip()
+    who = _shared_login(request.headers) if user is None else _mlflow_user(user, _subject_of(user))
     return {"audit": "mlflow", "time": _now(), **who, "action": "artifacts/upload", "method": request.method,
-            "status": status, "from": forwarded or (request.client.host if request.client else None),
+            "status": status, "from": _address(request.headers, request.client.host if request.client else None),
             "path": _clip(route)}
 
 
@@ -119,8 +114,8 @@ def entry(request, response) -> dict | None:
     route = match.group("route").removeprefix("mlflow/")
     if READ_ROUTES.search(route):
         return None
-    record = {"audit": "mlflow", "time": _now(), **_who(request), "action": _action(route, request.method), "method": request.method,
-              "status": response.status_code, "from": _address(request)}
+    record = {"audit": "mlflow", "time": _now(), **_who(request), "action": _action(route, request.method),
+              "method": request.method, "status": response.status_code, "from": _address(request.headers, request.remote_addr)}
     for source in (_request_fields(request), _answer_fields(response)):
         for key, value in _targets(source).items():
             record.setdefault(key, value)
@@ -134,13 +129,19 @@ def _who(request) -> dict:
 
     user = getattr(g, "mlflow_authenticated_user", None)
     if user is not None:  # MLflow's users: what its auth app authenticated
-        subject = getattr(g, "mlflow_oci_subject", None)
-        return {"user": user, **({"subject": subject} if subject else {}),
-                "login": "oidc" if subject else "mlflow"}
-    return {"user": request.headers.get(USER_HEADER) or None, "login": "shared"}
+        return _mlflow_user(user, getattr(g, "mlflow_oci_subject", None))
+    return _shared_login(request.headers)
 
 
-def _action(route: str, method: str = "POST") -> str:
+def _mlflow_user(user: str, subject: str | None) -> dict:
+    return {"user": user, **({"subject": subject} if subject else {}), "login": "oidc" if subject else "mlflow"}
+
+
+def _shared_login(headers) -> dict:
+    return {"user": headers.get(USER_HEADER) or None, "login": "shared"}
+
+
+def _action(route: str, method: str) -> str:
     if route.startswith("mlflow-artifacts/"):
         if method == "DELETE":
             return "artifacts/delete"
@@ -148,10 +149,9 @@ def _action(route: str, method: str = "POST") -> str:
     return route
 
 
-def _address(request) -> str | None:
-    forwarded = request.headers.get("X-Forwarded-For", "")
-    last = forwarded.rsplit(",", 1)[-1].strip()
-    return last or request.remote_addr
+def _address(headers, peer: str | None) -> str | None:
+    last = headers.get("X-Forwarded-For", "").rsplit(",", 1)[-1].strip()
+    return last or peer
 
 
 def _request_fields(request) -> dict:
