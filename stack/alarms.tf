@@ -1,9 +1,10 @@
-# Alarms on the metrics the VMs post (mlflow-metrics.timer, namespace mlflow), sent to a Notifications
-# topic and, when alarm_email is set, to that address: OCI mails it a confirmation link first, and nothing arrives
-# until it is followed. Each alarm's body is its runbook. On OKE nothing posts these metrics yet: no alarms.
+# Alarms on the metrics the VMs post (mlflow-metrics.timer, namespace mlflow), or on OKE the metrics pod
+# (oke/base/metrics.yaml), sent to a Notifications topic and, when alarm_email is set, to that address: OCI mails it
+# a confirmation link first, and nothing arrives until it is followed. Each alarm's body is its runbook. On OKE the
+# alarms on what only a VM posts (its disk, the proxy's requests) are left out.
 
 locals {
-  alarms_enabled = !local.oke_enabled
+  oke_alarms = ["down", "silent", "database"]
   # MySQL's data is written to its storage, which the stack sizes in GB (database.tf); 80 % of it, in bytes.
   database_bytes_limit = floor(local.mysql_storage_gb * 1000000000 * 0.8)
   metric_filter        = "deployment = \"${var.name_prefix}\""
@@ -56,11 +57,10 @@ locals {
       body     = "The model endpoint does not serve the version its alias names. Runbook: on the serving VM, `journalctl -u mlflow-serving -n 100` says why the new version did not start (download, dependencies, the model server's own error); the endpoint keeps serving the previous version meanwhile."
     }
   } : {})
+  deployed_alarms = { for name, alarm in local.alarms : name => alarm if !local.oke_enabled || contains(local.oke_alarms, name) }
 }
 
 resource "oci_ons_notification_topic" "alarms" {
-  count = local.alarms_enabled ? 1 : 0
-
   compartment_id = var.compartment_ocid
   name           = "${var.name_prefix}-alarms"
   description    = "Alarms of the MLflow stack ${var.name_prefix}"
@@ -68,17 +68,17 @@ resource "oci_ons_notification_topic" "alarms" {
 }
 
 resource "oci_ons_subscription" "alarm_email" {
-  count = local.alarms_enabled && var.alarm_email != "" ? 1 : 0
+  count = var.alarm_email != "" ? 1 : 0
 
   compartment_id = var.compartment_ocid
-  topic_id       = oci_ons_notification_topic.alarms[0].id
+  topic_id       = oci_ons_notification_topic.alarms.id
   protocol       = "EMAIL"
   endpoint       = var.alarm_email
   freeform_tags  = local.freeform_tags
 }
 
 resource "oci_monitoring_alarm" "mlflow" {
-  for_each = local.alarms_enabled ? local.alarms : {}
+  for_each = local.deployed_alarms
 
   compartment_id        = var.compartment_ocid
   metric_compartment_id = var.compartment_ocid
@@ -88,7 +88,7 @@ resource "oci_monitoring_alarm" "mlflow" {
   severity              = each.value.severity
   body                  = each.value.body
   pending_duration      = each.value.pending
-  destinations          = [oci_ons_notification_topic.alarms[0].id]
+  destinations          = [oci_ons_notification_topic.alarms.id]
   is_enabled            = true
   freeform_tags         = local.freeform_tags
 }

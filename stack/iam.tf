@@ -118,9 +118,9 @@ locals {
       contains(["tracking", "serving"], role) ? [
         "Allow ${local.iam_subjects[role]} to use log-content in compartment id ${var.compartment_ocid} where target.loggroup.id = '${local.log_group_id}'",
       ] : [],
-      # Each VM posts its metrics (mlflow-metrics.timer) to the custom namespace `mlflow` and no other (Monitoring's
-      # policy reference: target.metrics.namespace).
-      contains(["tracking", "serving"], role) ? [
+      # Each VM (mlflow-metrics.timer), or on OKE the metrics pod as its node (oke/base/metrics.yaml), posts its
+      # metrics to the custom namespace `mlflow` and no other (Monitoring's policy reference: target.metrics.namespace).
+      contains(["tracking", "serving", "workers"], role) ? [
         "Allow ${local.iam_subjects[role]} to use metrics in compartment id ${var.compartment_ocid} where target.metrics.namespace = 'mlflow'",
       ] : [],
       # The notebook verifies the servers with the CA's certificate (examples/wine/mlflow_connect.py).

@@ -200,3 +200,53 @@ def test_a_registry_that_does_not_answer_costs_the_pass_one_short_wait(cloud, da
     values = posted(cloud)
     assert values["mlflow.up"] == 1 and values["mlflow.served_model_version"] == 2
     assert "mlflow.serving_follows_alias" not in values
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--prometheus-port", "9464"], "--prometheus-port needs --every"),
+    (["--every", "5"], "--every must be at least 10 seconds"),
+    (["--every", "60", "--requests", "-"], "--requests reads one pass's lines"),
+])
+def test_a_loop_that_cannot_work_is_refused_before_any_pass(cloud, database, args, says):
+    result = post(cloud, database, "http://127.0.0.1:9/health", args=args)
+    assert result.returncode == 2 and says in result.stderr, result.stderr
+    assert not cloud.metrics
+
+
+def test_prometheus_sees_the_same_values_until_the_passes_stop():
+    """The exposition (OKE's metrics pod): names with `_`, dimensions as labels with Prometheus's escapes; 503
+    before the first pass and once the last one is too old, so the pod's probes see a stuck loop."""
+    import sys
+    import urllib.error
+    import urllib.request
+
+    sys.path.insert(0, str(metrics_run.LIB))
+    from mlflow_oci import metrics
+
+    from orm_pack.local.ports import free_port
+
+    samples = [metrics.Sample("mlflow.runs", 3), metrics.Sample("mlflow.requests", 2, {"route": 'a"b\\c\nd'})]
+    text = metrics.exposition(samples, "mlflow", "tracking")
+    assert text.splitlines() == [
+        "# TYPE mlflow_runs gauge", 'mlflow_runs{deployment="mlflow",role="tracking"} 3',
+        "# TYPE mlflow_requests gauge", 'mlflow_requests{deployment="mlflow",role="tracking",route="a\\"b\\\\c\\nd"} 2']
+    port = free_port()
+    exposed = metrics.Exposition(port, stale_after=0.5)
+
+    def status() -> int:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+                return answer.status
+        except urllib.error.HTTPError as refused:
+            return refused.code
+
+    try:
+        assert status() == 503  # no pass yet
+        exposed.show(text)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+            assert answer.read().decode() == text and answer.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        time.sleep(0.7)
+        assert status() == 503  # the loop stopped passing
+    finally:
+        exposed.server.shutdown()
+        exposed.server.server_close()

@@ -3,7 +3,8 @@ prepares MySQL (first-boot SQL and migrations) and exits, the tracking container
 database without the administrator's login, and the proxy's init container writes the same nginx config
 as the runtime tests' renderer, whose login (read from Vault) nginx accepts. nginx presents the certificate
 the stack's CA issued for the load balancer's address, clients verify it with that CA, and the proxy pod's
-refresh sidecar swaps in a renewed version without dropping a request. Secrets, certificates and the
+refresh sidecar swaps in a renewed version without dropping a request. The metrics pod posts the deployment's
+figures to OCI Monitoring and serves them to Prometheus; the housekeeping CronJob's pod makes its pass. Secrets, certificates and the
 bucket come from the loopback instance-principal fakes (tests/ocifakes), as on a node of the cluster; a
 pod's emptyDir volumes are directories of the test's own."""
 import base64
@@ -27,7 +28,7 @@ from dataplane.stacks import RUNTIME
 from harness.static import nginx_binary
 from harness.tools import require_binary
 from oke import images
-from oke.conftest import REPO_ROOT, SETTINGS
+from oke.conftest import REPO_ROOT, SETTINGS, pod_spec
 from orm_pack.local import nginx, processes
 from orm_pack.local.ports import free_port
 from orm_pack.local.services import python_env
@@ -70,7 +71,7 @@ def manifests(cloud, mariadb) -> dict:
                tls_certificate_id=certificate, tls_ca_id=authority.ocid)
     _, documents = oke_manifests.render(REPO_ROOT / "oke", settings.from_output(raw), "kubectl")
     config_maps = {d["metadata"]["name"].rsplit("-", 1)[0]: d["data"] for d in documents if d["kind"] == "ConfigMap"}
-    pods = {d["metadata"]["name"]: d["spec"]["template"]["spec"] for d in documents if d["kind"] in ("Job", "Deployment")}
+    pods = {d["metadata"]["name"]: pod_spec(d) for d in documents if d["kind"] in ("Job", "Deployment", "CronJob")}
     # What `orm-pack oke deploy` creates for the Job from the password it read with the user's key.
     secret = workflow.admin_secret(mariadb.admin_password)
     return {"config_maps": config_maps, "pods": pods, "secrets": {secret["metadata"]["name"]: secret["stringData"]},
@@ -356,3 +357,88 @@ def test_with_mlflows_own_users_the_proxy_pods_pass_logins_on(tmp_path):
     assert "auth_basic_user_file" not in conf and 'Authorization ""' not in conf and "proxy_intercept_errors on;" in conf
     assert "client_max_body_size    128m;" in conf
     assert not (tmp_path / "files" / "htpasswd").exists()
+
+
+def _count(mariadb, query: str) -> int:
+    with mariadb.admin(DATABASE) as connection, connection.cursor() as cursor:
+        cursor.execute(query)
+        return int(cursor.fetchone()[0])
+
+
+def test_the_metrics_pod_posts_the_deployments_figures_and_serves_them_to_prometheus(
+        manifests, cloud, tracking, tracker, mariadb, tmp_path):
+    """oke/base/metrics.yaml's pod, natively: its first pass reaches MySQL with the MLflow user (the CA its init
+    container wrote), asks the tracking servers' health through the Service (here the tracking pod's port), posts
+    to the Monitoring fake with the node's instance principal, and /metrics shows Prometheus the same values."""
+    pod = manifests["pods"]["mlflow-metrics"]
+    container = pod["containers"][0]
+    run_init_containers(manifests, pod, cloud, tmp_path)
+    env = mysql_ca(pod_env(manifests, container, cloud, tmp_path / "home", pod, tmp_path / "volumes"), manifests)
+    assert env["MLFLOW_METRICS_HEALTH_URL"] == "http://mlflow-tracking:5000/health"
+    env["MLFLOW_METRICS_HEALTH_URL"] = f"http://127.0.0.1:{tracking[0]}/health"  # the Service, on this machine
+    cloud.grants[cloud.instance.instance_ocid].metric_namespaces.add("mlflow")
+    argv, port = images.native_argv(container), free_port()
+    assert argv[-2:] == ["--prometheus-port", "9464"]
+    service = tracker.start("oke-metrics", [*argv[:-1], str(port)], env, tmp_path / "metrics.log")
+    try:
+        processes.wait_ready(service, f"http://127.0.0.1:{port}/metrics", 120)  # 503 until the first pass
+        exposition = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+        deadline = time.monotonic() + 60
+        while not cloud.metrics and time.monotonic() < deadline:  # the pass posts once it has shown its values
+            time.sleep(0.2)
+    finally:
+        tracker.stop(service)
+    log = (tmp_path / "metrics.log").read_text()
+    assert "Oke-db" not in log and mariadb.admin_password not in log
+    posted = {m["name"]: m for m in cloud.metrics}
+    # as the stack's alarms filter them (stack/alarms.tf): the stack's name prefix, the tracking role
+    assert {(m["dimensions"]["deployment"], m["dimensions"]["role"]) for m in cloud.metrics} == {("mlflow", "tracking")}
+    expected = {
+        "mlflow.up": 1,
+        "mlflow.runs": _count(mariadb, "SELECT count(*) FROM runs WHERE lifecycle_stage = 'active'"),
+        "mlflow.experiments": _count(mariadb, "SELECT count(*) FROM experiments WHERE lifecycle_stage = 'active'"),
+        "mlflow.registered_models": _count(mariadb, "SELECT count(*) FROM registered_models"),
+    }
+    assert {name: posted[name]["datapoints"][0]["value"] for name in expected} == expected
+    assert expected["mlflow.experiments"] >= 1
+    assert posted["mlflow.database_bytes"]["datapoints"][0]["value"] > 0
+    assert "mlflow.disk_used_percent" not in posted  # a pod's file system is the node's
+    shown = dict(line.rsplit(" ", 1) for line in exposition.splitlines() if not line.startswith("#"))
+    labels = '{{deployment="{}",role="tracking"}}'.format(posted["mlflow.up"]["dimensions"]["deployment"])
+    for name, value in expected.items():
+        assert float(shown[name.replace(".", "_") + labels]) == value, name
+
+
+def test_the_housekeeping_cronjob_removes_a_run_deleted_long_ago_with_the_mlflow_user(
+        manifests, cloud, tracking, mariadb, tmp_path):
+    """oke/base/housekeeping.yaml's pod, natively, with the tracking pods' settings (deleted runs kept 30 days) and
+    never the administrator's login: a dry run removes nothing; the pass removes the run deleted 40 days ago and
+    keeps the one deleted today."""
+    api = f"http://127.0.0.1:{tracking[0]}/api/2.0/mlflow"
+    experiment = requests.post(f"{api}/experiments/create", json={"name": "oke-housekeeping"}, timeout=30).json()
+    runs = [requests.post(f"{api}/runs/create", json={"experiment_id": experiment["experiment_id"]},
+                          timeout=30).json()["run"]["info"]["run_id"] for _ in range(2)]
+    for run in runs:
+        assert requests.post(f"{api}/runs/delete", json={"run_id": run}, timeout=30).status_code == 200
+    long_ago = int((time.time() - 40 * 86400) * 1000)
+    with mariadb.admin(DATABASE) as connection, connection.cursor() as cursor:
+        cursor.execute("UPDATE runs SET deleted_time = %s WHERE run_uuid = %s", (long_ago, runs[0]))
+        connection.commit()
+    pod = manifests["pods"]["mlflow-housekeeping"]
+    container = pod["containers"][0]
+    run_init_containers(manifests, pod, cloud, tmp_path)
+    env = mysql_ca(pod_env(manifests, container, cloud, tmp_path / "home", pod, tmp_path / "volumes"), manifests)
+    assert env["MLFLOW_DELETED_RUNS_KEPT_DAYS"] == "30" and "MYSQL_ADMIN_USER" not in env
+
+    def kept() -> set:
+        with mariadb.admin(DATABASE) as connection, connection.cursor() as cursor:
+            cursor.execute("SELECT run_uuid FROM runs WHERE run_uuid IN (%s, %s)", tuple(runs))
+            return {row[0] for row in cursor.fetchall()}
+
+    for extra, left in ((["--dry-run"], set(runs)), ([], {runs[1]})):
+        result = subprocess.run(images.native_argv(container) + extra, env=env, capture_output=True, text=True,
+                                timeout=300)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert json.loads(result.stdout.strip().splitlines()[-1])["dry_run"] is bool(extra)
+        assert kept() == left, extra
+        assert "Oke-db" not in result.stderr + result.stdout

@@ -40,6 +40,12 @@ def find(documents: list[dict], kind: str, name: str) -> dict:
     return matches[0]
 
 
+def pod_spec(document: dict) -> dict:
+    """The pod template's spec of a Deployment, Job or CronJob."""
+    spec = document["spec"]["jobTemplate"]["spec"] if document["kind"] == "CronJob" else document["spec"]
+    return spec["template"]["spec"]
+
+
 def pod_specs(documents: list[dict]) -> dict[str, dict]:
-    return {f"{d['kind']}/{d['metadata']['name']}": d["spec"]["template"]["spec"]
-            for d in documents if d["kind"] in ("Deployment", "Job")}
+    return {f"{d['kind']}/{d['metadata']['name']}": pod_spec(d)
+            for d in documents if d["kind"] in ("Deployment", "Job", "CronJob")}

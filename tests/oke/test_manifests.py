@@ -9,7 +9,7 @@ from orm_pack.errors import UserError
 from orm_pack.oke import manifests
 
 from . import images
-from .conftest import REPO_ROOT, deploy_settings, find, pod_specs
+from .conftest import REPO_ROOT, deploy_settings, find, pod_spec, pod_specs
 
 SUBNET_A = "ocid1.subnet.oc1.phx.amaaaaaar732q5annpzknceat7sqenrus2277xofqsuqcxb77i3g7bk6ltla"
 NETWORKSECURITYGROUP_A = "ocid1.networksecuritygroup.oc1.phx.amaaaaaa67naw7fnphncdc4hvywvpletwuwbnivbjzt7wpgb27nbpl4cmkqa"
@@ -64,7 +64,8 @@ def test_a_stand_in_that_was_not_replaced_is_an_error(kubectl, tmp_path):
 
 def test_every_container_is_unprivileged_read_only_and_bounded(documents):
     specs = pod_specs(documents)
-    assert set(specs) == {"Deployment/mlflow-tracking", "Deployment/mlflow-proxy", "Job/mlflow-migrate"}
+    assert set(specs) == {"Deployment/mlflow-tracking", "Deployment/mlflow-proxy", "Job/mlflow-migrate",
+                          "Deployment/mlflow-metrics", "CronJob/mlflow-housekeeping"}
     for where, spec in specs.items():
         assert spec["securityContext"]["runAsNonRoot"] is True, where
         assert spec["securityContext"]["runAsUser"] >= 10000, where
@@ -126,8 +127,10 @@ def test_only_the_proxy_reaches_mlflow_and_mlflow_reaches_mysql_and_https_only(d
     deny = find(documents, "NetworkPolicy", "default-deny")
     assert deny["spec"]["podSelector"] == {} and set(deny["spec"]["policyTypes"]) == {"Ingress", "Egress"}
     tracking = find(documents, "NetworkPolicy", "mlflow-tracking")["spec"]
-    assert tracking["ingress"] == [{"from": [{"podSelector": {"matchLabels": {
-        "app.kubernetes.io/name": "mlflow-proxy"}}}], "ports": [{"port": 5000, "protocol": "TCP"}]}]
+    # the proxy, and the metrics pod for the servers' health
+    assert tracking["ingress"] == [{"from": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": name}}}],
+                                    "ports": [{"port": 5000, "protocol": "TCP"}]}
+                                   for name in ("mlflow-proxy", "mlflow-metrics")]
     egress = {(rule["ports"][0]["port"], str(rule["to"][0].get("ipBlock", {}).get("cidr"))) for rule in tracking["egress"]}
     assert egress == {(3306, "10.0.1.20/32"), (53, "None"), (80, "169.254.169.254/32"), (443, "0.0.0.0/0")}
     https = [rule for rule in tracking["egress"] if rule["ports"][0]["port"] == 443][0]
@@ -213,3 +216,48 @@ def test_a_stack_without_the_oke_certificate_is_refused_with_what_to_do():
         deploy_settings(tls_certificate_id="")
     with pytest.raises(UserError, match="tls_ca_id is not an OCID of a certificateauthority"):
         deploy_settings(tls_ca_id="ocid1.certificate.oc1.phx.amaaaaaaie3oz7u7ipad4pfhgbqgirkerv726tjfg5xx2pmbb5xrb2nqx7qq")
+
+
+def test_metrics_and_housekeeping_run_the_tracking_images_modes_with_the_mlflow_user_only(documents):
+    """The OKE path posts the VM's metrics and keeps house as the VM does: the tracking image's `metrics` (every
+    minute, Prometheus on :9464) and `housekeeping` (nightly) modes, with the tracking pods' settings (where and as
+    what to post, how long deleted runs are kept), MySQL verified with the stack's CA, never the administrator."""
+    entrypoint = images.entrypoint()
+    metrics_doc = find(documents, "Deployment", "mlflow-metrics")
+    housekeeping_doc = find(documents, "CronJob", "mlflow-housekeeping")
+    metrics, housekeeping = (pod_spec(d)["containers"][0] for d in (metrics_doc, housekeeping_doc))
+    assert metrics["command"] == entrypoint and metrics["args"] == ["metrics", "--every", "60", "--prometheus-port",
+                                                                     "9464"]
+    assert housekeeping["command"] == entrypoint and housekeeping["args"] == ["housekeeping"]
+    assert metrics_doc["spec"]["replicas"] == 1  # two would post every value twice
+    annotations = metrics_doc["spec"]["template"]["metadata"]["annotations"]
+    assert (annotations["prometheus.io/scrape"], annotations["prometheus.io/port"]) == ("true", "9464")
+    assert metrics["readinessProbe"]["httpGet"] == metrics["livenessProbe"]["httpGet"] == {"path": "/metrics",
+                                                                                            "port": "metrics"}
+    env = {e["name"]: e["value"] for e in metrics["env"]}
+    assert env["MLFLOW_METRICS_HEALTH_URL"] == "http://mlflow-tracking:5000/health"
+    assert env["MLFLOW_METRICS_DISK_PATH"] == ""
+    tracking_settings = [d["data"] for d in documents if d["kind"] == "ConfigMap"
+                         and d["metadata"]["name"].startswith("mlflow-tracking-")][0]
+    assert {"MLFLOW_METRICS_COMPARTMENT_OCID", "MLFLOW_METRICS_DEPLOYMENT", "MLFLOW_DELETED_RUNS_KEPT_DAYS"} <= set(
+        tracking_settings)
+    for container in (metrics, housekeeping):
+        sources = [s["configMapRef"]["name"] for s in container["envFrom"]]
+        assert len(sources) == 1 and sources[0].startswith("mlflow-tracking-"), container["name"]
+        assert {"name": "MLFLOW_DB_SSL_CA", "value": "/etc/mlflow-tls/ca.pem"} in container["env"]
+    schedule = housekeeping_doc["spec"]
+    assert schedule["schedule"] == "17 3 * * *" and schedule["concurrencyPolicy"] == "Forbid"
+    assert [c["name"] for c in pod_spec(housekeeping_doc)["initContainers"]] == ["ca"]
+
+
+def test_metrics_are_open_to_prometheus_and_housekeeping_reaches_mysql_and_https_only(documents):
+    metrics = find(documents, "NetworkPolicy", "mlflow-metrics")["spec"]
+    assert metrics["ingress"] == [{"from": [{"namespaceSelector": {}}], "ports": [{"port": 9464, "protocol": "TCP"}]}]
+    egress = {(rule["ports"][0]["port"], str(rule["to"][0].get("ipBlock", {}).get("cidr"))) for rule in metrics["egress"]}
+    assert egress == {(3306, "10.0.1.20/32"), (5000, "None"), (53, "None"), (80, "169.254.169.254/32"),
+                      (443, "0.0.0.0/0")}
+    housekeeping = find(documents, "NetworkPolicy", "mlflow-housekeeping")["spec"]
+    assert "ingress" not in housekeeping and set(housekeeping["policyTypes"]) == {"Ingress", "Egress"}
+    egress = {(rule["ports"][0]["port"], str(rule["to"][0].get("ipBlock", {}).get("cidr")))
+              for rule in housekeeping["egress"]}
+    assert egress == {(3306, "10.0.1.20/32"), (53, "None"), (80, "169.254.169.254/32"), (443, "0.0.0.0/0")}

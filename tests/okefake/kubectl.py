@@ -36,7 +36,7 @@ from pathlib import Path
 
 import yaml
 
-NAMESPACED = {"ServiceAccount", "ConfigMap", "NetworkPolicy", "Job", "Deployment", "Service",
+NAMESPACED = {"ServiceAccount", "ConfigMap", "NetworkPolicy", "Job", "CronJob", "Deployment", "Service",
               "PodDisruptionBudget", "HorizontalPodAutoscaler", "Secret"}
 KINDS = {"namespace": "Namespace", "job": "Job", "service": "Service", "deployment": "Deployment",
          "configmap": "ConfigMap", "secret": "Secret"}

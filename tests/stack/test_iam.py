@@ -164,9 +164,10 @@ def expected_grants(facts: dict, roles, artifact_store: str) -> dict:
         expected["workers"][("read", "leaf-certificate-bundles")] = {facts["oke_certificate"]}
         expected["workers"][("read", "certificate-authority-bundles")] = {facts["ca"]}
     # each VM ships its journal to the stack's log group (logging.tf), and to no other, and posts its metrics in
-    # the namespace mlflow alone
+    # the namespace mlflow alone; on OKE the metrics pod posts them as its node (oke/base/metrics.yaml)
     for role in ("tracking", "serving"):
         expected[role][("use", "log-content")] = {facts["log_group"]}
+    for role in ("tracking", "serving", "workers"):
         expected[role][("use", "metrics")] = {"mlflow"}
     # the tracking VM runs what orm-pack upgrade sends it through Run Command (its own commands only)
     expected["tracking"][("use", "instance-agent-command-execution-family")] = {"itself"}

@@ -90,6 +90,9 @@ def test_the_pods_get_the_tracking_vms_settings_but_the_administrators(deployed)
     admin = {"MYSQL_ADMIN_USER", "MYSQL_ADMIN_PASSWORD_SECRET_OCID"}
     # MySQL's CA file: the manifests name the one their init container writes (oke/base/tracking.yaml)
     assert set(pod_env) == set(vm_env) - admin - {"MLFLOW_DB_SSL_CA"}
+    # the manifest tests' saved copy of this output (tests/oke/settings.json) has the same settings
+    saved = json.loads((REPO / "tests" / "oke" / "settings.json").read_text())
+    assert set(json.loads(saved["tracking_env"])) == set(pod_env)
     assert set(json.loads(settings["migrate_env"])) == admin
 
     def same_everywhere(env):  # but what is the deployment's own: its DB's address, its secrets, where MLflow listens
@@ -249,11 +252,11 @@ def test_the_nodes_may_do_what_the_tracking_vm_may_but_read_the_mysql_admin_secr
     # TLS (tls.tf): a VM reads its certificate's OCID from a secret by name; the pods get the load balancer's
     # certificate OCID in their settings, and read that certificate with its key and the CA's bundle.
     # ...nor Run Command, which is the tracking VM's (orm-pack upgrade sends it its checks; pods have no agent),
-    # nor the VMs' log shipping and metrics (logging.tf, mlflow-metrics.timer: not on OKE yet)
+    # nor the VMs' log shipping (logging.tf: not on OKE yet). The metrics they post alike (oke/base/metrics.yaml).
     tracking = [s for s in grants(deployed("default"), "tracking")
                 if "certificate" not in s and "mlflow-tls-" not in s and "instance-agent-command" not in s
-                and "log-content" not in s and " metrics " not in s]
-    assert len(workers) == 3 and "'mysql-admin'" not in workers[0] and "'mysql-admin'" in tracking[0]
+                and "log-content" not in s]
+    assert len(workers) == 4 and "'mysql-admin'" not in workers[0] and "'mysql-admin'" in tracking[0]
     assert workers == [tracking[0].replace("target.secret.id = 'mysql-admin', ", ""), *tracking[1:]]
     settings = oke.outputs["oke_deploy_settings"]
     assert [s for s in every if "certificate" in s] == [

@@ -2,10 +2,16 @@
 custom namespace `mlflow`, one pass a call:
 
     python3 -m mlflow_oci.metrics [--role tracking|serving] [--requests FILE|-] [--dry-run]
+    python3 -m mlflow_oci.metrics --every SECONDS [--prometheus-port PORT]     (OKE: one pod, a pass a minute)
+
+With --every it makes a pass every SECONDS until stopped, and a pass OCI refused is logged, not fatal. With
+--prometheus-port it also answers GET /metrics on that port with the last pass's values in Prometheus's text
+format: the same names with `_` for `.` (mlflow_runs), the same dimensions as labels (503 before the first pass
+and once the last is STALE_PASSES periods old).
 
 Every metric carries the dimensions `deployment` and `role`; some one more, named after the metric.
     mlflow.up                     1 when the role's server answers /health (tracking: and its database), else 0
-    mlflow.disk_used_percent      of the file system that holds MLFLOW_METRICS_DISK_PATH (/)
+    mlflow.disk_used_percent      of the file system that holds MLFLOW_METRICS_DISK_PATH (/; empty: none)
   tracking:
     mlflow.runs, mlflow.experiments, mlflow.registered_models, mlflow.model_versions   counts (active ones)
     mlflow.database_bytes         the MLflow database's data and indexes (information_schema)
@@ -41,11 +47,13 @@ import os
 import re
 import shutil
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections import defaultdict
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 NAMESPACE = "mlflow"
 ROLES = ("tracking", "serving")
@@ -55,6 +63,7 @@ MAX_STREAMS_A_CALL = 50  # PostMetricData's limit
 MIN_REQUESTS_FOR_PERCENT = 10  # a share of 2 requests says nothing
 PERCENTILES = (50, 95, 99)
 REGISTRY_TIMEOUT_SECONDS = 10
+STALE_PASSES = 5  # --prometheus-port answers 503 once the last pass is this many periods old
 COUNTS = {
     "mlflow.runs": "SELECT count(*) FROM runs WHERE lifecycle_stage = 'active'",
     "mlflow.experiments": "SELECT count(*) FROM experiments WHERE lifecycle_stage = 'active'",
@@ -94,6 +103,8 @@ def _answer(url: str) -> tuple[int, dict]:
 
 
 def disk(path: str) -> list[Sample]:
+    if not path:
+        return []  # a pod's file system is the node's concern, not the deployment's
     usage = shutil.disk_usage(path)
     return [Sample("mlflow.disk_used_percent", round(100 * usage.used / usage.total, 2))]
 
@@ -249,22 +260,102 @@ def _settings_missing(env, role: str, dry_run: bool) -> list[str]:
     return [name for name in needed if not env.get(name)]
 
 
+def collect(env, role: str, requests_file: str | None) -> list[Sample]:
+    health_url = env.get("MLFLOW_METRICS_HEALTH_URL") or HEALTH_URLS[role]
+    samples = tracking(env["MLFLOW_BACKEND_STORE_URI"], health_url) if role == "tracking" else serving(env, health_url)
+    samples += disk(env.get("MLFLOW_METRICS_DISK_PATH", "/")) + units(
+        env.get("MLFLOW_METRICS_UNITS", ""), role, env.get("MLFLOW_METRICS_CONTAINER_MEMORY", ""))
+    if requests_file == "-":
+        samples += requests(sys.stdin)
+    elif requests_file:
+        with open(requests_file, encoding="utf-8", errors="replace") as lines:
+            samples += requests(lines)
+    return samples
+
+
+# ------------------------------------------------------------------------------------------------- Prometheus
+def _label(value) -> str:
+    return str(value).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def exposition(samples: list[Sample], deployment: str, role: str) -> str:
+    """Prometheus's text format (0.0.4): one gauge per name, a line per dimension set."""
+    lines, typed = [], set()
+    for sample in samples:
+        name = sample.name.replace(".", "_")
+        if name not in typed:
+            typed.add(name)
+            lines.append(f"# TYPE {name} gauge")
+        labels = {"deployment": deployment, "role": role, **sample.dimensions}
+        text = ",".join(f'{key}="{_label(value)}"' for key, value in labels.items())
+        lines.append(f"{name}{{{text}}} {float(sample.value):g}")
+    return "\n".join(lines) + "\n"
+
+
+class Exposition:
+    """The last pass's values on GET /metrics; 503 before the first pass and when the last one is older than
+    `stale_after` seconds (a pass stuck on a database that does not answer: the pod's probes see it)."""
+
+    def __init__(self, port: int, stale_after: float):
+        latest = self
+        self.text, self.when, self.stale_after = None, 0.0, stale_after
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                fresh = latest.text is not None and time.monotonic() - latest.when <= latest.stale_after
+                code = 404 if self.path.split("?")[0] != "/metrics" else 200 if fresh else 503
+                body = latest.text.encode() if code == 200 else b""
+                self.send_response(code)
+                self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):  # Prometheus scrapes every few seconds: no line each
+                pass
+
+        self.server = ThreadingHTTPServer(("0.0.0.0", port), Handler)  # noqa: S104 - the pod's own address
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def show(self, text: str) -> None:
+        self.text, self.when = text, time.monotonic()
+
+
+# ------------------------------------------------------------------------------------------------------- main
+def one_pass(env, args, exposed: Exposition | None) -> int:
+    samples = collect(env, args.role, args.requests)
+    print(json.dumps({sample.key: sample.value for sample in samples}, sort_keys=True), flush=True)
+    if exposed:
+        exposed.show(exposition(samples, env["MLFLOW_METRICS_DEPLOYMENT"], args.role))
+    if args.dry_run:
+        return 0
+    return post(metric_data(samples, env["MLFLOW_METRICS_COMPARTMENT_OCID"], env["MLFLOW_METRICS_DEPLOYMENT"],
+                            args.role, time.time()))
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="metrics", description=__doc__.split("\n")[0])
     parser.add_argument("--role", choices=ROLES, default="tracking")
     parser.add_argument("--requests", metavar="FILE", help="the proxy's request log lines since the last pass "
                         "(- for standard input)")
     parser.add_argument("--dry-run", action="store_true", help="collect and print; post nothing")
+    parser.add_argument("--every", type=int, metavar="SECONDS", help="a pass every SECONDS (at least 10) until "
+                        "stopped")
+    parser.add_argument("--prometheus-port", type=int, metavar="PORT", help="with --every: serve the last pass "
+                        "on GET /metrics")
     args = parser.parse_args(argv)
+    if args.every is not None and args.every < 10:
+        parser.error("--every must be at least 10 seconds (OCI Monitoring keeps one value a minute)")
+    if args.prometheus_port is not None and args.every is None:
+        parser.error("--prometheus-port needs --every: one pass would be gone before anything scrapes it")
+    if args.every is not None and args.requests:
+        parser.error("--requests reads one pass's lines: it does not go with --every")
     env = os.environ
     missing = _settings_missing(env, args.role, args.dry_run)
     if missing:
         print(f"metrics: set {', '.join(missing)}", file=sys.stderr)
         return 2
-    health_url = env.get("MLFLOW_METRICS_HEALTH_URL") or HEALTH_URLS[args.role]
-    if args.role == "tracking":
-        samples = tracking(env["MLFLOW_BACKEND_STORE_URI"], health_url)
-    else:
+    if args.role == "serving":
         from mlflow_oci import secrets
 
         try:
@@ -274,19 +365,14 @@ def main(argv=None) -> int:
             return 2
         os.environ.clear()
         os.environ.update(resolved)
-        samples = serving(os.environ, health_url)
-    samples += disk(env.get("MLFLOW_METRICS_DISK_PATH", "/")) + units(
-        env.get("MLFLOW_METRICS_UNITS", ""), args.role, env.get("MLFLOW_METRICS_CONTAINER_MEMORY", ""))
-    if args.requests == "-":
-        samples += requests(sys.stdin)
-    elif args.requests:
-        with open(args.requests, encoding="utf-8", errors="replace") as lines:
-            samples += requests(lines)
-    print(json.dumps({sample.key: sample.value for sample in samples}, sort_keys=True))
-    if args.dry_run:
-        return 0
-    return post(metric_data(samples, env["MLFLOW_METRICS_COMPARTMENT_OCID"], env["MLFLOW_METRICS_DEPLOYMENT"],
-                            args.role, time.time()))
+    if args.every is None:
+        return one_pass(env, args, None)
+    exposed = Exposition(args.prometheus_port, STALE_PASSES * args.every) if args.prometheus_port is not None else None
+    while True:
+        started = time.monotonic()
+        if one_pass(env, args, exposed):
+            print("metrics: this pass was not posted in full; the next one follows", file=sys.stderr, flush=True)
+        time.sleep(max(1.0, args.every - (time.monotonic() - started)))
 
 
 if __name__ == "__main__":

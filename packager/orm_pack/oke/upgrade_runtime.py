@@ -7,7 +7,7 @@ cluster (its pods reach MySQL; the laptop does not).
 - roll_out: with migrations pending, the running version's tracking pods are stopped first (scaled to 0: an
   old server must not write to a schema being migrated; the autoscaler leaves a Deployment at 0 alone), then
   `orm-pack oke deploy`'s steps with the version's image: the migrate Job once (init_db.py's lock, pre-checks
-  and journal) before a pod of it starts, both rollouts. A failure raises with the Job's log.
+  and journal) before a pod of it starts, the rollouts. A failure raises with the Job's log.
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 deploy: the prepared objects (namespace, accounts, settings, network policies) -> the MySQL
 administrator's password as a Secret for the migrate Job alone -> the migrate Job, run to completion (a
 failed one stops everything before a pod of the new version starts) -> the Secret deleted, whatever the
-Job's end -> everything else -> both rollouts -> the load balancer's address.
+Job's end -> everything else -> the rollouts (tracking, proxy, metrics) -> the load balancer's address.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from orm_pack.oke.kubectl import Kubectl
 
 MIGRATE_JOB = "mlflow-migrate"
 ADMIN_SECRET = "mlflow-migrate-admin"  # oke/base/migrate-job.yaml reads it (optional: a hand-made run has none)
-DEPLOYMENTS = ("mlflow-tracking", "mlflow-proxy")
+DEPLOYMENTS = ("mlflow-tracking", "mlflow-proxy", "mlflow-metrics")
 SERVICE = "mlflow"
 PREPARED_KINDS = ("Namespace", "ServiceAccount", "ConfigMap", "NetworkPolicy")
 
@@ -104,7 +104,8 @@ def deploy(kube: Kubectl, documents: list[dict], timeout: float, say: Callable[[
     say(f"applying {len(prepared)} objects: namespace, service accounts, settings, network policies")
     kube.apply(prepared)
     run_migrations(kube, job, timeout, say, admin_password, poll)
-    say(f"applying {len(rest)} objects: tracking and proxy deployments, services, budgets, autoscaler")
+    say(f"applying {len(rest)} objects: tracking, proxy and metrics deployments, services, budgets, autoscaler, "
+        "housekeeping")
     kube.apply(rest)
     for name in DEPLOYMENTS:
         kube.rollout(name, timeout, progress=say)
