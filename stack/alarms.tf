@@ -1,10 +1,11 @@
 # Alarms on the metrics the VMs post (mlflow-metrics.timer, namespace mlflow), or on OKE the metrics pod
 # (oke/base/metrics.yaml), sent to a Notifications topic and, when alarm_email is set, to that address: OCI mails it
 # a confirmation link first, and nothing arrives until it is followed. Each alarm's body is its runbook. On OKE the
-# alarms on what only a VM posts (its disk, the proxy's requests) are left out.
+# proxy pods' sidecar posts the request metrics (oke/base/proxy.yaml); the disk alarm, on what only a VM posts, is
+# left out there.
 
 locals {
-  oke_alarms = ["down", "silent", "database"]
+  oke_alarms = ["down", "silent", "errors", "database"]
   # MySQL's data is written to its storage, which the stack sizes in GB (database.tf); 80 % of it, in bytes.
   database_bytes_limit = floor(local.mysql_storage_gb * 1000000000 * 0.8)
   metric_filter        = "deployment = \"${var.name_prefix}\""
@@ -27,7 +28,7 @@ locals {
       query    = "mlflow.server_error_percent[5m]{${local.metric_filter}}.max() > 5"
       severity = "CRITICAL"
       pending  = "PT5M"
-      body     = "Over 5 % of the requests of a route (dimension route: api, ui, artifacts, serving) answered 5xx. Runbook: on the VM of the alarm's role, `journalctl -u mlflow-tracking -n 200` (or mlflow-serving) for the server's errors and `sudo tail /var/log/nginx/error.log` for the proxy's (502: the server is away); `orm-pack doctor`."
+      body     = "Over 5 % of the requests of a route (dimension route: api, ui, artifacts, serving) answered 5xx. Runbook: on the VM of the alarm's role, `journalctl -u mlflow-tracking -n 200` (or mlflow-serving) for the server's errors and `sudo tail /var/log/nginx/error.log` for the proxy's (502: the server is away); on OKE, `kubectl logs -n mlflow deployment/mlflow-tracking` and `-c nginx deployment/mlflow-proxy`; `orm-pack doctor`."
     }
     disk = {
       query    = "mlflow.disk_used_percent[5m]{${local.metric_filter}}.max() > 80"

@@ -182,7 +182,7 @@ output "observability" {
   description = "Where the deployment's logs, audit trail, metrics and alarms are, and what an alarm e-mail needs: OCI mails a confirmation link to alarm_email, and no alarm arrives until it is followed."
   value = join("\n", compact([
     local.oke_enabled ? "Logs: kubectl logs -n ${local.oke_namespace} deployment/mlflow-tracking (the stack makes no OCI Logging logs on OKE)" : "Logs: OCI Logging > log group ${var.name_prefix}-logs (service: ${var.name_prefix}-service, audit trail: ${var.name_prefix}-audit)",
-    "Metrics: Monitoring > Metrics Explorer, namespace mlflow, deployment = ${var.name_prefix}${local.oke_enabled ? "; Prometheus: the mlflow-metrics pod's :9464/metrics" : ""}",
+    "Metrics: Monitoring > Metrics Explorer, namespace mlflow, deployment = ${var.name_prefix}${local.oke_enabled ? "; Prometheus: the mlflow-metrics pod's :9464/metrics, each mlflow-proxy pod's :9465/metrics (requests)" : ""}",
     "Alarms: ${join(", ", [for name in sort(keys(local.deployed_alarms)) : "${var.name_prefix}-${name}"])} > topic ${var.name_prefix}-alarms",
     var.alarm_email == "" ? "" : "Confirm the subscription: OCI sent ${var.alarm_email} a confirmation link; no alarm arrives until it is followed.",
   ]))

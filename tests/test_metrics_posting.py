@@ -206,6 +206,7 @@ def test_a_registry_that_does_not_answer_costs_the_pass_one_short_wait(cloud, da
     (["--prometheus-port", "9464"], "--prometheus-port needs --every"),
     (["--every", "5"], "--every must be at least 10 seconds"),
     (["--every", "60", "--requests", "-"], "--requests reads one pass's lines"),
+    (["--requests-syslog", "5140"], "--requests-syslog needs --every"),
 ])
 def test_a_loop_that_cannot_work_is_refused_before_any_pass(cloud, database, args, says):
     result = post(cloud, database, "http://127.0.0.1:9/health", args=args)

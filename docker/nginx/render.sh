@@ -24,8 +24,10 @@
 #   PROXY_MAX_BODY_MB    largest request body in MiB (default 64; 413 beyond), except artifact uploads,
 #                        which pass, of any size, once the login is checked
 #   PROXY_MAX_CONNECTIONS_PER_ADDRESS  open connections one client address may hold (default 256)
-#   PROXY_REQUEST_LOG    a file for the request log the metrics pass reads (JSON lines, no secret), e.g.
-#                        /var/log/nginx/mlflow-requests.log; empty (default): the main config's access log
+#   PROXY_REQUEST_LOG    where the request log the metrics pass reads goes (JSON lines, no secret): a file,
+#                        e.g. /var/log/nginx/mlflow-requests.log, or syslog:server=127.0.0.1:PORT (a UDP datagram
+#                        a request, to the metrics sidecar of OKE's proxy pod); empty (default): the main config's
+#                        access log
 # Needs only bash and sed: it runs on Oracle Linux 8/9 hosts and on Debian. It only substitutes and checks.
 set -euo pipefail
 
@@ -83,7 +85,11 @@ done
 for server_name in $PROXY_SERVER_NAME; do safe_value PROXY_SERVER_NAME "$server_name"; done
 if [[ -n ${PROXY_REQUEST_LOG:=} ]]; then
   safe_value PROXY_REQUEST_LOG "$PROXY_REQUEST_LOG"
-  [[ $PROXY_REQUEST_LOG == /* ]] || die "PROXY_REQUEST_LOG must be an absolute file path (got '$PROXY_REQUEST_LOG')"
+  if [[ $PROXY_REQUEST_LOG =~ ^syslog:server=127\.0\.0\.1:([0-9]+)$ ]]; then
+    port_ok "${BASH_REMATCH[1]}" || die "PROXY_REQUEST_LOG's syslog port must be 1-65535 (got '$PROXY_REQUEST_LOG')"
+  elif [[ $PROXY_REQUEST_LOG != /* ]]; then
+    die "PROXY_REQUEST_LOG must be an absolute file path or syslog:server=127.0.0.1:PORT (got '$PROXY_REQUEST_LOG')"
+  fi
 fi
 
 port_ok "${PROXY_LISTEN_PORT##*:}" ||
@@ -110,7 +116,9 @@ PROXY_UPSTREAM_NAME=mlflow_upstream_$(tr -c 'A-Za-z0-9\n' '_' <<<"$PROXY_LISTEN_
 # shellcheck disable=SC2034
 PROXY_ID=p$(tr -c '0-9\n' '_' <<<"$PROXY_LISTEN_PORT")
 # shellcheck disable=SC2034  # read through ${!name} below
-if [[ -n $PROXY_REQUEST_LOG ]]; then
+if [[ $PROXY_REQUEST_LOG == syslog:* ]]; then
+  PROXY_ACCESS_LOG="access_log $PROXY_REQUEST_LOG,nohostname,tag=mlflow ${PROXY_ID}_requests;"
+elif [[ -n $PROXY_REQUEST_LOG ]]; then
   PROXY_ACCESS_LOG="access_log $PROXY_REQUEST_LOG ${PROXY_ID}_requests;"
 else
   PROXY_ACCESS_LOG="# access_log: the main configuration's (PROXY_REQUEST_LOG is not set)"

@@ -299,9 +299,14 @@ def test_render_puts_each_listed_upstream_on_a_server_line_of_its_own(tmp_path):
     ({"PROXY_FRONTS": "model"}, "PROXY_FRONTS must be tracking or serving (got 'model')"),
     ({"PROXY_MAX_BODY_MB": "64m"}, "PROXY_MAX_BODY_MB must be a whole number of MiB from 1 to 99999 (got '64m')"),
     ({"PROXY_MAX_CONNECTIONS_PER_ADDRESS": "0"}, "PROXY_MAX_CONNECTIONS_PER_ADDRESS must be a whole number"),
+    ({"PROXY_REQUEST_LOG": "requests.log"}, "PROXY_REQUEST_LOG must be an absolute file path or syslog:server="),
+    # the request log never leaves the machine (or pod): no syslog server but the loopback's
+    ({"PROXY_REQUEST_LOG": "syslog:server=10.0.0.5:5140"}, "PROXY_REQUEST_LOG must be an absolute file path"),
+    ({"PROXY_REQUEST_LOG": "syslog:server=127.0.0.1:70000"}, "PROXY_REQUEST_LOG's syslog port must be 1-65535"),
 ], ids=["injection", "port-range", "upstream-without-port", "upstream-list-entry-without-port",
         "upstream-list-line-injection", "upstream-list-entry-injection", "upstream-list-empty", "missing-htpasswd",
-        "missing-cert-path", "unknown-kind-of-upstream", "body-cap-with-unit", "no-connections"])
+        "missing-cert-path", "unknown-kind-of-upstream", "body-cap-with-unit", "no-connections",
+        "relative-request-log", "remote-syslog", "syslog-port-range"])
 def test_render_refuses_bad_settings(tmp_path, overrides, message):
     result = render(tmp_path, **overrides)
     assert result.returncode == 2 and message in result.stderr

@@ -14,6 +14,7 @@ import re
 import socket
 import ssl
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -40,6 +41,7 @@ pytestmark = pytest.mark.dataplane
 DATABASE = "mlflow_oke"
 BUCKET = "mlflow-oke"
 LOGIN_PASSWORD = "Oke-login p@ss:word"
+SYSLOG_PORT = free_port()  # the proxy pod's 5140 (proxy.yaml), on this machine
 
 
 @pytest.fixture(scope="module")
@@ -177,21 +179,44 @@ def test_the_tracking_container_serves_without_the_administrators_login(tracking
     assert created.status_code == 200, created.text
 
 
-@pytest.fixture(scope="module")
-def proxy_files(manifests, cloud, tracking, tmp_path_factory):
-    """The proxy pod's init container, run natively; listen and upstream are this machine's ports. Its
-    shared volume (proxy-files) is workdir/volumes/proxy-files, which `files` names."""
+def setup_proxy_pod(manifests, cloud, tracking, workdir: Path, syslog_port: int) -> tuple[Path, str, str]:
+    """The proxy pod's init container, run natively; listen and upstream are this machine's ports, and so is the
+    request-metrics sidecar's syslog port. Its shared volume (proxy-files) is workdir/volumes/proxy-files."""
     pod = manifests["pods"]["mlflow-proxy"]
     setup = pod["initContainers"][0]
-    workdir = tmp_path_factory.mktemp("oke-proxy")
     env = pod_env(manifests, setup, cloud, workdir / "home", pod, workdir / "volumes")
     listen, upstream = f"127.0.0.1:{free_port()}", f"127.0.0.1:{tracking[0]}"
-    env.update(PROXY_LISTEN_PORT=listen, PROXY_UPSTREAM=upstream)
+    # the request log goes to the request-metrics sidecar on the pod's loopback
+    assert env["PROXY_REQUEST_LOG"] == "syslog:server=127.0.0.1:5140"
+    env.update(PROXY_LISTEN_PORT=listen, PROXY_UPSTREAM=upstream,
+               PROXY_REQUEST_LOG=f"syslog:server=127.0.0.1:{syslog_port}")
     result = subprocess.run(images.native_argv(setup), env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert LOGIN_PASSWORD not in result.stderr
     assert env["PROXY_DIR"] == str(workdir / "volumes" / "proxy-files")
     return workdir, listen, upstream
+
+
+def start_proxy_nginx(tracker, workdir: Path, listen: str):
+    """nginx with the files the init container wrote (its own image's main config here: the pid file is in
+    workdir/nginx), answering /health."""
+    files = workdir / "volumes" / "proxy-files"
+    conf = nginx.write_main_conf(workdir / "nginx", [files / "conf.d" / "mlflow.conf"])
+    binary = nginx_binary()
+    nginx.check_config(binary, conf)
+    service = tracker.start("oke-nginx", nginx.nginx_argv(binary, conf), dict(os.environ), workdir / "nginx.log")
+    try:
+        processes.wait_ready(service, f"https://{listen}/health", 30, accept=(200,))
+    except Exception:
+        tracker.stop(service)
+        raise
+    return service
+
+
+@pytest.fixture(scope="module")
+def proxy_files(manifests, cloud, tracking, tmp_path_factory):
+    """(workdir, listen, upstream) of the proxy pod's setup: see setup_proxy_pod."""
+    return setup_proxy_pod(manifests, cloud, tracking, tmp_path_factory.mktemp("oke-proxy"), SYSLOG_PORT)
 
 
 def test_the_proxy_config_is_the_runtime_renderers_for_the_same_settings(proxy_files, manifests):
@@ -201,25 +226,19 @@ def test_the_proxy_config_is_the_runtime_renderers_for_the_same_settings(proxy_f
     assert proxy_settings["PROXY_UPSTREAM"] == "mlflow-tracking:5000" and proxy_settings["PROXY_LISTEN_PORT"] == "8443"
     reference = nginx.render_proxy(RUNTIME, workdir / "reference.conf", listen=listen, upstream=upstream,
                                    htpasswd=files / "htpasswd", tls_cert=files / "tls" / "cert.pem",
-                                   tls_key=files / "tls" / "key.pem", server_name=proxy_settings["PROXY_SERVER_NAME"])
+                                   tls_key=files / "tls" / "key.pem", server_name=proxy_settings["PROXY_SERVER_NAME"],
+                                   request_log=f"syslog:server=127.0.0.1:{SYSLOG_PORT}")
     assert (files / "conf.d" / "mlflow.conf").read_text() == reference.read_text()
     assert oct((files / "htpasswd").stat().st_mode & 0o777) == "0o640"
 
 
 @pytest.fixture(scope="module")
 def proxy_nginx(proxy_files, tracker):
-    """nginx with the files the init container wrote (its own image's main config here: the pid file is in
-    workdir/nginx); yields (url, pid file, CA file the init container wrote)."""
+    """nginx of the proxy pod; yields (url, pid file, CA file the init container wrote)."""
     workdir, listen, _ = proxy_files
-    files = workdir / "volumes" / "proxy-files"
-    conf = nginx.write_main_conf(workdir / "nginx", [files / "conf.d" / "mlflow.conf"])
-    binary = nginx_binary()
-    nginx.check_config(binary, conf)
-    service = tracker.start("oke-nginx", nginx.nginx_argv(binary, conf), dict(os.environ), workdir / "nginx.log")
-    url = f"https://{listen}"
+    service = start_proxy_nginx(tracker, workdir, listen)
     try:
-        processes.wait_ready(service, f"{url}/health", 30, accept=(200,))
-        yield url, workdir / "nginx" / "nginx.pid", files / "tls" / "ca.pem"
+        yield f"https://{listen}", workdir / "nginx" / "nginx.pid", workdir / "volumes" / "proxy-files" / "tls" / "ca.pem"
     finally:
         tracker.stop(service)
 
@@ -442,3 +461,65 @@ def test_the_housekeeping_cronjob_removes_a_run_deleted_long_ago_with_the_mlflow
         assert json.loads(result.stdout.strip().splitlines()[-1])["dry_run"] is bool(extra)
         assert kept() == left, extra
         assert "Oke-db" not in result.stderr + result.stdout
+
+
+def _totals(cloud, name: str, *dimensions: str) -> dict:
+    """The values of every post of a metric, added up per the named dimensions."""
+    totals: dict = {}
+    for metric in cloud.metrics:
+        if metric["name"] == name:
+            key = tuple(metric["dimensions"][d] for d in dimensions)
+            totals[key] = totals.get(key, 0) + sum(point["value"] for point in metric["datapoints"])
+    return totals
+
+
+def test_the_proxy_pods_request_metrics_reach_monitoring_and_prometheus(manifests, cloud, tracking, tracker,
+                                                                        tmp_path):
+    """nginx's request log as syslog datagrams (render.sh) to the request-metrics sidecar (proxy.yaml), natively,
+    in a proxy pod of its own: its passes post the requests per route and status, their latency and the refused
+    login, as the VMs' pass does, and show Prometheus the same; nothing of the login reaches it. (A datagram sent
+    while nothing listens makes that nginx worker's next send fail: here the sidecar listens first.)"""
+    pod = manifests["pods"]["mlflow-proxy"]
+    sidecar = [c for c in pod["containers"] if c["name"] == "request-metrics"][0]
+    env = pod_env(manifests, sidecar, cloud, tmp_path / "home", pod, tmp_path / "volumes")
+    env["PYTHONPATH"] = str(REPO_ROOT / "docker" / "lib")  # the image's /opt/mlflow/lib
+    cloud.grants[cloud.instance.instance_ocid].metric_namespaces.add("mlflow")
+    assert sidecar["args"] == ["--every", "60", "--requests-syslog", "5140", "--prometheus-port", "9465"]
+    syslog, prometheus = free_port(), free_port()
+    argv = [sys.executable, *sidecar["command"][1:], "--every", "10", "--requests-syslog", str(syslog),
+            "--prometheus-port", str(prometheus)]
+    service = tracker.start("oke-request-metrics", argv, env, tmp_path / "request-metrics.log")
+    processes.wait_ready(service, f"http://127.0.0.1:{prometheus}/metrics", 60)  # the first pass: no request yet
+    workdir, listen, _ = setup_proxy_pod(manifests, cloud, tracking, tmp_path / "pod", syslog)
+    proxy = start_proxy_nginx(tracker, workdir, listen)
+    user = manifests["config_maps"]["mlflow-proxy"]["PROXY_LOGIN_USER"]
+    ca_file = str(workdir / "volumes" / "proxy-files" / "tls" / "ca.pem")
+    try:
+        search = f"https://{listen}/api/2.0/mlflow/experiments/search?max_results=10"
+        statuses = [requests.get(search, auth=(user, LOGIN_PASSWORD), verify=ca_file, timeout=30).status_code
+                    for _ in range(11)]
+        statuses.append(requests.get(search, auth=(user, "not-" + LOGIN_PASSWORD), verify=ca_file,
+                                     timeout=30).status_code)
+        assert statuses == [200] * 11 + [401]
+        # the requests may straddle two passes (every 10 s here): what the passes posted adds up to them
+        deadline = time.monotonic() + 60
+        while (counts := _totals(cloud, "mlflow.requests", "route", "status")) != {
+                ("api", "2xx"): 11, ("api", "4xx"): 1, ("health", "2xx"): 1} and time.monotonic() < deadline:
+            time.sleep(0.5)
+        deadline = time.monotonic() + 30
+        while "mlflow_requests" not in (exposition := requests.get(f"http://127.0.0.1:{prometheus}/metrics",
+                                                                    timeout=10).text) and time.monotonic() < deadline:
+            time.sleep(0.5)
+    finally:
+        tracker.stop(proxy)
+        tracker.stop(service)
+    # 11 searches and the refused one; nginx's start was asked /health once
+    assert counts == {("api", "2xx"): 11, ("api", "4xx"): 1, ("health", "2xx"): 1}
+    assert _totals(cloud, "mlflow.login_failures") == {(): 1}
+    latency = [m["datapoints"][0]["value"] for m in cloud.metrics if m["name"] == "mlflow.latency_p99_ms"]
+    assert latency and all(value > 0 for value in latency)
+    assert {(m["dimensions"]["deployment"], m["dimensions"]["role"]) for m in cloud.metrics} == {("mlflow", "tracking")}
+    assert re.search(r'^mlflow_requests\{deployment="mlflow",role="tracking",route="api",status="2xx"\} \d+$',
+                     exposition, re.MULTILINE), exposition
+    log = (tmp_path / "request-metrics.log").read_text()
+    assert LOGIN_PASSWORD not in log and "not-" not in log

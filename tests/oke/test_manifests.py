@@ -170,7 +170,7 @@ def test_the_proxy_pods_present_the_stacks_certificate_and_reload_nginx_when_it_
     pod = find(documents, "Deployment", "mlflow-proxy")["spec"]["template"]["spec"]
     setup = pod["initContainers"][0]
     containers = {c["name"]: c for c in pod["containers"]}
-    assert set(containers) == {"nginx", "tls-refresh"}
+    assert set(containers) == {"nginx", "tls-refresh", "request-metrics"}
     nginx, refresh = containers["nginx"], containers["tls-refresh"]
     for container in (setup, refresh):
         settings = _tls_settings(documents, pod, container)
@@ -261,3 +261,22 @@ def test_metrics_are_open_to_prometheus_and_housekeeping_reaches_mysql_and_https
     egress = {(rule["ports"][0]["port"], str(rule["to"][0].get("ipBlock", {}).get("cidr")))
               for rule in housekeeping["egress"]}
     assert egress == {(3306, "10.0.1.20/32"), (53, "None"), (80, "169.254.169.254/32"), (443, "0.0.0.0/0")}
+
+
+def test_the_proxy_pods_send_their_request_log_to_a_metrics_sidecar_and_nowhere_else(documents):
+    """nginx's request log leaves as syslog datagrams to the pod's loopback (render.sh), where the request-metrics
+    sidecar posts it and serves it to Prometheus; the sidecar gets where and as what to post, and no secret."""
+    pod = find(documents, "Deployment", "mlflow-proxy")["spec"]["template"]
+    setup = pod["spec"]["initContainers"][0]
+    sidecar = {c["name"]: c for c in pod["spec"]["containers"]}["request-metrics"]
+    assert {"name": "PROXY_REQUEST_LOG", "value": "syslog:server=127.0.0.1:5140"} in setup["env"]
+    assert sidecar["command"] == ["python3", "-m", "mlflow_oci.metrics"]
+    assert sidecar["args"] == ["--every", "60", "--requests-syslog", "5140", "--prometheus-port", "9465"]
+    assert images.copied_to("/opt/mlflow/lib/mlflow_oci/metrics.py") == "docker/lib/mlflow_oci/metrics.py"
+    (source,) = [s["configMapRef"]["name"] for s in sidecar["envFrom"]]
+    settings = [d["data"] for d in documents if d["kind"] == "ConfigMap" and d["metadata"]["name"] == source][0]
+    assert settings["MLFLOW_METRICS_DEPLOYMENT"] == "mlflow" and settings["MLFLOW_OCI_AUTH"] == "instance_principal"
+    assert settings["MLFLOW_METRICS_COMPARTMENT_OCID"].startswith("ocid1.compartment.oc1..")
+    assert pod["metadata"]["annotations"]["prometheus.io/port"] == "9465"
+    policy = find(documents, "NetworkPolicy", "mlflow-proxy")["spec"]
+    assert {"from": [{"namespaceSelector": {}}], "ports": [{"port": 9465, "protocol": "TCP"}]} in policy["ingress"]

@@ -109,15 +109,17 @@ def test_the_subset_refuses_what_it_cannot_evaluate():
             Query.parse(query)
 
 
-def test_on_oke_the_alarms_are_those_the_metrics_pod_feeds(deployed):
-    """OKE's metrics pod (oke/base/metrics.yaml) posts the tracking VM's own figures as role tracking, but no disk
-    (a pod's) and no request log (the proxy pods'): the stack makes the alarms it can feed, and says so."""
+def test_on_oke_the_alarms_are_those_the_metrics_pods_feed(deployed):
+    """OKE's metrics pod (oke/base/metrics.yaml) posts the tracking VM's own figures as role tracking, and the proxy
+    pods' sidecar their requests (proxy.yaml), but nothing posts a disk (a pod's is the node's): the stack makes the
+    alarms they can feed, and says where the values are."""
     d = deployed("oke")
     alarms = _alarms(d)
-    assert set(alarms) == {"down", "silent", "database"}
-    fed_by_the_pod = {"mlflow.up", "mlflow.database_bytes"}
+    assert set(alarms) == {"down", "silent", "errors", "database"}
+    fed_by_the_pods = {"mlflow.up", "mlflow.database_bytes", "mlflow.server_error_percent"}
     for alarm in alarms.values():
         query = Query.parse(alarm["query"])
-        assert query.metric in fed_by_the_pod and query.filters.get("role", "tracking") == "tracking", query
+        assert query.metric in fed_by_the_pods and query.filters.get("role", "tracking") == "tracking", query
     assert "Prometheus: the mlflow-metrics pod's :9464/metrics" in d.outputs["observability"]
-    assert "Alarms: mlflow-database, mlflow-down, mlflow-silent > topic mlflow-alarms" in d.outputs["observability"]
+    assert ("Alarms: mlflow-database, mlflow-down, mlflow-errors, mlflow-silent > topic mlflow-alarms"
+            in d.outputs["observability"])

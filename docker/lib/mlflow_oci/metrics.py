@@ -3,6 +3,8 @@ custom namespace `mlflow`, one pass a call:
 
     python3 -m mlflow_oci.metrics [--role tracking|serving] [--requests FILE|-] [--dry-run]
     python3 -m mlflow_oci.metrics --every SECONDS [--prometheus-port PORT]     (OKE: one pod, a pass a minute)
+    python3 -m mlflow_oci.metrics --every SECONDS --requests-syslog PORT [--prometheus-port PORT]
+                                  (OKE's proxy pods: only the request metrics, from nginx's syslog datagrams)
 
 With --every it makes a pass every SECONDS until stopped, and a pass OCI refused is logged, not fatal. With
 --prometheus-port it also answers GET /metrics on that port with the last pass's values in Prometheus's text
@@ -273,6 +275,38 @@ def collect(env, role: str, requests_file: str | None) -> list[Sample]:
     return samples
 
 
+class SyslogIntake:
+    """nginx's request log as syslog datagrams on 127.0.0.1:PORT (`access_log syslog:server=…`), kept until the next
+    pass takes them. UDP: nginx never waits for this reader, and a line it drops while the sidecar restarts is one
+    request fewer in a minute. At most MAX_LINES_A_PASS lines are kept, the newest."""
+
+    MAX_LINES_A_PASS = 200_000
+
+    def __init__(self, port: int):
+        import collections
+        import socket
+
+        self.lines = collections.deque(maxlen=self.MAX_LINES_A_PASS)
+        self.lock = threading.Lock()
+        self.socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.socket.bind(("127.0.0.1", port))
+        threading.Thread(target=self._receive, daemon=True).start()
+
+    def _receive(self) -> None:
+        while True:
+            datagram = self.socket.recv(65535).decode("utf-8", errors="replace")
+            start = datagram.find("{")  # after the syslog header: <PRI>TIMESTAMP TAG:
+            if start >= 0:
+                with self.lock:
+                    self.lines.append(datagram[start:])
+
+    def take(self) -> list[str]:
+        with self.lock:
+            taken = list(self.lines)
+            self.lines.clear()
+        return taken
+
+
 # ------------------------------------------------------------------------------------------------- Prometheus
 def _label(value) -> str:
     return str(value).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
@@ -322,8 +356,8 @@ class Exposition:
 
 
 # ------------------------------------------------------------------------------------------------------- main
-def one_pass(env, args, exposed: Exposition | None) -> int:
-    samples = collect(env, args.role, args.requests)
+def one_pass(env, args, exposed: Exposition | None, intake: SyslogIntake | None = None) -> int:
+    samples = requests(intake.take()) if intake else collect(env, args.role, args.requests)
     print(json.dumps({sample.key: sample.value for sample in samples}, sort_keys=True), flush=True)
     if exposed:
         exposed.show(exposition(samples, env["MLFLOW_METRICS_DEPLOYMENT"], args.role))
@@ -343,6 +377,8 @@ def main(argv=None) -> int:
                         "stopped")
     parser.add_argument("--prometheus-port", type=int, metavar="PORT", help="with --every: serve the last pass "
                         "on GET /metrics")
+    parser.add_argument("--requests-syslog", type=int, metavar="PORT", help="with --every: post only the request "
+                        "metrics, from nginx's syslog datagrams to 127.0.0.1:PORT")
     args = parser.parse_args(argv)
     if args.every is not None and args.every < 10:
         parser.error("--every must be at least 10 seconds (OCI Monitoring keeps one value a minute)")
@@ -350,12 +386,14 @@ def main(argv=None) -> int:
         parser.error("--prometheus-port needs --every: one pass would be gone before anything scrapes it")
     if args.every is not None and args.requests:
         parser.error("--requests reads one pass's lines: it does not go with --every")
+    if args.requests_syslog is not None and args.every is None:
+        parser.error("--requests-syslog needs --every: the datagrams arrive between passes")
     env = os.environ
-    missing = _settings_missing(env, args.role, args.dry_run)
+    missing = _settings_missing(env, "requests" if args.requests_syslog else args.role, args.dry_run)
     if missing:
         print(f"metrics: set {', '.join(missing)}", file=sys.stderr)
         return 2
-    if args.role == "serving":
+    if args.role == "serving" and args.requests_syslog is None:
         from mlflow_oci import secrets
 
         try:
@@ -368,9 +406,10 @@ def main(argv=None) -> int:
     if args.every is None:
         return one_pass(env, args, None)
     exposed = Exposition(args.prometheus_port, STALE_PASSES * args.every) if args.prometheus_port is not None else None
+    intake = SyslogIntake(args.requests_syslog) if args.requests_syslog is not None else None
     while True:
         started = time.monotonic()
-        if one_pass(env, args, exposed):
+        if one_pass(env, args, exposed, intake):
             print("metrics: this pass was not posted in full; the next one follows", file=sys.stderr, flush=True)
         time.sleep(max(1.0, args.every - (time.monotonic() - started)))
 

@@ -41,13 +41,13 @@ def require_nginx() -> str:
 
 def render_proxy(runtime: RuntimeFiles, output: Path, *, listen: str, upstream: str, htpasswd: Path,
                  tls_cert: Path, tls_key: Path, server_name: str = "_", auth: str = "proxy",
-                 auth_url: str | None = None, fronts: str = "tracking", request_log: Path | None = None) -> Path:
+                 auth_url: str | None = None, fronts: str = "tracking", request_log: Path | str | None = None) -> Path:
     """Runs tls-self-signed.sh (a pair when there is none) and render.sh; returns the rendered server block.
     Raises UserError with their message.
     `auth`: "proxy" (nginx checks the htpasswd login), "upstream" (MLflow's own users) or "tracking" (the
     tracking server at `auth_url` decides); see render.sh. `fronts`: "tracking" or "serving" (a served model
-    gets no Origin or Cookie). `request_log`: where nginx writes the request log the VMs' metrics pass reads
-    (render.sh's PROXY_REQUEST_LOG); none: the main configuration's access log."""
+    gets no Origin or Cookie). `request_log`: where nginx sends the request log the metrics pass reads (render.sh's
+    PROXY_REQUEST_LOG: a file, or syslog:server=127.0.0.1:PORT); none: the main configuration's access log."""
     if not shutil.which("openssl") and not (tls_cert.exists() and tls_key.exists()):
         raise UserError("openssl is needed to create the proxy's self-signed certificate: install openssl")
     env = dict(os.environ, PROXY_LISTEN_PORT=listen, PROXY_UPSTREAM=upstream, PROXY_HTPASSWD_FILE=str(htpasswd),

@@ -17,6 +17,7 @@ OUTPUT = "oke_deploy_settings"
 NAMESPACE = "mlflow"
 PROXY_PORT = "8443"
 TRACKING_UPSTREAM = "mlflow-tracking:5000"
+METRICS_SETTINGS = ("MLFLOW_METRICS_COMPARTMENT_OCID", "MLFLOW_METRICS_DEPLOYMENT")
 
 IMAGE = re.compile(r"^[a-z0-9.-]+(:[0-9]+)?(/[a-z0-9._-]+)+(:[A-Za-z0-9._-]+|@sha256:[0-9a-f]{64})$")
 ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
@@ -43,15 +44,17 @@ class DeploySettings:
     max_request_body_mb: str = "64"  # the stack's max_request_body_mb; stacks before it had none
 
     def proxy_env(self) -> dict:
-        """The proxy pod's settings (docker/nginx/setup-from-vault.sh and render.sh). With MLflow's own
-        users (MLFLOW_AUTH mlflow or oidc) the proxy passes logins on instead of checking the one login."""
+        """The proxy pod's settings (docker/nginx/setup-from-vault.sh and render.sh; its metrics sidecar's). With
+        MLflow's own users (MLFLOW_AUTH mlflow or oidc) the proxy passes logins on instead of checking the one login."""
         own_users = self.tracking_env.get("MLFLOW_AUTH", "proxy") != "proxy"
         return {"PROXY_AUTH": "upstream" if own_users else "proxy",
                 "PROXY_LOGIN_USER": self.login_user,
                 "PROXY_LOGIN_PASSWORD_SECRET_OCID": self.login_password_secret_ocid,
                 "PROXY_LISTEN_PORT": PROXY_PORT, "PROXY_UPSTREAM": TRACKING_UPSTREAM, "PROXY_SERVER_NAME": "_",
                 "PROXY_MAX_BODY_MB": self.max_request_body_mb,
-                "MLFLOW_OCI_AUTH": self.tracking_env.get("MLFLOW_OCI_AUTH", "instance_principal")}
+                "MLFLOW_OCI_AUTH": self.tracking_env.get("MLFLOW_OCI_AUTH", "instance_principal"),
+                # the request-metrics sidecar's: where and as what the proxy's requests are posted
+                **{name: self.tracking_env[name] for name in METRICS_SETTINGS if name in self.tracking_env}}
 
     def tls_env(self) -> dict:
         """Every pod's TLS settings (docker/nginx/tls-from-oci.sh): the proxy pods read the certificate with
