@@ -113,9 +113,10 @@ locals {
       role == "tracking" ? [
         "Allow ${local.iam_subjects[role]} to use instance-agent-command-execution-family in compartment id ${var.compartment_ocid} where request.instance.id = target.instance.id",
       ] : [],
-      # Each VM ships its journal to the stack's custom logs (logging.tf): PutLogs needs `use log-content`, which
-      # Logging's policy reference lets a condition on target.loggroup.id narrow to this stack's log group.
-      contains(["tracking", "serving"], role) ? [
+      # Each VM ships its journal to the stack's custom logs (logging.tf), as the OKE nodes' agent ships the pods':
+      # PutLogs needs `use log-content`, which Logging's policy reference lets a condition on target.loggroup.id
+      # narrow to this stack's log group.
+      contains(["tracking", "serving", "workers"], role) ? [
         "Allow ${local.iam_subjects[role]} to use log-content in compartment id ${var.compartment_ocid} where target.loggroup.id = '${local.log_group_id}'",
       ] : [],
       # Each VM (mlflow-metrics.timer), or on OKE the metrics pod as its node (oke/base/metrics.yaml), posts its

@@ -4,10 +4,13 @@
 #   service  the first boot, the tracking and serving containers, nginx and the timers
 #   audit    a JSON line for every write through MLflow's API: who (and, with single sign-on, the provider's
 #            subject), what, which experiment, run, model or alias, when and from where (docker/lib/mlflow_oci/audit.py)
-# On OKE nothing ships them yet: the stack makes them for the VMs only.
+# On OKE the worker nodes' Oracle Cloud Agent (its Custom Logs Monitoring plugin, on by default on OKE's Oracle
+# Linux images) tails the containers of the MLflow namespace, as an agent configuration of the nodes' dynamic group
+# tells it: their output, the audit trail's lines among the tracking pods', goes to the service log. That needs the
+# dynamic group's OCID: with create_iam_policies = false there is no agent configuration (the output says so).
 
 resource "oci_logging_log_group" "mlflow" {
-  count = local.oke_enabled ? 0 : 1
+  count = 1
 
   compartment_id = var.compartment_ocid
   display_name   = "${var.name_prefix}-logs"
@@ -16,7 +19,7 @@ resource "oci_logging_log_group" "mlflow" {
 }
 
 resource "oci_logging_log" "mlflow" {
-  for_each = local.oke_enabled ? toset([]) : toset(["service", "audit"])
+  for_each = toset(local.oke_enabled ? ["service"] : ["service", "audit"])
 
   display_name       = "${var.name_prefix}-${each.key}"
   log_group_id       = oci_logging_log_group.mlflow[0].id
@@ -33,5 +36,35 @@ locals {
   log_settings = {
     tracking = { MLFLOW_LOG_OCID = try(oci_logging_log.mlflow["service"].id, ""), MLFLOW_AUDIT_LOG_OCID = try(oci_logging_log.mlflow["audit"].id, "") }
     serving  = { MLFLOW_LOG_OCID = try(oci_logging_log.mlflow["service"].id, ""), MLFLOW_AUDIT_LOG_OCID = try(oci_logging_log.mlflow["service"].id, "") }
+  }
+}
+
+resource "oci_logging_unified_agent_configuration" "oke_pods" {
+  count = local.oke_enabled && var.create_iam_policies ? 1 : 0
+
+  compartment_id = var.compartment_ocid
+  display_name   = "${var.name_prefix}-oke-pods"
+  description    = "The containers of the MLflow stack ${var.name_prefix}'s pods (namespace ${local.oke_namespace}) into its service log"
+  is_enabled     = true
+  freeform_tags  = local.freeform_tags
+
+  service_configuration {
+    configuration_type = "LOGGING"
+    destination {
+      log_object_id = oci_logging_log.mlflow["service"].id
+    }
+    sources {
+      source_type = "LOG_TAIL"
+      name        = "mlflow_pods"
+      # the kubelet's links to each container's log: <pod>_<namespace>_<container>-<id>.log, in CRI's format
+      paths = ["/var/log/containers/*_${local.oke_namespace}_*.log"]
+      parser {
+        parser_type = "CRI"
+      }
+    }
+  }
+
+  group_association {
+    group_list = [oci_identity_dynamic_group.vm["workers"].id]
   }
 }

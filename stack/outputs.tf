@@ -181,7 +181,9 @@ output "tls_ca_command" {
 output "observability" {
   description = "Where the deployment's logs, audit trail, metrics and alarms are, and what an alarm e-mail needs: OCI mails a confirmation link to alarm_email, and no alarm arrives until it is followed."
   value = join("\n", compact([
-    local.oke_enabled ? "Logs: kubectl logs -n ${local.oke_namespace} deployment/mlflow-tracking (the stack makes no OCI Logging logs on OKE)" : "Logs: OCI Logging > log group ${var.name_prefix}-logs (service: ${var.name_prefix}-service, audit trail: ${var.name_prefix}-audit)",
+    !local.oke_enabled ? "Logs: OCI Logging > log group ${var.name_prefix}-logs (service: ${var.name_prefix}-service, audit trail: ${var.name_prefix}-audit)"
+    : var.create_iam_policies ? "Logs: OCI Logging > log group ${var.name_prefix}-logs > ${var.name_prefix}-service (every container of namespace ${local.oke_namespace}, the audit trail's lines among the tracking pods'; the nodes' agent configuration ${var.name_prefix}-oke-pods)"
+    : "Logs: kubectl logs -n ${local.oke_namespace} deployment/mlflow-tracking (without create_iam_policies the stack cannot point the nodes' agent at log ${var.name_prefix}-service: an administrator adds an agent configuration for the nodes' dynamic group)",
     "Metrics: Monitoring > Metrics Explorer, namespace mlflow, deployment = ${var.name_prefix}${local.oke_enabled ? "; Prometheus: the mlflow-metrics pod's :9464/metrics, each mlflow-proxy pod's :9465/metrics (requests)" : ""}",
     "Alarms: ${join(", ", [for name in sort(keys(local.deployed_alarms)) : "${var.name_prefix}-${name}"])} > topic ${var.name_prefix}-alarms",
     var.alarm_email == "" ? "" : "Confirm the subscription: OCI sent ${var.alarm_email} a confirmation link; no alarm arrives until it is followed.",

@@ -79,7 +79,7 @@ def stack_facts(d) -> dict:
         assert tag.split(".")[0] in namespaces, f"the nodes' tag {tag} is not in this stack's own tag namespace"
         assert pool["compartment_id"] == compartment
         rules["workers"] = f"ALL {{instance.compartment.id = '{compartment}', tag.{tag}.value = '{value}'}}"
-    log_group = next((v["id"] for v in resources(plan, "oci_logging_log_group").values()), None)  # VMs only
+    log_group = next((v["id"] for v in resources(plan, "oci_logging_log_group").values()), None)
     return {"secrets": secrets, "by_name": by_name, "rules": rules, "bucket": d.outputs["bucket_name"],
             "log_group": log_group,
             "compartment": compartment, "certificates": certificates, "tls_names": tls_names,
@@ -164,10 +164,10 @@ def expected_grants(facts: dict, roles, artifact_store: str) -> dict:
         expected["workers"][("read", "leaf-certificate-bundles")] = {facts["oke_certificate"]}
         expected["workers"][("read", "certificate-authority-bundles")] = {facts["ca"]}
     # each VM ships its journal to the stack's log group (logging.tf), and to no other, and posts its metrics in
-    # the namespace mlflow alone; on OKE the metrics pod posts them as its node (oke/base/metrics.yaml)
-    for role in ("tracking", "serving"):
-        expected[role][("use", "log-content")] = {facts["log_group"]}
+    # the namespace mlflow alone; on OKE the nodes' agent ships the pods' logs (logging.tf) and the metrics pods post
+    # as their node (oke/base/metrics.yaml, proxy.yaml)
     for role in ("tracking", "serving", "workers"):
+        expected[role][("use", "log-content")] = {facts["log_group"]}
         expected[role][("use", "metrics")] = {"mlflow"}
     # the tracking VM runs what orm-pack upgrade sends it through Run Command (its own commands only)
     expected["tracking"][("use", "instance-agent-command-execution-family")] = {"itself"}

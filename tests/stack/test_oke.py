@@ -252,11 +252,10 @@ def test_the_nodes_may_do_what_the_tracking_vm_may_but_read_the_mysql_admin_secr
     # TLS (tls.tf): a VM reads its certificate's OCID from a secret by name; the pods get the load balancer's
     # certificate OCID in their settings, and read that certificate with its key and the CA's bundle.
     # ...nor Run Command, which is the tracking VM's (orm-pack upgrade sends it its checks; pods have no agent),
-    # nor the VMs' log shipping (logging.tf: not on OKE yet). The metrics they post alike (oke/base/metrics.yaml).
+    # The logs (logging.tf: the nodes' agent ships the pods') and the metrics (oke/base/metrics.yaml) go alike.
     tracking = [s for s in grants(deployed("default"), "tracking")
-                if "certificate" not in s and "mlflow-tls-" not in s and "instance-agent-command" not in s
-                and "log-content" not in s]
-    assert len(workers) == 4 and "'mysql-admin'" not in workers[0] and "'mysql-admin'" in tracking[0]
+                if "certificate" not in s and "mlflow-tls-" not in s and "instance-agent-command" not in s]
+    assert len(workers) == 5 and "'mysql-admin'" not in workers[0] and "'mysql-admin'" in tracking[0]
     assert workers == [tracking[0].replace("target.secret.id = 'mysql-admin', ", ""), *tracking[1:]]
     settings = oke.outputs["oke_deploy_settings"]
     assert [s for s in every if "certificate" in s] == [
@@ -281,6 +280,29 @@ def test_without_iam_the_administrator_gets_the_nodes_rule_and_the_tag_exists(tm
         # the MySQL DB system's, which reads its certificate (iam.tf)
         "mlflow-mysql-86dc8520": ("ALL {resource.type = 'mysqldbsystem', resource.compartment.id = "
                                   "'ocid1.compartment.oc1..aaaaaaaahbi7m5qn5a66envartcbaj47n6h63dko6v2cc7hpv7njg7ysvevq'}")}
+    # an agent configuration names its hosts by dynamic group OCID: none here, and the output says what to add
+    assert "oci_logging_unified_agent_configuration" not in plan.counts
+    assert "an administrator adds an agent configuration for the nodes' dynamic group" in plan.outputs["observability"]
+
+
+def test_the_nodes_agent_ships_every_container_of_the_namespace_to_the_service_log(deployed):
+    """OKE's Oracle Linux nodes run the Oracle Cloud Agent; an agent configuration associated with the nodes'
+    dynamic group has its Custom Logs Monitoring plugin tail the kubelet's container logs of MLflow's namespace
+    (CRI format) into the stack's service log. Logging's API reference: LOG_TAIL sources, the CRI parser,
+    groupAssociation.groupList of dynamic group OCIDs."""
+    d = deployed("oke")
+    (config,) = resources(d.replan, "oci_logging_unified_agent_configuration").values()
+    (log,) = resources(d.replan, "oci_logging_log").values()
+    group = resources(d.replan, "oci_identity_dynamic_group")['oci_identity_dynamic_group.vm["workers"]']
+    service = config["service_configuration"][0]
+    (source,) = service["sources"]
+    assert (config["is_enabled"], service["configuration_type"], source["source_type"]) == (True, "LOGGING", "LOG_TAIL")
+    assert source["paths"] == ["/var/log/containers/*_mlflow_*.log"]
+    assert source["parser"][0]["parser_type"] == "CRI"
+    assert service["destination"][0]["log_object_id"] == log["id"] and log["display_name"] == "mlflow-service"
+    assert config["group_association"][0]["group_list"] == [group["id"]]
+    assert config["id"].startswith("ocid1.unifiedagentconfiguration.oc1.")
+    assert "log group mlflow-logs > mlflow-service (every container of namespace mlflow" in d.outputs["observability"]
 
 
 def test_the_load_balancer_keeps_its_reserved_address_once_kubernetes_assigned_it(tmp_path):

@@ -35,6 +35,7 @@ _OCID_KINDS = {"oci_vault_secret": "vaultsecret", "oci_identity_tag": "tagdefini
                "oci_certificates_management_certificate_authority": "certificateauthority",
                # Logging's API reference: ocid1.log.… and ocid1.loggroup.… (the runtime's shipper checks the former)
                "oci_logging_log": "log", "oci_logging_log_group": "loggroup",
+               "oci_logging_unified_agent_configuration": "unifiedagentconfiguration",
                # Monitoring's and Notifications' API references: ocid1.alarm.…, ocid1.onstopic.…, ocid1.onssubscription.…
                "oci_monitoring_alarm": "alarm", "oci_ons_notification_topic": "onstopic",
                "oci_ons_subscription": "onssubscription"}
