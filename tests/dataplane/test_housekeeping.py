@@ -137,6 +137,27 @@ def test_a_dry_run_counts_and_removes_nothing(deployment, mariadb):
     assert artifacts(deployment, "team", deployment["runs"]["old"][0]).exists()
 
 
+def test_it_removes_nothing_under_a_schema_migration_and_goes_on_once_it_is_done(deployment):
+    """An upgrade migrates while the nightly pass may run (the OKE CronJob, a VM's timer catching up at boot): the
+    journal (mlflow_oci.migration_journal, init_db.py's) says MIGRATING, and the pass stops before its first batch.
+    Before: it deleted rows under a schema being rewritten."""
+    from mlflow_oci import migration_journal
+
+    engine = deployment["engine"]
+    migration_journal.ensure_journal(engine)
+    entry = migration_journal.record(engine, "a", "b", "9.9.9", "MIGRATING")
+    before = run_rows(engine, deployment["runs"]["old"][0])
+    try:
+        process = housekeeping(deployment)
+        totals = finished(process)
+        assert totals["stopped"].startswith("a schema migration is under way or did not finish (migration a -> b")
+        assert totals["runs"] == 0 and totals["rows"] == {}
+        assert run_rows(engine, deployment["runs"]["old"][0]) == before and before["runs"] == 1
+        assert artifacts(deployment, "team", deployment["runs"]["old"][0]).exists()
+    finally:
+        migration_journal.finish(engine, entry, "DONE")  # the next tests' pass finds a settled schema
+
+
 def test_killed_midway_and_run_again_it_removes_exactly_what_is_due(deployment):
     engine, runs = deployment["engine"], deployment["runs"]
     process = housekeeping(deployment, "--batch", "3", "--trace-retention-days", "90")

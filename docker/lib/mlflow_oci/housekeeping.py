@@ -15,7 +15,9 @@ MLFLOW_JOB_RETENTION_DAYS (30). Prints its progress on stderr and one JSON line 
 - Traces older than the trace retention, with their artifacts; finished jobs older than the job retention.
 
 Work goes in batches of runs ordered by id, each batch's artifacts first and its rows last (mlflow_oci.purge):
-killed at any moment, a rerun finds what is left and finishes it.
+killed at any moment, a rerun finds what is left and finishes it. Before each batch it reads the migration journal
+(mlflow_oci.migration_journal): while a schema migration is under way, or one did not finish, it stops there and
+says so (exit 0, "stopped" in the totals); the next pass goes on.
 """
 from __future__ import annotations
 
@@ -27,12 +29,17 @@ import time
 
 import sqlalchemy as sa
 
+from mlflow_oci import migration_journal
 from mlflow_oci.purge import Purger
 
 DAY_MS = 24 * 3600 * 1000
 FINISHED_JOBS = (2, 3, 4, 5)  # mlflow.entities._job_status: SUCCEEDED, FAILED, TIMEOUT, CANCELED
 TRACE_ARTIFACTS_TAG = "mlflow.artifactLocation"
 MODEL_VERSION_DELETED = "Deleted_Internal"  # model_versions.current_stage of a deleted version
+
+
+class MigrationUnderWay(Exception):
+    """A schema migration is running, or stopped halfway: rows must not be removed under it."""
 
 
 def log(message: str) -> None:
@@ -52,6 +59,15 @@ class Housekeeping:
         self.totals = {"runs": 0, "experiments": 0, "traces": 0, "jobs": 0, "artifact_locations": 0,
                        "runs_kept_for_model_versions": 0, "experiments_kept_for_model_versions": 0}
 
+    def _schema_settled(self) -> None:
+        """Raises MigrationUnderWay when the journal's latest migration is MIGRATING or FAILED (MySQL: the journal
+        lives where init_db.py migrates)."""
+        if self.engine.dialect.name != "mysql":
+            return
+        entry = migration_journal.blocking_entry(self.engine)
+        if entry is not None:
+            raise MigrationUnderWay(entry.describe())
+
     # ------------------------------------------------------------------------------------ runs
     def deleted_runs(self, older_than_days: int) -> None:
         runs = self.tables["runs"]
@@ -66,6 +82,7 @@ class Housekeeping:
         used = self._used_by_model_versions()
         last, kept = "", 0
         while True:
+            self._schema_settled()
             query = (sa.select(runs.c.run_uuid, runs.c.artifact_uri).where(condition, runs.c.run_uuid > last)
                      .order_by(runs.c.run_uuid).limit(self.batch))
             with self.engine.connect() as connection:
@@ -112,6 +129,7 @@ class Housekeeping:
         cutoff = self.now_ms - older_than_days * DAY_MS
         last = -1
         while True:
+            self._schema_settled()
             query = (sa.select(experiments.c.experiment_id, experiments.c.artifact_location)
                      .where(experiments.c.lifecycle_stage == "deleted", experiments.c.last_update_time <= cutoff,
                             experiments.c.experiment_id > last)
@@ -167,6 +185,7 @@ class Housekeeping:
                 self.totals[total] = connection.scalar(sa.select(sa.func.count()).select_from(table).where(condition))
             return
         while True:
+            self._schema_settled()
             with self.engine.connect() as connection:
                 ids = list(connection.scalars(sa.select(table.c[key]).where(condition)
                                               .order_by(table.c[key]).limit(self.batch)))
@@ -222,13 +241,19 @@ def main(argv: list[str] | None = None) -> int:
         log(f"runs and experiments deleted over {deleted_after} days ago; traces "
             + (f"over {traces} days old" if traces else "kept") + "; finished jobs "
             + (f"over {jobs} days old" if jobs else "kept") + (" (dry run: nothing is removed)" if args.dry_run else ""))
-        work.deleted_runs(deleted_after)
-        work.deleted_experiments(deleted_after)
-        work.old_traces(traces)
-        work.old_jobs(jobs)
+        stopped = None
+        try:
+            work.deleted_runs(deleted_after)
+            work.deleted_experiments(deleted_after)
+            work.old_traces(traces)
+            work.old_jobs(jobs)
+        except MigrationUnderWay as under_way:
+            stopped = f"a schema migration is under way or did not finish ({under_way})"
+            log(f"stopped: {stopped}; the next pass goes on from here")
     finally:
         engine.dispose()
-    totals = dict(work.totals, dry_run=args.dry_run, rows=dict(sorted(work.purger.deleted.items())))
+    totals = dict(work.totals, dry_run=args.dry_run, rows=dict(sorted(work.purger.deleted.items())),
+                  **({"stopped": stopped} if stopped else {}))
     print(json.dumps(totals, sort_keys=True))
     return 0
 
