@@ -222,17 +222,17 @@ def test_prometheus_sees_the_same_values_until_the_passes_stop():
     import urllib.request
 
     sys.path.insert(0, str(metrics_run.LIB))
-    from mlflow_oci import metrics
+    from mlflow_oci import metrics, metrics_loop
 
     from orm_pack.local.ports import free_port
 
     samples = [metrics.Sample("mlflow.runs", 3), metrics.Sample("mlflow.requests", 2, {"route": 'a"b\\c\nd'})]
-    text = metrics.exposition(samples, "mlflow", "tracking")
+    text = metrics_loop.exposition(samples, "mlflow", "tracking")
     assert text.splitlines() == [
         "# TYPE mlflow_runs gauge", 'mlflow_runs{deployment="mlflow",role="tracking"} 3',
         "# TYPE mlflow_requests gauge", 'mlflow_requests{deployment="mlflow",role="tracking",route="a\\"b\\\\c\\nd"} 2']
     port = free_port()
-    exposed = metrics.Exposition(port, stale_after=0.5)
+    exposed = metrics_loop.Exposition(port, stale_after=0.5)
 
     def status() -> int:
         try:

@@ -6,10 +6,8 @@ custom namespace `mlflow`, one pass a call:
     python3 -m mlflow_oci.metrics --every SECONDS --requests-syslog PORT [--prometheus-port PORT]
                                   (OKE's proxy pods: only the request metrics, from nginx's syslog datagrams)
 
-With --every it makes a pass every SECONDS until stopped, and a pass OCI refused is logged, not fatal. With
---prometheus-port it also answers GET /metrics on that port with the last pass's values in Prometheus's text
-format: the same names with `_` for `.` (mlflow_runs), the same dimensions as labels (503 before the first pass
-and once the last is STALE_PASSES periods old).
+With --every it makes a pass every SECONDS until stopped, served to Prometheus with --prometheus-port
+(mlflow_oci.metrics_loop).
 
 Every metric carries the dimensions `deployment` and `role`; some one more, named after the metric.
     mlflow.up                     1 when the role's server answers /health (tracking: and its database), else 0
@@ -49,13 +47,11 @@ import os
 import re
 import shutil
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
 from collections import defaultdict
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 NAMESPACE = "mlflow"
 ROLES = ("tracking", "serving")
@@ -65,7 +61,6 @@ MAX_STREAMS_A_CALL = 50  # PostMetricData's limit
 MIN_REQUESTS_FOR_PERCENT = 10  # a share of 2 requests says nothing
 PERCENTILES = (50, 95, 99)
 REGISTRY_TIMEOUT_SECONDS = 10
-STALE_PASSES = 5  # --prometheus-port answers 503 once the last pass is this many periods old
 COUNTS = {
     "mlflow.runs": "SELECT count(*) FROM runs WHERE lifecycle_stage = 'active'",
     "mlflow.experiments": "SELECT count(*) FROM experiments WHERE lifecycle_stage = 'active'",
@@ -275,92 +270,13 @@ def collect(env, role: str, requests_file: str | None) -> list[Sample]:
     return samples
 
 
-class SyslogIntake:
-    """nginx's request log as syslog datagrams on 127.0.0.1:PORT (`access_log syslog:server=…`), kept until the next
-    pass takes them. UDP: nginx never waits for this reader, and a line it drops while the sidecar restarts is one
-    request fewer in a minute. At most MAX_LINES_A_PASS lines are kept, the newest."""
-
-    MAX_LINES_A_PASS = 200_000
-
-    def __init__(self, port: int):
-        import collections
-        import socket
-
-        self.lines = collections.deque(maxlen=self.MAX_LINES_A_PASS)
-        self.lock = threading.Lock()
-        self.socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.socket.bind(("127.0.0.1", port))
-        threading.Thread(target=self._receive, daemon=True).start()
-
-    def _receive(self) -> None:
-        while True:
-            datagram = self.socket.recv(65535).decode("utf-8", errors="replace")
-            start = datagram.find("{")  # after the syslog header: <PRI>TIMESTAMP TAG:
-            if start >= 0:
-                with self.lock:
-                    self.lines.append(datagram[start:])
-
-    def take(self) -> list[str]:
-        with self.lock:
-            taken = list(self.lines)
-            self.lines.clear()
-        return taken
-
-
-# ------------------------------------------------------------------------------------------------- Prometheus
-def _label(value) -> str:
-    return str(value).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def exposition(samples: list[Sample], deployment: str, role: str) -> str:
-    """Prometheus's text format (0.0.4): one gauge per name, a line per dimension set."""
-    lines, typed = [], set()
-    for sample in samples:
-        name = sample.name.replace(".", "_")
-        if name not in typed:
-            typed.add(name)
-            lines.append(f"# TYPE {name} gauge")
-        labels = {"deployment": deployment, "role": role, **sample.dimensions}
-        text = ",".join(f'{key}="{_label(value)}"' for key, value in labels.items())
-        lines.append(f"{name}{{{text}}} {float(sample.value):g}")
-    return "\n".join(lines) + "\n"
-
-
-class Exposition:
-    """The last pass's values on GET /metrics; 503 before the first pass and when the last one is older than
-    `stale_after` seconds (a pass stuck on a database that does not answer: the pod's probes see it)."""
-
-    def __init__(self, port: int, stale_after: float):
-        latest = self
-        self.text, self.when, self.stale_after = None, 0.0, stale_after
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                fresh = latest.text is not None and time.monotonic() - latest.when <= latest.stale_after
-                code = 404 if self.path.split("?")[0] != "/metrics" else 200 if fresh else 503
-                body = latest.text.encode() if code == 200 else b""
-                self.send_response(code)
-                self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):  # Prometheus scrapes every few seconds: no line each
-                pass
-
-        self.server = ThreadingHTTPServer(("0.0.0.0", port), Handler)  # noqa: S104 - the pod's own address
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def show(self, text: str) -> None:
-        self.text, self.when = text, time.monotonic()
-
-
 # ------------------------------------------------------------------------------------------------------- main
-def one_pass(env, args, exposed: Exposition | None, intake: SyslogIntake | None = None) -> int:
-    samples = requests(intake.take()) if intake else collect(env, args.role, args.requests)
+def one_pass(env, args, request_lines: list[str] | None = None, show=None) -> int:
+    """Collects (only `request_lines`' request metrics when given), prints, hands the samples to `show`, posts."""
+    samples = requests(request_lines) if request_lines is not None else collect(env, args.role, args.requests)
     print(json.dumps({sample.key: sample.value for sample in samples}, sort_keys=True), flush=True)
-    if exposed:
-        exposed.show(exposition(samples, env["MLFLOW_METRICS_DEPLOYMENT"], args.role))
+    if show:
+        show(samples)
     if args.dry_run:
         return 0
     return post(metric_data(samples, env["MLFLOW_METRICS_COMPARTMENT_OCID"], env["MLFLOW_METRICS_DEPLOYMENT"],
@@ -404,14 +320,10 @@ def main(argv=None) -> int:
         os.environ.clear()
         os.environ.update(resolved)
     if args.every is None:
-        return one_pass(env, args, None)
-    exposed = Exposition(args.prometheus_port, STALE_PASSES * args.every) if args.prometheus_port is not None else None
-    intake = SyslogIntake(args.requests_syslog) if args.requests_syslog is not None else None
-    while True:
-        started = time.monotonic()
-        if one_pass(env, args, exposed, intake):
-            print("metrics: this pass was not posted in full; the next one follows", file=sys.stderr, flush=True)
-        time.sleep(max(1.0, args.every - (time.monotonic() - started)))
+        return one_pass(env, args)
+    from mlflow_oci import metrics_loop  # the tracking image's (OKE); the serving image runs single passes
+
+    return metrics_loop.run(env, args, one_pass)
 
 
 if __name__ == "__main__":
