@@ -3,7 +3,7 @@
 # ---------------------------------------------------------------------------------------------
 
 variable "deleted_runs_kept_days" {
-  description = "Days a deleted run or experiment stays in MLflow's trash, where the UI can restore it, before the tracking VM's daily housekeeping removes it with its artifacts (0: at the next pass). Runs a registered model version was made from are kept."
+  description = "Days a deleted run or experiment stays in MLflow's trash, where the UI can restore it, before the daily housekeeping (the tracking VM's timer, or on OKE the mlflow-housekeeping CronJob) removes it with its artifacts (0: at the next pass). Runs a registered model version was made from are kept."
   type        = number
   default     = 30
 
