@@ -251,9 +251,9 @@ def post(data: list) -> int:
     return code
 
 
-def _settings_missing(env, role: str, dry_run: bool) -> list[str]:
+def _settings_missing(env, reads_database: bool, dry_run: bool) -> list[str]:
     needed = ["MLFLOW_METRICS_DEPLOYMENT"] + ([] if dry_run else ["MLFLOW_METRICS_COMPARTMENT_OCID"])
-    needed += ["MLFLOW_BACKEND_STORE_URI"] if role == "tracking" else []
+    needed += ["MLFLOW_BACKEND_STORE_URI"] if reads_database else []
     return [name for name in needed if not env.get(name)]
 
 
@@ -305,11 +305,12 @@ def main(argv=None) -> int:
     if args.requests_syslog is not None and args.every is None:
         parser.error("--requests-syslog needs --every: the datagrams arrive between passes")
     env = os.environ
-    missing = _settings_missing(env, "requests" if args.requests_syslog else args.role, args.dry_run)
+    requests_only = args.requests_syslog is not None  # the proxy pods' sidecar: no database, no registry
+    missing = _settings_missing(env, args.role == "tracking" and not requests_only, args.dry_run)
     if missing:
         print(f"metrics: set {', '.join(missing)}", file=sys.stderr)
         return 2
-    if args.role == "serving" and args.requests_syslog is None:
+    if args.role == "serving" and not requests_only:
         from mlflow_oci import secrets
 
         try:
