@@ -185,7 +185,18 @@ output "observability" {
     : var.create_iam_policies ? "Logs: OCI Logging > log group ${var.name_prefix}-logs > ${var.name_prefix}-service (every container of namespace ${local.oke_namespace}, the audit trail's lines among the tracking pods'; the nodes' agent configuration ${var.name_prefix}-oke-pods)"
     : "Logs: kubectl logs -n ${local.oke_namespace} deployment/mlflow-tracking (without create_iam_policies the stack cannot point the nodes' agent at log ${var.name_prefix}-service: an administrator adds an agent configuration for the nodes' dynamic group)",
     "Metrics: Monitoring > Metrics Explorer, namespace mlflow, deployment = ${var.name_prefix}${local.oke_enabled ? "; Prometheus: the mlflow-metrics pod's :9464/metrics, each mlflow-proxy pod's :9465/metrics (requests)" : ""}",
+    !var.create_dashboard ? "" : "Dashboard: Observability & Management > Dashboards > ${var.name_prefix} MLflow (https://cloud.oracle.com/management-dashboard/dashboards?region=${var.region}); a destroy from the console leaves it: orm-pack destroy deletes it",
     "Alarms: ${join(", ", [for name in sort(keys(local.deployed_alarms)) : "${var.name_prefix}-${name}"])} > topic ${var.name_prefix}-alarms",
     var.alarm_email == "" ? "" : "Confirm the subscription: OCI sent ${var.alarm_email} a confirmation link; no alarm arrives until it is followed.",
   ]))
+}
+
+output "dashboard_id" {
+  description = "The Management Dashboard of the deployment's metrics (dashboard.tf; empty when create_dashboard is false). Terraform cannot delete it: orm-pack destroy does, with dashboard_saved_search_ids."
+  value       = var.create_dashboard ? local.dashboard_id : ""
+}
+
+output "dashboard_saved_search_ids" {
+  description = "The saved searches (widgets) of the dashboard, space-separated (empty when create_dashboard is false): what a destroy leaves besides the dashboard."
+  value       = join(" ", [for widget in local.dashboard_widgets : local.dashboard_searches[widget.key]])
 }

@@ -78,3 +78,9 @@ variable "alarm_email" {
     error_message = "The alarm_email must be one e-mail address (name@example.com), or empty."
   }
 }
+
+variable "create_dashboard" {
+  description = "Import a Management Dashboard of the deployment's metrics (Observability & Management > Dashboards). The user who applies needs manage management-dashboard-family in the compartment; its viewers read management-dashboard-family and read metrics. Terraform cannot delete it: orm-pack destroy does."
+  type        = bool
+  default     = true
+}

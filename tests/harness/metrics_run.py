@@ -16,13 +16,14 @@ LIB = Path(__file__).resolve().parents[2] / "docker" / "lib"
 COMPARTMENT = "ocid1.compartment.oc1..aaaaaaaa3a5v7wcfmtcuqkx6owozoyddmkvggpmlxpy7rkbkwpjqndjwuoxq"
 
 
-def fill(path: Path) -> str:
-    """An SQLite MLflow database: 2 active experiments (with Default) and 1 deleted, 3 runs of which 1 deleted,
-    1 registered model with 2 versions, its alias `champion` on version 2. Its URI."""
+def fill(path: Path, uri: str | None = None) -> str:
+    """An MLflow database (SQLite in `path` unless `uri` names another, e.g. MySQL's): 2 active experiments (with
+    Default) and 1 deleted, 3 runs of which 1 deleted, 1 registered model with 2 versions, its alias `champion` on
+    version 2. Its URI."""
     from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore as RegistryStore
     from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
-    uri = f"sqlite:///{path / 'mlflow.db'}"
+    uri = uri or f"sqlite:///{path / 'mlflow.db'}"
     store, registry = SqlAlchemyStore(uri, str(path / "artifacts")), RegistryStore(uri)
     try:
         kept, gone = store.create_experiment("kept"), store.create_experiment("gone")

@@ -18,6 +18,7 @@ import re
 TENANCY_LEVEL = frozenset({
     "tenancy", "compartment", "policy", "dynamicgroup", "user", "group", "tagnamespace", "tagdefinition",
     "domain", "credential", "customersecretkey", "apikey", "authtoken", "availabilitydomain", "mysqlconfiguration",
+    "managementdashboard", "managementsavedsearch",
 })
 WITH_FUTURE_PART = frozenset({"vault", "key"})  # the vault's 13-character prefix
 WITH_TWO_FUTURE_PARTS = frozenset({"keyversion"})  # the vault's prefix, then the version's

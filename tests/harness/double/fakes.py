@@ -41,6 +41,13 @@ _OCID_KINDS = {"oci_vault_secret": "vaultsecret", "oci_identity_tag": "tagdefini
                "oci_ons_subscription": "onssubscription"}
 
 
+# Types whose id is no OCID: the provider makes one up from a hash of the arguments (tfresource's
+# GenerateDataSourceHashID, a prefix and a CRC-32), as the dashboard import's ID() does
+# (internal/service/management_dashboard/management_dashboard_management_dashboards_import_resource.go, v7.19.0).
+_HASH_ID_PREFIXES = {"oci_management_dashboard_management_dashboards_import":
+                     "ManagementDashboardManagementDashboardsImportResource-"}
+
+
 def _ocid_kind(type_name: str) -> str:
     if type_name in _OCID_KINDS:
         return _OCID_KINDS[type_name]
@@ -83,6 +90,8 @@ class Faker:
             return h[:32]  # identity domain resources have 32-hex ids; an app's name is its OAuth client id
         if self.type_name == "oci_identity_domains_app" and name == "client_secret":
             return f"idcscs-{h[32:68]}"
+        if name == "id" and self.type_name in _HASH_ID_PREFIXES:
+            return f"{_HASH_ID_PREFIXES[self.type_name]}{int(h[:8], 16)}"
         if name == "id":
             return ocids.mint(_ocid_kind(self.type_name), h, self.region)
         if name.endswith("_id"):
