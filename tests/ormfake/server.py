@@ -6,8 +6,8 @@ names of the real API, every request's OCI signature verified, jobs run with rea
     client = ResourceManagerClient(config, service_endpoint=fake.url, ...)
 
 Beside it, on the same server and signature check: Object Storage, Container Engine, Certificates, Vault
-secrets, the identity domain, MySQL HeatWave (mysql.py: fake.add_db_system, fake.db_system_backend) and Run
-Command (runcommand.py: fake.add_instance).
+secrets, the identity domain, Management Dashboard (what the applies imported), MySQL HeatWave (mysql.py:
+fake.add_db_system, fake.db_system_backend) and Run Command (runcommand.py: fake.add_instance).
 
 Faults: fake.add_fault(429, count=2) answers the next two requests with 429 (optionally only those
 whose method/path match); a compartment not in `compartments` answers 404 NotAuthorizedOrNotFound.
@@ -34,6 +34,7 @@ from . import (
     certificates,
     containerengine,
     identitydomain,
+    managementdashboard,
     monitoring,
     mysql,
     objectstorage,
@@ -150,6 +151,7 @@ class ResourceManagerFake:
         self.authority_pems: dict[str, str] = {}
         self.mysql = mysql.MySQL(self.root / "mysql", self.compartments, page_size=page_size)  # DB systems, backups
         self.run_command = runcommand.RunCommand(self.compartments)  # Run Command's instances and commands
+        self.dashboards = managementdashboard.ManagementDashboards()  # what the applies imported, never deleted by them
         self.server = None
 
     # ------------------------------------------------------------- lifecycle
@@ -519,6 +521,8 @@ class ResourceManagerFake:
                 self.job_outputs[job_id] = runner.outputs()
             state_file = self.stack_state_file(stack_id)
             files["tfState"] = state_file.read_bytes() if state_file.exists() else b""
+            if operation == "APPLY" and files["tfState"]:
+                self.dashboards.import_applied(json.loads(files["tfState"]))
             self.log(job_id, "INFO", f"{operation} job succeeded")
             self._set(job_id, lifecycleState="SUCCEEDED", timeFinished=_fmt(_now()))
         except JobCanceled:
@@ -704,6 +708,14 @@ class _Handler(BaseHTTPRequestHandler):
             except ValueError:
                 return self._error(400, "The request body is not JSON", "InvalidParameter")
             return self._send(200, document)
+        if managementdashboard.is_management_dashboard(parts.path):
+            try:
+                status, document = fake.dashboards.handle(self.command, parts.path, json.loads(body) if body else {})
+            except managementdashboard.DashboardError as exc:
+                return self._error(exc.status, exc.message, exc.code)
+            except ValueError:
+                return self._error(400, "The request body is not JSON", "InvalidParameter")
+            return self._send(status, document)
         if mysql.is_mysql(parts.path) or runcommand.is_run_command(parts.path):
             return self._sub_api(mysql.is_mysql(parts.path), self.command, parts.path, query, body)
         if identitydomain.is_identity_domain(parts.path):

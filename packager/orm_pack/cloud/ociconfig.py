@@ -314,6 +314,7 @@ CLIENTS = {
     "mysql_db_systems": ("mysql", "DbSystemClient", "--mysql-endpoint"),
     "run_command": ("compute_instance_agent", "ComputeInstanceAgentClient", "--compute-agent-endpoint"),
     "monitoring": ("monitoring", "MonitoringClient", "--monitoring-endpoint"),
+    "management_dashboard": ("management_dashboard", "DashxApisClient", "--management-dashboard-endpoint"),
 }
 
 

@@ -59,7 +59,8 @@ def register(subparsers) -> None:
         "destroy", parents=[auth, shared.stack_parent(True)],
         help="destroy the stack's resources, then delete the stack",
         description="Look at the artifact bucket first: when it holds artifacts, say how many and stop (unless "
-        "--delete-artifacts). Then run a DESTROY job and, when it succeeds, delete the stack. The MySQL DB system "
+        "--delete-artifacts). Then run a DESTROY job and, when it succeeds, delete the dashboard the stack imported "
+        "(Terraform cannot) and the stack. The MySQL DB system "
         "leaves a final backup and keeps its automatic backups unless the stack was told otherwise "
         "(mysql_keep_backups_on_delete).")
     p.add_argument("--auto-approve", action="store_true", help="do not ask for confirmation")
@@ -68,6 +69,8 @@ def register(subparsers) -> None:
                    help="delete every object version in the artifact bucket first (copy them out before!)")
     p.add_argument("--object-storage-endpoint", metavar="URL", help="Object Storage endpoint URL (default: the "
                    "region's)")
+    p.add_argument("--management-dashboard-endpoint", metavar="URL", help="Management Dashboard endpoint URL "
+                   "(default: the region's)")
     p.set_defaults(func=shared.guarded(_run_destroy))
     p = subparsers.add_parser("outputs", parents=[auth, shared.stack_parent(False)],
                               help="print the outputs of the last apply (or of JOB)")
@@ -188,9 +191,13 @@ def _run_destroy(session: shared.Session) -> int:
         strategy = ociconfig.retry_strategy(args.max_attempts)
         return ociconfig.client("object_storage", session.context, strategy, args.object_storage_endpoint)
 
+    def dashboards_client():
+        strategy = ociconfig.retry_strategy(args.max_attempts)
+        return ociconfig.client("management_dashboard", session.context, strategy, args.management_dashboard_endpoint)
+
     result = workflows.destroy(session.rm, args.compartment, args.stack_name, shared.ConsoleEvents(session.err), confirm,
                             keep_stack=args.keep_stack, client_for_bucket=storage_client,
-                            delete_artifacts=args.delete_artifacts)
+                            delete_artifacts=args.delete_artifacts, client_for_dashboards=dashboards_client)
     if args.json:
         _emit(views.destroy_document(result))
     return ExitCode.OK

@@ -112,7 +112,10 @@ def destroy_document(result: DestroyResult) -> dict:
             "artifacts": None if contents is None else {
                 "bucket": contents.bucket, "namespace": contents.namespace, "objects": contents.objects,
                 "versions": contents.versions, "bytes": contents.bytes},
-            "artifact_versions_deleted": result.artifacts_deleted}
+            "artifact_versions_deleted": result.artifacts_deleted,
+            "dashboard": None if result.dashboard is None else {
+                "id": result.dashboard.dashboard_id, "saved_searches": list(result.dashboard.saved_search_ids),
+                "deleted": result.dashboard_deleted}}
 
 
 # ------------------------------------------------------------------ outputs

@@ -14,6 +14,7 @@ from typing import Callable, Protocol
 
 from orm_pack.cloud import ocids
 from orm_pack.cloud.artifact_bucket import ArtifactBucket, BucketContents
+from orm_pack.cloud.dashboards import StackDashboard
 from orm_pack.cloud.resource_manager import TERRAFORM_VERSION, Job, LogCursor, LogLine, ResourceManager, Stack, StackOutput, StackResult
 from orm_pack.deploy.cost import CostEstimate, estimate_plan
 from orm_pack.deploy.plan_review import PlanSummary
@@ -86,6 +87,8 @@ class DestroyResult:
     stack_deleted: bool
     artifacts: BucketContents | None = None   # what the bucket held before the destroy
     artifacts_deleted: int = 0                # object versions deleted first (--delete-artifacts)
+    dashboard: StackDashboard | None = None   # the dashboard the last apply named, deleted after the job
+    dashboard_deleted: int = 0                # how many of it (dashboard, saved searches) were deleted now
 
 
 class BucketNotEmpty(UserError):
@@ -183,10 +186,14 @@ def apply(rm: ResourceManager, request: DeployRequest, events: Events,
     return ApplyResult(planned, job, rm.outputs(job.id) if job else [])
 
 
-def artifact_bucket(rm: ResourceManager, stack: Stack, client_for_bucket) -> ArtifactBucket | None:
-    """The stack's artifact bucket, from the outputs of its latest apply (None before any)."""
+def latest_outputs(rm: ResourceManager, stack: Stack) -> dict:
+    """The outputs of the stack's latest apply, by name (empty before any)."""
     job = rm.latest_job(stack.id, "APPLY")
-    outputs = {o.name: o.value for o in rm.outputs(job.id)} if job else {}
+    return {o.name: o.value for o in rm.outputs(job.id)} if job else {}
+
+
+def artifact_bucket(outputs: dict, client_for_bucket) -> ArtifactBucket | None:
+    """The stack's artifact bucket, from the outputs of its latest apply (None before any)."""
     if not outputs.get("bucket_name") or not outputs.get("object_storage_namespace"):
         return None
     return ArtifactBucket(client_for_bucket(), outputs["object_storage_namespace"], outputs["bucket_name"])
@@ -194,13 +201,17 @@ def artifact_bucket(rm: ResourceManager, stack: Stack, client_for_bucket) -> Art
 
 def destroy(rm: ResourceManager, compartment: str, stack_name: str, events: Events,
             confirm: Callable[[list[str], BucketContents | None], bool], keep_stack: bool = False,
-            client_for_bucket=None, delete_artifacts: bool = False) -> DestroyResult:
+            client_for_bucket=None, delete_artifacts: bool = False,
+            client_for_dashboards=None) -> DestroyResult:
     """Destroy what the stack manages, then delete the stack. The artifact bucket is looked at first:
     when it holds data, stop unless `delete_artifacts`, and then empty it (after `confirm`, which sees
-    the resources and the bucket's contents) before the DESTROY job."""
+    the resources and the bucket's contents) before the DESTROY job. After the job, the dashboard the
+    provider leaves behind is deleted; when that fails the stack is kept, to try again."""
     stack = stack_or_error(rm, compartment, stack_name, ": nothing to destroy")
     resources = rm.state_resources(stack.id)
-    bucket = artifact_bucket(rm, stack, client_for_bucket) if resources and client_for_bucket else None
+    outputs = latest_outputs(rm, stack) if client_for_bucket or client_for_dashboards else {}
+    bucket = artifact_bucket(outputs, client_for_bucket) if resources and client_for_bucket else None
+    dashboard = StackDashboard.from_outputs(outputs) if client_for_dashboards else None
     contents = bucket.contents() if bucket else None
     if contents and not contents.empty and not delete_artifacts:
         raise BucketNotEmpty(contents)
@@ -213,10 +224,15 @@ def destroy(rm: ResourceManager, compartment: str, stack_name: str, events: Even
     job = None
     if resources:
         job = require_success(rm, follow(rm, rm.start_job(stack.id, "DESTROY"), events))
+    dashboard_deleted = 0
+    if dashboard:
+        dashboard_deleted = dashboard.delete(client_for_dashboards())
+        events.message(f"Deleted {dashboard.describe()}" if dashboard_deleted
+                       else f"The {dashboard.describe()} were already gone")
     if not keep_stack:
         rm.delete_stack(stack.id)
         events.message(f"Deleted stack {stack.name} {stack.id}")
-    return DestroyResult(stack, job, resources, not keep_stack, contents, deleted)
+    return DestroyResult(stack, job, resources, not keep_stack, contents, deleted, dashboard, dashboard_deleted)
 
 
 def outputs(rm: ResourceManager, compartment: str | None, stack_name: str, job_id: str | None) -> OutputsResult:
