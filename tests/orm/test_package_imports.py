@@ -93,7 +93,8 @@ def test_one_factory_makes_the_sdk_clients():
     from orm_pack.cloud import ociconfig
 
     assert set(ociconfig.CLIENTS) == {"resource_manager", "object_storage", "container_engine", "secrets", "certificates",
-                                      "mysql_backups", "mysql_db_systems", "run_command", "monitoring"}
+                                      "mysql_backups", "mysql_db_systems", "run_command", "monitoring",
+                                      "management_dashboard"}
 
 
 def test_one_client_speaks_http_to_mlflow():
