@@ -30,6 +30,10 @@ def lane_of(item) -> str:
     for marker in ("install", "browser", "journey"):
         if item.get_closest_marker(marker):
             return marker
+    # The deployed profiles (tests/stack/conftest.py) are made once a lane: a test on one that also runs a server
+    # of the runtime goes with the plans, or the runtime lane would deploy every profile again.
+    if "deployed" in getattr(item, "fixturenames", ()):
+        return "plans"
     if any(item.get_closest_marker(marker) for marker in RUNTIME_MARKERS):
         return "runtime"
     if item.get_closest_marker("terraform"):
