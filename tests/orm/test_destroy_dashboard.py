@@ -4,7 +4,8 @@ ImportDashboard on create, and its Delete does nothing, so a DESTROY job leaves 
 the job, by the OCIDs the last apply's outputs name, also after a destroy made from the console; when it cannot, it
 keeps the stack so that a second run can.
 
-The stack here is the product's dashboard.tf and its two outputs, on a fixture that supplies what they read."""
+The stack here is the product's dashboard.tf and its two outputs, on a fixture that supplies what they read (and
+the provider pin of the other fixture stacks)."""
 import json
 import re
 import shutil
@@ -25,6 +26,7 @@ def source(tmp_path):
     root = tmp_path / "stack-dashboard"
     shutil.copytree(TESTS_DIR / "orm" / "fixtures" / "stack-dashboard", root)
     shutil.copy(REPO / "stack" / "dashboard.tf", root / "stack" / "dashboard.tf")
+    shutil.copy(TESTS_DIR / "orm" / "fixtures" / "stack-data" / "stack" / "versions.tf", root / "stack" / "versions.tf")
     outputs = (REPO / "stack" / "outputs.tf").read_text()
     blocks = [re.search(rf'^output "{name}" {{\n.*?^}}\n', outputs, re.M | re.S).group(0)
               for name in ("dashboard_id", "dashboard_saved_search_ids")]
