@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from orm_pack.cloud import ociconfig
 from orm_pack.cloud.resource_manager import all_pages
 from orm_pack.errors import ExitCode, UserError
 
@@ -43,14 +44,10 @@ class ArtifactBucket:
         self.client, self.namespace, self.name, self.page_size = client, namespace, name, page_size
 
     def _versions(self) -> list:
-        import oci
-        from oci._vendor.requests.exceptions import RequestException
-
         try:
             return all_pages(self.client.list_object_versions, self.namespace, self.name, limit=self.page_size,
                              fields="name,size,timeCreated")
-        except (RequestException, oci.exceptions.RequestException, oci.exceptions.ConnectTimeout,
-                ConnectionError) as exc:
+        except ociconfig.network_errors() as exc:
             raise UserError(f"cannot reach Object Storage ({self.client.base_client.endpoint}) to look at bucket "
                             f"{self.name} before the destroy: {type(exc).__name__}; check your network, or pass "
                             "--object-storage-endpoint; nothing was destroyed", ExitCode.SERVICE) from None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from orm_pack.cloud import ociconfig
 from orm_pack.errors import ExitCode, UserError
 
 CONSOLE = "Observability & Management > Dashboards"
@@ -33,7 +34,6 @@ class StackDashboard:
         """Delete the dashboard first (its tiles name the saved searches), then each saved search. What is already
         gone counts as deleted, so a second run finishes what a first left. Returns how many were deleted now."""
         import oci
-        from oci._vendor.requests.exceptions import RequestException
 
         deleted = 0
         for ocid, call in [(self.dashboard_id, client.delete_management_dashboard),
@@ -47,8 +47,7 @@ class StackDashboard:
                 hint = (": ask for 'manage management-dashboard-family' in the compartment"
                         if exc.status in (401, 403) else "")
                 raise DashboardLeft(self, f"Management Dashboard answered {exc.status} {exc.code} for {ocid}{hint}") from None
-            except (RequestException, oci.exceptions.RequestException, oci.exceptions.ConnectTimeout,
-                    ConnectionError) as exc:
+            except ociconfig.network_errors() as exc:
                 raise DashboardLeft(self, f"cannot reach Management Dashboard ({client.base_client.endpoint}): "
                                           f"{type(exc).__name__}; check your network, or pass "
                                           "--management-dashboard-endpoint") from None

@@ -303,6 +303,14 @@ def retry_strategy(max_attempts: int = DEFAULT_MAX_ATTEMPTS, on_retry: Callable[
                                   decorrelated_jitter=built.decorrelated_jitter)
 
 
+def network_errors() -> tuple[type[BaseException], ...]:
+    """What the SDK raises when an endpoint cannot be reached: its vendored requests' errors, its own, the socket's."""
+    import oci
+    from oci._vendor.requests.exceptions import RequestException
+
+    return (RequestException, oci.exceptions.RequestException, oci.exceptions.ConnectTimeout, ConnectionError)
+
+
 # service -> (SDK module, client class, the flag that overrides its endpoint)
 CLIENTS = {
     "resource_manager": ("resource_manager", "ResourceManagerClient", "--endpoint"),

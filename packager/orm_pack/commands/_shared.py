@@ -140,7 +140,6 @@ def guarded(command):
     def run(args):
         check_inputs(args)
         import oci  # the SDK loads only once the inputs are known to be good
-        from oci._vendor.requests.exceptions import RequestException as VendoredRequestException
 
         from orm_pack.cloud.resource_manager import translate_service_error
 
@@ -157,8 +156,7 @@ def guarded(command):
         except oci.exceptions.ServiceError as exc:
             credentials = session.context.describe() if session else "your OCI config"
             raise translate_service_error(exc, credentials) from None
-        except (VendoredRequestException, oci.exceptions.RequestException, oci.exceptions.ConnectTimeout,
-                ConnectionError, TimeoutError) as exc:
+        except (*ociconfig.network_errors(), TimeoutError) as exc:
             where = args.endpoint or (f"region {session.context.region}" if session else "the region")
             raise UserError(f"cannot reach Resource Manager ({where}): {type(exc).__name__}; check --region, "
                             "--endpoint and your network or proxy", ExitCode.SERVICE) from None
