@@ -12,42 +12,30 @@
 # mapped into base32's alphabet (0, 1, 8, 9 are not in it) to look like the OCIDs the service mints.
 
 locals {
-  dashboard_filter = "{${local.metric_filter}}"
-  # Every widget the stack knows; vm: posted only by a VM's metrics pass (disk, memory and restarts: on OKE a pod's
-  # disk is its node's, and Kubernetes reports memory and restarts); serving: posted only by the serving VM.
+  # Every widget the stack knows: the statistic of mlflow.<metric> over each interval, one line a value of `by`.
+  # feeds: who posts it; any, a VM's metrics pass only (disk, memory and restarts: on OKE a pod's disk is its node's,
+  # and Kubernetes reports memory and restarts), or the serving VM only.
   dashboard_catalog = [
-    { key = "up", title = "MLflow answers (1) or not (0)", unit = "up", by = "role", vm = false, serving = false,
-    query = "mlflow.up[1m]${local.dashboard_filter}.groupBy(role).min()" },
-    { key = "requests", title = "Requests a minute, by status class", unit = "requests", by = "status", vm = false, serving = false,
-    query = "mlflow.requests[1m]${local.dashboard_filter}.groupBy(status).sum()" },
-    { key = "latency", title = "Latency p95 (ms), by route", unit = "ms", by = "route", vm = false, serving = false,
-    query = "mlflow.latency_p95_ms[1m]${local.dashboard_filter}.groupBy(route).max()" },
-    { key = "errors", title = "Share of 5xx answers (%), by route", unit = "%", by = "route", vm = false, serving = false,
-    query = "mlflow.server_error_percent[1m]${local.dashboard_filter}.groupBy(route).max()" },
-    { key = "login_failures", title = "Refused logins a minute", unit = "logins", by = "role", vm = false, serving = false,
-    query = "mlflow.login_failures[1m]${local.dashboard_filter}.groupBy(role).sum()" },
-    { key = "login_throttled", title = "Throttled logins a minute", unit = "logins", by = "role", vm = false, serving = false,
-    query = "mlflow.login_throttled[1m]${local.dashboard_filter}.groupBy(role).sum()" },
-    { key = "runs", title = "Active runs", unit = "runs", by = "role", vm = false, serving = false,
-    query = "mlflow.runs[5m]${local.dashboard_filter}.groupBy(role).max()" },
-    { key = "experiments", title = "Active experiments", unit = "experiments", by = "role", vm = false, serving = false,
-    query = "mlflow.experiments[5m]${local.dashboard_filter}.groupBy(role).max()" },
-    { key = "model_versions", title = "Model versions", unit = "versions", by = "role", vm = false, serving = false,
-    query = "mlflow.model_versions[5m]${local.dashboard_filter}.groupBy(role).max()" },
-    { key = "database", title = "Database size (bytes)", unit = "bytes", by = "role", vm = false, serving = false,
-    query = "mlflow.database_bytes[5m]${local.dashboard_filter}.groupBy(role).max()" },
-    { key = "disk", title = "Disk used (%), by VM", unit = "%", by = "role", vm = true, serving = false,
-    query = "mlflow.disk_used_percent[5m]${local.dashboard_filter}.groupBy(role).max()" },
-    { key = "memory", title = "Memory (bytes), by process", unit = "bytes", by = "process", vm = true, serving = false,
-    query = "mlflow.memory_bytes[1m]${local.dashboard_filter}.groupBy(process).max()" },
-    { key = "restarts", title = "Restarts since boot, by process", unit = "restarts", by = "process", vm = true, serving = false,
-    query = "mlflow.restarts[5m]${local.dashboard_filter}.groupBy(process).max()" },
-    { key = "served_version", title = "Served model version", unit = "version", by = "role", vm = true, serving = true,
-    query = "mlflow.served_model_version[5m]${local.dashboard_filter}.groupBy(role).max()" },
+    { key = "up", title = "MLflow answers (1) or not (0)", unit = "up", metric = "up", interval = "1m", by = "role", statistic = "min", feeds = "any" },
+    { key = "requests", title = "Requests a minute, by status class", unit = "requests", metric = "requests", interval = "1m", by = "status", statistic = "sum", feeds = "any" },
+    { key = "latency", title = "Latency p95 (ms), by route", unit = "ms", metric = "latency_p95_ms", interval = "1m", by = "route", statistic = "max", feeds = "any" },
+    { key = "errors", title = "Share of 5xx answers (%), by route", unit = "%", metric = "server_error_percent", interval = "1m", by = "route", statistic = "max", feeds = "any" },
+    { key = "login_failures", title = "Refused logins a minute", unit = "logins", metric = "login_failures", interval = "1m", by = "role", statistic = "sum", feeds = "any" },
+    { key = "login_throttled", title = "Throttled logins a minute", unit = "logins", metric = "login_throttled", interval = "1m", by = "role", statistic = "sum", feeds = "any" },
+    { key = "runs", title = "Active runs", unit = "runs", metric = "runs", interval = "5m", by = "role", statistic = "max", feeds = "any" },
+    { key = "experiments", title = "Active experiments", unit = "experiments", metric = "experiments", interval = "5m", by = "role", statistic = "max", feeds = "any" },
+    { key = "model_versions", title = "Model versions", unit = "versions", metric = "model_versions", interval = "5m", by = "role", statistic = "max", feeds = "any" },
+    { key = "database", title = "Database size (bytes)", unit = "bytes", metric = "database_bytes", interval = "5m", by = "role", statistic = "max", feeds = "any" },
+    { key = "disk", title = "Disk used (%), by VM", unit = "%", metric = "disk_used_percent", interval = "5m", by = "role", statistic = "max", feeds = "vm" },
+    { key = "memory", title = "Memory (bytes), by process", unit = "bytes", metric = "memory_bytes", interval = "1m", by = "process", statistic = "max", feeds = "vm" },
+    { key = "restarts", title = "Restarts since boot, by process", unit = "restarts", metric = "restarts", interval = "5m", by = "process", statistic = "max", feeds = "vm" },
+    { key = "served_version", title = "Served model version", unit = "version", metric = "served_model_version", interval = "5m", by = "role", statistic = "max", feeds = "serving" },
   ]
   dashboard_widgets = [
-    for widget in local.dashboard_catalog : widget
-    if var.create_dashboard && (!widget.vm || !local.oke_enabled) && (!widget.serving || local.serving_enabled)
+    for widget in local.dashboard_catalog : merge(widget, {
+      query = "mlflow.${widget.metric}[${widget.interval}]{${local.metric_filter}}.groupBy(${widget.by}).${widget.statistic}()"
+    })
+    if var.create_dashboard && (widget.feeds != "vm" || !local.oke_enabled) && (widget.feeds != "serving" || local.serving_enabled)
   ]
 
   dashboard_seed = oci_ons_notification_topic.alarms.id
